@@ -1,0 +1,184 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/env"
+)
+
+// version is set at link time by `make build`.
+var version = "dev"
+
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// Exit codes. They are chosen in exitCode and nowhere else.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+	exitSetup   = 125 // dockhand's own setup failed before the job ran
+)
+
+// usageError is a bad invocation: wrong flags, unknown subcommand.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// errNotImplemented marks a subcommand whose issue has not landed yet.
+var errNotImplemented = errors.New("not yet implemented")
+
+// errHelp is returned when --help was asked for and printed.
+var errHelp = flag.ErrHelp
+
+func run(argv []string, environ []string, io stdio) int {
+	argv0 := "dockhand"
+	if len(argv) > 0 {
+		argv0 = argv[0]
+	}
+	m, args := resolve(argv0, argv[1:])
+	err := dispatch(m, args, agentenv.FromSlice(environ), io)
+	if err != nil && !errors.Is(err, errHelp) {
+		fmt.Fprintf(io.err, "dockhand %s: %v\n", m, err)
+	}
+	return exitCode(err)
+}
+
+// exitCode maps an error to the process exit status, in one place.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return exitOK
+	case errors.As(err, &ue), errors.Is(err, errNotImplemented):
+		return exitUsage
+	default:
+		return exitFailure
+	}
+}
+
+func dispatch(m mode, args []string, e *agentenv.Environment, io stdio) error {
+	switch m {
+	case modeHelp:
+		printUsage(io.out)
+		return nil
+	case modeUnknown:
+		printUsage(io.err)
+		return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	case modeVersion:
+		if _, err := newFlags(m, "", io).parse(args); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.out, "dockhand %s\n", version)
+		return nil
+	case modeDoctor:
+		return doctor(args, e, io)
+	case modeShell:
+		if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprint(io.out, shellHelp)
+			return nil
+		}
+		return errNotImplemented
+	case modeCredentialHelper, modeBuildxShim:
+		return errNotImplemented
+	default:
+		if _, err := newFlags(m, "", io).parse(args); err != nil {
+			return err
+		}
+		return errNotImplemented
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, "Usage: dockhand COMMAND [flags]\n\nCommands:\n")
+	for _, s := range subcommands {
+		fmt.Fprintf(w, "  %-13s %s\n", s.name, s.summary)
+	}
+	fmt.Fprintf(w, "\nAlso runs as %s (docker credential helper) and %s (buildx shim) when linked under those names.\n",
+		credentialHelperName, buildxPluginName)
+	fmt.Fprint(w, "Run 'dockhand COMMAND --help' for a command's flags.\n")
+}
+
+const shellHelp = `Usage: dockhand shell [SHELL FLAGS] COMMAND
+
+Runs the job command exactly as the configured real shell (default /bin/bash)
+would, after checking that DOCKER_CONFIG still points at the job's docker
+config. Set it as the agent's shell:
+
+  shell="/usr/local/bin/dockhand shell -e -c"
+`
+
+// flags is a subcommand's flag set with dockhand's help conventions.
+type flags struct {
+	*flag.FlagSet
+	io stdio
+}
+
+func newFlags(m mode, usage string, io stdio) *flags {
+	fs := flag.NewFlagSet("dockhand "+string(m), flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	f := &flags{FlagSet: fs, io: io}
+	fs.Usage = func() {
+		fmt.Fprintf(io.out, "Usage: dockhand %s [flags]%s\n", m, usage)
+		for _, s := range subcommands {
+			if s.name == m {
+				fmt.Fprintf(io.out, "\n%s.\n", s.summary)
+			}
+		}
+		var n int
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprint(io.out, "\nFlags:\n")
+			fs.SetOutput(io.out)
+			fs.PrintDefaults()
+			fs.SetOutput(io.err)
+		}
+	}
+	return f
+}
+
+// parse parses args, turning flag errors into usage errors and refusing
+// positional arguments.
+func (f *flags) parse(args []string) ([]string, error) {
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, usageError{err.Error()}
+	}
+	if f.NArg() > 0 {
+		return nil, usageError{fmt.Sprintf("unexpected argument %q", f.Arg(0))}
+	}
+	return f.Args(), nil
+}
+
+func doctor(args []string, e *agentenv.Environment, io stdio) error {
+	f := newFlags(modeDoctor, "", io)
+	configPath := f.String("config", "", "configuration file (env DOCKHAND_CONFIG; default "+env.DefaultPath+")")
+	asJSON := f.Bool("json", false, "print JSON instead of text")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	cfg, warnings, err := env.Load(env.Options{Flag: *configPath, Env: e})
+	for _, w := range warnings {
+		fmt.Fprintf(io.err, "dockhand doctor: warning: %s\n", w)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, err := cfg.MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("encoding configuration: %w", err)
+		}
+		_, err = fmt.Fprintf(io.out, "%s\n", b)
+		return err
+	}
+	return cfg.WriteText(io.out)
+}

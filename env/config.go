@@ -1,0 +1,286 @@
+package env
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+)
+
+// DefaultPath is where the configuration file is read from unless --config
+// or DOCKHAND_CONFIG names another.
+const DefaultPath = "/etc/dockhand/dockhand.toml"
+
+// Config is dockhand's resolved configuration for one agent queue.
+type Config struct {
+	StateDir     string        // state_dir: job directories live under it
+	Shell        string        // shell: the real shell `dockhand shell` execs
+	Builders     []string      // builders: builder kinds in preference order
+	ProbeTimeout time.Duration // probe_timeout: deadline of one builder health probe
+	Strict       bool          // strict: fail closed instead of falling back
+	Debug        bool          // debug: verbose output
+
+	Remote    Remote
+	Namespace Namespace
+	Cache     Cache
+	Packages  Packages
+
+	Path    string            // the file that was read ("" when defaults only)
+	Queue   string            // the agent's queue tag ("" when it has none)
+	Sources map[string]Source // dotted key -> where its value came from, for every key
+}
+
+// Remote is the [remote] table: a self-hosted buildkitd pool.
+type Remote struct {
+	Endpoints  []string // tcp://host:port or unix:///path
+	CA         string   // mTLS CA certificate file
+	Cert       string   // mTLS client certificate file
+	Key        string   // mTLS client key file
+	ServerName string   // TLS server name to verify, if not the endpoint's host
+	Platforms  []PlatformNodes
+}
+
+// PlatformNodes is one [[remote.platform]] entry: the native nodes for a
+// platform, which together form one multi-node builder.
+type PlatformNodes struct {
+	Platform  string   `json:"platform"` // os/arch[/variant]
+	Endpoints []string `json:"endpoints"`
+}
+
+// Namespace is the [namespace] table: Namespace remote builders.
+type Namespace struct {
+	Auth         string // "oidc" (Buildkite OIDC) or "cognito" (AWS Cognito)
+	TenantID     string
+	AWSRegion    string
+	IdentityPool string
+}
+
+// Cache is the [cache] table: BuildKit cache injection.
+type Cache struct {
+	Mode       string // auto, always or off
+	Backend    string // registry, s3 or local
+	Repository string
+	MaxAgeDays int
+	S3         CacheS3Settings
+	Local      CacheLocalSettings
+}
+
+// CacheS3Settings is the [cache.s3] table.
+type CacheS3Settings struct {
+	Bucket      string
+	Region      string
+	Prefix      string
+	EndpointURL string // "" for AWS, else an S3-compatible server's http(s) URL
+}
+
+// CacheLocalSettings is the [cache.local] table.
+type CacheLocalSettings struct {
+	Dir     string
+	MaxSize int64 // bytes
+}
+
+// Packages is the [packages] table: Buildkite Package Registries.
+type Packages struct {
+	Registries []string // ORG/REGISTRY, served with the agent's OIDC token
+}
+
+// Options says where Load finds its inputs.
+type Options struct {
+	Flag string                // the --config value, "" if not given
+	Env  *agentenv.Environment // the agent's or job's environment
+	// ReadFile reads the configuration file; nil means os.ReadFile.
+	ReadFile func(string) ([]byte, error)
+}
+
+// Parse reads a configuration file's contents and resolves it for queue: the
+// defaults, then the file's top-level keys, then its [queue.NAME] section for
+// queue. Every section is checked, whichever queue is asked for. All problems
+// are returned together, one per line sorted by line, each naming path, line
+// and key. Parse does not look at the environment.
+func Parse(path string, data []byte, queue string) (*Config, error) {
+	fp := newFileParser(path)
+	fp.parse(data)
+	c := Default(queue)
+	c.Path = path
+	fp.apply(c, "", Source{Kind: SourceFile, File: path})
+	if queue != "" {
+		fp.apply(c, queue, Source{Kind: SourceQueue, File: path, Queue: queue})
+	}
+	errs := fp.errs
+	if len(errs) == 0 {
+		errs = c.crossCheck()
+	}
+	if len(errs) > 0 {
+		return nil, joinSorted(errs)
+	}
+	return c, nil
+}
+
+// Load resolves the configuration for the agent or job whose environment is
+// o.Env: the file named by o.Flag, else by DOCKHAND_CONFIG, else DefaultPath
+// (which may be missing: the defaults apply), its section for the agent's
+// queue, then DOCKHAND_* overrides. In a job's environment only the
+// pipeline-safe overrides apply; others are ignored with a warning.
+func Load(o Options) (*Config, []string, error) {
+	e := o.Env
+	if e == nil {
+		e = agentenv.New()
+	}
+	read := o.ReadFile
+	if read == nil {
+		read = os.ReadFile
+	}
+	inJob := InJob(e)
+	var warnings []string
+
+	path, named := DefaultPath, false
+	if v, ok := e.Get("DOCKHAND_CONFIG"); ok && v != "" && inJob {
+		warnings = append(warnings, ignoredMessage("DOCKHAND_CONFIG"))
+	} else if ok && v != "" {
+		path, named = v, true
+	}
+	if o.Flag != "" {
+		path, named = o.Flag, true
+	}
+
+	queue := Queue(e)
+	var c *Config
+	data, err := read(path)
+	switch {
+	case err == nil:
+		if c, err = Parse(path, data, queue); err != nil {
+			return nil, warnings, err
+		}
+	case !named && errors.Is(err, fs.ErrNotExist):
+		c = Default(queue)
+	default:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, warnings, fmt.Errorf("%s: cannot read the configuration file: %w", path, err)
+	}
+
+	w, errs := c.applyEnv(e, inJob)
+	warnings = append(warnings, w...)
+	if len(errs) == 0 {
+		errs = c.crossCheck()
+	}
+	if len(errs) > 0 {
+		return nil, warnings, errors.Join(errs...)
+	}
+	return c, warnings, nil
+}
+
+func ignoredMessage(name string) string {
+	return fmt.Sprintf("ignoring %s from the job environment: only %s may be set by a pipeline",
+		name, strings.Join(pipelineSafeNames(), ", "))
+}
+
+// applyEnv applies the DOCKHAND_* overrides found in e.
+func (c *Config) applyEnv(e *agentenv.Environment, inJob bool) (warnings []string, errs []error) {
+	var names []string
+	for name := range e.Dump() {
+		if strings.HasPrefix(name, "DOCKHAND_") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v, known := Lookup(name)
+		value, _ := e.Get(name)
+		switch {
+		case !known:
+			msg := "ignoring unknown variable " + name
+			if s := suggest(name, overrideNames()); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			warnings = append(warnings, msg)
+		case v.Key == "" || value == "":
+			// Set by dockhand itself, DOCKHAND_CONFIG (already used), or empty.
+		case inJob && v.Kind != PipelineSafe:
+			warnings = append(warnings, ignoredMessage(name))
+		default:
+			if err := c.override(v, value, inJob); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, value, err))
+			}
+		}
+	}
+	return warnings, errs
+}
+
+// override applies one environment variable to the key it overrides.
+func (c *Config) override(v Variable, value string, inJob bool) error {
+	f, ok := fieldByKey(v.Key)
+	if !ok {
+		return fmt.Errorf("no configuration key %q", v.Key)
+	}
+	val, err := f.fromString(value)
+	if err == nil {
+		err = f.validate(val)
+	}
+	if err == nil && inJob && f.key == "builders" {
+		// A pipeline may narrow or reorder the configured kinds, not add one.
+		for _, k := range val.([]string) {
+			if !slices.Contains(c.Builders, k) {
+				err = fmt.Errorf("builder kind %q is not enabled for this agent (builders = %s from %s)",
+					k, formatValue(c.Builders), c.Sources["builders"])
+				break
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.key, err)
+	}
+	f.set(c, val)
+	c.Sources[f.key] = Source{Kind: SourceEnv, Var: v.Name}
+	return nil
+}
+
+func overrideNames() []string {
+	var names []string
+	for _, v := range Variables {
+		if strings.HasPrefix(v.Name, "DOCKHAND_") {
+			names = append(names, v.Name)
+		}
+	}
+	return names
+}
+
+// validate re-checks every value of c, and the rules between them.
+func (c *Config) validate() error {
+	var errs []error
+	for _, f := range schema() {
+		if err := f.validate(f.get(c)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.key, err))
+		}
+	}
+	errs = append(errs, c.crossCheck()...)
+	return errors.Join(errs...)
+}
+
+// joinSorted joins errs, *Error ones sorted by line first.
+func joinSorted(errs []error) error {
+	line := func(err error) (int, int) {
+		var e *Error
+		if errors.As(err, &e) {
+			return e.Line, e.Column
+		}
+		return 1 << 30, 0
+	}
+	slices.SortStableFunc(errs, func(a, b error) int {
+		la, ca := line(a)
+		lb, cb := line(b)
+		if la != lb {
+			return la - lb
+		}
+		return ca - cb
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,558 @@
+package env
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Builder kinds, in the default preference order (embedded is opt-in).
+const (
+	BuilderNamespace = "namespace"
+	BuilderRemote    = "remote"
+	BuilderLocal     = "local"
+	BuilderEmbedded  = "embedded"
+)
+
+// Cache modes.
+const (
+	CacheAuto   = "auto"
+	CacheAlways = "always"
+	CacheOff    = "off"
+)
+
+// Cache backends.
+const (
+	CacheRegistry = "registry"
+	CacheS3       = "s3"
+	CacheLocal    = "local"
+)
+
+// Namespace authentication methods.
+const (
+	AuthOIDC    = "oidc"
+	AuthCognito = "cognito"
+)
+
+const maxProbeTimeout = 60 * time.Second
+
+// valueType is the type of a schema key's value.
+type valueType int
+
+const (
+	tString    valueType = iota
+	tStrings             // array of strings
+	tDuration            // string in Go duration syntax
+	tBool                // boolean
+	tInt                 // integer
+	tSize                // integer bytes, or a string such as "20GB"
+	tPlatforms           // array of {platform, endpoints} tables
+)
+
+// field is one key of the schema.
+type field struct {
+	key   string
+	typ   valueType
+	check func(v any) error // nil: any value of the type is fine
+	// ref returns a pointer to the Config field holding the value.
+	ref func(c *Config) any
+}
+
+// schema lists every configuration key. The same keys are valid at the top
+// level and inside [queue.NAME] sections.
+func schema() []field {
+	return []field{
+		{"state_dir", tString, absPath, func(c *Config) any { return &c.StateDir }},
+		{"shell", tString, absPath, func(c *Config) any { return &c.Shell }},
+		{"builders", tStrings, checkBuilders, func(c *Config) any { return &c.Builders }},
+		{"probe_timeout", tDuration, checkProbeTimeout, func(c *Config) any { return &c.ProbeTimeout }},
+		{"strict", tBool, nil, func(c *Config) any { return &c.Strict }},
+		{"debug", tBool, nil, func(c *Config) any { return &c.Debug }},
+
+		{"remote.endpoints", tStrings, checkEndpoints, func(c *Config) any { return &c.Remote.Endpoints }},
+		{"remote.ca", tString, nil, func(c *Config) any { return &c.Remote.CA }},
+		{"remote.cert", tString, nil, func(c *Config) any { return &c.Remote.Cert }},
+		{"remote.key", tString, nil, func(c *Config) any { return &c.Remote.Key }},
+		{"remote.server_name", tString, nil, func(c *Config) any { return &c.Remote.ServerName }},
+		{"remote.platform", tPlatforms, checkPlatforms, func(c *Config) any { return &c.Remote.Platforms }},
+
+		{"namespace.auth", tString, oneOf(AuthOIDC, AuthCognito), func(c *Config) any { return &c.Namespace.Auth }},
+		{"namespace.tenant_id", tString, nil, func(c *Config) any { return &c.Namespace.TenantID }},
+		{"namespace.aws_region", tString, nil, func(c *Config) any { return &c.Namespace.AWSRegion }},
+		{"namespace.identity_pool", tString, nil, func(c *Config) any { return &c.Namespace.IdentityPool }},
+
+		{"cache.mode", tString, oneOf(CacheAuto, CacheAlways, CacheOff), func(c *Config) any { return &c.Cache.Mode }},
+		{"cache.backend", tString, oneOf(CacheRegistry, CacheS3, CacheLocal), func(c *Config) any { return &c.Cache.Backend }},
+		{"cache.repository", tString, nil, func(c *Config) any { return &c.Cache.Repository }},
+		{"cache.max_age_days", tInt, intRange(1, 3650), func(c *Config) any { return &c.Cache.MaxAgeDays }},
+		{"cache.s3.bucket", tString, nil, func(c *Config) any { return &c.Cache.S3.Bucket }},
+		{"cache.s3.region", tString, nil, func(c *Config) any { return &c.Cache.S3.Region }},
+		{"cache.s3.prefix", tString, nil, func(c *Config) any { return &c.Cache.S3.Prefix }},
+		{"cache.s3.endpoint_url", tString, httpURL, func(c *Config) any { return &c.Cache.S3.EndpointURL }},
+		{"cache.local.dir", tString, absPath, func(c *Config) any { return &c.Cache.Local.Dir }},
+		{"cache.local.max_size", tSize, positiveSize, func(c *Config) any { return &c.Cache.Local.MaxSize }},
+
+		{"packages.registries", tStrings, checkRegistries, func(c *Config) any { return &c.Packages.Registries }},
+	}
+}
+
+// Default returns the built-in configuration for an agent on queue.
+func Default(queue string) *Config {
+	c := &Config{
+		StateDir:     "/var/lib/dockhand",
+		Shell:        "/bin/bash",
+		Builders:     []string{BuilderNamespace, BuilderRemote, BuilderLocal},
+		ProbeTimeout: 1500 * time.Millisecond,
+		Namespace:    Namespace{Auth: AuthOIDC},
+		Cache: Cache{
+			Mode:       CacheAuto,
+			Backend:    CacheRegistry,
+			MaxAgeDays: 14,
+			S3:         CacheS3Settings{Prefix: "buildkit/"},
+			Local:      CacheLocalSettings{Dir: "/var/lib/dockhand/cache", MaxSize: 20_000_000_000},
+		},
+		Queue:   queue,
+		Sources: map[string]Source{},
+	}
+	for _, f := range schema() {
+		c.Sources[f.key] = Source{Kind: SourceDefault}
+	}
+	return c
+}
+
+func fieldByKey(key string) (field, bool) {
+	for _, f := range schema() {
+		if f.key == key {
+			return f, true
+		}
+	}
+	return field{}, false
+}
+
+// isTable reports whether key names a table of the schema, such as "cache"
+// or "cache.s3" ("" is the root).
+func isTable(key string) bool {
+	if _, ok := fieldByKey(key); ok {
+		return false
+	}
+	for _, f := range schema() {
+		if key == "" || strings.HasPrefix(f.key, key+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// set stores v, a value of f's type, into c.
+func (f field) set(c *Config, v any) {
+	switch p := f.ref(c).(type) {
+	case *string:
+		*p = v.(string)
+	case *[]string:
+		*p = slices.Clone(v.([]string))
+	case *time.Duration:
+		*p = v.(time.Duration)
+	case *bool:
+		*p = v.(bool)
+	case *int:
+		*p = v.(int)
+	case *int64:
+		*p = v.(int64)
+	case *[]PlatformNodes:
+		*p = clonePlatforms(v.([]PlatformNodes))
+	}
+}
+
+// get returns f's value in c.
+func (f field) get(c *Config) any {
+	switch p := f.ref(c).(type) {
+	case *string:
+		return *p
+	case *[]string:
+		return *p
+	case *time.Duration:
+		return *p
+	case *bool:
+		return *p
+	case *int:
+		return *p
+	case *int64:
+		return *p
+	case *[]PlatformNodes:
+		return *p
+	}
+	return nil
+}
+
+// validate checks v, a value of f's type.
+func (f field) validate(v any) error {
+	if f.check == nil {
+		return nil
+	}
+	return f.check(v)
+}
+
+// fromString converts an environment variable's value to f's type.
+func (f field) fromString(s string) (any, error) {
+	switch f.typ {
+	case tString:
+		return s, nil
+	case tStrings:
+		var list []string
+		for item := range strings.SplitSeq(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				list = append(list, item)
+			}
+		}
+		return list, nil
+	case tDuration:
+		return parseDuration(s)
+	case tBool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a boolean (want true or false)", s)
+		}
+		return b, nil
+	case tInt:
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", s)
+		}
+		return n, nil
+	case tSize:
+		return ParseSize(s)
+	}
+	return nil, errors.New("cannot be set from the environment")
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (want Go syntax such as \"1500ms\" or \"2s\")", s)
+	}
+	return d, nil
+}
+
+// ParseSize parses a size: an integer number of bytes, or a number followed by
+// one of the units B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB
+// (powers of 1024), such as "20GB", "512MiB" or "1.5GB". Units are not case
+// sensitive.
+func ParseSize(s string) (int64, error) {
+	bad := fmt.Errorf("%q is not a size (want bytes, or a number with a unit such as \"20GB\" or \"512MiB\")", s)
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(t)
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	mult := map[string]int64{
+		"": 1, "b": 1,
+		"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+	}[unit]
+	if mult == 0 || num == "" {
+		return 0, bad
+	}
+	if !strings.Contains(num, ".") {
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n > math.MaxInt64/mult {
+			return 0, bad
+		}
+		return n * mult, nil
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f*float64(mult) >= math.MaxInt64 {
+		return 0, bad
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// Checks. Each receives a value of its field's type.
+
+func oneOf(allowed ...string) func(any) error {
+	return func(v any) error {
+		if slices.Contains(allowed, v.(string)) {
+			return nil
+		}
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+}
+
+func intRange(lo, hi int) func(any) error {
+	return func(v any) error {
+		if n := v.(int); n < lo || n > hi {
+			return fmt.Errorf("%d is out of range (%d to %d)", n, lo, hi)
+		}
+		return nil
+	}
+}
+
+func absPath(v any) error {
+	if p := v.(string); !path.IsAbs(p) {
+		return fmt.Errorf("%q is not an absolute path", p)
+	}
+	return nil
+}
+
+func positiveSize(v any) error {
+	if n := v.(int64); n <= 0 {
+		return fmt.Errorf("%d must be more than zero", n)
+	}
+	return nil
+}
+
+func checkProbeTimeout(v any) error {
+	d := v.(time.Duration)
+	if d <= 0 || d > maxProbeTimeout {
+		return fmt.Errorf("%s is out of range (more than 0, at most %s)", d, maxProbeTimeout)
+	}
+	return nil
+}
+
+func checkBuilders(v any) error {
+	kinds := v.([]string)
+	if len(kinds) == 0 {
+		return errors.New("must list at least one builder kind")
+	}
+	valid := []string{BuilderNamespace, BuilderRemote, BuilderLocal, BuilderEmbedded}
+	for i, k := range kinds {
+		if !slices.Contains(valid, k) {
+			return fmt.Errorf("unknown builder kind %q (want %s)", k, strings.Join(valid, ", "))
+		}
+		if slices.Contains(kinds[:i], k) {
+			return fmt.Errorf("builder kind %q is listed twice", k)
+		}
+	}
+	return nil
+}
+
+func checkEndpoints(v any) error {
+	for i, e := range v.([]string) {
+		if err := checkEndpoint(e); err != nil {
+			return err
+		}
+		if slices.Contains(v.([]string)[:i], e) {
+			return fmt.Errorf("endpoint %q is listed twice", e)
+		}
+	}
+	return nil
+}
+
+// checkEndpoint accepts tcp://host:port and unix:///absolute/path.
+func checkEndpoint(e string) error {
+	bad := fmt.Errorf("endpoint %q is not tcp://host:port or unix:///path", e)
+	u, err := url.Parse(e)
+	if err != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return bad
+	}
+	switch u.Scheme {
+	case "tcp":
+		port, err := strconv.Atoi(u.Port())
+		if u.Hostname() == "" || err != nil || port < 1 || port > 65535 || (u.Path != "" && u.Path != "/") {
+			return bad
+		}
+	case "unix":
+		if u.Host != "" || !path.IsAbs(u.Path) {
+			return bad
+		}
+	default:
+		return fmt.Errorf("endpoint %q: unsupported scheme %q (want tcp:// or unix://)", e, u.Scheme)
+	}
+	return nil
+}
+
+func httpURL(v any) error {
+	s := v.(string)
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http:// or https:// URL", s)
+	}
+	return nil
+}
+
+func checkRegistries(v any) error {
+	regs := v.([]string)
+	for i, r := range regs {
+		org, name, ok := strings.Cut(r, "/")
+		if !ok || !isSlug(org) || !isSlug(name) {
+			return fmt.Errorf("registry %q is not ORG/REGISTRY", r)
+		}
+		if slices.Contains(regs[:i], r) {
+			return fmt.Errorf("registry %q is listed twice", r)
+		}
+	}
+	return nil
+}
+
+func isSlug(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkPlatforms(v any) error {
+	nodes := v.([]PlatformNodes)
+	for i, pn := range nodes {
+		if err := checkPlatformNodes(pn); err != nil {
+			return fmt.Errorf("[%d]: %w", i, err)
+		}
+		if j := slices.IndexFunc(nodes[:i], func(o PlatformNodes) bool { return o.Platform == pn.Platform }); j >= 0 {
+			return fmt.Errorf("[%d]: platform %q is already listed at [%d]", i, pn.Platform, j)
+		}
+	}
+	return nil
+}
+
+// checkPlatformNodes checks one [[remote.platform]] entry.
+func checkPlatformNodes(pn PlatformNodes) error {
+	if pn.Platform == "" {
+		return errors.New("platform is missing")
+	}
+	if !isPlatform(pn.Platform) {
+		return fmt.Errorf("platform %q is not OS/ARCH or OS/ARCH/VARIANT", pn.Platform)
+	}
+	if len(pn.Endpoints) == 0 {
+		return fmt.Errorf("platform %q has no endpoints", pn.Platform)
+	}
+	return checkEndpoints(pn.Endpoints)
+}
+
+// isPlatform accepts os/arch[/variant] in lower case, such as linux/arm64/v8.
+func isPlatform(s string) bool {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || strings.IndexFunc(p, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_')
+		}) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func clonePlatforms(ps []PlatformNodes) []PlatformNodes {
+	if ps == nil {
+		return nil
+	}
+	out := make([]PlatformNodes, len(ps))
+	for i, p := range ps {
+		out[i] = PlatformNodes{Platform: p.Platform, Endpoints: slices.Clone(p.Endpoints)}
+	}
+	return out
+}
+
+// crossCheck validates rules that span several keys of a resolved config.
+// Each problem is reported at the source of the key that made it one.
+func (c *Config) crossCheck() []error {
+	var errs []error
+	report := func(key, msg string) {
+		src := c.Sources[key]
+		if src.Kind == SourceFile || src.Kind == SourceQueue {
+			msg = key + ": " + msg
+			if src.Kind == SourceQueue {
+				msg = keyString([]string{"queue", src.Queue}) + "." + msg
+			}
+			errs = append(errs, &Error{File: src.File, Line: src.Line, Key: key, Msg: msg})
+			return
+		}
+		errs = append(errs, fmt.Errorf("%s: %s: %s", src, key, msg))
+	}
+	switch {
+	case c.Remote.Cert != "" && c.Remote.Key == "":
+		report("remote.cert", "is set but remote.key is not")
+	case c.Remote.Key != "" && c.Remote.Cert == "":
+		report("remote.key", "is set but remote.cert is not")
+	}
+	if c.Cache.Backend == CacheS3 && c.Cache.Mode != CacheOff && c.Cache.S3.Bucket == "" {
+		report("cache.backend", `is "s3" but cache.s3.bucket is not set`)
+	}
+	return errs
+}
+
+// suggest returns the candidate closest to key, or "" if none is close.
+func suggest(key string, candidates []string) string {
+	best, bestDist := "", 3
+	leaf := key[strings.LastIndex(key, ".")+1:]
+	for _, c := range candidates {
+		d := editDistance(key, c)
+		if d < bestDist && d < len(key)/2+1 {
+			best, bestDist = c, d
+		}
+	}
+	if best != "" {
+		return best
+	}
+	// The right key in the wrong table, such as "cache.bucket".
+	var same []string
+	for _, c := range candidates {
+		if c[strings.LastIndex(c, ".")+1:] == leaf {
+			same = append(same, c)
+		}
+	}
+	if len(same) == 1 {
+		return same[0]
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// schemaKeys lists the schema's keys and tables, the candidates for a
+// did-you-mean.
+func schemaKeys() []string {
+	var keys []string
+	for _, f := range schema() {
+		keys = append(keys, f.key)
+		for i := strings.Index(f.key, "."); i >= 0; i = nextDot(f.key, i) {
+			if t := f.key[:i]; !slices.Contains(keys, t) {
+				keys = append(keys, t)
+			}
+		}
+	}
+	return keys
+}
+
+func nextDot(s string, i int) int {
+	j := strings.Index(s[i+1:], ".")
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
+}

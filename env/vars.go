@@ -1,0 +1,130 @@
+package env
+
+// Kind says how dockhand uses an environment variable.
+type Kind int
+
+const (
+	// Reads: set by the agent (or the host) and read by dockhand.
+	Reads Kind = iota
+	// Sets: exported by dockhand to the job.
+	Sets
+	// Override: a DOCKHAND_* setting for operators. It is ignored, with a
+	// warning, when found in a job's environment, where a pipeline could have
+	// set it.
+	Override
+	// PipelineSafe: a DOCKHAND_* setting a pipeline step may set. It can opt
+	// out of or narrow what the operator configured, never point dockhand at
+	// a new endpoint.
+	PipelineSafe
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Reads:
+		return "reads"
+	case Sets:
+		return "sets"
+	case Override:
+		return "override"
+	case PipelineSafe:
+		return "pipeline-safe"
+	}
+	return "unknown"
+}
+
+// Variable documents one environment variable dockhand reads or sets.
+type Variable struct {
+	Name string
+	Doc  string
+	Kind Kind
+	// Key is the dotted configuration key an Override or PipelineSafe variable
+	// replaces ("" for the others, and for DOCKHAND_CONFIG, which names the
+	// configuration file instead).
+	Key string
+}
+
+// Variables lists every environment variable dockhand reads or sets.
+var Variables = []Variable{
+	// Read from the agent and the job.
+	{Name: "BUILDKITE_JOB_ID", Kind: Reads,
+		Doc: "Set by the agent for every job. When non-empty the environment is a job's: only pipeline-safe DOCKHAND_* overrides apply."},
+	{Name: "BUILDKITE_AGENT_META_DATA_QUEUE", Kind: Reads,
+		Doc: "The agent's queue tag; selects the [queue.NAME] section of the configuration file."},
+	{Name: "BUILDKITE_BIN_PATH", Kind: Reads,
+		Doc: "Directory holding the buildkite-agent binary, used to request OIDC tokens and run the real bootstrap."},
+	{Name: "BUILDKITE_PIPELINE_SLUG", Kind: Reads,
+		Doc: "Pipeline slug; part of every cache key and of the builder routing key."},
+	{Name: "BUILDKITE_PIPELINE_DEFAULT_BRANCH", Kind: Reads,
+		Doc: "The pipeline's default branch; its cache is the fallback --cache-from."},
+	{Name: "BUILDKITE_BRANCH", Kind: Reads,
+		Doc: "The build's branch; part of the cache key."},
+	{Name: "BUILDKITE_PULL_REQUEST", Kind: Reads,
+		Doc: `Pull request number, or "false". Pull-request builds never write the default branch's cache.`},
+	{Name: "BUILDKITE_ORGANIZATION_SLUG", Kind: Reads,
+		Doc: "Organization slug; used for Buildkite Package Registries and OIDC audiences."},
+	{Name: "BUILDKITE_SIGNAL_GRACE_PERIOD_SECONDS", Kind: Reads,
+		Doc: "Seconds the agent waits between signalling the job's process group and killing it; cleanup must finish inside it."},
+	{Name: "BUILDKITE_CANCEL_GRACE_PERIOD", Kind: Reads,
+		Doc: "The agent's cancel grace period in seconds; the signal grace period defaults to one second less."},
+	{Name: "BUILDKITE_SHELL", Kind: Reads,
+		Doc: "The agent's shell setting, pointing at `dockhand shell`; checked by dockhand doctor."},
+	{Name: "BUILDKITE_AGENT_DEBUG", Kind: Reads,
+		Doc: "The agent's debug flag; turns on dockhand's debug output like DOCKHAND_DEBUG."},
+	{Name: "TMPDIR", Kind: Reads,
+		Doc: "Temporary directory for short-lived files outside the job directory."},
+	{Name: "HOME", Kind: Reads,
+		Doc: "The agent user's home directory, where the docker CLI's default config (~/.docker) lives."},
+
+	// Exported to the job.
+	{Name: "DOCKER_CONFIG", Kind: Sets,
+		Doc: "The job's own docker config directory, holding the credential helper, builder and buildx shim; removed after the job."},
+	{Name: "BUILDX_BUILDER", Kind: Sets,
+		Doc: "The buildx builder dockhand chose for the job, so plain `docker build` uses it too."},
+	{Name: "BUILDKIT_HOST", Kind: Sets,
+		Doc: "The chosen BuildKit endpoint, for buildctl users."},
+	{Name: "DOCKHAND_JOB_DIR", Kind: Sets,
+		Doc: "The job's private directory under the state directory; removed after the job."},
+
+	// Operator overrides.
+	{Name: "DOCKHAND_CONFIG", Kind: Override,
+		Doc: "Path of the configuration file (default /etc/dockhand/dockhand.toml); the --config flag wins over it."},
+	{Name: "DOCKHAND_STATE_DIR", Kind: Override, Key: "state_dir",
+		Doc: "Overrides state_dir."},
+	{Name: "DOCKHAND_SHELL", Kind: Override, Key: "shell",
+		Doc: "Overrides shell, the real shell `dockhand shell` execs."},
+	{Name: "DOCKHAND_PROBE_TIMEOUT", Kind: Override, Key: "probe_timeout",
+		Doc: `Overrides probe_timeout, a Go duration such as "1500ms".`},
+	{Name: "DOCKHAND_CACHE_BACKEND", Kind: Override, Key: "cache.backend",
+		Doc: "Overrides cache.backend: registry, s3 or local."},
+
+	// Settings a pipeline may choose.
+	{Name: "DOCKHAND_CACHE", Kind: PipelineSafe, Key: "cache.mode",
+		Doc: "Overrides cache.mode: auto, always or off (off: no cache flags are injected)."},
+	{Name: "DOCKHAND_BUILDERS", Kind: PipelineSafe, Key: "builders",
+		Doc: "Comma-separated builder kinds in preference order (namespace, remote, local, embedded). In a job it may only narrow or reorder the configured kinds; it never adds endpoints."},
+	{Name: "DOCKHAND_STRICT", Kind: PipelineSafe, Key: "strict",
+		Doc: "Overrides strict (a boolean): fail closed (fail the step) where dockhand would otherwise fall back and carry on."},
+	{Name: "DOCKHAND_DEBUG", Kind: PipelineSafe, Key: "debug",
+		Doc: "Overrides debug (a boolean): verbose dockhand output in the job log."},
+}
+
+// Lookup returns the Variable called name.
+func Lookup(name string) (Variable, bool) {
+	for _, v := range Variables {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return Variable{}, false
+}
+
+// pipelineSafeNames lists the pipeline-safe variables, for messages.
+func pipelineSafeNames() []string {
+	var names []string
+	for _, v := range Variables {
+		if v.Kind == PipelineSafe {
+			names = append(names, v.Name)
+		}
+	}
+	return names
+}

@@ -1,0 +1,59 @@
+package harness
+
+import (
+	"testing"
+)
+
+// Options choose what Start brings up.
+type Options struct {
+	RegistryUser, RegistryPassword string // require auth on the registry
+	S3Bucket                       string // also start the S3 server with this bucket
+	NoBaseImage                    bool   // skip pushing the busybox base image
+}
+
+// Env is a started kit: a registry, a buildkitd that trusts it over plain
+// HTTP, optionally an S3 server, and the busybox base image in the registry.
+type Env struct {
+	*Kit
+	Registry  *Registry
+	Buildkitd *Buildkitd
+	S3        *S3
+	BaseImage string // REGISTRY/dockhand/busybox:latest
+}
+
+// Start brings the kit up for one test and stops it when the test ends. Any
+// failure, a missing component included, fails the test: it never skips.
+func Start(t testing.TB, o Options) *Env {
+	t.Helper()
+	dir := t.TempDir()
+	k, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("component logs:\n%s", k.Logs())
+		}
+		if err := k.Close(); err != nil {
+			t.Errorf("stopping the kit: %v", err)
+		}
+	})
+	e := &Env{Kit: k}
+	if e.Registry, err = k.StartRegistry(RegistryOptions{User: o.RegistryUser, Password: o.RegistryPassword}); err != nil {
+		t.Fatal(err)
+	}
+	if e.Buildkitd, err = k.StartBuildkitd("buildkitd", e.Registry.Host); err != nil {
+		t.Fatal(err)
+	}
+	if o.S3Bucket != "" {
+		if e.S3, err = k.StartS3(o.S3Bucket); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !o.NoBaseImage {
+		if e.BaseImage, err = k.PushBaseImage(e.Buildkitd, e.Registry); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}

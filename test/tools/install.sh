@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs the real components dockhand's end-to-end tests run into .tools/bin.
+# Pinned in test/tools/go.mod (buildkit, buildx, distribution, gofakes3),
+# test/tools/agent/go.mod (buildkite-agent) and DEBS below (runc, busybox).
+# Idempotent: a second run with nothing changed only checks.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin="$root/.tools/bin"
+debs="$root/.tools/debs"
+mkdir -p "$bin" "$debs"
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+
+step() { printf 'tools: %s\n' "$*" >&2; }
+
+# Go components: `go build -o` skips the link when the binary is up to date.
+cd "$root/test/tools"
+for spec in \
+  buildkitd=github.com/moby/buildkit/cmd/buildkitd \
+  buildctl=github.com/moby/buildkit/cmd/buildctl \
+  docker-buildx=github.com/docker/buildx/cmd/buildx \
+  registry=github.com/distribution/distribution/v3/cmd/registry \
+  s3server=github.com/johannesboyne/gofakes3/cmd/gofakes3; do
+  name=${spec%%=*} pkg=${spec#*=}
+  step "go build $name ($pkg)"
+  go build -trimpath -o "$bin/$name" "$pkg"
+done
+
+cd "$root/test/tools/agent"
+step "go build buildkite-agent"
+go build -trimpath -ldflags "-X github.com/buildkite/agent/v3/version.buildNumber=dockhand-test" \
+  -o "$bin/buildkite-agent" github.com/buildkite/agent/v3
+
+# Debian components, unpacked into .tools (no system install needed).
+DEBS=("runc=1.1.5+ds1-1+deb12u1:usr/sbin/runc" "busybox-static=1:1.35.0-4+deb12u1+b1:bin/busybox")
+for spec in "${DEBS[@]}"; do
+  pkgver=${spec%:*} path=${spec##*:}
+  pkg=${pkgver%%=*} ver=${pkgver#*=}
+  name=$(basename "$path")
+  stamp="$debs/$pkg.version"
+  if [[ -x "$bin/$name" && -f "$stamp" && "$(cat "$stamp")" == "$ver" ]]; then
+    continue
+  fi
+  step "apt-get download $pkg=$ver"
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download "$pkg=$ver" >/dev/null 2>&1); then
+    step "$pkg=$ver not found; refreshing the package lists"
+    apt-get update >/dev/null
+    if ! (cd "$tmp" && apt-get download "$pkg=$ver" >/dev/null 2>&1); then
+      ver=$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')
+      step "pinned version gone; taking $pkg=$ver"
+      (cd "$tmp" && apt-get download "$pkg=$ver" >/dev/null)
+    fi
+  fi
+  dpkg-deb -x "$tmp"/*.deb "$tmp/root"
+  install -m 0755 "$tmp/root/$path" "$bin/$name"
+  echo "$ver" >"$stamp"
+  rm -rf "$tmp"
+done
+
+# The docker CLI: the machine's, if it is at least 24; else build one.
+docker_major=0
+if command -v docker >/dev/null; then
+  docker_major=$(docker version --format '{{.Client.Version}}' 2>/dev/null | cut -d. -f1 || true)
+fi
+if [[ "${docker_major:-0}" =~ ^[0-9]+$ && "$docker_major" -ge 24 ]]; then
+  ln -sf "$(command -v docker)" "$bin/docker"
+elif [[ ! -x "$bin/docker" || -L "$bin/docker" ]]; then
+  step "docker CLI missing or older than 24: building github.com/docker/cli"
+  rm -f "$bin/docker"
+  GOBIN="$bin" GOFLAGS= go install github.com/docker/cli/cmd/docker@v29.9.3+incompatible
+fi
+
+for t in buildkitd buildctl docker-buildx registry s3server buildkite-agent runc busybox docker; do
+  [[ -x "$bin/$t" ]] || { echo "tools: $t missing from $bin" >&2; exit 1; }
+done
+step "ready in $bin"
