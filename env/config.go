@@ -140,10 +140,12 @@ func Load(o Options) (*Config, []string, error) {
 	var warnings []string
 
 	path, named := DefaultPath, false
-	if v, ok := e.Get("DOCKHAND_CONFIG"); ok && v != "" && inJob {
-		warnings = append(warnings, ignoredMessage("DOCKHAND_CONFIG"))
-	} else if ok && v != "" {
-		path, named = v, true
+	if v, _ := e.Get("DOCKHAND_CONFIG"); v != "" {
+		if inJob {
+			warnings = append(warnings, ignoredMessage("DOCKHAND_CONFIG"))
+		} else {
+			path, named = v, true
+		}
 	}
 	if o.Flag != "" {
 		path, named = o.Flag, true

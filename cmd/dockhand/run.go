@@ -7,6 +7,8 @@ import (
 	"io"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/bootstrap"
+	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -44,7 +46,13 @@ func run(argv []string, environ []string, io stdio) int {
 	}
 	m, args := resolve(argv0, argv[1:])
 	err := dispatch(m, args, agentenv.FromSlice(environ), io)
-	if err != nil && !errors.Is(err, errHelp) {
+	var ce childExit
+	var pe protocolError
+	switch {
+	case err == nil, errors.Is(err, errHelp), errors.As(err, &ce):
+	case errors.As(err, &pe):
+		fmt.Fprintln(io.out, pe.err) // the credential-helper protocol answers on stdout
+	default:
 		fmt.Fprintf(io.err, "dockhand %s: %v\n", m, err)
 	}
 	return exitCode(err)
@@ -53,11 +61,17 @@ func run(argv []string, environ []string, io stdio) int {
 // exitCode maps an error to the process exit status, in one place.
 func exitCode(err error) int {
 	var ue usageError
+	var ce childExit
+	var se *bootstrap.SetupError
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return exitOK
 	case errors.As(err, &ue), errors.Is(err, errNotImplemented):
 		return exitUsage
+	case errors.As(err, &ce):
+		return ce.code
+	case errors.As(err, &se):
+		return exitSetup
 	default:
 		return exitFailure
 	}
@@ -84,9 +98,15 @@ func dispatch(m mode, args []string, e *agentenv.Environment, io stdio) error {
 			fmt.Fprint(io.out, shellHelp)
 			return nil
 		}
-		return errNotImplemented
-	case modeCredentialHelper, modeBuildxShim:
-		return errNotImplemented
+		return shell(args, e, io)
+	case modeBootstrap:
+		return runBootstrap(args, e, io)
+	case modeHook:
+		return hook(args, e, io)
+	case modeCredentialHelper:
+		return credentialHelper(args, e, io)
+	case modeBuildxShim:
+		return buildx.Shim(args, e.ToSlice(), self())
 	default:
 		if _, err := newFlags(m, "", io).parse(args); err != nil {
 			return err

@@ -1,0 +1,108 @@
+package bootstrap
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/internal/safefile"
+)
+
+// CredsStore is the credential helper every job's docker config names.
+const CredsStore = "dockhand"
+
+// carriedKeys are the settings of the agent user's own docker config that a
+// job's config keeps: nothing that holds or points at credentials
+// (auths, credsStore, credHelpers, HttpHeaders), nor anything that would
+// shadow the job's plugins or builder (cliPluginsExtraDirs, aliases,
+// currentContext).
+var carriedKeys = map[string]bool{
+	"proxies": true, "detachKeys": true, "plugins": true, "experimental": true, "features": true,
+	"psFormat": true, "imagesFormat": true, "networksFormat": true, "pluginsFormat": true,
+	"volumesFormat": true, "statsFormat": true, "serviceInspectFormat": true, "servicesFormat": true,
+	"secretFormat": true, "configFormat": true, "nodesFormat": true, "tasksFormat": true,
+}
+
+// UserDockerConfig is what dockhand reads of the agent user's docker config.
+type UserDockerConfig struct {
+	Settings  map[string]json.RawMessage // the carried settings only
+	ExtraDirs []string                   // cliPluginsExtraDirs, to find the real buildx
+}
+
+// ParseUserDockerConfig keeps the non-secret settings of a docker
+// config.json. An empty input is an empty config.
+func ParseUserDockerConfig(data []byte) (UserDockerConfig, error) {
+	var u UserDockerConfig
+	if len(data) == 0 {
+		return u, nil
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(data, &all); err != nil {
+		return u, err
+	}
+	u.Settings = map[string]json.RawMessage{}
+	for k, v := range all {
+		if carriedKeys[k] {
+			u.Settings[k] = v
+		}
+	}
+	if raw, ok := all["cliPluginsExtraDirs"]; ok {
+		_ = json.Unmarshal(raw, &u.ExtraDirs)
+	}
+	return u, nil
+}
+
+// JobConfig builds the job's config.json: the carried settings plus
+// credsStore, and credHelpers when hooks asked for some.
+func JobConfig(u UserDockerConfig, credHelpers map[string]string) ([]byte, error) {
+	out := map[string]any{}
+	for k, v := range u.Settings {
+		out[k] = v
+	}
+	out["credsStore"] = CredsStore
+	if len(credHelpers) > 0 {
+		out["credHelpers"] = credHelpers
+	}
+	return json.MarshalIndent(out, "", "\t")
+}
+
+// readUserDockerConfig reads ~/.docker/config.json of the agent user; a
+// missing file is an empty config, a broken one a warning.
+func readUserDockerConfig(dir string) (UserDockerConfig, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return UserDockerConfig{}, nil
+	}
+	if err != nil {
+		return UserDockerConfig{}, err
+	}
+	u, err := ParseUserDockerConfig(data)
+	if err != nil {
+		return UserDockerConfig{}, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
+	}
+	return u, nil
+}
+
+// SeedDockerConfig creates the job's DOCKER_CONFIG dir: config.json, the
+// buildx shim in cli-plugins and an empty buildx store.
+func SeedDockerConfig(dir string, u UserDockerConfig, self string) error {
+	for _, d := range []string{dir, filepath.Join(dir, "cli-plugins"), filepath.Join(dir, "buildx")} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	cfg, err := JobConfig(u, nil)
+	if err != nil {
+		return err
+	}
+	if err := safefile.Write(filepath.Join(dir, "config.json"), cfg); err != nil {
+		return err
+	}
+	if err := os.Symlink(self, filepath.Join(dir, "cli-plugins", buildx.PluginName)); err != nil {
+		return fmt.Errorf("linking the buildx shim: %w", err)
+	}
+	return nil
+}

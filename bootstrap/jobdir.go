@@ -1,0 +1,194 @@
+package bootstrap
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The state directory holds one directory per running job:
+//
+//	STATE/jobs/.lock               taken while a job dir is created or swept
+//	STATE/jobs/<job-id>-<random>/  0700, flock(2)ed by the live job's bootstrap
+//
+// A job dir whose lock can be taken belongs to a job that died without
+// cleaning up (SIGKILL, host crash): the kernel dropped its lock. The next
+// bootstrap on the host removes it. A live job's dir is never touched.
+
+// JobDir is a job's private directory, locked for as long as the job lives.
+type JobDir struct {
+	Path string
+	lock *os.File
+}
+
+// StateDir returns the directory dockhand keeps job dirs in: the configured
+// one when it can be created and written, else a private directory under
+// tmpdir. It reports why it fell back.
+func StateDir(configured, tmpdir string, uid int) (dir string, fellBack error, err error) {
+	if configured != "" {
+		if err := usableDir(configured); err == nil {
+			return configured, nil, nil
+		} else {
+			fellBack = err
+		}
+	}
+	if tmpdir == "" {
+		tmpdir = os.TempDir()
+	}
+	dir = filepath.Join(tmpdir, fmt.Sprintf("dockhand-%d", uid))
+	if err := usableDir(dir); err != nil {
+		return "", fellBack, fmt.Errorf("no usable state dir: %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", fellBack, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != uid || fi.Mode().Perm()&0o077 != 0 {
+		return "", fellBack, fmt.Errorf("state dir %s is not private to uid %d (mode %o)", dir, uid, fi.Mode().Perm())
+	}
+	return dir, fellBack, nil
+}
+
+// usableDir creates dir (0700) if needed and checks it can be written.
+func usableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return unix.Access(dir, unix.W_OK|unix.X_OK)
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// CreateJobDir makes and locks a new job dir under state.
+func CreateJobDir(state, jobID string) (*JobDir, error) {
+	jobs := filepath.Join(state, "jobs")
+	if err := os.MkdirAll(jobs, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", jobs, err)
+	}
+	release, err := lockFile(filepath.Join(jobs, ".lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	name := unsafeName.ReplaceAllString(jobID, "_")
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	if name == "" {
+		name = "job"
+	}
+	path, err := os.MkdirTemp(jobs, name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the job dir: %w", err)
+	}
+	lock, err := lockDir(path, false)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	return &JobDir{Path: path, lock: lock}, nil
+}
+
+// Remove deletes the job dir, then releases its lock.
+func (j *JobDir) Remove() error {
+	if j == nil || j.lock == nil {
+		return nil
+	}
+	err := removeAll(j.Path)
+	j.lock.Close()
+	j.lock = nil
+	return err
+}
+
+// Sweep removes the job dirs under state whose job is gone, and returns them.
+func Sweep(state string) ([]string, error) {
+	jobs := filepath.Join(state, "jobs")
+	entries, err := os.ReadDir(jobs)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", jobs, err)
+	}
+	release, err := lockFile(filepath.Join(jobs, ".lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		path := filepath.Join(jobs, e.Name())
+		lock, err := lockDir(path, true)
+		if err != nil {
+			continue // alive, or already gone
+		}
+		err = removeAll(path)
+		lock.Close()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, path)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// lockFile takes an exclusive flock on path (created 0600), waiting for it.
+func lockFile(path string) (release func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// lockDir takes an exclusive flock on a directory; with nonBlocking it fails
+// at once when another process holds it.
+func lockDir(path string, nonBlocking bool) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_EX
+	if nonBlocking {
+		how |= unix.LOCK_NB
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// removeAll removes a tree, making read-only dirs writable first so a job
+// that chmod'ed something cannot leave it behind.
+func removeAll(path string) error {
+	if err := os.RemoveAll(path); err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("removing %s: %w", path, err)
+	}
+	return nil
+}

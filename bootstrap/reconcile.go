@@ -1,0 +1,119 @@
+package bootstrap
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/dockhand-ci/dockhand/internal/safefile"
+	"github.com/dockhand-ci/dockhand/registry"
+)
+
+// Reconciled is what Reconcile did.
+type Reconciled struct {
+	DockerConfig string   // the job's docker config dir, for DOCKER_CONFIG
+	From         string   // the docker config the environment pointed at instead ("" if none)
+	Imported     []string // registries whose logins or helpers were carried over
+	Warnings     []string
+}
+
+// foreignConfig is what dockhand reads of a docker config another hook
+// created (the Elastic stack's `mktemp -d`, the docker-login plugin's).
+type foreignConfig struct {
+	Auths map[string]struct {
+		Auth          string `json:"auth"`
+		Username      string `json:"username"`
+		Password      string `json:"password"`
+		IdentityToken string `json:"identitytoken"`
+	} `json:"auths"`
+	CredHelpers map[string]string `json:"credHelpers"`
+	CredsStore  string            `json:"credsStore"`
+}
+
+// Reconcile makes the job's docker config the one in use again after a hook
+// pointed DOCKER_CONFIG elsewhere. Logins written there (`auths`) move into
+// the job's credential store and `credHelpers` into the job's config.json,
+// so one config holds dockhand's helper, builder and shim plus those logins.
+// The other dir is left alone: its owner (the stack's pre-exit) deletes it.
+func Reconcile(jobDir, current string) (Reconciled, error) {
+	r := Reconciled{DockerConfig: filepath.Join(jobDir, "docker")}
+	if current == "" || filepath.Clean(current) == r.DockerConfig {
+		return r, nil
+	}
+	r.From = current
+	data, err := os.ReadFile(filepath.Join(current, "config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return r, nil
+	}
+	if err != nil {
+		return r, fmt.Errorf("reading %s: %w", current, err)
+	}
+	var fc foreignConfig
+	if err := json.Unmarshal(data, &fc); err != nil {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s/config.json is not valid JSON; nothing carried over", current))
+		return r, nil
+	}
+	if fc.CredsStore != "" && fc.CredsStore != CredsStore {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s names credsStore %q; its logins stay in that store", current, fc.CredsStore))
+	}
+	store := registry.JobStore(jobDir)
+	for _, host := range slices.Sorted(maps.Keys(fc.Auths)) {
+		a := fc.Auths[host]
+		user, secret := a.Username, a.Password
+		if a.Auth != "" {
+			if raw, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
+				user, secret, _ = strings.Cut(string(raw), ":")
+			}
+		}
+		if a.IdentityToken != "" {
+			user, secret = "<token>", a.IdentityToken
+		}
+		if secret == "" {
+			continue
+		}
+		if err := store.Put(registry.Login{ServerURL: host, Username: user, Secret: secret}); err != nil {
+			return r, err
+		}
+		r.Imported = append(r.Imported, host)
+	}
+	if len(fc.CredHelpers) > 0 {
+		if err := mergeCredHelpers(filepath.Join(r.DockerConfig, "config.json"), fc.CredHelpers); err != nil {
+			return r, err
+		}
+		for _, host := range slices.Sorted(maps.Keys(fc.CredHelpers)) {
+			r.Imported = append(r.Imported, host)
+		}
+	}
+	return r, nil
+}
+
+// mergeCredHelpers adds credHelpers entries to a config.json, atomically.
+func mergeCredHelpers(path string, add map[string]string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading the job's docker config: %w", err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return fmt.Errorf("reading the job's docker config %s: %w", path, err)
+	}
+	helpers, _ := cfg["credHelpers"].(map[string]any)
+	if helpers == nil {
+		helpers = map[string]any{}
+	}
+	for k, v := range add {
+		helpers[k] = v
+	}
+	cfg["credHelpers"] = helpers
+	out, err := json.MarshalIndent(cfg, "", "\t")
+	if err != nil {
+		return err
+	}
+	return safefile.Write(path, out)
+}

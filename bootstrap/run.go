@@ -1,0 +1,288 @@
+// Package bootstrap is the job lifecycle around `buildkite-agent bootstrap`:
+// the job's private directory and docker config, the child bootstrap, the
+// signals of a cancelled job, cleanup after every hook, the sweep of dirs
+// left by dead jobs, and the job shell wrapper.
+package bootstrap
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/registry"
+)
+
+// Variables the bootstrap exports to the job.
+const (
+	JobDirVar       = registry.JobDirVar // DOCKHAND_JOB_DIR
+	DockerConfigVar = "DOCKER_CONFIG"
+)
+
+// Options are what one bootstrap needs; everything comes in as data.
+type Options struct {
+	Env    *agentenv.Environment // the environment the agent gave the bootstrap
+	Config *env.Config
+	Self   string    // the dockhand executable
+	Log    io.Writer // the job log (stdout, the agent's PTY)
+	UID    int
+	// Signals receives the signals sent to the bootstrap (SIGTERM, SIGINT,
+	// SIGHUP, SIGQUIT), caught by the caller before anything else runs.
+	Signals <-chan os.Signal
+}
+
+// Exit is how the child bootstrap ended: an exit code, or a signal.
+type Exit struct {
+	Code   int
+	Signal syscall.Signal
+}
+
+// SetupError is a failure of dockhand's own preparation, before the job ran.
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// Run prepares the job, runs the real `buildkite-agent bootstrap` as a child
+// with dockhand's exports, and cleans up after it. It survives SIGTERM: the
+// agent signals the whole process group, so the child gets the signal itself,
+// and Run waits for it, cleans up within the grace period and reports how the
+// child ended so the caller can end the same way.
+func Run(o Options) (Exit, error) {
+	start := time.Now()
+	sigs := o.Signals
+
+	job, notes, err := prepare(o)
+	if err != nil {
+		return Exit{}, &SetupError{err}
+	}
+	grace := GracePeriod(o.Env)
+	var signalled time.Time
+	defer func() {
+		deadline := 30 * time.Second
+		if !signalled.IsZero() {
+			deadline = max(time.Until(signalled.Add(grace-time.Second)), 0)
+		}
+		if err := cleanupWithin(job.Remove, deadline); err != nil {
+			fmt.Fprintf(o.Log, "dockhand: cleanup: %v (the next job on this host finishes it)\n", err)
+		}
+	}()
+
+	childEnv := exports(o.Env, job.Path, notes.realBuildx)
+	agent, err := findAgent(childEnv)
+	if err != nil {
+		return Exit{}, &SetupError{err}
+	}
+	writeSection(o.Log, job.Path, notes, time.Since(start))
+
+	// A signal during setup: the job never starts, and dockhand ends as a
+	// cancelled bootstrap would.
+	select {
+	case s := <-sigs:
+		return Exit{Signal: s.(syscall.Signal)}, nil
+	default:
+	}
+
+	cmd := exec.Command(agent, "bootstrap")
+	cmd.Env = childEnv.ToSlice()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return Exit{}, &SetupError{fmt.Errorf("starting %s bootstrap: %w", agent, err)}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case <-sigs:
+			// The agent signals the whole group: the child has it too. Note
+			// when, to bound our own cleanup by the grace period.
+			if signalled.IsZero() {
+				signalled = time.Now()
+			}
+		case err := <-done:
+			return exitOf(cmd, err)
+		}
+	}
+}
+
+// exitOf turns the child's end into an Exit.
+func exitOf(cmd *exec.Cmd, err error) (Exit, error) {
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return Exit{}, &SetupError{fmt.Errorf("waiting for the bootstrap: %w", err)}
+	}
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ok && ws.Signaled() {
+		return Exit{Signal: ws.Signal()}, nil
+	}
+	return Exit{Code: cmd.ProcessState.ExitCode()}, nil
+}
+
+// setupNotes are what preparation found, for the job log.
+type setupNotes struct {
+	wanted     string // the configured state dir
+	stateDir   string
+	fellBack   error
+	swept      []string
+	realBuildx string
+	userConfig error
+}
+
+// prepare sweeps dead jobs' dirs and creates this job's dir and docker config.
+func prepare(o Options) (*JobDir, setupNotes, error) {
+	var n setupNotes
+	tmpdir, _ := o.Env.Get("TMPDIR")
+	state, fellBack, err := StateDir(o.Config.StateDir, tmpdir, o.UID)
+	if err != nil {
+		return nil, n, err
+	}
+	n.wanted, n.stateDir, n.fellBack = o.Config.StateDir, state, fellBack
+	n.swept, err = Sweep(state)
+	if err != nil {
+		return nil, n, fmt.Errorf("sweeping dead jobs' dirs: %w", err)
+	}
+	jobID, _ := o.Env.Get("BUILDKITE_JOB_ID")
+	job, err := CreateJobDir(state, jobID)
+	if err != nil {
+		return nil, n, err
+	}
+	fail := func(err error) (*JobDir, setupNotes, error) {
+		job.Remove()
+		return nil, n, err
+	}
+	userDir := userDockerDir(o.Env)
+	user, err := readUserDockerConfig(userDir)
+	if err != nil {
+		n.userConfig = err // a broken user config only loses its settings
+	}
+	if err := SeedDockerConfig(filepath.Join(job.Path, "docker"), user, o.Self); err != nil {
+		return fail(err)
+	}
+	bin := filepath.Join(job.Path, "bin")
+	if err := os.Mkdir(bin, 0o700); err != nil {
+		return fail(err)
+	}
+	// dockhand itself (for hooks) and its credential helper name, found on
+	// the job's PATH whatever the host's PATH holds.
+	for _, name := range []string{"dockhand", "docker-credential-" + CredsStore} {
+		if err := os.Symlink(o.Self, filepath.Join(bin, name)); err != nil {
+			return fail(err)
+		}
+	}
+	n.realBuildx = buildx.FindReal(buildx.PluginDirs(user.ExtraDirs, userDir), o.Self)
+	st := JobState{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx}
+	if err := WriteState(job.Path, st); err != nil {
+		return fail(err)
+	}
+	return job, n, nil
+}
+
+// userDockerDir is the agent user's own docker config dir.
+func userDockerDir(e *agentenv.Environment) string {
+	if d, ok := e.Get(DockerConfigVar); ok && d != "" {
+		return d
+	}
+	if home, ok := e.Get("HOME"); ok && home != "" {
+		return filepath.Join(home, ".docker")
+	}
+	return ""
+}
+
+// exports returns the child's environment: the job's plus dockhand's.
+func exports(e *agentenv.Environment, jobDir, realBuildx string) *agentenv.Environment {
+	out := e.Copy()
+	out.Set(DockerConfigVar, filepath.Join(jobDir, "docker"))
+	out.Set(JobDirVar, jobDir)
+	if realBuildx != "" {
+		out.Set(buildx.RealPluginVar, realBuildx)
+	}
+	path, _ := e.Get("PATH")
+	out.Set("PATH", filepath.Join(jobDir, "bin")+string(os.PathListSeparator)+path)
+	return out
+}
+
+// findAgent finds buildkite-agent next to the agent (BUILDKITE_BIN_PATH),
+// else on PATH.
+func findAgent(e *agentenv.Environment) (string, error) {
+	if dir, ok := e.Get("BUILDKITE_BIN_PATH"); ok && dir != "" {
+		p := filepath.Join(dir, "buildkite-agent")
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	path, _ := e.Get("PATH")
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, "buildkite-agent")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", errors.New("buildkite-agent not found in BUILDKITE_BIN_PATH or PATH")
+}
+
+// GracePeriod is how long the agent waits between its signal and SIGKILL:
+// BUILDKITE_SIGNAL_GRACE_PERIOD_SECONDS (v3, resolved by the agent), else
+// BUILDKITE_CANCEL_SIGNAL_TIMEOUT (v4, a Go duration), else the cancel grace
+// period less one second, else the agent's default of 9s.
+func GracePeriod(e *agentenv.Environment) time.Duration {
+	if v, ok := e.Get("BUILDKITE_SIGNAL_GRACE_PERIOD_SECONDS"); ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+			return time.Duration(n) * time.Second
+		}
+	}
+	if v, ok := e.Get("BUILDKITE_CANCEL_SIGNAL_TIMEOUT"); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(v)); err == nil && d >= 0 {
+			return d
+		}
+	}
+	if v, ok := e.Get("BUILDKITE_CANCEL_GRACE_PERIOD"); ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 1 {
+			return time.Duration(n-1) * time.Second
+		}
+	}
+	return 9 * time.Second
+}
+
+// cleanupWithin runs fn, giving up waiting after d so dockhand still ends
+// before the agent's SIGKILL; what is left is swept by the next job.
+func cleanupWithin(fn func() error, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("not finished within %s", d)
+	}
+}
+
+// writeSection prints the job log's collapsed dockhand section.
+func writeSection(w io.Writer, jobDir string, n setupNotes, took time.Duration) {
+	fmt.Fprintf(w, "--- :docker: dockhand\n")
+	if n.fellBack != nil {
+		fmt.Fprintf(w, "dockhand: state dir %s not usable (%v); using %s\n", n.wanted, n.fellBack, n.stateDir)
+	}
+	if len(n.swept) > 0 {
+		fmt.Fprintf(w, "dockhand: removed %d job dir(s) left by dead jobs\n", len(n.swept))
+	}
+	fmt.Fprintf(w, "dockhand: job dir %s\n", jobDir)
+	fmt.Fprintf(w, "dockhand: DOCKER_CONFIG=%s (credsStore %s; job-scoped docker login)\n", filepath.Join(jobDir, "docker"), CredsStore)
+	if n.realBuildx != "" {
+		fmt.Fprintf(w, "dockhand: buildx shim in front of %s\n", n.realBuildx)
+	} else {
+		fmt.Fprintf(w, "dockhand: warning: no docker-buildx plugin found in %s\n", strings.Join(buildx.SystemPluginDirs, ", "))
+	}
+	if n.userConfig != nil {
+		fmt.Fprintf(w, "dockhand: warning: ignoring the agent user's docker config: %v\n", n.userConfig)
+	}
+	fmt.Fprintf(w, "dockhand: ready in %s\n", took.Round(time.Millisecond))
+}

@@ -1,0 +1,78 @@
+package bootstrap
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/buildkite/shellwords"
+)
+
+// ShellCommand is the pure part of `dockhand shell`: the argv to exec for the
+// configured real shell (split as the agent splits its shell setting) and
+// the agent's arguments.
+func ShellCommand(realShell string, args []string) ([]string, error) {
+	argv, err := shellwords.Split(realShell)
+	if err != nil {
+		return nil, fmt.Errorf("splitting the shell %q: %w", realShell, err)
+	}
+	if len(argv) == 0 {
+		return nil, errors.New("the configured shell is empty")
+	}
+	return append(argv, args...), nil
+}
+
+// Shell replaces the process with the real shell. Before that it checks that
+// DOCKER_CONFIG still points at the job's docker config and, if a hook
+// replaced it, reconciles and restores it, printing one line.
+func Shell(realShell string, args []string, e *agentenv.Environment, warn func(string)) error {
+	argv, err := ShellCommand(realShell, args)
+	if err != nil {
+		return err
+	}
+	if jobDir, ok := e.Get(JobDirVar); ok && jobDir != "" {
+		current, _ := e.Get(DockerConfigVar)
+		r, err := Reconcile(jobDir, current)
+		switch {
+		case err != nil:
+			warn(fmt.Sprintf("DOCKER_CONFIG is %s, not the job's; left as it is: %v", current, err))
+		case r.From != "" || current == "":
+			e.Set(DockerConfigVar, r.DockerConfig)
+			warn(fmt.Sprintf("DOCKER_CONFIG was %q; restored the job's docker config %s%s", current, r.DockerConfig, importedNote(r)))
+		}
+	}
+	path, err := lookPath(argv[0], e)
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(path, argv, e.ToSlice())
+}
+
+func importedNote(r Reconciled) string {
+	if len(r.Imported) == 0 {
+		return ""
+	}
+	return " (carried over: " + strings.Join(r.Imported, ", ") + ")"
+}
+
+// lookPath finds a command on the environment's PATH.
+func lookPath(name string, e *agentenv.Environment) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path, _ := e.Get("PATH")
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("shell %q not found on PATH", name)
+}

@@ -1,0 +1,54 @@
+// Package buildx is dockhand's side of docker buildx: finding the real
+// plugin, the docker-buildx shim that stands in for it in a job's docker
+// config, and (with later issues) builder selection and cache flags.
+package buildx
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// PluginName is the file name docker looks for.
+const PluginName = "docker-buildx"
+
+// SystemPluginDirs are the docker CLI's system plugin directories on Linux,
+// in its search order.
+var SystemPluginDirs = []string{
+	"/usr/local/lib/docker/cli-plugins",
+	"/usr/local/libexec/docker/cli-plugins",
+	"/usr/lib/docker/cli-plugins",
+	"/usr/libexec/docker/cli-plugins",
+}
+
+// PluginDirs lists where the real buildx plugin may be, in the order docker
+// itself would look when the job had no docker config of its own: the user's
+// cliPluginsExtraDirs, the user's ~/.docker/cli-plugins, the system dirs.
+func PluginDirs(extraDirs []string, userConfigDir string) []string {
+	dirs := append([]string{}, extraDirs...)
+	if userConfigDir != "" {
+		dirs = append(dirs, filepath.Join(userConfigDir, "cli-plugins"))
+	}
+	return append(dirs, SystemPluginDirs...)
+}
+
+// FindReal returns the first executable docker-buildx in dirs that is not
+// self (dockhand, which may be linked in as the shim), or "".
+func FindReal(dirs []string, self string) string {
+	selfReal, _ := filepath.EvalSymlinks(self)
+	for _, d := range dirs {
+		p := filepath.Join(d, PluginName)
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			continue
+		}
+		if selfReal != "" && real == selfReal {
+			continue
+		}
+		fi, err := os.Stat(real)
+		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		return p
+	}
+	return ""
+}

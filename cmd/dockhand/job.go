@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/bootstrap"
+	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/registry"
+)
+
+// childExit carries the job's own exit code out of dispatch unprinted.
+type childExit struct{ code int }
+
+func (c childExit) Error() string { return fmt.Sprintf("exit status %d", c.code) }
+
+// protocolError is a credential-helper answer, printed on stdout.
+type protocolError struct{ err error }
+
+func (p protocolError) Error() string { return p.err.Error() }
+
+// self is the path of this executable, for the links dockhand puts in a job.
+func self() string {
+	if p, err := os.Executable(); err == nil {
+		return p
+	}
+	p, _ := filepath.Abs(os.Args[0])
+	return p
+}
+
+// jobConfig loads the configuration for a job. An invalid file must not fail
+// a build that would pass without dockhand: the job runs on the built-in
+// defaults and the log says why, once.
+func jobConfig(path string, e *agentenv.Environment, io stdio) *env.Config {
+	cfg, warnings, err := env.Load(env.Options{Flag: path, Env: e})
+	for _, w := range warnings {
+		fmt.Fprintf(io.err, "dockhand: warning: %s\n", w)
+	}
+	if err != nil {
+		fmt.Fprintf(io.err, "dockhand: warning: using built-in defaults: %v\n", err)
+		cfg, _ = env.Parse("", nil, env.Queue(e))
+	}
+	return cfg
+}
+
+func runBootstrap(args []string, e *agentenv.Environment, io stdio) error {
+	f := newFlags(modeBootstrap, "", io)
+	configPath := f.String("config", "", "configuration file (env DOCKHAND_CONFIG outside a job; default "+env.DefaultPath+")")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	// Catch the agent's cancel signal before anything else can be hit by it.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	exit, err := bootstrap.Run(bootstrap.Options{
+		Env: e, Config: jobConfig(*configPath, e, io), Self: self(), Log: io.out, UID: os.Getuid(), Signals: sigs,
+	})
+	if err != nil {
+		return err
+	}
+	if exit.Signal != 0 {
+		reraise(exit.Signal)
+	}
+	if exit.Code != 0 {
+		return childExit{exit.Code}
+	}
+	return nil
+}
+
+// reraise ends the process by the signal that ended the child, so the agent
+// sees the same result as without dockhand (-1 and the signal's name).
+func reraise(sig syscall.Signal) {
+	signal.Reset(sig)
+	_ = syscall.Kill(os.Getpid(), sig)
+	// The default action ends the process; this is only a bound for a signal
+	// that does not terminate (it never is: the child died by it).
+	time.Sleep(5 * time.Second)
+	os.Exit(128 + int(sig))
+}
+
+// shell execs the real shell the bootstrap recorded for the job; outside a
+// dockhand job, the configured one.
+func shell(args []string, e *agentenv.Environment, io stdio) error {
+	realShell := ""
+	if jobDir, _ := e.Get(registry.JobDirVar); jobDir != "" {
+		st, err := bootstrap.ReadState(jobDir)
+		if err != nil {
+			fmt.Fprintf(io.err, "dockhand: warning: %v\n", err)
+		}
+		realShell = st.Shell
+	}
+	if realShell == "" {
+		realShell = jobConfig("", e, io).Shell
+	}
+	return bootstrap.Shell(realShell, args, e, func(msg string) {
+		fmt.Fprintf(io.err, "dockhand: %s\n", msg)
+	})
+}
+
+func hook(args []string, e *agentenv.Environment, io stdio) error {
+	f := newFlags(modeHook, " environment", io)
+	if err := f.Parse(args); err != nil {
+		if err == errHelp {
+			return errHelp
+		}
+		return usageError{err.Error()}
+	}
+	if f.NArg() != 1 || f.Arg(0) != "environment" {
+		return usageError{"usage: dockhand hook environment"}
+	}
+	var out bytes.Buffer
+	if err := bootstrap.EnvironmentHook(e, &out, io.err); err != nil {
+		return err
+	}
+	_, err := io.out.Write(out.Bytes())
+	return err
+}
+
+func credentialHelper(args []string, e *agentenv.Environment, io stdio) error {
+	jobDir, _ := e.Get(registry.JobDirVar)
+	if err := registry.Serve(registry.NewHelper(jobDir), args, io.in, io.out); err != nil {
+		return protocolError{err}
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+// Package registry serves registry credentials to docker: the
+// docker-credential-dockhand helper, its job-scoped store of `docker login`s,
+// and (with later issues) ECR, nscr.io and Buildkite Packages.
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/dockhand-ci/dockhand/internal/safefile"
+	"golang.org/x/sys/unix"
+)
+
+// StoreFile is the job store's file name inside the job dir.
+const StoreFile = "credentials.json"
+
+// Login is one stored registry login.
+type Login struct {
+	ServerURL string `json:"server_url"`
+	Username  string `json:"username"`
+	Secret    string `json:"secret"`
+}
+
+// Store holds the logins a job made with `docker login`, in one 0600 file
+// in the job dir, so they are gone with the job and never seen by another.
+type Store struct {
+	Path string
+}
+
+// JobStore returns the store of the job whose dir is jobDir.
+func JobStore(jobDir string) *Store { return &Store{Path: filepath.Join(jobDir, StoreFile)} }
+
+// Key reduces a server URL as docker passes it ("https://index.docker.io/v1/",
+// "registry.example.com:5000", "http://127.0.0.1:5000") to the host[:port]
+// that identifies the registry.
+func Key(serverURL string) string {
+	s := strings.TrimSpace(serverURL)
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return strings.ToLower(strings.TrimSpace(serverURL))
+	}
+	return strings.ToLower(u.Host)
+}
+
+// Get returns the login for a registry, or ok=false.
+func (s *Store) Get(serverURL string) (Login, bool, error) {
+	var l Login
+	var found bool
+	err := s.read(func(all map[string]Login) {
+		l, found = all[Key(serverURL)]
+	})
+	return l, found, err
+}
+
+// Put stores or replaces a login.
+func (s *Store) Put(l Login) error {
+	return s.update(func(all map[string]Login) { all[Key(l.ServerURL)] = l })
+}
+
+// Delete removes a login; removing a missing one is not an error.
+func (s *Store) Delete(serverURL string) error {
+	return s.update(func(all map[string]Login) { delete(all, Key(serverURL)) })
+}
+
+// List returns every login, sorted by registry.
+func (s *Store) List() ([]Login, error) {
+	var out []Login
+	err := s.read(func(all map[string]Login) {
+		for _, k := range slices.Sorted(maps.Keys(all)) {
+			out = append(out, all[k])
+		}
+	})
+	return out, err
+}
+
+func (s *Store) read(fn func(map[string]Login)) error {
+	unlock, err := s.lock(unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	all, err := s.load()
+	if err != nil {
+		return err
+	}
+	fn(all)
+	return nil
+}
+
+func (s *Store) update(fn func(map[string]Login)) error {
+	unlock, err := s.lock(unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	all, err := s.load()
+	if err != nil {
+		return err
+	}
+	fn(all)
+	data, err := json.MarshalIndent(all, "", "  ")
+	if err != nil {
+		return err
+	}
+	return safefile.Write(s.Path, data)
+}
+
+func (s *Store) load() (map[string]Login, error) {
+	all := map[string]Login{}
+	data, err := os.ReadFile(s.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return all, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the job's credential store: %w", err)
+	}
+	if err := json.Unmarshal(data, &all); err != nil {
+		return nil, fmt.Errorf("reading the job's credential store %s: %w", s.Path, err)
+	}
+	return all, nil
+}
+
+// lock serialises writers of the store across docker processes of one job.
+func (s *Store) lock(how int) (func(), error) {
+	f, err := os.OpenFile(s.Path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking the job's credential store: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking the job's credential store: %w", err)
+	}
+	return func() { f.Close() }, nil
+}

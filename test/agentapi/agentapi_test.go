@@ -1,0 +1,527 @@
+package agentapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// --- finding and running the real agent ---
+
+func toolsBin(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("DOCKHAND_TOOLS_BIN"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.HasPrefix(string(b), "module github.com/dockhand-ci/dockhand\n") {
+			return filepath.Join(dir, ".tools", "bin")
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			t.Fatal("dockhand's go.mod not found above the working directory; set DOCKHAND_TOOLS_BIN (run make tools)")
+		}
+		dir = up
+	}
+}
+
+func agentBinary(t *testing.T) (bin, dir string) {
+	t.Helper()
+	dir = toolsBin(t)
+	bin = filepath.Join(dir, "buildkite-agent")
+	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("the real buildkite-agent is missing at %s: run make tools", bin)
+	}
+	return bin, dir
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type agentProc struct {
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+	err  error // from Wait, valid once done is closed
+}
+
+// runAgent starts `buildkite-agent ARGS...` with its own HOME and TMPDIR,
+// no inherited BUILDKITE_* variables and the tools dir first on PATH. The
+// agent and everything it started are killed when the test ends.
+func runAgent(t *testing.T, args []string) *agentProc {
+	t.Helper()
+	bin, binDir := agentBinary(t)
+	home, tmp := t.TempDir(), t.TempDir()
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "BUILDKITE") || k == "HOME" || k == "TMPDIR" || k == "PATH" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "HOME="+home, "TMPDIR="+tmp, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	p := &agentProc{out: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = env
+	p.cmd.Dir = home
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting the agent: %v", err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			killTree(p.cmd.Process.Pid)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("agent %d did not die after SIGKILL", p.cmd.Process.Pid)
+			}
+		}
+		if t.Failed() {
+			t.Logf("agent output:\n%s", p.out.String())
+		}
+	})
+	return p
+}
+
+// wait returns the agent's exit code once it has exited.
+func (p *agentProc) wait(ctx context.Context) (int, error) {
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return -1, fmt.Errorf("agent still running: %w", ctx.Err())
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if p.err != nil {
+		return -1, p.err
+	}
+	return 0, nil
+}
+
+// killTree SIGKILLs the process group of pid and every descendant of pid
+// (the bootstrap and the job's commands run in process groups of their own).
+func killTree(pid int) {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if pp, err := strconv.Atoi(f[1]); err == nil {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var desc []int // breadth first, without pid itself
+	for todo := children[pid]; len(todo) > 0; todo = todo[1:] {
+		desc = append(desc, todo[0])
+		todo = append(todo, children[todo[0]]...)
+	}
+	// Deepest first, each waited for until its (still living) parent has
+	// reaped it, so nothing is left as a zombie for init to collect.
+	deadline := time.Now().Add(3 * time.Second)
+	for i := len(desc) - 1; i >= 0; i-- {
+		syscall.Kill(desc[i], syscall.SIGKILL)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(desc[i]))); err != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// --- helpers ---
+
+func startServer(t *testing.T) *Server {
+	t.Helper()
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			var b strings.Builder
+			for _, r := range s.Requests() {
+				fmt.Fprintf(&b, "  %d %s %s?%s auth=%q\n", r.Status, r.Method, r.Path, r.Query, r.Auth)
+			}
+			t.Logf("requests:\n%s", b.String())
+		}
+		s.Close()
+	})
+	return s
+}
+
+func addJob(s *Server, command string) string {
+	id := NewJobID()
+	s.AddJob(Job{ID: id, Env: MinimalEnv(id, command)})
+	return id
+}
+
+func hasLine(log, line string) bool {
+	return slices.Contains(strings.Split(Plain(log), "\n"), line)
+}
+
+// requireOrder checks that the requests contain each "METHOD path" in
+// turn (as a subsequence).
+func requireOrder(t *testing.T, reqs []Request, want ...string) {
+	t.Helper()
+	i := 0
+	for _, r := range reqs {
+		if i < len(want) && r.Method+" "+r.Path == want[i] {
+			i++
+		}
+	}
+	if i < len(want) {
+		var got []string
+		for _, r := range reqs {
+			got = append(got, r.Method+" "+r.Path)
+		}
+		t.Fatalf("requests lack %q in order (matched up to %d)\ngot: %s", want, i, strings.Join(got, "\n     "))
+	}
+}
+
+// runJob runs one job to completion with an --acquire-job agent and returns
+// the finish body, the log and the agent's exit code.
+func runJob(t *testing.T, s *Server, id string, extra ...string) (Finish, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := runAgent(t, s.AgentArgs(t.TempDir(), id, extra...))
+	f, err := s.WaitFinish(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := p.wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, s.Log(id), code
+}
+
+// --- tests with the real agent ---
+
+func TestEchoJob(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []struct {
+		name  string
+		extra []string
+	}{
+		{"pty", nil},
+		{"no-pty", []string{"--no-pty", "--no-ansi-timestamps"}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t)
+			id := addJob(s, "echo hello-from-job")
+			f, log, code := runJob(t, s, id, mode.extra...)
+			if f.ExitStatus != "0" || f.Signal != "" || code != 0 {
+				t.Errorf("finish %s, agent exit %d; want exit_status 0 and agent exit 0", f.Raw, code)
+			}
+			if !hasLine(log, "hello-from-job") {
+				t.Errorf("log has no line hello-from-job:\n%q", log)
+			}
+			if mode.name == "no-pty" && !strings.Contains(log, "\nhello-from-job\n") {
+				t.Errorf("with --no-pty --no-ansi-timestamps the raw log should hold the plain line:\n%q", log)
+			}
+			job := "/v3/jobs/" + id
+			requireOrder(t, s.Requests(),
+				"POST /v3/register", "POST /v3/connect", "PUT "+job+"/acquire", "PUT "+job+"/start",
+				"POST "+job+"/chunks", "PUT "+job+"/finish", "POST /v3/disconnect")
+			for _, r := range s.Requests() {
+				if r.Status == http.StatusUnauthorized || r.Status == http.StatusNotFound {
+					t.Errorf("unexpected %d for %s %s", r.Status, r.Method, r.Path)
+				}
+				if strings.HasPrefix(r.Path, job+"/") && !strings.HasSuffix(r.Path, "/acquire") && r.Auth != "Token job-token-"+id[:8] {
+					t.Errorf("%s %s sent auth %q, want the job token", r.Method, r.Path, r.Auth)
+				}
+			}
+		})
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	id := addJob(s, "exit 3")
+	f, _, code := runJob(t, s, id)
+	if f.ExitStatus != "3" {
+		t.Errorf("finish %s, want exit_status 3", f.Raw)
+	}
+	if code != 3 {
+		t.Errorf("agent exited %d, want 3 (--reflect-exit-status)", code)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	// The bootstrap echoes the command into the log ("$ echo ..."), so the
+	// markers are split with quotes there and whole only in the output.
+	id := addJob(s, `echo RE""ADY; sleep 30; echo NE""VER`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	begin := time.Now()
+	p := runAgent(t, s.AgentArgs(t.TempDir(), id))
+	if err := s.WaitLog(ctx, id, "\nREADY"); err != nil {
+		t.Fatal(err)
+	}
+	s.Cancel(id)
+	f, err := s.WaitFinish(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ExitStatus != "-1" || f.Signal != "SIGTERM" || f.SignalReason != "cancel" {
+		t.Errorf("finish %s, want exit_status -1, signal SIGTERM, signal_reason cancel", f.Raw)
+	}
+	if _, err := p.wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(begin); d > 15*time.Second {
+		t.Errorf("the canceled job took %v", d)
+	}
+	if log := s.Log(id); strings.Contains(Plain(log), "NEVER") {
+		t.Errorf("the job ran on after the cancel:\n%q", log)
+	}
+	var polled bool
+	for _, r := range s.Requests() {
+		polled = polled || r.Method == "GET" && r.Path == "/v3/jobs/"+id
+	}
+	if !polled {
+		t.Error("the agent never polled GET /v3/jobs/{id}")
+	}
+}
+
+func TestOIDCFromJob(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	const aud = "https://packages.buildkite.com/org/reg"
+	id := addJob(s, "buildkite-agent oidc request-token --audience "+aud)
+	f, log, _ := runJob(t, s, id)
+	if f.ExitStatus != "0" {
+		t.Errorf("finish %s, want exit_status 0; log:\n%s", f.Raw, Plain(log))
+	}
+	if got := s.OIDCAudiences(); !slices.Equal(got, []string{aud}) {
+		t.Errorf("OIDC audiences %q, want [%q]", got, aud)
+	}
+}
+
+func TestPollMode(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	id := addJob(s, "echo polled-job")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := runAgent(t, s.PollAgentArgs(t.TempDir(), "poller", "--no-pty"))
+	f, err := s.WaitFinish(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ExitStatus != "0" || !hasLine(s.Log(id), "polled-job") {
+		t.Errorf("finish %s; log:\n%s", f.Raw, s.PlainLog(id))
+	}
+	if code, err := p.wait(ctx); err != nil || code != 0 {
+		t.Errorf("agent exit %d, %v", code, err)
+	}
+	job := "/v3/jobs/" + id
+	requireOrder(t, s.Requests(), "POST /v3/register", "POST /v3/connect", "GET /v3/ping",
+		"PUT "+job+"/accept", "PUT "+job+"/start", "PUT "+job+"/finish", "GET /v3/ping", "POST /v3/disconnect")
+}
+
+func TestEightAgentsOneServer(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	type run struct {
+		id string
+		p  *agentProc
+	}
+	var runs []run
+	for i := range 8 {
+		id := addJob(s, fmt.Sprintf("echo agent-%d-out; exit %d", i, i))
+		runs = append(runs, run{id, runAgent(t, s.AgentArgs(t.TempDir(), id, "--no-pty"))})
+	}
+	for i, r := range runs {
+		f, err := s.WaitFinish(ctx, r.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.ExitStatus != strconv.Itoa(i) || !hasLine(s.Log(r.id), fmt.Sprintf("agent-%d-out", i)) {
+			t.Errorf("job %d: finish %s, log:\n%s", i, f.Raw, s.PlainLog(r.id))
+		}
+		if code, err := r.p.wait(ctx); err != nil || code != i {
+			t.Errorf("agent %d exit %d, %v", i, code, err)
+		}
+	}
+}
+
+// --- protocol checks without the agent ---
+
+func call(t *testing.T, method, url, tok string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Token "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func TestTokensAndEndpoints(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	id := addJob(s, "true")
+	e := s.Endpoint
+	jobTok := "job-token-" + id[:8]
+
+	if c, _ := call(t, "POST", e+"/register", "wrong", map[string]string{"name": "x"}); c != 401 {
+		t.Errorf("register with a wrong token: %d, want 401", c)
+	}
+	c, b := call(t, "POST", e+"/register", s.RegistrationToken, map[string]any{"name": "x", "ignore_in_dispatches": true})
+	var reg struct {
+		AccessToken  string `json:"access_token"`
+		PingInterval int    `json:"ping_interval"`
+	}
+	if json.Unmarshal(b, &reg); c != 200 || reg.AccessToken == "" || reg.PingInterval != 1 {
+		t.Fatalf("register: %d %s", c, b)
+	}
+	agentTok := reg.AccessToken
+	for _, r := range []struct{ method, path, tok string }{
+		{"POST", "/connect", s.RegistrationToken},
+		{"GET", "/ping", jobTok},
+		{"POST", "/heartbeat", ""},
+		{"PUT", "/jobs/" + id + "/acquire", jobTok},
+	} {
+		if c, _ := call(t, r.method, e+r.path, r.tok, nil); c != 401 {
+			t.Errorf("%s %s with token %q: %d, want 401", r.method, r.path, r.tok, c)
+		}
+	}
+	if c, b := call(t, "GET", e+"/ping", agentTok, nil); c != 200 || string(b) != "{}" {
+		t.Errorf("ping of an --acquire-job agent: %d %s, want {}", c, b)
+	}
+	if c, _ := call(t, "PUT", e+"/jobs/"+NewJobID()+"/acquire", agentTok, nil); c != 422 {
+		t.Errorf("acquiring an unknown job: %d, want 422", c)
+	}
+	if c, b := call(t, "PUT", e+"/jobs/"+id+"/acquire", agentTok, nil); c != 200 || !strings.Contains(string(b), `"token":"`+jobTok+`"`) {
+		t.Errorf("acquire: %d %s", c, b)
+	}
+	if c, _ := call(t, "PUT", e+"/jobs/"+id+"/start", agentTok, nil); c != 401 {
+		t.Errorf("start with the agent token: %d, want 401", c)
+	}
+	if c, b := call(t, "GET", e+"/jobs/"+id, jobTok, nil); c != 200 || string(b) != `{"state":"accepted"}` {
+		t.Errorf("job state: %d %s", c, b)
+	}
+	s.Cancel(id)
+	if _, b := call(t, "GET", e+"/jobs/"+id, jobTok, nil); string(b) != `{"state":"canceling"}` {
+		t.Errorf("job state after Cancel: %s", b)
+	}
+	if c, b := call(t, "POST", e+"/heartbeat", agentTok, map[string]string{"sent_at": "x"}); c != 200 || !strings.Contains(string(b), "received_at") {
+		t.Errorf("heartbeat: %d %s", c, b)
+	}
+
+	// meta-data round trip
+	if _, b := call(t, "POST", e+"/jobs/"+id+"/data/exists", jobTok, map[string]string{"key": "k"}); string(b) != `{"exists":false}` {
+		t.Errorf("exists before set: %s", b)
+	}
+	if c, _ := call(t, "POST", e+"/jobs/"+id+"/data/get", jobTok, map[string]string{"key": "k"}); c != 404 {
+		t.Errorf("get before set: %d, want 404", c)
+	}
+	call(t, "POST", e+"/jobs/"+id+"/data/set", jobTok, map[string]string{"key": "k", "value": "v"})
+	if _, b := call(t, "POST", e+"/jobs/"+id+"/data/exists", jobTok, map[string]string{"key": "k"}); string(b) != `{"exists":true}` {
+		t.Errorf("exists after set: %s", b)
+	}
+	if _, b := call(t, "POST", e+"/jobs/"+id+"/data/get", jobTok, map[string]string{"key": "k"}); string(b) != `{"key":"k","value":"v"}` {
+		t.Errorf("get after set: %s", b)
+	}
+
+	// OIDC token shape
+	c, b = call(t, "POST", e+"/jobs/"+id+"/oidc/tokens", jobTok, map[string]string{"audience": "aud-1"})
+	var tok struct{ Token string }
+	json.Unmarshal(b, &tok)
+	parts := strings.Split(tok.Token, ".")
+	if c != 200 || len(parts) != 3 || tok.Token != s.OIDCToken(id, "aud-1") {
+		t.Fatalf("oidc: %d %s", c, b)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	if !strings.Contains(string(payload), `"aud":"aud-1"`) {
+		t.Errorf("oidc payload %s lacks the audience", payload)
+	}
+
+	if c, _ := call(t, "POST", strings.TrimSuffix(e, "/v3")+"/agentedge.v1.AgentEdgeService/StreamPings", agentTok, nil); c != 404 {
+		t.Errorf("StreamPings: %d, want 404", c)
+	}
+}
