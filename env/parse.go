@@ -47,8 +47,8 @@ type definition struct {
 	line int
 }
 
-// context is the table that key/value lines currently belong to.
-type context struct {
+// tableCtx is the table that key/value lines currently belong to.
+type tableCtx struct {
 	path []string       // the header's key path; nil at the root
 	plat *platformEntry // inside [[remote.platform]]
 	skip bool           // the header was wrong and already reported
@@ -97,7 +97,7 @@ func (fp *fileParser) parse(data []byte) {
 	fp.data = data
 	fp.p.Reset(data)
 	fp.section("")
-	var ctx context
+	var ctx tableCtx
 	for fp.p.NextExpression() {
 		e := fp.p.Expression()
 		switch e.Kind {
@@ -164,6 +164,15 @@ func locate(path []string) (queue string, key []string, ok bool) {
 	return "", path, true
 }
 
+// emptyQueue reports, once, a [queue.""] section: it could never apply.
+func (fp *fileParser) emptyQueue(path []string, line int) bool {
+	if len(path) >= 2 && path[0] == "queue" && path[1] == "" {
+		fp.errorf(line, path[:2], "queue name is empty")
+		return true
+	}
+	return false
+}
+
 // schemaKey joins key parts into a dotted schema key; ok is false when a part
 // could not be part of one (it is empty or holds a dot).
 func schemaKey(parts []string) (string, bool) {
@@ -191,25 +200,20 @@ func (fp *fileParser) unknown(line int, path []string) {
 }
 
 // table handles a [table] header.
-func (fp *fileParser) table(path []string, line int) context {
-	if !fp.defineTable(path, line) {
-		return context{skip: true}
+func (fp *fileParser) table(path []string, line int) tableCtx {
+	if !fp.defineTable(path, line) || fp.emptyQueue(path, line) {
+		return tableCtx{skip: true}
 	}
-	if len(path) <= 2 && path[0] == "queue" {
-		if len(path) == 2 {
-			if path[1] == "" {
-				fp.errorf(line, path, "queue name is empty")
-				return context{skip: true}
-			}
-			fp.section(path[1])
-		}
-		return context{path: path}
+	_, key, ok := locate(path)
+	if !ok {
+		return tableCtx{path: path} // [queue] or [queue.NAME]
 	}
-	_, key, _ := locate(path)
-	k, _ := schemaKey(key)
+	k, valid := schemaKey(key)
 	switch {
+	case !valid:
+		fp.unknown(line, path)
 	case isTable(k):
-		return context{path: path}
+		return tableCtx{path: path}
 	case k == "remote.platform":
 		fp.errorf(line, path, "%s is an array of tables: write [[%s]]", keyString(path), keyString(path))
 	default:
@@ -219,30 +223,33 @@ func (fp *fileParser) table(path []string, line int) context {
 			fp.unknown(line, path)
 		}
 	}
-	return context{skip: true}
+	return tableCtx{skip: true}
 }
 
 // arrayTable handles an [[array]] header; only remote.platform is one.
-func (fp *fileParser) arrayTable(path []string, line int) context {
+func (fp *fileParser) arrayTable(path []string, line int) tableCtx {
+	if fp.emptyQueue(path, line) {
+		return tableCtx{skip: true}
+	}
 	queue, key, ok := locate(path)
-	k, _ := schemaKey(key)
+	k, valid := schemaKey(key)
 	if !ok || k != "remote.platform" {
-		if !ok || isTable(k) {
+		if !ok || (valid && isTable(k)) {
 			fp.errorf(line, path, "%s is a table, not an array of tables: write [%s]", keyString(path), keyString(path))
-		} else if _, isField := fieldByKey(k); isField {
+		} else if _, isField := fieldByKey(k); valid && isField {
 			fp.errorf(line, path, "%s is a value, not an array of tables", keyString(path))
 		} else {
 			fp.unknown(line, path)
 		}
-		return context{skip: true}
+		return tableCtx{skip: true}
 	}
 	name := keyString(path)
 	if d, ok := fp.defs[name]; ok && d.kind != defArray {
 		fp.errorf(line, path, "duplicate key %q (first defined on line %d)", name, d.line)
-		return context{skip: true}
+		return tableCtx{skip: true}
 	}
 	if !fp.defineParents(path, 0, line, defImplicit) {
-		return context{skip: true}
+		return tableCtx{skip: true}
 	}
 	if _, ok := fp.defs[name]; !ok {
 		fp.defs[name] = definition{defArray, line}
@@ -250,7 +257,7 @@ func (fp *fileParser) arrayTable(path []string, line int) context {
 	sec := fp.section(queue)
 	entry := &platformEntry{line: line, prefix: path, index: len(sec.platforms), seen: map[string]int{}}
 	sec.platforms = append(sec.platforms, entry)
-	return context{path: path, plat: entry}
+	return tableCtx{path: path, plat: entry}
 }
 
 // defineParents records the tables that path's parents implicitly define,
@@ -311,7 +318,7 @@ func (fp *fileParser) defineKey(full []string, skip int, line int) bool {
 }
 
 // keyValue handles a key = value line.
-func (fp *fileParser) keyValue(ctx context, kv *unstable.Node) {
+func (fp *fileParser) keyValue(ctx tableCtx, kv *unstable.Node) {
 	if ctx.skip {
 		return
 	}
@@ -330,9 +337,12 @@ func (fp *fileParser) keyValue(ctx context, kv *unstable.Node) {
 
 // assign checks one value against the schema and records it.
 func (fp *fileParser) assign(full []string, val *unstable.Node, line int) {
+	if fp.emptyQueue(full, line) {
+		return
+	}
 	queue, key, ok := locate(full)
 	if !ok {
-		if val.Kind == unstable.InlineTable && (len(full) == 1 || full[1] != "") {
+		if val.Kind == unstable.InlineTable {
 			fp.inline(full, val)
 			return
 		}

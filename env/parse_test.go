@@ -499,6 +499,27 @@ bulders = ["local"]
 			want: []string{testPath + `:1: queue name is empty`},
 		},
 		{
+			name: "empty queue name in a dotted key",
+			data: "queue.\"\".strict = true\n[[queue.\"\".remote.platform]]\n",
+			want: []string{
+				testPath + `:1: queue name is empty`,
+				testPath + `:2: queue name is empty`,
+			},
+		},
+		{
+			name: "empty queue name in an inline table",
+			data: "queue = { \"\" = { debug = true } }\n",
+			want: []string{testPath + `:1: queue name is empty`},
+		},
+		{
+			name: "quoted table name with a dot",
+			data: "[\"cache.s3\"]\nbucket = \"b\"\n[[queue.b.\"remote.platform\"]]\n",
+			want: []string{
+				testPath + `:1: unknown key "\"cache.s3\""`,
+				testPath + `:3: unknown key "queue.b.\"remote.platform\""`,
+			},
+		},
+		{
 			name: "value used as a table",
 			data: "[strict]\nx = 1\n",
 			want: []string{testPath + `:1: strict is a value, not a table`},

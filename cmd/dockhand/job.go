@@ -44,7 +44,7 @@ func jobConfig(path string, e *agentenv.Environment, io stdio) *env.Config {
 	}
 	if err != nil {
 		fmt.Fprintf(io.err, "dockhand: warning: using built-in defaults: %v\n", err)
-		cfg, _ = env.Parse("", nil, env.Queue(e))
+		cfg = env.Default(env.Queue(e))
 	}
 	return cfg
 }

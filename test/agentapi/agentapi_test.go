@@ -5,191 +5,17 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
-
-// --- finding and running the real agent ---
-
-func toolsBin(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("DOCKHAND_TOOLS_BIN"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(b), "module github.com/dockhand-ci/dockhand\n") {
-			return filepath.Join(dir, ".tools", "bin")
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			t.Fatal("dockhand's go.mod not found above the working directory; set DOCKHAND_TOOLS_BIN (run make tools)")
-		}
-		dir = up
-	}
-}
-
-func agentBinary(t *testing.T) (bin, dir string) {
-	t.Helper()
-	dir = toolsBin(t)
-	bin = filepath.Join(dir, "buildkite-agent")
-	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
-		t.Fatalf("the real buildkite-agent is missing at %s: run make tools", bin)
-	}
-	return bin, dir
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-type agentProc struct {
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-	err  error // from Wait, valid once done is closed
-}
-
-// runAgent starts `buildkite-agent ARGS...` with its own HOME and TMPDIR,
-// no inherited BUILDKITE_* variables and the tools dir first on PATH. The
-// agent and everything it started are killed when the test ends.
-func runAgent(t *testing.T, args []string) *agentProc {
-	t.Helper()
-	bin, binDir := agentBinary(t)
-	home, tmp := t.TempDir(), t.TempDir()
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "BUILDKITE") || k == "HOME" || k == "TMPDIR" || k == "PATH" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "HOME="+home, "TMPDIR="+tmp, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
-
-	p := &agentProc{out: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = env
-	p.cmd.Dir = home
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting the agent: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			killTree(p.cmd.Process.Pid)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				t.Errorf("agent %d did not die after SIGKILL", p.cmd.Process.Pid)
-			}
-		}
-		if t.Failed() {
-			t.Logf("agent output:\n%s", p.out.String())
-		}
-	})
-	return p
-}
-
-// wait returns the agent's exit code once it has exited.
-func (p *agentProc) wait(ctx context.Context) (int, error) {
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		return -1, fmt.Errorf("agent still running: %w", ctx.Err())
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode(), nil
-	}
-	if p.err != nil {
-		return -1, p.err
-	}
-	return 0, nil
-}
-
-// killTree SIGKILLs the process group of pid and every descendant of pid
-// (the bootstrap and the job's commands run in process groups of their own).
-func killTree(pid int) {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		if pp, err := strconv.Atoi(f[1]); err == nil {
-			children[pp] = append(children[pp], p)
-		}
-	}
-	var desc []int // breadth first, without pid itself
-	for todo := children[pid]; len(todo) > 0; todo = todo[1:] {
-		desc = append(desc, todo[0])
-		todo = append(todo, children[todo[0]]...)
-	}
-	// Deepest first, each waited for until its (still living) parent has
-	// reaped it, so nothing is left as a zombie for init to collect.
-	deadline := time.Now().Add(3 * time.Second)
-	for i := len(desc) - 1; i >= 0; i-- {
-		syscall.Kill(desc[i], syscall.SIGKILL)
-		for time.Now().Before(deadline) {
-			if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(desc[i]))); err != nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	syscall.Kill(-pid, syscall.SIGKILL)
-	syscall.Kill(pid, syscall.SIGKILL)
-}
 
 // --- helpers ---
 
@@ -247,12 +73,12 @@ func runJob(t *testing.T, s *Server, id string, extra ...string) (Finish, string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p := runAgent(t, s.AgentArgs(t.TempDir(), id, extra...))
+	p := harness.StartAgent(t, s.AgentArgs(t.TempDir(), id, extra...))
 	f, err := s.WaitFinish(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, err := p.wait(ctx)
+	code, err := p.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +148,7 @@ func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	begin := time.Now()
-	p := runAgent(t, s.AgentArgs(t.TempDir(), id))
+	p := harness.StartAgent(t, s.AgentArgs(t.TempDir(), id))
 	if err := s.WaitLog(ctx, id, "\nREADY"); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +160,7 @@ func TestCancel(t *testing.T) {
 	if f.ExitStatus != "-1" || f.Signal != "SIGTERM" || f.SignalReason != "cancel" {
 		t.Errorf("finish %s, want exit_status -1, signal SIGTERM, signal_reason cancel", f.Raw)
 	}
-	if _, err := p.wait(ctx); err != nil {
+	if _, err := p.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(begin); d > 15*time.Second {
@@ -372,7 +198,7 @@ func TestPollMode(t *testing.T) {
 	id := addJob(s, "echo polled-job")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p := runAgent(t, s.PollAgentArgs(t.TempDir(), "poller", "--no-pty"))
+	p := harness.StartAgent(t, s.PollAgentArgs(t.TempDir(), "poller", "--no-pty"))
 	f, err := s.WaitFinish(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -380,7 +206,7 @@ func TestPollMode(t *testing.T) {
 	if f.ExitStatus != "0" || !hasLine(s.Log(id), "polled-job") {
 		t.Errorf("finish %s; log:\n%s", f.Raw, s.PlainLog(id))
 	}
-	if code, err := p.wait(ctx); err != nil || code != 0 {
+	if code, err := p.Wait(ctx); err != nil || code != 0 {
 		t.Errorf("agent exit %d, %v", code, err)
 	}
 	job := "/v3/jobs/" + id
@@ -395,12 +221,12 @@ func TestEightAgentsOneServer(t *testing.T) {
 	defer cancel()
 	type run struct {
 		id string
-		p  *agentProc
+		p  *harness.Agent
 	}
 	var runs []run
 	for i := range 8 {
 		id := addJob(s, fmt.Sprintf("echo agent-%d-out; exit %d", i, i))
-		runs = append(runs, run{id, runAgent(t, s.AgentArgs(t.TempDir(), id, "--no-pty"))})
+		runs = append(runs, run{id, harness.StartAgent(t, s.AgentArgs(t.TempDir(), id, "--no-pty"))})
 	}
 	for i, r := range runs {
 		f, err := s.WaitFinish(ctx, r.id)
@@ -410,7 +236,7 @@ func TestEightAgentsOneServer(t *testing.T) {
 		if f.ExitStatus != strconv.Itoa(i) || !hasLine(s.Log(r.id), fmt.Sprintf("agent-%d-out", i)) {
 			t.Errorf("job %d: finish %s, log:\n%s", i, f.Raw, s.PlainLog(r.id))
 		}
-		if code, err := r.p.wait(ctx); err != nil || code != i {
+		if code, err := r.p.Wait(ctx); err != nil || code != i {
 			t.Errorf("agent %d exit %d, %v", i, code, err)
 		}
 	}
