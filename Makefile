@@ -24,7 +24,7 @@ vet:
 # need `make tools`; in CI a missing component is a failure, never a skip).
 test: build vet
 	@test -x $(TOOLS_BIN)/buildkitd || { echo "make test: the real components are missing: run 'make tools' first" >&2; exit 1; }
-	$(GO) test -count=1 -timeout 30m ./...
+	DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) test -count=1 -timeout 30m ./...
 
 # Only the fast tests that need no real component.
 unit:
