@@ -5,8 +5,8 @@ GO ?= go
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 TOOLS_BIN := $(CURDIR)/.tools/bin
-# The end-to-end tests find the real components here.
-export DOCKHAND_TOOLS_BIN := $(TOOLS_BIN)
+
+
 
 .PHONY: all build test vet unit tools demo bench clean
 

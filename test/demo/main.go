@@ -1,17 +1,20 @@
-// Command demo is `make demo`: it starts a local registry and buildkitd (the
-// real ones from `make tools`) and shows the registry build cache at work —
-// the same image built twice on two fresh builders, the second time from the
-// cache the first exported.
+// Command demo is `make demo`: a real Buildkite job, run by the real
+// buildkite-agent (against dockhand's fake Agent API) with dockhand as its
+// bootstrap and shell, builds and pushes an image on a local buildkitd and
+// registry that the demo starts itself. A second job on a second, empty
+// buildkitd builds the same image from the registry cache the first left.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/test/agentapi"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -35,6 +38,11 @@ func run() error {
 		return err
 	}
 	defer kit.Close()
+	dockhand, err := harness.Dockhand()
+	if err != nil {
+		return err
+	}
+	defer harness.CleanupDockhand()
 
 	say("starting a local registry and buildkitd (OCI worker, runc) under %s", dir)
 	reg, err := kit.StartRegistry(harness.RegistryOptions{})
@@ -49,75 +57,113 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	say("registry %s, base image %s", reg.Host, base)
-
-	ctx := filepath.Join(dir, "app")
-	if err := os.MkdirAll(ctx, 0o755); err != nil {
-		return err
-	}
-	dockerfile := fmt.Sprintf(`FROM %s
-RUN echo "compiling dependencies (slow step)" && sleep 3 && echo deps > /deps.txt
-COPY app.txt /app.txt
-`, base)
-	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(ctx, "app.txt"), []byte("hello from the demo\n"), 0o644); err != nil {
-		return err
-	}
-	cache := reg.Host + "/demo/cache:main"
-	image := reg.Host + "/demo/app:latest"
-
-	build := func(label string, b *harness.Buildkitd) (time.Duration, int, error) {
-		env, err := kit.DockerConfig(filepath.Join(dir, "docker-"+label), label, b)
-		if err != nil {
-			return 0, 0, err
-		}
-		args := []string{"buildx", "build", "--push", "--progress", "plain", "-t", image,
-			"--cache-from", "type=registry,ref=" + cache,
-			"--cache-to", "type=registry,ref=" + cache + ",mode=max,ignore-error=true", "."}
-		say("$ docker %s", strings.Join(args, " "))
-		start := time.Now()
-		out, err := runCapture(kit.Command(ctx, env, "docker", args...))
-		took := time.Since(start)
-		if err != nil {
-			return took, 0, fmt.Errorf("%w\n%s", err, out)
-		}
-		cached := 0
-		for _, line := range strings.Split(out, "\n") {
-			if strings.Contains(line, "CACHED") {
-				cached++
-				fmt.Println("    " + line)
-			}
-		}
-		return took, cached, nil
-	}
-
-	t1, c1, err := build("first", first)
+	api, err := agentapi.Start()
 	if err != nil {
 		return err
 	}
-	say("first build on an empty builder: %s, %d steps from cache", t1.Round(time.Millisecond), c1)
+	defer api.Close()
+	say("registry %s, base image %s, fake Agent API %s", reg.Host, base, api.Endpoint)
+
+	state := filepath.Join(dir, "state")
+	config := filepath.Join(dir, "dockhand.toml")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf("state_dir = %q\n", state)), 0o600); err != nil {
+		return err
+	}
+	userDocker := filepath.Join(dir, "agent-home", ".docker")
+	if err := os.MkdirAll(filepath.Join(userDocker, "cli-plugins"), 0o700); err != nil {
+		return err
+	}
+	if err := os.Symlink(kit.Bin("docker-buildx"), filepath.Join(userDocker, "cli-plugins", "docker-buildx")); err != nil {
+		return err
+	}
+	root, err := harness.RepoRoot()
+	if err != nil {
+		return err
+	}
+
+	image := reg.Host + "/demo/app:latest"
+	cache := reg.Host + "/demo/cache:main"
+	job := func(n int, b *harness.Buildkitd) (string, time.Duration, error) {
+		command := fmt.Sprintf(`printf 'FROM %s\nRUN echo "compiling dependencies (the slow step)" && sleep 3 && echo deps > /deps\nCOPY app.txt /app.txt\n' > Dockerfile
+echo "hello from job %d" > app.txt
+docker buildx create --name demo --driver remote %s >/dev/null
+docker buildx build --builder demo --progress plain --push -t %s \
+  --cache-from type=registry,ref=%s --cache-to type=registry,ref=%s,mode=max,ignore-error=true .`,
+			base, n, b.Addr, image, cache, cache)
+		id := agentapi.NewJobID()
+		api.AddJob(agentapi.Job{ID: id, Env: agentapi.MinimalEnv(id, command)})
+		agentDir := filepath.Join(dir, fmt.Sprintf("agent-%d", n))
+		args := api.AgentArgs(agentDir, id,
+			"--bootstrap-script", dockhand+" bootstrap --config "+config,
+			"--shell", dockhand+" shell -e -c",
+			"--additional-hooks-paths", filepath.Join(root, "hooks"),
+			"--no-pty", "--no-ansi-timestamps")
+		say("job %d: buildkite-agent start --acquire-job %s --bootstrap-script 'dockhand bootstrap' --shell 'dockhand shell -e -c'", n, id)
+		start := time.Now()
+		p, err := kit.Start(fmt.Sprintf("agent-%d", n), []string{
+			"HOME=" + filepath.Join(dir, "agent-home"), "TMPDIR=" + dir, "DOCKER_CONFIG=" + userDocker,
+		}, append([]string{kit.Bin("buildkite-agent")}, args...)...)
+		if err != nil {
+			return "", 0, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		f, err := api.WaitFinish(ctx, id)
+		took := time.Since(start)
+		p.Wait()
+		log := api.PlainLog(id)
+		if err != nil {
+			return log, took, err
+		}
+		if f.ExitStatus != "0" {
+			return log, took, fmt.Errorf("job %d finished with exit status %s:\n%s", n, f.ExitStatus, log)
+		}
+		return log, took, nil
+	}
+	// show prints dockhand's section of a job log and the cache lines, and
+	// reports whether the slow RUN step really ran (its output is in the log)
+	// or came from the cache.
+	ranStep := regexp.MustCompile(`^#\d+ [0-9.]+ compiling dependencies`)
+	show := func(log string) (ran bool) {
+		for _, line := range strings.Split(log, "\n") {
+			switch {
+			case strings.HasPrefix(line, "--- :docker: dockhand"), strings.HasPrefix(line, "dockhand: "),
+				strings.Contains(line, "importing cache manifest"), strings.Contains(line, "exporting cache to registry"):
+				fmt.Println("    " + line)
+			case ranStep.MatchString(line):
+				ran = true
+				fmt.Println("    " + line)
+			}
+		}
+		return ran
+	}
+	verdict := map[bool]string{true: "the slow RUN step ran", false: "the slow RUN step came from the registry cache"}
+
+	log1, t1, err := job(1, first)
+	if err != nil {
+		return err
+	}
+	ran1 := show(log1)
+	say("job 1 on an empty builder: %s, %s; image pushed to %s", t1.Round(time.Millisecond), verdict[ran1], image)
 
 	second, err := kit.StartBuildkitd("buildkitd-2", reg.Host)
 	if err != nil {
 		return err
 	}
-	t2, c2, err := build("second", second)
+	log2, t2, err := job(2, second)
 	if err != nil {
 		return err
 	}
-	say("second build on another empty builder: %s, %d steps from the registry cache", t2.Round(time.Millisecond), c2)
-	if c2 == 0 {
-		return fmt.Errorf("the second build used no cache")
+	ran2 := show(log2)
+	say("job 2 on another empty builder: %s, %s", t2.Round(time.Millisecond), verdict[ran2])
+	if !ran1 || ran2 {
+		return fmt.Errorf("the cache did not work as expected (job 1 ran the step: %v, job 2 ran it: %v)", ran1, ran2)
 	}
-	say("what dockhand will do for every job: pick the builder and inject these cache flags, so a plain")
-	say("'docker buildx build' gets this; today's demo passes the flags by hand (the job bootstrap and the")
-	say("buildx shim land with their issues)")
+	if left, _ := os.ReadDir(filepath.Join(state, "jobs")); len(left) > 1 { // .lock only
+		return fmt.Errorf("job dirs left behind in %s", state)
+	}
+	say("each job had its own DOCKER_CONFIG under %s/jobs, removed when the job ended", state)
+	say("today the jobs pass the builder and cache flags themselves; with the builder and cache issues")
+	say("dockhand picks the builder and injects those flags into a plain 'docker buildx build'")
 	return nil
-}
-
-func runCapture(cmd *exec.Cmd) (string, error) {
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }

@@ -57,15 +57,7 @@ func StartAgent(t testing.TB, args []string, extraEnv ...string) *Agent {
 		t.Fatalf("the real buildkite-agent is missing at %s: run make tools", bin)
 	}
 	home, tmp := t.TempDir(), t.TempDir()
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "BUILDKITE") || k == "HOME" || k == "TMPDIR" || k == "PATH" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "HOME="+home, "TMPDIR="+tmp, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	env := append(baseEnv(), "HOME="+home, "TMPDIR="+tmp, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	env = append(env, extraEnv...)
 
 	p := &Agent{Home: home, Tmp: tmp, out: &lockedBuffer{}, done: make(chan struct{})}

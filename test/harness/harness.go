@@ -116,7 +116,7 @@ func (k *Kit) start(name string, env []string, args ...string) (*proc, error) {
 	}
 	defer logf.Close()
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "PATH="+k.Path())
+	cmd.Env = append(baseEnv(), "PATH="+k.Path())
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -282,4 +282,45 @@ func (k *Kit) Pids() []int {
 		}
 	}
 	return pids
+}
+
+// Proc is a process started with Kit.Start.
+type Proc struct{ p *proc }
+
+// Start runs a program under the kit (logged to Dir/name.log, stopped by
+// Close), for callers that are not tests, such as the demo.
+func (k *Kit) Start(name string, env []string, argv ...string) (*Proc, error) {
+	p, err := k.start(name, env, argv...)
+	if err != nil {
+		return nil, err
+	}
+	return &Proc{p}, nil
+}
+
+// Wait waits for the process to end and returns its exit code.
+func (p *Proc) Wait() int {
+	<-p.p.done
+	return p.p.cmd.ProcessState.ExitCode()
+}
+
+// Log returns what the process printed.
+func (p *Proc) Log() string {
+	b, _ := os.ReadFile(p.p.log)
+	return string(b)
+}
+
+// baseEnv is the test process's environment without what would change how
+// an agent or dockhand behaves (BUILDKITE_*, DOCKHAND_*, DOCKER_CONFIG) and
+// without HOME, TMPDIR and PATH, which callers set.
+func baseEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "BUILDKITE") || strings.HasPrefix(k, "DOCKHAND_") ||
+			k == "DOCKER_CONFIG" || k == "HOME" || k == "TMPDIR" || k == "PATH" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
