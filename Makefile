@@ -15,6 +15,7 @@ all: build
 build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/dockhand ./cmd/dockhand
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/dockhand-cloud ./cmd/dockhand-cloud
 	ln -sf dockhand bin/docker-credential-dockhand
 
 vet:
@@ -35,7 +36,7 @@ tools:
 
 bench: build
 	@test -x $(TOOLS_BIN)/buildkitd || $(MAKE) tools
-	bash test/bench.sh
+	$(GO) run ./test/bench
 
 demo: build
 	@test -x $(TOOLS_BIN)/buildkitd || $(MAKE) tools

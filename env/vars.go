@@ -1,5 +1,10 @@
 package env
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Kind says how dockhand uses an environment variable.
 type Kind int
 
@@ -64,6 +69,8 @@ var Variables = []Variable{
 		Doc: "Organization slug; used for Buildkite Package Registries and OIDC audiences."},
 	{Name: "BUILDKITE_SIGNAL_GRACE_PERIOD_SECONDS", Kind: Reads,
 		Doc: "Seconds the agent waits between signalling the job's process group and killing it; cleanup must finish inside it."},
+	{Name: "BUILDKITE_CANCEL_SIGNAL_TIMEOUT", Kind: Reads,
+		Doc: "Agent v4's wait between the cancel signal and SIGKILL (a Go duration), used when the v3 signal grace period is absent."},
 	{Name: "BUILDKITE_CANCEL_GRACE_PERIOD", Kind: Reads,
 		Doc: "The agent's cancel grace period in seconds; the signal grace period defaults to one second less."},
 	{Name: "BUILDKITE_SHELL", Kind: Reads,
@@ -84,6 +91,10 @@ var Variables = []Variable{
 		Doc: "The chosen BuildKit endpoint, for buildctl users."},
 	{Name: "DOCKHAND_JOB_DIR", Kind: Sets,
 		Doc: "The job's private directory under the state directory; removed after the job."},
+	{Name: "DOCKHAND_REAL_BUILDX", Kind: Sets,
+		Doc: "The real docker-buildx plugin the job's buildx shim runs, found by the bootstrap in the user's and the system plugin dirs."},
+	{Name: "PATH", Kind: Sets,
+		Doc: "Prefixed with the job dir's bin/, which holds dockhand and docker-credential-dockhand for the job's docker CLI and hooks."},
 
 	// Operator overrides.
 	{Name: "DOCKHAND_CONFIG", Kind: Override,
@@ -127,4 +138,32 @@ func pipelineSafeNames() []string {
 		}
 	}
 	return names
+}
+
+// VariablesMarkdown renders Variables as the reference page
+// docs/variables.md, grouped by kind.
+func VariablesMarkdown() string {
+	var b strings.Builder
+	b.WriteString("# Environment variables\n\nEvery variable dockhand reads or sets. Generated from `env/vars.go` by\n" +
+		"`go test ./env -run TestVariablesDoc -update`; a test fails when the two differ.\n")
+	titles := map[Kind]string{
+		Reads:        "Read from the agent and the job",
+		Sets:         "Exported to the job",
+		Override:     "Operator overrides (ignored, with a warning, when set in a job's environment)",
+		PipelineSafe: "Pipeline-safe (a step's `env` may set these)",
+	}
+	for _, k := range []Kind{Reads, Sets, Override, PipelineSafe} {
+		fmt.Fprintf(&b, "\n## %s\n\n| variable | configuration key | meaning |\n|---|---|---|\n", titles[k])
+		for _, v := range Variables {
+			if v.Kind != k {
+				continue
+			}
+			key := "—"
+			if v.Key != "" {
+				key = "`" + v.Key + "`"
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, key, strings.ReplaceAll(v.Doc, "|", "\\|"))
+		}
+	}
+	return b.String()
 }

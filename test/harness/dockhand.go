@@ -14,9 +14,9 @@ var (
 	buildErr  error
 )
 
-// Dockhand returns the dockhand binary under test: $DOCKHAND_BIN (set by
-// `make test` to bin/dockhand), else one built once per test process into a
-// temporary directory that CleanupDockhand removes.
+// Dockhand returns the dockhand binary under test, with dockhand-cloud beside
+// it: $DOCKHAND_BIN (set by `make test` to bin/dockhand), else both built once
+// per test process into a temporary directory that CleanupDockhand removes.
 func Dockhand() (string, error) {
 	if p := os.Getenv("DOCKHAND_BIN"); p != "" {
 		return p, nil
@@ -33,7 +33,8 @@ func Dockhand() (string, error) {
 			return
 		}
 		builtBin = filepath.Join(dir, "dockhand")
-		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/dockhand")
+		// Both binaries, side by side as they are installed.
+		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/dockhand", "./cmd/dockhand-cloud")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("building dockhand: %w\n%s", err, out)

@@ -1,0 +1,41 @@
+// Command dockhand-cloud is the half of dockhand that talks to builders and
+// cloud control planes: BuildKit probes (the BuildKit Go client), AWS ECR
+// (aws-sdk-go-v2), Namespace and image builds. Its libraries cost several
+// milliseconds of start-up, so it is kept out of the `dockhand` binary whose
+// job-path modes (shell, buildx shim, credential helper) must start in about
+// a millisecond; `dockhand` runs it as a child when a job needs it.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at link time by `make build`.
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// commands maps each subcommand to its implementation; later issues add
+// theirs here.
+var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
+	"version": func(_ []string, stdout, _ io.Writer) error {
+		_, err := fmt.Fprintf(stdout, "dockhand-cloud %s\n", version)
+		return err
+	},
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || commands[args[0]] == nil {
+		fmt.Fprintln(stderr, "usage: dockhand-cloud COMMAND (run by dockhand; not meant to be called by hand)")
+		return 2
+	}
+	if err := commands[args[0]](args[1:], stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "dockhand-cloud %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}

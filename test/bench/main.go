@@ -1,0 +1,165 @@
+// Command bench is `make bench`: it measures dockhand's overheads against the
+// plain equivalent in the same run, alternating the two so both see the same
+// machine, and prints medians and ratios as a Markdown table for
+// docs/benchmarks.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
+)
+
+// pair is one benchmark: dockhand's way and the plain way of doing the same.
+type pair struct {
+	name       string
+	bar        time.Duration // the most dockhand may add to the median
+	runs       int
+	dockhand   func() error
+	plain      func() error
+	dockhandIs string
+	plainIs    string
+}
+
+func main() {
+	runs := flag.Int("runs", 200, "runs of each command for the fast benchmarks")
+	flag.Parse()
+	if err := run(*runs); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(runs int) error {
+	dockhand, err := harness.Dockhand()
+	if err != nil {
+		return err
+	}
+	defer harness.CleanupDockhand()
+	toolBin, err := harness.FindToolBin(os.Environ())
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "dockhand-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	pairs := []pair{
+		shellPair(dockhand, dir, runs),
+		bootstrapPair(dockhand, toolBin, dir, max(runs/4, 20)),
+	}
+	fmt.Printf("| benchmark | dockhand (median) | plain (median) | added | ratio | bar |\n|---|---|---|---|---|---|\n")
+	failed := false
+	for _, p := range pairs {
+		d, pl, err := measure(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		added := d - pl
+		verdict := "met"
+		if added > p.bar {
+			verdict, failed = "MISSED", true
+		}
+		fmt.Printf("| %s (`%s` vs `%s`, %d runs each) | %s | %s | %s | %.2f | ≤ %s added: %s |\n",
+			p.name, p.dockhandIs, p.plainIs, p.runs, ms(d), ms(pl), ms(added), float64(d)/float64(pl), ms(p.bar), verdict)
+	}
+	if failed {
+		return fmt.Errorf("a bar was missed")
+	}
+	return nil
+}
+
+// measure alternates the two commands and returns both medians.
+func measure(p pair) (time.Duration, time.Duration, error) {
+	var d, pl []time.Duration
+	for range 3 { // warm caches
+		if err := p.dockhand(); err != nil {
+			return 0, 0, err
+		}
+		if err := p.plain(); err != nil {
+			return 0, 0, err
+		}
+	}
+	for range p.runs {
+		t, err := timed(p.dockhand)
+		if err != nil {
+			return 0, 0, err
+		}
+		d = append(d, t)
+		if t, err = timed(p.plain); err != nil {
+			return 0, 0, err
+		}
+		pl = append(pl, t)
+	}
+	return median(d), median(pl), nil
+}
+
+func timed(f func() error) (time.Duration, error) {
+	start := time.Now()
+	err := f()
+	return time.Since(start), err
+}
+
+func median(ds []time.Duration) time.Duration {
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func command(env []string, dir string, argv ...string) func() error {
+	return func() error {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env, cmd.Dir = env, dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, out)
+		}
+		return nil
+	}
+}
+
+// shellPair: `dockhand shell -e -c true` vs `/bin/bash -e -c true`, in a
+// job whose docker config is in place (the path a job's command takes).
+func shellPair(dockhand, dir string, runs int) pair {
+	jobDir := filepath.Join(dir, "shell-job")
+	os.MkdirAll(filepath.Join(jobDir, "docker"), 0o700)
+	os.WriteFile(filepath.Join(jobDir, "docker", "config.json"), []byte(`{"credsStore":"dockhand"}`), 0o600)
+	os.WriteFile(filepath.Join(jobDir, "job.json"), []byte(`{"shell":"/bin/bash"}`), 0o600)
+	env := []string{"PATH=/usr/bin:/bin", "BUILDKITE_JOB_ID=bench", "DOCKHAND_JOB_DIR=" + jobDir,
+		"DOCKER_CONFIG=" + filepath.Join(jobDir, "docker")}
+	return pair{
+		name: "shell overhead", bar: 2 * time.Millisecond, runs: runs,
+		dockhand: command(env, dir, dockhand, "shell", "-e", "-c", "true"), dockhandIs: "dockhand shell -e -c true",
+		plain: command(env, dir, "/bin/bash", "-e", "-c", "true"), plainIs: "/bin/bash -e -c true",
+	}
+}
+
+// bootstrapPair: a trivial job (`true`, no checkout) through `dockhand
+// bootstrap` vs the plain `buildkite-agent bootstrap`, same environment.
+func bootstrapPair(dockhand, toolBin, dir string, runs int) pair {
+	config := filepath.Join(dir, "dockhand.toml")
+	os.WriteFile(config, []byte(fmt.Sprintf("state_dir = %q\n", filepath.Join(dir, "state"))), 0o600)
+	env := []string{
+		"PATH=" + toolBin + ":/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir,
+		"BUILDKITE_JOB_ID=bench-job", "BUILDKITE_COMMAND=true", "BUILDKITE_SKIP_CHECKOUT=true",
+		"BUILDKITE_REPO=none", "BUILDKITE_COMMIT=HEAD", "BUILDKITE_BRANCH=main", "BUILDKITE_AGENT_NAME=bench",
+		"BUILDKITE_ORGANIZATION_SLUG=org", "BUILDKITE_PIPELINE_SLUG=pipe", "BUILDKITE_PIPELINE_PROVIDER=git",
+		"BUILDKITE_BUILD_PATH=" + filepath.Join(dir, "builds"), "BUILDKITE_HOOKS_PATH=" + filepath.Join(dir, "hooks"),
+		"BUILDKITE_PLUGINS_PATH=" + filepath.Join(dir, "plugins"), "BUILDKITE_SOCKETS_PATH=" + filepath.Join(dir, "sockets"),
+		"BUILDKITE_PTY=false", "BUILDKITE_BIN_PATH=" + toolBin,
+	}
+	return pair{
+		name: "bootstrap overhead", bar: 30 * time.Millisecond, runs: runs,
+		dockhand: command(env, dir, dockhand, "bootstrap", "--config", config), dockhandIs: "dockhand bootstrap",
+		plain: command(env, dir, filepath.Join(toolBin, "buildkite-agent"), "bootstrap"), plainIs: "buildkite-agent bootstrap",
+	}
+}
