@@ -8,7 +8,7 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 
 
 
-.PHONY: all build test vet unit tools demo bench clean
+.PHONY: all build test vet unit tools demo bench clean release
 
 all: build
 
@@ -42,5 +42,23 @@ demo: build
 	@test -x $(TOOLS_BIN)/buildkitd || $(MAKE) tools
 	$(GO) run ./test/demo
 
+# Static binaries for the AMIs, with the version stamped in: BUILD_DIR/linux-ARCH/
+# {dockhand,dockhand-cloud}, one tarball per ARCH laid out as packer/scripts/
+# install-dockhand.sh expects (bin/ scripts/ files/ hooks/), and SHA256SUMS.
+BUILD_DIR ?= build
+RELEASE_ARCHS := amd64 arm64
+
+release:
+	@mkdir -p $(BUILD_DIR) && rm -f $(BUILD_DIR)/dockhand-*.tar.gz $(BUILD_DIR)/SHA256SUMS
+	set -e; for arch in $(RELEASE_ARCHS); do \
+	  for cmd in dockhand dockhand-cloud; do \
+	    CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BUILD_DIR)/linux-$$arch/$$cmd ./cmd/$$cmd; \
+	  done; \
+	  pkg=dockhand-$(VERSION)-linux-$$arch; stage=$$(mktemp -d); mkdir -p $$stage/$$pkg/bin; \
+	  cp $(BUILD_DIR)/linux-$$arch/* $$stage/$$pkg/bin/ && cp -R packer/scripts packer/files hooks $$stage/$$pkg/; \
+	  tar -C $$stage --owner=0 --group=0 --numeric-owner --sort=name -czf $(BUILD_DIR)/$$pkg.tar.gz $$pkg; rm -rf $$stage; \
+	done
+	cd $(BUILD_DIR) && sha256sum linux-*/* dockhand-*.tar.gz >SHA256SUMS
+
 clean:
-	rm -rf bin
+	rm -rf bin build

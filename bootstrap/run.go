@@ -78,6 +78,7 @@ func Run(o Options) (Exit, error) {
 	}()
 
 	childEnv := exports(o.Env, job.Path, notes.realBuildx)
+	setBuilderEnv(childEnv, notes.builder)
 	agent, err := findAgent(childEnv)
 	if err != nil {
 		return Exit{}, &SetupError{err}
@@ -135,6 +136,10 @@ type setupNotes struct {
 	swept      []string
 	realBuildx string
 	userConfig error
+	cache      []string // the cache lines of the job log section
+
+	builder    *buildx.Selection // the builder choice
+	builderMsg string            // a warning about it, if any
 }
 
 // prepare sweeps dead jobs' dirs and creates this job's dir and docker config.
@@ -180,6 +185,11 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 	}
 	n.realBuildx = buildx.FindReal(buildx.PluginDirs(user.ExtraDirs, userDir), o.Self)
 	st := JobState{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx}
+	n.builder, st.Builder, n.builderMsg, err = chooseBuilder(o, state, job.Path)
+	if err != nil {
+		return fail(err)
+	}
+	st.Cache, n.cache = prepareCache(o.Config, o.Env, time.Now())
 	if err := WriteState(job.Path, st); err != nil {
 		return fail(err)
 	}
@@ -280,6 +290,12 @@ func writeSection(w io.Writer, jobDir string, n setupNotes, took time.Duration) 
 		fmt.Fprintf(w, "dockhand: buildx shim in front of %s\n", n.realBuildx)
 	} else {
 		fmt.Fprintf(w, "dockhand: warning: no docker-buildx plugin found in %s\n", strings.Join(buildx.SystemPluginDirs, ", "))
+	}
+	for _, l := range n.cache {
+		fmt.Fprintf(w, "dockhand: %s\n", l)
+	}
+	for _, l := range builderLines(n.builder, n.builderMsg) {
+		fmt.Fprintf(w, "dockhand: %s\n", l)
 	}
 	if n.userConfig != nil {
 		fmt.Fprintf(w, "dockhand: warning: ignoring the agent user's docker config: %v\n", n.userConfig)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
@@ -18,6 +19,21 @@ type JobState struct {
 	ConfigPath string `json:"config_path,omitempty"` // the configuration file the bootstrap used
 	Shell      string `json:"shell"`                 // the real shell `dockhand shell` execs
 	RealBuildx string `json:"real_buildx,omitempty"`
+	// Builder is the buildx builder chosen for the job (Kind "" when the
+	// job runs without one of dockhand's).
+	Builder JobBuilder `json:"builder"`
+	// Cache is what the buildx shim injects cache flags from: nil when
+	// the job has none to inject.
+	Cache *buildx.CacheSettings `json:"cache,omitempty"`
+}
+
+// JobBuilder is the builder recorded in the job state.
+type JobBuilder struct {
+	Kind     string `json:"kind,omitempty"`     // namespace, remote, local or embedded
+	Name     string `json:"name,omitempty"`     // the buildx builder (BUILDX_BUILDER)
+	Driver   string `json:"driver,omitempty"`   // remote, docker-container or docker
+	Nodes    int    `json:"nodes,omitempty"`    // its node count (one per platform on a multi-node builder)
+	Endpoint string `json:"endpoint,omitempty"` // the default node's endpoint
 }
 
 // WriteState records the job's state in its dir.

@@ -1,10 +1,19 @@
 package buildx
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // RealPluginVar names the variable the bootstrap exports with the path of the
@@ -13,6 +22,11 @@ const RealPluginVar = "DOCKHAND_REAL_BUILDX"
 
 // ErrNoRealPlugin is returned when no real buildx plugin can be found.
 var ErrNoRealPlugin = errors.New("the real docker-buildx plugin was not found")
+
+// ErrStrict is returned when cache flags could not be injected and
+// DOCKHAND_STRICT asks for the build to fail rather than run without them.
+// The shim has already said why on stderr.
+var ErrStrict = errors.New("cache not injected and DOCKHAND_STRICT is set")
 
 // ShimTarget returns the real plugin the shim should exec: the recorded one,
 // else the first found in the usual dirs. It is separated from Exec so it can
@@ -32,11 +46,37 @@ func ShimTarget(lookup func(string) string, self string) (string, error) {
 	return "", fmt.Errorf("%w (looked in %s)", ErrNoRealPlugin, strings.Join(dirs, ", "))
 }
 
-// Shim runs as the job's cli-plugins/docker-buildx: it never writes to stdout
-// itself and replaces its process with the real plugin, so docker's plugin
-// socket, signals and exit status stay exactly the real plugin's.
-func Shim(args []string, environ []string, self string) error {
-	lookup := func(k string) string {
+// CacheSettings is the cache part of the job state: the queue's [cache]
+// settings and the job's identity, resolved by the bootstrap before any job
+// code ran.
+type CacheSettings struct {
+	Mode     string   `json:"mode"`
+	Backend  Backend  `json:"backend"`
+	Identity Identity `json:"identity"`
+	Strict   bool     `json:"strict,omitempty"`
+	Debug    bool     `json:"debug,omitempty"`
+}
+
+// ShimJob is what the shim knows of its job: nil outside a dockhand job,
+// where the shim only passes calls through.
+type ShimJob struct {
+	Cache *CacheSettings
+	// Selected is the builder dockhand chose for the job, nil when it chose
+	// none.
+	Selected *SelectedBuilder
+}
+
+// SelectedBuilder is the builder dockhand chose for the job, as the job
+// state records it.
+type SelectedBuilder struct {
+	Kind  string // namespace, remote, local or embedded
+	Name  string // the buildx instance
+	Nodes int
+}
+
+// lookupIn returns a lookup over KEY=VALUE strings, the last one winning.
+func lookupIn(environ []string) func(string) string {
+	return func(k string) string {
 		for i := len(environ) - 1; i >= 0; i-- {
 			if v, ok := strings.CutPrefix(environ[i], k+"="); ok {
 				return v
@@ -44,13 +84,230 @@ func Shim(args []string, environ []string, self string) error {
 		}
 		return ""
 	}
+}
+
+// Shim runs as the job's cli-plugins/docker-buildx: it adds cache flags to
+// build and bake calls (Rewrite), then replaces its process with the real
+// plugin, so docker's plugin socket, signals and exit status stay exactly the
+// real plugin's. It never writes to stdout; its few lines go to stderr, which
+// is the job log.
+func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.Writer) error {
+	lookup := lookupIn(environ)
 	real, err := ShimTarget(lookup, self)
 	if err != nil {
 		return err
+	}
+	if job != nil && job.Cache != nil && (len(args) == 0 || args[0] != MetadataCommand) {
+		res, err := shimRewrite(args, lookup, real, environ, job, stderr)
+		if err != nil {
+			return err
+		}
+		args = res.Args
 	}
 	argv := append([]string{real}, args...)
 	if err := syscall.Exec(real, argv, environ); err != nil {
 		return fmt.Errorf("running %s: %w", real, err)
 	}
 	return nil
+}
+
+// shimRewrite builds the policy from the job and the call's environment,
+// rewrites the arguments and reports on stderr.
+func shimRewrite(args []string, lookup func(string) string, real string, environ []string, job *ShimJob, stderr io.Writer) (Result, error) {
+	c := job.Cache
+	strict, debug := c.Strict, c.Debug
+	if v := lookup("DOCKHAND_STRICT"); v != "" {
+		if b, err := ParseBool(v); err == nil {
+			strict = b
+		}
+	}
+	if v := lookup("DOCKHAND_DEBUG"); v != "" {
+		if b, err := ParseBool(v); err == nil {
+			debug = b
+		}
+	}
+	mode := c.Mode
+	if v := lookup("DOCKHAND_CACHE"); v != "" {
+		switch v {
+		case CacheAuto, CacheAlways, CacheOff:
+			mode = v
+		default:
+			fmt.Fprintf(stderr, "dockhand: warning: ignoring DOCKHAND_CACHE=%q (want auto, always or off)\n", v)
+		}
+	}
+	id := c.Identity
+	if id.Pipeline == "" {
+		id = IdentityFromEnv(lookup)
+	}
+	if id.Checkout == "" {
+		// The agent's job executor computes it after the bootstrap started.
+		id.Checkout = lookup("BUILDKITE_BUILD_CHECKOUT_PATH")
+	}
+	dir, _ := os.Getwd()
+	standalone := lookup("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") == ""
+	p := Policy{
+		Mode: mode, Standalone: standalone, Identity: id, Backend: c.Backend, Dir: dir,
+		Builder: func(name string) BuilderFacts { return builderFacts(name, lookup, job.Selected) },
+	}
+	p.Bake = func() ([]BakeTarget, error) {
+		inv, err := ParseInvocation(args, standalone)
+		if err != nil {
+			return nil, err
+		}
+		return ResolveBake(real, args, inv.SubIndex, environ, 30*time.Second)
+	}
+	res := Rewrite(args, p)
+	Report(stderr, res, debug)
+	if res.Warn && strict {
+		return res, ErrStrict
+	}
+	return res, nil
+}
+
+// Report prints what Rewrite did: one line per injection, one line when the
+// arguments could not be understood (or, with debug, whenever nothing was
+// injected).
+func Report(w io.Writer, res Result, debug bool) {
+	for _, inj := range res.Injections {
+		line := fmt.Sprintf("dockhand: cache %s (%s): from %s", inj.Plan.Key, inj.Image.Describe(), strings.Join(inj.Plan.FromRefs, ", "))
+		if len(inj.Plan.FromRefs) == 0 {
+			line = fmt.Sprintf("dockhand: cache %s (%s): from nothing (--no-cache)", inj.Plan.Key, inj.Image.Describe())
+		}
+		if len(inj.Plan.ToRefs) > 0 {
+			line += "; to " + strings.Join(inj.Plan.ToRefs, ", ")
+		} else {
+			line += "; read-only (" + inj.Plan.ReadOnly + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+	switch {
+	case res.Warn:
+		fmt.Fprintf(w, "dockhand: cache not injected: %s\n", res.Reason)
+	case res.Changed && res.Reason != "" && strings.HasPrefix(res.Reason, "not for"):
+		fmt.Fprintf(w, "dockhand: cache %s\n", res.Reason)
+	case !res.Changed && debug:
+		fmt.Fprintf(w, "dockhand: cache not injected: %s\n", res.Reason)
+	}
+}
+
+// buildxStore is the buildx state dir: $BUILDX_CONFIG, else
+// $DOCKER_CONFIG/buildx, else ~/.docker/buildx.
+func buildxStore(lookup func(string) string) string {
+	if d := lookup("BUILDX_CONFIG"); d != "" {
+		return d
+	}
+	if d := lookup("DOCKER_CONFIG"); d != "" {
+		return filepath.Join(d, "buildx")
+	}
+	if h := lookup("HOME"); h != "" {
+		return filepath.Join(h, ".docker", "buildx")
+	}
+	return ""
+}
+
+// builderFacts finds out what the builder called name (or, for "", the one
+// buildx would use) is, from the buildx store: a file read or two. A name
+// with no instance is a docker context, whose builder is the docker driver.
+func builderFacts(name string, lookup func(string) string, selected *SelectedBuilder) BuilderFacts {
+	if name == "" {
+		name = lookup("BUILDX_BUILDER")
+	}
+	store := buildxStore(lookup)
+	if name == "" && store != "" {
+		var cur struct{ Name string }
+		if data, err := os.ReadFile(filepath.Join(store, "current")); err == nil && json.Unmarshal(data, &cur) == nil {
+			name = cur.Name
+		}
+	}
+	if name == "" {
+		name = "default"
+	}
+	f := BuilderFacts{Name: name, Driver: DriverDocker}
+	if store != "" {
+		var ng nodeGroup
+		data, err := os.ReadFile(filepath.Join(store, "instances", strings.ToLower(name)))
+		if err == nil && json.Unmarshal(data, &ng) == nil {
+			f.Driver, f.Nodes = ng.Driver, len(ng.Nodes)
+		}
+	}
+	if selected != nil && strings.EqualFold(selected.Name, name) {
+		switch selected.Kind {
+		case KindNamespace:
+			f.Persistent = true
+		case KindRemote:
+			f.Persistent = selected.Nodes <= 1
+		}
+	}
+	return f
+}
+
+// ResolveBake runs the real plugin's `bake --print` with the call's own
+// arguments (files, variables, --set, targets) to learn the targets the bake
+// will build, each with its context, Dockerfile and cache settings. It is the
+// one extra process the shim may start, and only for bake. The child gets no
+// plugin socket: docker accepts only one connection, the real run's.
+func ResolveBake(real string, args []string, subIndex int, environ []string, timeout time.Duration) ([]BakeTarget, error) {
+	if subIndex < 0 || subIndex >= len(args) {
+		return nil, errors.New("no bake subcommand in the arguments")
+	}
+	argv := append(append(slices.Clone(args[:subIndex+1]), "--print"), args[subIndex+1:]...)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, real, argv...)
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "DOCKER_CLI_PLUGIN_SOCKET=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if i := strings.LastIndex(msg, "\n"); i >= 0 {
+			msg = msg[i+1:]
+		}
+		return nil, fmt.Errorf("bake --print: %w: %s", err, msg)
+	}
+	return ParseBakePrint(stdout.Bytes())
+}
+
+// ParseBakePrint reads `docker buildx bake --print` output.
+func ParseBakePrint(data []byte) ([]BakeTarget, error) {
+	var def struct {
+		Target map[string]struct {
+			Context          *string         `json:"context"`
+			Dockerfile       *string         `json:"dockerfile"`
+			DockerfileInline *string         `json:"dockerfile-inline"`
+			Target           *string         `json:"target"`
+			Platforms        []string        `json:"platforms"`
+			CacheFrom        json.RawMessage `json:"cache-from"`
+			CacheTo          json.RawMessage `json:"cache-to"`
+			Call             *string         `json:"call"`
+			NoCache          *bool           `json:"no-cache"`
+		} `json:"target"`
+	}
+	if err := json.Unmarshal(data, &def); err != nil {
+		return nil, fmt.Errorf("reading bake --print output: %w", err)
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	given := func(raw json.RawMessage) bool {
+		s := strings.TrimSpace(string(raw))
+		return s != "" && s != "null" && s != "[]" && s != `""`
+	}
+	var out []BakeTarget
+	for name, t := range def.Target {
+		out = append(out, BakeTarget{
+			Name: name, Context: str(t.Context), Dockerfile: str(t.Dockerfile),
+			DockerfileInline: t.DockerfileInline != nil, Target: str(t.Target), Platforms: t.Platforms,
+			HasCacheFrom: given(t.CacheFrom), HasCacheTo: given(t.CacheTo), Call: str(t.Call),
+			NoCache: t.NoCache != nil && *t.NoCache,
+		})
+	}
+	slices.SortFunc(out, func(a, b BakeTarget) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }

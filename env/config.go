@@ -26,10 +26,19 @@ type Config struct {
 	Strict       bool          // strict: fail closed instead of falling back
 	Debug        bool          // debug: verbose output
 
+	// probe_cache_ttl: how long one job's probe results serve the host's
+	// other jobs (0: every job probes)
+	ProbeCacheTTL time.Duration
+	// builders_optional: when every configured builder is down the job runs
+	// without dockhand's builder (one warning) instead of failing with 125
+	BuildersOptional bool
+
 	Remote    Remote
 	Namespace Namespace
+	Embedded  Embedded
 	Cache     Cache
 	Packages  Packages
+	Registry  RegistrySettings
 
 	Path    string            // the file that was read ("" when defaults only)
 	Queue   string            // the agent's queue tag ("" when it has none)
@@ -55,10 +64,18 @@ type PlatformNodes struct {
 
 // Namespace is the [namespace] table: Namespace remote builders.
 type Namespace struct {
+	NSC          string // the nsc executable ("": nsc on PATH)
 	Auth         string // "oidc" (Buildkite OIDC) or "cognito" (AWS Cognito)
 	TenantID     string
 	AWSRegion    string
 	IdentityPool string
+}
+
+// Embedded is the [embedded] table: the host's shared buildkitd that
+// dockhand starts when a queue lists the "embedded" builder kind.
+type Embedded struct {
+	Buildkitd string // the buildkitd executable ("": buildkitd on PATH)
+	Config    string // a buildkitd.toml for it ("": none)
 }
 
 // Cache is the [cache] table: BuildKit cache injection.
@@ -88,6 +105,13 @@ type CacheLocalSettings struct {
 // Packages is the [packages] table: Buildkite Package Registries.
 type Packages struct {
 	Registries []string // ORG/REGISTRY, served with the agent's OIDC token
+}
+
+// RegistrySettings is the [registry] table: credentials the helper serves
+// besides ECR, nscr.io and Buildkite Packages (see registry_settings.go).
+type RegistrySettings struct {
+	Static     []string // HOST=FILE: a 0600 JSON file holding the host's username and password
+	ECRAliases []string // HOST=ECR_HOST: serve HOST with the ECR credentials of ECR_HOST
 }
 
 // Options says where Load finds its inputs.

@@ -72,6 +72,8 @@ func schema() []field {
 		{"shell", tString, absPath, func(c *Config) any { return &c.Shell }},
 		{"builders", tStrings, checkBuilders, func(c *Config) any { return &c.Builders }},
 		{"probe_timeout", tDuration, checkProbeTimeout, func(c *Config) any { return &c.ProbeTimeout }},
+		{"probe_cache_ttl", tDuration, checkProbeCacheTTL, func(c *Config) any { return &c.ProbeCacheTTL }},
+		{"builders_optional", tBool, nil, func(c *Config) any { return &c.BuildersOptional }},
 		{"strict", tBool, nil, func(c *Config) any { return &c.Strict }},
 		{"debug", tBool, nil, func(c *Config) any { return &c.Debug }},
 
@@ -82,10 +84,14 @@ func schema() []field {
 		{"remote.server_name", tString, nil, func(c *Config) any { return &c.Remote.ServerName }},
 		{"remote.platform", tPlatforms, checkPlatforms, func(c *Config) any { return &c.Remote.Platforms }},
 
+		{"namespace.nsc", tString, optionalAbsPath, func(c *Config) any { return &c.Namespace.NSC }},
 		{"namespace.auth", tString, oneOf(AuthOIDC, AuthCognito), func(c *Config) any { return &c.Namespace.Auth }},
 		{"namespace.tenant_id", tString, nil, func(c *Config) any { return &c.Namespace.TenantID }},
 		{"namespace.aws_region", tString, nil, func(c *Config) any { return &c.Namespace.AWSRegion }},
 		{"namespace.identity_pool", tString, nil, func(c *Config) any { return &c.Namespace.IdentityPool }},
+
+		{"embedded.buildkitd", tString, optionalAbsPath, func(c *Config) any { return &c.Embedded.Buildkitd }},
+		{"embedded.config", tString, optionalAbsPath, func(c *Config) any { return &c.Embedded.Config }},
 
 		{"cache.mode", tString, oneOf(CacheAuto, CacheAlways, CacheOff), func(c *Config) any { return &c.Cache.Mode }},
 		{"cache.backend", tString, oneOf(CacheRegistry, CacheS3, CacheLocal), func(c *Config) any { return &c.Cache.Backend }},
@@ -99,6 +105,9 @@ func schema() []field {
 		{"cache.local.max_size", tSize, positiveSize, func(c *Config) any { return &c.Cache.Local.MaxSize }},
 
 		{"packages.registries", tStrings, checkRegistries, func(c *Config) any { return &c.Packages.Registries }},
+
+		{"registry.static", tStrings, checkStaticCredentials, func(c *Config) any { return &c.Registry.Static }},
+		{"registry.ecr_aliases", tStrings, checkECRAliases, func(c *Config) any { return &c.Registry.ECRAliases }},
 	}
 }
 
@@ -120,6 +129,7 @@ func Default(queue string) *Config {
 		Queue:   queue,
 		Sources: map[string]Source{},
 	}
+	c.ProbeCacheTTL = 5 * time.Second // shared between jobs starting together
 	for _, f := range schema() {
 		c.Sources[f.key] = Source{Kind: SourceDefault}
 	}
@@ -300,6 +310,14 @@ func absPath(v any) error {
 	return nil
 }
 
+// optionalAbsPath accepts "" (unset) or an absolute path.
+func optionalAbsPath(v any) error {
+	if v.(string) == "" {
+		return nil
+	}
+	return absPath(v)
+}
+
 func positiveSize(v any) error {
 	if n := v.(int64); n <= 0 {
 		return fmt.Errorf("%d must be more than zero", n)
@@ -311,6 +329,16 @@ func checkProbeTimeout(v any) error {
 	d := v.(time.Duration)
 	if d <= 0 || d > maxProbeTimeout {
 		return fmt.Errorf("%s is out of range (more than 0, at most %s)", d, maxProbeTimeout)
+	}
+	return nil
+}
+
+const maxProbeCacheTTL = 5 * time.Minute
+
+func checkProbeCacheTTL(v any) error {
+	d := v.(time.Duration)
+	if d < 0 || d > maxProbeCacheTTL {
+		return fmt.Errorf("%s is out of range (0 to %s; 0 shares nothing)", d, maxProbeCacheTTL)
 	}
 	return nil
 }

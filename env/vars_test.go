@@ -74,6 +74,8 @@ func TestEveryOverrideIsHandled(t *testing.T) {
 		"DOCKHAND_STRICT":        "true",
 		"DOCKHAND_DEBUG":         "true",
 	}
+	samples["DOCKHAND_PROBE_CACHE_TTL"] = "1s"
+	samples["DOCKHAND_BUILDERS_OPTIONAL"] = "true"
 	fsys := files(map[string]string{"/other.toml": "strict = true\n"})
 	for _, v := range Variables {
 		if v.Kind != Override && v.Kind != PipelineSafe {

@@ -1,6 +1,10 @@
 // Package registry serves registry credentials to docker: the
 // docker-credential-dockhand helper, its job-scoped store of `docker login`s,
-// and (with later issues) ECR, nscr.io and Buildkite Packages.
+// routing by host (registry/hosts) to ECR and ECR Public tokens (fetched by
+// dockhand-cloud with registry/ecr, cached for the whole host), nscr.io
+// (docker-credential-nsc), Buildkite Packages (agent OIDC tokens) and static
+// credential files, and the redaction of what it serves from the job's log.
+// See docs/credentials.md.
 package registry
 
 import (

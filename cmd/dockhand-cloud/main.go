@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/dockhand-ci/dockhand/registry"
 )
 
 // version is set at link time by `make build`.
@@ -22,10 +24,13 @@ func main() {
 // commands maps each subcommand to its implementation; later issues add
 // theirs here.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
+	"probe":        probeCommand,
+	"cached-image": cachedImage,
 	"version": func(_ []string, stdout, _ io.Writer) error {
 		_, err := fmt.Fprintf(stdout, "dockhand-cloud %s\n", version)
 		return err
 	},
+	registry.ECRTokenCommand: ecrToken,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

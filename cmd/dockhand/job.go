@@ -122,11 +122,3 @@ func hook(args []string, e *agentenv.Environment, io stdio) error {
 	_, err := io.out.Write(out.Bytes())
 	return err
 }
-
-func credentialHelper(args []string, e *agentenv.Environment, io stdio) error {
-	jobDir, _ := e.Get(registry.JobDirVar)
-	if err := registry.Serve(registry.NewHelper(jobDir), args, io.in, io.out); err != nil {
-		return protocolError{err}
-	}
-	return nil
-}

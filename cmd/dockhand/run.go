@@ -8,7 +8,6 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
-	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -106,7 +105,9 @@ func dispatch(m mode, args []string, e *agentenv.Environment, io stdio) error {
 	case modeCredentialHelper:
 		return credentialHelper(args, e, io)
 	case modeBuildxShim:
-		return buildx.Shim(args, e.ToSlice(), self())
+		return buildxShim(args, e, io)
+	case modeCachedImage:
+		return cachedImage(args, e, io)
 	default:
 		if _, err := newFlags(m, "", io).parse(args); err != nil {
 			return err
@@ -182,6 +183,8 @@ func doctor(args []string, e *agentenv.Environment, io stdio) error {
 	f := newFlags(modeDoctor, "", io)
 	configPath := f.String("config", "", "configuration file (env DOCKHAND_CONFIG; default "+env.DefaultPath+")")
 	asJSON := f.Bool("json", false, "print JSON instead of text")
+	var registries hostList
+	f.Var(&registries, "registry", "also check the credentials of this registry host (repeatable)")
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
@@ -200,5 +203,9 @@ func doctor(args []string, e *agentenv.Environment, io stdio) error {
 		_, err = fmt.Fprintf(io.out, "%s\n", b)
 		return err
 	}
-	return cfg.WriteText(io.out)
+	if err := cfg.WriteText(io.out); err != nil {
+		return err
+	}
+	writeCredentialChecks(io.out, helperFor(cfg, e, io.err), cfg, configuredRegistries(cfg, registries))
+	return nil
 }

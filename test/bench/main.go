@@ -53,9 +53,14 @@ func run(runs int) error {
 	}
 	defer os.RemoveAll(dir)
 
+	shim, err := shimPair(dockhand, toolBin, dir, max(runs/2, 20))
+	if err != nil {
+		return fmt.Errorf("buildx shim: %w", err)
+	}
 	pairs := []pair{
 		shellPair(dockhand, dir, runs),
 		bootstrapPair(dockhand, toolBin, dir, max(runs/4, 20)),
+		shim,
 	}
 	fmt.Printf("| benchmark | dockhand (median) | plain (median) | added | ratio | bar |\n|---|---|---|---|---|---|\n")
 	failed := false
@@ -72,7 +77,14 @@ func run(runs int) error {
 		fmt.Printf("| %s (`%s` vs `%s`, %d runs each) | %s | %s | %s | %.2f | ≤ %s added: %s |\n",
 			p.name, p.dockhandIs, p.plainIs, p.runs, ms(d), ms(pl), ms(added), float64(d)/float64(pl), ms(p.bar), verdict)
 	}
-	if failed {
+	if err := cacheBench(dockhand, toolBin, dir, 3); err != nil {
+		return fmt.Errorf("rebuild from cache: %w", err)
+	}
+	credFailed, err := credentialBench(dockhand, toolBin, dir, runs)
+	if err != nil {
+		return fmt.Errorf("credential helpers: %w", err)
+	}
+	if failed || credFailed {
 		return fmt.Errorf("a bar was missed")
 	}
 	return nil

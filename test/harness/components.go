@@ -80,43 +80,16 @@ http:
 
 // Buildkitd is a running buildkitd with the OCI worker.
 type Buildkitd struct {
-	Addr string // unix:///…/buildkitd.sock
-	Root string
+	Addr    string // unix:///…/buildkitd.sock
+	TCPAddr string // tcp://127.0.0.1:PORT when started with TCP (mTLS when TLS is set)
+	Root    string
+	proc    *proc
 }
 
 // StartBuildkitd starts buildkitd with a fresh root. insecureRegistries are
 // host:port registries it reaches over plain HTTP.
 func (k *Kit) StartBuildkitd(name string, insecureRegistries ...string) (*Buildkitd, error) {
-	if name == "" {
-		name = "buildkitd"
-	}
-	dir := filepath.Join(k.Dir, name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	var config strings.Builder
-	config.WriteString("[worker.oci]\n  enabled = true\n  gc = false\n[worker.containerd]\n  enabled = false\n")
-	for _, r := range insecureRegistries {
-		fmt.Fprintf(&config, "[registry.%q]\n  http = true\n", r)
-	}
-	configPath := filepath.Join(dir, "buildkitd.toml")
-	if err := os.WriteFile(configPath, []byte(config.String()), 0o600); err != nil {
-		return nil, err
-	}
-	sock := filepath.Join(dir, "buildkitd.sock")
-	p, err := k.start(name, nil, k.Bin("buildkitd"),
-		"--config", configPath,
-		"--root", filepath.Join(dir, "root"),
-		"--addr", "unix://"+sock,
-		"--group", "0",
-	)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.waitReady(dialReady("unix", sock)); err != nil {
-		return nil, err
-	}
-	return &Buildkitd{Addr: "unix://" + sock, Root: filepath.Join(dir, "root")}, nil
+	return k.StartBuildkitdWith(BuildkitdOptions{Name: name, InsecureRegistries: insecureRegistries})
 }
 
 // S3 is a running S3-compatible server.

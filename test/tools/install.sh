@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components dockhand's end-to-end tests run into .tools/bin.
 # Pinned in test/tools/go.mod (buildkit, buildx, distribution, gofakes3),
-# test/tools/agent/go.mod (buildkite-agent) and DEBS below (runc, busybox).
+# test/tools/agent/go.mod (buildkite-agent) and DEBS below (runc, busybox, packer).
 # Idempotent: a second run with nothing changed only checks.
 set -euo pipefail
 
@@ -31,8 +31,15 @@ step "go build buildkite-agent"
 go build -trimpath -ldflags "-X github.com/buildkite/agent/v3/version.buildNumber=dockhand-test" \
   -o "$bin/buildkite-agent" github.com/buildkite/agent/v3
 
+# The upstream ECR credential helper, for `make bench` (test/tools/ecrlogin/go.mod).
+cd "$root/test/tools/ecrlogin"
+step "go build docker-credential-ecr-login"
+go build -trimpath -o "$bin/docker-credential-ecr-login" \
+  github.com/awslabs/amazon-ecr-credential-helper/ecr-login/cli/docker-credential-ecr-login
+
 # Debian components, unpacked into .tools (no system install needed).
-DEBS=("runc=1.1.5+ds1-1+deb12u1:usr/sbin/runc" "busybox-static=1:1.35.0-4+deb12u1+b1:bin/busybox")
+DEBS=("runc=1.1.5+ds1-1+deb12u1:usr/sbin/runc" "busybox-static=1:1.35.0-4+deb12u1+b1:bin/busybox"
+  "packer=1.6.6+ds2-1+b1:usr/bin/packer")
 for spec in "${DEBS[@]}"; do
   pkgver=${spec%:*} path=${spec##*:}
   pkg=${pkgver%%=*} ver=${pkgver#*=}
@@ -58,6 +65,26 @@ for spec in "${DEBS[@]}"; do
   rm -rf "$tmp"
 done
 
+# jq with its two libraries (Debian's, dynamically linked): the reference the
+# cached-image tag tests check `file.json#<jq path>` against. .tools/bin/jq is
+# a wrapper that points the loader at the unpacked libraries.
+JQ_DEBS=("jq=1.6-2.1+deb12u1" "libjq1=1.6-2.1+deb12u1" "libonig5=6.9.8-1")
+if [[ ! -x "$bin/jq" || "$(cat "$debs/jq.version" 2>/dev/null)" != "${JQ_DEBS[*]}" ]]; then
+  step "apt-get download ${JQ_DEBS[*]}"
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download "${JQ_DEBS[@]}" >/dev/null 2>&1); then
+    apt-get update >/dev/null
+    (cd "$tmp" && apt-get download "${JQ_DEBS[@]}" >/dev/null)
+  fi
+  rm -rf "$root/.tools/jq"
+  for d in "$tmp"/*.deb; do dpkg-deb -x "$d" "$root/.tools/jq"; done
+  libdir=$(dirname "$(find "$root/.tools/jq" -name 'libjq.so.1*' | head -n1)")
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$libdir" "$root/.tools/jq/usr/bin/jq" >"$bin/jq"
+  chmod 0755 "$bin/jq"
+  echo "${JQ_DEBS[*]}" >"$debs/jq.version"
+  rm -rf "$tmp"
+fi
+
 # The docker CLI: the machine's, if it is at least 24; else build one.
 docker_major=0
 if command -v docker >/dev/null; then
@@ -71,7 +98,7 @@ elif [[ ! -x "$bin/docker" || -L "$bin/docker" ]]; then
   GOBIN="$bin" GOFLAGS= go install github.com/docker/cli/cmd/docker@v29.9.3+incompatible
 fi
 
-for t in buildkitd buildctl docker-buildx registry s3server buildkite-agent runc busybox docker; do
+for t in buildkitd buildctl docker-buildx registry s3server buildkite-agent runc busybox packer jq docker; do
   [[ -x "$bin/$t" ]] || { echo "tools: $t missing from $bin" >&2; exit 1; }
 done
 step "ready in $bin"

@@ -1,0 +1,58 @@
+package bootstrap
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/buildx"
+)
+
+// chooseBuilder picks and wires the job's builder (see buildx.Select). When
+// every configured builder is down the job fails (exit 125, one line naming
+// each candidate), unless the queue's builders are optional: then it runs
+// without dockhand's builder and the log says why.
+func chooseBuilder(o Options, state, jobDir string) (*buildx.Selection, JobBuilder, string, error) {
+	sel, err := buildx.Select(buildx.SetupOptions{
+		Config: o.Config, Env: o.Env, StateDir: state, JobDir: jobDir,
+		DockerConfig: filepath.Join(jobDir, "docker"), Self: o.Self,
+	})
+	var none *buildx.NoBuilderError
+	switch {
+	case errors.As(err, &none) && o.Config.BuildersOptional:
+		return sel, JobBuilder{}, fmt.Sprintf("warning: %v; builders_optional is set, so the job runs without dockhand's builder", err), nil
+	case err != nil:
+		return sel, JobBuilder{}, "", err
+	case sel.Builder == nil:
+		return sel, JobBuilder{}, "", nil
+	}
+	b := sel.Builder
+	return sel, JobBuilder{Kind: b.Kind, Name: b.Name, Driver: b.Driver, Nodes: len(b.Nodes), Endpoint: b.Endpoint()}, "", nil
+}
+
+// setBuilderEnv adds the chosen builder's variables to the child's
+// environment: BUILDX_BUILDER, BUILDKIT_HOST and the TLS or nsc settings.
+func setBuilderEnv(e *agentenv.Environment, sel *buildx.Selection) {
+	if sel == nil {
+		return
+	}
+	for k, v := range sel.Exports {
+		e.Set(k, v)
+	}
+}
+
+// builderLines are the builder's lines of the job log section.
+func builderLines(sel *buildx.Selection, warning string) []string {
+	var lines []string
+	if warning != "" {
+		lines = append(lines, warning)
+	}
+	if sel == nil {
+		return lines
+	}
+	if sel.Builder == nil && warning == "" {
+		lines = append(lines, "builder: none configured on this host for this queue; docker uses its own default builder")
+	}
+	return append(lines, sel.Lines()...)
+}

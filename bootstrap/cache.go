@@ -1,0 +1,175 @@
+package bootstrap
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/env"
+)
+
+// cacheSettings is what the job's buildx shim injects cache flags from: the
+// queue's [cache] settings and the job's identity as the agent gave it,
+// recorded before any job code runs. It returns nil, and why, when there is
+// nothing to inject.
+func cacheSettings(c *env.Config, e *agentenv.Environment) (*buildx.CacheSettings, string) {
+	if c.Cache.Mode == env.CacheOff {
+		return nil, fmt.Sprintf("off (cache.mode from %s)", c.Sources["cache.mode"])
+	}
+	lookup := func(k string) string { v, _ := e.Get(k); return v }
+	s := &buildx.CacheSettings{
+		Mode: c.Cache.Mode,
+		Backend: buildx.Backend{
+			Kind:       c.Cache.Backend,
+			Repository: c.Cache.Repository,
+			S3: buildx.S3Backend{
+				Bucket: c.Cache.S3.Bucket, Region: c.Cache.S3.Region,
+				Prefix: c.Cache.S3.Prefix, EndpointURL: c.Cache.S3.EndpointURL,
+			},
+			LocalDir: c.Cache.Local.Dir,
+		},
+		Identity: buildx.IdentityFromEnv(lookup),
+		Strict:   c.Strict,
+		Debug:    c.Debug,
+	}
+	if err := s.Backend.Usable(); err != nil {
+		return nil, "not configured: " + err.Error()
+	}
+	return s, ""
+}
+
+// prepareCache resolves the job's cache settings and readies the local
+// backend's dir. It returns the settings for the job state (nil: nothing to
+// inject) and the lines for the job log section. A local dir that cannot be
+// made turns injection off with a warning: the build runs without cache.
+func prepareCache(c *env.Config, e *agentenv.Environment, now time.Time) (*buildx.CacheSettings, []string) {
+	s, why := cacheSettings(c, e)
+	lines := []string{cacheNote(s, why)}
+	if s == nil || s.Backend.Kind != buildx.BackendLocal {
+		return s, lines
+	}
+	note, err := prepareLocalCache(s, c.Cache.Local.MaxSize, now)
+	if err != nil {
+		return nil, append(lines, "warning: cache not injected: "+err.Error())
+	}
+	if note != "" {
+		lines = append(lines, note)
+	}
+	return s, lines
+}
+
+// cacheNote describes the job's cache for the job log section.
+func cacheNote(s *buildx.CacheSettings, why string) string {
+	if s == nil {
+		return "cache: " + why
+	}
+	b := s.Backend
+	where := ""
+	switch b.Kind {
+	case buildx.BackendRegistry:
+		where = b.Repository
+	case buildx.BackendS3:
+		where = "s3://" + b.S3.Bucket + "/" + b.S3.Prefix
+	case buildx.BackendLocal:
+		where = b.LocalDir
+	}
+	id := s.Identity
+	var access []string
+	switch {
+	case id.IsFork():
+		access = append(access, "read-only: pull request from a fork")
+	case id.IsPullRequest():
+		access = append(access, "writes only pull request "+id.PullRequest+"'s refs")
+	}
+	note := fmt.Sprintf("cache: %s, %s backend at %s, pipeline %s, branch %s", s.Mode, b.Kind, where, id.Pipeline, id.Branch)
+	if id.DefaultBranch != "" && id.DefaultBranch != id.Branch {
+		note += " (falls back to " + id.DefaultBranch + ")"
+	}
+	if len(access) > 0 {
+		note += "; " + strings.Join(access, "; ")
+	}
+	return note
+}
+
+// layout is one pipeline's OCI layout in the local cache dir.
+type layout struct {
+	name    string
+	size    int64
+	written time.Time
+}
+
+// PruneLocalCache keeps dir, the local backend's directory of one OCI layout
+// per pipeline, under maxSize bytes: it removes whole layouts, least recently
+// written first (index.json's time), never keep (this job's pipeline) and
+// none written within grace of now (a job may be using it). It returns the
+// names it removed and the size left.
+func PruneLocalCache(dir, keep string, maxSize int64, now time.Time, grace time.Duration) ([]string, int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the local cache dir: %w", err)
+	}
+	var layouts []layout
+	var total int64
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		l := layout{name: e.Name()}
+		p := filepath.Join(dir, e.Name())
+		_ = filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					l.size += fi.Size()
+				}
+			}
+			return nil
+		})
+		if fi, err := os.Stat(filepath.Join(p, "index.json")); err == nil {
+			l.written = fi.ModTime()
+		} else if fi, err := os.Stat(p); err == nil {
+			l.written = fi.ModTime()
+		}
+		total += l.size
+		layouts = append(layouts, l)
+	}
+	slices.SortFunc(layouts, func(a, b layout) int { return a.written.Compare(b.written) })
+	var evicted []string
+	for _, l := range layouts {
+		if total <= maxSize {
+			break
+		}
+		if l.name == keep || now.Sub(l.written) < grace {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, l.name)); err != nil {
+			return evicted, total, fmt.Errorf("evicting %s from the local cache: %w", l.name, err)
+		}
+		evicted = append(evicted, l.name)
+		total -= l.size
+	}
+	return evicted, total, nil
+}
+
+// prepareLocalCache makes the local backend's dir and keeps it bounded.
+func prepareLocalCache(s *buildx.CacheSettings, maxSize int64, now time.Time) (string, error) {
+	dir := s.Backend.LocalDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating the local cache dir: %w", err)
+	}
+	keep := filepath.Base(s.Backend.LocalCacheDir(s.Identity.Pipeline))
+	evicted, left, err := PruneLocalCache(dir, keep, maxSize, now, 10*time.Minute)
+	if err != nil {
+		return "", err
+	}
+	if len(evicted) == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("cache: evicted %s from %s to stay under cache.local.max_size (%d bytes left)",
+		strings.Join(evicted, ", "), dir, left), nil
+}

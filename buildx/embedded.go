@@ -1,0 +1,215 @@
+package buildx
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/internal/safefile"
+	"golang.org/x/sys/unix"
+)
+
+// The embedded buildkitd's files, under STATE/buildkitd:
+//
+//	lock            flock'ed while a job checks, starts or restarts the daemon
+//	pid             the daemon's process id
+//	buildkitd.sock  its socket (unix://)
+//	buildkitd.log   its output since its last start
+//	root/           its state (build cache)
+const (
+	embeddedDirName = "buildkitd"
+	embeddedSock    = "buildkitd.sock"
+	EmbeddedPidFile = "pid"
+	embeddedLog     = "buildkitd.log"
+	maxSocketPath   = 107 // sun_path holds 108 bytes, NUL included
+)
+
+// EmbeddedDir is where the host's shared buildkitd lives under a state dir.
+func EmbeddedDir(stateDir string) string { return filepath.Join(stateDir, embeddedDirName) }
+
+// EmbeddedSocket is its endpoint.
+func EmbeddedSocket(stateDir string) string {
+	return "unix://" + filepath.Join(EmbeddedDir(stateDir), embeddedSock)
+}
+
+// Embedded is one rootful buildkitd per host, on a unix socket under the
+// state dir, started by the first job that needs it and shared by all:
+// detached (its own session, output to a log file) so it outlives the job
+// that started it, restarted by the next job when it died.
+type Embedded struct {
+	Dir          string   // EmbeddedDir(state)
+	Buildkitd    string   // the executable
+	Config       string   // a buildkitd.toml, optional
+	Env          []string // the daemon's environment (PATH, to find runc; proxies)
+	StartTimeout time.Duration
+}
+
+func (e Embedded) sock() string { return filepath.Join(e.Dir, embeddedSock) }
+
+// Ensure returns once the daemon answers on its socket, starting it (or
+// replacing a wedged one) when it does not. It reports whether it started
+// it and the daemon's pid.
+func (e Embedded) Ensure() (started bool, pid int, err error) {
+	if len(e.sock()) > maxSocketPath {
+		return false, 0, fmt.Errorf("socket path %s is longer than %d bytes; use a shorter state_dir", e.sock(), maxSocketPath)
+	}
+	if e.StartTimeout <= 0 {
+		e.StartTimeout = 60 * time.Second
+	}
+	if err := os.MkdirAll(e.Dir, 0o700); err != nil {
+		return false, 0, err
+	}
+	release, err := lockWait(filepath.Join(e.Dir, "lock"), time.Now().Add(e.StartTimeout+15*time.Second))
+	if err != nil {
+		return false, 0, err
+	}
+	defer release()
+
+	pid = e.recordedPid()
+	if pid > 0 && isBuildkitd(pid) {
+		if dialUnix(e.sock()) == nil {
+			return false, pid, nil
+		}
+		// Alive but not answering: the one who started it waited for its
+		// socket under this lock, so it is wedged. Replace it.
+		stopPid(pid, 10*time.Second)
+	}
+	if os.Geteuid() != 0 {
+		return false, 0, fmt.Errorf("the embedded buildkitd runs as root and dockhand runs as uid %d: run buildkitd as a service on unix://%s instead", os.Geteuid(), e.sock())
+	}
+	pid, err = e.start()
+	return err == nil, pid, err
+}
+
+func (e Embedded) start() (int, error) {
+	_ = os.Remove(e.sock()) // a stale socket of a dead daemon
+	logPath := filepath.Join(e.Dir, embeddedLog)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	args := []string{"--addr", "unix://" + e.sock(), "--root", filepath.Join(e.Dir, "root"), "--group", strconv.Itoa(os.Getgid())}
+	if e.Config != "" {
+		args = append([]string{"--config", e.Config}, args...)
+	}
+	cmd := exec.Command(e.Buildkitd, args...)
+	cmd.Env = e.Env
+	cmd.Dir = e.Dir
+	cmd.Stdout, cmd.Stderr = logf, logf // never the job's terminal: the job log must end with the job
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting %s: %w", e.Buildkitd, err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }() // reaps it if it dies while this job runs
+	if err := safefile.Write(filepath.Join(e.Dir, EmbeddedPidFile), []byte(strconv.Itoa(pid)+"\n")); err != nil {
+		stopPid(pid, 5*time.Second)
+		return 0, err
+	}
+	deadline := time.Now().Add(e.StartTimeout)
+	for {
+		if dialUnix(e.sock()) == nil {
+			return pid, nil
+		}
+		select {
+		case <-exited:
+			return 0, fmt.Errorf("%s exited at start (%v): %s", e.Buildkitd, cmd.ProcessState, lastLines(logPath, 3))
+		case <-time.After(20 * time.Millisecond): // bounded readiness poll
+		}
+		if time.Now().After(deadline) {
+			stopPid(pid, 5*time.Second)
+			return 0, fmt.Errorf("%s not answering on %s after %s: %s", e.Buildkitd, e.sock(), e.StartTimeout, lastLines(logPath, 3))
+		}
+	}
+}
+
+func (e Embedded) recordedPid() int {
+	b, err := os.ReadFile(filepath.Join(e.Dir, EmbeddedPidFile))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0
+	}
+	return pid
+}
+
+// isBuildkitd reports whether pid is a live (not zombie) buildkitd, so a
+// recycled pid is never taken for the daemon.
+func isBuildkitd(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	argv0, _, _ := bytes.Cut(cmdline, []byte{0})
+	return strings.HasSuffix(string(argv0), "buildkitd")
+}
+
+// stopPid sends SIGTERM, then SIGKILL after grace.
+func stopPid(pid int, grace time.Duration) {
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for isBuildkitd(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if isBuildkitd(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+func dialUnix(path string) error {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// lockWait takes an exclusive flock on path, waiting until deadline.
+func lockWait(path string, deadline time.Time) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		time.Sleep(10 * time.Millisecond) // bounded wait for the job holding it
+	}
+}
+
+func lastLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}

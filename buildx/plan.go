@@ -1,0 +1,341 @@
+package buildx
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/dockhand-ci/dockhand/env"
+)
+
+// Instance names dockhand gives its builders.
+const (
+	RemoteName    = "dockhand-remote"
+	NamespaceName = "dockhand-namespace"
+	LocalName     = "dockhand-local"
+	EmbeddedName  = "dockhand-embedded"
+)
+
+// Spec is everything the choice depends on besides probe results, as data.
+type Spec struct {
+	Order        []string // builder kinds in preference order (builders)
+	Slug         string   // BUILDKITE_PIPELINE_SLUG: the routing key
+	HostPlatform string   // this host's os/arch, the default node's platform when only per-platform nodes exist
+	Remote       RemoteSpec
+	Namespace    NamespaceSpec
+	Local        LocalSpec
+	Embedded     EmbeddedSpec
+}
+
+// RemoteSpec is the configured buildkitd pool.
+type RemoteSpec struct {
+	Endpoints []string
+	Platforms []env.PlatformNodes
+	TLS       TLS
+}
+
+// NamespaceSpec says whether Namespace can be set up on this host.
+type NamespaceSpec struct {
+	NSC      string // the nsc executable found ("" when none)
+	TenantID string
+	Auth     string
+}
+
+// LocalSpec is the host's docker daemon.
+type LocalSpec struct {
+	DockerHost  string // unix:///var/run/docker.sock or $DOCKER_HOST ("" when the host has none)
+	CacheExport bool   // the job wants cache export, which the docker driver cannot do
+}
+
+// EmbeddedSpec is the host's shared buildkitd.
+type EmbeddedSpec struct {
+	Socket    string // unix:///STATE/buildkitd/buildkitd.sock
+	Buildkitd string // the buildkitd executable found ("" when none)
+}
+
+// State is how usable a builder kind is.
+type State int
+
+const (
+	// NotConfigured: the kind has nothing set up on this host (no
+	// endpoints, no nsc, no docker daemon); it is skipped.
+	NotConfigured State = iota
+	// Down: configured, but no candidate is healthy.
+	Down
+	// Ready: Builder can be used as it is.
+	Ready
+	// NeedsSetup: nsc must authenticate and set the builder up.
+	NeedsSetup
+	// NeedsStart: the embedded buildkitd must be started (or restarted).
+	NeedsStart
+)
+
+func (s State) String() string {
+	return [...]string{"not configured", "down", "ready", "needs setup", "needs start"}[s]
+}
+
+// Option is one builder kind, as the probes found it.
+type Option struct {
+	Kind     string
+	State    State
+	Why      string   // Ready: why this builder and node; otherwise why not
+	Failures []string // per unhealthy candidate: "ENDPOINT: reason"
+	Builder  Builder  // Ready and NeedsStart
+}
+
+// Targets lists what to probe for spec: the remote nodes and the embedded
+// socket when their kinds are wanted, and the host's docker daemon when
+// there is one (whether it is up decides default-load).
+func Targets(spec Spec) []ProbeTarget {
+	var ts []ProbeTarget
+	seen := map[string]bool{}
+	add := func(t ProbeTarget) {
+		if !seen[t.Key()] {
+			seen[t.Key()] = true
+			ts = append(ts, t)
+		}
+	}
+	if slices.Contains(spec.Order, KindRemote) {
+		for _, ep := range remoteEndpoints(spec.Remote) {
+			add(remoteTarget(spec.Remote, ep))
+		}
+	}
+	if slices.Contains(spec.Order, KindEmbedded) && spec.Embedded.Socket != "" {
+		add(ProbeTarget{Kind: ProbeBuildkit, Endpoint: spec.Embedded.Socket})
+	}
+	if spec.Local.DockerHost != "" {
+		add(ProbeTarget{Kind: ProbeDocker, Endpoint: spec.Local.DockerHost})
+	}
+	return ts
+}
+
+func remoteEndpoints(r RemoteSpec) []string {
+	eps := slices.Clone(r.Endpoints)
+	for _, p := range r.Platforms {
+		for _, ep := range p.Endpoints {
+			if !slices.Contains(eps, ep) {
+				eps = append(eps, ep)
+			}
+		}
+	}
+	return eps
+}
+
+// remoteTarget is the probe of one remote endpoint: TLS applies to tcp://.
+func remoteTarget(r RemoteSpec, ep string) ProbeTarget {
+	t := ProbeTarget{Kind: ProbeBuildkit, Endpoint: ep}
+	if strings.HasPrefix(ep, "tcp://") {
+		t.TLS = r.TLS
+	}
+	return t
+}
+
+// Results are probe results by target key.
+type Results map[string]ProbeResult
+
+// Of returns the result for t; a target that was not probed is down.
+func (rs Results) Of(t ProbeTarget) ProbeResult {
+	if r, ok := rs[t.Key()]; ok {
+		return r
+	}
+	return ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, Error: "not probed"}
+}
+
+// Plan says, for each kind of spec.Order in that order, whether and how it
+// can be used given the probe results. It is pure: the side effects (nsc,
+// starting buildkitd, writing files) are the caller's, who takes the first
+// option that is Ready or whose setup succeeds.
+func Plan(spec Spec, results Results) []Option {
+	dockerUp := spec.Local.DockerHost != "" && results.Of(ProbeTarget{Kind: ProbeDocker, Endpoint: spec.Local.DockerHost}).OK
+	var opts []Option
+	for _, kind := range spec.Order {
+		switch kind {
+		case KindRemote:
+			opts = append(opts, planRemote(spec, results, dockerUp))
+		case KindNamespace:
+			opts = append(opts, planNamespace(spec.Namespace))
+		case KindLocal:
+			opts = append(opts, planLocal(spec.Local, results))
+		case KindEmbedded:
+			opts = append(opts, planEmbedded(spec.Embedded, results, dockerUp))
+		default:
+			opts = append(opts, Option{Kind: kind, State: NotConfigured, Why: "unknown builder kind"})
+		}
+	}
+	return opts
+}
+
+func planRemote(spec Spec, results Results, dockerUp bool) Option {
+	r := spec.Remote
+	o := Option{Kind: KindRemote}
+	if len(r.Endpoints) == 0 && len(r.Platforms) == 0 {
+		o.Why = "no remote.endpoints or [[remote.platform]] configured"
+		return o
+	}
+	// pick routes the pipeline to the first healthy node of a group.
+	pick := func(eps []string) (string, int) {
+		var healthy []string
+		for _, ep := range eps {
+			res := results.Of(remoteTarget(r, ep))
+			if res.OK {
+				healthy = append(healthy, ep)
+			} else if f := ep + ": " + res.Error; !slices.Contains(o.Failures, f) {
+				o.Failures = append(o.Failures, f)
+			}
+		}
+		if len(healthy) == 0 {
+			return "", 0
+		}
+		return Rendezvous(spec.Slug, healthy)[0], len(healthy)
+	}
+	node := func(name, ep string, platforms []string) Node {
+		n := Node{Name: name, Endpoint: ep, Platforms: platforms}
+		if strings.HasPrefix(ep, "tcp://") {
+			n.TLS = r.TLS
+		}
+		return n
+	}
+	b := Builder{Kind: KindRemote, Name: RemoteName, Driver: DriverRemote}
+	var why, missing []string
+	if len(r.Endpoints) > 0 {
+		if ep, n := pick(r.Endpoints); ep != "" {
+			b.Nodes = append(b.Nodes, node(RemoteName+"0", ep, nil))
+			why = append(why, fmt.Sprintf("pipeline %q → %s (rendezvous over %d of %d healthy)", spec.Slug, ep, n, len(r.Endpoints)))
+		} else {
+			missing = append(missing, "remote.endpoints")
+		}
+	}
+	var platformNodes []Node
+	for _, pn := range r.Platforms {
+		if ep, n := pick(pn.Endpoints); ep != "" {
+			platformNodes = append(platformNodes, node(RemoteName+"-"+strings.ReplaceAll(pn.Platform, "/", "-"), ep, []string{pn.Platform}))
+			why = append(why, fmt.Sprintf("%s → %s (%d of %d healthy)", pn.Platform, ep, n, len(pn.Endpoints)))
+		} else {
+			missing = append(missing, pn.Platform)
+		}
+	}
+	if len(b.Nodes) == 0 {
+		// No pool node: the host's platform goes first, as buildx builds on
+		// the first node when no --platform is given.
+		slices.SortStableFunc(platformNodes, func(a, c Node) int {
+			am, cm := a.Platforms[0] == spec.HostPlatform, c.Platforms[0] == spec.HostPlatform
+			switch {
+			case am && !cm:
+				return -1
+			case cm && !am:
+				return 1
+			}
+			return 0
+		})
+	}
+	b.Nodes = append(b.Nodes, platformNodes...)
+	if len(b.Nodes) == 0 {
+		o.State = Down
+		o.Why = "no healthy node"
+		return o
+	}
+	b.DefaultLoad = len(b.Nodes) == 1 && dockerUp
+	o.State, o.Builder = Ready, b
+	o.Why = strings.Join(why, "; ")
+	if len(missing) > 0 {
+		o.Why += "; no healthy node for " + strings.Join(missing, ", ")
+	}
+	return o
+}
+
+func planNamespace(n NamespaceSpec) Option {
+	o := Option{Kind: KindNamespace}
+	switch {
+	case n.NSC == "":
+		o.Why = "nsc not found (namespace.nsc or PATH)"
+	case n.TenantID == "":
+		o.Why = "namespace.tenant_id is not set"
+	default:
+		o.State = NeedsSetup
+		o.Why = fmt.Sprintf("nsc %s, tenant %s, %s auth", n.NSC, n.TenantID, n.Auth)
+	}
+	return o
+}
+
+func planLocal(l LocalSpec, results Results) Option {
+	o := Option{Kind: KindLocal}
+	if l.DockerHost == "" {
+		o.Why = "no docker daemon on this host (DOCKER_HOST or /var/run/docker.sock)"
+		return o
+	}
+	res := results.Of(ProbeTarget{Kind: ProbeDocker, Endpoint: l.DockerHost})
+	if !res.OK {
+		o.State = Down
+		o.Failures = []string{l.DockerHost + ": " + res.Error}
+		o.Why = "the docker daemon does not answer"
+		return o
+	}
+	o.State = Ready
+	if l.CacheExport {
+		// The docker driver cannot export cache: a docker-container builder
+		// on the same daemon can. Its node name is fixed so every job on the
+		// host reuses one container (and its cache).
+		o.Builder = Builder{Kind: KindLocal, Name: LocalName, Driver: DriverDockerContainer, DefaultLoad: true,
+			Nodes: []Node{{Name: LocalName + "0", Endpoint: "default"}}}
+		o.Why = fmt.Sprintf("the host's docker daemon (%s), in a docker-container builder because cache export is on", l.DockerHost)
+		return o
+	}
+	o.Builder = Builder{Kind: KindLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: l.DockerHost}}}
+	o.Why = fmt.Sprintf("the host's docker daemon (%s), its own builder", l.DockerHost)
+	return o
+}
+
+func planEmbedded(e EmbeddedSpec, results Results, dockerUp bool) Option {
+	o := Option{Kind: KindEmbedded}
+	if e.Socket == "" {
+		o.Why = "no state dir for its socket"
+		return o
+	}
+	o.Builder = Builder{Kind: KindEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: dockerUp,
+		Nodes: []Node{{Name: EmbeddedName + "0", Endpoint: e.Socket}}}
+	res := results.Of(ProbeTarget{Kind: ProbeBuildkit, Endpoint: e.Socket})
+	switch {
+	case res.OK:
+		o.State = Ready
+		o.Why = "the host's shared buildkitd at " + e.Socket
+	case e.Buildkitd == "":
+		o.State = Down
+		o.Failures = []string{e.Socket + ": " + res.Error}
+		o.Why = "not running, and no buildkitd to start (embedded.buildkitd or PATH)"
+	default:
+		o.State = NeedsStart
+		o.Failures = []string{e.Socket + ": " + res.Error}
+		o.Why = "not running; starting " + e.Buildkitd
+	}
+	return o
+}
+
+// Configured reports whether any option has something configured, that is
+// whether "no builder" means "all down" rather than "none wanted".
+func Configured(opts []Option) bool {
+	return slices.ContainsFunc(opts, func(o Option) bool { return o.State != NotConfigured })
+}
+
+// NoBuilderError is the failure of every configured builder kind.
+type NoBuilderError struct {
+	Options []Option
+	Setup   map[string]string // kind -> why its setup or start failed
+}
+
+// Error is one line naming each candidate and why it cannot be used.
+func (e *NoBuilderError) Error() string {
+	var parts []string
+	for _, o := range e.Options {
+		if o.State == NotConfigured {
+			continue
+		}
+		why := o.Why
+		if s := e.Setup[o.Kind]; s != "" {
+			why = s
+		} else if len(o.Failures) > 0 {
+			why = strings.Join(o.Failures, ", ")
+		}
+		parts = append(parts, o.Kind+": "+why)
+	}
+	return "no builder available: " + strings.Join(parts, "; ")
+}

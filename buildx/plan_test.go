@@ -1,0 +1,439 @@
+package buildx
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dockhand-ci/dockhand/env"
+)
+
+func TestRendezvousIsStableAndMinimallyDisruptive(t *testing.T) {
+	nodes := []string{"tcp://10.0.1.1:1234", "tcp://10.0.1.2:1234", "tcp://10.0.1.3:1234", "tcp://10.0.1.4:1234", "tcp://10.0.1.5:1234"}
+	reversed := slices.Clone(nodes)
+	slices.Reverse(reversed)
+	counts := map[string]int{}
+	moved, total := 0, 2000
+	for i := range total {
+		slug := fmt.Sprintf("pipeline-%d", i)
+		order := Rendezvous(slug, nodes)
+		if !slices.Equal(order, Rendezvous(slug, reversed)) {
+			t.Fatalf("%s: order depends on the input order", slug)
+		}
+		if len(order) != len(nodes) {
+			t.Fatalf("%s: order %q lost nodes", slug, order)
+		}
+		counts[order[0]]++
+		// Without node 2, pipelines on other nodes stay where they were, and
+		// those on node 2 go to their second choice.
+		without := slices.DeleteFunc(slices.Clone(nodes), func(n string) bool { return n == nodes[2] })
+		got := Rendezvous(slug, without)[0]
+		switch {
+		case order[0] == nodes[2]:
+			moved++
+			if got != order[1] {
+				t.Fatalf("%s: node down, went to %s, want its second choice %s", slug, got, order[1])
+			}
+		case got != order[0]:
+			t.Fatalf("%s: moved from %s to %s although its node is up", slug, order[0], got)
+		}
+	}
+	for _, n := range nodes {
+		share := float64(counts[n]) / float64(total)
+		if math.Abs(share-0.2) > 0.05 {
+			t.Errorf("node %s gets %.1f%% of pipelines, want about 20%%: %v", n, share*100, counts)
+		}
+	}
+	if moved != counts[nodes[2]] {
+		t.Errorf("%d pipelines moved, want exactly the %d on the removed node", moved, counts[nodes[2]])
+	}
+	if got := Rendezvous("x", nil); len(got) != 0 {
+		t.Errorf("Rendezvous over no nodes = %q", got)
+	}
+}
+
+// healthy makes probe results: every listed endpoint answers, others fail.
+func results(ok []string, down map[string]string) Results {
+	rs := Results{}
+	for _, ep := range ok {
+		kind := ProbeBuildkit
+		if strings.Contains(ep, "docker.sock") {
+			kind = ProbeDocker
+		}
+		t := ProbeTarget{Kind: kind, Endpoint: ep}
+		if strings.HasPrefix(ep, "tcp://") {
+			t.TLS = tlsFiles
+		}
+		rs[t.Key()] = ProbeResult{Kind: kind, Endpoint: ep, OK: true, Version: "v0.34.2"}
+	}
+	for ep, why := range down {
+		kind := ProbeBuildkit
+		if strings.Contains(ep, "docker.sock") {
+			kind = ProbeDocker
+		}
+		t := ProbeTarget{Kind: kind, Endpoint: ep}
+		if strings.HasPrefix(ep, "tcp://") {
+			t.TLS = tlsFiles
+		}
+		rs[t.Key()] = ProbeResult{Kind: kind, Endpoint: ep, Error: why}
+	}
+	return rs
+}
+
+var tlsFiles = TLS{CA: "/etc/dockhand/ca.pem", Cert: "/etc/dockhand/client.pem", Key: "/etc/dockhand/client-key.pem"}
+
+const (
+	epA     = "tcp://10.0.1.5:1234"
+	epB     = "tcp://10.0.1.6:1234"
+	epC     = "tcp://10.0.1.7:1234"
+	epArm   = "tcp://10.0.2.5:1234"
+	epArm2  = "tcp://10.0.2.6:1234"
+	docker  = "unix:///var/run/docker.sock"
+	embSock = "unix:///var/lib/dockhand/buildkitd/buildkitd.sock"
+)
+
+func baseSpec(order ...string) Spec {
+	return Spec{
+		Order: order, Slug: "app", HostPlatform: "linux/amd64",
+		Remote:    RemoteSpec{Endpoints: []string{epA, epB}, TLS: tlsFiles},
+		Namespace: NamespaceSpec{},
+		Local:     LocalSpec{DockerHost: docker},
+		Embedded:  EmbeddedSpec{Socket: embSock, Buildkitd: "/usr/local/bin/buildkitd"},
+	}
+}
+
+// first returns the first option a runner would take without side effects.
+func first(opts []Option) (Option, bool) {
+	for _, o := range opts {
+		if o.State == Ready || o.State == NeedsSetup || o.State == NeedsStart {
+			return o, true
+		}
+	}
+	return Option{}, false
+}
+
+func TestPlan(t *testing.T) {
+	appNode := Rendezvous("app", []string{epA, epB})[0]
+	otherNode := map[string]string{epA: epB, epB: epA}[appNode]
+	type want struct {
+		kind      string
+		state     State
+		endpoints []string
+		platforms [][]string
+		driver    string
+		name      string
+		load      bool
+		why       string // substring
+	}
+	for _, tc := range []struct {
+		name    string
+		spec    func() Spec
+		results Results
+		want    *want // nil: nothing usable
+		states  []State
+	}{
+		{
+			name:    "remote first, both healthy: the pipeline's node",
+			spec:    func() Spec { return baseSpec(KindRemote, KindLocal) },
+			results: results([]string{epA, epB, docker}, nil),
+			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName, load: true, why: `pipeline "app" → ` + appNode + " (rendezvous over 2 of 2 healthy)"},
+			states:  []State{Ready, Ready},
+		},
+		{
+			name:    "the pipeline's node down: the other one",
+			spec:    func() Spec { return baseSpec(KindRemote, KindLocal) },
+			results: results([]string{otherNode, docker}, map[string]string{appNode: "connection refused"}),
+			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{otherNode}, driver: DriverRemote, name: RemoteName, load: true, why: "1 of 2 healthy"},
+		},
+		{
+			name:    "no docker daemon: no default-load",
+			spec:    func() Spec { s := baseSpec(KindRemote); s.Local.DockerHost = ""; return s },
+			results: results([]string{epA, epB}, nil),
+			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName, load: false},
+		},
+		{
+			name:    "docker daemon down: no default-load either",
+			spec:    func() Spec { return baseSpec(KindRemote) },
+			results: results([]string{epA, epB}, map[string]string{docker: "connection refused"}),
+			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{appNode}, load: false, driver: DriverRemote, name: RemoteName},
+		},
+		{
+			name:    "remote all down: falls to local",
+			spec:    func() Spec { return baseSpec(KindRemote, KindLocal) },
+			results: results([]string{docker}, map[string]string{epA: "connection refused", epB: "no answer within 1.5s"}),
+			want:    &want{kind: KindLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default", why: "its own builder"},
+			states:  []State{Down, Ready},
+		},
+		{
+			name:    "local with cache export: a docker-container builder",
+			spec:    func() Spec { s := baseSpec(KindLocal); s.Local.CacheExport = true; return s },
+			results: results([]string{docker}, nil),
+			want:    &want{kind: KindLocal, state: Ready, endpoints: []string{"default"}, driver: DriverDockerContainer, name: LocalName, load: true, why: "cache export"},
+		},
+		{
+			name:    "local without a daemon is not configured; nothing usable",
+			spec:    func() Spec { s := baseSpec(KindLocal); s.Local.DockerHost = ""; return s },
+			results: Results{},
+			states:  []State{NotConfigured},
+		},
+		{
+			name:    "local daemon not answering is down",
+			spec:    func() Spec { return baseSpec(KindLocal) },
+			results: results(nil, map[string]string{docker: "connection refused"}),
+			states:  []State{Down},
+		},
+		{
+			name: "namespace configured comes first and needs setup",
+			spec: func() Spec {
+				s := baseSpec(KindNamespace, KindRemote)
+				s.Namespace = NamespaceSpec{NSC: "/usr/bin/nsc", TenantID: "tnt", Auth: "oidc"}
+				return s
+			},
+			results: results([]string{epA, epB}, nil),
+			want:    &want{kind: KindNamespace, state: NeedsSetup, why: "tenant tnt"},
+			states:  []State{NeedsSetup, Ready},
+		},
+		{
+			name: "namespace without nsc is skipped",
+			spec: func() Spec {
+				s := baseSpec(KindNamespace, KindRemote)
+				s.Namespace = NamespaceSpec{TenantID: "tnt"}
+				return s
+			},
+			results: results([]string{epA, epB}, nil),
+			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName},
+			states:  []State{NotConfigured, Ready},
+		},
+		{
+			name:    "namespace without a tenant is skipped",
+			spec:    func() Spec { s := baseSpec(KindNamespace); s.Namespace = NamespaceSpec{NSC: "/usr/bin/nsc"}; return s },
+			results: Results{},
+			states:  []State{NotConfigured},
+		},
+		{
+			name:    "embedded running is ready",
+			spec:    func() Spec { s := baseSpec(KindRemote, KindEmbedded); s.Remote = RemoteSpec{}; return s },
+			results: results([]string{embSock}, nil),
+			want:    &want{kind: KindEmbedded, state: Ready, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, why: "shared buildkitd"},
+			states:  []State{NotConfigured, Ready},
+		},
+		{
+			name:    "embedded not running needs a start",
+			spec:    func() Spec { s := baseSpec(KindEmbedded); return s },
+			results: results([]string{docker}, map[string]string{embSock: "no socket"}),
+			want:    &want{kind: KindEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, load: true, why: "starting"},
+		},
+		{
+			name:    "embedded without buildkitd is down",
+			spec:    func() Spec { s := baseSpec(KindEmbedded); s.Embedded.Buildkitd = ""; return s },
+			results: results(nil, map[string]string{embSock: "no socket"}),
+			states:  []State{Down},
+		},
+		{
+			name:    "remote with nothing configured is skipped",
+			spec:    func() Spec { s := baseSpec(KindRemote); s.Remote = RemoteSpec{}; return s },
+			results: Results{},
+			states:  []State{NotConfigured},
+		},
+		{
+			name: "per-platform nodes make one multi-node builder, pool node first",
+			spec: func() Spec {
+				s := baseSpec(KindRemote)
+				s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm, epArm2}}}
+				return s
+			},
+			results: results([]string{epA, epB, epArm, epArm2, docker}, nil),
+			want: &want{kind: KindRemote, state: Ready, endpoints: []string{appNode, Rendezvous("app", []string{epArm, epArm2})[0]},
+				platforms: [][]string{nil, {"linux/arm64"}}, driver: DriverRemote, name: RemoteName, load: false, why: "linux/arm64 → "},
+		},
+		{
+			name: "only per-platform nodes: the host's platform first",
+			spec: func() Spec {
+				s := baseSpec(KindRemote)
+				s.Remote.Endpoints = nil
+				s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}, {Platform: "linux/amd64", Endpoints: []string{epC}}}
+				return s
+			},
+			results: results([]string{epArm, epC}, nil),
+			want: &want{kind: KindRemote, state: Ready, endpoints: []string{epC, epArm},
+				platforms: [][]string{{"linux/amd64"}, {"linux/arm64"}}, driver: DriverRemote, name: RemoteName},
+		},
+		{
+			name: "a platform without a healthy node is left out and named",
+			spec: func() Spec {
+				s := baseSpec(KindRemote)
+				s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}}
+				return s
+			},
+			results: results([]string{epA, epB}, map[string]string{epArm: "connection refused"}),
+			want: &want{kind: KindRemote, state: Ready, endpoints: []string{appNode}, platforms: [][]string{nil},
+				driver: DriverRemote, name: RemoteName, why: "no healthy node for linux/arm64"},
+		},
+		{
+			name:    "everything down",
+			spec:    func() Spec { return baseSpec(KindRemote, KindLocal, KindEmbedded) },
+			results: results(nil, map[string]string{epA: "connection refused", epB: "TLS: bad certificate", docker: "no socket", embSock: "no socket"}),
+			want:    &want{kind: KindEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName},
+			states:  []State{Down, Down, NeedsStart},
+		},
+		{
+			name:    "an endpoint that was not probed counts as down",
+			spec:    func() Spec { return baseSpec(KindRemote) },
+			results: results([]string{epA}, nil),
+			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{epA}, driver: DriverRemote, name: RemoteName},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := Plan(tc.spec(), tc.results)
+			if tc.states != nil {
+				var got []State
+				for _, o := range opts {
+					got = append(got, o.State)
+				}
+				if !slices.Equal(got, tc.states) {
+					t.Errorf("states = %v, want %v", got, tc.states)
+				}
+			}
+			o, ok := first(opts)
+			if tc.want == nil {
+				if ok {
+					t.Fatalf("usable option %+v, want none", o)
+				}
+				return
+			}
+			if !ok {
+				t.Fatalf("nothing usable in %+v", opts)
+			}
+			w := tc.want
+			if o.Kind != w.kind || o.State != w.state {
+				t.Fatalf("first = %s %s (%s), want %s %s", o.Kind, o.State, o.Why, w.kind, w.state)
+			}
+			if w.why != "" && !strings.Contains(o.Why, w.why) {
+				t.Errorf("why = %q, want it to contain %q", o.Why, w.why)
+			}
+			if o.State == NeedsSetup {
+				return
+			}
+			if got := o.Builder.Endpoints(); !slices.Equal(got, w.endpoints) {
+				t.Errorf("endpoints = %q, want %q", got, w.endpoints)
+			}
+			if w.platforms != nil {
+				for i, n := range o.Builder.Nodes {
+					if !slices.Equal(n.Platforms, w.platforms[i]) {
+						t.Errorf("node %d platforms = %q, want %q", i, n.Platforms, w.platforms[i])
+					}
+				}
+			}
+			if o.Builder.Driver != w.driver || o.Builder.Name != w.name || o.Builder.DefaultLoad != w.load {
+				t.Errorf("builder = %s %s load=%v, want %s %s load=%v", o.Builder.Name, o.Builder.Driver, o.Builder.DefaultLoad, w.name, w.driver, w.load)
+			}
+			if o.Kind == KindRemote {
+				for _, n := range o.Builder.Nodes {
+					if n.TLS != tlsFiles {
+						t.Errorf("node %s TLS = %+v", n.Name, n.TLS)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestTargets(t *testing.T) {
+	s := baseSpec(KindNamespace, KindRemote, KindLocal)
+	s.Remote.Endpoints = []string{epA, "unix:///run/buildkit/buildkitd.sock"}
+	s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm, epA}}}
+	got := Targets(s)
+	var eps []string
+	for _, tg := range got {
+		eps = append(eps, tg.Kind+" "+tg.Endpoint)
+		if strings.HasPrefix(tg.Endpoint, "tcp://") != (tg.TLS == tlsFiles) {
+			t.Errorf("%s: TLS %+v (TLS is for tcp:// only)", tg.Endpoint, tg.TLS)
+		}
+	}
+	want := []string{"buildkit " + epA, "buildkit unix:///run/buildkit/buildkitd.sock", "buildkit " + epArm, "docker " + docker}
+	if !slices.Equal(eps, want) {
+		t.Errorf("targets = %q, want %q (each once; no embedded when not wanted)", eps, want)
+	}
+	s = baseSpec(KindEmbedded)
+	s.Local.DockerHost = ""
+	if got := Targets(s); len(got) != 1 || got[0].Endpoint != embSock {
+		t.Errorf("embedded-only targets = %+v", got)
+	}
+}
+
+func TestNoBuilderErrorNamesEachCandidate(t *testing.T) {
+	s := baseSpec(KindNamespace, KindRemote, KindLocal, KindEmbedded)
+	s.Namespace = NamespaceSpec{NSC: "/usr/bin/nsc", TenantID: "t"}
+	s.Local.DockerHost = ""
+	opts := Plan(s, results(nil, map[string]string{epA: "connection refused", epB: "no answer within 1.5s", embSock: "no socket"}))
+	err := &NoBuilderError{Options: opts, Setup: map[string]string{
+		KindNamespace: "nsc auth exchange-oidc-token: permission denied",
+		KindEmbedded:  "starting buildkitd: must be root",
+	}}
+	want := "no builder available: namespace: nsc auth exchange-oidc-token: permission denied; remote: " +
+		epA + ": connection refused, " + epB + ": no answer within 1.5s; embedded: starting buildkitd: must be root"
+	if err.Error() != want {
+		t.Errorf("error =\n%s\nwant\n%s", err, want)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Error("the error is more than one line")
+	}
+	if !Configured(opts) || Configured(Plan(Spec{Order: []string{KindLocal, KindRemote}}, nil)) {
+		t.Error("Configured is wrong")
+	}
+}
+
+func TestInstanceJSON(t *testing.T) {
+	b := Builder{Kind: KindRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
+		{Name: "dockhand-remote0", Endpoint: epA, TLS: TLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "buildkitd"}},
+		{Name: "dockhand-remote-linux-arm64-v8", Endpoint: epArm, Platforms: []string{"linux/arm64/v8"}, TLS: TLS{CA: "/ca.pem"}},
+	}, DefaultLoad: true}
+	data, err := InstanceJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"Name":"dockhand-remote","Driver":"remote","Nodes":[` +
+		`{"Name":"dockhand-remote0","Endpoint":"tcp://10.0.1.5:1234","Platforms":null,"DriverOpts":{"cacert":"/ca.pem","cert":"/c.pem","key":"/k.pem","servername":"buildkitd"},"Flags":null,"Files":null},` +
+		`{"Name":"dockhand-remote-linux-arm64-v8","Endpoint":"tcp://10.0.2.5:1234","Platforms":[{"architecture":"arm64","os":"linux","variant":"v8"}],"DriverOpts":{"cacert":"/ca.pem"},"Flags":null,"Files":null}],"Dynamic":false}`
+	if string(data) != want {
+		t.Errorf("instance =\n%s\nwant\n%s", data, want)
+	}
+	// default-load only on a single node; unix endpoints get no TLS.
+	single := Builder{Kind: KindEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: true,
+		Nodes: []Node{{Name: "n0", Endpoint: embSock, TLS: TLS{CA: "/ca.pem"}}}}
+	data, _ = InstanceJSON(single)
+	var ng map[string]any
+	json.Unmarshal(data, &ng)
+	opts := ng["Nodes"].([]any)[0].(map[string]any)["DriverOpts"].(map[string]any)
+	if len(opts) != 1 || opts["default-load"] != "true" {
+		t.Errorf("single unix node driver opts = %v, want only default-load", opts)
+	}
+	back, err := ParseInstance(KindRemote, mustJSON(t, b))
+	if err != nil || back.Name != b.Name || !slices.Equal(back.Endpoints(), b.Endpoints()) || back.Nodes[0].TLS != b.Nodes[0].TLS ||
+		!slices.Equal(back.Nodes[1].Platforms, []string{"linux/arm64/v8"}) {
+		t.Errorf("ParseInstance round trip = %+v, %v", back, err)
+	}
+	for _, bad := range []Builder{
+		{Name: "1bad", Driver: DriverRemote, Nodes: b.Nodes},
+		{Name: "ok", Driver: DriverDocker, Nodes: b.Nodes},
+		{Name: "ok", Driver: DriverRemote},
+		{Name: "ok", Driver: DriverRemote, Nodes: []Node{{Name: "n", Endpoint: epA, TLS: TLS{CA: "relative/ca.pem"}}}},
+		{Name: "ok", Driver: DriverRemote, Nodes: []Node{{Name: "n", Endpoint: epA, Platforms: []string{"arm64"}}}},
+	} {
+		if _, err := InstanceJSON(bad); err == nil {
+			t.Errorf("InstanceJSON(%+v) accepted", bad)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, b Builder) []byte {
+	t.Helper()
+	data, err := InstanceJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}

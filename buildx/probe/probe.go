@@ -1,0 +1,239 @@
+// Package probe checks builder health: a buildkitd with the BuildKit Go
+// client (ListWorkers, which is what buildx's remote driver asks too), a
+// docker daemon with its /_ping API. Every target is probed in parallel and
+// nothing outlives the request's deadline, so a refused, hanging or
+// TLS-failing endpoint costs at most that.
+//
+// It links gRPC and BuildKit: only dockhand-cloud imports it.
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/platforms"
+	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/moby/buildkit/client"
+)
+
+// Run probes every target of req in parallel and returns one result per
+// target, in order, all within req.Deadline.
+func Run(ctx context.Context, req buildx.ProbeRequest) []buildx.ProbeResult {
+	if !req.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = time.Until(req.Deadline)
+	}
+	results := make([]buildx.ProbeResult, len(req.Targets))
+	var wg sync.WaitGroup
+	for i, t := range req.Targets {
+		wg.Go(func() {
+			start := time.Now()
+			var r buildx.ProbeResult
+			switch t.Kind {
+			case buildx.ProbeBuildkit:
+				r = buildkit(ctx, t)
+			case buildx.ProbeDocker:
+				r = docker(ctx, t)
+			default:
+				r.Error = fmt.Sprintf("unknown probe kind %q", t.Kind)
+			}
+			r.Kind, r.Endpoint, r.At = t.Kind, t.Endpoint, start
+			r.Latency = time.Since(start)
+			if !r.OK && r.Error == "" {
+				r.Error = "no answer"
+			}
+			if ctx.Err() != nil && !r.OK {
+				r.Error = fmt.Sprintf("no answer within %s", roundTimeout(timeout))
+			}
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+func roundTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d.Round(10 * time.Millisecond)
+}
+
+// buildkit asks a buildkitd for its workers.
+func buildkit(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
+	var opts []client.ClientOpt
+	if t.TLS.Enabled() && strings.HasPrefix(t.Endpoint, "tcp://") {
+		serverName := t.TLS.ServerName
+		if serverName == "" {
+			if u, err := url.Parse(t.Endpoint); err == nil {
+				serverName = u.Hostname()
+			}
+		}
+		opts = append(opts, client.WithServerConfig(serverName, t.TLS.CA))
+		if t.TLS.Cert != "" || t.TLS.Key != "" {
+			opts = append(opts, client.WithCredentials(t.TLS.Cert, t.TLS.Key))
+		}
+	}
+	if sock, ok := strings.CutPrefix(t.Endpoint, "unix://"); ok {
+		if _, err := os.Stat(sock); err != nil {
+			return buildx.ProbeResult{Error: "no socket at " + sock}
+		}
+	}
+	c, err := client.New(ctx, t.Endpoint, opts...)
+	if err != nil {
+		return buildx.ProbeResult{Error: Describe(err)}
+	}
+	defer c.Close()
+	workers, err := c.ListWorkers(ctx)
+	if err != nil {
+		return buildx.ProbeResult{Error: Describe(err)}
+	}
+	if len(workers) == 0 {
+		return buildx.ProbeResult{Error: "buildkitd has no workers"}
+	}
+	r := buildx.ProbeResult{OK: true, Version: workers[0].BuildkitVersion.Version}
+	seen := map[string]bool{}
+	for _, w := range workers {
+		for _, p := range w.Platforms {
+			if s := platforms.Format(p); !seen[s] {
+				seen[s] = true
+				r.Platforms = append(r.Platforms, s)
+			}
+		}
+	}
+	return r
+}
+
+// docker pings a docker daemon's API and asks its version.
+func docker(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
+	u, err := url.Parse(t.Endpoint)
+	if err != nil {
+		return buildx.ProbeResult{Error: fmt.Sprintf("bad docker host %q", t.Endpoint)}
+	}
+	tr := &http.Transport{DisableKeepAlives: true}
+	base := "http://docker"
+	switch u.Scheme {
+	case "unix":
+		if _, err := os.Stat(u.Path); err != nil {
+			return buildx.ProbeResult{Error: "no socket at " + u.Path}
+		}
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", u.Path)
+		}
+	case "tcp":
+		base = "http://" + u.Host
+	default:
+		return buildx.ProbeResult{Error: fmt.Sprintf("docker host %q: only unix:// and tcp:// can be probed", t.Endpoint)}
+	}
+	hc := &http.Client{Transport: tr}
+	get := func(path string) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		return body, nil
+	}
+	if _, err := get("/_ping"); err != nil {
+		return buildx.ProbeResult{Error: Describe(err)}
+	}
+	r := buildx.ProbeResult{OK: true}
+	if body, err := get("/version"); err == nil {
+		var v struct{ Version string }
+		if json.Unmarshal(body, &v) == nil {
+			r.Version = v.Version
+		}
+	}
+	return r
+}
+
+// Describe turns a dial, TLS or gRPC error into a short reason for the job
+// log, such as "connection refused" or "TLS: remote error: tls: certificate
+// required".
+func Describe(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	// Local files first: they wrap fs errors that would read as "no such file".
+	for _, f := range []struct{ needle, say string }{
+		{"could not read ca certificate", "cannot read the CA file"},
+		{"failed to append ca certs", "the CA file holds no PEM certificate"},
+		{"could not read certificate/key", "cannot read the client certificate or key"},
+	} {
+		if strings.Contains(msg, f.needle) {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				return fmt.Sprintf("%s %s: %v", f.say, pe.Path, pe.Err)
+			}
+			return f.say
+		}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer in time"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	}
+	// The gRPC status text carries the transport's error.
+	for _, marker := range []string{"authentication handshake failed: ", "error reading server preface: "} {
+		if i := strings.LastIndex(msg, marker); i >= 0 {
+			return "TLS: " + strings.TrimSuffix(strings.TrimSpace(msg[i+len(marker):]), `"`)
+		}
+	}
+	for _, known := range []struct{ needle, say string }{
+		{"connection refused", "connection refused"},
+		{"no such host", "no such host"},
+		{"network is unreachable", "network is unreachable"},
+		{"no route to host", "no route to host"},
+		{"connection reset by peer", "connection reset by peer"},
+		{"context deadline exceeded", "no answer in time"},
+		{"DeadlineExceeded", "no answer in time"},
+	} {
+		if strings.Contains(msg, known.needle) {
+			return known.say
+		}
+	}
+	for _, prefix := range []string{"failed to list workers: ", "rpc error: ", "code = Unavailable desc = ", "connection error: desc = "} {
+		if i := strings.Index(msg, prefix); i >= 0 {
+			msg = msg[i+len(prefix):]
+		}
+	}
+	msg = strings.Trim(msg, `" `)
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return msg
+}

@@ -1,0 +1,445 @@
+package buildx
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// testPolicy is a branch build of pipeline "web" checked out at /b/web, with
+// the registry backend, run from the checkout.
+func testPolicy() Policy {
+	return Policy{
+		Mode: CacheAuto,
+		Identity: Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "false",
+			Repo: "git@github.com:acme/web.git", Checkout: "/b/web"},
+		Backend: Backend{Kind: BackendRegistry, Repository: "reg.example/cache"},
+		Dir:     "/b/web",
+	}
+}
+
+// flagsFor is the block Rewrite must insert for img under p.
+func flagsFor(t *testing.T, p Policy, img Image, readOnly string, noCache bool) []string {
+	t.Helper()
+	plan, err := PlanCache(p.Identity, p.Backend, img, readOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noCache {
+		plan.From = nil
+	}
+	return cacheFlags("--cache-from=", "--cache-to=", plan)
+}
+
+func splitArgs(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, " ")
+}
+
+var dockerfile = Image{Context: ".", Dockerfile: "Dockerfile"}
+
+func TestRewriteBuild(t *testing.T) {
+	type tc struct {
+		name   string
+		args   string   // space-separated
+		argv   []string // when an argument holds a space or is empty
+		mod    func(*Policy)
+		img    *Image // nil: unchanged
+		at     int    // where the block goes
+		ro     string // read-only reason passed to PlanCache
+		noFrom bool
+		reason string // a substring of Result.Reason
+		warn   bool
+	}
+	img := func(i Image) *Image { return &i }
+	cases := []tc{
+		// Where the subcommand is: docker's global flags in every form.
+		{name: "plain", args: "buildx build .", img: &dockerfile, at: 2},
+		{name: "alias b", args: "buildx b .", img: &dockerfile, at: 2},
+		{name: "--debug", args: "--debug buildx build .", img: &dockerfile, at: 3},
+		{name: "-D", args: "-D buildx build .", img: &dockerfile, at: 3},
+		{name: "--debug=false", args: "--debug=false buildx build .", img: &dockerfile, at: 3},
+		{name: "--context NAME", args: "--context ci buildx build .", img: &dockerfile, at: 4},
+		{name: "--context=NAME", args: "--context=ci buildx build .", img: &dockerfile, at: 3},
+		{name: "-c NAME", args: "-c ci buildx build .", img: &dockerfile, at: 4},
+		{name: "-cNAME", args: "-cci buildx build .", img: &dockerfile, at: 3},
+		{name: "-c=NAME", args: "-c=ci buildx build .", img: &dockerfile, at: 3},
+		{name: "-H", args: "-H unix:///run/d.sock buildx build .", img: &dockerfile, at: 4},
+		{name: "--host=", args: "--host=tcp://10.0.0.1:2376 buildx build .", img: &dockerfile, at: 3},
+		{name: "--config", args: "--config /tmp/dc buildx build .", img: &dockerfile, at: 4},
+		{name: "--log-level and -l", args: "--log-level warn -l debug buildx build .", img: &dockerfile, at: 6},
+		{name: "tls flags", args: "--tls --tlsverify --tlscacert ca.pem --tlscert=c.pem --tlskey k.pem buildx build .", img: &dockerfile, at: 9},
+		{name: "shorthand cluster -Dl", args: "-Dl debug buildx build .", img: &dockerfile, at: 4},
+		{name: "shorthand cluster -Dlwarn", args: "-Dlwarn buildx build .", img: &dockerfile, at: 3},
+		{name: "global value that is a subcommand name", args: "--context build buildx build .", img: &dockerfile, at: 4},
+		{name: "global value buildx", args: "-c buildx buildx b .", img: &dockerfile, at: 4},
+		// buildx's root flags before the subcommand.
+		{name: "--builder NAME before", args: "buildx --builder kit build .", img: &dockerfile, at: 4},
+		{name: "--builder=NAME before", args: "buildx --builder=kit build .", img: &dockerfile, at: 3},
+		{name: "-D before", args: "buildx -D build .", img: &dockerfile, at: 3},
+		{name: "--debug --builder before", args: "-D buildx --debug --builder build b .", img: &dockerfile, at: 6},
+		{name: "builder named like a flag value", args: "buildx --builder -D build .", img: &dockerfile, at: 4},
+		// The build's own flags, in every form and place.
+		{name: "--builder after", args: "buildx build --builder kit .", img: &dockerfile, at: 2},
+		{name: "context first", args: "buildx build . -t app:1 --push", img: &dockerfile, at: 2},
+		{name: "-- terminator", args: "buildx build -t app -- .", img: &dockerfile, at: 2},
+		{name: "-qt cluster", args: "buildx build -qt app .", img: &dockerfile, at: 2},
+		{name: "-tapp attached", args: "buildx build -tapp:1 .", img: &dockerfile, at: 2},
+		{name: "-t=app", args: "buildx build -t=app .", img: &dockerfile, at: 2},
+		{name: "-q=false", args: "buildx build -q=false .", img: &dockerfile, at: 2},
+		{name: "bools with values", args: "buildx build --push=true --load=false --pull --no-cache=false .", img: &dockerfile, at: 2},
+		{name: "a value that looks like a cache flag", args: "buildx build --build-arg X=--cache-to .", img: &dockerfile, at: 2},
+		{name: "a tag value that is a cache flag", args: "buildx build -t --cache-from .", img: &dockerfile, at: 2},
+		{name: "a label value that is --", args: "buildx build --label -- .", img: &dockerfile, at: 2},
+		{name: "every value flag", args: "buildx build --add-host a:1.2.3.4 --allow network.host --annotation a=b --attest type=sbom " +
+			"--build-arg A=1 --build-context x=y --cgroup-parent p --iidfile /tmp/i --label l=1 --network host " +
+			"--no-cache-filter s --output type=cacheonly --policy filename=p --progress plain --provenance mode=max --sbom true " +
+			"--secret id=s --shm-size 1g --ssh default --ulimit nofile=1024 --resource memory=1g --metadata-file m.json " +
+			"-m 1g --memory-swap 2g -c 512 --cpu-period 1 --cpu-quota 1 --cpuset-cpus 0 --cpuset-mems 0 --isolation x " +
+			"--security-opt s --compress --squash --rm --force-rm .", img: &dockerfile, at: 2},
+		{name: "-D after the subcommand", args: "buildx build -D .", img: &dockerfile, at: 2},
+		// The image key.
+		{name: "-f relative to the working dir", args: "buildx build -f docker/app.Dockerfile .",
+			img: img(Image{Context: ".", Dockerfile: "docker/app.Dockerfile"}), at: 2},
+		{name: "--file= and --target", args: "buildx build --file=Dockerfile --target test .",
+			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Target: "test"}), at: 2},
+		{name: "last --target wins", args: "buildx build --target a --target b .",
+			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Target: "b"}), at: 2},
+		{name: "subdir context", args: "buildx build ./svc/api",
+			img: img(Image{Context: "svc/api", Dockerfile: "svc/api/Dockerfile"}), at: 2},
+		{name: "from a subdir of the checkout", args: "buildx build .", mod: func(p *Policy) { p.Dir = "/b/web/svc" },
+			img: img(Image{Context: "svc", Dockerfile: "svc/Dockerfile"}), at: 2},
+		{name: "context outside the checkout", args: "buildx build /srv/ctx",
+			img: img(Image{Context: "/srv/ctx", Dockerfile: "/srv/ctx/Dockerfile"}), at: 2},
+		{name: "sibling dir is outside", args: "buildx build ../web2",
+			img: img(Image{Context: "/b/web2", Dockerfile: "/b/web2/Dockerfile"}), at: 2},
+		{name: "no checkout: absolute paths", args: "buildx build .", mod: func(p *Policy) { p.Identity.Checkout = "" },
+			img: img(Image{Context: "/b/web", Dockerfile: "/b/web/Dockerfile"}), at: 2},
+		{name: "platforms", args: "buildx build --platform linux/arm64,linux/amd64 --platform linux/amd64 .",
+			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Platforms: []string{"linux/arm64", "linux/amd64"}}), at: 2},
+		{name: "git context", args: "buildx build https://github.com/acme/web.git#main",
+			img: img(Image{Context: "https://github.com/acme/web.git#main", Dockerfile: "Dockerfile"}), at: 2},
+		{name: "git@ context with -f", args: "buildx build -f build/Dockerfile git@github.com:acme/web.git",
+			img: img(Image{Context: "git@github.com:acme/web.git", Dockerfile: "build/Dockerfile"}), at: 2},
+		{name: "empty context argument", argv: []string{"buildx", "build", ""},
+			img: img(Image{Context: ".", Dockerfile: "Dockerfile"}), at: 2},
+		// Standalone (the plugin run by hand).
+		{name: "standalone", args: "build .", mod: func(p *Policy) { p.Standalone = true }, img: &dockerfile, at: 1},
+		{name: "standalone with root flags", args: "--builder kit b .", mod: func(p *Policy) { p.Standalone = true }, img: &dockerfile, at: 3},
+		// What the cache may do.
+		{name: "--no-cache only writes", args: "buildx build --no-cache .", img: &dockerfile, at: 2, noFrom: true},
+		{name: "docker driver only reads", args: "buildx build .", mod: func(p *Policy) {
+			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
+		}, img: &dockerfile, at: 2, ro: "the docker driver cannot export cache", reason: "read-only"},
+		{name: "docker driver with --no-cache: nothing", args: "buildx build --no-cache .", mod: func(p *Policy) {
+			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
+		}, reason: "neither reads nor writes"},
+		{name: "auto: persistent builder keeps its cache", args: "buildx build .", mod: func(p *Policy) {
+			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "dockhand", Driver: "remote", Nodes: 1, Persistent: true} }
+		}, reason: "keeps its own cache"},
+		{name: "always: persistent builder too", args: "buildx build .", mod: func(p *Policy) {
+			p.Mode = CacheAlways
+			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "dockhand", Driver: "remote", Nodes: 1, Persistent: true} }
+		}, img: &dockerfile, at: 2},
+		{name: "auto: the builder asked for is looked up", args: "buildx --builder other build .", mod: func(p *Policy) {
+			p.Builder = func(name string) BuilderFacts {
+				return BuilderFacts{Name: name, Driver: "remote", Persistent: name == ""}
+			}
+		}, img: &dockerfile, at: 4},
+		{name: "off", args: "buildx build .", mod: func(p *Policy) { p.Mode = CacheOff }, reason: "cache.mode is off"},
+		{name: "fork: read-only", args: "buildx build .", mod: func(p *Policy) {
+			p.Identity.PullRequest, p.Identity.PullRequestRepo = "5", "https://github.com/mallory/web"
+		}, img: &dockerfile, at: 2, reason: "fork"},
+		{name: "no pipeline", args: "buildx build .", mod: func(p *Policy) { p.Identity.Pipeline = "" }, reason: "pipeline slug"},
+		{name: "no repository", args: "buildx build .", mod: func(p *Policy) { p.Backend.Repository = "" }, reason: "cache.repository"},
+		// The user's own choices pass through untouched.
+		{name: "user --cache-from", args: "buildx build --cache-from type=registry,ref=r/c .", reason: "its own"},
+		{name: "user --cache-to=", args: "buildx build --cache-to=type=inline .", reason: "its own"},
+		{name: "user cache flag after the context", args: "buildx build . --cache-from=r/c", reason: "its own"},
+		{name: "--call=check", args: "buildx build --call=check .", reason: "evaluates"},
+		{name: "--call outline", args: "buildx build --call outline .", reason: "evaluates"},
+		{name: "--call=build builds", args: "buildx build --call=build .", img: &dockerfile, at: 2},
+		{name: "--check", args: "buildx build --check .", reason: "evaluates"},
+		{name: "--check=false builds", args: "buildx build --check=false .", img: &dockerfile, at: 2},
+		{name: "--print", args: "buildx build --print=outline .", reason: "evaluates"},
+		{name: "context on stdin", args: "buildx build -", reason: "stdin"},
+		{name: "context on stdin after --", args: "buildx build -t x -- -", reason: "stdin"},
+		{name: "Dockerfile on stdin", args: "buildx build -f - .", reason: "stdin"},
+		{name: "no context", args: "buildx build -t x", reason: "one context"},
+		{name: "two contexts", args: "buildx build a b", reason: "one context"},
+		{name: "--help", args: "buildx build --help .", reason: "help"},
+		{name: "-h", args: "buildx build -h", reason: "help"},
+		{name: "docker --help", args: "--help buildx build .", reason: "help"},
+		// Other commands.
+		{name: "metadata", args: "docker-cli-plugin-metadata", reason: "not a build"},
+		{name: "hooks", args: "buildx docker-cli-plugin-hooks {}", reason: "not a build"},
+		{name: "ls", args: "buildx ls", reason: "not a build"},
+		{name: "imagetools", args: "buildx imagetools inspect --raw reg/x:1", reason: "not a build"},
+		{name: "imagetools create with unknown flags", args: "buildx imagetools create --cache-to x -t a b", reason: "not a build"},
+		{name: "version", args: "buildx version", reason: "not a build"},
+		{name: "buildx alone", args: "buildx", reason: "not a build"},
+		{name: "debug build", args: "buildx debug build .", reason: "not a build"},
+		{name: "history", args: "buildx --builder kit history ls", reason: "not a build"},
+		// Arguments the shim cannot read: unchanged, and said.
+		{name: "unknown long flag", args: "buildx build --frobnicate .", reason: "unknown flag --frobnicate", warn: true},
+		{name: "unknown flag with value", args: "buildx build --frobnicate=1 .", reason: "unknown flag", warn: true},
+		{name: "unknown shorthand", args: "buildx build -Z .", reason: "unknown shorthand", warn: true},
+		{name: "unknown shorthand in a cluster", args: "buildx build -qZ .", reason: "unknown shorthand", warn: true},
+		{name: "missing value", args: "buildx build --platform", reason: "needs an argument", warn: true},
+		{name: "missing shorthand value", args: "buildx build . -t", reason: "needs an argument", warn: true},
+		{name: "bad syntax ---", args: "buildx build ---x .", reason: "bad flag syntax", warn: true},
+		{name: "bad syntax --=", args: "buildx build --=x .", reason: "bad flag syntax", warn: true},
+		{name: "unknown docker global flag", args: "--frob buildx build .", reason: "unknown flag", warn: true},
+		{name: "docker flag after buildx", args: "buildx --context ci build .", reason: "unknown flag", warn: true},
+		{name: "no buildx word", args: "build .", reason: "do not name the buildx plugin", warn: true},
+		{name: "missing builder value", args: "buildx --builder", reason: "needs an argument", warn: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := testPolicy()
+			if c.mod != nil {
+				c.mod(&p)
+			}
+			args := c.argv
+			if args == nil {
+				args = splitArgs(c.args)
+			}
+			orig := slices.Clone(args)
+			res := Rewrite(args, p)
+			if !slices.Equal(args, orig) {
+				t.Fatalf("Rewrite modified its input: %q", args)
+			}
+			want := orig
+			if c.img != nil {
+				block := flagsFor(t, p, *c.img, c.ro, c.noFrom)
+				want = append(append(append([]string{}, orig[:c.at]...), block...), orig[c.at:]...)
+			}
+			if !slices.Equal(res.Args, want) {
+				t.Errorf("Rewrite(%q) =\n %q\nwant\n %q\n(reason %q)", orig, res.Args, want, res.Reason)
+			}
+			if res.Changed != (c.img != nil) {
+				t.Errorf("Changed = %v, want %v", res.Changed, c.img != nil)
+			}
+			if c.img != nil && (len(res.Injections) != 1 || res.Injections[0].Image.Key() != c.img.Key()) {
+				t.Errorf("Injections = %+v, want one for %+v", res.Injections, *c.img)
+			}
+			if !strings.Contains(res.Reason, c.reason) {
+				t.Errorf("Reason = %q, want it to contain %q", res.Reason, c.reason)
+			}
+			if c.img != nil && c.reason == "" && res.Reason != "" {
+				t.Errorf("Reason = %q for a full injection", res.Reason)
+			}
+			if res.Warn != c.warn {
+				t.Errorf("Warn = %v, want %v (reason %q)", res.Warn, c.warn, res.Reason)
+			}
+		})
+	}
+}
+
+// A pull request's injected flags never name the default branch's ref as a
+// --cache-to, whatever the command.
+func TestRewritePullRequestNeverWritesDefault(t *testing.T) {
+	p := testPolicy()
+	p.Identity.PullRequest = "77"
+	res := Rewrite(splitArgs("buildx build -t app ."), p)
+	if !res.Changed {
+		t.Fatalf("not injected: %s", res.Reason)
+	}
+	var to []string
+	for _, a := range res.Args {
+		if v, ok := strings.CutPrefix(a, "--cache-to="); ok {
+			to = append(to, v)
+		}
+	}
+	k := dockerfile.Key()
+	if len(to) != 1 || !strings.Contains(to[0], ":"+k+"-pr-77,") {
+		t.Errorf("--cache-to = %q, want only the pull request's ref", to)
+	}
+	if !slices.Contains(res.Args, "--cache-from=type=registry,ref=reg.example/cache/web:"+k+"-main") {
+		t.Errorf("the default branch's cache is not read: %q", res.Args)
+	}
+}
+
+func bakePolicy(targets []BakeTarget, err error) Policy {
+	p := testPolicy()
+	p.Bake = func() ([]BakeTarget, error) { return targets, err }
+	return p
+}
+
+func TestRewriteBake(t *testing.T) {
+	app := BakeTarget{Name: "app", Context: ".", Dockerfile: "Dockerfile"}
+	test := BakeTarget{Name: "test", Context: ".", Dockerfile: "Dockerfile", Target: "test", Platforms: []string{"linux/amd64"}}
+	appImg := Image{BakeTarget: "app", Context: ".", Dockerfile: "Dockerfile"}
+	testImg := Image{BakeTarget: "test", Context: ".", Dockerfile: "Dockerfile", Target: "test", Platforms: []string{"linux/amd64"}}
+	setFlags := func(t *testing.T, p Policy, name string, img Image) []string {
+		plan, err := PlanCache(p.Identity, p.Backend, img, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cacheFlags("--set="+name+".cache-from=", "--set="+name+".cache-to=", plan)
+	}
+	for _, c := range []struct {
+		name    string
+		args    string
+		targets []BakeTarget
+		err     error
+		imgs    []Image
+		at      int
+		reason  string
+		warn    bool
+	}{
+		{name: "two targets, each its own key", args: "buildx bake", targets: []BakeTarget{app, test}, imgs: []Image{appImg, testImg}, at: 2},
+		{name: "alias f", args: "buildx f app", targets: []BakeTarget{app}, imgs: []Image{appImg}, at: 2},
+		{name: "global and root flags", args: "-c ci buildx --builder kit bake -f a.hcl -f=b.hcl --set *.platform=linux/amd64 app",
+			targets: []BakeTarget{app}, imgs: []Image{appImg}, at: 6},
+		{name: "every bake flag", args: "buildx bake --allow fs.read=. -j 2 --jobs=4 --load --push --metadata-file m --no-cache=false " +
+			"--policy disabled=true --progress plain --provenance false --pull --sbom true --var X=1 --list-targets=false --print=false app",
+			targets: []BakeTarget{app}, imgs: []Image{appImg}, at: 2},
+		{name: "a target with its own cache", args: "buildx bake",
+			targets: []BakeTarget{app, {Name: "test", Context: ".", HasCacheTo: true}}, imgs: []Image{appImg}, at: 2, reason: "test (sets its own"},
+		{name: "every target has its own cache", args: "buildx bake", targets: []BakeTarget{{Name: "app", HasCacheFrom: true}}, reason: "sets its own"},
+		{name: "a target that only checks", args: "buildx bake", targets: []BakeTarget{app, {Name: "lint", Call: "check"}}, imgs: []Image{appImg}, at: 2, reason: "lint (call=check)"},
+		{name: "dockerfile relative to its context", args: "buildx bake api",
+			targets: []BakeTarget{{Name: "api", Context: "svc/api", Dockerfile: "build.Dockerfile"}},
+			imgs:    []Image{{BakeTarget: "api", Context: "svc/api", Dockerfile: "svc/api/build.Dockerfile"}}, at: 2},
+		{name: "inline dockerfile", args: "buildx bake",
+			targets: []BakeTarget{{Name: "x", Context: ".", DockerfileInline: true}},
+			imgs:    []Image{{BakeTarget: "x", Context: ".", Dockerfile: "inline"}}, at: 2},
+		{name: "an unaddressable name", args: "buildx bake", targets: []BakeTarget{{Name: "a.b"}}, reason: "cannot address"},
+		{name: "no targets", args: "buildx bake", reason: "no targets"},
+		{name: "--print", args: "buildx bake --print", reason: "prints"},
+		{name: "--list", args: "buildx bake --list=targets", reason: "lists"},
+		{name: "--list-targets", args: "buildx bake --list-targets", reason: "prints"},
+		{name: "--call=check", args: "buildx bake --call=check", reason: "evaluates"},
+		{name: "--check", args: "buildx bake --check app", reason: "evaluates"},
+		{name: "definition on stdin", args: "buildx bake -f - app", reason: "stdin"},
+		{name: "remote definition", args: "buildx bake https://github.com/acme/web.git app", reason: "remote"},
+		{name: "--help", args: "buildx bake --help", reason: "help"},
+		{name: "unknown flag", args: "buildx bake --frob", reason: "unknown flag", warn: true},
+		{name: "bake --print failed", args: "buildx bake", err: errors.New("exit status 1: no such file"), reason: "reading the bake targets", warn: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := bakePolicy(c.targets, c.err)
+			args := splitArgs(c.args)
+			res := Rewrite(args, p)
+			want := args
+			if len(c.imgs) > 0 {
+				var block []string
+				for _, img := range c.imgs {
+					block = append(block, setFlags(t, p, img.BakeTarget, img)...)
+				}
+				want = append(append(append([]string{}, args[:c.at]...), block...), args[c.at:]...)
+			}
+			if !slices.Equal(res.Args, want) {
+				t.Errorf("Rewrite(%q) =\n %q\nwant\n %q\n(reason %q)", args, res.Args, want, res.Reason)
+			}
+			if len(res.Injections) != len(c.imgs) {
+				t.Errorf("%d injections, want %d", len(res.Injections), len(c.imgs))
+			}
+			if !strings.Contains(res.Reason, c.reason) || res.Warn != c.warn {
+				t.Errorf("Reason %q Warn %v, want %q %v", res.Reason, res.Warn, c.reason, c.warn)
+			}
+		})
+	}
+	// The bake targets are only resolved when needed.
+	p := testPolicy()
+	p.Bake = func() ([]BakeTarget, error) { t.Fatal("bake --print run for a --print call"); return nil, nil }
+	Rewrite(splitArgs("buildx bake --print"), p)
+	p.Mode = CacheOff
+	Rewrite(splitArgs("buildx bake"), p)
+}
+
+func TestRewriteBakeKeysDiffer(t *testing.T) {
+	p := bakePolicy([]BakeTarget{{Name: "a", Context: "."}, {Name: "b", Context: "."}}, nil)
+	res := Rewrite(splitArgs("buildx bake"), p)
+	if len(res.Injections) != 2 || res.Injections[0].Plan.Key == res.Injections[1].Plan.Key {
+		t.Errorf("two targets of one context share a key: %+v", res.Injections)
+	}
+}
+
+// checkPreserved fails unless out is args with one block of dockhand's cache
+// flags inserted (or args itself when unchanged).
+func checkPreserved(t *testing.T, args []string, res Result) {
+	t.Helper()
+	if !res.Changed {
+		if !slices.Equal(res.Args, args) {
+			t.Fatalf("unchanged result differs from its input:\n %q\n %q", args, res.Args)
+		}
+		return
+	}
+	n := len(res.Args) - len(args)
+	if n <= 0 {
+		t.Fatalf("changed but no flags added: %q -> %q", args, res.Args)
+	}
+	for at := 0; at <= len(args); at++ {
+		if slices.Equal(res.Args[:at], args[:at]) && slices.Equal(res.Args[at+n:], args[at:]) {
+			for _, f := range res.Args[at : at+n] {
+				if !strings.HasPrefix(f, "--cache-from=") && !strings.HasPrefix(f, "--cache-to=") &&
+					!(strings.HasPrefix(f, "--set=") && strings.Contains(f, ".cache-")) {
+					t.Fatalf("inserted %q is not a cache flag", f)
+				}
+			}
+			return
+		}
+	}
+	t.Fatalf("the user's arguments were dropped or reordered:\n %q\n %q", args, res.Args)
+}
+
+// FuzzRewrite: whatever the arguments, Rewrite never panics, and its output
+// is the input with at most one block of cache flags inserted; an injected
+// call still parses to the same command with the same positional arguments,
+// and never has cache flags of its own to begin with.
+func FuzzRewrite(f *testing.F) {
+	for _, s := range []string{
+		"buildx build .", "-D buildx b -t x .", "--context ci buildx --builder kit build -f d/Dockerfile --target t ctx",
+		"buildx bake", "buildx bake -f a.hcl app test", "buildx build --cache-from r .", "buildx build --call=check .",
+		"buildx build -- -", "buildx build -qt x -- .", "buildx ls", "buildx imagetools inspect x", "-cci -Dlwarn buildx b .",
+		"buildx build --frob .", "docker-cli-plugin-metadata", "buildx build -t=--cache-to .",
+	} {
+		f.Add(strings.ReplaceAll(s, " ", "\x00"), false, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, joined string, standalone bool, variant uint8) {
+		args := strings.Split(joined, "\x00")
+		p := testPolicy()
+		p.Standalone = standalone
+		switch variant % 5 {
+		case 1:
+			p.Identity.PullRequest = "3"
+		case 2:
+			p.Backend = Backend{Kind: BackendS3, S3: S3Backend{Bucket: "b", EndpointURL: "http://h:1"}}
+		case 3:
+			p.Backend = Backend{Kind: BackendLocal, LocalDir: "/c,d"}
+		case 4:
+			p.Builder = func(string) BuilderFacts { return BuilderFacts{Driver: "docker"} }
+		}
+		p.Bake = func() ([]BakeTarget, error) {
+			return []BakeTarget{{Name: "app", Context: "."}, {Name: "t", Context: "x", Target: "t"}}, nil
+		}
+		orig := slices.Clone(args)
+		res := Rewrite(args, p)
+		if !slices.Equal(args, orig) {
+			t.Fatalf("input modified")
+		}
+		checkPreserved(t, args, res)
+		if !res.Changed {
+			return
+		}
+		before, err := ParseInvocation(args, standalone)
+		if err != nil {
+			t.Fatalf("injected into arguments that do not parse: %v", err)
+		}
+		if before.userSetsCache() {
+			t.Fatalf("injected although the user set cache flags: %q", args)
+		}
+		after, err := ParseInvocation(res.Args, standalone)
+		if err != nil {
+			t.Fatalf("the rewritten arguments do not parse: %v\n%q", err, res.Args)
+		}
+		if after.Command != before.Command || after.SubIndex != before.SubIndex || !slices.Equal(after.args, before.args) {
+			t.Fatalf("the rewrite changed the command: %+v -> %+v", before, after)
+		}
+	})
+}

@@ -1,0 +1,309 @@
+package buildx
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/env"
+)
+
+// Variables the builder choice exports to the job.
+const (
+	BuilderVar    = "BUILDX_BUILDER"
+	HostVar       = "BUILDKIT_HOST"
+	TLSDirVar     = "BUILDKIT_TLS_DIR"
+	TLSServerName = "BUILDKIT_TLS_SERVERNAME"
+)
+
+// DefaultDockerSocket is where the host's docker daemon listens unless
+// DOCKER_HOST says otherwise.
+const DefaultDockerSocket = "/var/run/docker.sock"
+
+// SetupOptions are what Select needs for one job, as data.
+type SetupOptions struct {
+	Config       *env.Config
+	Env          *agentenv.Environment // the job's environment
+	StateDir     string                // the resolved state dir
+	JobDir       string
+	DockerConfig string // the job's DOCKER_CONFIG
+	Self         string // the dockhand executable; dockhand-cloud is next to it
+	// DockerSocket is the default docker socket to look for; "" means
+	// DefaultDockerSocket.
+	DockerSocket string
+}
+
+// Selection is the builder chosen for a job and how it was chosen.
+type Selection struct {
+	Spec      Spec
+	Targets   []ProbeTarget
+	Probes    ProbeReport
+	Options   []Option
+	Chosen    int      // index in Options; -1 when none
+	Builder   *Builder // nil: the job runs without dockhand's builder
+	Fallbacks []string // one line per kind that failed to set up before the chosen one
+	Started   string   // what was started (the embedded buildkitd), if anything
+	Exports   map[string]string
+	Took      time.Duration
+}
+
+// SpecFor builds the choice's inputs from the configuration and the job's
+// environment. It looks for nsc, buildkitd and the docker socket; it starts
+// nothing.
+func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket string) Spec {
+	get := func(k string) string { v, _ := e.Get(k); return v }
+	path := get("PATH")
+	if dockerSocket == "" {
+		dockerSocket = DefaultDockerSocket
+	}
+	dockerHost := get("DOCKER_HOST")
+	if dockerHost == "" {
+		if fi, err := os.Stat(dockerSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			dockerHost = "unix://" + dockerSocket
+		}
+	}
+	nsc := cfg.Namespace.NSC
+	if nsc == "" {
+		nsc = lookPath("nsc", path)
+	}
+	buildkitd := cfg.Embedded.Buildkitd
+	if buildkitd == "" {
+		buildkitd = lookPath("buildkitd", path)
+	}
+	return Spec{
+		Order:        cfg.Builders,
+		Slug:         get("BUILDKITE_PIPELINE_SLUG"),
+		HostPlatform: "linux/" + runtime.GOARCH,
+		Remote: RemoteSpec{Endpoints: cfg.Remote.Endpoints, Platforms: cfg.Remote.Platforms,
+			TLS: TLS{CA: cfg.Remote.CA, Cert: cfg.Remote.Cert, Key: cfg.Remote.Key, ServerName: cfg.Remote.ServerName}},
+		Namespace: NamespaceSpec{NSC: nsc, TenantID: cfg.Namespace.TenantID, Auth: cfg.Namespace.Auth},
+		Local:     LocalSpec{DockerHost: dockerHost, CacheExport: cfg.Cache.Mode != env.CacheOff},
+		Embedded:  EmbeddedSpec{Socket: EmbeddedSocket(stateDir), Buildkitd: buildkitd},
+	}
+}
+
+// NewProber is the prober for a host: dockhand-cloud next to self, the
+// configured timeout, results shared under STATE/builders.
+func NewProber(cfg *env.Config, e *agentenv.Environment, stateDir, self string) *Prober {
+	p := &Prober{
+		Cloud:   filepath.Join(filepath.Dir(self), CloudBinary),
+		Env:     daemonEnv(e),
+		Timeout: cfg.ProbeTimeout,
+		TTL:     cfg.ProbeCacheTTL,
+	}
+	if stateDir != "" {
+		p.CacheDir = filepath.Join(stateDir, "builders")
+	}
+	return p
+}
+
+// daemonEnv is the environment of the processes dockhand starts for the
+// host rather than the job (dockhand-cloud, the embedded buildkitd): PATH
+// and the proxy settings, nothing of the job's secrets.
+func daemonEnv(e *agentenv.Environment) []string {
+	var out []string
+	for _, k := range []string{"PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"} {
+		if v, ok := e.Get(k); ok && v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}
+
+// Select chooses and wires the job's builder: it probes the candidates
+// (sharing recent results with the host's other jobs), plans, then takes
+// the first kind in preference order that is ready or whose setup (nsc) or
+// start (the embedded buildkitd) succeeds. The chosen builder is written
+// into the job's docker config. When every configured kind is down it
+// returns a *NoBuilderError (with the Selection, for the log); when no kind
+// is configured at all, a Selection without a Builder.
+func Select(o SetupOptions) (*Selection, error) {
+	start := time.Now()
+	cfg := o.Config
+	spec := SpecFor(cfg, o.Env, o.StateDir, o.DockerSocket)
+	prober := NewProber(cfg, o.Env, o.StateDir, o.Self)
+	sel := &Selection{Spec: spec, Targets: Targets(spec), Chosen: -1}
+	defer func() { sel.Took = time.Since(start) }()
+	sel.Probes = prober.Probe(sel.Targets)
+	results := Results{}
+	for i, t := range sel.Targets {
+		results[t.Key()] = sel.Probes.Results[i]
+	}
+	sel.Options = Plan(spec, results)
+
+	setupErrs := map[string]string{}
+	var exports map[string]string
+	for i, opt := range sel.Options {
+		var b Builder
+		switch opt.State {
+		case Ready:
+			b = opt.Builder
+		case NeedsSetup:
+			ns := Namespace{
+				NSC: spec.Namespace.NSC, Agent: findAgent(o.Env), Auth: cfg.Namespace.Auth, TenantID: cfg.Namespace.TenantID,
+				AWSRegion: cfg.Namespace.AWSRegion, IdentityPool: cfg.Namespace.IdentityPool,
+				JobDir: o.JobDir, DockerConfig: o.DockerConfig, Env: o.Env.ToSlice(),
+			}
+			nb, exp, err := ns.SetUp(context.Background())
+			if err != nil {
+				setupErrs[opt.Kind] = err.Error()
+				sel.Fallbacks = append(sel.Fallbacks, fmt.Sprintf("%s failed: %v; trying the next builder kind", opt.Kind, err))
+				continue
+			}
+			b, exports = nb, exp
+		case NeedsStart:
+			emb := Embedded{Dir: EmbeddedDir(o.StateDir), Buildkitd: spec.Embedded.Buildkitd, Config: cfg.Embedded.Config, Env: daemonEnv(o.Env)}
+			t0 := time.Now()
+			started, pid, err := emb.Ensure()
+			if err != nil {
+				setupErrs[opt.Kind] = "starting buildkitd: " + err.Error()
+				sel.Fallbacks = append(sel.Fallbacks, fmt.Sprintf("%s failed: starting buildkitd: %v; trying the next builder kind", opt.Kind, err))
+				continue
+			}
+			if started {
+				sel.Started = fmt.Sprintf("started the host's buildkitd (pid %d) in %s; it outlives this job", pid, time.Since(t0).Round(time.Millisecond))
+			} else {
+				sel.Started = fmt.Sprintf("the host's buildkitd (pid %d) was started by another job meanwhile", pid)
+			}
+			_ = prober.Record(ProbeResult{Kind: ProbeBuildkit, Endpoint: spec.Embedded.Socket, OK: true, At: time.Now()})
+			b = opt.Builder
+		default:
+			continue
+		}
+		if err := wireBuilder(o, b); err != nil {
+			return sel, err
+		}
+		sel.Chosen, sel.Builder = i, &b
+		sel.Exports = builderExports(b, o.JobDir, exports)
+		return sel, nil
+	}
+	if !Configured(sel.Options) {
+		return sel, nil
+	}
+	return sel, &NoBuilderError{Options: sel.Options, Setup: setupErrs}
+}
+
+// wireBuilder writes the builder's instance file (nsc wrote its own) and the
+// TLS links buildctl users need.
+func wireBuilder(o SetupOptions, b Builder) error {
+	if b.Kind != KindNamespace && b.Driver != DriverDocker {
+		if err := WriteInstance(o.DockerConfig, b); err != nil {
+			return fmt.Errorf("writing the builder %s: %w", b.Name, err)
+		}
+	}
+	if tls := b.Nodes[0].TLS; tls.Enabled() && strings.HasPrefix(b.Endpoint(), "tcp://") {
+		dir := filepath.Join(o.JobDir, "buildkit-tls")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		for name, target := range map[string]string{"ca.pem": tls.CA, "cert.pem": tls.Cert, "key.pem": tls.Key} {
+			if target == "" {
+				continue
+			}
+			if err := os.Symlink(target, filepath.Join(dir, name)); err != nil && !os.IsExist(err) {
+				return fmt.Errorf("linking %s for buildctl: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// builderExports are the job's variables for b.
+func builderExports(b Builder, jobDir string, extra map[string]string) map[string]string {
+	m := map[string]string{BuilderVar: b.Name}
+	switch b.Driver {
+	case DriverRemote:
+		m[HostVar] = b.Endpoint()
+		if tls := b.Nodes[0].TLS; tls.Enabled() && strings.HasPrefix(b.Endpoint(), "tcp://") {
+			m[TLSDirVar] = filepath.Join(jobDir, "buildkit-tls")
+			if tls.ServerName != "" {
+				m[TLSServerName] = tls.ServerName
+			}
+		}
+	case DriverDockerContainer:
+		m[HostVar] = "docker-container://buildx_buildkit_" + b.Nodes[0].Name
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// findAgent finds buildkite-agent for the job: BUILDKITE_BIN_PATH, else PATH.
+func findAgent(e *agentenv.Environment) string {
+	if dir, _ := e.Get("BUILDKITE_BIN_PATH"); dir != "" {
+		if p := lookPath("buildkite-agent", dir); p != "" {
+			return p
+		}
+	}
+	path, _ := e.Get("PATH")
+	return lookPath("buildkite-agent", path)
+}
+
+// Lines describe the selection for the job log, one fact a line: the
+// builder, why, the kinds passed over, each probe with its timing.
+func (s *Selection) Lines() []string {
+	var lines []string
+	if s.Builder != nil {
+		b := s.Builder
+		lines = append(lines, fmt.Sprintf("builder: %s %q on %s, chosen in %s", b.Kind, b.Name, strings.Join(b.Endpoints(), ", "), s.Took.Round(time.Millisecond)))
+		lines = append(lines, "builder: why: "+s.Options[s.Chosen].Why)
+	}
+	for i, o := range s.Options {
+		if s.Builder != nil && i >= s.Chosen {
+			break
+		}
+		if o.State == NotConfigured || o.State == Down {
+			why := o.Why
+			if len(o.Failures) > 0 {
+				why += " (" + strings.Join(o.Failures, ", ") + ")"
+			}
+			lines = append(lines, fmt.Sprintf("builder: not %s: %s", o.Kind, why))
+		}
+	}
+	for _, f := range s.Fallbacks {
+		lines = append(lines, "builder: "+f)
+	}
+	if s.Started != "" {
+		lines = append(lines, "builder: "+s.Started)
+	}
+	for i, t := range s.Targets {
+		lines = append(lines, fmt.Sprintf("builder: probe %s %s: %s", s.targetKind(t), t.Endpoint, s.Probes.Results[i].Summary()))
+	}
+	switch {
+	case s.Probes.Shared > 0 && s.Probes.Probed == 0:
+		lines = append(lines, fmt.Sprintf("builder: probes shared by another job %s ago", s.Probes.Age.Round(time.Millisecond)))
+	case s.Probes.Shared > 0:
+		lines = append(lines, fmt.Sprintf("builder: %d probe(s) shared by another job %s ago, %d probed", s.Probes.Shared, s.Probes.Age.Round(time.Millisecond), s.Probes.Probed))
+	case s.Probes.Probed > 0:
+		lines = append(lines, fmt.Sprintf("builder: probed %d endpoint(s) in %s", s.Probes.Probed, s.Probes.Took.Round(time.Millisecond)))
+	}
+	if s.Probes.Note != "" {
+		lines = append(lines, "builder: "+s.Probes.Note)
+	}
+	if s.Builder != nil {
+		var vars []string
+		for _, k := range []string{BuilderVar, HostVar, TLSDirVar, TLSServerName, NamespaceTokenVar} {
+			if v, ok := s.Exports[k]; ok {
+				vars = append(vars, k+"="+v)
+			}
+		}
+		lines = append(lines, "builder: "+strings.Join(vars, " "))
+	}
+	return lines
+}
+
+func (s *Selection) targetKind(t ProbeTarget) string {
+	switch {
+	case t.Kind == ProbeDocker:
+		return KindLocal
+	case t.Endpoint == s.Spec.Embedded.Socket:
+		return KindEmbedded
+	}
+	return KindRemote
+}

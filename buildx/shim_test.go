@@ -1,0 +1,201 @@
+package buildx
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
+)
+
+func TestParseBakePrint(t *testing.T) {
+	// As buildx v0.38 prints it: cache entries are objects, absent fields
+	// are omitted.
+	out := []byte(`{
+  "group": {"default": {"targets": ["app", "test", "lint"]}},
+  "target": {
+    "test": {"context": ".", "dockerfile": "Dockerfile", "target": "test", "platforms": ["linux/amd64"],
+             "cache-from": [{"type": "registry", "ref": "r/c:x"}]},
+    "app": {"context": "svc", "dockerfile": "app.Dockerfile", "no-cache": true},
+    "lint": {"context": ".", "dockerfile-inline": "FROM scratch\n", "call": "check", "cache-to": []}
+  }
+}`)
+	got, err := ParseBakePrint(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []BakeTarget{
+		{Name: "app", Context: "svc", Dockerfile: "app.Dockerfile", NoCache: true},
+		{Name: "lint", Context: ".", DockerfileInline: true, Call: "check"},
+		{Name: "test", Context: ".", Dockerfile: "Dockerfile", Target: "test", Platforms: []string{"linux/amd64"}, HasCacheFrom: true},
+	}
+	if !slices.EqualFunc(got, want, func(a, b BakeTarget) bool {
+		return a.Name == b.Name && a.Context == b.Context && a.Dockerfile == b.Dockerfile && a.DockerfileInline == b.DockerfileInline &&
+			a.Target == b.Target && slices.Equal(a.Platforms, b.Platforms) && a.HasCacheFrom == b.HasCacheFrom &&
+			a.HasCacheTo == b.HasCacheTo && a.Call == b.Call && a.NoCache == b.NoCache
+	}) {
+		t.Errorf("ParseBakePrint =\n %+v\nwant\n %+v", got, want)
+	}
+	if _, err := ParseBakePrint([]byte("#1 reading docker-bake.hcl")); err == nil {
+		t.Errorf("ParseBakePrint accepted progress output")
+	}
+}
+
+// The real buildx's `bake --print`, through ResolveBake.
+func TestResolveBakeWithRealBuildx(t *testing.T) {
+	bin, err := harness.FindToolBin(os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(bin, "docker-buildx")
+	if _, err := os.Stat(real); err != nil {
+		t.Fatalf("%v (run make tools)", err)
+	}
+	dir := t.TempDir()
+	hcl := `group "default" { targets = ["app", "test"] }
+target "app" { context = "svc" }
+target "test" {
+  target = "test"
+  cache-from = ["type=registry,ref=r/c:t"]
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "docker-bake.hcl"), []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	env := []string{"HOME=" + dir, "DOCKER_CONFIG=" + filepath.Join(dir, "dc"), "PATH=/usr/bin:/bin", "DOCKER_CLI_PLUGIN_SOCKET=@nowhere"}
+	args := []string{"bake", "--set", "app.platform=linux/arm64"}
+	targets, err := ResolveBake(real, args, 0, env, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets) != 2 || targets[0].Name != "app" || targets[1].Name != "test" {
+		t.Fatalf("targets = %+v, want app and test", targets)
+	}
+	if app := targets[0]; app.Context != "svc" || app.Dockerfile != "Dockerfile" || !slices.Equal(app.Platforms, []string{"linux/arm64"}) || app.HasCacheFrom {
+		t.Errorf("app = %+v", app)
+	}
+	if test := targets[1]; test.Target != "test" || !test.HasCacheFrom || test.HasCacheTo {
+		t.Errorf("test = %+v", test)
+	}
+	if _, err := ResolveBake(real, []string{"bake", "nosuchtarget"}, 0, env, time.Minute); err == nil || !strings.Contains(err.Error(), "nosuchtarget") {
+		t.Errorf("ResolveBake of a missing target: %v, want buildx's error", err)
+	}
+}
+
+func TestBuilderFacts(t *testing.T) {
+	dc := t.TempDir()
+	store := filepath.Join(dc, "buildx")
+	os.MkdirAll(filepath.Join(store, "instances"), 0o700)
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(store, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("instances/kit", `{"Name":"kit","Driver":"remote","Nodes":[{"Name":"kit0","Endpoint":"tcp://10.0.0.1:1234"}]}`)
+	write("instances/multi", `{"Name":"multi","Driver":"remote","Nodes":[{"Name":"a"},{"Name":"b"}]}`)
+	write("instances/dc", `{"Name":"dc","Driver":"docker-container","Nodes":[{"Name":"dc0"}]}`)
+	env := func(kv ...string) func(string) string { return lookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...)) }
+	remote := &SelectedBuilder{Kind: KindRemote, Name: "kit", Nodes: 1}
+	for _, c := range []struct {
+		name     string
+		builder  string
+		lookup   func(string) string
+		selected *SelectedBuilder
+		want     BuilderFacts
+	}{
+		{"named instance", "kit", env(), nil, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
+		{"name is case-insensitive", "KIT", env(), nil, BuilderFacts{Name: "KIT", Driver: "remote", Nodes: 1}},
+		{"BUILDX_BUILDER", "", env("BUILDX_BUILDER=dc"), nil, BuilderFacts{Name: "dc", Driver: "docker-container", Nodes: 1}},
+		{"--builder beats BUILDX_BUILDER", "multi", env("BUILDX_BUILDER=dc"), nil, BuilderFacts{Name: "multi", Driver: "remote", Nodes: 2}},
+		{"a docker context", "default", env(), nil, BuilderFacts{Name: "default", Driver: "docker"}},
+		{"nothing named: the docker driver", "", env(), nil, BuilderFacts{Name: "default", Driver: "docker"}},
+		{"BUILDX_CONFIG", "kit", lookupIn([]string{"BUILDX_CONFIG=" + store}), nil, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
+		{"dockhand's single remote node is persistent", "kit", env(), remote, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1, Persistent: true}},
+		{"another builder than dockhand's", "dc", env(), remote, BuilderFacts{Name: "dc", Driver: "docker-container", Nodes: 1}},
+		{"namespace is persistent", "kit", env(), &SelectedBuilder{Kind: KindNamespace, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1, Persistent: true}},
+		{"multi-node remote is not", "multi", env(), &SelectedBuilder{Kind: KindRemote, Name: "multi", Nodes: 2}, BuilderFacts{Name: "multi", Driver: "remote", Nodes: 2}},
+		{"embedded is not", "kit", env(), &SelectedBuilder{Kind: KindEmbedded, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
+		{"local is not", "kit", env(), &SelectedBuilder{Kind: KindLocal, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
+	} {
+		if got := builderFacts(c.builder, c.lookup, c.selected); got != c.want {
+			t.Errorf("%s: builderFacts(%q) = %+v, want %+v", c.name, c.builder, got, c.want)
+		}
+	}
+	write("current", `{"Key":"unix:///var/run/docker.sock","Name":"multi","Global":false}`)
+	if got := builderFacts("", env(), nil); got.Name != "multi" || got.Nodes != 2 {
+		t.Errorf("with a current builder: %+v, want multi", got)
+	}
+}
+
+func testJob() *ShimJob {
+	return &ShimJob{Cache: &CacheSettings{
+		Mode:     CacheAuto,
+		Backend:  Backend{Kind: BackendRegistry, Repository: "reg.example/cache"},
+		Identity: Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main"},
+	}}
+}
+
+func TestShimRewriteEnvironment(t *testing.T) {
+	args := []string{"buildx", "build", "."}
+	base := []string{"DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND=docker", "DOCKER_CONFIG=" + t.TempDir()}
+	for _, c := range []struct {
+		name    string
+		env     []string
+		args    []string
+		changed bool
+		err     error
+		stderr  string
+	}{
+		{"injects", nil, args, true, nil, "dockhand: cache "},
+		{"DOCKHAND_CACHE=off", []string{"DOCKHAND_CACHE=off"}, args, false, nil, ""},
+		{"DOCKHAND_CACHE=off with debug", []string{"DOCKHAND_CACHE=off", "DOCKHAND_DEBUG=1"}, args, false, nil, "dockhand: cache not injected: cache.mode is off"},
+		{"bad DOCKHAND_CACHE", []string{"DOCKHAND_CACHE=sometimes"}, args, true, nil, `ignoring DOCKHAND_CACHE="sometimes"`},
+		{"unknown flag warns", nil, []string{"buildx", "build", "--frob", "."}, false, nil, "dockhand: cache not injected: unknown flag --frob\n"},
+		{"strict fails", []string{"DOCKHAND_STRICT=1"}, []string{"buildx", "build", "--frob", "."}, false, ErrStrict, "dockhand: cache not injected: unknown flag --frob\n"},
+		{"strict=false", []string{"DOCKHAND_STRICT=false"}, []string{"buildx", "build", "--frob", "."}, false, nil, "unknown flag --frob"},
+		{"standalone", []string{"DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND="}, []string{"build", "."}, true, nil, "dockhand: cache "},
+		{"pass-through is silent", nil, []string{"buildx", "ls"}, false, nil, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			environ := append(slices.Clone(base), c.env...)
+			res, err := shimRewrite(c.args, lookupIn(environ), "/nonexistent/docker-buildx", environ, testJob(), &stderr)
+			if !errors.Is(err, c.err) {
+				t.Fatalf("err = %v, want %v", err, c.err)
+			}
+			if res.Changed != c.changed {
+				t.Errorf("Changed = %v, want %v (%s)", res.Changed, c.changed, res.Reason)
+			}
+			if c.stderr == "" && stderr.Len() > 0 || !strings.Contains(stderr.String(), c.stderr) {
+				t.Errorf("stderr = %q, want %q", stderr.String(), c.stderr)
+			}
+			if strings.Count(stderr.String(), "cache not injected") > 1 {
+				t.Errorf("more than one line: %q", stderr.String())
+			}
+		})
+	}
+}
+
+func TestReport(t *testing.T) {
+	p := testPolicy()
+	p.Identity.PullRequest, p.Identity.PullRequestRepo = "4", "https://github.com/mallory/web"
+	res := Rewrite([]string{"buildx", "build", "."}, p)
+	var b bytes.Buffer
+	Report(&b, res, false)
+	k := dockerfile.Key()
+	want := "dockhand: cache " + k + " (Dockerfile Dockerfile, context .): from reg.example/cache/web:" + k + "-pr-4, reg.example/cache/web:" +
+		k + "-dev, reg.example/cache/web:" + k + "-main; read-only (a pull request from a fork)\n"
+	if b.String() != want {
+		t.Errorf("Report =\n %q\nwant\n %q", b.String(), want)
+	}
+}

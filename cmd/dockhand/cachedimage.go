@@ -1,0 +1,78 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"syscall"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/registry/cachedimage"
+	"golang.org/x/sys/unix"
+)
+
+// cachedImage is `dockhand cached-image`: it reads the options and computes
+// the tag here (no network, fast), prints it for --print-tag, and otherwise
+// execs `dockhand-cloud cached-image` with the same arguments and the tag
+// for the registry, ECR and build work. A cache-on jq filter beyond the
+// subset evaluated here makes dockhand-cloud (which links gojq) compute the
+// tag itself, --print-tag included.
+func cachedImage(args []string, e *agentenv.Environment, io stdio) error {
+	environ := e.ToSlice()
+	o, err := cachedimage.Parse(args, environ)
+	if errors.Is(err, flag.ErrHelp) {
+		cachedimage.Usage(io.out)
+		return errHelp
+	}
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	warn := func(msg string) { fmt.Fprintf(io.err, "dockhand cached-image: warning: %s\n", msg) }
+	for _, w := range o.Warnings {
+		warn(w)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("finding the working directory: %w", err)
+	}
+	r, err := cachedimage.ComputeTag(o.TagInput(dir, unameMachine(), environ))
+	if errors.Is(err, cachedimage.ErrFullJQ) {
+		return execCloud(append([]string{"cached-image"}, args...), environ)
+	}
+	if err != nil {
+		return err
+	}
+	for _, w := range r.Warnings {
+		warn(w)
+	}
+	if o.Explain {
+		for _, line := range r.Explain {
+			fmt.Fprintf(io.err, "+ %s\n", line)
+		}
+	}
+	if o.PrintTag {
+		_, err := fmt.Fprintln(io.out, r.Tag)
+		return err
+	}
+	return execCloud(append(append([]string{"cached-image"}, args...), "--tag", r.Tag), environ)
+}
+
+// execCloud replaces this process with dockhand-cloud ARGS, so its output,
+// signals and exit status are the command's.
+func execCloud(args, environ []string) error {
+	cloud := cloudBinary()
+	if err := syscall.Exec(cloud, append([]string{cloud}, args...), environ); err != nil {
+		return fmt.Errorf("running %s: %w", cloud, err)
+	}
+	return nil
+}
+
+// unameMachine is `uname -m`, which the plugin hashes into the tag.
+func unameMachine() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Machine[:])
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/bootstrap"
+	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/registry"
+)
+
+// cloudBinary is dockhand-cloud, installed next to dockhand.
+func cloudBinary() string { return filepath.Join(filepath.Dir(self()), "dockhand-cloud") }
+
+// helperConfig loads the configuration the credential helper serves: in a
+// job, the file the bootstrap used (recorded in the job state), else the
+// usual one. The helper runs on every registry request of a build, so
+// warnings are not repeated here (the bootstrap printed them); a broken
+// file means the built-in defaults.
+func helperConfig(jobDir string, e *agentenv.Environment) *env.Config {
+	path := ""
+	if jobDir != "" {
+		if st, err := bootstrap.ReadState(jobDir); err == nil {
+			path = st.ConfigPath
+		}
+	}
+	cfg, _, err := env.Load(env.Options{Flag: path, Env: e})
+	if err != nil {
+		return env.Default(env.Queue(e))
+	}
+	return cfg
+}
+
+// registrySettings turns the configuration into the helper's settings.
+func registrySettings(cfg *env.Config) registry.Settings {
+	return registry.Settings{
+		Static:     cfg.Registry.StaticCredentials(),
+		ECRAliases: cfg.Registry.ECRAliasMap(),
+		Packages:   cfg.Packages.Registries,
+	}
+}
+
+// tokenStateDir is the state dir holding the host's shared token cache: the
+// one the job's dir lives in (STATE/jobs/JOB), else the configured one (or
+// its fallback, as the bootstrap picks it).
+func tokenStateDir(jobDir string, cfg *env.Config, e *agentenv.Environment) string {
+	if jobDir != "" {
+		if jobs := filepath.Dir(jobDir); filepath.Base(jobs) == "jobs" {
+			return filepath.Dir(jobs)
+		}
+	}
+	tmpdir, _ := e.Get("TMPDIR")
+	dir, _, err := bootstrap.StateDir(cfg.StateDir, tmpdir, os.Getuid())
+	if err != nil {
+		return ""
+	}
+	return dir
+}
+
+// helperFor builds the credential helper for configuration cfg.
+func helperFor(cfg *env.Config, e *agentenv.Environment, stderr io.Writer) *registry.Helper {
+	jobDir, _ := e.Get(registry.JobDirVar)
+	debug := cfg.Debug
+	if v, _ := e.Get("BUILDKITE_AGENT_DEBUG"); v == "true" || v == "1" {
+		debug = true
+	}
+	return registry.New(registry.Options{
+		JobDir:   jobDir,
+		StateDir: tokenStateDir(jobDir, cfg, e),
+		Settings: registrySettings(cfg),
+		Env:      e,
+		UID:      os.Getuid(),
+		Cloud:    cloudBinary(),
+		Stderr:   stderr,
+		Debug:    debug,
+	})
+}
+
+func credentialHelper(args []string, e *agentenv.Environment, io stdio) error {
+	jobDir, _ := e.Get(registry.JobDirVar)
+	h := helperFor(helperConfig(jobDir, e), e, io.err)
+	if err := registry.Serve(h, args, io.in, io.out); err != nil {
+		return protocolError{err}
+	}
+	return nil
+}
+
+// hostList is a repeatable --registry flag.
+type hostList []string
+
+func (h *hostList) String() string { return strings.Join(*h, ",") }
+func (h *hostList) Set(v string) error {
+	*h = append(*h, v)
+	return nil
+}
+
+// configuredRegistries lists the registries the configuration names: ECR
+// aliases, static credentials, Buildkite Packages and the cache repository's
+// host, then the ones asked for on the command line.
+func configuredRegistries(cfg *env.Config, extra []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(h string) {
+		if h != "" && !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	for _, item := range cfg.Registry.ECRAliases {
+		host, _, _ := strings.Cut(item, "=")
+		add(strings.ToLower(strings.TrimSpace(host)))
+	}
+	for _, item := range cfg.Registry.Static {
+		host, _, _ := strings.Cut(item, "=")
+		add(strings.ToLower(strings.TrimSpace(host)))
+	}
+	if len(cfg.Packages.Registries) > 0 {
+		add("packages.buildkite.com")
+	}
+	if repo := cfg.Cache.Repository; repo != "" {
+		host, _, _ := strings.Cut(repo, "/")
+		if strings.ContainsAny(host, ".:") {
+			add(strings.ToLower(host))
+		}
+	}
+	for _, h := range extra {
+		add(h)
+	}
+	return out
+}
+
+// writeCredentialChecks is doctor's credentials section: for each
+// registry, whether a credential can be had and where it comes from. The
+// secret is never printed.
+func writeCredentialChecks(w io.Writer, h *registry.Helper, cfg *env.Config, hosts []string) {
+	fmt.Fprintf(w, "\n# credentials (docker-credential-dockhand)\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	if len(hosts) == 0 {
+		fmt.Fprintf(w, "#   no registry configured; ECR, ECR Public and nscr.io hosts are served as they come (check one with --registry HOST)\n")
+		return
+	}
+	if regs := cfg.Packages.Registries; len(regs) > 1 {
+		fmt.Fprintf(w, "#   packages.buildkite.com is served with an OIDC token for %s only (a helper sees the host, not the path); %s are not\n",
+			regs[0], strings.Join(regs[1:], ", "))
+	}
+	for _, host := range hosts {
+		c, route, err := h.Lookup(host)
+		via := string(route.Source)
+		if route.AliasOf != "" {
+			via += " (alias of " + route.AliasOf + ")"
+		}
+		switch {
+		case registry.IsNoCredentials(err):
+			fmt.Fprintf(tw, "%s\tanonymous\t%s: %v\n", host, via, err)
+		case err != nil:
+			fmt.Fprintf(tw, "%s\tFAIL\t%s: %v\n", host, via, err)
+		default:
+			line := fmt.Sprintf("%s\tok\t%s: user %q, %s", host, c.Source, c.Username, c.Detail)
+			if !c.ExpiresAt.IsZero() {
+				line += fmt.Sprintf(", expires in %s", time.Until(c.ExpiresAt).Round(time.Minute))
+			}
+			fmt.Fprintln(tw, line)
+		}
+	}
+}

@@ -1,0 +1,247 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/docker/docker-credential-helpers/credentials"
+)
+
+func TestStaticCredentials(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "ghcr.json")
+	os.WriteFile(good, []byte(`{"username":"bot","password":"static-pw-123"}`), 0o600)
+	open := filepath.Join(dir, "open.json")
+	os.WriteFile(open, []byte(`{"username":"bot","password":"static-pw-123"}`), 0o644)
+	broken := filepath.Join(dir, "broken.json")
+	os.WriteFile(broken, []byte(`username=bot static-pw-123`), 0o600)
+	empty := filepath.Join(dir, "empty.json")
+	os.WriteFile(empty, []byte(`{"username":"bot"}`), 0o600)
+	var stderr bytes.Buffer
+	h := New(Options{Stderr: &stderr, Settings: Settings{Static: map[string]string{
+		"ghcr.io": good, "open.example": open, "broken.example": broken, "empty.example": empty,
+		"missing.example": filepath.Join(dir, "nope.json"),
+	}}})
+	if u, s, err := h.Get("https://ghcr.io"); err != nil || u != "bot" || s != "static-pw-123" {
+		t.Errorf("Get(ghcr.io) = %q %q %v", u, s, err)
+	}
+	for host, want := range map[string]string{
+		"open.example":    "readable by others (mode 0644); chmod 600 it",
+		"broken.example":  "is not JSON",
+		"empty.example":   "has no username or no password",
+		"missing.example": "no such file",
+	} {
+		stderr.Reset()
+		if _, _, err := h.Get(host); err == nil || err.Error() != "credentials not found in native keychain" {
+			t.Errorf("Get(%s) = %v, want not found", host, err)
+		}
+		if !strings.Contains(stderr.String(), want) || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("Get(%s) stderr = %q, want one line with %q", host, stderr.String(), want)
+		}
+		if strings.Contains(stderr.String(), "static-pw-123") {
+			t.Errorf("Get(%s) printed the password", host)
+		}
+	}
+}
+
+// fakeNSC writes a docker-credential-nsc double speaking the credential
+// helper protocol: it serves nscr.io and answers not found for the rest.
+func fakeNSC(t *testing.T) string {
+	dir := t.TempDir()
+	script := `#!/bin/sh
+[ "$1" = get ] || { echo "not supported"; exit 1; }
+host=$(cat)
+echo "$host" >> "$(dirname "$0")/asked"
+case "$host" in
+  nscr.io|https://nscr.io) printf '{"ServerURL":"%s","Username":"token","Secret":"nsc-token-abc"}\n' "$host" ;;
+  broken.nscr.io) echo "rpc error: unauthenticated" >&2; exit 1 ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(dir, NSCHelper), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestNamespaceDelegation(t *testing.T) {
+	dir := fakeNSC(t)
+	var stderr bytes.Buffer
+	h := New(Options{Stderr: &stderr, Env: agentenv.FromMap(map[string]string{"PATH": dir + ":/usr/bin:/bin"})})
+	if u, s, err := h.Get("nscr.io"); err != nil || u != "token" || s != "nsc-token-abc" {
+		t.Errorf("Get(nscr.io) = %q %q %v", u, s, err)
+	}
+	if _, _, err := h.Get("eu.nscr.io"); err == nil || stderr.Len() != 0 {
+		t.Errorf("nsc's not-found: %v, stderr %q; want not found, silently", err, stderr.String())
+	}
+	if _, _, err := h.Get("broken.nscr.io"); err == nil || !strings.Contains(stderr.String(), "unauthenticated") {
+		t.Errorf("nsc's failure: %v, stderr %q", err, stderr.String())
+	}
+	asked, _ := os.ReadFile(filepath.Join(dir, "asked"))
+	if string(asked) != "nscr.io\neu.nscr.io\nbroken.nscr.io\n" {
+		t.Errorf("docker-credential-nsc was asked %q", asked)
+	}
+	// Not a Namespace host: nsc is never asked.
+	h.Get("ghcr.io")
+	if again, _ := os.ReadFile(filepath.Join(dir, "asked")); !bytes.Equal(again, asked) {
+		t.Errorf("nsc was asked about ghcr.io")
+	}
+	// No docker-credential-nsc: not found and one line.
+	stderr.Reset()
+	h = New(Options{Stderr: &stderr, Env: agentenv.FromMap(map[string]string{"PATH": "/usr/bin:/bin"})})
+	if _, _, err := h.Get("nscr.io"); err == nil || !strings.Contains(stderr.String(), "docker-credential-nsc is not on PATH") {
+		t.Errorf("without nsc: %v, %q", err, stderr.String())
+	}
+}
+
+func TestPackagesOutsideAJob(t *testing.T) {
+	var stderr bytes.Buffer
+	h := New(Options{Stderr: &stderr, Settings: Settings{Packages: []string{"acme/images"}}})
+	if _, _, err := h.Get("packages.buildkite.com"); err == nil || !strings.Contains(stderr.String(), "only be requested inside a Buildkite job") {
+		t.Errorf("outside a job: %v, %q", err, stderr.String())
+	}
+}
+
+func TestJWTExpiry(t *testing.T) {
+	for tok, want := range map[string]int64{
+		"eyJhbGciOiJub25lIn0.eyJleHAiOjE4OTM0NTYwMDB9.c2ln": 1893456000,
+		"eyJhbGciOiJub25lIn0.eyJleHAiOiJzb29uIn0.c2ln":      0,
+		"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln":          0,
+		"not-a-jwt": 0,
+		"a.!!!.c":   0,
+	} {
+		got := jwtExpiry(tok)
+		if (want == 0 && !got.IsZero()) || (want != 0 && got.Unix() != want) {
+			t.Errorf("jwtExpiry(%q) = %v, want %d", tok, got, want)
+		}
+	}
+}
+
+// jobAPI is a Job API double on a unix socket, answering redactions like
+// the agent's (POST /api/current-job/v0/redactions, bearer token).
+type jobAPI struct {
+	sock, token string
+	mu          sync.Mutex
+	redacted    []string
+}
+
+func startJobAPI(t *testing.T) *jobAPI {
+	dir, err := os.MkdirTemp("", "jobapi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	j := &jobAPI{sock: filepath.Join(dir, "job.sock"), token: "job-api-token"}
+	ln, err := net.Listen("unix", j.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+j.token {
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":"invalid Authorization header"}`)
+			return
+		}
+		if r.Method != http.MethodPost || r.URL.Path != "/api/current-job/v0/redactions" {
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":"not found"}`)
+			return
+		}
+		var req struct {
+			Redact string `json:"redact"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		j.mu.Lock()
+		j.redacted = append(j.redacted, req.Redact)
+		j.mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]string{"redacted": req.Redact})
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return j
+}
+
+func (j *jobAPI) got() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]string(nil), j.redacted...)
+}
+
+func TestRedactionThroughTheJobAPI(t *testing.T) {
+	api := startJobAPI(t)
+	jobDir := t.TempDir()
+	static := filepath.Join(t.TempDir(), "s.json")
+	os.WriteFile(static, []byte(`{"username":"u","password":"static-secret-1"}`), 0o600)
+	env := agentenv.FromMap(map[string]string{jobAPISocketVar: api.sock, jobAPITokenVar: api.token})
+	var stderr bytes.Buffer
+	h := New(Options{JobDir: jobDir, Env: env, Stderr: &stderr, Settings: Settings{Static: map[string]string{"r.example": static}}})
+	for range 3 {
+		if _, s, err := h.Get("r.example"); err != nil || s != "static-secret-1" {
+			t.Fatalf("get = %q %v", s, err)
+		}
+	}
+	if err := h.Add(&credentials.Credentials{ServerURL: "l.example", Username: "u", Secret: "login-secret-2"}); err != nil {
+		t.Fatal(err)
+	}
+	// The job's own login is served, and was redacted when stored.
+	if _, s, _ := h.Get("l.example"); s != "login-secret-2" {
+		t.Errorf("login get = %q", s)
+	}
+	if got := api.got(); len(got) != 2 || got[0] != "static-secret-1" || got[1] != "login-secret-2" {
+		t.Errorf("redactions = %q, want each secret once", got)
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr = %q", stderr.String())
+	}
+	data, _ := os.ReadFile(filepath.Join(jobDir, redactedFile))
+	if strings.Contains(string(data), "secret") {
+		t.Errorf("the redaction record holds a secret: %q", data)
+	}
+	// A refused call costs one line, and the secret is still served.
+	stderr.Reset()
+	bad := New(Options{JobDir: t.TempDir(), Stderr: &stderr, Settings: Settings{Static: map[string]string{"r.example": static}},
+		Env: agentenv.FromMap(map[string]string{jobAPISocketVar: api.sock, jobAPITokenVar: "wrong"})})
+	if _, s, _ := bad.Get("r.example"); s != "static-secret-1" ||
+		!strings.Contains(stderr.String(), "HTTP 401: invalid Authorization header") {
+		t.Errorf("refused redaction: %q, stderr %q", s, stderr.String())
+	}
+	// No Job API (outside a job): nothing is tried.
+	stderr.Reset()
+	outside := New(Options{Stderr: &stderr, Env: env, Settings: Settings{Static: map[string]string{"r.example": static}}})
+	outside.Get("r.example")
+	if len(api.got()) != 2 || stderr.Len() != 0 {
+		t.Errorf("outside a job: redactions %q, stderr %q", api.got(), stderr.String())
+	}
+}
+
+func TestUnixHTTPTimesOut(t *testing.T) {
+	dir, _ := os.MkdirTemp("", "silent")
+	defer os.RemoveAll(dir)
+	ln, err := net.Listen("unix", filepath.Join(dir, "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c) // reads, never answers
+		}
+	}()
+	start := time.Now()
+	_, _, err = unixHTTP(filepath.Join(dir, "s.sock"), []byte("POST / HTTP/1.1\r\n\r\n"), 200*time.Millisecond)
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Errorf("a silent server: %v after %s", err, time.Since(start))
+	}
+}

@@ -1,0 +1,228 @@
+package registry
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/internal/safefile"
+	"golang.org/x/sys/unix"
+)
+
+// The ECR token cache is shared by every job and agent of the host (one
+// state dir per agent user):
+//
+//	STATE/tokens/             0700
+//	STATE/tokens/ecr.json     0600, replaced atomically; read without a lock
+//	STATE/tokens/ecr.json.lock   held while ecr.json is rewritten
+//	STATE/tokens/fetch-<h>.lock  held by the one process fetching a token for
+//	                             registry <h> (a hash of its cache key); the
+//	                             others wait, then find the token it cached.
+//	                             One file per registry, whatever the identity,
+//	                             so their number stays bounded.
+//
+// ecr.json:
+//
+//	{"version": 1,
+//	 "identities": {HINT: KEY_ID},            // last identity seen per hint
+//	 "tokens": {HINT "/" REGISTRY_KEY: {username, secret, proxy_endpoint,
+//	            requested_at, expires_at, key_id}}}
+//
+// HINT is IdentityHint, KEY_ID the SHA-256 of the access key id the token was
+// obtained with (see identity.go), REGISTRY_KEY hosts.Registry.CacheKey.
+
+// TokenCacheDirName is the cache's directory under the state dir.
+const TokenCacheDirName = "tokens"
+
+const tokenCacheVersion = 1
+
+// validMargin is how long before its expiry a token stops being served even
+// as a fallback: docker needs it for the requests that follow.
+const validMargin = time.Minute
+
+// Token is one cached registry token.
+type Token struct {
+	Username      string    `json:"username"`
+	Secret        string    `json:"secret"`
+	ProxyEndpoint string    `json:"proxy_endpoint,omitempty"`
+	RequestedAt   time.Time `json:"requested_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	KeyID         string    `json:"key_id"`
+}
+
+// Fresh reports whether t is in the first half of its lifetime: it is served
+// without asking the API. Later it is refreshed, long before it expires.
+func (t Token) Fresh(now time.Time) bool {
+	life := t.ExpiresAt.Sub(t.RequestedAt)
+	return life > 0 && now.Before(t.ExpiresAt.Add(-life/2)) && t.Valid(now)
+}
+
+// Valid reports whether t may still be served when a refresh failed.
+func (t Token) Valid(now time.Time) bool {
+	return t.Secret != "" && now.Before(t.ExpiresAt.Add(-validMargin))
+}
+
+type tokenFile struct {
+	Version    int               `json:"version"`
+	Identities map[string]string `json:"identities"`
+	Tokens     map[string]Token  `json:"tokens"`
+}
+
+// TokenCache is the host's shared cache of ECR tokens in Dir.
+type TokenCache struct {
+	Dir string
+}
+
+func (c *TokenCache) file() string { return filepath.Join(c.Dir, "ecr.json") }
+
+func entryKey(hint, registryKey string) string { return hint + "/" + registryKey }
+
+// Get returns the token cached for registryKey under hint, if the identity
+// that obtained it is still the one last seen for hint.
+func (c *TokenCache) Get(hint, registryKey string) (Token, bool, error) {
+	f, err := c.load()
+	if err != nil {
+		return Token{}, false, err
+	}
+	t, ok := f.Tokens[entryKey(hint, registryKey)]
+	if !ok || t.KeyID == "" || t.KeyID != f.Identities[hint] {
+		return Token{}, false, nil
+	}
+	return t, true, nil
+}
+
+// Put caches t, obtained under hint for registryKey. If the identity that
+// obtained it differs from the one last seen for hint, every token cached
+// under hint is dropped first; dropped counts them. Expired tokens of any
+// hint are removed on the way.
+func (c *TokenCache) Put(hint, registryKey string, t Token, now time.Time) (dropped int, err error) {
+	if err := c.ensureDir(); err != nil {
+		return 0, err
+	}
+	unlock, err := lock(c.file()+".lock", 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	f, err := c.load()
+	if err != nil {
+		f = emptyTokenFile() // a broken cache is replaced, not fatal
+	}
+	if prev, ok := f.Identities[hint]; ok && prev != t.KeyID {
+		for k := range f.Tokens {
+			if strings.HasPrefix(k, hint+"/") {
+				delete(f.Tokens, k)
+				dropped++
+			}
+		}
+	}
+	for k, old := range f.Tokens {
+		if !now.Before(old.ExpiresAt) {
+			delete(f.Tokens, k)
+		}
+	}
+	f.Identities[hint] = t.KeyID
+	f.Tokens[entryKey(hint, registryKey)] = t
+	// Forget the hints (rotated access keys) that have no token left.
+	live := map[string]bool{}
+	for k := range f.Tokens {
+		live[k[:strings.IndexByte(k, '/')]] = true
+	}
+	for h := range f.Identities {
+		if !live[h] {
+			delete(f.Identities, h)
+		}
+	}
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return dropped, err
+	}
+	return dropped, safefile.Write(c.file(), data)
+}
+
+// LockFetch takes the lock that makes one process fetch registryKey's token
+// while the others wait for it, at most wait (0: no bound).
+func (c *TokenCache) LockFetch(registryKey string, wait time.Duration) (unlock func(), err error) {
+	if err := c.ensureDir(); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(registryKey))
+	return lock(filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock"), wait)
+}
+
+func (c *TokenCache) ensureDir() error {
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return fmt.Errorf("creating the token cache dir: %w", err)
+	}
+	return nil
+}
+
+func emptyTokenFile() tokenFile {
+	return tokenFile{Version: tokenCacheVersion, Identities: map[string]string{}, Tokens: map[string]Token{}}
+}
+
+func (c *TokenCache) load() (tokenFile, error) {
+	data, err := os.ReadFile(c.file())
+	if errors.Is(err, os.ErrNotExist) {
+		return emptyTokenFile(), nil
+	}
+	if err != nil {
+		return tokenFile{}, fmt.Errorf("reading the token cache: %w", err)
+	}
+	var f tokenFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return tokenFile{}, fmt.Errorf("reading the token cache %s: %w", c.file(), err)
+	}
+	if f.Version != tokenCacheVersion {
+		return emptyTokenFile(), nil
+	}
+	if f.Identities == nil {
+		f.Identities = map[string]string{}
+	}
+	if f.Tokens == nil {
+		f.Tokens = map[string]Token{}
+	}
+	return f, nil
+}
+
+// errLockTimeout is returned when a lock was not had within its bound.
+var errLockTimeout = errors.New("timed out waiting for a lock")
+
+// lock takes an exclusive flock on path (created 0600), waiting at most
+// wait (0: as long as it takes). The returned func releases it.
+func lock(path string, wait time.Duration) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock %s: %w", path, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- unix.Flock(int(f.Fd()), unix.LOCK_EX) }()
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		return func() { f.Close() }, nil
+	case <-timeout:
+		// The flock call stays blocked; if it gets the lock later, it is
+		// let go at once.
+		go func() {
+			<-done
+			f.Close()
+		}()
+		return nil, fmt.Errorf("%s: %w after %s", path, errLockTimeout, wait)
+	}
+}

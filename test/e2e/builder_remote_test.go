@@ -1,0 +1,264 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/test/harness"
+)
+
+// remotePool is two buildkitd behind mTLS, as a builder fleet would be.
+type remotePool struct {
+	kit   *harness.Env
+	fleet *harness.FleetTLS
+	nodes map[string]*harness.Buildkitd // by tcp:// endpoint
+	eps   []string
+}
+
+func startPool(t *testing.T, n int) *remotePool {
+	t.Helper()
+	kit := harness.Start(t, harness.Options{})
+	fleet, err := kit.NewFleetTLS("fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &remotePool{kit: kit, fleet: fleet, nodes: map[string]*harness.Buildkitd{}}
+	for i := range n {
+		b, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{
+			Name: fmt.Sprintf("node-%d", i), TCP: true, TLS: &fleet.Server, InsecureRegistries: []string{kit.Registry.Host},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.nodes[b.TCPAddr] = b
+		p.eps = append(p.eps, b.TCPAddr)
+	}
+	return p
+}
+
+// config is a dockhand.toml using the pool with client certificate tls.
+func (p *remotePool) config(state string, tls harness.TLSFiles, endpoints []string, extra string) string {
+	quoted := make([]string, len(endpoints))
+	for i, e := range endpoints {
+		quoted[i] = fmt.Sprintf("%q", e)
+	}
+	return fmt.Sprintf(`state_dir = %q
+builders = ["remote"]
+probe_timeout = "1s"
+%s
+[remote]
+endpoints = [%s]
+ca = %q
+cert = %q
+key = %q
+`, state, extra, strings.Join(quoted, ", "), tls.CA, tls.Cert, tls.Key)
+}
+
+// TestRemotePoolAffinityAndFailover: jobs of one pipeline land on the same
+// mTLS node, whatever way they build (docker build, docker buildx build,
+// docker buildx bake, buildctl); when that node dies, the next job lands on
+// the other one.
+func TestRemotePoolAffinityAndFailover(t *testing.T) {
+	p := startPool(t, 2)
+	r := newRig(t)
+	// Probe results are shared for a minute: a node that dies meanwhile is
+	// still seen at once (it refuses the connect that checks a shared result).
+	writeFile(t, r.config, p.config(r.state, p.fleet.Client, p.eps, `probe_cache_ttl = "60s"`))
+	const slug = "affinity-app"
+	home := buildx.Rendezvous(slug, p.eps)[0]
+	other := buildx.Rendezvous(slug, p.eps)[1]
+	ref := p.kit.Registry.Host + "/affinity/app"
+	dockerfile := fmt.Sprintf(`printf 'FROM %s\nRUN echo "$RANDOM$RANDOM" > /r\n' > Dockerfile
+printf 'target "default" {\n  tags = ["%s:bake"]\n  output = ["type=registry"]\n}\n' > docker-bake.hcl
+echo "buildkit-host=$BUILDKIT_HOST builder=$BUILDX_BUILDER"
+`, p.kit.BaseImage, ref)
+	env := map[string]string{"BUILDKITE_PIPELINE_SLUG": slug, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
+
+	// Job 1: docker buildx build, pushed.
+	id, agent := r.start(dockerfile+"docker buildx build --progress plain --push -t "+ref+":1 .", env)
+	f, log := r.finish(id, agent)
+	if f.ExitStatus != "0" {
+		t.Fatalf("job 1: %+v\n%s", f, log)
+	}
+	if ep, _ := chosen(t, log); ep != home {
+		t.Errorf("job 1 ran on %s, want the pipeline's node %s\n%s", ep, home, log)
+	}
+	if !strings.Contains(log, "buildkit-host="+home+" builder="+buildx.RemoteName) {
+		t.Errorf("the command did not get BUILDKIT_HOST and BUILDX_BUILDER:\n%s", log)
+	}
+	if code := manifestStatus(t, p.kit.Registry.Host, "affinity/app", "1"); code != 200 {
+		t.Errorf("job 1's image: HTTP %d", code)
+	}
+	if n := len(histories(t, p.kit.Kit, p.nodes[home])); n != 1 {
+		t.Errorf("the pipeline's node ran %d builds, want 1", n)
+	}
+	if n := len(histories(t, p.kit.Kit, p.nodes[other])); n != 0 {
+		t.Errorf("the other node ran %d builds, want 0", n)
+	}
+
+	// Job 2, same pipeline: docker build, bake and buildctl all go to the
+	// same node.
+	id, agent = r.start(dockerfile+fmt.Sprintf(`docker build --progress plain --push -t %s:2 .
+docker buildx bake --progress plain
+buildctl --tlsdir "$BUILDKIT_TLS_DIR" build --frontend dockerfile.v0 --local context=. --local dockerfile=. --output type=image,name=%s:buildctl,push=true
+`, ref, ref), env)
+	f, log = r.finish(id, agent)
+	if f.ExitStatus != "0" {
+		t.Fatalf("job 2: %+v\n%s", f, log)
+	}
+	if ep, _ := chosen(t, log); ep != home {
+		t.Errorf("job 2 ran on %s, want %s again", ep, home)
+	}
+	if n := len(histories(t, p.kit.Kit, p.nodes[home])); n != 4 {
+		t.Errorf("the pipeline's node ran %d builds after job 2, want 4 (build, bake, buildctl)", n)
+	}
+	if n := len(histories(t, p.kit.Kit, p.nodes[other])); n != 0 {
+		t.Errorf("the other node ran %d builds, want 0", n)
+	}
+	for _, tag := range []string{"2", "bake", "buildctl"} {
+		if code := manifestStatus(t, p.kit.Registry.Host, "affinity/app", tag); code != 200 {
+			t.Errorf("job 2's %s image: HTTP %d", tag, code)
+		}
+	}
+
+	// The pipeline's node dies: job 3 goes to the other node.
+	p.nodes[home].Stop()
+	id, agent = r.start(dockerfile+"docker buildx build --progress plain --push -t "+ref+":3 .", env)
+	f, log = r.finish(id, agent)
+	if f.ExitStatus != "0" {
+		t.Fatalf("job 3: %+v\n%s", f, log)
+	}
+	ep, took := chosen(t, log)
+	t.Logf("job 3 after its node died:\n%s", section(log))
+	if ep != other {
+		t.Errorf("job 3 ran on %s after %s died, want %s\n%s", ep, home, other, log)
+	}
+	if took > time.Second+500*time.Millisecond {
+		t.Errorf("choosing took %s with a dead node, want within probe_timeout (1s)", took)
+	}
+	if !regexp.MustCompile(`probe remote ` + regexp.QuoteMeta(home) + `: down after \S+: connection refused`).MatchString(log) {
+		t.Errorf("the log does not say the dead node refused:\n%s", log)
+	}
+	if n := len(histories(t, p.kit.Kit, p.nodes[other])); n != 1 {
+		t.Errorf("the other node ran %d builds, want 1", n)
+	}
+	if left := r.jobDirs(); len(left) != 0 {
+		t.Errorf("job dirs left behind: %q", left)
+	}
+}
+
+// TestRemoteHangingEndpointIsBounded: an endpoint that accepts TCP and never
+// answers costs the job at most probe_timeout, and is named in the log.
+func TestRemoteHangingEndpointIsBounded(t *testing.T) {
+	p := startPool(t, 1)
+	hang, err := harness.StartHanging()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close()
+	state := filepath.Join(shortDir(t), "state")
+	config := filepath.Join(t.TempDir(), "dockhand.toml")
+	writeFile(t, config, p.config(state, p.fleet.Client, []string{hang.Addr, p.eps[0]}, ""))
+	run := runBootstrap(t, config, "hang", `echo "host=$BUILDKIT_HOST"; cat "$DOCKHAND_JOB_DIR/job.json"`)
+	if run.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", run.code, run.stdout, run.stderr)
+	}
+	ep, took := chosen(t, run.stdout)
+	if ep != p.eps[0] || !strings.Contains(run.stdout, "host="+p.eps[0]) {
+		t.Errorf("chose %s, want the healthy %s\n%s", ep, p.eps[0], run.stdout)
+	}
+	if took > time.Second+200*time.Millisecond {
+		t.Errorf("choosing took %s with a hanging endpoint, want at most probe_timeout (1s) and a little", took)
+	}
+	if !strings.Contains(run.stdout, "probe remote "+hang.Addr+": down after") || !strings.Contains(run.stdout, "no answer within 1s") {
+		t.Errorf("the log does not name the hanging endpoint:\n%s", run.stdout)
+	}
+	if hang.Accepted() == 0 {
+		t.Error("the hanging endpoint was never dialled")
+	}
+	// The job state records the builder for the cache injection.
+	for _, want := range []string{`"kind": "remote"`, `"name": "dockhand-remote"`, `"nodes": 1`, `"endpoint": "` + p.eps[0] + `"`} {
+		if !strings.Contains(run.stdout, want) {
+			t.Errorf("job.json lacks %s:\n%s", want, run.stdout)
+		}
+	}
+	t.Logf("chosen in %s (bootstrap %s)", took, run.took)
+}
+
+// TestRemoteRejectsABadClientCertificate: a client certificate from another
+// CA is rejected by the builders; the job fails with 125 and one line naming
+// each candidate and why, unless the queue's builders are optional.
+func TestRemoteRejectsABadClientCertificate(t *testing.T) {
+	p := startPool(t, 2)
+	dir := t.TempDir()
+	state := filepath.Join(shortDir(t), "state")
+	config := filepath.Join(dir, "dockhand.toml")
+	writeFile(t, config, p.config(state, p.fleet.Rogue, p.eps, ""))
+	run := runBootstrap(t, config, "rogue", "echo the-job-ran")
+	if run.code != 125 {
+		t.Fatalf("exit %d, want 125\n%s\n%s", run.code, run.stdout, run.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(run.stderr), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("stderr has %d lines, want one:\n%s", len(lines), run.stderr)
+	}
+	for _, ep := range p.eps {
+		if !strings.Contains(lines[0], ep+": TLS: remote error: tls: unknown certificate authority") {
+			t.Errorf("the line does not say %s rejected the certificate: %s", ep, lines[0])
+		}
+	}
+	if strings.Contains(run.stdout, "the-job-ran") {
+		t.Error("the job ran although no builder was available")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(state, "jobs")); len(entries) > 1 {
+		t.Errorf("job dir left: %v", entries)
+	}
+
+	writeFile(t, config, p.config(state, p.fleet.Rogue, p.eps, "builders_optional = true"))
+	run = runBootstrap(t, config, "rogue", `echo "the-job-ran builder=[$BUILDX_BUILDER]"`)
+	if run.code != 0 || !strings.Contains(run.stdout, "the-job-ran builder=[]") {
+		t.Fatalf("with builders_optional: exit %d\n%s\n%s", run.code, run.stdout, run.stderr)
+	}
+	if !strings.Contains(run.stdout, "warning: no builder available: remote: ") || !strings.Contains(run.stdout, "unknown certificate authority") {
+		t.Errorf("no warning naming the rejection:\n%s", run.stdout)
+	}
+}
+
+// TestConcurrentJobsShareOneProbe: jobs starting together on a host probe
+// the builders once; the others use what the first found.
+func TestConcurrentJobsShareOneProbe(t *testing.T) {
+	p := startPool(t, 2)
+	state := filepath.Join(shortDir(t), "state")
+	config := filepath.Join(t.TempDir(), "dockhand.toml")
+	writeFile(t, config, p.config(state, p.fleet.Client, p.eps, `probe_cache_ttl = "30s"`))
+	const jobs = 6
+	runs := make(chan bootstrapRun, jobs)
+	for i := range jobs {
+		go func() { runs <- runBootstrap(t, config, fmt.Sprintf("pipe-%d", i), `echo "host=$BUILDKIT_HOST"`) }()
+	}
+	probed, shared := 0, 0
+	for range jobs {
+		run := <-runs
+		if run.code != 0 {
+			t.Errorf("exit %d\n%s\n%s", run.code, run.stdout, run.stderr)
+			continue
+		}
+		switch {
+		case strings.Contains(run.stdout, "builder: probed 2 endpoint(s)"):
+			probed++
+		case strings.Contains(run.stdout, "builder: probes shared by another job"):
+			shared++
+		default:
+			t.Errorf("the log says neither probed nor shared:\n%s", run.stdout)
+		}
+	}
+	if probed != 1 || shared != jobs-1 {
+		t.Errorf("%d jobs probed and %d shared, want 1 and %d", probed, shared, jobs-1)
+	}
+}
