@@ -98,7 +98,7 @@ elif [[ ! -x "$bin/docker" || -L "$bin/docker" ]]; then
   GOBIN="$bin" GOFLAGS= go install github.com/docker/cli/cmd/docker@v29.9.3+incompatible
 fi
 
-for t in buildkitd buildctl docker-buildx registry s3server buildkite-agent runc busybox packer jq docker; do
+for t in buildkitd buildctl docker-buildx registry s3server buildkite-agent docker-credential-ecr-login runc busybox packer jq docker; do
   [[ -x "$bin/$t" ]] || { echo "tools: $t missing from $bin" >&2; exit 1; }
 done
 step "ready in $bin"
