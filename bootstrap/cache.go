@@ -1,17 +1,25 @@
 package bootstrap
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
 // cacheSettings is what the job's buildx shim injects cache flags from: the
@@ -48,9 +56,21 @@ func cacheSettings(c *env.Config, e *agentenv.Environment) (*buildx.CacheSetting
 // backend's dir. It returns the settings for the job state (nil: nothing to
 // inject) and the lines for the job log section. A local dir that cannot be
 // made turns injection off with a warning: the build runs without cache.
-func prepareCache(c *env.Config, e *agentenv.Environment, now time.Time) (*buildx.CacheSettings, []string) {
+//
+// On ECR, ensureRepo makes the pipeline's repository; a failure is a warning
+// (the export fails on its own, ignored, and the build runs).
+func prepareCache(c *env.Config, e *agentenv.Environment, now time.Time, ensureRepo ensureRepoFunc) (*buildx.CacheSettings, []string) {
 	s, why := cacheSettings(c, e)
 	lines := []string{cacheNote(s, why)}
+	if s != nil && s.Backend.Kind == buildx.BackendRegistry && buildx.IsECR(s.Backend.Repository) && ensureRepo != nil && s.Identity.Pipeline != "" {
+		repo := s.Backend.PipelineRepository(s.Identity.Pipeline)
+		switch note, err := ensureRepo(repo, c.Cache.MaxAgeDays); {
+		case err != nil:
+			lines = append(lines, fmt.Sprintf("warning: cache repository %s: %v (cache export may fail; builds run anyway)", repo, err))
+		case note != "":
+			lines = append(lines, note)
+		}
+	}
 	if s == nil || s.Backend.Kind != buildx.BackendLocal {
 		return s, lines
 	}
@@ -173,3 +193,49 @@ func prepareLocalCache(s *buildx.CacheSettings, maxSize int64, now time.Time) (s
 	return fmt.Sprintf("cache: evicted %s from %s to stay under cache.local.max_size (%d bytes left)",
 		strings.Join(evicted, ", "), dir, left), nil
 }
+
+// ensureRepoFunc makes a registry cache repository ready, returning a line
+// for the job log when it did something.
+type ensureRepoFunc func(repository string, maxAgeDays int) (string, error)
+
+// ecrRepoEnsurer runs `dockhand-cloud ecr-cache-repo` for a repository at
+// most once per host and lifecycle setting: a marker under the state dir
+// remembers that it was done.
+func ecrRepoEnsurer(stateDir, cloud string, e *agentenv.Environment) ensureRepoFunc {
+	return func(repository string, days int) (string, error) {
+		sum := sha256.Sum256([]byte(repository))
+		marker := filepath.Join(stateDir, "cache-repos", hex.EncodeToString(sum[:16]))
+		want := fmt.Sprintf("%s max_age_days=%d\n", repository, days)
+		if data, err := os.ReadFile(marker); err == nil && string(data) == want {
+			return "", nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cloud, ecrCacheRepoCommand, "--repository", repository, "--max-age-days", strconv.Itoa(days))
+		cmd.Env = e.ToSlice()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.WaitDelay = time.Second
+		if err := cmd.Run(); err != nil {
+			msg := strings.TrimSpace(stderr.String())
+			if i := strings.LastIndex(msg, "\n"); i >= 0 {
+				msg = msg[i+1:]
+			}
+			if msg == "" {
+				msg = err.Error()
+			}
+			return "", errors.New(msg)
+		}
+		if err := os.MkdirAll(filepath.Dir(marker), 0o700); err == nil {
+			_ = safefile.Write(marker, []byte(want))
+		}
+		if strings.TrimSpace(stdout.String()) == "created" {
+			return fmt.Sprintf("cache: created the ECR repository %s, expiring cache not written for %d days", repository, days), nil
+		}
+		return fmt.Sprintf("cache: ECR repository %s has its lifecycle policy (%d days)", repository, days), nil
+	}
+}
+
+// ecrCacheRepoCommand is dockhand-cloud's subcommand (buildx/ecrcache.Command,
+// which only dockhand-cloud may import).
+const ecrCacheRepoCommand = "ecr-cache-repo"

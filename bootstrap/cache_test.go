@@ -1,6 +1,8 @@
 package bootstrap
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +12,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/buildx/ecrcache"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -97,7 +100,7 @@ func TestPrepareCacheLocal(t *testing.T) {
 	c := env.Default("")
 	c.Cache.Backend, c.Cache.Local.Dir = env.CacheLocal, dir
 	e := agentenv.FromSlice([]string{"BUILDKITE_PIPELINE_SLUG=web", "BUILDKITE_BRANCH=main"})
-	s, lines := prepareCache(c, e, time.Now())
+	s, lines := prepareCache(c, e, time.Now(), nil)
 	if s == nil || len(lines) != 1 {
 		t.Fatalf("prepareCache = %+v, %q", s, lines)
 	}
@@ -106,8 +109,66 @@ func TestPrepareCacheLocal(t *testing.T) {
 	}
 	// A dir that cannot be made: no injection, one warning, no failure.
 	c.Cache.Local.Dir = "/proc/dockhand-cannot-create"
-	s, lines = prepareCache(c, e, time.Now())
+	s, lines = prepareCache(c, e, time.Now(), nil)
 	if s != nil || len(lines) != 2 || !strings.Contains(lines[1], "warning: cache not injected: creating the local cache dir") {
 		t.Errorf("unusable dir: %+v, %q", s, lines)
+	}
+}
+
+func TestECRRepoEnsurer(t *testing.T) {
+	if ecrCacheRepoCommand != ecrcache.Command {
+		t.Fatalf("bootstrap runs dockhand-cloud %s, dockhand-cloud serves %s", ecrCacheRepoCommand, ecrcache.Command)
+	}
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	cloud := filepath.Join(dir, "dockhand-cloud")
+	script := "#!/bin/sh\necho \"$*\" >> " + calls + "\n" +
+		"case \"$*\" in *fail*) echo 'dockhand-cloud ecr-cache-repo: ecr:CreateRepository: AccessDenied' >&2; exit 1;; esac\necho created\n"
+	if err := os.WriteFile(cloud, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ensure := ecrRepoEnsurer(filepath.Join(dir, "state"), cloud, agentenv.FromSlice([]string{"PATH=/usr/bin:/bin"}))
+	repo := "123456789012.dkr.ecr.eu-west-1.amazonaws.com/cache/web"
+	note, err := ensure(repo, 14)
+	if err != nil || !strings.Contains(note, "created the ECR repository "+repo) {
+		t.Fatalf("first ensure = %q, %v", note, err)
+	}
+	if note, err := ensure(repo, 14); err != nil || note != "" {
+		t.Errorf("second ensure on the host = %q, %v; want nothing done", note, err)
+	}
+	if _, err := ensure(repo, 30); err != nil {
+		t.Errorf("changed max age: %v", err)
+	}
+	_, err = ensure(repo+"-fail", 14)
+	if err == nil || err.Error() != "dockhand-cloud ecr-cache-repo: ecr:CreateRepository: AccessDenied" {
+		t.Errorf("failing ensure: %v, want dockhand-cloud's last line", err)
+	}
+	data, _ := os.ReadFile(calls)
+	want := "ecr-cache-repo --repository " + repo + " --max-age-days 14\n" +
+		"ecr-cache-repo --repository " + repo + " --max-age-days 30\n" +
+		"ecr-cache-repo --repository " + repo + "-fail --max-age-days 14\n"
+	if string(data) != want {
+		t.Errorf("dockhand-cloud calls:\n%s\nwant\n%s", data, want)
+	}
+	// Only ECR repositories of the registry backend are ensured.
+	c := env.Default("")
+	c.Cache.Repository = "reg.example/cache"
+	e := agentenv.FromSlice([]string{"BUILDKITE_PIPELINE_SLUG=web", "BUILDKITE_BRANCH=main"})
+	called := false
+	prepareCache(c, e, time.Now(), func(string, int) (string, error) { called = true; return "", nil })
+	if called {
+		t.Errorf("a non-ECR repository was ensured")
+	}
+	c.Cache.Repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"
+	var got string
+	_, lines := prepareCache(c, e, time.Now(), func(r string, days int) (string, error) {
+		got = fmt.Sprintf("%s %d", r, days)
+		return "", errors.New("no credentials")
+	})
+	if got != "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web 14" {
+		t.Errorf("ensured %q, want the pipeline's repository and max_age_days", got)
+	}
+	if len(lines) != 2 || !strings.Contains(lines[1], "warning: cache repository") || !strings.Contains(lines[1], "no credentials") {
+		t.Errorf("lines = %q, want one warning", lines)
 	}
 }

@@ -189,7 +189,8 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 	if err != nil {
 		return fail(err)
 	}
-	st.Cache, n.cache = prepareCache(o.Config, o.Env, time.Now())
+	st.Cache, n.cache = prepareCache(o.Config, o.Env, time.Now(),
+		ecrRepoEnsurer(state, filepath.Join(filepath.Dir(o.Self), buildx.CloudBinary), o.Env))
 	if err := WriteState(job.Path, st); err != nil {
 		return fail(err)
 	}

@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
 // Cache modes and backends, as in the [cache] configuration table.
@@ -146,12 +147,11 @@ func checkRepository(r string) error {
 	return nil
 }
 
-var ecrHost = regexp.MustCompile(`^[0-9]{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$`)
-
-// IsECR reports whether a repository (HOST/PATH) is in Amazon ECR.
+// IsECR reports whether a repository (HOST/PATH) is in an Amazon ECR
+// private registry.
 func IsECR(repository string) bool {
 	host, _, _ := strings.Cut(repository, "/")
-	return ecrHost.MatchString(host)
+	return hosts.Parse(host).Kind == hosts.ECR
 }
 
 // Image is what a build produces, for keying its cache: the bake target, the
@@ -328,9 +328,15 @@ func PlanCache(id Identity, b Backend, img Image, readOnly string) (CachePlan, e
 	return p, nil
 }
 
+// PipelineRepository is the pipeline's repository in the registry backend:
+// every cache ref of the pipeline is a tag of it.
+func (b Backend) PipelineRepository(pipeline string) string {
+	return b.Repository + "/" + pathComponent(pipeline)
+}
+
 // RegistryRef is the ref of one cache tag in the registry backend.
 func (b Backend) RegistryRef(pipeline, tag string) string {
-	return b.Repository + "/" + pathComponent(pipeline) + ":" + tag
+	return b.PipelineRepository(pipeline) + ":" + tag
 }
 
 // s3Attrs are the attributes every s3 cache entry of the pipeline carries.

@@ -148,6 +148,7 @@ func TestIsECR(t *testing.T) {
 		"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/c":          true,
 		"12345678901.dkr.ecr.us-east-1.amazonaws.com/c":               false,
 		"123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example/c": false,
+		"123456789012.dkr.ecr.us-east-1.on.aws/c":                     true,
 		"public.ecr.aws/x/y": false,
 		"127.0.0.1:5000/c":   false,
 	} {

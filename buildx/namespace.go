@@ -71,7 +71,12 @@ func (n Namespace) SetUp(ctx context.Context) (Builder, map[string]string, error
 		if n.Agent == "" {
 			return Builder{}, nil, errors.New("buildkite-agent not found (BUILDKITE_BIN_PATH or PATH), needed for the OIDC token")
 		}
-		token, err := runCommand(ctx, n.Env, n.Agent, "oidc", "request-token", "--audience", NamespaceAudience, "--lifetime", "120")
+		// The token comes to dockhand's memory, never to the job log, so the
+		// agent's log redaction (which needs the Job API, not up before the
+		// real bootstrap runs) is not needed; the variable is the way every
+		// agent version accepts to skip it.
+		agentEnv := withEnv(n.Env, map[string]string{"BUILDKITE_AGENT_OIDC_REQUEST_TOKEN_SKIP_TOKEN_REDACTION": "true"})
+		token, err := runCommand(ctx, agentEnv, n.Agent, "oidc", "request-token", "--audience", NamespaceAudience, "--lifetime", "120")
 		if err != nil {
 			return Builder{}, nil, err
 		}
@@ -118,6 +123,10 @@ func runCommand(ctx context.Context, env []string, name string, args ...string) 
 	}
 	if msg == "" {
 		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	msg = strings.TrimPrefix(msg, "Error: ") // nsc's (cobra's) prefix
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
 	}
 	return "", fmt.Errorf("%s: %s", what, msg)
 }

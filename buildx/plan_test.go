@@ -55,30 +55,26 @@ func TestRendezvousIsStableAndMinimallyDisruptive(t *testing.T) {
 	}
 }
 
-// healthy makes probe results: every listed endpoint answers, others fail.
+// results makes probe results: every endpoint in ok answers, those in down
+// fail with their reason. tcp:// targets carry tlsFiles, as Targets makes them.
 func results(ok []string, down map[string]string) Results {
 	rs := Results{}
-	for _, ep := range ok {
-		kind := ProbeBuildkit
+	add := func(ep string, r ProbeResult) {
+		r.Kind, r.Endpoint = ProbeBuildkit, ep
 		if strings.Contains(ep, "docker.sock") {
-			kind = ProbeDocker
+			r.Kind = ProbeDocker
 		}
-		t := ProbeTarget{Kind: kind, Endpoint: ep}
+		t := ProbeTarget{Kind: r.Kind, Endpoint: ep}
 		if strings.HasPrefix(ep, "tcp://") {
 			t.TLS = tlsFiles
 		}
-		rs[t.Key()] = ProbeResult{Kind: kind, Endpoint: ep, OK: true, Version: "v0.34.2"}
+		rs[t.Key()] = r
+	}
+	for _, ep := range ok {
+		add(ep, ProbeResult{OK: true, Version: "v0.34.2"})
 	}
 	for ep, why := range down {
-		kind := ProbeBuildkit
-		if strings.Contains(ep, "docker.sock") {
-			kind = ProbeDocker
-		}
-		t := ProbeTarget{Kind: kind, Endpoint: ep}
-		if strings.HasPrefix(ep, "tcp://") {
-			t.TLS = tlsFiles
-		}
-		rs[t.Key()] = ProbeResult{Kind: kind, Endpoint: ep, Error: why}
+		add(ep, ProbeResult{Error: why})
 	}
 	return rs
 }

@@ -173,23 +173,15 @@ func (p *Prober) reachable(targets []ProbeTarget, results []ProbeResult, shared 
 
 // Record shares results found another way (a buildkitd just started).
 func (p *Prober) Record(results ...ProbeResult) error {
-	if p.CacheDir == "" || p.TTL <= 0 {
-		return nil
-	}
-	release, err := p.lock(p.now().Add(p.Timeout + cloudGrace))
-	if err != nil {
-		return err
-	}
-	defer release()
-	cache := p.readCache()
-	for _, r := range results {
-		cache.Results[ProbeTarget{Kind: r.Kind, Endpoint: r.Endpoint}.Key()] = r
-	}
-	return p.writeCache(cache)
+	return p.update(func(c probeCache) {
+		for _, r := range results {
+			c.Results[ProbeTarget{Kind: r.Kind, Endpoint: r.Endpoint}.Key()] = r
+		}
+	})
 }
 
-// Forget drops the shared result of a target (found down after all).
-func (p *Prober) Forget(t ProbeTarget) error {
+// update changes the shared cache under its lock.
+func (p *Prober) update(change func(probeCache)) error {
 	if p.CacheDir == "" || p.TTL <= 0 {
 		return nil
 	}
@@ -199,7 +191,7 @@ func (p *Prober) Forget(t ProbeTarget) error {
 	}
 	defer release()
 	cache := p.readCache()
-	delete(cache.Results, t.Key())
+	change(cache)
 	return p.writeCache(cache)
 }
 

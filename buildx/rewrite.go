@@ -99,7 +99,7 @@ func Rewrite(args []string, p Policy) Result {
 		return same(fmt.Sprintf("builder %s keeps its own cache (cache.mode auto)", facts.Name), false)
 	}
 	readOnly := ""
-	if facts.Driver == "docker" {
+	if facts.Driver == DriverDocker {
 		readOnly = "the docker driver cannot export cache"
 	}
 	var flags []string
@@ -120,7 +120,7 @@ func Rewrite(args []string, p Policy) Result {
 		if reason == "" {
 			reason = "nothing to inject"
 		}
-		return Result{Args: args, Reason: reason, Warn: warn, Injections: nil}
+		return same(reason, warn)
 	}
 	at := inv.SubIndex + 1
 	out := make([]string, 0, len(args)+len(flags))

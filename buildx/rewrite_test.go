@@ -138,11 +138,15 @@ func TestRewriteBuild(t *testing.T) {
 			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
 		}, reason: "neither reads nor writes"},
 		{name: "auto: persistent builder keeps its cache", args: "buildx build .", mod: func(p *Policy) {
-			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "dockhand", Driver: "remote", Nodes: 1, Persistent: true} }
+			p.Builder = func(name string) BuilderFacts {
+				return BuilderFacts{Name: "dockhand", Driver: "remote", Nodes: 1, Persistent: true}
+			}
 		}, reason: "keeps its own cache"},
 		{name: "always: persistent builder too", args: "buildx build .", mod: func(p *Policy) {
 			p.Mode = CacheAlways
-			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "dockhand", Driver: "remote", Nodes: 1, Persistent: true} }
+			p.Builder = func(name string) BuilderFacts {
+				return BuilderFacts{Name: "dockhand", Driver: "remote", Nodes: 1, Persistent: true}
+			}
 		}, img: &dockerfile, at: 2},
 		{name: "auto: the builder asked for is looked up", args: "buildx --builder other build .", mod: func(p *Policy) {
 			p.Builder = func(name string) BuilderFacts {

@@ -273,7 +273,7 @@ func (s *Selection) Lines() []string {
 		lines = append(lines, "builder: "+s.Started)
 	}
 	for i, t := range s.Targets {
-		lines = append(lines, fmt.Sprintf("builder: probe %s %s: %s", s.targetKind(t), t.Endpoint, s.Probes.Results[i].Summary()))
+		lines = append(lines, fmt.Sprintf("builder: probe %s %s: %s", targetKind(s.Spec, t), t.Endpoint, s.Probes.Results[i].Summary()))
 	}
 	switch {
 	case s.Probes.Shared > 0 && s.Probes.Probed == 0:
@@ -296,14 +296,4 @@ func (s *Selection) Lines() []string {
 		lines = append(lines, "builder: "+strings.Join(vars, " "))
 	}
 	return lines
-}
-
-func (s *Selection) targetKind(t ProbeTarget) string {
-	switch {
-	case t.Kind == ProbeDocker:
-		return KindLocal
-	case t.Endpoint == s.Spec.Embedded.Socket:
-		return KindEmbedded
-	}
-	return KindRemote
 }

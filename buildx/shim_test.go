@@ -104,7 +104,9 @@ func TestBuilderFacts(t *testing.T) {
 	write("instances/kit", `{"Name":"kit","Driver":"remote","Nodes":[{"Name":"kit0","Endpoint":"tcp://10.0.0.1:1234"}]}`)
 	write("instances/multi", `{"Name":"multi","Driver":"remote","Nodes":[{"Name":"a"},{"Name":"b"}]}`)
 	write("instances/dc", `{"Name":"dc","Driver":"docker-container","Nodes":[{"Name":"dc0"}]}`)
-	env := func(kv ...string) func(string) string { return lookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...)) }
+	env := func(kv ...string) func(string) string {
+		return lookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...))
+	}
 	remote := &SelectedBuilder{Kind: KindRemote, Name: "kit", Nodes: 1}
 	for _, c := range []struct {
 		name     string

@@ -9,6 +9,8 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,7 +105,16 @@ func buildkit(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
 	defer c.Close()
 	workers, err := c.ListWorkers(ctx)
 	if err != nil {
-		return buildx.ProbeResult{Error: Describe(err)}
+		why := Describe(err)
+		// With TLS 1.3 a server that rejects the client's certificate says so
+		// after the client's side of the handshake is done: gRPC may see only
+		// the closed connection. A plain handshake and read get the alert.
+		if opts != nil && !strings.HasPrefix(why, "TLS: ") && why != "connection refused" && ctx.Err() == nil {
+			if alert := tlsAlert(ctx, t); alert != "" {
+				why = "TLS: " + alert
+			}
+		}
+		return buildx.ProbeResult{Error: why}
 	}
 	if len(workers) == 0 {
 		return buildx.ProbeResult{Error: "buildkitd has no workers"}
@@ -119,6 +130,65 @@ func buildkit(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
 		}
 	}
 	return r
+}
+
+// tlsAlert makes one TLS connection as the client would and returns the
+// error the server answers with ("" when the server accepts it).
+func tlsAlert(ctx context.Context, t buildx.ProbeTarget) string {
+	u, err := url.Parse(t.Endpoint)
+	if err != nil {
+		return ""
+	}
+	cfg := &tls.Config{ServerName: t.TLS.ServerName, NextProtos: []string{"h2"}}
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	if t.TLS.CA != "" {
+		pem, err := os.ReadFile(t.TLS.CA)
+		if err != nil {
+			return ""
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		cfg.RootCAs.AppendCertsFromPEM(pem)
+	}
+	if t.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(t.TLS.Cert, t.TLS.Key)
+		if err != nil {
+			return ""
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	d := tls.Dialer{Config: cfg}
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		if msg := err.Error(); strings.Contains(msg, "tls: ") {
+			return msg // a handshake failure; not a refused or lost connection
+		}
+		return ""
+	}
+	defer conn.Close()
+	// An accepting server waits for the HTTP/2 preface; a rejecting one has
+	// sent its alert.
+	_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(minTime(dl, time.Now().Add(200*time.Millisecond)))
+	}
+	_, err = conn.Read(make([]byte, 1))
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		return ""
+	}
+	if strings.Contains(err.Error(), "tls: ") {
+		return err.Error()
+	}
+	return ""
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // docker pings a docker daemon's API and asks its version.

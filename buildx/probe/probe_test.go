@@ -88,6 +88,9 @@ func TestProbeRealBuildkitd(t *testing.T) {
 			t.Errorf("target %d (%s): %+v, want ok=%v error containing %q", i, targets[i].Endpoint, r, w.ok, w.err)
 		}
 	}
+	if res[6].Error != "connection refused" {
+		t.Errorf("a refused endpoint is reported as %q, want exactly \"connection refused\"", res[6].Error)
+	}
 	if res[0].Version == "" || !strings.Contains(strings.Join(res[0].Platforms, ","), "linux/arm64") {
 		t.Errorf("healthy probe lacks the version or the declared platform: %+v", res[0])
 	}

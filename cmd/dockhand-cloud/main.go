@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/dockhand-ci/dockhand/buildx/ecrcache"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
@@ -31,6 +32,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 		return err
 	},
 	registry.ECRTokenCommand: ecrToken,
+	ecrcache.Command:         ecrCacheRepo,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

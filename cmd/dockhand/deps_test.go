@@ -20,6 +20,9 @@ func TestJobPathBinaryStaysLight(t *testing.T) {
 		"github.com/aws/aws-sdk-go-v2/",
 		"github.com/moby/buildkit/",
 		"github.com/distribution/reference",
+		"github.com/itchyny/gojq",
+		"github.com/dockhand-ci/dockhand/registry/cachedimage/jqeval",
+		"github.com/dockhand-ci/dockhand/registry/cachedimage/build",
 	} {
 		for _, pkg := range strings.Fields(string(out)) {
 			if strings.HasPrefix(pkg, heavy) || pkg == strings.TrimSuffix(heavy, "/") {

@@ -13,6 +13,7 @@ const (
 	modeHook             mode = "hook"
 	modeDoctor           mode = "doctor"
 	modeCachedImage      mode = "cached-image"
+	modeCerts            mode = "certs"
 	modeCredentialHelper mode = "credential-helper"
 	modeBuildxShim       mode = "buildx-shim"
 	modeUnknown          mode = "unknown"
@@ -35,6 +36,7 @@ var subcommands = []struct {
 	{modeHook, "Run one of dockhand's agent hooks (environment)"},
 	{modeDoctor, "Explain the resolved configuration, builders and credentials for this host"},
 	{modeCachedImage, "Build or reuse a checksum-tagged dependency image (docker-ecr-cache parity)"},
+	{modeCerts, "Write mTLS certificates for a remote buildkitd fleet: a CA, a server and agent clients"},
 	{modeVersion, "Print the version"},
 }
 

@@ -108,6 +108,8 @@ func dispatch(m mode, args []string, e *agentenv.Environment, io stdio) error {
 		return buildxShim(args, e, io)
 	case modeCachedImage:
 		return cachedImage(args, e, io)
+	case modeCerts:
+		return certsCommand(args, io)
 	default:
 		if _, err := newFlags(m, "", io).parse(args); err != nil {
 			return err
@@ -195,8 +197,12 @@ func doctor(args []string, e *agentenv.Environment, io stdio) error {
 	if err != nil {
 		return err
 	}
+	builder := diagnoseBuilder(cfg, e)
 	if *asJSON {
 		b, err := cfg.MarshalJSON()
+		if err == nil {
+			b, err = withBuilder(b, builder)
+		}
 		if err != nil {
 			return fmt.Errorf("encoding configuration: %w", err)
 		}
@@ -206,6 +212,7 @@ func doctor(args []string, e *agentenv.Environment, io stdio) error {
 	if err := cfg.WriteText(io.out); err != nil {
 		return err
 	}
+	writeBuilder(io.out, builder)
 	writeCredentialChecks(io.out, helperFor(cfg, e, io.err), cfg, configuredRegistries(cfg, registries))
 	return nil
 }

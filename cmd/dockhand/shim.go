@@ -20,6 +20,11 @@ func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
 			st, err := bootstrap.ReadState(dir)
 			if err != nil {
 				fmt.Fprintf(io.err, "dockhand: cache not injected: %v\n", err)
+				if v, _ := e.Get("DOCKHAND_STRICT"); v != "" {
+					if strict, _ := buildx.ParseBool(v); strict {
+						return childExit{1}
+					}
+				}
 			} else {
 				job = &buildx.ShimJob{Cache: st.Cache}
 				if b := st.Builder; b.Kind != "" {

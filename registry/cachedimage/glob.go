@@ -1,11 +1,17 @@
 package cachedimage
 
 import (
+	"bytes"
+	"encoding/binary"
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // Pathname expansion as bash 5 does it for an unquoted word, with
@@ -34,7 +40,7 @@ func expandWord(dir, word string, utf8Locale bool) ([]string, bool) {
 	if !hasGlobMeta(word) {
 		return []string{word}, false
 	}
-	g := globber{utf8: utf8Locale}
+	g := &globber{utf8: utf8Locale, dirs: map[string][]dirent{}}
 	prefix, fsdir, rest := "", dir, word
 	if strings.HasPrefix(word, "/") {
 		prefix, fsdir, rest = "/", "/", strings.TrimLeft(word, "/")
@@ -79,7 +85,122 @@ func hasGlobMeta(word string) bool {
 	return false
 }
 
-type globber struct{ utf8 bool }
+// globber expands one word. It reads each directory once, and reads the
+// directories below a ** concurrently: on a large checkout the time goes to
+// system calls, which overlap.
+type globber struct {
+	utf8 bool
+	mu   sync.Mutex
+	dirs map[string][]dirent // by path, as walk spells it
+}
+
+// dirent is one directory entry and its type, from getdents(2).
+type dirent struct {
+	name string
+	typ  uint8 // unix.DT_*
+}
+
+func (d dirent) isDir() bool  { return d.typ == unix.DT_DIR }
+func (d dirent) isLink() bool { return d.typ == unix.DT_LNK }
+
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// scanWorkers bounds the directories read at once.
+const scanWorkers = 8
+
+// readDir lists a directory (unsorted: the matches are sorted at the end),
+// with raw system calls: os.File would add several fcntl and epoll calls per
+// directory, which on a checkout of thousands of directories cost more than
+// reading them.
+func (g *globber) readDir(path string) []dirent {
+	if g.dirs != nil {
+		g.mu.Lock()
+		entries, ok := g.dirs[path]
+		g.mu.Unlock()
+		if ok {
+			return entries
+		}
+	}
+	entries := readDirRaw(path)
+	if g.dirs != nil {
+		g.mu.Lock()
+		g.dirs[path] = entries
+		g.mu.Unlock()
+	}
+	return entries
+}
+
+func readDirRaw(path string) []dirent {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	buf := *bp
+	var out []dirent
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return out
+		}
+		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+		for b := buf[:n]; len(b) >= 19; {
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				return out
+			}
+			typ := b[18]
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			b = b[reclen:]
+			if string(name) == "." || string(name) == ".." {
+				continue
+			}
+			d := dirent{name: string(name), typ: typ}
+			if typ == unix.DT_UNKNOWN { // file systems without d_type
+				var st unix.Stat_t
+				if unix.Lstat(path+"/"+d.name, &st) == nil {
+					switch st.Mode & unix.S_IFMT {
+					case unix.S_IFDIR:
+						d.typ = unix.DT_DIR
+					case unix.S_IFLNK:
+						d.typ = unix.DT_LNK
+					default:
+						d.typ = unix.DT_REG
+					}
+				}
+			}
+			out = append(out, d)
+		}
+	}
+}
+
+// exists is lstat(dir/name) succeeding, answered from the directory's
+// listing when it was read already.
+func (g *globber) exists(dir, name string) bool {
+	if name != "." && name != ".." && g.dirs != nil {
+		g.mu.Lock()
+		entries, ok := g.dirs[dir]
+		g.mu.Unlock()
+		if ok {
+			for _, e := range entries {
+				if e.name == name {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	_, err := os.Lstat(dir + "/" + name)
+	return err == nil
+}
 
 // joinOut appends a name to a result prefix: "" is the working directory,
 // "/" the root, and a prefix ending in "/" comes from an empty component
@@ -96,7 +217,7 @@ func joinOut(prefix, name string) string {
 
 // walk expands comps below the directory fsdir, whose name in the results
 // is prefix, appending the matches to out.
-func (g globber) walk(prefix, fsdir string, comps []string, out *[]string) {
+func (g *globber) walk(prefix, fsdir string, comps []string, out *[]string) {
 	c, last := comps[0], len(comps) == 1
 	switch {
 	case last && c == "":
@@ -111,7 +232,7 @@ func (g globber) walk(prefix, fsdir string, comps []string, out *[]string) {
 		}
 		// **/ (directories only) lists linked directories even when leading.
 		trailing := len(comps) == 2 && comps[1] == ""
-		dirs := dirsBelow(fsdir, "", prefix != "" || trailing)
+		dirs := g.dirsBelow(fsdir, prefix != "" || trailing)
 		if prefix != "" || !trailing {
 			dirs = append([]string{""}, dirs...)
 		}
@@ -134,19 +255,22 @@ func (g globber) walk(prefix, fsdir string, comps []string, out *[]string) {
 			}
 		}
 		if last {
-			if _, err := os.Lstat(f); err == nil {
+			exists := false
+			if c == "" {
+				_, err := os.Lstat(f)
+				exists = err == nil
+			} else {
+				exists = g.exists(fsdir, name)
+			}
+			if exists {
 				*out = append(*out, p)
 			}
 			return
 		}
 		g.walk(p, f, comps[1:], out)
 	default:
-		entries, err := os.ReadDir(fsdir)
-		if err != nil {
-			return
-		}
-		for _, e := range entries {
-			name := e.Name()
+		for _, e := range g.readDir(fsdir) {
+			name := e.name
 			if !g.matchName(c, name) {
 				continue
 			}
@@ -162,46 +286,68 @@ func (g globber) walk(prefix, fsdir string, comps []string, out *[]string) {
 
 // everything appends every non-hidden entry below fsdir, not descending into
 // hidden directories or symbolic links.
-func (g globber) everything(prefix, fsdir string, out *[]string) {
-	entries, err := os.ReadDir(fsdir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
+func (g *globber) everything(prefix, fsdir string, out *[]string) {
+	for _, d := range append([]string{""}, g.dirsBelow(fsdir, false)...) {
+		p, f := prefix, fsdir
+		if d != "" {
+			p, f = joinOut(prefix, d), fsdir+"/"+d
 		}
-		p := joinOut(prefix, e.Name())
-		*out = append(*out, p)
-		if e.IsDir() {
-			g.everything(p, fsdir+"/"+e.Name(), out)
+		for _, e := range g.readDir(f) {
+			if !strings.HasPrefix(e.name, ".") {
+				*out = append(*out, joinOut(p, e.name))
+			}
 		}
 	}
 }
 
-// dirsBelow lists, relative to root, the directories below root/rel a
-// globstar matches: not hidden; symbolic links to directories only when
-// links is set, and never entered.
-func dirsBelow(root, rel string, links bool) []string {
-	entries, err := os.ReadDir(root + "/" + rel)
-	if err != nil {
-		return nil
-	}
+// dirsBelow lists, relative to root, the directories below root a globstar
+// matches: not hidden; symbolic links to directories only when links is
+// set, and never entered. Each level of the tree is read by a few workers
+// at once (the time goes to system calls, which overlap).
+func (g *globber) dirsBelow(root string, links bool) []string {
 	var out []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
+	level := []string{""}
+	for len(level) > 0 {
+		type found struct{ enter, linked []string }
+		results := make([]found, len(level))
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range min(scanWorkers, len(level)) {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= len(level) {
+						return
+					}
+					rel := level[i]
+					path := root
+					if rel != "" {
+						path = root + "/" + rel
+					}
+					for _, e := range g.readDir(path) {
+						if strings.HasPrefix(e.name, ".") {
+							continue
+						}
+						r := e.name
+						if rel != "" {
+							r = rel + "/" + e.name
+						}
+						switch {
+						case e.isDir():
+							results[i].enter = append(results[i].enter, r)
+						case links && e.isLink() && isDir(root+"/"+r):
+							results[i].linked = append(results[i].linked, r)
+						}
+					}
+				}
+			})
 		}
-		r := e.Name()
-		if rel != "" {
-			r = rel + "/" + e.Name()
-		}
-		switch {
-		case e.IsDir():
-			out = append(out, r)
-			out = append(out, dirsBelow(root, r, links)...)
-		case links && e.Type()&os.ModeSymlink != 0 && isDir(root+"/"+r):
-			out = append(out, r)
+		wg.Wait()
+		level = level[:0:0]
+		for _, f := range results {
+			out = append(out, f.enter...)
+			out = append(out, f.linked...)
+			level = append(level, f.enter...)
 		}
 	}
 	return out
@@ -228,7 +374,7 @@ func unescape(s string) string {
 }
 
 // matchName matches one path component against one pattern component.
-func (g globber) matchName(pattern, name string) bool {
+func (g *globber) matchName(pattern, name string) bool {
 	if name == "." || name == ".." {
 		return false
 	}
@@ -240,7 +386,7 @@ func (g globber) matchName(pattern, name string) bool {
 
 // chars splits s into characters: runes in a UTF-8 locale (an invalid byte
 // stands for itself), bytes otherwise.
-func (g globber) chars(s string) []rune {
+func (g *globber) chars(s string) []rune {
 	out := make([]rune, 0, len(s))
 	if !g.utf8 {
 		for i := 0; i < len(s); i++ {
@@ -261,7 +407,7 @@ func (g globber) chars(s string) []rune {
 
 // match is fnmatch(3) without flags on character slices: `*`, `?`, bracket
 // expressions and backslash escapes.
-func (g globber) match(p, s []rune) bool {
+func (g *globber) match(p, s []rune) bool {
 	// Iterative with one backtracking point for the last `*`.
 	var starP, starS = -1, -1
 	pi, si := 0, 0

@@ -135,7 +135,7 @@ func TestGlobMatchesBash(t *testing.T) {
 }
 
 func TestMatchName(t *testing.T) {
-	g := globber{utf8: true}
+	g := &globber{utf8: true}
 	for _, c := range []struct {
 		pattern, name string
 		want          bool

@@ -3,13 +3,14 @@ package cachedimage
 import (
 	"bytes"
 	"errors"
-	"github.com/dockhand-ci/dockhand/registry/cachedimage/jqeval"
 	"math"
 	"math/rand/v2"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/registry/cachedimage/jqeval"
 )
 
 // runJQ runs Debian's `jq -r filter` on input. jq 1.6 carries on after an

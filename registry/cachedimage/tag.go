@@ -124,7 +124,12 @@ func ComputeTag(in TagInput) (TagResult, error) {
 						return r, err
 					}
 					if err != nil {
-						return r, fmt.Errorf("cache-on %q: jq filter %q on %s: %w", item, filter, file, err)
+						hint := ""
+						if hasGlobMeta(file) {
+							hint = " (bash globs the whole entry, filter included, so the plugin never expands a glob " +
+								"in FILE.json#FILTER: with it this entry hashed an empty value)"
+						}
+						return r, fmt.Errorf("cache-on %q: jq filter %q on %s: %w%s", item, filter, file, err, hint)
 					}
 					add(stdinLine([]byte(value)), "cache-on "+f)
 					continue

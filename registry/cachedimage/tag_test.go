@@ -2,7 +2,6 @@ package cachedimage
 
 import (
 	"bytes"
-	"github.com/dockhand-ci/dockhand/registry/cachedimage/jqeval"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockhand-ci/dockhand/registry/cachedimage/jqeval"
 	"github.com/dockhand-ci/dockhand/test/harness"
 	"golang.org/x/sys/unix"
 )
@@ -273,6 +273,7 @@ func TestTagErrorsWhereThePluginHashesGarbage(t *testing.T) {
 		{"missing dockerfile", map[string]string{p + "DOCKERFILE": "nope/Dockerfile"}, `dockerfile "nope/Dockerfile": stat`},
 		{"dockerfile with a space", map[string]string{p + "DOCKERFILE": "my dir/Dockerfile"}, "cannot hold whitespace"},
 		{"jq on a missing file", map[string]string{p + "CACHE_ON": "nope.json#.a"}, `cache-on "nope.json#.a": jq filter ".a" on nope.json`},
+		{"jq on a glob", map[string]string{p + "CACHE_ON": "*/package.json#.a"}, "the plugin never expands a glob in FILE.json#FILTER"},
 		{"jq filter that fails", map[string]string{p + "CACHE_ON": "package.json#.name.x"}, `Cannot index string with "x"`},
 		{"jq syntax error", map[string]string{p + "CACHE_ON": "package.json#.a|"}, `jq filter ".a|" on package.json`},
 		{"jq that builds an object", map[string]string{p + "CACHE_ON": "package.json#{a:.name,b:.version}"}, `"{" could make the output depend on that order`},

@@ -30,8 +30,13 @@ type pair struct {
 
 func main() {
 	runs := flag.Int("runs", 200, "runs of each command for the fast benchmarks")
+	only := flag.String("only", "", `run one benchmark only: "selection"`)
 	flag.Parse()
-	if err := run(*runs); err != nil {
+	do := run
+	if *only == "selection" {
+		do = runSelectionOnly
+	}
+	if err := do(*runs); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -84,7 +89,15 @@ func run(runs int) error {
 	if err != nil {
 		return fmt.Errorf("credential helpers: %w", err)
 	}
-	if failed || credFailed {
+	tagFailed, err := cachedImageBench(dockhand, dir, max(runs/20, 5))
+	if err != nil {
+		return fmt.Errorf("cached-image tag: %w", err)
+	}
+	selFailed, err := selectionBench(dockhand, dir, max(runs/2, 20))
+	if err != nil {
+		return fmt.Errorf("builder selection: %w", err)
+	}
+	if failed || credFailed || tagFailed || selFailed {
 		return fmt.Errorf("a bar was missed")
 	}
 	return nil

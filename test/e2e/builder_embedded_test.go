@@ -65,7 +65,7 @@ docker buildx build --progress plain --push -t %s:%s .`, kit.BaseImage, tag, ref
 	if recorded := readPid(t, r.state); recorded != pid {
 		t.Errorf("pid file says %d, the log %d", recorded, pid)
 	}
-	if !alive(pid) {
+	if !harness.Alive(pid) {
 		t.Errorf("the embedded buildkitd %d did not outlive the jobs", pid)
 	}
 	emb := &harness.Buildkitd{Addr: sock}
@@ -92,7 +92,7 @@ docker buildx build --progress plain --push -t %s:%s .`, kit.BaseImage, tag, ref
 		t.Fatalf("the job after the daemon died did not start a new one:\n%s", section(log))
 	}
 	t.Logf("restarted:\n%s", section(log))
-	if n, _ := strconv.Atoi(m[1]); !alive(n) || readPid(t, r.state) != n {
+	if n, _ := strconv.Atoi(m[1]); !harness.Alive(n) || readPid(t, r.state) != n {
 		t.Errorf("the restarted daemon %s is not the recorded, live one", m[1])
 	}
 	if code := manifestStatus(t, kit.Registry.Host, "embedded/app", "c"); code != 200 {
@@ -108,14 +108,4 @@ func readPid(t *testing.T, state string) int {
 	}
 	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return n
-}
-
-// alive reports whether pid is a running (not zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && i+2 < len(b) && b[i+2] != 'Z'
 }

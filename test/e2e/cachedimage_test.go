@@ -68,6 +68,9 @@ func pluginScriptTag(t *testing.T, dir string, env []string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(filepath.Join(toolBin, "jq")); err != nil {
+		t.Fatalf("Debian's jq is missing from %s: run make tools", toolBin)
+	}
 	cmd := exec.Command("/bin/bash", filepath.Join(root, "registry/cachedimage/testdata/plugin-tag.bash"))
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "JQ=" + filepath.Join(toolBin, "jq")}, env...)
@@ -200,13 +203,22 @@ func TestCachedImageBuildsOnceThenReuses(t *testing.T) {
 	}
 }
 
-// TestCachedImageErrorsNameTheOption: a bad option fails before any work,
-// saying which option and why.
-func TestCachedImageErrorsNameTheOption(t *testing.T) {
+// TestCachedImagePrintTagAndErrors: --print-tag with a jq filter only
+// dockhand-cloud can evaluate (gojq) still gives the plugin's tag; a bad
+// option fails before any work, saying which option and why.
+func TestCachedImagePrintTagAndErrors(t *testing.T) {
 	work := t.TempDir()
 	writeFile(t, filepath.Join(work, "Dockerfile"), "FROM scratch\n")
+	writeFile(t, filepath.Join(work, "package.json"), `{"name": "Demo-App", "version": "2.0.1"}`)
+	pluginEnv := []string{"LC_ALL=C.UTF-8", cachedimage.EnvPrefix + "CACHE_ON_0=package.json#.name|ascii_downcase",
+		cachedimage.EnvPrefix + "CACHE_ON_1=package.json#.version|split(\".\")|.[0]"}
+	r := runCachedImage(t, work, append([]string{"PATH=/usr/bin:/bin"}, pluginEnv...), "--print-tag")
+	if want := pluginScriptTag(t, work, pluginEnv); r.err != nil || strings.TrimSpace(r.stdout) != want {
+		t.Errorf("--print-tag with gojq filters: %q (%v, %s), the plugin's algorithm gives %q", r.stdout, r.err, r.stderr, want)
+	}
+
 	env := []string{"PATH=/usr/bin:/bin", cachedimage.EnvPrefix + "REGISTRY_PROVIDER=quay"}
-	r := runCachedImage(t, work, env, "--print-tag")
+	r = runCachedImage(t, work, env, "--print-tag")
 	var ee *exec.ExitError
 	if r.err == nil || !errorsAs(r.err, &ee) || ee.ExitCode() != 2 ||
 		!strings.Contains(r.stderr, `registry-provider "quay" (from `+cachedimage.EnvPrefix+`REGISTRY_PROVIDER): unknown provider`) {

@@ -191,14 +191,7 @@ func (h *Hanging) Close() {
 // StopPid ends a process the test did not start itself (a daemon dockhand
 // detached): SIGTERM, then SIGKILL after grace, waiting until it is gone.
 func StopPid(pid int, grace time.Duration) error {
-	alive := func() bool {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return false
-		}
-		i := strings.LastIndexByte(string(b), ')')
-		return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
-	}
+	alive := func() bool { return Alive(pid) }
 	if !alive() {
 		return nil
 	}
@@ -218,6 +211,16 @@ func StopPid(pid int, grace time.Duration) error {
 		return fmt.Errorf("process %d still alive after SIGKILL", pid)
 	}
 	return nil
+}
+
+// Alive reports whether pid is a running process (not a zombie).
+func Alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
 
 // UnmountUnder detaches every mount point below dir (a buildkitd's

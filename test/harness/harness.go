@@ -25,7 +25,7 @@ import (
 )
 
 // Tools are the binaries of the real components.
-var Tools = []string{"buildkitd", "buildctl", "docker", "docker-buildx", "registry", "s3server", "buildkite-agent", "runc", "busybox"}
+var Tools = []string{"buildkitd", "buildctl", "docker", "docker-buildx", "registry", "s3server", "buildkite-agent", "runc", "busybox", "jq", "packer"}
 
 // startTimeout bounds how long a component may take to become ready.
 const startTimeout = 60 * time.Second

@@ -55,6 +55,10 @@ func Run(ctx context.Context, args []string, e Env) error {
 		fmt.Fprintf(e.Stderr, "dockhand cached-image: warning: "+format+"\n", a...)
 	}
 	tag := o.Tag
+	if tag != "" && o.PrintTag {
+		_, err := fmt.Fprintln(e.Stdout, tag)
+		return err
+	}
 	if tag == "" {
 		// dockhand left the tag to us: a jq filter needs gojq.
 		for _, w := range o.Warnings {

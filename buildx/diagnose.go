@@ -1,0 +1,185 @@
+package buildx
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/env"
+)
+
+// Diagnosis is what `dockhand doctor` shows about builders: the choice a
+// job would make now on this host and queue, without its side effects (nsc
+// is not run, the embedded buildkitd is not started, nothing is written).
+type Diagnosis struct {
+	Spec     Spec
+	Targets  []ProbeTarget
+	Probes   ProbeReport
+	Options  []Option
+	Chosen   int // index in Options; -1 when none
+	Warnings []string
+}
+
+// Diagnose probes (fresh, sharing nothing) and plans. buildctlVersion is
+// the local buildctl's version ("" when there is none), compared with the
+// builders'.
+func Diagnose(cfg *env.Config, e *agentenv.Environment, self, buildctlVersion string) Diagnosis {
+	spec := SpecFor(cfg, e, cfg.StateDir, "")
+	p := NewProber(cfg, e, "", self)
+	d := Diagnosis{Spec: spec, Targets: Targets(spec), Chosen: -1}
+	d.Probes = p.Probe(d.Targets)
+	results := Results{}
+	for i, t := range d.Targets {
+		results[t.Key()] = d.Probes.Results[i]
+	}
+	d.Options = Plan(spec, results)
+	for i, o := range d.Options {
+		if o.State == Ready || o.State == NeedsSetup || o.State == NeedsStart {
+			d.Chosen = i
+			break
+		}
+	}
+	d.Warnings = Warnings(spec, d.Probes.Results, buildctlVersion)
+	return d
+}
+
+// Warnings are the builder settings an operator should fix: plaintext
+// tcp:// endpoints (anyone who reaches them controls the builder and reads
+// every cache) and a local buildctl whose version differs from a builder's.
+func Warnings(spec Spec, results []ProbeResult, buildctlVersion string) []string {
+	var w []string
+	if slices.Contains(spec.Order, KindRemote) && !spec.Remote.TLS.Enabled() {
+		for _, ep := range remoteEndpoints(spec.Remote) {
+			if strings.HasPrefix(ep, "tcp://") {
+				w = append(w, fmt.Sprintf("remote endpoint %s is plaintext tcp://: anyone who reaches it controls the builder and reads its cache; set remote.ca, remote.cert and remote.key (dockhand certs makes them)", ep))
+			}
+		}
+	}
+	if buildctlVersion != "" {
+		seen := map[string]bool{}
+		for _, r := range results {
+			if r.Kind != ProbeBuildkit || !r.OK || r.Version == "" || r.Version == buildctlVersion || seen[r.Version] {
+				continue
+			}
+			seen[r.Version] = true
+			w = append(w, fmt.Sprintf("buildctl here is %s but the builder at %s runs BuildKit %s: jobs using buildctl may hit protocol or feature errors", buildctlVersion, r.Endpoint, r.Version))
+		}
+	}
+	return w
+}
+
+// ParseBuildctlVersion takes the version from `buildctl --version` output
+// ("buildctl github.com/moby/buildkit v0.34.2 8f16ac0...").
+func ParseBuildctlVersion(out string) string {
+	f := strings.Fields(out)
+	if len(f) >= 3 && f[0] == "buildctl" {
+		return f[2]
+	}
+	return ""
+}
+
+// Lines describe the diagnosis as text.
+func (d Diagnosis) Lines() []string {
+	var lines []string
+	if d.Chosen >= 0 {
+		o := d.Options[d.Chosen]
+		switch o.State {
+		case NeedsSetup:
+			lines = append(lines, fmt.Sprintf("builder: %s (a job runs nsc to set it up): %s", o.Kind, o.Why))
+		default:
+			lines = append(lines, fmt.Sprintf("builder: %s %q on %s (%s)", o.Kind, o.Builder.Name, strings.Join(o.Builder.Endpoints(), ", "), o.State))
+			lines = append(lines, "builder: why: "+o.Why)
+		}
+	} else if Configured(d.Options) {
+		lines = append(lines, "builder: "+(&NoBuilderError{Options: d.Options}).Error()+" (a job fails with exit 125 unless builders_optional)")
+	} else {
+		lines = append(lines, "builder: none configured for this queue; docker uses its own default builder")
+	}
+	for i, o := range d.Options {
+		if i == d.Chosen || (d.Chosen >= 0 && i > d.Chosen) {
+			continue
+		}
+		why := o.Why
+		if len(o.Failures) > 0 {
+			why += " (" + strings.Join(o.Failures, ", ") + ")"
+		}
+		lines = append(lines, fmt.Sprintf("builder: not %s: %s", o.Kind, why))
+	}
+	for i, t := range d.Targets {
+		lines = append(lines, fmt.Sprintf("builder: probe %s %s: %s", targetKind(d.Spec, t), t.Endpoint, d.Probes.Results[i].Summary()))
+	}
+	for _, w := range d.Warnings {
+		lines = append(lines, "warning: "+w)
+	}
+	return lines
+}
+
+// DiagnosisJSON is the `builder` object of `dockhand doctor --json`.
+type DiagnosisJSON struct {
+	Kind      string       `json:"kind"` // "" when none
+	Name      string       `json:"name,omitempty"`
+	State     string       `json:"state,omitempty"`
+	Endpoints []string     `json:"endpoints"`
+	Reason    string       `json:"reason"`
+	Options   []OptionJSON `json:"options"`
+	Probes    []ProbeJSON  `json:"probes"`
+	Warnings  []string     `json:"warnings"`
+}
+
+// OptionJSON is one builder kind in DiagnosisJSON.
+type OptionJSON struct {
+	Kind     string   `json:"kind"`
+	State    string   `json:"state"`
+	Why      string   `json:"why"`
+	Failures []string `json:"failures,omitempty"`
+}
+
+// ProbeJSON is one probe in DiagnosisJSON.
+type ProbeJSON struct {
+	Kind      string   `json:"kind"` // remote, embedded or local
+	Endpoint  string   `json:"endpoint"`
+	OK        bool     `json:"ok"`
+	LatencyMS float64  `json:"latency_ms"`
+	Version   string   `json:"version,omitempty"`
+	Platforms []string `json:"platforms,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// JSON renders the diagnosis; lists are never null.
+func (d Diagnosis) JSON() DiagnosisJSON {
+	j := DiagnosisJSON{Endpoints: []string{}, Options: []OptionJSON{}, Probes: []ProbeJSON{}, Warnings: []string{}}
+	if d.Chosen >= 0 {
+		o := d.Options[d.Chosen]
+		j.Kind, j.State, j.Reason = o.Kind, o.State.String(), o.Why
+		if o.State != NeedsSetup {
+			j.Name, j.Endpoints = o.Builder.Name, o.Builder.Endpoints()
+		}
+	} else if Configured(d.Options) {
+		j.Reason = (&NoBuilderError{Options: d.Options}).Error()
+	} else {
+		j.Reason = "none configured"
+	}
+	for _, o := range d.Options {
+		j.Options = append(j.Options, OptionJSON{Kind: o.Kind, State: o.State.String(), Why: o.Why, Failures: o.Failures})
+	}
+	for i, t := range d.Targets {
+		r := d.Probes.Results[i]
+		j.Probes = append(j.Probes, ProbeJSON{Kind: targetKind(d.Spec, t), Endpoint: t.Endpoint, OK: r.OK,
+			LatencyMS: float64(r.Latency) / float64(time.Millisecond), Version: r.Version, Platforms: r.Platforms, Error: r.Error})
+	}
+	j.Warnings = append(j.Warnings, d.Warnings...)
+	return j
+}
+
+// targetKind names the builder kind a probe target belongs to.
+func targetKind(spec Spec, t ProbeTarget) string {
+	switch {
+	case t.Kind == ProbeDocker:
+		return KindLocal
+	case t.Endpoint == spec.Embedded.Socket:
+		return KindEmbedded
+	}
+	return KindRemote
+}

@@ -1,0 +1,132 @@
+package buildx
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/env"
+)
+
+func TestBuilderExports(t *testing.T) {
+	remote := Builder{Kind: KindRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
+		{Name: "n0", Endpoint: epA, TLS: TLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "buildkitd.internal"}},
+		{Name: "n1", Endpoint: epArm, TLS: TLS{CA: "/ca.pem"}},
+	}}
+	for _, tc := range []struct {
+		name  string
+		b     Builder
+		extra map[string]string
+		want  map[string]string
+	}{
+		{"remote with mTLS", remote, nil, map[string]string{
+			BuilderVar: RemoteName, HostVar: epA, TLSDirVar: "/job/buildkit-tls", TLSServerName: "buildkitd.internal"}},
+		{"embedded on a unix socket", Builder{Kind: KindEmbedded, Name: EmbeddedName, Driver: DriverRemote, Nodes: []Node{{Name: "e0", Endpoint: embSock}}},
+			nil, map[string]string{BuilderVar: EmbeddedName, HostVar: embSock}},
+		{"local docker-container", Builder{Kind: KindLocal, Name: LocalName, Driver: DriverDockerContainer, Nodes: []Node{{Name: LocalName + "0", Endpoint: "default"}}},
+			nil, map[string]string{BuilderVar: LocalName, HostVar: "docker-container://buildx_buildkit_" + LocalName + "0"}},
+		{"local docker driver: no BuildKit endpoint for buildctl", Builder{Kind: KindLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}},
+			nil, map[string]string{BuilderVar: "default"}},
+		{"namespace adds nsc's token file", Builder{Kind: KindNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: epC, TLS: TLS{CA: "/s.pem", Cert: "/ck.pem", Key: "/ck.pem"}}}},
+			map[string]string{NamespaceTokenVar: "/job/nsc/config/ns/token.json"},
+			map[string]string{BuilderVar: NamespaceName, HostVar: epC, TLSDirVar: "/job/buildkit-tls", NamespaceTokenVar: "/job/nsc/config/ns/token.json"}},
+	} {
+		got := builderExports(tc.b, "/job", tc.extra)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: exports %v, want %v", tc.name, got, tc.want)
+			continue
+		}
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Errorf("%s: %s = %q, want %q", tc.name, k, got[k], v)
+			}
+		}
+	}
+}
+
+func TestWireBuilder(t *testing.T) {
+	job := t.TempDir()
+	dc := filepath.Join(job, "docker")
+	o := SetupOptions{JobDir: job, DockerConfig: dc}
+	b := Builder{Kind: KindRemote, Name: RemoteName, Driver: DriverRemote, DefaultLoad: true,
+		Nodes: []Node{{Name: "n0", Endpoint: epA, TLS: TLS{CA: "/etc/ca.pem", Cert: "/etc/c.pem", Key: "/etc/k.pem"}}}}
+	if err := wireBuilder(o, b); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(InstancePath(dc, RemoteName))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("instance file: %v %v", err, fi)
+	}
+	back, err := ReadInstance(dc, KindRemote, RemoteName)
+	if err != nil || back.Endpoint() != epA || !back.DefaultLoad || back.Nodes[0].TLS != b.Nodes[0].TLS {
+		t.Errorf("instance read back = %+v, %v", back, err)
+	}
+	for name, target := range map[string]string{"ca.pem": "/etc/ca.pem", "cert.pem": "/etc/c.pem", "key.pem": "/etc/k.pem"} {
+		if got, err := os.Readlink(filepath.Join(job, "buildkit-tls", name)); err != nil || got != target {
+			t.Errorf("buildkit-tls/%s -> %q, %v; want %s", name, got, err, target)
+		}
+	}
+	data, _ := os.ReadFile(InstancePath(dc, RemoteName))
+	if strings.Contains(string(data), "PRIVATE KEY") {
+		t.Error("key material in the instance file")
+	}
+	// The docker driver has no instance; nsc's instance is left as nsc wrote it.
+	if err := wireBuilder(o, Builder{Kind: KindLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(InstancePath(dc, "default")); !os.IsNotExist(err) {
+		t.Errorf("an instance file for the docker driver: %v", err)
+	}
+	nsData := []byte(`{"Name":"dockhand-namespace","Driver":"remote","Nodes":[{"Name":"amd64","Endpoint":"tcp://x:443","Platforms":null,"DriverOpts":{"default-load":"false"},"Flags":null,"Files":null}],"Dynamic":false}`)
+	os.WriteFile(InstancePath(dc, NamespaceName), nsData, 0o600)
+	if err := wireBuilder(o, Builder{Kind: KindNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: "tcp://x:443"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(InstancePath(dc, NamespaceName)); string(got) != string(nsData) {
+		t.Errorf("nsc's instance was rewritten: %s", got)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	state := t.TempDir()
+	job := filepath.Join(state, "jobs", "j")
+	os.MkdirAll(filepath.Join(job, "docker"), 0o700)
+	e := agentenv.FromSlice([]string{"PATH=" + t.TempDir(), "BUILDKITE_PIPELINE_SLUG=app"})
+	self := filepath.Join(t.TempDir(), "dockhand") // no dockhand-cloud beside it
+	opts := func(cfg *env.Config) SetupOptions {
+		return SetupOptions{Config: cfg, Env: e, StateDir: state, JobDir: job, DockerConfig: filepath.Join(job, "docker"),
+			Self: self, DockerSocket: filepath.Join(state, "no-docker.sock")}
+	}
+
+	// Nothing configured: no builder, no error, nothing probed.
+	sel, err := Select(opts(env.Default("")))
+	if err != nil || sel.Builder != nil || len(sel.Targets) != 0 {
+		t.Errorf("nothing configured: %+v, %v", sel, err)
+	}
+
+	// Endpoints that cannot be probed (dockhand-cloud is missing): every
+	// candidate is named with why.
+	cfg := env.Default("")
+	cfg.Builders = []string{KindRemote}
+	cfg.Remote.Endpoints = []string{epA, epB}
+	sel, err = Select(opts(cfg))
+	var none *NoBuilderError
+	if !errors.As(err, &none) || sel.Builder != nil {
+		t.Fatalf("all down: %+v, %v", sel, err)
+	}
+	for _, ep := range []string{epA, epB} {
+		if !strings.Contains(err.Error(), ep+": probe failed: ") || !strings.Contains(err.Error(), "not found (it is installed next to dockhand)") {
+			t.Errorf("error does not say why %s is down: %v", ep, err)
+		}
+	}
+
+	// The embedded kind with no buildkitd anywhere is down, with the reason.
+	cfg.Builders = []string{KindEmbedded}
+	_, err = Select(opts(cfg))
+	if !errors.As(err, &none) || !strings.Contains(err.Error(), "embedded: ") {
+		t.Errorf("embedded without buildkitd: %v", err)
+	}
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/env"
+)
+
+// diagnoseBuilder is the builder a job on this host and queue would get now,
+// probed through dockhand-cloud, with nothing started or written.
+func diagnoseBuilder(cfg *env.Config, e *agentenv.Environment) buildx.Diagnosis {
+	return buildx.Diagnose(cfg, e, self(), localBuildctlVersion(e))
+}
+
+// localBuildctlVersion is the version of the buildctl jobs would run ("" if
+// there is none on PATH).
+func localBuildctlVersion(e *agentenv.Environment) string {
+	path, _ := e.Get("PATH")
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, "buildctl")
+		if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		out, err := exec.Command(p, "--version").Output()
+		if err != nil {
+			return ""
+		}
+		return buildx.ParseBuildctlVersion(string(out))
+	}
+	return ""
+}
+
+// writeBuilder prints the builder section of `dockhand doctor`.
+func writeBuilder(w io.Writer, d buildx.Diagnosis) {
+	fmt.Fprintln(w, "\n# builder")
+	for _, l := range d.Lines() {
+		fmt.Fprintf(w, "# %s\n", l)
+	}
+}
+
+// withBuilder adds the `builder` object to doctor's JSON configuration.
+func withBuilder(configJSON []byte, d buildx.Diagnosis) ([]byte, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(configJSON, &obj); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(d.JSON())
+	if err != nil {
+		return nil, err
+	}
+	obj["builder"] = b
+	return json.Marshal(obj)
+}

@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/test/harness"
+)
+
+// buildFakeNsc builds test/fakensc as `nsc` into a temporary dir.
+func buildFakeNsc(t *testing.T) string {
+	t.Helper()
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "nsc")
+	cmd := exec.Command("go", "build", "-o", bin, "./test/fakensc")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the fake nsc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type nscBackend struct {
+	TenantID string          `json:"tenant_id"`
+	Reject   string          `json:"reject,omitempty"`
+	Builders []nscBuilderDef `json:"builders"`
+	Log      string          `json:"log"`
+}
+
+type nscBuilderDef struct {
+	Platform   string `json:"platform"`
+	Endpoint   string `json:"endpoint"`
+	ServerCA   string `json:"server_ca"`
+	ClientCert string `json:"client_cert"`
+	ClientKey  string `json:"client_key"`
+}
+
+func writeBackend(t *testing.T, path string, b nscBackend) {
+	t.Helper()
+	data, _ := json.Marshal(b)
+	writeFile(t, path, string(data))
+}
+
+// TestNamespaceBuilderAndFallback: on a Namespace queue, the job
+// authenticates with its Buildkite OIDC token through nsc, nsc sets the
+// builder up in the job's docker config (here pointing at a local mTLS
+// buildkitd) and the build runs there; nsc's token and state stay in the job
+// dir. When nsc auth fails, the job falls back to the remote pool with one
+// line saying why.
+func TestNamespaceBuilderAndFallback(t *testing.T) {
+	p := startPool(t, 2)
+	nsNode, poolNode := p.eps[0], p.eps[1]
+	nsc := buildFakeNsc(t)
+	r := newRig(t)
+	backendPath := filepath.Join(t.TempDir(), "backend.json")
+	calls := filepath.Join(t.TempDir(), "nsc-calls.log")
+	backend := nscBackend{TenantID: "tnt_e2e", Log: calls, Builders: []nscBuilderDef{{
+		Platform: "linux/amd64", Endpoint: nsNode,
+		ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key,
+	}}}
+	writeBackend(t, backendPath, backend)
+	writeFile(t, r.config, p.config(r.state, p.fleet.Client, []string{poolNode}, `builders = ["namespace", "remote"]
+[namespace]
+nsc = "`+nsc+`"
+tenant_id = "tnt_e2e"`))
+
+	ref := p.kit.Registry.Host + "/namespace/app"
+	command := func(tag string) string {
+		return `echo "token-file=$NSC_TOKEN_FILE"
+test -f "$NSC_TOKEN_FILE" && stat -c 'token-mode=%a' "$NSC_TOKEN_FILE"
+printf 'FROM ` + p.kit.BaseImage + `\nRUN echo ` + tag + ` > /t\n' > Dockerfile
+docker buildx build --progress plain --push -t ` + ref + ":" + tag + " ."
+	}
+	env := map[string]string{"FAKENSC_BACKEND": backendPath, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
+
+	id, agent := r.start(command("ns"), env)
+	f, log := r.finish(id, agent)
+	if f.ExitStatus != "0" {
+		t.Fatalf("namespace job: %+v\n%s", f, log)
+	}
+	if ep, _ := chosen(t, log); ep != nsNode {
+		t.Errorf("built on %s, want the Namespace builder %s\n%s", ep, nsNode, section(log))
+	}
+	if !strings.Contains(log, `builder: namespace "`+buildx.NamespaceName+`"`) {
+		t.Errorf("the log does not name the namespace builder:\n%s", section(log))
+	}
+	if !strings.Contains(log, "token-mode=600") || !strings.Contains(log, "token-file="+r.state+"/jobs/") {
+		t.Errorf("the job's nsc token is not a 0600 file in its job dir:\n%s", log)
+	}
+	if n := len(histories(t, p.kit.Kit, p.nodes[nsNode])); n != 1 {
+		t.Errorf("the Namespace builder ran %d builds, want 1", n)
+	}
+	if code := manifestStatus(t, p.kit.Registry.Host, "namespace/app", "ns"); code != 200 {
+		t.Errorf("image: HTTP %d", code)
+	}
+	if got := r.srv.OIDCAudiences(); !slices.Contains(got, buildx.NamespaceAudience) {
+		t.Errorf("OIDC audiences requested %q, want %s", got, buildx.NamespaceAudience)
+	}
+	if tok := r.srv.OIDCToken(id, buildx.NamespaceAudience); strings.Contains(log, tok) {
+		t.Error("the OIDC token is in the job log")
+	}
+	callLog, _ := os.ReadFile(calls)
+	for _, want := range []string{
+		"nsc auth exchange-oidc-token --token <token> --tenant_id tnt_e2e",
+		"nsc docker buildx setup --name " + buildx.NamespaceName + " --state " + r.state + "/jobs/",
+	} {
+		if !strings.Contains(string(callLog), want) {
+			t.Errorf("nsc was not called with %q; calls:\n%s", want, callLog)
+		}
+	}
+	if left := r.jobDirs(); len(left) != 0 {
+		t.Errorf("job dirs (with nsc's token) left behind: %q", left)
+	}
+
+	// Namespace refuses the token: the job falls back to the pool.
+	backend.Reject = "auth"
+	writeBackend(t, backendPath, backend)
+	id, agent = r.start(command("fallback"), env)
+	f, log = r.finish(id, agent)
+	if f.ExitStatus != "0" {
+		t.Fatalf("fallback job: %+v\n%s", f, log)
+	}
+	if ep, _ := chosen(t, log); ep != poolNode {
+		t.Errorf("built on %s, want the pool's %s\n%s", ep, poolNode, section(log))
+	}
+	fallbacks := 0
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "builder: namespace failed: nsc auth exchange-oidc-token: permission denied") &&
+			strings.HasSuffix(strings.TrimSpace(l), "trying the next builder kind") {
+			fallbacks++
+		}
+	}
+	if fallbacks != 1 {
+		t.Errorf("want one line saying namespace failed and why:\n%s", section(log))
+	}
+	if n := len(histories(t, p.kit.Kit, p.nodes[poolNode])); n != 1 {
+		t.Errorf("the pool ran %d builds, want 1", n)
+	}
+}

@@ -1,0 +1,381 @@
+// Command fakensc stands in for Namespace's `nsc` CLI in tests: the
+// commands, flags and files dockhand relies on, as namespacelabs/foundation
+// implements them, with Namespace's control plane replaced by a JSON file
+// (FAKENSC_BACKEND) that names the tenant and the builders — real buildkitd
+// processes behind mTLS.
+//
+//	nsc auth exchange-oidc-token --token JWT --tenant_id ID
+//	    checks the token's audience, stores $XDG_CONFIG_HOME/ns/token.json (0600)
+//	nsc auth exchange-aws-cognito-token --aws_region R --identity_pool P --tenant_id ID
+//	    stores the token the same way (no AWS call)
+//	nsc docker buildx setup [--name N] [--state DIR] [--use] [--background]
+//	    needs the token; writes DIR/proxy/client_cert_and_key.pem and
+//	    server_<arch>_cert.pem, and the builder N (default nsc-remote) into
+//	    $DOCKER_CONFIG/buildx/instances, one remote node per platform
+//	nsc docker buildx cleanup [--name N]
+//	nsc version
+//
+// Every call is appended to the backend's log file (argv, with any --token
+// value replaced by <token>), for tests to assert on.
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Backend is the fake control plane.
+type Backend struct {
+	TenantID string    `json:"tenant_id"`
+	Reject   string    `json:"reject,omitempty"` // "auth": every token exchange is refused
+	Builders []Builder `json:"builders"`
+	Log      string    `json:"log,omitempty"`
+}
+
+// Builder is one platform's remote builder.
+type Builder struct {
+	Platform   string `json:"platform"` // linux/amd64
+	Endpoint   string `json:"endpoint"` // tcp://host:port
+	ServerCA   string `json:"server_ca"`
+	ClientCert string `json:"client_cert"`
+	ClientKey  string `json:"client_key"`
+}
+
+const audience = "federation.namespaceapis.com"
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	b, err := loadBackend()
+	if err != nil {
+		return err
+	}
+	logCall(b, args)
+	switch {
+	case len(args) >= 1 && args[0] == "version":
+		fmt.Fprintln(stdout, "nsc fake (dockhand tests)")
+		return nil
+	case len(args) >= 2 && args[0] == "auth" && args[1] == "exchange-oidc-token":
+		return exchangeOIDC(b, args[2:], stdout)
+	case len(args) >= 2 && args[0] == "auth" && args[1] == "exchange-aws-cognito-token":
+		return exchangeCognito(b, args[2:], stdout)
+	case len(args) >= 3 && args[0] == "docker" && args[1] == "buildx" && args[2] == "setup":
+		return setup(b, args[3:], stdout)
+	case len(args) >= 3 && args[0] == "docker" && args[1] == "buildx" && args[2] == "cleanup":
+		return cleanup(args[3:])
+	}
+	return fmt.Errorf("unknown command %q", strings.Join(args, " "))
+}
+
+func loadBackend() (*Backend, error) {
+	path := os.Getenv("FAKENSC_BACKEND")
+	if path == "" {
+		return nil, errors.New("FAKENSC_BACKEND is not set")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var b Backend
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &b, nil
+}
+
+func logCall(b *Backend, args []string) {
+	if b.Log == "" {
+		return
+	}
+	redacted := slices.Clone(args)
+	for i, a := range redacted {
+		if a == "--token" && i+1 < len(redacted) {
+			redacted[i+1] = "<token>"
+		}
+		if strings.HasPrefix(a, "--token=") {
+			redacted[i] = "--token=<token>"
+		}
+	}
+	f, err := os.OpenFile(b.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "nsc %s\n", strings.Join(redacted, " "))
+}
+
+// configDir is nsc's config dir: os.UserConfigDir()/ns.
+func configDir() (string, error) {
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "ns"), nil
+}
+
+func tokenPath() (string, error) {
+	if p := os.Getenv("NSC_TOKEN_FILE"); p != "" {
+		return p, nil
+	}
+	d, err := configDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "token.json"), nil
+}
+
+func exchangeOIDC(b *Backend, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("exchange-oidc-token", flag.ContinueOnError)
+	token := fs.String("token", "", "")
+	tenant := fs.String("tenant_id", "", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *token == "" {
+		return errors.New("--token is required")
+	}
+	if *tenant == "" {
+		return errors.New("--tenant_id is required")
+	}
+	claims, err := jwtClaims(*token)
+	if err != nil {
+		return fmt.Errorf("invalid OIDC token: %w", err)
+	}
+	if !hasAudience(claims["aud"], audience) {
+		return fmt.Errorf("permission denied: token audience %v is not %s", claims["aud"], audience)
+	}
+	return storeToken(b, *tenant, stdout)
+}
+
+func exchangeCognito(b *Backend, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("exchange-aws-cognito-token", flag.ContinueOnError)
+	region := fs.String("aws_region", "", "")
+	pool := fs.String("identity_pool", "", "")
+	tenant := fs.String("tenant_id", "", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *region == "" || *pool == "" || *tenant == "" {
+		return errors.New("--aws_region, --identity_pool and --tenant_id are required")
+	}
+	return storeToken(b, *tenant, stdout)
+}
+
+func storeToken(b *Backend, tenant string, stdout io.Writer) error {
+	if b.Reject == "auth" {
+		return errors.New("permission denied: tenant " + tenant + " does not trust this identity")
+	}
+	if tenant != b.TenantID {
+		return fmt.Errorf("permission denied: no tenant %q", tenant)
+	}
+	claims, _ := json.Marshal(map[string]any{"tenant_id": tenant, "exp": time.Now().Add(time.Hour).Unix()})
+	tok := "nsct_" + b64("{}") + "." + b64(string(claims)) + ".fake"
+	data, _ := json.Marshal(map[string]string{"bearer_token": tok})
+	dir, err := configDir()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "token.json"), data, 0o600); err != nil {
+		return fmt.Errorf("failed to write token data: %w", err)
+	}
+	fmt.Fprintf(stdout, "You are now logged in to tenant %s.\n", tenant)
+	return nil
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func jwtClaims(token string) (map[string]any, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("not a JWT")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		return nil, err
+	}
+	return claims, nil
+}
+
+func hasAudience(aud any, want string) bool {
+	switch a := aud.(type) {
+	case string:
+		return a == want
+	case []any:
+		for _, x := range a {
+			if x == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// loadToken returns the stored tenant token's tenant, as nsc does before
+// any API call.
+func loadToken() (string, error) {
+	p, err := tokenPath()
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return "", errors.New("not logged in: run nsc auth login")
+	}
+	var t struct {
+		BearerToken string `json:"bearer_token"`
+	}
+	if err := json.Unmarshal(data, &t); err != nil || !strings.HasPrefix(t.BearerToken, "nsct_") {
+		return "", errors.New("not logged in")
+	}
+	claims, err := jwtClaims(strings.TrimPrefix(t.BearerToken, "nsct_"))
+	if err != nil {
+		return "", errors.New("not logged in")
+	}
+	if exp, _ := claims["exp"].(float64); time.Unix(int64(exp), 0).Before(time.Now()) {
+		return "", errors.New("login token expired")
+	}
+	tenant, _ := claims["tenant_id"].(string)
+	return tenant, nil
+}
+
+func setup(b *Backend, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
+	name := fs.String("name", "nsc-remote", "")
+	state := fs.String("state", "", "")
+	use := fs.Bool("use", false, "")
+	fs.Bool("background", false, "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tenant, err := loadToken()
+	if err != nil {
+		return err
+	}
+	if tenant != b.TenantID {
+		return fmt.Errorf("permission denied: token for tenant %q", tenant)
+	}
+	if *state == "" {
+		d, err := configDir()
+		if err != nil {
+			return err
+		}
+		*state = filepath.Join(d, "buildkit")
+	}
+	proxy := filepath.Join(*state, "proxy")
+	if err := os.MkdirAll(proxy, 0o700); err != nil {
+		return err
+	}
+	type platform struct {
+		Architecture string `json:"architecture"`
+		OS           string `json:"os"`
+	}
+	type node struct {
+		Name       string
+		Endpoint   string
+		Platforms  []platform
+		DriverOpts map[string]string
+		Flags      []string
+		Files      map[string][]byte
+	}
+	var nodes []node
+	for _, bl := range b.Builders {
+		osName, arch, _ := strings.Cut(bl.Platform, "/")
+		cert, err := os.ReadFile(bl.ClientCert)
+		if err != nil {
+			return err
+		}
+		key, err := os.ReadFile(bl.ClientKey)
+		if err != nil {
+			return err
+		}
+		ca, err := os.ReadFile(bl.ServerCA)
+		if err != nil {
+			return err
+		}
+		// nsc writes the certificate and key concatenated, used as both.
+		certKey := filepath.Join(proxy, "client_cert_and_key.pem")
+		if err := os.WriteFile(certKey, append(cert, key...), 0o600); err != nil {
+			return err
+		}
+		serverCA := filepath.Join(proxy, "server_"+arch+"_cert.pem")
+		if err := os.WriteFile(serverCA, ca, 0o600); err != nil {
+			return err
+		}
+		nodes = append(nodes, node{Name: arch, Endpoint: bl.Endpoint, Platforms: []platform{{arch, osName}},
+			DriverOpts: map[string]string{"cacert": serverCA, "cert": certKey, "key": certKey}})
+	}
+	ng := map[string]any{"Name": *name, "Driver": "remote", "Nodes": nodes, "Dynamic": false}
+	data, _ := json.Marshal(ng)
+	store, err := buildxStore()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(store, "instances"), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(store, "instances", strings.ToLower(*name)), data, 0o600); err != nil {
+		return err
+	}
+	if *use {
+		cur, _ := json.Marshal(map[string]any{"Key": "unix:///var/run/docker.sock", "Name": *name, "Global": false})
+		if err := os.WriteFile(filepath.Join(store, "current"), cur, 0o600); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "Configured buildx builder %q with %d remote node(s).\n", *name, len(nodes))
+	return nil
+}
+
+func cleanup(args []string) error {
+	fs := flag.NewFlagSet("cleanup", flag.ContinueOnError)
+	name := fs.String("name", "nsc-remote", "")
+	fs.String("state", "", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	store, err := buildxStore()
+	if err != nil {
+		return err
+	}
+	err = os.Remove(filepath.Join(store, "instances", strings.ToLower(*name)))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// buildxStore is buildx's store dir: $BUILDX_CONFIG, else $DOCKER_CONFIG/buildx.
+func buildxStore() (string, error) {
+	if d := os.Getenv("BUILDX_CONFIG"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
+		return filepath.Join(d, "buildx"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, ".docker", "buildx"), nil
+}
