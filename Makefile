@@ -28,13 +28,11 @@ test: tools build vet
 tools:
 	bash test/tools/install.sh
 
-bench: build
-	@test -x $(TOOLS_BIN)/buildkitd || $(MAKE) tools
-	$(GO) run ./test/bench
+bench: tools build
+	DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) run ./test/bench
 
-demo: build
-	@test -x $(TOOLS_BIN)/buildkitd || $(MAKE) tools
-	$(GO) run ./test/demo
+demo: tools build
+	DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) run ./test/demo
 
 # Static binaries for the AMIs, with the version stamped in: BUILD_DIR/linux-ARCH/
 # {dockhand,dockhand-cloud}, one tarball per ARCH laid out as packer/scripts/

@@ -1,8 +1,10 @@
-// Command demo is `make demo`: a real Buildkite job, run by the real
-// buildkite-agent (against dockhand's fake Agent API) with dockhand as its
-// bootstrap and shell, builds and pushes an image on a local buildkitd and
-// registry that the demo starts itself. A second job on a second, empty
-// buildkitd builds the same image from the registry cache the first left.
+// Command demo is `make demo`: two real Buildkite jobs, run by the real
+// buildkite-agent (against dockhand's fake Agent API) with dockhand as
+// bootstrap and shell, each on its own "host" (its own dockhand state dir and
+// so its own embedded buildkitd), run the same plain
+// `docker buildx build --push -t IMAGE .`. dockhand picks the builder and
+// injects the registry cache flags; the second host, with an empty builder,
+// takes the slow step from the cache the first host exported.
 package main
 
 import (
@@ -11,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/test/agentapi"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -49,11 +53,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	first, err := kit.StartBuildkitd("buildkitd-1", reg.Host)
+	seed, err := kit.StartBuildkitd("buildkitd-seed", reg.Host)
 	if err != nil {
 		return err
 	}
-	base, err := kit.PushBaseImage(first, reg)
+	base, err := kit.PushBaseImage(seed, reg)
 	if err != nil {
 		return err
 	}
@@ -64,11 +68,42 @@ func run() error {
 	defer api.Close()
 	say("registry %s, base image %s, fake Agent API %s", reg.Host, base, api.Endpoint)
 
-	state := filepath.Join(dir, "state")
-	config := filepath.Join(dir, "dockhand.toml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf("state_dir = %q\n", state)), 0o600); err != nil {
+	// The embedded buildkitd reaches the demo's plain-HTTP registry.
+	bkConfig := filepath.Join(dir, "buildkitd.toml")
+	if err := os.WriteFile(bkConfig, []byte(fmt.Sprintf("[registry.%q]\n  http = true\n", reg.Host)), 0o600); err != nil {
 		return err
 	}
+	// host returns the dockhand configuration of one demo host.
+	host := func(n int) (state, config string, err error) {
+		state = filepath.Join(dir, fmt.Sprintf("host-%d", n), "state")
+		config = filepath.Join(dir, fmt.Sprintf("host-%d", n), "dockhand.toml")
+		if err := os.MkdirAll(filepath.Dir(config), 0o700); err != nil {
+			return "", "", err
+		}
+		toml := fmt.Sprintf(`state_dir = %q
+builders = ["embedded"]
+
+[embedded]
+config = %q
+
+[cache]
+backend = "registry"
+repository = "%s/dockhand-cache"
+`, state, bkConfig, reg.Host)
+		return state, config, os.WriteFile(config, []byte(toml), 0o600)
+	}
+	// Stop the hosts' embedded buildkitd daemons (they outlive jobs by design).
+	var states []string
+	defer func() {
+		for _, st := range states {
+			if b, err := os.ReadFile(filepath.Join(buildx.EmbeddedDir(st), buildx.EmbeddedPidFile)); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+					_ = harness.StopPid(pid, 10*time.Second)
+				}
+			}
+			_ = harness.UnmountUnder(st)
+		}
+	}()
 	userDocker := filepath.Join(dir, "agent-home", ".docker")
 	if err := os.MkdirAll(filepath.Join(userDocker, "cli-plugins"), 0o700); err != nil {
 		return err
@@ -82,14 +117,15 @@ func run() error {
 	}
 
 	image := reg.Host + "/demo/app:latest"
-	cache := reg.Host + "/demo/cache:main"
-	job := func(n int, b *harness.Buildkitd) (string, time.Duration, error) {
+	job := func(n int) (string, time.Duration, error) {
+		state, config, err := host(n)
+		if err != nil {
+			return "", 0, err
+		}
+		states = append(states, state)
 		command := fmt.Sprintf(`printf 'FROM %s\nRUN echo "compiling dependencies (the slow step)" && sleep 3 && echo deps > /deps\nCOPY app.txt /app.txt\n' > Dockerfile
 echo "hello from job %d" > app.txt
-docker buildx create --name demo --driver remote %s >/dev/null
-docker buildx build --builder demo --progress plain --push -t %s \
-  --cache-from type=registry,ref=%s --cache-to type=registry,ref=%s,mode=max,ignore-error=true .`,
-			base, n, b.Addr, image, cache, cache)
+docker buildx build --progress plain --push -t %s .`, base, n, image)
 		id := agentapi.NewJobID()
 		api.AddJob(agentapi.Job{ID: id, Env: agentapi.MinimalEnv(id, command)})
 		agentDir := filepath.Join(dir, fmt.Sprintf("agent-%d", n))
@@ -98,7 +134,8 @@ docker buildx build --builder demo --progress plain --push -t %s \
 			"--shell", dockhand+" shell -e -c",
 			"--additional-hooks-paths", filepath.Join(root, "hooks"),
 			"--no-pty", "--no-ansi-timestamps")
-		say("job %d: buildkite-agent start --acquire-job %s --bootstrap-script 'dockhand bootstrap' --shell 'dockhand shell -e -c'", n, id)
+		say("job %d on host %d: buildkite-agent start --acquire-job %s --bootstrap-script 'dockhand bootstrap' --shell 'dockhand shell -e -c'", n, n, id)
+		say("job %d runs: docker buildx build --progress plain --push -t %s .", n, image)
 		start := time.Now()
 		p, err := kit.Start(fmt.Sprintf("agent-%d", n), []string{
 			"HOME=" + filepath.Join(dir, "agent-home"), "TMPDIR=" + dir, "DOCKER_CONFIG=" + userDocker,
@@ -128,7 +165,8 @@ docker buildx build --builder demo --progress plain --push -t %s \
 		for _, line := range strings.Split(log, "\n") {
 			switch {
 			case strings.HasPrefix(line, "--- :docker: dockhand"), strings.HasPrefix(line, "dockhand: "),
-				strings.Contains(line, "importing cache manifest"), strings.Contains(line, "exporting cache to registry"):
+				strings.Contains(line, "importing cache manifest"), strings.Contains(line, "exporting cache to registry"),
+				strings.HasPrefix(line, "dockhand: cache"):
 				fmt.Println("    " + line)
 			case ranStep.MatchString(line):
 				ran = true
@@ -139,31 +177,28 @@ docker buildx build --builder demo --progress plain --push -t %s \
 	}
 	verdict := map[bool]string{true: "the slow RUN step ran", false: "the slow RUN step came from the registry cache"}
 
-	log1, t1, err := job(1, first)
+	log1, t1, err := job(1)
 	if err != nil {
 		return err
 	}
 	ran1 := show(log1)
-	say("job 1 on an empty builder: %s, %s; image pushed to %s", t1.Round(time.Millisecond), verdict[ran1], image)
+	say("job 1 on host 1's empty builder: %s, %s; image pushed to %s", t1.Round(time.Millisecond), verdict[ran1], image)
 
-	second, err := kit.StartBuildkitd("buildkitd-2", reg.Host)
-	if err != nil {
-		return err
-	}
-	log2, t2, err := job(2, second)
+	log2, t2, err := job(2)
 	if err != nil {
 		return err
 	}
 	ran2 := show(log2)
-	say("job 2 on another empty builder: %s, %s", t2.Round(time.Millisecond), verdict[ran2])
+	say("job 2 on another host's empty builder: %s, %s", t2.Round(time.Millisecond), verdict[ran2])
 	if !ran1 || ran2 {
 		return fmt.Errorf("the cache did not work as expected (job 1 ran the step: %v, job 2 ran it: %v)", ran1, ran2)
 	}
-	if left, _ := os.ReadDir(filepath.Join(state, "jobs")); len(left) > 1 { // .lock only
-		return fmt.Errorf("job dirs left behind in %s", state)
+	for _, st := range states {
+		if left, _ := os.ReadDir(filepath.Join(st, "jobs")); len(left) > 1 { // .lock only
+			return fmt.Errorf("job dirs left behind in %s", st)
+		}
 	}
-	say("each job had its own DOCKER_CONFIG under %s/jobs, removed when the job ended", state)
-	say("today the jobs pass the builder and cache flags themselves; with the builder and cache issues")
-	say("dockhand picks the builder and injects those flags into a plain 'docker buildx build'")
+	say("the pipeline ran a plain 'docker buildx build'; dockhand chose the builder, injected the cache")
+	say("flags, gave each job its own DOCKER_CONFIG and removed it when the job ended")
 	return nil
 }

@@ -77,28 +77,14 @@ func runJob(t *testing.T, r *rig, command string, env map[string]string) string 
 // manifestDigest returns the registry's digest of repo:tag, "" when absent.
 func manifestDigest(t *testing.T, host, repo, tag string) string {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodHead, "http://"+host+"/v2/"+repo+"/manifests/"+tag, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", strings.Join([]string{
-		"application/vnd.oci.image.index.v1+json",
-		"application/vnd.oci.image.manifest.v1+json",
-		"application/vnd.docker.distribution.manifest.v2+json",
-		"application/vnd.docker.distribution.manifest.list.v2+json",
-	}, ", "))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
+	status, digest := headManifest(t, host, repo, tag)
+	if status == http.StatusNotFound {
 		return ""
 	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("HEAD %s:%s: HTTP %d", repo, tag, resp.StatusCode)
+	if status != http.StatusOK {
+		t.Fatalf("HEAD %s:%s: HTTP %d", repo, tag, status)
 	}
-	return resp.Header.Get("Docker-Content-Digest")
+	return digest
 }
 
 // registryState maps every tag of repo to its manifest digest.

@@ -83,6 +83,14 @@ func TestKitStopsEverything(t *testing.T) {
 
 func manifestStatus(t *testing.T, host, repo, tag string) int {
 	t.Helper()
+	status, _ := headManifest(t, host, repo, tag)
+	return status
+}
+
+// headManifest sends an anonymous manifest HEAD for repo:tag and returns the
+// status and the Docker-Content-Digest header.
+func headManifest(t *testing.T, host, repo, tag string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodHead, "http://"+host+"/v2/"+repo+"/manifests/"+tag, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +106,7 @@ func manifestStatus(t *testing.T, host, repo, tag string) int {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header.Get("Docker-Content-Digest")
 }
 
 func writeFile(t *testing.T, path, content string) {
