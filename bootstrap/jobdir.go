@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -64,7 +65,9 @@ func usableDir(dir string) error {
 	return unix.Access(dir, unix.W_OK|unix.X_OK)
 }
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+// unsafeName is compiled on first use: package initialisation is on the
+// start-up path of every dockhand call.
+var unsafeName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^A-Za-z0-9_.-]+`) })
 
 // CreateJobDir makes and locks a new job dir under state.
 func CreateJobDir(state, jobID string) (*JobDir, error) {
@@ -77,7 +80,7 @@ func CreateJobDir(state, jobID string) (*JobDir, error) {
 		return nil, err
 	}
 	defer release()
-	name := unsafeName.ReplaceAllString(jobID, "_")
+	name := unsafeName().ReplaceAllString(jobID, "_")
 	if len(name) > 64 {
 		name = name[:64]
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 	"golang.org/x/sys/unix"
@@ -99,13 +100,15 @@ type ociPlatform struct {
 	Variant      string `json:"variant,omitempty"`
 }
 
-var instanceName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9.\-_]*$`)
+// instanceName is compiled on first use: package initialisation is on the
+// start-up path of every dockhand call.
+var instanceName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9.\-_]*$`) })
 
 // InstanceJSON renders b as a buildx instance file. Only the remote and
 // docker-container drivers have one (the docker driver is the daemon's own
 // builder). Driver options hold paths and flags, never secrets.
 func InstanceJSON(b Builder) ([]byte, error) {
-	if !instanceName.MatchString(b.Name) {
+	if !instanceName().MatchString(b.Name) {
 		return nil, fmt.Errorf("builder name %q is not a valid buildx instance name", b.Name)
 	}
 	if b.Driver != DriverRemote && b.Driver != DriverDockerContainer {

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,7 @@ func main() {
 // theirs here.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"probe":        probeCommand,
+	"certs":        certsCommand,
 	"cached-image": cachedImage,
 	"version": func(_ []string, stdout, _ io.Writer) error {
 		_, err := fmt.Fprintf(stdout, "dockhand-cloud %s\n", version)
@@ -41,7 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := commands[args[0]](args[1:], stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "dockhand-cloud %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "dockhand %s: %v\n", args[0], err)
+		if errors.Is(err, errUsage) {
+			return 2
+		}
 		return 1
 	}
 	return 0

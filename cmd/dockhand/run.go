@@ -109,7 +109,8 @@ func dispatch(m mode, args []string, e *agentenv.Environment, io stdio) error {
 	case modeCachedImage:
 		return cachedImage(args, e, io)
 	case modeCerts:
-		return certsCommand(args, io)
+		// crypto/x509 lives in dockhand-cloud, off the job path.
+		return execCloud(append([]string{"certs"}, args...), e.ToSlice())
 	default:
 		if _, err := newFlags(m, "", io).parse(args); err != nil {
 			return err

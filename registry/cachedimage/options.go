@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // EnvPrefix starts every variable the Buildkite agent makes of the plugin's
@@ -325,7 +326,7 @@ func Parse(args, environ []string) (*Options, error) {
 	default:
 		bad("progress", "want auto, plain, tty, quiet or rawjson")
 	}
-	if o.Tag != "" && !tagPattern.MatchString(o.Tag) {
+	if o.Tag != "" && !tagPattern().MatchString(o.Tag) {
 		bad("tag", "want 7 hex digits")
 	}
 	for _, s := range lists["secrets"] {
@@ -347,7 +348,9 @@ func Parse(args, environ []string) (*Options, error) {
 	return o, nil
 }
 
-var tagPattern = regexp.MustCompile(`^[0-9a-f]{7}$`)
+// tagPattern is compiled on first use: package initialisation is on the
+// start-up path of every dockhand call.
+var tagPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{7}$`) })
 
 // RepositoryName is ecr-name, or build-cache/ORG/PIPELINE.
 func (o *Options) RepositoryName() (string, error) {

@@ -159,12 +159,12 @@ func TestPackerBuilderServesMTLS(t *testing.T) {
 	kit := harness.Start(t, harness.Options{})
 	b := installBuilderRoot(t, kit)
 
-	// What `dockhand certs` writes: a CA, the builders' certificate for the
-	// addresses agents dial, and a client certificate for the agents.
+	// `dockhand certs`: a CA, the builders' certificate for the addresses
+	// agents dial, and a client certificate for the agents.
 	certDir := filepath.Join(t.TempDir(), "certs")
-	if _, err := certs.WriteDir(certs.WriteOptions{Dir: certDir, ServerSANs: []string{"127.0.0.1", "localhost"},
-		Clients: []string{"agent"}, Validity: 24 * time.Hour, Now: time.Now()}); err != nil {
-		t.Fatal(err)
+	if out, err := exec.Command(dockhandBin(t), "certs", "--dir", certDir, "--server-san", "127.0.0.1,localhost",
+		"--client", "agent", "--days", "1").CombinedOutput(); err != nil {
+		t.Fatalf("dockhand certs: %v\n%s", err, out)
 	}
 	// Placed at boot into the image's TLS dir (buildkitd-tls.service's job).
 	tlsDir := filepath.Join(b.dest, "etc/buildkit/tls")
