@@ -71,7 +71,7 @@ func TestParseUserDockerConfigDropsSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := JobConfig(u, nil)
+	cfg, err := JobConfig(u)
 	if err != nil {
 		t.Fatal(err)
 	}

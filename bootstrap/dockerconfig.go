@@ -56,16 +56,13 @@ func ParseUserDockerConfig(data []byte) (UserDockerConfig, error) {
 }
 
 // JobConfig builds the job's config.json: the carried settings plus
-// credsStore, and credHelpers when hooks asked for some.
-func JobConfig(u UserDockerConfig, credHelpers map[string]string) ([]byte, error) {
+// credsStore (hooks' credHelpers are merged in later by Reconcile).
+func JobConfig(u UserDockerConfig) ([]byte, error) {
 	out := map[string]any{}
 	for k, v := range u.Settings {
 		out[k] = v
 	}
 	out["credsStore"] = CredsStore
-	if len(credHelpers) > 0 {
-		out["credHelpers"] = credHelpers
-	}
 	return json.MarshalIndent(out, "", "\t")
 }
 
@@ -94,7 +91,7 @@ func SeedDockerConfig(dir string, u UserDockerConfig, self string) error {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	cfg, err := JobConfig(u, nil)
+	cfg, err := JobConfig(u)
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func Run(o Options) (Exit, error) {
 
 	childEnv := exports(o.Env, job.Path, notes.realBuildx)
 	setBuilderEnv(childEnv, notes.builder)
-	agent, err := findAgent(childEnv)
+	agent, err := registry.FindAgent(childEnv)
 	if err != nil {
 		return Exit{}, &SetupError{err}
 	}
@@ -190,7 +190,7 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 		return fail(err)
 	}
 	st.Cache, n.cache = prepareCache(o.Config, o.Env, time.Now(),
-		ecrRepoEnsurer(state, filepath.Join(filepath.Dir(o.Self), buildx.CloudBinary), o.Env))
+		ecrRepoEnsurer(state, buildx.CloudPath(o.Self), o.Env))
 	if err := WriteState(job.Path, st); err != nil {
 		return fail(err)
 	}
@@ -219,25 +219,6 @@ func exports(e *agentenv.Environment, jobDir, realBuildx string) *agentenv.Envir
 	path, _ := e.Get("PATH")
 	out.Set("PATH", filepath.Join(jobDir, "bin")+string(os.PathListSeparator)+path)
 	return out
-}
-
-// findAgent finds buildkite-agent next to the agent (BUILDKITE_BIN_PATH),
-// else on PATH.
-func findAgent(e *agentenv.Environment) (string, error) {
-	if dir, ok := e.Get("BUILDKITE_BIN_PATH"); ok && dir != "" {
-		p := filepath.Join(dir, "buildkite-agent")
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	path, _ := e.Get("PATH")
-	for _, dir := range filepath.SplitList(path) {
-		p := filepath.Join(dir, "buildkite-agent")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", errors.New("buildkite-agent not found in BUILDKITE_BIN_PATH or PATH")
 }
 
 // GracePeriod is how long the agent waits between its signal and SIGKILL:

@@ -41,6 +41,9 @@ func Shell(realShell string, args []string, e *agentenv.Environment, warn func(s
 		case err != nil:
 			warn(fmt.Sprintf("DOCKER_CONFIG is %s, not the job's; left as it is: %v", current, err))
 		case r.From != "" || current == "":
+			for _, w := range r.Warnings {
+				warn("warning: " + w)
+			}
 			e.Set(DockerConfigVar, r.DockerConfig)
 			warn(fmt.Sprintf("DOCKER_CONFIG was %q; restored the job's docker config %s%s", current, r.DockerConfig, importedNote(r)))
 		}

@@ -22,11 +22,12 @@ type Diagnosis struct {
 	Warnings []string
 }
 
-// Diagnose probes (fresh, sharing nothing) and plans. buildctlVersion is
-// the local buildctl's version ("" when there is none), compared with the
-// builders'.
-func Diagnose(cfg *env.Config, e *agentenv.Environment, self, buildctlVersion string) Diagnosis {
-	spec := SpecFor(cfg, e, cfg.StateDir, "")
+// Diagnose probes (fresh, sharing nothing) and plans. stateDir is the state
+// dir jobs on this host use (the configured one or its fallback), where the
+// embedded buildkitd's socket is. buildctlVersion is the local buildctl's
+// version ("" when there is none), compared with the builders'.
+func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctlVersion string) Diagnosis {
+	spec := SpecFor(cfg, e, stateDir, "")
 	p := NewProber(cfg, e, "", self)
 	d := Diagnosis{Spec: spec, Targets: Targets(spec), Chosen: -1}
 	d.Probes = p.Probe(d.Targets)

@@ -159,8 +159,9 @@ func withEnv(base []string, set map[string]string) []string {
 	return out
 }
 
-// lookPath finds an executable in a PATH value (the job's, not dockhand's).
-func lookPath(name, path string) string {
+// LookPath finds an executable in a PATH value (the job's, not dockhand's);
+// "" when there is none.
+func LookPath(name, path string) string {
 	for _, dir := range filepath.SplitList(path) {
 		if dir == "" {
 			continue

@@ -21,6 +21,9 @@ import (
 // CloudBinary is the heavy half's executable, installed next to dockhand.
 const CloudBinary = "dockhand-cloud"
 
+// CloudPath is dockhand-cloud next to self, the dockhand executable.
+func CloudPath(self string) string { return filepath.Join(filepath.Dir(self), CloudBinary) }
+
 // Prober probes builders through `dockhand-cloud probe` and shares the
 // results between the host's jobs for TTL through a file-locked cache, so
 // jobs starting together probe once: the first probes while the others wait

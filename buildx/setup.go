@@ -11,6 +11,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/registry"
 )
 
 // Variables the builder choice exports to the job.
@@ -69,11 +70,15 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 	}
 	nsc := cfg.Namespace.NSC
 	if nsc == "" {
-		nsc = lookPath("nsc", path)
+		nsc = LookPath("nsc", path)
 	}
 	buildkitd := cfg.Embedded.Buildkitd
 	if buildkitd == "" {
-		buildkitd = lookPath("buildkitd", path)
+		buildkitd = LookPath("buildkitd", path)
+	}
+	socket := ""
+	if stateDir != "" {
+		socket = EmbeddedSocket(stateDir)
 	}
 	return Spec{
 		Order:        cfg.Builders,
@@ -83,7 +88,7 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 			TLS: TLS{CA: cfg.Remote.CA, Cert: cfg.Remote.Cert, Key: cfg.Remote.Key, ServerName: cfg.Remote.ServerName}},
 		Namespace: NamespaceSpec{NSC: nsc, TenantID: cfg.Namespace.TenantID, Auth: cfg.Namespace.Auth},
 		Local:     LocalSpec{DockerHost: dockerHost, CacheExport: cfg.Cache.Mode != env.CacheOff},
-		Embedded:  EmbeddedSpec{Socket: EmbeddedSocket(stateDir), Buildkitd: buildkitd},
+		Embedded:  EmbeddedSpec{Socket: socket, Buildkitd: buildkitd},
 	}
 }
 
@@ -91,7 +96,7 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 // configured timeout, results shared under STATE/builders.
 func NewProber(cfg *env.Config, e *agentenv.Environment, stateDir, self string) *Prober {
 	p := &Prober{
-		Cloud:   filepath.Join(filepath.Dir(self), CloudBinary),
+		Cloud:   CloudPath(self),
 		Env:     daemonEnv(e),
 		Timeout: cfg.ProbeTimeout,
 		TTL:     cfg.ProbeCacheTTL,
@@ -145,7 +150,7 @@ func Select(o SetupOptions) (*Selection, error) {
 			b = opt.Builder
 		case NeedsSetup:
 			ns := Namespace{
-				NSC: spec.Namespace.NSC, Agent: findAgent(o.Env), Auth: cfg.Namespace.Auth, TenantID: cfg.Namespace.TenantID,
+				NSC: spec.Namespace.NSC, Agent: jobAgent(o.Env), Auth: cfg.Namespace.Auth, TenantID: cfg.Namespace.TenantID,
 				AWSRegion: cfg.Namespace.AWSRegion, IdentityPool: cfg.Namespace.IdentityPool,
 				JobDir: o.JobDir, DockerConfig: o.DockerConfig, Env: o.Env.ToSlice(),
 			}
@@ -234,15 +239,10 @@ func builderExports(b Builder, jobDir string, extra map[string]string) map[strin
 	return m
 }
 
-// findAgent finds buildkite-agent for the job: BUILDKITE_BIN_PATH, else PATH.
-func findAgent(e *agentenv.Environment) string {
-	if dir, _ := e.Get("BUILDKITE_BIN_PATH"); dir != "" {
-		if p := lookPath("buildkite-agent", dir); p != "" {
-			return p
-		}
-	}
-	path, _ := e.Get("PATH")
-	return lookPath("buildkite-agent", path)
+// jobAgent is the job's buildkite-agent ("" when there is none).
+func jobAgent(e *agentenv.Environment) string {
+	p, _ := registry.FindAgent(e)
+	return p
 }
 
 // Lines describe the selection for the job log, one fact a line: the

@@ -11,6 +11,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/docker/docker-credential-helpers/credentials"
+	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
 // JobDirVar names the variable that tells the helper which job it serves.
@@ -87,7 +88,11 @@ func New(o Options) *Helper {
 		o.Now = time.Now
 	}
 	if o.FetchECR == nil {
-		o.FetchECR = ExecECRToken(o.Cloud, o.Env.ToSlice())
+		// The environment is copied only when a token is fetched: not on
+		// a cache hit.
+		o.FetchECR = func(ctx context.Context, reg hosts.Registry) (ECRTokenReply, error) {
+			return ExecECRToken(o.Cloud, o.Env.ToSlice())(ctx, reg)
+		}
 	}
 	if o.FileStamp == nil {
 		o.FileStamp = statStamp

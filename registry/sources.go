@@ -113,7 +113,7 @@ func (h *Helper) packages(ctx context.Context, audience string) (Credential, err
 	if t, ok := cached[audience]; ok && t.ExpiresAt.Sub(h.o.Now()) > oidcMinRemaining {
 		return Credential{Username: PackagesUser, Secret: t.Token, Detail: detail + " (cached in the job)", ExpiresAt: t.ExpiresAt}, nil
 	}
-	agent, err := findAgent(h.o.Env)
+	agent, err := FindAgent(h.o.Env)
 	if err != nil {
 		return Credential{}, err
 	}
@@ -165,8 +165,9 @@ func jwtExpiry(token string) time.Time {
 	return time.Unix(n, 0)
 }
 
-// findAgent finds buildkite-agent in BUILDKITE_BIN_PATH, else on PATH.
-func findAgent(e interface{ Get(string) (string, bool) }) (string, error) {
+// FindAgent finds buildkite-agent in BUILDKITE_BIN_PATH (next to the
+// agent), else on e's PATH.
+func FindAgent(e interface{ Get(string) (string, bool) }) (string, error) {
 	if dir, _ := e.Get("BUILDKITE_BIN_PATH"); dir != "" {
 		if p, err := lookPath("buildkite-agent", dir); err == nil {
 			return p, nil

@@ -19,7 +19,6 @@ import (
 	"strings"
 
 	"github.com/dockhand-ci/dockhand/internal/safefile"
-	"golang.org/x/sys/unix"
 )
 
 // StoreFile is the job store's file name inside the job dir.
@@ -87,12 +86,9 @@ func (s *Store) List() ([]Login, error) {
 	return out, err
 }
 
+// read runs fn on the logins. It takes no lock: writers replace the file
+// atomically, so a reader sees the logins before or after a write.
 func (s *Store) read(fn func(map[string]Login)) error {
-	unlock, err := s.lock(unix.LOCK_SH)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	all, err := s.load()
 	if err != nil {
 		return err
@@ -101,10 +97,13 @@ func (s *Store) read(fn func(map[string]Login)) error {
 	return nil
 }
 
+// update runs fn on the logins and writes back what it leaves, under the
+// store's flock, which serialises writers across the docker processes of
+// one job.
 func (s *Store) update(fn func(map[string]Login)) error {
-	unlock, err := s.lock(unix.LOCK_EX)
+	unlock, err := lock(s.Path+".lock", 0)
 	if err != nil {
-		return err
+		return fmt.Errorf("the job's credential store: %w", err)
 	}
 	defer unlock()
 	all, err := s.load()
@@ -132,17 +131,4 @@ func (s *Store) load() (map[string]Login, error) {
 		return nil, fmt.Errorf("reading the job's credential store %s: %w", s.Path, err)
 	}
 	return all, nil
-}
-
-// lock serialises writers of the store across docker processes of one job.
-func (s *Store) lock(how int) (func(), error) {
-	f, err := os.OpenFile(s.Path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("locking the job's credential store: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking the job's credential store: %w", err)
-	}
-	return func() { f.Close() }, nil
 }

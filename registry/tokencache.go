@@ -197,32 +197,35 @@ var errLockTimeout = errors.New("timed out waiting for a lock")
 // lock takes an exclusive flock on path (created 0600), waiting at most
 // wait (0: as long as it takes). The returned func releases it.
 func lock(path string, wait time.Duration) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock %s: %w", path, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- unix.Flock(int(f.Fd()), unix.LOCK_EX) }()
-	var timeout <-chan time.Time
-	if wait > 0 {
+	fd := int(f.Fd())
+	// Uncontended, the usual case, the lock is had at once.
+	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) && wait <= 0 {
+		err = unix.Flock(fd, unix.LOCK_EX)
+	} else if errors.Is(err, unix.EWOULDBLOCK) {
+		done := make(chan error, 1)
+		go func() { done <- unix.Flock(fd, unix.LOCK_EX) }()
 		t := time.NewTimer(wait)
 		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
+		select {
+		case err = <-done:
+		case <-t.C:
+			// The flock call stays blocked; if it gets the lock later, it
+			// is let go at once.
+			go func() {
+				<-done
+				f.Close()
+			}()
+			return nil, fmt.Errorf("%s: %w after %s", path, errLockTimeout, wait)
 		}
-		return func() { f.Close() }, nil
-	case <-timeout:
-		// The flock call stays blocked; if it gets the lock later, it is
-		// let go at once.
-		go func() {
-			<-done
-			f.Close()
-		}()
-		return nil, fmt.Errorf("%s: %w after %s", path, errLockTimeout, wait)
 	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
@@ -14,27 +12,26 @@ import (
 )
 
 // diagnoseBuilder is the builder a job on this host and queue would get now,
-// probed through dockhand-cloud, with nothing started or written.
+// probed through dockhand-cloud, with nothing started or written. The
+// embedded buildkitd is looked for in the state dir jobs use, fallback
+// included.
 func diagnoseBuilder(cfg *env.Config, e *agentenv.Environment) buildx.Diagnosis {
-	return buildx.Diagnose(cfg, e, self(), localBuildctlVersion(e))
+	return buildx.Diagnose(cfg, e, tokenStateDir("", cfg, e), self(), localBuildctlVersion(e))
 }
 
 // localBuildctlVersion is the version of the buildctl jobs would run ("" if
 // there is none on PATH).
 func localBuildctlVersion(e *agentenv.Environment) string {
 	path, _ := e.Get("PATH")
-	for _, dir := range filepath.SplitList(path) {
-		p := filepath.Join(dir, "buildctl")
-		if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-			continue
-		}
-		out, err := exec.Command(p, "--version").Output()
-		if err != nil {
-			return ""
-		}
-		return buildx.ParseBuildctlVersion(string(out))
+	p := buildx.LookPath("buildctl", path)
+	if p == "" {
+		return ""
 	}
-	return ""
+	out, err := exec.Command(p, "--version").Output()
+	if err != nil {
+		return ""
+	}
+	return buildx.ParseBuildctlVersion(string(out))
 }
 
 // writeBuilder prints the builder section of `dockhand doctor`.

@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+	"unsafe"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/registry"
+	"golang.org/x/sys/unix"
 )
 
 // childExit carries the job's own exit code out of dispatch unprinted.
@@ -76,8 +78,16 @@ func runBootstrap(args []string, e *agentenv.Environment, io stdio) error {
 
 // reraise ends the process by the signal that ended the child, so the agent
 // sees the same result as without dockhand (-1 and the signal's name).
+// signal.Reset alone is not enough: for SIGQUIT, SIGABRT, SIGSEGV and the
+// like it restores the Go runtime's handler, which prints every goroutine's
+// stack into the job log and exits 2. The kernel's default action is set
+// instead.
 func reraise(sig syscall.Signal) {
 	signal.Reset(sig)
+	// A zeroed struct sigaction is SIG_DFL with no flags and an empty mask
+	// whatever the architecture's layout; 8 is sizeof(sigset_t).
+	var act [8]uint64
+	_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
 	_ = syscall.Kill(os.Getpid(), sig)
 	// The default action ends the process; this is only a bound for a signal
 	// that does not terminate (it never is: the child died by it).

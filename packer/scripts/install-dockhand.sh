@@ -117,7 +117,6 @@ link dockhand /usr/local/bin/docker-credential-dockhand
 sync_dir "$hooks" /usr/local/libexec/dockhand/hooks 755
 
 file "$files/50-dockhand.conf" /etc/systemd/system/buildkite-agent.service.d/50-dockhand.conf 644
-file "$files/dockhand.toml" /usr/local/share/dockhand/dockhand.toml.default 644
 conf=/etc/dockhand/dockhand.toml
 config "$files/dockhand.toml" $conf 644 /usr/local/share/dockhand/dockhand.toml.default
 

@@ -98,16 +98,19 @@ file() {
 }
 
 # config SRC PATH MODE [DEFAULT_COPY]: like file, but a PATH that exists and
-# differs from SRC was edited by an operator and is kept (unless
-# force_config=true); DEFAULT_COPY names where the shipped one is kept.
+# differs both from SRC and from the default shipped before (DEFAULT_COPY,
+# where the shipped one is kept) was edited by an operator and is kept
+# (unless force_config=true); an unedited one follows the release.
 config() {
   local src=$1 path=$2 mode=$3 copy=${4:-}
-  if [[ -e $destdir$path ]] && ! ${force_config:-false} && ! cmp -s "$src" "$destdir$path"; then
+  if [[ -e $destdir$path ]] && ! ${force_config:-false} && ! cmp -s "$src" "$destdir$path" &&
+    ! { [[ -n $copy ]] && cmp -s "$destdir$copy" "$destdir$path"; }; then
     echo "$prog: kept $path (edited${copy:+; the shipped default is $copy})"
     note unchanged "$path"
-    return
+  else
+    file "$src" "$path" "$mode"
   fi
-  file "$src" "$path" "$mode"
+  if [[ -n $copy ]]; then file "$src" "$copy" "$mode"; fi
 }
 
 # link TARGET PATH: PATH is a symlink to TARGET.

@@ -17,25 +17,10 @@ const (
 )
 
 // fake starts the fake ECR API and points the SDK's default chain at it
-// the way an operator would: environment variables. The SDK reads the
-// process environment, so these tests are not parallel.
+// through endpointVar (not parallel: the SDK reads the process environment).
 func fake(t *testing.T, endpointVar string) *ecrapi.Server {
 	t.Helper()
-	s, err := ecrapi.Start(ecrapi.Options{Keys: map[string]string{key: secret}, Password: "pw-from-the-fake"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": "",
-		"AWS_PROFILE": "", "AWS_CONFIG_FILE": "/nonexistent/config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_ECR": "", "AWS_ENDPOINT_URL_ECR_PUBLIC": "",
-		"AWS_REGION": "", "AWS_DEFAULT_REGION": "",
-	} {
-		t.Setenv(k, v)
-	}
-	t.Setenv(endpointVar, s.URL)
-	return s
+	return ecrapi.StartForSDK(t, ecrapi.Options{Keys: map[string]string{key: secret}, Password: "pw-from-the-fake"}, endpointVar)
 }
 
 func fast(timeout time.Duration) Options {

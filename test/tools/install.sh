@@ -38,6 +38,25 @@ go build -trimpath -o "$bin/docker-credential-ecr-login" \
   github.com/awslabs/amazon-ecr-credential-helper/ecr-login/cli/docker-credential-ecr-login
 
 # Debian components, unpacked into .tools (no system install needed).
+# fetch_deb DIR PKG VER downloads PKG=VER into DIR; when a Debian (security)
+# update has replaced the pinned version, it takes the current candidate.
+# The stamps record the pinned versions, so a later run with the same pins
+# only checks, whichever version was taken.
+refreshed=false
+fetch_deb() {
+  local dir=$1 pkg=$2 ver=$3
+  if (cd "$dir" && apt-get download "$pkg=$ver" >/dev/null 2>&1); then return; fi
+  if ! $refreshed; then
+    step "$pkg=$ver not found; refreshing the package lists"
+    apt-get update >/dev/null
+    refreshed=true
+    if (cd "$dir" && apt-get download "$pkg=$ver" >/dev/null 2>&1); then return; fi
+  fi
+  ver=$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')
+  step "pinned version gone; taking $pkg=$ver"
+  (cd "$dir" && apt-get download "$pkg=$ver" >/dev/null)
+}
+
 DEBS=("runc=1.1.5+ds1-1+deb12u1:usr/sbin/runc" "busybox-static=1:1.35.0-4+deb12u1+b1:bin/busybox"
   "packer=1.6.6+ds2-1+b1:usr/bin/packer")
 for spec in "${DEBS[@]}"; do
@@ -50,15 +69,7 @@ for spec in "${DEBS[@]}"; do
   fi
   step "apt-get download $pkg=$ver"
   tmp=$(mktemp -d)
-  if ! (cd "$tmp" && apt-get download "$pkg=$ver" >/dev/null 2>&1); then
-    step "$pkg=$ver not found; refreshing the package lists"
-    apt-get update >/dev/null
-    if ! (cd "$tmp" && apt-get download "$pkg=$ver" >/dev/null 2>&1); then
-      ver=$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')
-      step "pinned version gone; taking $pkg=$ver"
-      (cd "$tmp" && apt-get download "$pkg=$ver" >/dev/null)
-    fi
-  fi
+  fetch_deb "$tmp" "$pkg" "$ver"
   dpkg-deb -x "$tmp"/*.deb "$tmp/root"
   install -m 0755 "$tmp/root/$path" "$bin/$name"
   echo "$ver" >"$stamp"
@@ -68,18 +79,17 @@ done
 # jq with its two libraries (Debian's, dynamically linked): the reference the
 # cached-image tag tests check `file.json#<jq path>` against. .tools/bin/jq is
 # a wrapper that points the loader at the unpacked libraries.
-JQ_DEBS=("jq=1.6-2.1+deb12u1" "libjq1=1.6-2.1+deb12u1" "libonig5=6.9.8-1")
+JQ_DEBS=("jq=1.6-2.1+deb12u3" "libjq1=1.6-2.1+deb12u3" "libonig5=6.9.8-1")
 if [[ ! -x "$bin/jq" || "$(cat "$debs/jq.version" 2>/dev/null)" != "${JQ_DEBS[*]}" ]]; then
   step "apt-get download ${JQ_DEBS[*]}"
   tmp=$(mktemp -d)
-  if ! (cd "$tmp" && apt-get download "${JQ_DEBS[@]}" >/dev/null 2>&1); then
-    apt-get update >/dev/null
-    (cd "$tmp" && apt-get download "${JQ_DEBS[@]}" >/dev/null)
-  fi
+  for pkgver in "${JQ_DEBS[@]}"; do
+    fetch_deb "$tmp" "${pkgver%%=*}" "${pkgver#*=}"
+  done
   rm -rf "$root/.tools/jq"
   for d in "$tmp"/*.deb; do dpkg-deb -x "$d" "$root/.tools/jq"; done
   libdir=$(dirname "$(find "$root/.tools/jq" -name 'libjq.so.1*' | head -n1)")
-  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$libdir" "$root/.tools/jq/usr/bin/jq" >"$bin/jq"
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%q exec %q "$@"\n' "$libdir" "$root/.tools/jq/usr/bin/jq" >"$bin/jq"
   chmod 0755 "$bin/jq"
   echo "${JQ_DEBS[*]}" >"$debs/jq.version"
   rm -rf "$tmp"
