@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/dockhand-ci/dockhand/internal/filelock"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -75,7 +77,7 @@ func CreateJobDir(state, jobID string) (*JobDir, error) {
 	if err := os.MkdirAll(jobs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", jobs, err)
 	}
-	release, err := lockFile(filepath.Join(jobs, ".lock"))
+	release, err := filelock.Lock(filepath.Join(jobs, ".lock"), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +122,7 @@ func Sweep(state string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", jobs, err)
 	}
-	release, err := lockFile(filepath.Join(jobs, ".lock"))
+	release, err := filelock.Lock(filepath.Join(jobs, ".lock"), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -145,19 +147,6 @@ func Sweep(state string) ([]string, error) {
 		removed = append(removed, path)
 	}
 	return removed, errors.Join(errs...)
-}
-
-// lockFile takes an exclusive flock on path (created 0600), waiting for it.
-func lockFile(path string) (release func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", path, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
 }
 
 // lockDir takes an exclusive flock on a directory; with nonBlocking it fails

@@ -10,8 +10,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/dockhand-ci/dockhand/internal/filelock"
+
 	"github.com/dockhand-ci/dockhand/internal/safefile"
-	"golang.org/x/sys/unix"
 )
 
 // Builder kinds, as in the configuration's builders list.
@@ -208,14 +209,11 @@ func WriteInstance(dockerConfig string, b Builder) error {
 	if err := os.MkdirAll(filepath.Join(store, "instances"), 0o700); err != nil {
 		return fmt.Errorf("creating the buildx store: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(store, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	release, err := filelock.Lock(filepath.Join(store, ".lock"), 0)
 	if err != nil {
-		return fmt.Errorf("opening the buildx store lock: %w", err)
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("locking the buildx store: %w", err)
 	}
+	defer release()
 	return safefile.Write(InstancePath(dockerConfig, b.Name), data)
 }
 

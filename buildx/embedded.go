@@ -2,7 +2,6 @@ package buildx
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,8 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/internal/filelock"
+
 	"github.com/dockhand-ci/dockhand/internal/safefile"
-	"golang.org/x/sys/unix"
 )
 
 // The embedded buildkitd's files, under STATE/buildkitd:
@@ -67,7 +67,7 @@ func (e Embedded) Ensure() (started bool, pid int, err error) {
 	if err := os.MkdirAll(e.Dir, 0o700); err != nil {
 		return false, 0, err
 	}
-	release, err := lockWait(filepath.Join(e.Dir, "lock"), time.Now().Add(e.StartTimeout+15*time.Second))
+	release, err := filelock.Lock(filepath.Join(e.Dir, "lock"), e.StartTimeout+15*time.Second)
 	if err != nil {
 		return false, 0, err
 	}
@@ -181,25 +181,6 @@ func dialUnix(path string) error {
 		return err
 	}
 	return c.Close()
-}
-
-// lockWait takes an exclusive flock on path, waiting until deadline.
-func lockWait(path string, deadline time.Time) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		time.Sleep(10 * time.Millisecond) // bounded wait for the job holding it
-	}
 }
 
 func lastLines(path string, n int) string {

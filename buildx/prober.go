@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/internal/filelock"
+
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
@@ -263,7 +265,7 @@ func (p *Prober) lock(deadline time.Time) (func(), error) {
 	if err := os.MkdirAll(p.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("probe cache: %w", err)
 	}
-	release, err := lockWait(filepath.Join(p.CacheDir, probeLockFile), deadline)
+	release, err := filelock.Lock(filepath.Join(p.CacheDir, probeLockFile), max(time.Until(deadline), time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("probe cache: %w; probing without it", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/internal/filelock"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -45,7 +47,7 @@ func (h *Helper) redact(secret string) {
 		return
 	}
 	record := filepath.Join(h.o.JobDir, redactedFile)
-	unlock, err := lock(record+".lock", h.o.LockWait)
+	unlock, err := filelock.Lock(record+".lock", h.o.LockWait)
 	if err != nil {
 		h.warnf("could not add a credential to the job's log redactor: %v", err)
 		return

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/internal/filelock"
+
 	"github.com/docker/docker-credential-helpers/credentials"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
@@ -100,7 +102,7 @@ func (h *Helper) packages(ctx context.Context, audience string) (Credential, err
 		return Credential{}, errors.New("an agent OIDC token can only be requested inside a Buildkite job")
 	}
 	cachePath := filepath.Join(h.o.JobDir, oidcCacheFile)
-	unlock, err := lock(cachePath+".lock", h.o.LockWait)
+	unlock, err := filelock.Lock(cachePath+".lock", h.o.LockWait)
 	if err != nil {
 		return Credential{}, err
 	}

@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dockhand-ci/dockhand/internal/filelock"
+
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
@@ -101,7 +103,7 @@ func (s *Store) read(fn func(map[string]Login)) error {
 // store's flock, which serialises writers across the docker processes of
 // one job.
 func (s *Store) update(fn func(map[string]Login)) error {
-	unlock, err := lock(s.Path+".lock", 0)
+	unlock, err := filelock.Lock(s.Path+".lock", 0)
 	if err != nil {
 		return fmt.Errorf("the job's credential store: %w", err)
 	}

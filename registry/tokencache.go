@@ -11,8 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/internal/filelock"
+
 	"github.com/dockhand-ci/dockhand/internal/safefile"
-	"golang.org/x/sys/unix"
 )
 
 // The ECR token cache is shared by every job and agent of the host (one
@@ -105,7 +106,7 @@ func (c *TokenCache) Put(hint, registryKey string, t Token, now time.Time) (drop
 	if err := c.ensureDir(); err != nil {
 		return 0, err
 	}
-	unlock, err := lock(c.file()+".lock", 0)
+	unlock, err := filelock.Lock(c.file()+".lock", 0)
 	if err != nil {
 		return 0, err
 	}
@@ -153,7 +154,7 @@ func (c *TokenCache) LockFetch(registryKey string, wait time.Duration) (unlock f
 		return nil, err
 	}
 	sum := sha256.Sum256([]byte(registryKey))
-	return lock(filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock"), wait)
+	return filelock.Lock(filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock"), wait)
 }
 
 func (c *TokenCache) ensureDir() error {
@@ -189,43 +190,4 @@ func (c *TokenCache) load() (tokenFile, error) {
 		f.Tokens = map[string]Token{}
 	}
 	return f, nil
-}
-
-// errLockTimeout is returned when a lock was not had within its bound.
-var errLockTimeout = errors.New("timed out waiting for a lock")
-
-// lock takes an exclusive flock on path (created 0600), waiting at most
-// wait (0: as long as it takes). The returned func releases it.
-func lock(path string, wait time.Duration) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", path, err)
-	}
-	fd := int(f.Fd())
-	// Uncontended, the usual case, the lock is had at once.
-	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) && wait <= 0 {
-		err = unix.Flock(fd, unix.LOCK_EX)
-	} else if errors.Is(err, unix.EWOULDBLOCK) {
-		done := make(chan error, 1)
-		go func() { done <- unix.Flock(fd, unix.LOCK_EX) }()
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case err = <-done:
-		case <-t.C:
-			// The flock call stays blocked; if it gets the lock later, it
-			// is let go at once.
-			go func() {
-				<-done
-				f.Close()
-			}()
-			return nil, fmt.Errorf("%s: %w after %s", path, errLockTimeout, wait)
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
 }
