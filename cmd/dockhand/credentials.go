@@ -136,14 +136,46 @@ func configuredRegistries(cfg *env.Config, extra []string) []string {
 	return out
 }
 
+// credentialCheck is what doctor found for one registry; never a secret.
+type credentialCheck struct {
+	Registry  string    `json:"registry"`
+	Status    string    `json:"status"` // ok, anonymous or fail
+	Source    string    `json:"source"`
+	User      string    `json:"user,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// checkCredentials asks the helper for each host's credential, as docker
+// would, and keeps where it came from, not the credential.
+func checkCredentials(h *registry.Helper, hosts []string) []credentialCheck {
+	checks := make([]credentialCheck, 0, len(hosts))
+	for _, host := range hosts {
+		c, route, err := h.Lookup(host)
+		check := credentialCheck{Registry: host, Source: string(route.Source)}
+		if route.AliasOf != "" {
+			check.Source += " (alias of " + route.AliasOf + ")"
+		}
+		switch {
+		case registry.IsNoCredentials(err):
+			check.Status, check.Error = "anonymous", err.Error()
+		case err != nil:
+			check.Status, check.Error = "fail", err.Error()
+		default:
+			check.Status, check.Source, check.User, check.Detail, check.ExpiresAt = "ok", string(c.Source), c.Username, c.Detail, c.ExpiresAt
+		}
+		checks = append(checks, check)
+	}
+	return checks
+}
+
 // writeCredentialChecks is doctor's credentials section: for each
 // registry, whether a credential can be had and where it comes from. The
 // secret is never printed.
-func writeCredentialChecks(w io.Writer, h *registry.Helper, cfg *env.Config, hosts []string) {
+func writeCredentialChecks(w io.Writer, cfg *env.Config, checks []credentialCheck) {
 	fmt.Fprintf(w, "\n# credentials (docker-credential-dockhand)\n")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	defer tw.Flush()
-	if len(hosts) == 0 {
+	if len(checks) == 0 {
 		fmt.Fprintf(w, "#   no registry configured; ECR, ECR Public and nscr.io hosts are served as they come (check one with --registry HOST)\n")
 		return
 	}
@@ -151,23 +183,20 @@ func writeCredentialChecks(w io.Writer, h *registry.Helper, cfg *env.Config, hos
 		fmt.Fprintf(w, "#   packages.buildkite.com is served with an OIDC token for %s only (a helper sees the host, not the path); %s are not\n",
 			regs[0], strings.Join(regs[1:], ", "))
 	}
-	for _, host := range hosts {
-		c, route, err := h.Lookup(host)
-		via := string(route.Source)
-		if route.AliasOf != "" {
-			via += " (alias of " + route.AliasOf + ")"
-		}
-		switch {
-		case registry.IsNoCredentials(err):
-			fmt.Fprintf(tw, "%s\tanonymous\t%s: %v\n", host, via, err)
-		case err != nil:
-			fmt.Fprintf(tw, "%s\tFAIL\t%s: %v\n", host, via, err)
-		default:
-			line := fmt.Sprintf("%s\tok\t%s: user %q, %s", host, c.Source, c.Username, c.Detail)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	for _, c := range checks {
+		switch c.Status {
+		case "ok":
+			line := fmt.Sprintf("%s\tok\t%s: user %q, %s", c.Registry, c.Source, c.User, c.Detail)
 			if !c.ExpiresAt.IsZero() {
 				line += fmt.Sprintf(", expires in %s", time.Until(c.ExpiresAt).Round(time.Minute))
 			}
 			fmt.Fprintln(tw, line)
+		case "fail":
+			fmt.Fprintf(tw, "%s\tFAIL\t%s: %s\n", c.Registry, c.Source, c.Error)
+		default:
+			fmt.Fprintf(tw, "%s\t%s\t%s: %s\n", c.Registry, c.Status, c.Source, c.Error)
 		}
 	}
 }

@@ -42,16 +42,16 @@ func writeBuilder(w io.Writer, d buildx.Diagnosis) {
 	}
 }
 
-// withBuilder adds the `builder` object to doctor's JSON configuration.
-func withBuilder(configJSON []byte, d buildx.Diagnosis) ([]byte, error) {
+// withField adds one top-level field to doctor's JSON object.
+func withField(objJSON []byte, key string, value any) ([]byte, error) {
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(configJSON, &obj); err != nil {
+	if err := json.Unmarshal(objJSON, &obj); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(d.JSON())
+	b, err := json.Marshal(value)
 	if err != nil {
 		return nil, err
 	}
-	obj["builder"] = b
+	obj[key] = b
 	return json.Marshal(obj)
 }

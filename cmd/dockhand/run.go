@@ -199,10 +199,14 @@ func doctor(args []string, e *agentenv.Environment, io stdio) error {
 		return err
 	}
 	builder := diagnoseBuilder(cfg, e)
+	checks := checkCredentials(helperFor(cfg, e, io.err), configuredRegistries(cfg, registries))
 	if *asJSON {
 		b, err := cfg.MarshalJSON()
 		if err == nil {
-			b, err = withBuilder(b, builder)
+			b, err = withField(b, "builder", builder.JSON())
+		}
+		if err == nil {
+			b, err = withField(b, "credentials", checks)
 		}
 		if err != nil {
 			return fmt.Errorf("encoding configuration: %w", err)
@@ -214,6 +218,6 @@ func doctor(args []string, e *agentenv.Environment, io stdio) error {
 		return err
 	}
 	writeBuilder(io.out, builder)
-	writeCredentialChecks(io.out, helperFor(cfg, e, io.err), cfg, configuredRegistries(cfg, registries))
+	writeCredentialChecks(io.out, cfg, checks)
 	return nil
 }

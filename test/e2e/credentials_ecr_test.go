@@ -229,8 +229,8 @@ func TestCredentialsECRPublicAndAnonymousFallback(t *testing.T) {
 func TestCredentialsDoctorSaysWhereECRCredentialsComeFrom(t *testing.T) {
 	const password = "ecr-token-password-doctor"
 	r := newECRHelperRig(t, password)
-	doctor := func() string {
-		cmd := exec.Command(dockhandBin(t), "doctor", "--registry", ecrHost, "--registry", "public.ecr.aws")
+	doctor := func(extra ...string) string {
+		cmd := exec.Command(dockhandBin(t), append([]string{"doctor", "--registry", ecrHost, "--registry", "public.ecr.aws"}, extra...)...)
 		cmd.Env = []string{"PATH=/usr/bin:/bin"}
 		for k, v := range r.env {
 			cmd.Env = append(cmd.Env, k+"="+v)
@@ -255,5 +255,17 @@ func TestCredentialsDoctorSaysWhereECRCredentialsComeFrom(t *testing.T) {
 	}
 	if n := r.ecr.Calls(ecrapi.OpGetAuthorizationToken); n != 1 {
 		t.Errorf("GetAuthorizationToken calls = %d, want 1", n)
+	}
+	var report struct {
+		Credentials []struct {
+			Registry, Status, Source, User string
+		} `json:"credentials"`
+	}
+	if err := json.Unmarshal([]byte(doctor("--json")), &report); err != nil {
+		t.Fatalf("doctor --json: %v", err)
+	}
+	if len(report.Credentials) != 2 || report.Credentials[0].Registry != ecrHost || report.Credentials[0].Status != "ok" ||
+		report.Credentials[0].Source != "ecr" || report.Credentials[0].User != "AWS" {
+		t.Errorf("doctor --json credentials = %+v", report.Credentials)
 	}
 }
