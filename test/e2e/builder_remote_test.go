@@ -142,8 +142,10 @@ buildctl --tlsdir "$BUILDKIT_TLS_DIR" build --frontend dockerfile.v0 --local con
 	if ep != other {
 		t.Errorf("job 3 ran on %s after %s died, want %s\n%s", ep, home, other, log)
 	}
-	if took > time.Second+500*time.Millisecond {
-		t.Errorf("choosing took %s with a dead node, want within probe_timeout (1s)", took)
+	// The precise bound (probe_timeout + 50 ms) is make bench's; here the
+	// margin absorbs a loaded CI machine, far below buildx's own 20 s wait.
+	if took > 2*time.Second {
+		t.Errorf("choosing took %s with a dead node, want within probe_timeout (1s) and a margin", took)
 	}
 	if !regexp.MustCompile(`probe remote ` + regexp.QuoteMeta(home) + `: down after \S+: connection refused`).MatchString(log) {
 		t.Errorf("the log does not say the dead node refused:\n%s", log)
@@ -176,8 +178,8 @@ func TestRemoteHangingEndpointIsBounded(t *testing.T) {
 	if ep != p.eps[0] || !strings.Contains(run.stdout, "host="+p.eps[0]) {
 		t.Errorf("chose %s, want the healthy %s\n%s", ep, p.eps[0], run.stdout)
 	}
-	if took > time.Second+300*time.Millisecond {
-		t.Errorf("choosing took %s with a hanging endpoint, want at most probe_timeout (1s) and a little", took)
+	if took > 2*time.Second {
+		t.Errorf("choosing took %s with a hanging endpoint, want at most probe_timeout (1s) and a margin", took)
 	}
 	if !strings.Contains(run.stdout, "probe remote "+hang.Addr+": down after") || !strings.Contains(run.stdout, "no answer within 1s") {
 		t.Errorf("the log does not name the hanging endpoint:\n%s", run.stdout)
