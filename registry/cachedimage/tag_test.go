@@ -51,7 +51,8 @@ func pluginTag(t *testing.T, dir string, env []string) (tag, sums string) {
 	defer r.Close()
 	cmd := exec.Command("/bin/bash", script)
 	cmd.Dir = dir
-	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "JQ=" + realJQ(t)}, env...)
+	// TMPDIR: the plugin writes dockerfile-inline to a `mktemp -d` of its own.
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "JQ=" + realJQ(t), "TMPDIR=" + t.TempDir()}, env...)
 	cmd.ExtraFiles = []*os.File{w}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
