@@ -1,9 +1,11 @@
 package bootstrap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
@@ -55,4 +57,27 @@ func builderLines(sel *buildx.Selection, warning string) []string {
 		lines = append(lines, "builder: none configured on this host for this queue; docker uses its own default builder")
 	}
 	return append(lines, sel.Lines()...)
+}
+
+// historyWait bounds the cache summary, which runs when the job has ended.
+const historyWait = 6 * time.Second
+
+// cacheSummary is the job log's closing dockhand line: how many steps of the
+// builds that finished on the job's builder during the job came from the
+// cache (BuildKit's build history). Nothing when the job built nothing there;
+// on a builder shared with other jobs, theirs are counted too.
+func cacheSummary(o Options, sel *buildx.Selection, since time.Time) string {
+	if sel == nil || sel.Builder == nil || len(buildx.HistoryTargets(*sel.Builder)) == 0 {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
+	defer cancel()
+	h, err := buildx.BuildHistory(ctx, buildx.CloudPath(o.Self), o.Env.ToSlice(), *sel.Builder, since)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("warning: no cache summary: %v", err)
+	case h.Builds == 0:
+		return ""
+	}
+	return h.Line(sel.Builder.Name)
 }

@@ -110,6 +110,11 @@ func Run(o Options) (Exit, error) {
 				signalled = time.Now()
 			}
 		case err := <-done:
+			if signalled.IsZero() {
+				if line := cacheSummary(o, notes.builder, start); line != "" {
+					fmt.Fprintf(o.Log, "dockhand: %s\n", line)
+				}
+			}
 			return exitOf(cmd, err)
 		}
 	}

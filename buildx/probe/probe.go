@@ -79,7 +79,8 @@ func roundTimeout(d time.Duration) time.Duration {
 }
 
 // buildkit asks a buildkitd for its workers.
-func buildkit(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
+// clientOpts are the BuildKit client options for t: mTLS on tcp://.
+func clientOpts(t buildx.ProbeTarget) []client.ClientOpt {
 	var opts []client.ClientOpt
 	if t.TLS.Enabled() && strings.HasPrefix(t.Endpoint, "tcp://") {
 		serverName := t.TLS.ServerName
@@ -93,6 +94,11 @@ func buildkit(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
 			opts = append(opts, client.WithCredentials(t.TLS.Cert, t.TLS.Key))
 		}
 	}
+	return opts
+}
+
+func buildkit(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
+	opts := clientOpts(t)
 	if sock, ok := strings.CutPrefix(t.Endpoint, "unix://"); ok {
 		if _, err := os.Stat(sock); err != nil {
 			return buildx.ProbeResult{Error: "no socket at " + sock}

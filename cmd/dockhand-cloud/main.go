@@ -27,6 +27,7 @@ func main() {
 // theirs here.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"probe":        probeCommand,
+	"history":      historyCommand,
 	"certs":        certsCommand,
 	"cached-image": cachedImage,
 	"version": func(_ []string, stdout, _ io.Writer) error {

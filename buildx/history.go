@@ -1,0 +1,74 @@
+package buildx
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// HistoryRequest asks `dockhand-cloud history` for what a builder's nodes
+// built since a time.
+type HistoryRequest struct {
+	Nodes []ProbeTarget `json:"nodes"`
+	Since time.Time     `json:"since"`
+}
+
+// HistoryResponse is its answer: builds finished, and their steps, cached
+// and in all, summed over the nodes.
+type HistoryResponse struct {
+	Builds      int      `json:"builds"`
+	CachedSteps int      `json:"cached_steps"`
+	TotalSteps  int      `json:"total_steps"`
+	Errors      []string `json:"errors,omitempty"`
+}
+
+// HistoryTargets are the BuildKit endpoints of b's nodes ("" for a builder
+// that is the host daemon's own, whose history dockhand does not read).
+func HistoryTargets(b Builder) []ProbeTarget {
+	if b.Driver != DriverRemote {
+		return nil
+	}
+	targets := make([]ProbeTarget, 0, len(b.Nodes))
+	for _, n := range b.Nodes {
+		targets = append(targets, ProbeTarget{Kind: ProbeBuildkit, Endpoint: n.Endpoint, TLS: n.TLS})
+	}
+	return targets
+}
+
+// BuildHistory runs `dockhand-cloud history` for b, bounded by ctx.
+func BuildHistory(ctx context.Context, cloud string, env []string, b Builder, since time.Time) (HistoryResponse, error) {
+	var resp HistoryResponse
+	in, err := json.Marshal(HistoryRequest{Nodes: HistoryTargets(b), Since: since})
+	if err != nil {
+		return resp, err
+	}
+	cmd := exec.CommandContext(ctx, cloud, "history")
+	cmd.Env = env
+	cmd.Stdin = bytes.NewReader(in)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return resp, fmt.Errorf("%s history: %w: %s", cloud, err, strings.TrimSpace(errb.String()))
+	}
+	if err := json.Unmarshal(out.Bytes(), &resp); err != nil {
+		return resp, fmt.Errorf("%s history: bad answer: %w", cloud, err)
+	}
+	return resp, nil
+}
+
+// Line is the job log's summary of what the job's builds took from the cache.
+func (h HistoryResponse) Line(builder string) string {
+	if h.Builds == 0 {
+		return fmt.Sprintf("cache: no build finished on %s during this job", builder)
+	}
+	pct := 0
+	if h.TotalSteps > 0 {
+		pct = h.CachedSteps * 100 / h.TotalSteps
+	}
+	return fmt.Sprintf("cache: %d build(s) on %s during this job: %d of %d steps cached (%d%%)",
+		h.Builds, builder, h.CachedSteps, h.TotalSteps, pct)
+}
