@@ -69,6 +69,6 @@ func (h HistoryResponse) Line(builder string) string {
 	if h.TotalSteps > 0 {
 		pct = h.CachedSteps * 100 / h.TotalSteps
 	}
-	return fmt.Sprintf("cache: %d build(s) on %s during this job: %d of %d steps cached (%d%%)",
+	return fmt.Sprintf("cache: %d build(s) on %s during this job: BuildKit marked %d of %d steps CACHED (%d%%)",
 		h.Builds, builder, h.CachedSteps, h.TotalSteps, pct)
 }

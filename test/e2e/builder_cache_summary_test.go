@@ -10,7 +10,7 @@ import (
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
-var cacheSummaryLine = regexp.MustCompile(`dockhand: cache: (\d+) build\(s\) on dockhand-embedded during this job: (\d+) of (\d+) steps cached`)
+var cacheSummaryLine = regexp.MustCompile(`dockhand: cache: (\d+) build\(s\) on dockhand-embedded during this job: BuildKit marked (\d+) of (\d+) steps CACHED`)
 
 // TestJobEndsWithACacheSummary: after the job, dockhand's last line says how
 // many steps of the job's builds on its builder came from the cache (from
