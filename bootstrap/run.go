@@ -189,7 +189,9 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 		}
 	}
 	n.realBuildx = buildx.FindReal(buildx.PluginDirs(user.ExtraDirs, userDir), o.Self)
-	st := JobState{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx}
+	settings := registry.SettingsFor(o.Config)
+	st := JobState{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx,
+		Registry: &settings, Debug: o.Config.Debug}
 	n.builder, st.Builder, n.builderMsg, err = chooseBuilder(o, state, job.Path)
 	if err != nil {
 		return fail(err)

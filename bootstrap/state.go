@@ -8,6 +8,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
+	"github.com/dockhand-ci/dockhand/registry"
 )
 
 // StateFile holds what the bootstrap resolved for the job, so the job's shell
@@ -25,6 +26,10 @@ type JobState struct {
 	// Cache is what the buildx shim injects cache flags from: nil when
 	// the job has none to inject.
 	Cache *buildx.CacheSettings `json:"cache,omitempty"`
+	// Registry is what docker-credential-dockhand serves, so the helper,
+	// run on every registry request of a build, parses no configuration.
+	Registry *registry.Settings `json:"registry,omitempty"`
+	Debug    bool               `json:"debug,omitempty"`
 }
 
 // JobBuilder is the builder recorded in the job state.

@@ -1,12 +1,8 @@
 package buildx
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os/exec"
-	"strings"
 	"time"
 )
 
@@ -42,22 +38,8 @@ func HistoryTargets(b Builder) []ProbeTarget {
 // BuildHistory runs `dockhand-cloud history` for b, bounded by ctx.
 func BuildHistory(ctx context.Context, cloud string, env []string, b Builder, since time.Time) (HistoryResponse, error) {
 	var resp HistoryResponse
-	in, err := json.Marshal(HistoryRequest{Nodes: HistoryTargets(b), Since: since})
-	if err != nil {
-		return resp, err
-	}
-	cmd := exec.CommandContext(ctx, cloud, "history")
-	cmd.Env = env
-	cmd.Stdin = bytes.NewReader(in)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return resp, fmt.Errorf("%s history: %w: %s", cloud, err, strings.TrimSpace(errb.String()))
-	}
-	if err := json.Unmarshal(out.Bytes(), &resp); err != nil {
-		return resp, fmt.Errorf("%s history: bad answer: %w", cloud, err)
-	}
-	return resp, nil
+	err := runCloud(ctx, cloud, env, "history", HistoryRequest{Nodes: HistoryTargets(b), Since: since}, &resp)
+	return resp, err
 }
 
 // Line is the job log's summary of what the job's builds took from the cache.

@@ -230,33 +230,44 @@ func (p *Prober) run(targets []ProbeTarget) []ProbeResult {
 
 // exec runs `dockhand-cloud probe`.
 func (p *Prober) exec(ctx context.Context, req ProbeRequest) ([]ProbeResult, error) {
-	in, err := json.Marshal(req)
-	if err != nil {
+	var resp ProbeResponse
+	if err := runCloud(ctx, p.Cloud, p.Env, "probe", req, &resp); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, p.Cloud, "probe")
-	cmd.Env = p.Env
+	return resp.Results, nil
+}
+
+// runCloud runs `dockhand-cloud COMMAND` with req as JSON on its stdin and
+// decodes its JSON answer into resp. An error names the command and carries
+// the last line it printed on stderr.
+func runCloud(ctx context.Context, cloud string, env []string, command string, req, resp any) error {
+	in, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, cloud, command)
+	cmd.Env = env
 	cmd.Stdin = bytes.NewReader(in)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	name := filepath.Base(cloud) + " " + command
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(errb.String())
 		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
 			msg = msg[i+1:]
 		}
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s not found (it is installed next to dockhand)", p.Cloud)
+			return fmt.Errorf("%s not found (it is installed next to dockhand)", cloud)
 		}
 		if msg != "" {
-			return nil, fmt.Errorf("%s probe: %w: %s", filepath.Base(p.Cloud), err, msg)
+			return fmt.Errorf("%s: %w: %s", name, err, msg)
 		}
-		return nil, fmt.Errorf("%s probe: %w", filepath.Base(p.Cloud), err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	var resp ProbeResponse
-	if err := json.Unmarshal(out.Bytes(), &resp); err != nil {
-		return nil, fmt.Errorf("%s probe: bad answer: %w", filepath.Base(p.Cloud), err)
+	if err := json.Unmarshal(out.Bytes(), resp); err != nil {
+		return fmt.Errorf("%s: bad answer: %w", name, err)
 	}
-	return resp.Results, nil
+	return nil
 }
 
 // lock takes the cache lock, waiting until deadline at most (a job that is

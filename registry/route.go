@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
@@ -22,9 +23,18 @@ const (
 // Settings are the configured registries (env's [packages] and [registry]
 // tables), as plain data.
 type Settings struct {
-	Static     map[string]string // host -> file holding its username and password
-	ECRAliases map[string]string // host -> the ECR registry host whose credentials it gets
-	Packages   []string          // Buildkite Package Registries, ORG/REGISTRY
+	Static     map[string]string `json:"static,omitempty"`      // host -> file holding its username and password
+	ECRAliases map[string]string `json:"ecr_aliases,omitempty"` // host -> the ECR registry host whose credentials it gets
+	Packages   []string          `json:"packages,omitempty"`    // Buildkite Package Registries, ORG/REGISTRY
+}
+
+// SettingsFor takes the helper's settings from the configuration.
+func SettingsFor(cfg *env.Config) Settings {
+	return Settings{
+		Static:     cfg.Registry.StaticCredentials(),
+		ECRAliases: cfg.Registry.ECRAliasMap(),
+		Packages:   cfg.Packages.Registries,
+	}
 }
 
 // Route is where the credentials for one registry host come from.

@@ -38,15 +38,6 @@ func helperConfig(jobDir string, e *agentenv.Environment) *env.Config {
 	return cfg
 }
 
-// registrySettings turns the configuration into the helper's settings.
-func registrySettings(cfg *env.Config) registry.Settings {
-	return registry.Settings{
-		Static:     cfg.Registry.StaticCredentials(),
-		ECRAliases: cfg.Registry.ECRAliasMap(),
-		Packages:   cfg.Packages.Registries,
-	}
-}
-
 // tokenStateDir is the state dir holding the host's shared token cache: the
 // one the job's dir lives in (STATE/jobs/JOB), else the configured one (or
 // its fallback, as the bootstrap picks it).
@@ -67,14 +58,17 @@ func tokenStateDir(jobDir string, cfg *env.Config, e *agentenv.Environment) stri
 // helperFor builds the credential helper for configuration cfg.
 func helperFor(cfg *env.Config, e *agentenv.Environment, stderr io.Writer) *registry.Helper {
 	jobDir, _ := e.Get(registry.JobDirVar)
-	debug := cfg.Debug
+	return newHelper(jobDir, tokenStateDir(jobDir, cfg, e), registry.SettingsFor(cfg), cfg.Debug, e, stderr)
+}
+
+func newHelper(jobDir, stateDir string, settings registry.Settings, debug bool, e *agentenv.Environment, stderr io.Writer) *registry.Helper {
 	if v, _ := e.Get("BUILDKITE_AGENT_DEBUG"); v == "true" || v == "1" {
 		debug = true
 	}
 	return registry.New(registry.Options{
 		JobDir:   jobDir,
-		StateDir: tokenStateDir(jobDir, cfg, e),
-		Settings: registrySettings(cfg),
+		StateDir: stateDir,
+		Settings: settings,
 		Env:      e,
 		UID:      os.Getuid(),
 		Cloud:    cloudBinary(),
@@ -83,9 +77,21 @@ func helperFor(cfg *env.Config, e *agentenv.Environment, stderr io.Writer) *regi
 	})
 }
 
+// credentialHelper is docker-credential-dockhand. In a job it serves the
+// settings the bootstrap recorded in the job state: it runs on every
+// registry request of a build, so it parses no configuration there.
 func credentialHelper(args []string, e *agentenv.Environment, io stdio) error {
 	jobDir, _ := e.Get(registry.JobDirVar)
-	h := helperFor(helperConfig(jobDir, e), e, io.err)
+	var st bootstrap.JobState
+	if jobDir != "" {
+		st, _ = bootstrap.ReadState(jobDir)
+	}
+	var h *registry.Helper
+	if st.Registry != nil {
+		h = newHelper(jobDir, tokenStateDir(jobDir, env.Default(env.Queue(e)), e), *st.Registry, st.Debug, e, io.err)
+	} else {
+		h = helperFor(helperConfig(jobDir, e), e, io.err)
+	}
 	if err := registry.Serve(h, args, io.in, io.out); err != nil {
 		return protocolError{err}
 	}
