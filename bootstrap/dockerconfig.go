@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
@@ -30,6 +31,9 @@ var carriedKeys = map[string]bool{
 type UserDockerConfig struct {
 	Settings  map[string]json.RawMessage // the carried settings only
 	ExtraDirs []string                   // cliPluginsExtraDirs, to find the real buildx
+	// PluginDirs are where the user's docker finds CLI plugins before the
+	// system dirs: ExtraDirs, then the config dir's cli-plugins.
+	PluginDirs []string
 }
 
 // ParseUserDockerConfig keeps the non-secret settings of a docker
@@ -100,6 +104,35 @@ func SeedDockerConfig(dir string, u UserDockerConfig, self string) error {
 	}
 	if err := os.Symlink(self, filepath.Join(dir, "cli-plugins", buildx.PluginName)); err != nil {
 		return fmt.Errorf("linking the buildx shim: %w", err)
+	}
+	return linkUserPlugins(filepath.Join(dir, "cli-plugins"), u.PluginDirs)
+}
+
+// linkUserPlugins links the agent user's own CLI plugins (docker compose
+// installed in ~/.docker/cli-plugins, say) into the job's plugin dir, so the
+// job finds every plugin it would find without dockhand. dirs are in docker's
+// search order; the first plugin of a name wins, as in docker. buildx is the
+// shim's; the system plugin dirs need no link (docker looks there itself).
+func linkUserPlugins(jobPlugins string, dirs []string) error {
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue // no such dir: nothing to carry
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !strings.HasPrefix(name, "docker-") || name == buildx.PluginName || strings.HasPrefix(name, ".") {
+				continue
+			}
+			fi, err := os.Stat(filepath.Join(d, name))
+			if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+				continue
+			}
+			err = os.Symlink(filepath.Join(d, name), filepath.Join(jobPlugins, name))
+			if err != nil && !errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("linking the CLI plugin %s: %w", name, err)
+			}
+		}
 	}
 	return nil
 }

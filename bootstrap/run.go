@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -173,6 +174,10 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 	user, err := readUserDockerConfig(userDir)
 	if err != nil {
 		n.userConfig = err // a broken user config only loses its settings
+	}
+	user.PluginDirs = user.ExtraDirs
+	if userDir != "" {
+		user.PluginDirs = append(slices.Clone(user.ExtraDirs), filepath.Join(userDir, "cli-plugins"))
 	}
 	if err := SeedDockerConfig(filepath.Join(job.Path, "docker"), user, o.Self); err != nil {
 		return fail(err)

@@ -59,6 +59,23 @@ type Builder struct {
 	DefaultLoad bool // default-load=true: `docker build` with no output loads into the host's docker
 }
 
+// Loadable reports whether every build on nodes can load its result into a
+// docker engine's classic image store: a single node, or nodes that each
+// build one platform (buildx sends each platform of a multi-platform build to
+// its own node, so each loads a single-platform image). A node that may
+// build several platforms at once would fail the load of a manifest list.
+func Loadable(nodes []Node) bool {
+	if len(nodes) == 1 {
+		return true
+	}
+	for _, n := range nodes {
+		if len(n.Platforms) != 1 {
+			return false
+		}
+	}
+	return len(nodes) > 0
+}
+
 // Endpoint is the builder's default node's endpoint, the one BUILDKIT_HOST
 // names.
 func (b Builder) Endpoint() string {
@@ -142,7 +159,7 @@ func InstanceJSON(b Builder) ([]byte, error) {
 				sn.DriverOpts["servername"] = n.TLS.ServerName
 			}
 		}
-		if b.DefaultLoad && len(b.Nodes) == 1 {
+		if b.DefaultLoad {
 			sn.DriverOpts["default-load"] = "true"
 		}
 		ng.Nodes = append(ng.Nodes, sn)

@@ -35,6 +35,10 @@ type Namespace struct {
 	DockerConfig string
 	Env          []string // the job's environment, for nsc and buildkite-agent
 	Timeout      time.Duration
+	// DefaultLoad: the host has a docker engine, so builds with no output
+	// load their image into it, as they would on the engine's own builder
+	// (each Namespace node builds one platform: see Loadable).
+	DefaultLoad bool
 }
 
 // nscDir holds nsc's files for the job.
@@ -91,8 +95,11 @@ func (n Namespace) SetUp(ctx context.Context) (Builder, map[string]string, error
 			return Builder{}, nil, errors.New(strings.ReplaceAll(err.Error(), token, "<token>"))
 		}
 	}
-	if _, err := runCommand(ctx, env, n.NSC, "docker", "buildx", "setup",
-		"--name", NamespaceName, "--state", state, "--background", "--use"); err != nil {
+	setup := []string{"docker", "buildx", "setup", "--name", NamespaceName, "--state", state, "--background", "--use"}
+	if n.DefaultLoad {
+		setup = append(setup, "--default_load")
+	}
+	if _, err := runCommand(ctx, env, n.NSC, setup...); err != nil {
 		return Builder{}, nil, err
 	}
 	b, err := ReadInstance(n.DockerConfig, KindNamespace, NamespaceName)

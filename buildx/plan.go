@@ -12,8 +12,10 @@ import (
 const (
 	RemoteName    = "dockhand-remote"
 	NamespaceName = "dockhand-namespace"
-	LocalName     = "dockhand-local"
 	EmbeddedName  = "dockhand-embedded"
+	// NamespaceDocsName is the builder Namespace's own setup creates and its
+	// docs' pipelines name with --builder.
+	NamespaceDocsName = "nsc-remote"
 )
 
 // Spec is everything the choice depends on besides probe results, as data.
@@ -43,8 +45,7 @@ type NamespaceSpec struct {
 
 // LocalSpec is the host's docker daemon.
 type LocalSpec struct {
-	DockerHost  string // unix:///var/run/docker.sock or $DOCKER_HOST ("" when the host has none)
-	CacheExport bool   // the job wants cache export, which the docker driver cannot do
+	DockerHost string // unix:///var/run/docker.sock or $DOCKER_HOST ("" when the host has none)
 }
 
 // EmbeddedSpec is the host's shared buildkitd.
@@ -141,12 +142,17 @@ func (rs Results) Of(t ProbeTarget) ProbeResult {
 	return ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, Error: "not probed"}
 }
 
+// DockerUp reports whether the host's docker engine answered its probe.
+func (spec Spec) DockerUp(results Results) bool {
+	return spec.Local.DockerHost != "" && results.Of(ProbeTarget{Kind: ProbeDocker, Endpoint: spec.Local.DockerHost}).OK
+}
+
 // Plan says, for each kind of spec.Order in that order, whether and how it
 // can be used given the probe results. It is pure: the side effects (nsc,
 // starting buildkitd, writing files) are the caller's, who takes the first
 // option that is Ready or whose setup succeeds.
 func Plan(spec Spec, results Results) []Option {
-	dockerUp := spec.Local.DockerHost != "" && results.Of(ProbeTarget{Kind: ProbeDocker, Endpoint: spec.Local.DockerHost}).OK
+	dockerUp := spec.DockerUp(results)
 	var opts []Option
 	for _, kind := range spec.Order {
 		switch kind {
@@ -234,7 +240,7 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 		o.Why = "no healthy node"
 		return o
 	}
-	b.DefaultLoad = len(b.Nodes) == 1 && dockerUp
+	b.DefaultLoad = dockerUp && Loadable(b.Nodes)
 	o.State, o.Builder = Ready, b
 	o.Why = strings.Join(why, "; ")
 	if len(missing) > 0 {
@@ -270,16 +276,13 @@ func planLocal(l LocalSpec, results Results) Option {
 		o.Why = "the docker daemon does not answer"
 		return o
 	}
+	// The engine's own builder, exactly what the job gets without dockhand:
+	// images built earlier in the step are usable as FROM, results land in
+	// the engine, nothing is pulled. It cannot export cache (the classic
+	// image store), so the shim only adds --cache-from; a docker-container
+	// builder could export but would lose the first two and pull its image
+	// (docs/cache.md, "The local builder").
 	o.State = Ready
-	if l.CacheExport {
-		// The docker driver cannot export cache: a docker-container builder
-		// on the same daemon can. Its node name is fixed so every job on the
-		// host reuses one container (and its cache).
-		o.Builder = Builder{Kind: KindLocal, Name: LocalName, Driver: DriverDockerContainer, DefaultLoad: true,
-			Nodes: []Node{{Name: LocalName + "0", Endpoint: "default"}}}
-		o.Why = fmt.Sprintf("the host's docker daemon (%s), in a docker-container builder because cache export is on", l.DockerHost)
-		return o
-	}
 	o.Builder = Builder{Kind: KindLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: l.DockerHost}}}
 	o.Why = fmt.Sprintf("the host's docker daemon (%s), its own builder", l.DockerHost)
 	return o

@@ -164,10 +164,10 @@ func TestPlan(t *testing.T) {
 			states:  []State{Down, Ready},
 		},
 		{
-			name:    "local with cache export: a docker-container builder",
-			spec:    func() Spec { s := baseSpec(KindLocal); s.Local.CacheExport = true; return s },
+			name:    "local is the engine's own builder, never a docker-container one",
+			spec:    func() Spec { return baseSpec(KindLocal) },
 			results: results([]string{docker}, nil),
-			want:    &want{kind: KindLocal, state: Ready, endpoints: []string{"default"}, driver: DriverDockerContainer, name: LocalName, load: true, why: "cache export"},
+			want:    &want{kind: KindLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default", load: false, why: "its own builder"},
 		},
 		{
 			name:    "local without a daemon is not configured; nothing usable",
@@ -382,11 +382,29 @@ func TestNoBuilderErrorNamesEachCandidate(t *testing.T) {
 	}
 }
 
+func TestLoadable(t *testing.T) {
+	one := func(p ...string) Node { return Node{Name: "n", Endpoint: epA, Platforms: p} }
+	for _, tc := range []struct {
+		nodes []Node
+		want  bool
+	}{
+		{[]Node{one()}, true},
+		{[]Node{one("linux/amd64"), one("linux/arm64")}, true},
+		{[]Node{one(), one("linux/arm64")}, false}, // the first may build several platforms
+		{[]Node{one("linux/amd64", "linux/386"), one("linux/arm64")}, false},
+		{nil, false},
+	} {
+		if got := Loadable(tc.nodes); got != tc.want {
+			t.Errorf("Loadable(%+v) = %v, want %v", tc.nodes, got, tc.want)
+		}
+	}
+}
+
 func TestInstanceJSON(t *testing.T) {
 	b := Builder{Kind: KindRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
 		{Name: "dockhand-remote0", Endpoint: epA, TLS: TLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "buildkitd"}},
 		{Name: "dockhand-remote-linux-arm64-v8", Endpoint: epArm, Platforms: []string{"linux/arm64/v8"}, TLS: TLS{CA: "/ca.pem"}},
-	}, DefaultLoad: true}
+	}}
 	data, err := InstanceJSON(b)
 	if err != nil {
 		t.Fatal(err)
@@ -397,7 +415,7 @@ func TestInstanceJSON(t *testing.T) {
 	if string(data) != want {
 		t.Errorf("instance =\n%s\nwant\n%s", data, want)
 	}
-	// default-load only on a single node; unix endpoints get no TLS.
+	// default-load on every node when asked; unix endpoints get no TLS.
 	single := Builder{Kind: KindEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: true,
 		Nodes: []Node{{Name: "n0", Endpoint: embSock, TLS: TLS{CA: "/ca.pem"}}}}
 	data, _ = InstanceJSON(single)

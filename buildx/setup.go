@@ -87,7 +87,7 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 		Remote: RemoteSpec{Endpoints: cfg.Remote.Endpoints, Platforms: cfg.Remote.Platforms,
 			TLS: TLS{CA: cfg.Remote.CA, Cert: cfg.Remote.Cert, Key: cfg.Remote.Key, ServerName: cfg.Remote.ServerName}},
 		Namespace: NamespaceSpec{NSC: nsc, TenantID: cfg.Namespace.TenantID, Auth: cfg.Namespace.Auth},
-		Local:     LocalSpec{DockerHost: dockerHost, CacheExport: cfg.Cache.Mode != env.CacheOff},
+		Local:     LocalSpec{DockerHost: dockerHost},
 		Embedded:  EmbeddedSpec{Socket: socket, Buildkitd: buildkitd},
 	}
 }
@@ -153,6 +153,7 @@ func Select(o SetupOptions) (*Selection, error) {
 				NSC: spec.Namespace.NSC, Agent: jobAgent(o.Env), Auth: cfg.Namespace.Auth, TenantID: cfg.Namespace.TenantID,
 				AWSRegion: cfg.Namespace.AWSRegion, IdentityPool: cfg.Namespace.IdentityPool,
 				JobDir: o.JobDir, DockerConfig: o.DockerConfig, Env: o.Env.ToSlice(),
+				DefaultLoad: spec.DockerUp(results),
 			}
 			nb, exp, err := ns.SetUp(context.Background())
 			if err != nil {
@@ -201,6 +202,16 @@ func wireBuilder(o SetupOptions, b Builder) error {
 			return fmt.Errorf("writing the builder %s: %w", b.Name, err)
 		}
 	}
+	if b.Kind == KindNamespace {
+		// Pipelines written from Namespace's docs name `--builder nsc-remote`
+		// (what their own `nsc docker buildx setup` creates): the name works
+		// without those setup lines, and a step that keeps them replaces it.
+		alias := b
+		alias.Name = NamespaceDocsName
+		if err := WriteInstance(o.DockerConfig, alias); err != nil {
+			return fmt.Errorf("writing the builder %s: %w", alias.Name, err)
+		}
+	}
 	if tls := b.Nodes[0].TLS; tls.Enabled() && strings.HasPrefix(b.Endpoint(), "tcp://") {
 		dir := filepath.Join(o.JobDir, "buildkit-tls")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -218,9 +229,15 @@ func wireBuilder(o SetupOptions, b Builder) error {
 	return nil
 }
 
-// builderExports are the job's variables for b.
+// builderExports are the job's variables for b. The engine's own builder
+// gets none: buildx and docker pick it as they would without dockhand, and a
+// step's own `docker buildx use` keeps working.
 func builderExports(b Builder, jobDir string, extra map[string]string) map[string]string {
-	m := map[string]string{BuilderVar: b.Name}
+	m := map[string]string{}
+	if b.Driver == DriverDocker {
+		return m
+	}
+	m[BuilderVar] = b.Name
 	switch b.Driver {
 	case DriverRemote:
 		m[HostVar] = b.Endpoint()
@@ -230,8 +247,6 @@ func builderExports(b Builder, jobDir string, extra map[string]string) map[strin
 				m[TLSServerName] = tls.ServerName
 			}
 		}
-	case DriverDockerContainer:
-		m[HostVar] = "docker-container://buildx_buildkit_" + b.Nodes[0].Name
 	}
 	for k, v := range extra {
 		m[k] = v
@@ -253,6 +268,10 @@ func (s *Selection) Lines() []string {
 		b := s.Builder
 		lines = append(lines, fmt.Sprintf("builder: %s %q on %s, chosen in %s", b.Kind, b.Name, strings.Join(b.Endpoints(), ", "), s.Took.Round(time.Millisecond)))
 		lines = append(lines, "builder: why: "+s.Options[s.Chosen].Why)
+		if b.Driver == DriverDocker {
+			lines = append(lines, "builder: as without dockhand: builds run on the engine's own builder and land in its images; "+
+				"dockhand only adds --cache-from where a cache is configured (this builder cannot export cache)")
+		}
 	}
 	for i, o := range s.Options {
 		if s.Builder != nil && i >= s.Chosen {
@@ -293,7 +312,9 @@ func (s *Selection) Lines() []string {
 				vars = append(vars, k+"="+v)
 			}
 		}
-		lines = append(lines, "builder: "+strings.Join(vars, " "))
+		if len(vars) > 0 {
+			lines = append(lines, "builder: "+strings.Join(vars, " "))
+		}
 	}
 	return lines
 }

@@ -62,9 +62,19 @@ func run(runs int) error {
 	if err != nil {
 		return fmt.Errorf("buildx shim: %w", err)
 	}
+	kit, err := harness.New(filepath.Join(dir, "kit"))
+	if err != nil {
+		return err
+	}
+	defer kit.Close()
+	engine, err := kit.StartDockerd(harness.DockerdOptions{})
+	if err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
 	pairs := []pair{
 		shellPair(dockhand, dir, runs),
 		bootstrapPair(dockhand, toolBin, dir, max(runs/4, 20)),
+		enginePair(dockhand, toolBin, dir, engine.Host, 20),
 		shim,
 	}
 	fmt.Printf("| benchmark | dockhand (median) | plain (median) | added | ratio | bar |\n|---|---|---|---|---|---|\n")
@@ -173,7 +183,32 @@ func shellPair(dockhand, dir string, runs int) pair {
 func bootstrapPair(dockhand, toolBin, dir string, runs int) pair {
 	config := filepath.Join(dir, "dockhand.toml")
 	os.WriteFile(config, []byte(fmt.Sprintf("state_dir = %q\n", filepath.Join(dir, "state"))), 0o600)
-	env := []string{
+	env := bootstrapEnv(toolBin, dir)
+	return pair{
+		name: "bootstrap overhead", bar: 30 * time.Millisecond, runs: runs,
+		dockhand: command(env, dir, dockhand, "bootstrap", "--config", config), dockhandIs: "dockhand bootstrap",
+		plain: command(env, dir, filepath.Join(toolBin, "buildkite-agent"), "bootstrap"), plainIs: "buildkite-agent bootstrap",
+	}
+}
+
+// enginePair: the same trivial job on a host whose only builder is its
+// docker engine (built-in defaults: namespace and remote not configured,
+// local probed), so dockhand's whole setup — job dir, docker config, the
+// engine's probe, the builder choice — is what it adds.
+func enginePair(dockhand, toolBin, dir, dockerHost string, runs int) pair {
+	config := filepath.Join(dir, "engine.toml")
+	os.WriteFile(config, []byte(fmt.Sprintf("state_dir = %q\n", filepath.Join(dir, "engine-state"))), 0o600)
+	env := append(bootstrapEnv(toolBin, dir), "DOCKER_HOST="+dockerHost)
+	return pair{
+		name: "setup on a docker engine host", bar: 50 * time.Millisecond, runs: runs,
+		dockhand: command(env, dir, dockhand, "bootstrap", "--config", config), dockhandIs: "dockhand bootstrap, builder local",
+		plain: command(env, dir, filepath.Join(toolBin, "buildkite-agent"), "bootstrap"), plainIs: "buildkite-agent bootstrap",
+	}
+}
+
+// bootstrapEnv is a trivial job's environment (`true`, no checkout).
+func bootstrapEnv(toolBin, dir string) []string {
+	return []string{
 		"PATH=" + toolBin + ":/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir,
 		"BUILDKITE_JOB_ID=bench-job", "BUILDKITE_COMMAND=true", "BUILDKITE_SKIP_CHECKOUT=true",
 		"BUILDKITE_REPO=none", "BUILDKITE_COMMIT=HEAD", "BUILDKITE_BRANCH=main", "BUILDKITE_AGENT_NAME=bench",
@@ -181,10 +216,5 @@ func bootstrapPair(dockhand, toolBin, dir string, runs int) pair {
 		"BUILDKITE_BUILD_PATH=" + filepath.Join(dir, "builds"), "BUILDKITE_HOOKS_PATH=" + filepath.Join(dir, "hooks"),
 		"BUILDKITE_PLUGINS_PATH=" + filepath.Join(dir, "plugins"), "BUILDKITE_SOCKETS_PATH=" + filepath.Join(dir, "sockets"),
 		"BUILDKITE_PTY=false", "BUILDKITE_BIN_PATH=" + toolBin,
-	}
-	return pair{
-		name: "bootstrap overhead", bar: 30 * time.Millisecond, runs: runs,
-		dockhand: command(env, dir, dockhand, "bootstrap", "--config", config), dockhandIs: "dockhand bootstrap",
-		plain: command(env, dir, filepath.Join(toolBin, "buildkite-agent"), "bootstrap"), plainIs: "buildkite-agent bootstrap",
 	}
 }

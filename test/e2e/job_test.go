@@ -75,12 +75,7 @@ func hook(t *testing.T, dir, name, body string) {
 // start queues a job with command and env and starts an agent for it.
 func (r *rig) start(command string, env map[string]string) (string, *harness.Agent) {
 	r.t.Helper()
-	id := agentapi.NewJobID()
-	jobEnv := agentapi.MinimalEnv(id, command)
-	for k, v := range env {
-		jobEnv[k] = v
-	}
-	r.srv.AddJob(agentapi.Job{ID: id, Env: jobEnv})
+	id := r.queue(command, env)
 	args := r.srv.AgentArgs(shortDir(r.t), id,
 		"--bootstrap-script", r.dockhand+" bootstrap --config "+r.config,
 		"--shell", r.dockhand+" shell -e -c",
@@ -88,6 +83,26 @@ func (r *rig) start(command string, env map[string]string) (string, *harness.Age
 		"--additional-hooks-paths", strings.Join(r.addHooks, ","),
 		"--signal-grace-period-seconds", "5", "--cancel-grace-period", "6",
 	)
+	return id, harness.StartAgent(r.t, args, "DOCKER_CONFIG="+r.userDir)
+}
+
+// queue adds a job running command with env (over the minimal job env).
+func (r *rig) queue(command string, env map[string]string) string {
+	id := agentapi.NewJobID()
+	jobEnv := agentapi.MinimalEnv(id, command)
+	for k, v := range env {
+		jobEnv[k] = v
+	}
+	r.srv.AddJob(agentapi.Job{ID: id, Env: jobEnv})
+	return id
+}
+
+// startPlain runs a job without dockhand: the agent's own bootstrap and
+// shell, the agent user's docker config, the same global hooks.
+func (r *rig) startPlain(command string, env map[string]string) (string, *harness.Agent) {
+	r.t.Helper()
+	id := r.queue(command, env)
+	args := r.srv.AgentArgs(shortDir(r.t), id, "--hooks-path", r.hooks)
 	return id, harness.StartAgent(r.t, args, "DOCKER_CONFIG="+r.userDir)
 }
 

@@ -8,7 +8,7 @@
 //	    checks the token's audience, stores $XDG_CONFIG_HOME/ns/token.json (0600)
 //	nsc auth exchange-aws-cognito-token --aws_region R --identity_pool P --tenant_id ID
 //	    stores the token the same way (no AWS call)
-//	nsc docker buildx setup [--name N] [--state DIR] [--use] [--background]
+//	nsc docker buildx setup [--name N] [--state DIR] [--use] [--background] [--default_load]
 //	    needs the token; writes DIR/proxy/client_cert_and_key.pem and
 //	    server_<arch>_cert.pem, and the builder N (default nsc-remote) into
 //	    $DOCKER_CONFIG/buildx/instances, one remote node per platform
@@ -265,6 +265,7 @@ func setup(b *Backend, args []string, stdout io.Writer) error {
 	state := fs.String("state", "", "")
 	use := fs.Bool("use", false, "")
 	fs.Bool("background", false, "")
+	defaultLoad := fs.Bool("default_load", false, "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -322,8 +323,11 @@ func setup(b *Backend, args []string, stdout io.Writer) error {
 		if err := os.WriteFile(serverCA, ca, 0o600); err != nil {
 			return err
 		}
-		nodes = append(nodes, node{Name: arch, Endpoint: bl.Endpoint, Platforms: []platform{{arch, osName}},
-			DriverOpts: map[string]string{"cacert": serverCA, "cert": certKey, "key": certKey}})
+		opts := map[string]string{"cacert": serverCA, "cert": certKey, "key": certKey}
+		if *defaultLoad {
+			opts["default-load"] = "true"
+		}
+		nodes = append(nodes, node{Name: arch, Endpoint: bl.Endpoint, Platforms: []platform{{arch, osName}}, DriverOpts: opts})
 	}
 	ng := map[string]any{"Name": *name, "Driver": "remote", "Nodes": nodes, "Dynamic": false}
 	data, _ := json.Marshal(ng)

@@ -25,7 +25,7 @@ import (
 )
 
 // Tools are the binaries of the real components.
-var Tools = []string{"buildkitd", "buildctl", "docker", "docker-buildx", "registry", "s3server", "buildkite-agent", "runc", "busybox", "jq", "packer"}
+var Tools = []string{"buildkitd", "buildctl", "docker", "docker-buildx", "docker-compose", "dockerd", "registry", "s3server", "buildkite-agent", "runc", "busybox", "jq", "packer"}
 
 // startTimeout bounds how long a component may take to become ready.
 const startTimeout = 60 * time.Second
@@ -35,8 +35,9 @@ type Kit struct {
 	Dir     string // working root: logs, data, sockets
 	ToolBin string // where the real components live
 
-	mu    sync.Mutex
-	procs []*proc
+	mu       sync.Mutex
+	procs    []*proc
+	cleanups []func() // run by Close after the processes are stopped
 }
 
 type proc struct {
@@ -180,7 +181,15 @@ func (k *Kit) Close() error {
 	for i := len(procs) - 1; i >= 0; i-- {
 		procs[i].stop()
 	}
-	return unmountUnder(k.Dir)
+	err := unmountUnder(k.Dir)
+	k.mu.Lock()
+	cleanups := k.cleanups
+	k.cleanups = nil
+	k.mu.Unlock()
+	for _, c := range cleanups {
+		c()
+	}
+	return err
 }
 
 // unmountUnder detaches every mount point below dir, deepest first.

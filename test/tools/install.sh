@@ -22,9 +22,21 @@ for spec in \
   registry=github.com/distribution/distribution/v3/cmd/registry \
   s3server=github.com/johannesboyne/gofakes3/cmd/gofakes3; do
   name=${spec%%=*} pkg=${spec#*=}
+  ldflags=
+  # compose refuses a buildx that reports no version: stamp the pinned one.
+  if [[ $name == docker-buildx ]]; then
+    ldflags="-X github.com/docker/buildx/version.Version=$(go list -m -f '{{.Version}}' github.com/docker/buildx)"
+  fi
   step "go build $name ($pkg)"
-  go build -trimpath -o "$bin/$name" "$pkg"
+  go build -trimpath -ldflags "$ldflags" -o "$bin/$name" "$pkg"
 done
+
+# The docker compose v2 CLI plugin (test/tools/compose/go.mod), version stamped.
+cd "$root/test/tools/compose"
+compose_version=$(go list -m -f '{{.Version}}' github.com/docker/compose/v2)
+step "go build docker-compose ($compose_version)"
+go build -trimpath -ldflags "-X github.com/docker/compose/v2/internal.Version=$compose_version" \
+  -o "$bin/docker-compose" github.com/docker/compose/v2/cmd
 
 cd "$root/test/tools/agent"
 step "go build buildkite-agent"
@@ -95,6 +107,29 @@ if [[ ! -x "$bin/jq" || "$(cat "$debs/jq.version" 2>/dev/null)" != "${JQ_DEBS[*]
   rm -rf "$tmp"
 fi
 
+# The docker engine: Debian bookworm's docker.io (dockerd 20.10) with its
+# containerd, runc and docker-init, installed into the system by apt (dockerd
+# runs its helpers from PATH). The service is never started: policy-rc.d
+# refuses it during the install, and the tests start their own dockerd on a
+# unix socket in a temporary root (test/harness/dockerd.go).
+ENGINE_DEBS=("docker.io=20.10.24+dfsg1-1+deb12u1+b6" "containerd=1.6.20~ds1-1+deb12u3")
+engine_stamp="$debs/engine.version"
+if [[ ! -x /usr/sbin/dockerd || ! -x /usr/bin/containerd || "$(cat "$engine_stamp" 2>/dev/null)" != "${ENGINE_DEBS[*]}" ]]; then
+  step "apt-get install ${ENGINE_DEBS[*]}"
+  apt-get update >/dev/null
+  want=()
+  for pkgver in "${ENGINE_DEBS[@]}"; do
+    pkg=${pkgver%%=*}
+    if apt-cache show "$pkgver" >/dev/null 2>&1; then want+=("$pkgver"); else
+      step "pinned $pkgver gone; taking the current $pkg"; want+=("$pkg"); fi
+  done
+  guard=/usr/sbin/policy-rc.d
+  [[ -e $guard ]] || { printf '#!/bin/sh\nexit 101\n' >"$guard"; chmod 0755 "$guard"; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}" >/dev/null
+  echo "${ENGINE_DEBS[*]}" >"$engine_stamp"
+fi
+ln -sf /usr/sbin/dockerd "$bin/dockerd"
+
 # The docker CLI: the machine's, if it is at least 24; else build one.
 docker_major=0
 if command -v docker >/dev/null; then
@@ -108,7 +143,7 @@ elif [[ ! -x "$bin/docker" || -L "$bin/docker" ]]; then
   GOBIN="$bin" GOFLAGS= go install github.com/docker/cli/cmd/docker@v29.9.3+incompatible
 fi
 
-for t in buildkitd buildctl docker-buildx registry s3server buildkite-agent docker-credential-ecr-login runc busybox packer jq docker; do
+for t in buildkitd buildctl docker-buildx docker-compose dockerd registry s3server buildkite-agent docker-credential-ecr-login runc busybox packer jq docker; do
   [[ -x "$bin/$t" ]] || { echo "tools: $t missing from $bin" >&2; exit 1; }
 done
 step "ready in $bin"

@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
+)
+
+// The transparency corpus: everyday steps of pipelines nobody will rewrite,
+// each run through the real agent twice on the same real docker engine —
+// once with the plain `buildkite-agent bootstrap` and `/bin/bash -e -c`, once
+// with dockhand — comparing the exit status and the step's own result lines
+// (those it prints as "out: …"). A difference is a failure.
+
+// corpusRow is one everyday step. Its command (or, for what Buildkite plugins
+// run from their `command` hook, which does not go through the job's shell,
+// its hook) sees T (a tag unique to the run), CTX (the build contexts), REG
+// (a plain registry), AREG and APASS (a registry with a login), BASE (the
+// busybox base image) and O, the "out: " prefix (kept out of the command's
+// text, which the agent echoes).
+type corpusRow struct {
+	name    string
+	command string
+	hook    string // a global `command` hook body instead of the command
+	// engineOnly: the step needs the engine's own builder (a FROM naming an
+	// image that exists only in the engine), so it runs on the local kind.
+	engineOnly bool
+}
+
+var corpus = []corpusRow{
+	{name: "build then run", command: `docker build -t app-$T "$CTX/app"
+docker run --rm app-$T cat /hi | sed "s/^/$O/"`},
+	{name: "build FROM an image built earlier in the step", engineOnly: true, command: `docker build -t base-$T "$CTX/base"
+docker build --build-arg BASE=base-$T -t from-$T "$CTX/from"
+docker run --rm from-$T cat /base /app | sed "s/^/$O/"`},
+	{name: "build then push", command: `docker build -t $REG/push:$T "$CTX/app"
+docker push $REG/push:$T >/dev/null
+docker rmi $REG/push:$T >/dev/null
+docker run --rm $REG/push:$T cat /hi | sed "s/^/$O/"`},
+	{name: "buildx build --load then run", command: `docker buildx build --load -t load-$T "$CTX/app"
+docker run --rm load-$T cat /hi | sed "s/^/$O/"`},
+	{name: "buildx bake", command: `cd "$CTX/bake"
+docker buildx bake --load
+docker run --rm bake-$T cat /hi | sed "s/^/$O/"`},
+	{name: "compose build and run", command: `cd "$CTX/compose"
+docker compose -p c$T build
+docker compose -p c$T run --rm app cat /hi | sed "s/^/$O/"`},
+	{name: "docker-compose plugin's commands from a command hook", hook: `set -e
+cd "$CTX/compose"
+docker compose -f compose.yaml -p h$T build app
+docker compose -f compose.yaml -p h$T run --rm app cat /hi | sed "s/^/$O/"`},
+	{name: "docker plugin's run from a command hook", hook: `set -e
+docker run --rm -e GREETING=from-the-plugin $BASE sh -c "echo $O\$GREETING"`},
+	{name: "docker login then push", command: `echo "$APASS" | docker login $AREG -u user --password-stdin >/dev/null
+docker build -t $AREG/login:$T "$CTX/app"
+docker push $AREG/login:$T >/dev/null
+docker rmi $AREG/login:$T >/dev/null
+docker run --rm $AREG/login:$T cat /hi | sed "s/^/$O/"
+docker logout $AREG >/dev/null`},
+	{name: "a failing build fails the step", command: `echo "${O}before"
+docker build -t fail-$T "$CTX/fail"
+echo "${O}not reached"`},
+}
+
+// corpusKind is a builder kind the corpus runs on, as a dockhand.toml.
+type corpusKind struct {
+	name   string
+	config string // after state_dir
+	engine bool   // the engine's own builder
+}
+
+// writeCorpusContexts writes the build contexts the rows use.
+func writeCorpusContexts(t *testing.T, dir, base string) {
+	t.Helper()
+	files := map[string]string{
+		"app/Dockerfile":  "FROM " + base + "\nRUN echo hi > /hi\n",
+		"base/Dockerfile": "FROM " + base + "\nRUN echo base > /base\n",
+		"from/Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo app > /app\n",
+		"fail/Dockerfile": "FROM " + base + "\nRUN exit 7\n",
+		"bake/Dockerfile": "FROM " + base + "\nRUN echo hi > /hi\n",
+		"bake/docker-bake.hcl": `variable "T" {}
+target "default" {
+  tags = ["bake-${T}"]
+}
+`,
+		"compose/Dockerfile": "FROM " + base + "\nRUN echo hi > /hi\n",
+		"compose/compose.yaml": `services:
+  app:
+    build: .
+    image: compose-app:${T}
+    network_mode: none
+`,
+	}
+	for name, body := range files {
+		writeFile(t, filepath.Join(dir, name), body)
+	}
+}
+
+// outLines are the step's own result lines of a job log, in order.
+func outLines(log string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if i := strings.Index(l, "out: "); i >= 0 {
+			out = append(out, strings.TrimSpace(l[i:]))
+		}
+	}
+	return out
+}
+
+// TestTransparencyCorpus runs every row on the engine's own builder (the
+// built-in defaults) and on each BuildKit kind, plain and with dockhand.
+func TestTransparencyCorpus(t *testing.T) {
+	kit := harness.Start(t, harness.Options{})
+	engine, err := kit.StartDockerd(harness.DockerdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authReg, err := kit.StartRegistry(harness.RegistryOptions{Name: "auth-registry", User: "user", Password: "s3cret-pass"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t)
+	r.state = filepath.Join(shortDir(t), "state") // the embedded daemon's socket lives under it
+	t.Cleanup(func() { stopEmbedded(t, r.state) })
+	composeLink := filepath.Join(r.userDir, "cli-plugins", "docker-compose")
+	if err := os.Symlink(kit.Bin("docker-compose"), composeLink); err != nil {
+		t.Fatal(err)
+	}
+	ctxDir := t.TempDir()
+	writeCorpusContexts(t, ctxDir, kit.BaseImage)
+	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")
+	writeFile(t, bkConfig, fmt.Sprintf("[worker.oci]\n  gc = false\n[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n[registry.%q]\n  http = true\n", kit.Registry.Host, authReg.Host))
+	kinds := []corpusKind{
+		{name: "local (built-in defaults)", engine: true},
+		{name: "remote", config: fmt.Sprintf("builders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", kit.Buildkitd.Addr)},
+		{name: "embedded", config: fmt.Sprintf("builders = [\"embedded\"]\n[embedded]\nconfig = %q\n", bkConfig)},
+	}
+	env := map[string]string{
+		"DOCKER_HOST": engine.Host, "CTX": ctxDir, "REG": kit.Registry.Host, "BASE": kit.BaseImage,
+		"AREG": authReg.Host, "APASS": authReg.Password, "O": "out: ",
+	}
+	n := 0
+	for _, kind := range kinds {
+		writeFile(t, r.config, fmt.Sprintf("state_dir = %q\n%s", r.state, kind.config))
+		for _, row := range corpus {
+			if row.engineOnly && !kind.engine {
+				continue
+			}
+			t.Run(kind.name+"/"+row.name, func(t *testing.T) {
+				var runs [2]corpusRun
+				for i, plain := range []bool{true, false} {
+					n++
+					jobEnv := map[string]string{"T": fmt.Sprintf("t%d%d", time.Now().UnixNano()%1e6, n)}
+					for k, v := range env {
+						jobEnv[k] = v
+					}
+					runs[i] = r.runCorpus(row, plain, jobEnv)
+				}
+				plain, dh := runs[0], runs[1]
+				if plain.status != dh.status || !slices.Equal(plain.out, dh.out) {
+					t.Errorf("plain and dockhand differ:\nplain:    exit %s %q\ndockhand: exit %s %q\n--- dockhand log:\n%s\n--- plain log:\n%s",
+						plain.status, plain.out, dh.status, dh.out, dh.log, plain.log)
+				}
+				if len(plain.out) == 0 {
+					t.Errorf("the plain run printed no result line (exit %s):\n%s", plain.status, plain.log)
+				}
+				if strings.Contains(dh.log, authReg.Password) {
+					t.Errorf("the registry password is in the dockhand job log")
+				}
+				if kind.engine && !strings.Contains(dh.log, "as without dockhand") {
+					t.Errorf("the dockhand log does not say the engine's own builder is used:\n%s", section(dh.log))
+				}
+			})
+		}
+	}
+}
+
+type corpusRun struct {
+	status string
+	out    []string
+	log    string
+}
+
+// runCorpus runs one row as one job, plain or through dockhand.
+func (r *rig) runCorpus(row corpusRow, plain bool, env map[string]string) corpusRun {
+	r.t.Helper()
+	command := row.command
+	hookPath := filepath.Join(r.hooks, "command")
+	if row.hook != "" {
+		hook(r.t, r.hooks, "command", row.hook)
+		defer os.Remove(hookPath)
+		command = "echo the command hook runs instead"
+	}
+	var id string
+	var a *harness.Agent
+	if plain {
+		id, a = r.startPlain(command, env)
+	} else {
+		id, a = r.start(command, env)
+	}
+	f, log := r.finish(id, a)
+	return corpusRun{status: f.ExitStatus, out: outLines(log), log: log}
+}
