@@ -53,7 +53,11 @@ func builderLines(sel *buildx.Selection, warning string) []string {
 	if sel == nil {
 		return lines
 	}
-	if sel.Builder == nil && warning == "" {
+	switch {
+	case sel.Builder != nil || warning != "":
+	case buildx.Configured(sel.Options):
+		lines = append(lines, "warning: builder: the docker engine does not answer; the job runs as without dockhand (docker commands meet the same engine)")
+	default:
 		lines = append(lines, "builder: none configured on this host for this queue; docker uses its own default builder")
 	}
 	return append(lines, sel.Lines()...)

@@ -188,10 +188,27 @@ func Select(o SetupOptions) (*Selection, error) {
 		sel.Exports = builderExports(b, o.JobDir, exports)
 		return sel, nil
 	}
-	if !Configured(sel.Options) {
+	if !Configured(sel.Options) || onlyEngineDown(sel.Options) {
 		return sel, nil
 	}
 	return sel, &NoBuilderError{Options: sel.Options, Setup: setupErrs}
+}
+
+// onlyEngineDown reports whether the only kind configured is local and its
+// engine is down: the job then runs as it would without dockhand (its
+// docker commands meet the same engine), not with exit 125.
+func onlyEngineDown(opts []Option) bool {
+	down := false
+	for _, o := range opts {
+		switch {
+		case o.State == NotConfigured:
+		case o.Kind == KindLocal && o.State == Down:
+			down = true
+		default:
+			return false
+		}
+	}
+	return down
 }
 
 // wireBuilder writes the builder's instance file (nsc wrote its own) and the

@@ -128,3 +128,20 @@ func TestSelect(t *testing.T) {
 		t.Errorf("embedded without buildkitd: %v", err)
 	}
 }
+
+func TestOnlyEngineDown(t *testing.T) {
+	opt := func(kind string, s State) Option { return Option{Kind: kind, State: s} }
+	for _, tc := range []struct {
+		opts []Option
+		want bool
+	}{
+		{[]Option{opt(KindNamespace, NotConfigured), opt(KindRemote, NotConfigured), opt(KindLocal, Down)}, true},
+		{[]Option{opt(KindRemote, Down), opt(KindLocal, Down)}, false}, // a configured pool is down: 125
+		{[]Option{opt(KindLocal, NotConfigured)}, false},
+		{[]Option{opt(KindLocal, Down), opt(KindEmbedded, Down)}, false},
+	} {
+		if got := onlyEngineDown(tc.opts); got != tc.want {
+			t.Errorf("onlyEngineDown(%v) = %v, want %v", tc.opts, got, tc.want)
+		}
+	}
+}

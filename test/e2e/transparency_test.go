@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -206,4 +208,69 @@ func (r *rig) runCorpus(row corpusRow, plain bool, env map[string]string) corpus
 	}
 	f, log := r.finish(id, a)
 	return corpusRun{status: f.ExitStatus, out: outLines(log), log: log}
+}
+
+var probeLine = regexp.MustCompile(`builder: probe local (\S+): down after `)
+
+// hangingSocket is a unix socket that accepts connections and never answers,
+// as a wedged docker engine does.
+func hangingSocket(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(shortDir(t), "docker.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		var held []net.Conn
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return path
+}
+
+// TestDockerEngineDownOrHanging: a wedged engine is probed within
+// probe_timeout; the queue's next kind is chosen, and with the built-in
+// defaults (where the engine is the only builder) the job runs as it would
+// without dockhand instead of failing with 125.
+func TestDockerEngineDownOrHanging(t *testing.T) {
+	sock := hangingSocket(t)
+	state := filepath.Join(shortDir(t), "state")
+	t.Cleanup(func() { stopEmbedded(t, state) })
+	config := filepath.Join(t.TempDir(), "dockhand.toml")
+
+	writeFile(t, config, fmt.Sprintf("state_dir = %q\nprobe_timeout = \"1s\"\n", state))
+	r := runBootstrap(t, config, "pipe", "echo step-ran", "DOCKER_HOST=unix://"+sock)
+	if r.code != 0 || !strings.Contains(r.stdout+r.stderr, "step-ran") {
+		t.Fatalf("built-in defaults with a hanging engine: exit %d, want the step to run\n%s", r.code, r.stdout+r.stderr)
+	}
+	if !strings.Contains(r.stdout+r.stderr, "the docker engine does not answer") || !strings.Contains(r.stdout+r.stderr, "not local:") {
+		t.Errorf("the log does not say the engine is down:\n%s", r.stdout+r.stderr)
+	}
+	if r.took > 20*time.Second {
+		t.Errorf("the job took %s with probe_timeout 1s", r.took)
+	}
+
+	writeFile(t, config, fmt.Sprintf("state_dir = %q\nprobe_timeout = \"1s\"\nbuilders = [\"local\", \"embedded\"]\n", state))
+	r = runBootstrap(t, config, "pipe", "echo step-ran", "DOCKER_HOST=unix://"+sock)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stdout+r.stderr)
+	}
+	// The choice includes starting the embedded buildkitd; what is bounded
+	// here is that the hanging engine cost no more than probe_timeout.
+	if !strings.Contains(r.stdout+r.stderr, `builder: embedded "dockhand-embedded"`) || !strings.Contains(r.stdout+r.stderr, "builder: not local:") {
+		t.Errorf("want the embedded builder after local, which is down:\n%s", r.stdout+r.stderr)
+	}
+	if probe := probeLine.FindStringSubmatch(r.stdout + r.stderr); probe == nil || probe[1] != "unix://"+sock {
+		t.Errorf("no probe line for the engine:\n%s", r.stdout+r.stderr)
+	}
 }
