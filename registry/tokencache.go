@@ -133,7 +133,8 @@ func (c *TokenCache) Put(hint, registryKey string, t Token, now time.Time) (drop
 	// Forget the hints (rotated access keys) that have no token left.
 	live := map[string]bool{}
 	for k := range f.Tokens {
-		live[k[:strings.IndexByte(k, '/')]] = true
+		hint, _, _ := strings.Cut(k, "/")
+		live[hint] = true
 	}
 	for h := range f.Identities {
 		if !live[h] {
@@ -188,6 +189,13 @@ func (c *TokenCache) load() (tokenFile, error) {
 	}
 	if f.Tokens == nil {
 		f.Tokens = map[string]Token{}
+	}
+	// Any job of the host can write this file: an entry that is not
+	// HINT "/" REGISTRY_KEY is not one dockhand wrote, and is dropped.
+	for k := range f.Tokens {
+		if hint, reg, ok := strings.Cut(k, "/"); !ok || hint == "" || reg == "" {
+			delete(f.Tokens, k)
+		}
 	}
 	return f, nil
 }
