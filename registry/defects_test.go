@@ -45,3 +45,28 @@ func TestDefect03_TokenCacheKeyWithoutSlash(t *testing.T) {
 		t.Errorf("the malformed entry survived a rewrite: %s", after)
 	}
 }
+
+// `store` with an empty Secret is refused, and an empty login already in the
+// job's store (planted, or from an older dockhand) is passed over: neither
+// may shadow the static (or ECR) source with nothing.
+func TestDefect11_StoreRefusesEmptySecret(t *testing.T) {
+	root := t.TempDir()
+	jobDir := filepath.Join(root, "job")
+	os.MkdirAll(jobDir, 0o700)
+	static := filepath.Join(root, "static.json")
+	os.WriteFile(static, []byte(`{"username":"su","password":"sp"}`), 0o600)
+	var stderr bytes.Buffer
+	h := New(Options{JobDir: jobDir, StateDir: filepath.Join(root, "state"), Stderr: &stderr,
+		Settings: Settings{Static: map[string]string{"static.example": static}}})
+	if _, err := serve(t, h, "store", `{"ServerURL":"static.example","Username":"u","Secret":""}`); err == nil {
+		t.Errorf("store with an empty Secret was accepted")
+	}
+	if u, s, err := h.Get("static.example"); err != nil || u != "su" || s != "sp" {
+		t.Errorf("get after an empty store = %q %q %v, want the static credentials", u, s, err)
+	}
+	planted, _ := json.Marshal(map[string]Login{"static.example": {ServerURL: "static.example", Username: "u"}})
+	os.WriteFile(filepath.Join(jobDir, StoreFile), planted, 0o600)
+	if u, s, err := h.Get("static.example"); err != nil || u != "su" || s != "sp" {
+		t.Errorf("get with an empty login in the store = %q %q %v, want the static credentials", u, s, err)
+	}
+}

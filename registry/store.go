@@ -57,18 +57,26 @@ func Key(serverURL string) string {
 	return strings.ToLower(u.Host)
 }
 
-// Get returns the login for a registry, or ok=false.
+// ErrEmptySecret refuses a login without a secret: served back, it would
+// shadow the registry's other sources with nothing.
+var ErrEmptySecret = errors.New("a login with an empty secret is not stored")
+
+// Get returns the login for a registry, or ok=false. A login without a
+// secret is no login.
 func (s *Store) Get(serverURL string) (Login, bool, error) {
 	var l Login
 	var found bool
 	err := s.read(func(all map[string]Login) {
 		l, found = all[Key(serverURL)]
 	})
-	return l, found, err
+	return l, found && l.Secret != "", err
 }
 
 // Put stores or replaces a login.
 func (s *Store) Put(l Login) error {
+	if l.Secret == "" {
+		return fmt.Errorf("%s: %w", Key(l.ServerURL), ErrEmptySecret)
+	}
 	return s.update(func(all map[string]Login) { all[Key(l.ServerURL)] = l })
 }
 
