@@ -82,7 +82,8 @@ func CreateJobDir(state, jobID string) (*JobDir, error) {
 		return nil, err
 	}
 	defer release()
-	name := unsafeName().ReplaceAllString(jobID, "_")
+	// A leading "." would hide the dir from ls and from older sweeps.
+	name := strings.TrimLeft(unsafeName().ReplaceAllString(jobID, "_"), ".")
 	if len(name) > 64 {
 		name = name[:64]
 	}
@@ -130,7 +131,8 @@ func Sweep(state string) ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+		// Every dir here is a job's, whatever its name; .lock is a file.
+		if !e.IsDir() {
 			continue
 		}
 		path := filepath.Join(jobs, e.Name())
