@@ -125,8 +125,8 @@ type layout struct {
 }
 
 // PruneLocalCache keeps dir, the local backend's directory of one OCI layout
-// per pipeline, under maxSize bytes: it removes whole layouts, least recently
-// written first (index.json's time), never keep (this job's pipeline) and
+// per pipeline, under maxSize bytes: it removes whole layouts (nothing that
+// is not one is counted or touched), least recently written first (index.json's time), never keep (this job's pipeline) and
 // none written within grace of now (a job may be using it). It returns the
 // names it removed and the size left.
 func PruneLocalCache(dir, keep string, maxSize int64, now time.Time, grace time.Duration) ([]string, int64, error) {
@@ -137,11 +137,11 @@ func PruneLocalCache(dir, keep string, maxSize int64, now time.Time, grace time.
 	var layouts []layout
 	var total int64
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+		p := filepath.Join(dir, e.Name())
+		if !e.IsDir() || !isOCILayout(p) {
+			continue // not a cache layout: never dockhand's to remove
 		}
 		l := layout{name: e.Name()}
-		p := filepath.Join(dir, e.Name())
 		_ = filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
 			if err == nil && d.Type().IsRegular() {
 				if fi, err := d.Info(); err == nil {
@@ -174,6 +174,17 @@ func PruneLocalCache(dir, keep string, maxSize int64, now time.Time, grace time.
 		total -= l.size
 	}
 	return evicted, total, nil
+}
+
+// isOCILayout reports whether dir holds what every OCI layout BuildKit
+// writes has: a regular index.json and a blobs/ dir (neither a symlink).
+func isOCILayout(dir string) bool {
+	idx, err := os.Lstat(filepath.Join(dir, "index.json"))
+	if err != nil || !idx.Mode().IsRegular() {
+		return false
+	}
+	blobs, err := os.Lstat(filepath.Join(dir, "blobs"))
+	return err == nil && blobs.IsDir()
 }
 
 // prepareLocalCache makes the local backend's dir and keeps it bounded.

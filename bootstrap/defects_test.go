@@ -1,11 +1,15 @@
 package bootstrap
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 // Regression tests for the defects of issue 12 that live in the bootstrap,
@@ -40,5 +44,50 @@ func TestDefect14_DotJobIDSwept(t *testing.T) {
 	// Go's "*" matches names starting with "." too.
 	if left, _ := filepath.Glob(filepath.Join(state, "jobs", "*", "credentials.json")); len(left) != 0 {
 		t.Errorf("left behind: %q", left)
+	}
+}
+
+// Eviction from the local cache takes only OCI layouts (index.json and
+// blobs/): not the state dir's buildkitd/ or tokens/ when cache.local.dir is
+// the state dir, nor anything else an operator keeps there. Pointing
+// cache.local.dir at the state dir (or above it) is a configuration error.
+func TestDefect12_EvictionOnlyRemovesOCILayouts(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	old := now.Add(-72 * time.Hour)
+	mk := func(name string, files ...string) {
+		for _, f := range files {
+			p := filepath.Join(dir, name, f)
+			os.MkdirAll(filepath.Dir(p), 0o700)
+			os.WriteFile(p, make([]byte, 1000), 0o600)
+			os.Chtimes(p, old, old)
+		}
+		os.Chtimes(filepath.Join(dir, name), old, old)
+	}
+	mk("pipeline-a", "index.json", "blobs/sha256/x")
+	mk("buildkitd", "buildkitd.toml", "root/cache.db")
+	mk("tokens", "ecr.json")
+	mk("jobs", "job-1/credentials.json")
+	mk("not-quite", "index.json") // no blobs/: not a layout
+	evicted, _, err := PruneLocalCache(dir, "mine", 1, now, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(evicted, []string{"pipeline-a"}) {
+		t.Errorf("evicted %q, want only the layout pipeline-a", evicted)
+	}
+	for _, keep := range []string{"buildkitd/root/cache.db", "tokens/ecr.json", "jobs/job-1/credentials.json", "not-quite/index.json"} {
+		if _, err := os.Stat(filepath.Join(dir, keep)); err != nil {
+			t.Errorf("%s was removed: %v", keep, err)
+		}
+	}
+	for _, tt := range []struct{ state, cache string }{{"/var/lib/dockhand", "/var/lib/dockhand"}, {"/var/lib/dockhand", "/var/lib"}, {"/var/lib/dockhand/", "/var/lib/dockhand"}} {
+		file := fmt.Sprintf("state_dir = %q\n[cache]\nbackend = \"local\"\n[cache.local]\ndir = %q\n", tt.state, tt.cache)
+		if _, err := env.Parse("x.toml", []byte(file), ""); err == nil || !strings.Contains(err.Error(), "cache.local.dir") {
+			t.Errorf("state_dir %s with cache.local.dir %s: %v, want an error naming cache.local.dir", tt.state, tt.cache, err)
+		}
+	}
+	if _, err := env.Parse("x.toml", []byte("state_dir = \"/var/lib/dockhand\"\n[cache]\nbackend = \"local\"\n[cache.local]\ndir = \"/var/lib/dockhand/cache\"\n"), ""); err != nil {
+		t.Errorf("a cache dir inside the state dir was refused: %v", err)
 	}
 }

@@ -615,6 +615,14 @@ func (c *Config) crossCheck() []error {
 	if c.Cache.Backend == CacheS3 && c.Cache.Mode != CacheOff && c.Cache.S3.Bucket == "" {
 		report("cache.backend", `is "s3" but cache.s3.bucket is not set`)
 	}
+	// Eviction removes whole dirs under cache.local.dir: the state dir (job
+	// dirs, tokens, buildkitd) must not be one of them, nor be it.
+	if c.Cache.Backend == CacheLocal && c.Cache.Mode != CacheOff {
+		cache, state := path.Clean(c.Cache.Local.Dir), path.Clean(c.StateDir)
+		if cache == state || strings.HasPrefix(state, strings.TrimSuffix(cache, "/")+"/") {
+			report("cache.local.dir", fmt.Sprintf("%q holds the state dir %q; give the cache its own dir (such as %q)", c.Cache.Local.Dir, c.StateDir, path.Join(state, "cache")))
+		}
+	}
 	return errs
 }
 
