@@ -1,14 +1,19 @@
 package bootstrap
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -89,5 +94,66 @@ func TestDefect12_EvictionOnlyRemovesOCILayouts(t *testing.T) {
 	}
 	if _, err := env.Parse("x.toml", []byte("state_dir = \"/var/lib/dockhand\"\n[cache]\nbackend = \"local\"\n[cache.local]\ndir = \"/var/lib/dockhand/cache\"\n"), ""); err != nil {
 		t.Errorf("a cache dir inside the state dir was refused: %v", err)
+	}
+}
+
+// A Job API double that records redactions (the agent's wire protocol: POST
+// /api/current-job/v0/redactions with the bearer token).
+func startRedactionRecorder(t *testing.T) (sock, token string, got func() []string) {
+	dir, err := os.MkdirTemp("", "jobapi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock, token = filepath.Join(dir, "job.sock"), "job-api-token"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var redacted []string
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token || r.URL.Path != "/api/current-job/v0/redactions" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var req struct {
+			Redact string `json:"redact"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		redacted = append(redacted, req.Redact)
+		mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]string{"redacted": req.Redact})
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sock, token, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(redacted)
+	}
+}
+
+// Logins `dockhand hook environment` carries over from another hook's docker
+// config are added to the job's log redactor, as a `docker login` is.
+func TestDefect09_HookImportedLoginsRedacted(t *testing.T) {
+	sock, token, got := startRedactionRecorder(t)
+	jobDir := t.TempDir()
+	if err := SeedDockerConfig(filepath.Join(jobDir, "docker"), UserDockerConfig{}, "/usr/local/bin/dockhand"); err != nil {
+		t.Fatal(err)
+	}
+	stack := t.TempDir()
+	os.WriteFile(filepath.Join(stack, "config.json"), []byte(`{"auths": {
+		"127.0.0.1:5000": {"auth": "Y2k6czNjcmV0"},
+		"reg.example": {"identitytoken": "id-t0ken"}}}`), 0o600)
+	e := agentenv.FromMap(map[string]string{JobDirVar: jobDir, DockerConfigVar: stack,
+		"BUILDKITE_AGENT_JOB_API_SOCKET": sock, "BUILDKITE_AGENT_JOB_API_TOKEN": token})
+	var out, log strings.Builder
+	if err := EnvironmentHook(e, &out, &log); err != nil {
+		t.Fatal(err)
+	}
+	if r := got(); !slices.Contains(r, "s3cret") || !slices.Contains(r, "id-t0ken") {
+		t.Errorf("redacted %q, want both imported secrets (log %q)", r, log.String())
 	}
 }

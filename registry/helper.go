@@ -131,13 +131,21 @@ type Credential struct {
 // Add stores a `docker login` in the job's store, and adds the secret to
 // the job's log redactor.
 func (h *Helper) Add(c *credentials.Credentials) error {
+	return h.AddLogin(Login{ServerURL: c.ServerURL, Username: c.Username, Secret: c.Secret})
+}
+
+// AddLogin stores a login in the job's store and adds its secret to the
+// job's log redactor: the one way a login enters a job (`docker login`, or
+// one carried over from another hook's docker config), so none is served
+// unredacted.
+func (h *Helper) AddLogin(l Login) error {
 	if h.store == nil {
 		return ErrNoJob
 	}
-	if err := h.store.Put(Login{ServerURL: c.ServerURL, Username: c.Username, Secret: c.Secret}); err != nil {
+	if err := h.store.Put(l); err != nil {
 		return err
 	}
-	h.redact(c.Secret)
+	h.redact(l.Secret)
 	return nil
 }
 
