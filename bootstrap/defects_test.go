@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +28,7 @@ import (
 func TestDefect14_DotJobIDSwept(t *testing.T) {
 	state := t.TempDir()
 	for _, id := range []string{".hidden", "..", "."} {
-		dead, err := CreateJobDir(state, id)
+		dead, err := CreateJobDir(context.Background(), state, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +41,7 @@ func TestDefect14_DotJobIDSwept(t *testing.T) {
 	legacy := filepath.Join(state, "jobs", ".old-123")
 	os.Mkdir(legacy, 0o700)
 	os.WriteFile(filepath.Join(legacy, "credentials.json"), []byte("{}"), 0o600)
-	removed, err := Sweep(state)
+	removed, err := Sweep(context.Background(), state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,5 +157,47 @@ func TestDefect09_HookImportedLoginsRedacted(t *testing.T) {
 	}
 	if r := got(); !slices.Contains(r, "s3cret") || !slices.Contains(r, "id-t0ken") {
 		t.Errorf("redacted %q, want both imported secrets (log %q)", r, log.String())
+	}
+}
+
+// With STATE/jobs/.lock held by a stuck process, the bootstrap's wait ends
+// at the agent's cancel signal: it ends as a cancelled bootstrap would,
+// instead of hanging until the agent's SIGKILL.
+func TestDefect04_BootstrapHonoursSignalWhileWaitingForLock(t *testing.T) {
+	state := t.TempDir()
+	os.MkdirAll(filepath.Join(state, "jobs"), 0o700)
+	f, err := os.OpenFile(filepath.Join(state, "jobs", ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	cfg := env.Default("")
+	cfg.StateDir = state
+	sigs := make(chan os.Signal, 1)
+	sigs <- syscall.SIGTERM // the agent cancels the job while setup waits
+	type result struct {
+		exit Exit
+		err  error
+	}
+	got := make(chan result, 1)
+	var log strings.Builder
+	go func() {
+		exit, err := Run(Options{Env: agentenv.FromMap(map[string]string{"BUILDKITE_JOB_ID": "j1", "PATH": "/usr/bin:/bin"}),
+			Config: cfg, Self: "/usr/local/bin/dockhand", Log: &log, UID: os.Getuid(), Signals: sigs})
+		got <- result{exit, err}
+	}()
+	select {
+	case r := <-got:
+		if r.err != nil || r.exit.Signal != syscall.SIGTERM {
+			t.Errorf("Run = %+v, %v; want the SIGTERM exit", r.exit, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bootstrap still waits for the lock 10s after SIGTERM")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(state, "jobs")); len(entries) != 1 {
+		t.Errorf("left behind in jobs/: %v", entries) // only .lock
 	}
 }

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -71,13 +72,14 @@ func usableDir(dir string) error {
 // start-up path of every dockhand call.
 var unsafeName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^A-Za-z0-9_.-]+`) })
 
-// CreateJobDir makes and locks a new job dir under state.
-func CreateJobDir(state, jobID string) (*JobDir, error) {
+// CreateJobDir makes and locks a new job dir under state. Waiting for the
+// host's other jobs is bounded, and ends with ctx.
+func CreateJobDir(ctx context.Context, state, jobID string) (*JobDir, error) {
 	jobs := filepath.Join(state, "jobs")
 	if err := os.MkdirAll(jobs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", jobs, err)
 	}
-	release, err := filelock.Lock(filepath.Join(jobs, ".lock"), 0)
+	release, err := filelock.Lock(ctx, filepath.Join(jobs, ".lock"), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +96,7 @@ func CreateJobDir(state, jobID string) (*JobDir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the job dir: %w", err)
 	}
-	lock, err := lockDir(path, false)
+	lock, err := lockDir(path) // new, and nobody else's: had at once
 	if err != nil {
 		os.Remove(path)
 		return nil, err
@@ -114,7 +116,8 @@ func (j *JobDir) Remove() error {
 }
 
 // Sweep removes the job dirs under state whose job is gone, and returns them.
-func Sweep(state string) ([]string, error) {
+// Waiting for the host's other jobs is bounded, and ends with ctx.
+func Sweep(ctx context.Context, state string) ([]string, error) {
 	jobs := filepath.Join(state, "jobs")
 	entries, err := os.ReadDir(jobs)
 	if errors.Is(err, os.ErrNotExist) {
@@ -123,7 +126,7 @@ func Sweep(state string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", jobs, err)
 	}
-	release, err := filelock.Lock(filepath.Join(jobs, ".lock"), 0)
+	release, err := filelock.Lock(ctx, filepath.Join(jobs, ".lock"), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +139,7 @@ func Sweep(state string) ([]string, error) {
 			continue
 		}
 		path := filepath.Join(jobs, e.Name())
-		lock, err := lockDir(path, true)
+		lock, err := lockDir(path)
 		if err != nil {
 			continue // alive, or already gone
 		}
@@ -151,18 +154,14 @@ func Sweep(state string) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// lockDir takes an exclusive flock on a directory; with nonBlocking it fails
-// at once when another process holds it.
-func lockDir(path string, nonBlocking bool) (*os.File, error) {
+// lockDir takes an exclusive flock on a directory, failing at once when
+// another process holds it.
+func lockDir(path string) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	how := unix.LOCK_EX
-	if nonBlocking {
-		how |= unix.LOCK_NB
-	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}

@@ -5,6 +5,7 @@
 package bootstrap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -61,8 +62,17 @@ func Run(o Options) (Exit, error) {
 	start := time.Now()
 	sigs := o.Signals
 
-	job, notes, err := prepare(o)
+	// One context for all of setup, ended by the agent's cancel signal:
+	// every wait in it (locks, probes, builder starts) gives up at once.
+	ctx, endSetup := watchSignals(sigs)
+	job, notes, err := prepare(ctx, o)
+	setupSignal := endSetup()
 	if err != nil {
+		if setupSignal != 0 {
+			// Cancelled before the job started: end as a cancelled
+			// bootstrap would, with nothing to clean up.
+			return Exit{Signal: setupSignal}, nil
+		}
 		return Exit{}, &SetupError{err}
 	}
 	grace := GracePeriod(o.Env)
@@ -87,6 +97,9 @@ func Run(o Options) (Exit, error) {
 
 	// A signal during setup: the job never starts, and dockhand ends as a
 	// cancelled bootstrap would.
+	if setupSignal != 0 {
+		return Exit{Signal: setupSignal}, nil
+	}
 	select {
 	case s := <-sigs:
 		return Exit{Signal: s.(syscall.Signal)}, nil
@@ -120,6 +133,30 @@ func Run(o Options) (Exit, error) {
 	}
 }
 
+// watchSignals returns a context that ends when a signal arrives on sigs,
+// and the func that stops watching and says which signal ended it (0: none).
+// After it, sigs is the caller's again.
+func watchSignals(sigs <-chan os.Signal) (context.Context, func() syscall.Signal) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var got syscall.Signal
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case s := <-sigs:
+			got, _ = s.(syscall.Signal)
+			cancel()
+		case <-quit:
+		}
+	}()
+	return ctx, func() syscall.Signal {
+		close(quit)
+		<-done
+		cancel()
+		return got
+	}
+}
+
 // exitOf turns the child's end into an Exit.
 func exitOf(cmd *exec.Cmd, err error) (Exit, error) {
 	var ee *exec.ExitError
@@ -148,7 +185,8 @@ type setupNotes struct {
 }
 
 // prepare sweeps dead jobs' dirs and creates this job's dir and docker config.
-func prepare(o Options) (*JobDir, setupNotes, error) {
+// ctx ends with the job's cancel signal.
+func prepare(ctx context.Context, o Options) (*JobDir, setupNotes, error) {
 	var n setupNotes
 	tmpdir, _ := o.Env.Get("TMPDIR")
 	state, fellBack, err := StateDir(o.Config.StateDir, tmpdir, o.UID)
@@ -156,12 +194,12 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 		return nil, n, err
 	}
 	n.wanted, n.stateDir, n.fellBack = o.Config.StateDir, state, fellBack
-	n.swept, err = Sweep(state)
+	n.swept, err = Sweep(ctx, state)
 	if err != nil {
 		return nil, n, fmt.Errorf("sweeping dead jobs' dirs: %w", err)
 	}
 	jobID, _ := o.Env.Get("BUILDKITE_JOB_ID")
-	job, err := CreateJobDir(state, jobID)
+	job, err := CreateJobDir(ctx, state, jobID)
 	if err != nil {
 		return nil, n, err
 	}

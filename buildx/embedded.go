@@ -2,6 +2,7 @@ package buildx
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -67,7 +68,7 @@ func (e Embedded) Ensure() (started bool, pid int, err error) {
 	if err := os.MkdirAll(e.Dir, 0o700); err != nil {
 		return false, 0, err
 	}
-	release, err := filelock.Lock(filepath.Join(e.Dir, "lock"), e.StartTimeout+15*time.Second)
+	release, err := filelock.Lock(context.Background(), filepath.Join(e.Dir, "lock"), e.StartTimeout+15*time.Second)
 	if err != nil {
 		return false, 0, err
 	}

@@ -276,7 +276,7 @@ func (p *Prober) lock(deadline time.Time) (func(), error) {
 	if err := os.MkdirAll(p.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("probe cache: %w", err)
 	}
-	release, err := filelock.Lock(filepath.Join(p.CacheDir, probeLockFile), max(time.Until(deadline), time.Millisecond))
+	release, err := filelock.Lock(context.Background(), filepath.Join(p.CacheDir, probeLockFile), max(time.Until(deadline), time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("probe cache: %w; probing without it", err)
 	}

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -69,4 +72,62 @@ func TestDefect11_StoreRefusesEmptySecret(t *testing.T) {
 	if u, s, err := h.Get("static.example"); err != nil || u != "su" || s != "sp" {
 		t.Errorf("get with an empty login in the store = %q %q %v, want the static credentials", u, s, err)
 	}
+}
+
+// holdLock holds an flock on path for the rest of the test, as a stuck
+// process would (another open file description contends like one).
+func holdLock(t *testing.T, path string) {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(path), 0o700)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
+// within runs fn and fails the test if it has not returned after d.
+func within(t *testing.T, d time.Duration, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); fn() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s still waiting after %s", what, d)
+	}
+}
+
+// With the token cache's or the job store's lock held by a stuck process,
+// get and store give up within their bounds (get: Timeout, as the docs
+// say), get still serves the token it fetched, and store's error names the
+// lock's holder.
+func TestDefect04_HelperLockWaitsBounded(t *testing.T) {
+	r := newECRRig(t)
+	jobDir := t.TempDir()
+	holdLock(t, filepath.Join(r.state, TokenCacheDirName, "ecr.json.lock"))
+	holdLock(t, filepath.Join(jobDir, StoreFile+".lock"))
+	var stderr bytes.Buffer
+	h := New(Options{
+		StateDir: r.state, JobDir: jobDir, Env: r.env, UID: 1000, Stderr: &stderr, Now: r.clock.Now, FetchECR: r.fetch.fetch,
+		FileStamp: func(string) (int64, time.Time, bool) { return 0, time.Time{}, false },
+		LockWait:  time.Second, Timeout: 2 * time.Second,
+	})
+	within(t, 10*time.Second, "get", func() {
+		if _, secret, err := h.Get(ecrHost); err != nil || secret != "token-1@us-east-1" {
+			t.Errorf("get with the cache locked = %q, %v", secret, err)
+		}
+	})
+	if !strings.Contains(stderr.String(), "could not cache the ECR token") {
+		t.Errorf("stderr = %q, want a line about the cache", stderr.String())
+	}
+	within(t, 10*time.Second, "store", func() {
+		_, err := serve(t, h, "store", `{"ServerURL":"r.example","Username":"u","Secret":"p"}`)
+		if err == nil || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
+			t.Errorf("store with the store locked = %v, want an error naming pid %d", err, os.Getpid())
+		}
+	})
 }

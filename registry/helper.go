@@ -106,6 +106,7 @@ func New(o Options) *Helper {
 	h := &Helper{o: o}
 	if o.JobDir != "" {
 		h.store = JobStore(o.JobDir)
+		h.store.Wait = o.LockWait
 	}
 	return h
 }
@@ -260,7 +261,7 @@ func (h *Helper) ecr(ctx context.Context, route Route) (Credential, error) {
 	if t, ok, _ := cache.Get(hint, key); ok && t.Fresh(h.o.Now()) {
 		return detail(t, "cached token"), nil
 	}
-	unlock, err := cache.LockFetch(key, h.o.LockWait)
+	unlock, err := cache.LockFetch(ctx, key, h.o.LockWait)
 	if err != nil {
 		h.warnf("%v; fetching the ECR token without waiting", err)
 	} else {
@@ -280,7 +281,7 @@ func (h *Helper) ecr(ctx context.Context, route Route) (Credential, error) {
 		return Credential{}, err
 	}
 	t := tokenOf(reply, requested)
-	dropped, err := cache.Put(hint, key, t, h.o.Now())
+	dropped, err := cache.Put(ctx, hint, key, t, h.o.Now())
 	if err != nil {
 		h.warnf("could not cache the ECR token: %v", err)
 	}

@@ -8,6 +8,7 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dockhand-ci/dockhand/internal/filelock"
 
@@ -37,6 +39,8 @@ type Login struct {
 // in the job dir, so they are gone with the job and never seen by another.
 type Store struct {
 	Path string
+	// Wait bounds waiting for another writer (filelock.DefaultWait when 0).
+	Wait time.Duration
 }
 
 // JobStore returns the store of the job whose dir is jobDir.
@@ -111,7 +115,7 @@ func (s *Store) read(fn func(map[string]Login)) error {
 // store's flock, which serialises writers across the docker processes of
 // one job.
 func (s *Store) update(fn func(map[string]Login)) error {
-	unlock, err := filelock.Lock(s.Path+".lock", 0)
+	unlock, err := filelock.Lock(context.Background(), s.Path+".lock", s.Wait)
 	if err != nil {
 		return fmt.Errorf("the job's credential store: %w", err)
 	}
