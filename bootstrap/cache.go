@@ -212,7 +212,7 @@ type ensureRepoFunc func(repository string, maxAgeDays int) (string, error)
 // ecrRepoEnsurer runs `dockhand-cloud ecr-cache-repo` for a repository at
 // most once per host and lifecycle setting: a marker under the state dir
 // remembers that it was done.
-func ecrRepoEnsurer(stateDir, cloud string, e *agentenv.Environment) ensureRepoFunc {
+func ecrRepoEnsurer(jobCtx context.Context, stateDir, cloud string, e *agentenv.Environment) ensureRepoFunc {
 	return func(repository string, days int) (string, error) {
 		sum := sha256.Sum256([]byte(repository))
 		marker := filepath.Join(stateDir, "cache-repos", hex.EncodeToString(sum[:16]))
@@ -220,7 +220,7 @@ func ecrRepoEnsurer(stateDir, cloud string, e *agentenv.Environment) ensureRepoF
 		if data, err := os.ReadFile(marker); err == nil && string(data) == want {
 			return "", nil
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		ctx, cancel := context.WithTimeout(jobCtx, 40*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, cloud, ecrCacheRepoCommand, "--repository", repository, "--max-age-days", strconv.Itoa(days))
 		cmd.Env = e.ToSlice()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -199,5 +200,61 @@ func TestDefect04_BootstrapHonoursSignalWhileWaitingForLock(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(state, "jobs")); len(entries) != 1 {
 		t.Errorf("left behind in jobs/: %v", entries) // only .lock
+	}
+}
+
+// The agent cancels a job while Namespace is being set up (nsc can take up
+// to a minute): the bootstrap stops the setup and ends at once, as a
+// cancelled bootstrap would, leaving no job dir and no nsc running.
+func TestDefect05_CancelDuringSetupIsHonoured(t *testing.T) {
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	if err := syscall.Mkfifo(started, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(dir, "nsc.pid")
+	// An nsc that says it started, then never answers.
+	nsc := filepath.Join(dir, "nsc")
+	os.WriteFile(nsc, []byte("#!/bin/sh\necho $$ >"+pidFile+"\necho up >"+started+"\nexec sleep 300\n"), 0o700)
+	state := filepath.Join(dir, "state")
+	cfg := env.Default("")
+	cfg.StateDir = state
+	cfg.Builders = []string{env.BuilderNamespace}
+	cfg.Namespace.NSC, cfg.Namespace.TenantID, cfg.Namespace.Auth = nsc, "tenant", env.AuthCognito
+	sigs := make(chan os.Signal, 1)
+	type result struct {
+		exit Exit
+		err  error
+	}
+	got := make(chan result, 1)
+	var log strings.Builder
+	go func() {
+		exit, err := Run(Options{Env: agentenv.FromMap(map[string]string{"BUILDKITE_JOB_ID": "j1", "PATH": "/usr/bin:/bin"}),
+			Config: cfg, Self: filepath.Join(dir, "dockhand"), Log: &log, UID: os.Getuid(), Signals: sigs})
+		got <- result{exit, err}
+	}()
+	if _, err := os.ReadFile(started); err != nil { // blocks until nsc runs
+		t.Fatal(err)
+	}
+	sigs <- syscall.SIGTERM
+	select {
+	case r := <-got:
+		if r.err != nil || r.exit.Signal != syscall.SIGTERM {
+			t.Errorf("Run = %+v, %v; want the SIGTERM exit", r.exit, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bootstrap still sets up 10s after SIGTERM")
+	}
+	if data, err := os.ReadFile(pidFile); err == nil {
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		if pid > 0 && syscall.Kill(pid, 0) == nil {
+			if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(stat), ") Z") {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Errorf("nsc (pid %d) still running after the cancel", pid)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(state, "jobs")); len(entries) != 1 {
+		t.Errorf("left behind in jobs/: %v", entries)
 	}
 }

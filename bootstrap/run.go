@@ -230,12 +230,18 @@ func prepare(ctx context.Context, o Options) (*JobDir, setupNotes, error) {
 	settings := registry.SettingsFor(o.Config)
 	st := JobState{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx,
 		Registry: &settings, Debug: o.Config.Debug}
-	n.builder, st.Builder, n.builderMsg, err = chooseBuilder(o, state, job.Path)
+	n.builder, st.Builder, n.builderMsg, err = chooseBuilder(ctx, o, state, job.Path)
 	if err != nil {
 		return fail(err)
 	}
+	if err := ctx.Err(); err != nil {
+		return fail(err) // cancelled: the builder may have been passed over for it
+	}
 	st.Cache, n.cache = prepareCache(o.Config, o.Env, time.Now(),
-		ecrRepoEnsurer(state, buildx.CloudPath(o.Self), o.Env))
+		ecrRepoEnsurer(ctx, state, buildx.CloudPath(o.Self), o.Env))
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
 	if err := WriteState(job.Path, st); err != nil {
 		return fail(err)
 	}
