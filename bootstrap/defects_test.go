@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -179,25 +180,7 @@ func TestDefect04_BootstrapHonoursSignalWhileWaitingForLock(t *testing.T) {
 	cfg.StateDir = state
 	sigs := make(chan os.Signal, 1)
 	sigs <- syscall.SIGTERM // the agent cancels the job while setup waits
-	type result struct {
-		exit Exit
-		err  error
-	}
-	got := make(chan result, 1)
-	var log strings.Builder
-	go func() {
-		exit, err := Run(Options{Env: agentenv.FromMap(map[string]string{"BUILDKITE_JOB_ID": "j1", "PATH": "/usr/bin:/bin"}),
-			Config: cfg, Self: "/usr/local/bin/dockhand", Log: &log, UID: os.Getuid(), Signals: sigs})
-		got <- result{exit, err}
-	}()
-	select {
-	case r := <-got:
-		if r.err != nil || r.exit.Signal != syscall.SIGTERM {
-			t.Errorf("Run = %+v, %v; want the SIGTERM exit", r.exit, r.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the bootstrap still waits for the lock 10s after SIGTERM")
-	}
+	endsBySignal(t, runAsync(cfg, "/usr/local/bin/dockhand", sigs), "waits for the lock")
 	if entries, _ := os.ReadDir(filepath.Join(state, "jobs")); len(entries) != 1 {
 		t.Errorf("left behind in jobs/: %v", entries) // only .lock
 	}
@@ -222,29 +205,12 @@ func TestDefect05_CancelDuringSetupIsHonoured(t *testing.T) {
 	cfg.Builders = []string{env.BuilderNamespace}
 	cfg.Namespace.NSC, cfg.Namespace.TenantID, cfg.Namespace.Auth = nsc, "tenant", env.AuthCognito
 	sigs := make(chan os.Signal, 1)
-	type result struct {
-		exit Exit
-		err  error
-	}
-	got := make(chan result, 1)
-	var log strings.Builder
-	go func() {
-		exit, err := Run(Options{Env: agentenv.FromMap(map[string]string{"BUILDKITE_JOB_ID": "j1", "PATH": "/usr/bin:/bin"}),
-			Config: cfg, Self: filepath.Join(dir, "dockhand"), Log: &log, UID: os.Getuid(), Signals: sigs})
-		got <- result{exit, err}
-	}()
+	got := runAsync(cfg, filepath.Join(dir, "dockhand"), sigs)
 	if _, err := os.ReadFile(started); err != nil { // blocks until nsc runs
 		t.Fatal(err)
 	}
 	sigs <- syscall.SIGTERM
-	select {
-	case r := <-got:
-		if r.err != nil || r.exit.Signal != syscall.SIGTERM {
-			t.Errorf("Run = %+v, %v; want the SIGTERM exit", r.exit, r.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the bootstrap still sets up 10s after SIGTERM")
-	}
+	endsBySignal(t, got, "sets up")
 	if data, err := os.ReadFile(pidFile); err == nil {
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
 		if pid > 0 && syscall.Kill(pid, 0) == nil {
@@ -256,5 +222,34 @@ func TestDefect05_CancelDuringSetupIsHonoured(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(state, "jobs")); len(entries) != 1 {
 		t.Errorf("left behind in jobs/: %v", entries)
+	}
+}
+
+type runResult struct {
+	exit Exit
+	err  error
+}
+
+// runAsync runs one job's bootstrap with cfg in the background.
+func runAsync(cfg *env.Config, self string, sigs chan os.Signal) <-chan runResult {
+	got := make(chan runResult, 1)
+	go func() {
+		exit, err := Run(Options{Env: agentenv.FromMap(map[string]string{"BUILDKITE_JOB_ID": "j1", "PATH": "/usr/bin:/bin"}),
+			Config: cfg, Self: self, Log: io.Discard, UID: os.Getuid(), Signals: sigs})
+		got <- runResult{exit, err}
+	}()
+	return got
+}
+
+// endsBySignal checks the bootstrap ended by SIGTERM within 10 s of it.
+func endsBySignal(t *testing.T, got <-chan runResult, doing string) {
+	t.Helper()
+	select {
+	case r := <-got:
+		if r.err != nil || r.exit.Signal != syscall.SIGTERM {
+			t.Errorf("Run = %+v, %v; want the SIGTERM exit", r.exit, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the bootstrap still %s 10s after SIGTERM", doing)
 	}
 }
