@@ -253,3 +253,84 @@ func endsBySignal(t *testing.T, got <-chan runResult, doing string) {
 		t.Fatalf("the bootstrap still %s 10s after SIGTERM", doing)
 	}
 }
+
+// A configured state_dir that another user owns or may write (or that sits
+// under a dir another user may write) is not used: that user could plant
+// docker/cli-plugins/docker-buildx in a job dir and run code as the agent
+// user. The job falls back to its private TMPDIR dir, and says why.
+func TestDefect02_StateDirOfAnotherUserNotUsed(t *testing.T) {
+	uid := os.Getuid()
+	type setup func(t *testing.T, root string) string
+	cases := map[string]setup{
+		"world-writable": func(t *testing.T, root string) string {
+			d := filepath.Join(root, "state")
+			os.Mkdir(d, 0o700)
+			os.Chmod(d, 0o777)
+			return d
+		},
+		"group-writable": func(t *testing.T, root string) string {
+			d := filepath.Join(root, "state")
+			os.Mkdir(d, 0o700)
+			os.Chmod(d, 0o770)
+			return d
+		},
+		"under a world-writable dir without the sticky bit": func(t *testing.T, root string) string {
+			shared := filepath.Join(root, "shared")
+			os.Mkdir(shared, 0o700)
+			os.Chmod(shared, 0o777)
+			d := filepath.Join(shared, "state")
+			os.Mkdir(d, 0o700)
+			return d
+		},
+		"a symlink to a world-writable dir": func(t *testing.T, root string) string {
+			target := filepath.Join(root, "target")
+			os.Mkdir(target, 0o700)
+			os.Chmod(target, 0o777)
+			link := filepath.Join(root, "state")
+			os.Symlink(target, link)
+			return link
+		},
+	}
+	if uid == 0 {
+		cases["owned by another user"] = func(t *testing.T, root string) string {
+			d := filepath.Join(root, "state")
+			os.Mkdir(d, 0o700)
+			if err := os.Chown(d, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			configured := mk(t, root)
+			tmp := filepath.Join(root, "tmp")
+			os.Mkdir(tmp, 0o700)
+			dir, fellBack, err := StateDir(configured, tmp, uid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fellBack == nil || !strings.HasPrefix(dir, tmp) {
+				t.Errorf("StateDir = %s (fell back: %v), want the private dir under %s", dir, fellBack, tmp)
+			}
+		})
+	}
+	// The fallback dir itself is held to the same rules: a planted symlink
+	// to a dir another user controls is refused, not followed.
+	root := t.TempDir()
+	tmp := filepath.Join(root, "tmp")
+	os.Mkdir(tmp, 0o700)
+	evil := filepath.Join(root, "evil")
+	os.Mkdir(evil, 0o700)
+	os.Chmod(evil, 0o777)
+	os.Symlink(evil, filepath.Join(tmp, "dockhand-"+strconv.Itoa(uid)))
+	if dir, _, err := StateDir("", tmp, uid); err == nil {
+		t.Errorf("a fallback symlinked to a world-writable dir was used: %s", dir)
+	}
+	// A good state dir is used as it is.
+	good := filepath.Join(root, "good")
+	if dir, fellBack, err := StateDir(good, tmp, uid); err != nil || fellBack != nil || dir != good {
+		t.Errorf("StateDir(%s) = %s, %v, %v", good, dir, fellBack, err)
+	}
+}

@@ -9,9 +9,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/dockhand-ci/dockhand/internal/filelock"
+	"github.com/dockhand-ci/dockhand/internal/safedir"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,40 +32,42 @@ type JobDir struct {
 }
 
 // StateDir returns the directory dockhand keeps job dirs in: the configured
-// one when it can be created and written, else a private directory under
-// tmpdir. It reports why it fell back.
+// one when it can be created and written and only uid (and root) can change
+// it (see safedir.Check), else a private directory under tmpdir. It reports
+// why it fell back. The path returned has no symlinks left in it.
 func StateDir(configured, tmpdir string, uid int) (dir string, fellBack error, err error) {
 	if configured != "" {
-		if err := usableDir(configured); err == nil {
-			return configured, nil, nil
-		} else {
-			fellBack = err
+		dir, err := trustedDir(configured, uid, false)
+		if err == nil {
+			return dir, nil, nil
 		}
+		fellBack = err
 	}
 	if tmpdir == "" {
 		tmpdir = os.TempDir()
 	}
-	dir = filepath.Join(tmpdir, fmt.Sprintf("dockhand-%d", uid))
-	if err := usableDir(dir); err != nil {
-		return "", fellBack, fmt.Errorf("no usable state dir: %s: %w", dir, err)
-	}
-	fi, err := os.Stat(dir)
+	fallback := filepath.Join(tmpdir, fmt.Sprintf("dockhand-%d", uid))
+	dir, err = trustedDir(fallback, uid, true)
 	if err != nil {
-		return "", fellBack, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || int(st.Uid) != uid || fi.Mode().Perm()&0o077 != 0 {
-		return "", fellBack, fmt.Errorf("state dir %s is not private to uid %d (mode %o)", dir, uid, fi.Mode().Perm())
+		return "", fellBack, fmt.Errorf("no usable state dir: %s: %w", fallback, err)
 	}
 	return dir, fellBack, nil
 }
 
-// usableDir creates dir (0700) if needed and checks it can be written.
-func usableDir(dir string) error {
+// trustedDir creates dir (0700) if needed, checks that it can be written,
+// and that no one but uid and root can change it or what is above it.
+func trustedDir(dir string, uid int, private bool) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+		return "", err
 	}
-	return unix.Access(dir, unix.W_OK|unix.X_OK)
+	real, err := safedir.Check(dir, uid, private)
+	if err != nil {
+		return "", err
+	}
+	if err := unix.Access(real, unix.W_OK|unix.X_OK); err != nil {
+		return "", fmt.Errorf("%s: %w", real, err)
+	}
+	return real, nil
 }
 
 // unsafeName is compiled on first use: package initialisation is on the
