@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -332,5 +333,42 @@ func TestDefect02_StateDirOfAnotherUserNotUsed(t *testing.T) {
 	good := filepath.Join(root, "good")
 	if dir, fellBack, err := StateDir(good, tmp, uid); err != nil || fellBack != nil || dir != good {
 		t.Errorf("StateDir(%s) = %s, %v, %v", good, dir, fellBack, err)
+	}
+}
+
+// A full disk under an existing state_dir: the job runs, on the private dir
+// under TMPDIR, as docs/operations.md promises, and the log says why.
+// (A tmpfs of 64 KiB, filled, is the full disk: mounting it needs root, as
+// `make test` has.)
+func TestDefect07_FullDiskFallsBackToTmpdir(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounting the full tmpfs needs root")
+	}
+	root := t.TempDir()
+	full := filepath.Join(root, "full")
+	os.Mkdir(full, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", full).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", full).Run() })
+	state := filepath.Join(full, "state")
+	os.Mkdir(state, 0o700)
+	os.WriteFile(filepath.Join(full, "filler"), make([]byte, 256<<10), 0o600) // ENOSPC part-way: the disk is full
+	bin := filepath.Join(root, "bin")
+	os.Mkdir(bin, 0o700)
+	// The real bootstrap's stand-in: it checks it got a job dir.
+	os.WriteFile(filepath.Join(bin, "buildkite-agent"), []byte("#!/bin/sh\ntest -d \"$DOCKHAND_JOB_DIR\" || exit 3\nexit 7\n"), 0o700)
+	tmp := filepath.Join(root, "tmp")
+	os.Mkdir(tmp, 0o700)
+	cfg := env.Default("")
+	cfg.StateDir, cfg.Builders, cfg.Cache.Mode = state, nil, env.CacheOff
+	var log strings.Builder
+	exit, err := Run(Options{Env: agentenv.FromMap(map[string]string{"BUILDKITE_JOB_ID": "j1", "PATH": bin + ":/usr/bin:/bin", "TMPDIR": tmp}),
+		Config: cfg, Self: filepath.Join(bin, "dockhand"), Log: &log, UID: os.Getuid()})
+	if err != nil || exit.Code != 7 {
+		t.Fatalf("Run = %+v, %v; want the job's own exit 7 (log:\n%s)", exit, err, log.String())
+	}
+	if !strings.Contains(log.String(), "state dir "+state+" not usable") || !strings.Contains(log.String(), "using "+filepath.Join(tmp, "dockhand-0")) {
+		t.Errorf("log does not say it fell back to TMPDIR:\n%s", log.String())
 	}
 }

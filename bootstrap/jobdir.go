@@ -67,7 +67,27 @@ func trustedDir(dir string, uid int, private bool) (string, error) {
 	if err := unix.Access(real, unix.W_OK|unix.X_OK); err != nil {
 		return "", fmt.Errorf("%s: %w", real, err)
 	}
+	if err := hasRoom(real); err != nil {
+		return "", err
+	}
 	return real, nil
+}
+
+// minFree is the room a job's setup needs in the state dir (its docker
+// config, state and locks are a few KiB; builders and tokens as much).
+const minFree = 1 << 20
+
+// hasRoom fails with ENOSPC when dir's file system has less than minFree
+// bytes (or no inodes) left for dockhand's user.
+func hasRoom(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return nil // unknown: the writes will tell
+	}
+	if free := st.Bavail * uint64(st.Bsize); free < minFree || (st.Files > 0 && st.Ffree == 0) {
+		return fmt.Errorf("%s: the disk is full (%d bytes, %d inodes free): %w", dir, free, st.Ffree, unix.ENOSPC)
+	}
+	return nil
 }
 
 // unsafeName is compiled on first use: package initialisation is on the

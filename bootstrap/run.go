@@ -185,15 +185,29 @@ type setupNotes struct {
 }
 
 // prepare sweeps dead jobs' dirs and creates this job's dir and docker config.
-// ctx ends with the job's cancel signal.
+// ctx ends with the job's cancel signal. When the state dir's disk fills up
+// under it, it starts again in the private dir under TMPDIR.
 func prepare(ctx context.Context, o Options) (*JobDir, setupNotes, error) {
-	var n setupNotes
 	tmpdir, _ := o.Env.Get("TMPDIR")
 	state, fellBack, err := StateDir(o.Config.StateDir, tmpdir, o.UID)
 	if err != nil {
-		return nil, n, err
+		return nil, setupNotes{}, err
 	}
-	n.wanted, n.stateDir, n.fellBack = o.Config.StateDir, state, fellBack
+	job, n, err := prepareIn(ctx, o, state)
+	if err != nil && errors.Is(err, syscall.ENOSPC) && fellBack == nil {
+		fellBack = err
+		if state, _, err = StateDir("", tmpdir, o.UID); err == nil {
+			job, n, err = prepareIn(ctx, o, state)
+		}
+	}
+	n.wanted, n.fellBack = o.Config.StateDir, fellBack
+	return job, n, err
+}
+
+// prepareIn is prepare in the state dir state.
+func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNotes, error) {
+	n := setupNotes{stateDir: state}
+	var err error
 	n.swept, err = Sweep(ctx, state)
 	if err != nil {
 		return nil, n, fmt.Errorf("sweeping dead jobs' dirs: %w", err)
