@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -109,11 +110,16 @@ func Run(o Options) (Exit, error) {
 	cmd := exec.Command(agent, "bootstrap")
 	cmd.Env = childEnv.ToSlice()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
+	// Should dockhand be SIGKILLed, the job must not run on unowned: the
+	// child gets SIGTERM, as on a cancel, and it and everything it starts
+	// hold the job dir's lock (fd 3, inherited), so no other job sweeps the
+	// dir while any of them lives.
+	cmd.ExtraFiles = []*os.File{job.lock}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	done, err := startLocked(cmd)
+	if err != nil {
 		return Exit{}, &SetupError{fmt.Errorf("starting %s bootstrap: %w", agent, err)}
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	for {
 		select {
 		case <-sigs:
@@ -131,6 +137,27 @@ func Run(o Options) (Exit, error) {
 			return exitOf(cmd, err)
 		}
 	}
+}
+
+// startLocked starts cmd from an OS thread that lives until cmd ends: the
+// kernel sends Pdeathsig when the thread that forked the child exits, not
+// the process, and the Go runtime may end an idle thread. done gets Wait's
+// result.
+func startLocked(cmd *exec.Cmd) (done <-chan error, err error) {
+	started, ended := make(chan error, 1), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine, after the child
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		ended <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return ended, nil
 }
 
 // watchSignals returns a context that ends when a signal arrives on sigs,

@@ -5,9 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dockhand-ci/dockhand/bootstrap"
 )
 
 // Regression tests for the defects of issue 12 that show in the dockhand
@@ -67,5 +71,83 @@ func TestDefect15_RealBuildxPointingAtDockhand(t *testing.T) {
 				t.Errorf("output %q does not name DOCKHAND_REAL_BUILDX", out)
 			}
 		})
+	}
+}
+
+// A SIGKILLed `dockhand bootstrap` (the OOM killer, the agent's SIGKILL after
+// its grace period) does not leave the job running unowned: the real
+// bootstrap gets SIGTERM and cancels its command, and until the last of
+// them is gone they hold the job dir's lock, so the next job's sweep does
+// not pull the dir from under them.
+func TestDefect06_SIGKILLedBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildDockhand(t, dir)
+	fifo := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ready, release := fifo("ready"), fifo("release")
+	cmdPid := filepath.Join(dir, "cmd.pid")
+	agentDir := filepath.Join(dir, "agent")
+	os.Mkdir(agentDir, 0o700)
+	// The real bootstrap's stand-in: runs a long command; on SIGTERM it
+	// waits to be released (its cancel grace period), then ends it.
+	os.WriteFile(filepath.Join(agentDir, "buildkite-agent"), []byte(`#!/bin/sh
+sleep 300 & cmd=$!
+echo $cmd >`+cmdPid+`
+trap 'read x <`+release+`; kill $cmd; exit 143' TERM
+echo up >`+ready+`
+wait $cmd
+`), 0o700)
+	state := filepath.Join(dir, "state")
+	cfgFile := filepath.Join(dir, "dockhand.toml")
+	os.WriteFile(cfgFile, []byte("state_dir = \""+state+"\"\nbuilders = [\"local\"]\nbuilders_optional = true\n[cache]\nmode = \"off\"\n"), 0o600)
+	boot := exec.Command(bin, "bootstrap", "--config", cfgFile)
+	boot.Env = []string{"BUILDKITE_JOB_ID=j6", "PATH=" + agentDir + ":/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir}
+	if err := boot.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadFile(ready); err != nil { // the command runs
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(cmdPid)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	jobDirs, _ := filepath.Glob(filepath.Join(state, "jobs", "j6-*"))
+	if len(jobDirs) != 1 {
+		t.Fatalf("job dirs = %q", jobDirs)
+	}
+	boot.Process.Kill()
+	boot.Wait()
+	// The next job on the host sweeps while the command still runs.
+	if removed, err := bootstrap.Sweep(context.Background(), state); err != nil || len(removed) != 0 {
+		t.Errorf("the sweep removed %q (%v) while the job's command ran", removed, err)
+	}
+	released := make(chan error, 1)
+	go func() { released <- os.WriteFile(release, []byte("go\n"), 0) }() // blocks until the stand-in got SIGTERM
+	select {
+	case err := <-released:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		os.OpenFile(release, os.O_RDONLY|syscall.O_NONBLOCK, 0) // unblock the writer
+		t.Fatal("the real bootstrap got no SIGTERM within 10s of dockhand's death")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job's command (pid %d) still runs 10s after its cancel", pid)
+		}
+		time.Sleep(20 * time.Millisecond) // bounded poll for another process's end
+	}
+	if removed, err := bootstrap.Sweep(context.Background(), state); err != nil || len(removed) != 1 {
+		t.Errorf("once the job was gone, the sweep removed %q (%v), want its dir", removed, err)
 	}
 }
