@@ -372,3 +372,56 @@ func TestDefect07_FullDiskFallsBackToTmpdir(t *testing.T) {
 		t.Errorf("log does not say it fell back to TMPDIR:\n%s", log.String())
 	}
 }
+
+// asUser runs a shell command as uid/gid (the test runs as root) and
+// returns whether it succeeded and its output.
+func asUser(t *testing.T, uid int, script string) (bool, string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	out, err := cmd.CombinedOutput()
+	return err == nil, string(out)
+}
+
+// Where the OS draws a line, dockhand keeps to it: another agent user can
+// neither list nor read a job's dir. For jobs of the same user (no OS line:
+// docs/credentials.md says so), a job cannot find another's dir by listing
+// STATE/jobs, and cannot guess its name (128 random bits).
+func TestDefect08_JobDirsOfOtherJobs(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("running as the agent users needs root")
+	}
+	const agent, other = 65534, 65533
+	root := t.TempDir()
+	os.Chmod(filepath.Dir(root), 0o755) // the users must reach the state dir
+	os.Chmod(root, 0o755)
+	state := filepath.Join(root, "state")
+	os.Mkdir(state, 0o700)
+	j, err := CreateJobDir(context.Background(), state, "job-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(j.Path, "credentials.json"), []byte(`{"secret":"s3cret"}`), 0o600)
+	filepath.Walk(state, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, agent, agent) })
+	if ok, out := asUser(t, agent, "ls -a "+filepath.Join(state, "jobs")); ok {
+		t.Errorf("another job of the agent user listed STATE/jobs:\n%s", out)
+	}
+	if ok, out := asUser(t, agent, "find "+state+" -name credentials.json"); strings.Contains(out, "credentials.json") && ok {
+		t.Errorf("find as the agent user found the job's store:\n%s", out)
+	}
+	suffix := filepath.Base(j.Path)[len("job-a-"):]
+	if len(suffix) < 32 {
+		t.Errorf("job dir suffix %q: fewer than 128 random bits", suffix)
+	}
+	if ok, out := asUser(t, other, "cat "+filepath.Join(j.Path, "credentials.json")+"; ls "+j.Path); ok || strings.Contains(out, "s3cret") {
+		t.Errorf("another agent user read the job's dir:\n%s", out)
+	}
+	// The agent user's own job still has its dir, and the sweep still works.
+	if ok, out := asUser(t, agent, "cat "+filepath.Join(j.Path, "credentials.json")); !ok || !strings.Contains(out, "s3cret") {
+		t.Errorf("the job cannot read its own store: %s", out)
+	}
+	j.lock.Close()
+	if removed, err := Sweep(context.Background(), state); err != nil || len(removed) != 1 {
+		t.Errorf("Sweep = %q, %v", removed, err)
+	}
+}

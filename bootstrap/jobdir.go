@@ -2,6 +2,8 @@ package bootstrap
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -106,6 +108,9 @@ func CreateJobDir(ctx context.Context, state, jobID string) (*JobDir, error) {
 		return nil, err
 	}
 	defer release()
+	if err := os.Chmod(jobs, jobsMode); err != nil {
+		return nil, fmt.Errorf("%s: %w", jobs, err)
+	}
 	// A leading "." would hide the dir from ls and from older sweeps.
 	name := strings.TrimLeft(unsafeName().ReplaceAllString(jobID, "_"), ".")
 	if len(name) > 64 {
@@ -114,7 +119,7 @@ func CreateJobDir(ctx context.Context, state, jobID string) (*JobDir, error) {
 	if name == "" {
 		name = "job"
 	}
-	path, err := os.MkdirTemp(jobs, name+"-")
+	path, err := mkdirRandom(jobs, name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("creating the job dir: %w", err)
 	}
@@ -124,6 +129,28 @@ func CreateJobDir(ctx context.Context, state, jobID string) (*JobDir, error) {
 		return nil, err
 	}
 	return &JobDir{Path: path, lock: lock}, nil
+}
+
+// jobsMode is STATE/jobs': the agent user may enter it and make dirs in it,
+// but not list it, so a job finds no other job's dir by looking (which is
+// no wall against a job of the same user that sets out to: see
+// docs/credentials.md).
+const jobsMode = 0o300
+
+// mkdirRandom makes dir/prefix<128 random bits in hex>, 0700: a name no
+// other job can guess.
+func mkdirRandom(dir, prefix string) (string, error) {
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		path := filepath.Join(dir, prefix+hex.EncodeToString(b[:]))
+		err := os.Mkdir(path, 0o700)
+		if !errors.Is(err, os.ErrExist) {
+			return path, err
+		}
+	}
 }
 
 // Remove deletes the job dir, then releases its lock.
@@ -141,18 +168,25 @@ func (j *JobDir) Remove() error {
 // Waiting for the host's other jobs is bounded, and ends with ctx.
 func Sweep(ctx context.Context, state string) ([]string, error) {
 	jobs := filepath.Join(state, "jobs")
-	entries, err := os.ReadDir(jobs)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(jobs); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", jobs, err)
 	}
 	release, err := filelock.Lock(ctx, filepath.Join(jobs, ".lock"), 0)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	// Listable only for this moment, under the lock.
+	if err := os.Chmod(jobs, 0o700); err != nil {
+		return nil, fmt.Errorf("%s: %w", jobs, err)
+	}
+	entries, err := os.ReadDir(jobs)
+	if cerr := os.Chmod(jobs, jobsMode); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", jobs, err)
+	}
 	var removed []string
 	var errs []error
 	for _, e := range entries {

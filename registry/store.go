@@ -36,7 +36,8 @@ type Login struct {
 }
 
 // Store holds the logins a job made with `docker login`, in one 0600 file
-// in the job dir, so they are gone with the job and never seen by another.
+// in the job dir, so they are gone with the job and out of other users'
+// reach (for jobs of the same user, see docs/credentials.md).
 type Store struct {
 	Path string
 	// Wait bounds waiting for another writer (filelock.DefaultWait when 0).
