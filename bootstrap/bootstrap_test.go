@@ -133,7 +133,7 @@ func TestReconcileCarriesLoginsAndHelpers(t *testing.T) {
 		"auths": {"127.0.0.1:5000": {"auth": "Y2k6czNjcmV0"}},
 		"credHelpers": {"123456789012.dkr.ecr.us-east-1.amazonaws.com": "ecr-login"}
 	}`), 0o600)
-	r, err := Reconcile(jobDir, stack)
+	r, err := Reconcile(jobDir, stack, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestReconcileCarriesLoginsAndHelpers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(stack, "config.json")); err != nil {
 		t.Errorf("the stack's own dir was touched: %v", err)
 	}
-	same, err := Reconcile(jobDir, filepath.Join(jobDir, "docker"))
+	same, err := Reconcile(jobDir, filepath.Join(jobDir, "docker"), nil)
 	if err != nil || same.From != "" || len(same.Imported) != 0 {
 		t.Errorf("Reconcile of the job's own config = %+v, %v", same, err)
 	}
@@ -162,12 +162,12 @@ func TestReconcileToleratesEmptyAndBrokenConfigs(t *testing.T) {
 	jobDir := t.TempDir()
 	SeedDockerConfig(filepath.Join(jobDir, "docker"), UserDockerConfig{}, "/x/dockhand")
 	empty := t.TempDir()
-	if r, err := Reconcile(jobDir, empty); err != nil || r.From != empty || len(r.Imported) != 0 {
+	if r, err := Reconcile(jobDir, empty, nil); err != nil || r.From != empty || len(r.Imported) != 0 {
 		t.Errorf("empty dir: %+v, %v", r, err)
 	}
 	broken := t.TempDir()
 	os.WriteFile(filepath.Join(broken, "config.json"), []byte("{"), 0o600)
-	r, err := Reconcile(jobDir, broken)
+	r, err := Reconcile(jobDir, broken, nil)
 	if err != nil || len(r.Warnings) != 1 {
 		t.Errorf("broken config: %+v, %v", r, err)
 	}

@@ -15,10 +15,10 @@ import (
 // every configured builder is down the job fails (exit 125, one line naming
 // each candidate), unless the queue's builders are optional: then it runs
 // without dockhand's builder and the log says why.
-func chooseBuilder(o Options, state, jobDir string) (*buildx.Selection, JobBuilder, string, error) {
+func chooseBuilder(ctx context.Context, o Options, state, jobDir string) (*buildx.Selection, JobBuilder, string, error) {
 	sel, err := buildx.Select(buildx.SetupOptions{
 		Config: o.Config, Env: o.Env, StateDir: state, JobDir: jobDir,
-		DockerConfig: filepath.Join(jobDir, "docker"), Self: o.Self,
+		DockerConfig: filepath.Join(jobDir, "docker"), Self: o.Self, Ctx: ctx,
 	})
 	var none *buildx.NoBuilderError
 	switch {

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -22,14 +23,14 @@ func TestChooseBuilderWhenAllAreDown(t *testing.T) {
 	o := Options{Config: cfg, Env: agentenv.FromSlice([]string{"PATH=" + t.TempDir()}),
 		Self: filepath.Join(t.TempDir(), "dockhand")} // no dockhand-cloud: every probe fails
 
-	_, jb, warning, err := chooseBuilder(o, state, job)
+	_, jb, warning, err := chooseBuilder(context.Background(), o, state, job)
 	var none *buildx.NoBuilderError
 	if !errors.As(err, &none) || jb.Kind != "" || warning != "" {
 		t.Fatalf("all down: %+v %q %v", jb, warning, err)
 	}
 
 	cfg.BuildersOptional = true
-	sel, jb, warning, err := chooseBuilder(o, state, job)
+	sel, jb, warning, err := chooseBuilder(context.Background(), o, state, job)
 	if err != nil || jb.Kind != "" || !strings.Contains(warning, "no builder available: remote: tcp://10.9.9.9:1234: probe failed") ||
 		!strings.Contains(warning, "builders_optional is set") {
 		t.Fatalf("optional: %+v %q %v", jb, warning, err)

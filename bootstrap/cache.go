@@ -125,8 +125,8 @@ type layout struct {
 }
 
 // PruneLocalCache keeps dir, the local backend's directory of one OCI layout
-// per pipeline, under maxSize bytes: it removes whole layouts, least recently
-// written first (index.json's time), never keep (this job's pipeline) and
+// per pipeline, under maxSize bytes: it removes whole layouts (nothing that
+// is not one is counted or touched), least recently written first (index.json's time), never keep (this job's pipeline) and
 // none written within grace of now (a job may be using it). It returns the
 // names it removed and the size left.
 func PruneLocalCache(dir, keep string, maxSize int64, now time.Time, grace time.Duration) ([]string, int64, error) {
@@ -137,11 +137,11 @@ func PruneLocalCache(dir, keep string, maxSize int64, now time.Time, grace time.
 	var layouts []layout
 	var total int64
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+		p := filepath.Join(dir, e.Name())
+		if !e.IsDir() || !isOCILayout(p) {
+			continue // not a cache layout: never dockhand's to remove
 		}
 		l := layout{name: e.Name()}
-		p := filepath.Join(dir, e.Name())
 		_ = filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
 			if err == nil && d.Type().IsRegular() {
 				if fi, err := d.Info(); err == nil {
@@ -176,6 +176,17 @@ func PruneLocalCache(dir, keep string, maxSize int64, now time.Time, grace time.
 	return evicted, total, nil
 }
 
+// isOCILayout reports whether dir holds what every OCI layout BuildKit
+// writes has: a regular index.json and a blobs/ dir (neither a symlink).
+func isOCILayout(dir string) bool {
+	idx, err := os.Lstat(filepath.Join(dir, "index.json"))
+	if err != nil || !idx.Mode().IsRegular() {
+		return false
+	}
+	blobs, err := os.Lstat(filepath.Join(dir, "blobs"))
+	return err == nil && blobs.IsDir()
+}
+
 // prepareLocalCache makes the local backend's dir and keeps it bounded.
 func prepareLocalCache(s *buildx.CacheSettings, maxSize int64, now time.Time) (string, error) {
 	dir := s.Backend.LocalDir
@@ -201,7 +212,7 @@ type ensureRepoFunc func(repository string, maxAgeDays int) (string, error)
 // ecrRepoEnsurer runs `dockhand-cloud ecr-cache-repo` for a repository at
 // most once per host and lifecycle setting: a marker under the state dir
 // remembers that it was done.
-func ecrRepoEnsurer(stateDir, cloud string, e *agentenv.Environment) ensureRepoFunc {
+func ecrRepoEnsurer(jobCtx context.Context, stateDir, cloud string, e *agentenv.Environment) ensureRepoFunc {
 	return func(repository string, days int) (string, error) {
 		sum := sha256.Sum256([]byte(repository))
 		marker := filepath.Join(stateDir, "cache-repos", hex.EncodeToString(sum[:16]))
@@ -209,7 +220,7 @@ func ecrRepoEnsurer(stateDir, cloud string, e *agentenv.Environment) ensureRepoF
 		if data, err := os.ReadFile(marker); err == nil && string(data) == want {
 			return "", nil
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		ctx, cancel := context.WithTimeout(jobCtx, 40*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, cloud, ecrCacheRepoCommand, "--repository", repository, "--max-age-days", strconv.Itoa(days))
 		cmd.Env = e.ToSlice()

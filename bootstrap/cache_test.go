@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -127,7 +128,7 @@ func TestECRRepoEnsurer(t *testing.T) {
 	if err := os.WriteFile(cloud, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ensure := ecrRepoEnsurer(filepath.Join(dir, "state"), cloud, agentenv.FromSlice([]string{"PATH=/usr/bin:/bin"}))
+	ensure := ecrRepoEnsurer(context.Background(), filepath.Join(dir, "state"), cloud, agentenv.FromSlice([]string{"PATH=/usr/bin:/bin"}))
 	repo := "123456789012.dkr.ecr.eu-west-1.amazonaws.com/cache/web"
 	note, err := ensure(repo, 14)
 	if err != nil || !strings.Contains(note, "created the ECR repository "+repo) {

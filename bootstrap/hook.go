@@ -19,7 +19,7 @@ func EnvironmentHook(e *agentenv.Environment, out, log io.Writer) error {
 		return nil
 	}
 	current, _ := e.Get(DockerConfigVar)
-	r, err := Reconcile(jobDir, current)
+	r, err := Reconcile(jobDir, current, e)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,9 @@
 package bootstrap
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -8,9 +11,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/dockhand-ci/dockhand/internal/filelock"
+	"github.com/dockhand-ci/dockhand/internal/safedir"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,74 +34,123 @@ type JobDir struct {
 }
 
 // StateDir returns the directory dockhand keeps job dirs in: the configured
-// one when it can be created and written, else a private directory under
-// tmpdir. It reports why it fell back.
+// one when it can be created and written and only uid (and root) can change
+// it (see safedir.Check), else a private directory under tmpdir. It reports
+// why it fell back. The path returned has no symlinks left in it.
 func StateDir(configured, tmpdir string, uid int) (dir string, fellBack error, err error) {
 	if configured != "" {
-		if err := usableDir(configured); err == nil {
-			return configured, nil, nil
-		} else {
-			fellBack = err
+		dir, err := trustedDir(configured, uid, false)
+		if err == nil {
+			return dir, nil, nil
 		}
+		fellBack = err
 	}
 	if tmpdir == "" {
 		tmpdir = os.TempDir()
 	}
-	dir = filepath.Join(tmpdir, fmt.Sprintf("dockhand-%d", uid))
-	if err := usableDir(dir); err != nil {
-		return "", fellBack, fmt.Errorf("no usable state dir: %s: %w", dir, err)
-	}
-	fi, err := os.Stat(dir)
+	fallback := filepath.Join(tmpdir, fmt.Sprintf("dockhand-%d", uid))
+	dir, err = trustedDir(fallback, uid, true)
 	if err != nil {
-		return "", fellBack, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || int(st.Uid) != uid || fi.Mode().Perm()&0o077 != 0 {
-		return "", fellBack, fmt.Errorf("state dir %s is not private to uid %d (mode %o)", dir, uid, fi.Mode().Perm())
+		return "", fellBack, fmt.Errorf("no usable state dir: %s: %w", fallback, err)
 	}
 	return dir, fellBack, nil
 }
 
-// usableDir creates dir (0700) if needed and checks it can be written.
-func usableDir(dir string) error {
+// trustedDir creates dir (0700) if needed, checks that it can be written,
+// and that no one but uid and root can change it or what is above it.
+func trustedDir(dir string, uid int, private bool) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+		return "", err
 	}
-	return unix.Access(dir, unix.W_OK|unix.X_OK)
+	real, err := safedir.Check(dir, uid, private)
+	if err != nil {
+		return "", err
+	}
+	if err := unix.Access(real, unix.W_OK|unix.X_OK); err != nil {
+		return "", fmt.Errorf("%s: %w", real, err)
+	}
+	if err := hasRoom(real); err != nil {
+		return "", err
+	}
+	return real, nil
+}
+
+// minFree is the room a job's setup needs in the state dir (its docker
+// config, state and locks are a few KiB; builders and tokens as much).
+const minFree = 1 << 20
+
+// hasRoom fails with ENOSPC when dir's file system has less than minFree
+// bytes (or no inodes) left for dockhand's user.
+func hasRoom(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return nil // unknown: the writes will tell
+	}
+	if free := st.Bavail * uint64(st.Bsize); free < minFree || (st.Files > 0 && st.Ffree == 0) {
+		return fmt.Errorf("%s: the disk is full (%d bytes, %d inodes free): %w", dir, free, st.Ffree, unix.ENOSPC)
+	}
+	return nil
 }
 
 // unsafeName is compiled on first use: package initialisation is on the
 // start-up path of every dockhand call.
 var unsafeName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^A-Za-z0-9_.-]+`) })
 
-// CreateJobDir makes and locks a new job dir under state.
-func CreateJobDir(state, jobID string) (*JobDir, error) {
+// CreateJobDir makes and locks a new job dir under state. Waiting for the
+// host's other jobs is bounded, and ends with ctx.
+func CreateJobDir(ctx context.Context, state, jobID string) (*JobDir, error) {
 	jobs := filepath.Join(state, "jobs")
 	if err := os.MkdirAll(jobs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", jobs, err)
 	}
-	release, err := filelock.Lock(filepath.Join(jobs, ".lock"), 0)
+	release, err := filelock.Lock(ctx, filepath.Join(jobs, ".lock"), 0)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	name := unsafeName().ReplaceAllString(jobID, "_")
+	if err := os.Chmod(jobs, jobsMode); err != nil {
+		return nil, fmt.Errorf("%s: %w", jobs, err)
+	}
+	// A leading "." would hide the dir from ls and from older sweeps.
+	name := strings.TrimLeft(unsafeName().ReplaceAllString(jobID, "_"), ".")
 	if len(name) > 64 {
 		name = name[:64]
 	}
 	if name == "" {
 		name = "job"
 	}
-	path, err := os.MkdirTemp(jobs, name+"-")
+	path, err := mkdirRandom(jobs, name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("creating the job dir: %w", err)
 	}
-	lock, err := lockDir(path, false)
+	lock, err := lockDir(path) // new, and nobody else's: had at once
 	if err != nil {
 		os.Remove(path)
 		return nil, err
 	}
 	return &JobDir{Path: path, lock: lock}, nil
+}
+
+// jobsMode is STATE/jobs': the agent user may enter it and make dirs in it,
+// but not list it, so a job finds no other job's dir by looking (which is
+// no wall against a job of the same user that sets out to: see
+// docs/credentials.md).
+const jobsMode = 0o300
+
+// mkdirRandom makes dir/prefix<128 random bits in hex>, 0700: a name no
+// other job can guess.
+func mkdirRandom(dir, prefix string) (string, error) {
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		path := filepath.Join(dir, prefix+hex.EncodeToString(b[:]))
+		err := os.Mkdir(path, 0o700)
+		if !errors.Is(err, os.ErrExist) {
+			return path, err
+		}
+	}
 }
 
 // Remove deletes the job dir, then releases its lock.
@@ -113,28 +165,37 @@ func (j *JobDir) Remove() error {
 }
 
 // Sweep removes the job dirs under state whose job is gone, and returns them.
-func Sweep(state string) ([]string, error) {
+// Waiting for the host's other jobs is bounded, and ends with ctx.
+func Sweep(ctx context.Context, state string) ([]string, error) {
 	jobs := filepath.Join(state, "jobs")
-	entries, err := os.ReadDir(jobs)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(jobs); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", jobs, err)
-	}
-	release, err := filelock.Lock(filepath.Join(jobs, ".lock"), 0)
+	release, err := filelock.Lock(ctx, filepath.Join(jobs, ".lock"), 0)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	// Listable only for this moment, under the lock.
+	if err := os.Chmod(jobs, 0o700); err != nil {
+		return nil, fmt.Errorf("%s: %w", jobs, err)
+	}
+	entries, err := os.ReadDir(jobs)
+	if cerr := os.Chmod(jobs, jobsMode); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", jobs, err)
+	}
 	var removed []string
 	var errs []error
 	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+		// Every dir here is a job's, whatever its name; .lock is a file.
+		if !e.IsDir() {
 			continue
 		}
 		path := filepath.Join(jobs, e.Name())
-		lock, err := lockDir(path, true)
+		lock, err := lockDir(path)
 		if err != nil {
 			continue // alive, or already gone
 		}
@@ -149,18 +210,14 @@ func Sweep(state string) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// lockDir takes an exclusive flock on a directory; with nonBlocking it fails
-// at once when another process holds it.
-func lockDir(path string, nonBlocking bool) (*os.File, error) {
+// lockDir takes an exclusive flock on a directory, failing at once when
+// another process holds it.
+func lockDir(path string) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	how := unix.LOCK_EX
-	if nonBlocking {
-		how |= unix.LOCK_NB
-	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +11,7 @@ import (
 
 func TestJobDirIsPrivateAndRemoved(t *testing.T) {
 	state := t.TempDir()
-	j, err := CreateJobDir(state, "0190f000-0000-7000-8000-000000000001")
+	j, err := CreateJobDir(context.Background(), state, "0190f000-0000-7000-8000-000000000001")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,18 +37,18 @@ func TestJobDirIsPrivateAndRemoved(t *testing.T) {
 
 func TestSweepRemovesOnlyDeadJobs(t *testing.T) {
 	state := t.TempDir()
-	live, err := CreateJobDir(state, "live")
+	live, err := CreateJobDir(context.Background(), state, "live")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Remove()
-	dead, err := CreateJobDir(state, "dead")
+	dead, err := CreateJobDir(context.Background(), state, "dead")
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dead.Path, "left-behind"), []byte("x"), 0o600)
 	dead.lock.Close() // the job died: the kernel dropped its lock
-	removed, err := Sweep(state)
+	removed, err := Sweep(context.Background(), state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,14 +61,14 @@ func TestSweepRemovesOnlyDeadJobs(t *testing.T) {
 	if _, err := os.Stat(dead.Path); !os.IsNotExist(err) {
 		t.Errorf("dead job dir still there: %v", err)
 	}
-	again, err := Sweep(state)
+	again, err := Sweep(context.Background(), state)
 	if err != nil || len(again) != 0 {
 		t.Errorf("second Sweep = %q, %v; want nothing", again, err)
 	}
 }
 
 func TestSweepWithoutStateDir(t *testing.T) {
-	removed, err := Sweep(filepath.Join(t.TempDir(), "none"))
+	removed, err := Sweep(context.Background(), filepath.Join(t.TempDir(), "none"))
 	if err != nil || removed != nil {
 		t.Errorf("Sweep of a missing state dir = %q, %v", removed, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 	"github.com/dockhand-ci/dockhand/registry"
 )
@@ -41,8 +42,10 @@ type foreignConfig struct {
 // the job's credential store and `credHelpers` into the job's config.json,
 // so one config holds dockhand's helper, builder and shim plus those logins.
 // The other dir is left alone: its owner (the stack's pre-exit) deletes it.
-func Reconcile(jobDir, current string) (Reconciled, error) {
-	r := Reconciled{DockerConfig: filepath.Join(jobDir, "docker")}
+// Each carried-over secret goes to the job's log redactor (the Job API named
+// in e) as a `docker login`'s does.
+func Reconcile(jobDir, current string, e *agentenv.Environment) (r Reconciled, err error) {
+	r = Reconciled{DockerConfig: filepath.Join(jobDir, "docker")}
 	if current == "" || filepath.Clean(current) == r.DockerConfig {
 		return r, nil
 	}
@@ -62,7 +65,13 @@ func Reconcile(jobDir, current string) (Reconciled, error) {
 	if fc.CredsStore != "" && fc.CredsStore != CredsStore {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s names credsStore %q; its logins stay in that store", current, fc.CredsStore))
 	}
-	store := registry.JobStore(jobDir)
+	var redactLog strings.Builder
+	logins := registry.New(registry.Options{JobDir: jobDir, Env: e, Stderr: &redactLog})
+	defer func() {
+		for line := range strings.Lines(redactLog.String()) {
+			r.Warnings = append(r.Warnings, strings.TrimPrefix(strings.TrimSpace(line), "dockhand: "))
+		}
+	}()
 	for _, host := range slices.Sorted(maps.Keys(fc.Auths)) {
 		a := fc.Auths[host]
 		user, secret := a.Username, a.Password
@@ -77,7 +86,7 @@ func Reconcile(jobDir, current string) (Reconciled, error) {
 		if secret == "" {
 			continue
 		}
-		if err := store.Put(registry.Login{ServerURL: host, Username: user, Secret: secret}); err != nil {
+		if err := logins.AddLogin(registry.Login{ServerURL: host, Username: user, Secret: secret}); err != nil {
 			return r, err
 		}
 		r.Imported = append(r.Imported, host)

@@ -5,12 +5,14 @@
 package bootstrap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,8 +64,17 @@ func Run(o Options) (Exit, error) {
 	start := time.Now()
 	sigs := o.Signals
 
-	job, notes, err := prepare(o)
+	// One context for all of setup, ended by the agent's cancel signal:
+	// every wait in it (locks, probes, builder starts) gives up at once.
+	ctx, endSetup := watchSignals(sigs)
+	job, notes, err := prepare(ctx, o)
+	setupSignal := endSetup()
 	if err != nil {
+		if setupSignal != 0 {
+			// Cancelled before the job started: end as a cancelled
+			// bootstrap would, with nothing to clean up.
+			return Exit{Signal: setupSignal}, nil
+		}
 		return Exit{}, &SetupError{err}
 	}
 	grace := GracePeriod(o.Env)
@@ -88,6 +99,9 @@ func Run(o Options) (Exit, error) {
 
 	// A signal during setup: the job never starts, and dockhand ends as a
 	// cancelled bootstrap would.
+	if setupSignal != 0 {
+		return Exit{Signal: setupSignal}, nil
+	}
 	select {
 	case s := <-sigs:
 		return Exit{Signal: s.(syscall.Signal)}, nil
@@ -97,11 +111,16 @@ func Run(o Options) (Exit, error) {
 	cmd := exec.Command(agent, "bootstrap")
 	cmd.Env = childEnv.ToSlice()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
+	// Should dockhand be SIGKILLed, the job must not run on unowned: the
+	// child gets SIGTERM, as on a cancel, and it and everything it starts
+	// hold the job dir's lock (fd 3, inherited), so no other job sweeps the
+	// dir while any of them lives.
+	cmd.ExtraFiles = []*os.File{job.lock}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	done, err := startLocked(cmd)
+	if err != nil {
 		return Exit{}, &SetupError{fmt.Errorf("starting %s bootstrap: %w", agent, err)}
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	for {
 		select {
 		case <-sigs:
@@ -118,6 +137,51 @@ func Run(o Options) (Exit, error) {
 			}
 			return exitOf(cmd, err)
 		}
+	}
+}
+
+// startLocked starts cmd from an OS thread that lives until cmd ends: the
+// kernel sends Pdeathsig when the thread that forked the child exits, not
+// the process, and the Go runtime may end an idle thread. done gets Wait's
+// result.
+func startLocked(cmd *exec.Cmd) (done <-chan error, err error) {
+	started, ended := make(chan error, 1), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine, after the child
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		ended <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return ended, nil
+}
+
+// watchSignals returns a context that ends when a signal arrives on sigs,
+// and the func that stops watching and says which signal ended it (0: none).
+// After it, sigs is the caller's again.
+func watchSignals(sigs <-chan os.Signal) (context.Context, func() syscall.Signal) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var got syscall.Signal
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case s := <-sigs:
+			got, _ = s.(syscall.Signal)
+			cancel()
+		case <-quit:
+		}
+	}()
+	return ctx, func() syscall.Signal {
+		close(quit)
+		<-done
+		cancel()
+		return got
 	}
 }
 
@@ -149,20 +213,35 @@ type setupNotes struct {
 }
 
 // prepare sweeps dead jobs' dirs and creates this job's dir and docker config.
-func prepare(o Options) (*JobDir, setupNotes, error) {
-	var n setupNotes
+// ctx ends with the job's cancel signal. When the state dir's disk fills up
+// under it, it starts again in the private dir under TMPDIR.
+func prepare(ctx context.Context, o Options) (*JobDir, setupNotes, error) {
 	tmpdir, _ := o.Env.Get("TMPDIR")
 	state, fellBack, err := StateDir(o.Config.StateDir, tmpdir, o.UID)
 	if err != nil {
-		return nil, n, err
+		return nil, setupNotes{}, err
 	}
-	n.wanted, n.stateDir, n.fellBack = o.Config.StateDir, state, fellBack
-	n.swept, err = Sweep(state)
+	job, n, err := prepareIn(ctx, o, state)
+	if err != nil && errors.Is(err, syscall.ENOSPC) && fellBack == nil {
+		fellBack = err
+		if state, _, err = StateDir("", tmpdir, o.UID); err == nil {
+			job, n, err = prepareIn(ctx, o, state)
+		}
+	}
+	n.wanted, n.fellBack = o.Config.StateDir, fellBack
+	return job, n, err
+}
+
+// prepareIn is prepare in the state dir state.
+func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNotes, error) {
+	n := setupNotes{stateDir: state}
+	var err error
+	n.swept, err = Sweep(ctx, state)
 	if err != nil {
 		return nil, n, fmt.Errorf("sweeping dead jobs' dirs: %w", err)
 	}
 	jobID, _ := o.Env.Get("BUILDKITE_JOB_ID")
-	job, err := CreateJobDir(state, jobID)
+	job, err := CreateJobDir(ctx, state, jobID)
 	if err != nil {
 		return nil, n, err
 	}
@@ -197,12 +276,18 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 	settings := registry.SettingsFor(o.Config)
 	st := JobState{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx,
 		Registry: &settings, Debug: o.Config.Debug}
-	n.builder, st.Builder, n.builderMsg, err = chooseBuilder(o, state, job.Path)
+	n.builder, st.Builder, n.builderMsg, err = chooseBuilder(ctx, o, state, job.Path)
 	if err != nil {
 		return fail(err)
 	}
+	if err := ctx.Err(); err != nil {
+		return fail(err) // cancelled: the builder may have been passed over for it
+	}
 	st.Cache, n.cache = prepareCache(o.Config, o.Env, time.Now(),
-		ecrRepoEnsurer(state, buildx.CloudPath(o.Self), o.Env))
+		ecrRepoEnsurer(ctx, state, buildx.CloudPath(o.Self), o.Env))
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
 	if err := WriteState(job.Path, st); err != nil {
 		return fail(err)
 	}

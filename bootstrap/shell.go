@@ -36,7 +36,7 @@ func Shell(realShell string, args []string, e *agentenv.Environment, warn func(s
 	}
 	if jobDir, ok := e.Get(JobDirVar); ok && jobDir != "" {
 		current, _ := e.Get(DockerConfigVar)
-		r, err := Reconcile(jobDir, current)
+		r, err := Reconcile(jobDir, current, e)
 		switch {
 		case err != nil:
 			warn(fmt.Sprintf("DOCKER_CONFIG is %s, not the job's; left as it is: %v", current, err))

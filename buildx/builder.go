@@ -1,6 +1,7 @@
 package buildx
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -226,7 +227,7 @@ func WriteInstance(dockerConfig string, b Builder) error {
 	if err := os.MkdirAll(filepath.Join(store, "instances"), 0o700); err != nil {
 		return fmt.Errorf("creating the buildx store: %w", err)
 	}
-	release, err := filelock.Lock(filepath.Join(store, ".lock"), 0)
+	release, err := filelock.Lock(context.Background(), filepath.Join(store, ".lock"), 0)
 	if err != nil {
 		return fmt.Errorf("locking the buildx store: %w", err)
 	}

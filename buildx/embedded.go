@@ -2,6 +2,7 @@ package buildx
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -56,8 +57,9 @@ func (e Embedded) sock() string { return filepath.Join(e.Dir, embeddedSock) }
 
 // Ensure returns once the daemon answers on its socket, starting it (or
 // replacing a wedged one) when it does not. It reports whether it started
-// it and the daemon's pid.
-func (e Embedded) Ensure() (started bool, pid int, err error) {
+// it and the daemon's pid. Its waits end with ctx (a daemon being started
+// is left to come up: it is the host's, not the job's).
+func (e Embedded) Ensure(ctx context.Context) (started bool, pid int, err error) {
 	if len(e.sock()) > maxSocketPath {
 		return false, 0, fmt.Errorf("socket path %s is longer than %d bytes; use a shorter state_dir", e.sock(), maxSocketPath)
 	}
@@ -67,7 +69,7 @@ func (e Embedded) Ensure() (started bool, pid int, err error) {
 	if err := os.MkdirAll(e.Dir, 0o700); err != nil {
 		return false, 0, err
 	}
-	release, err := filelock.Lock(filepath.Join(e.Dir, "lock"), e.StartTimeout+15*time.Second)
+	release, err := filelock.Lock(ctx, filepath.Join(e.Dir, "lock"), e.StartTimeout+15*time.Second)
 	if err != nil {
 		return false, 0, err
 	}
@@ -85,11 +87,11 @@ func (e Embedded) Ensure() (started bool, pid int, err error) {
 	if os.Geteuid() != 0 {
 		return false, 0, fmt.Errorf("the embedded buildkitd runs as root and dockhand runs as uid %d: run buildkitd as a service on unix://%s instead", os.Geteuid(), e.sock())
 	}
-	pid, err = e.start()
+	pid, err = e.start(ctx)
 	return err == nil, pid, err
 }
 
-func (e Embedded) start() (int, error) {
+func (e Embedded) start(ctx context.Context) (int, error) {
 	_ = os.Remove(e.sock()) // a stale socket of a dead daemon
 	logPath := filepath.Join(e.Dir, embeddedLog)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -124,6 +126,8 @@ func (e Embedded) start() (int, error) {
 		select {
 		case <-exited:
 			return 0, fmt.Errorf("%s exited at start (%v): %s", e.Buildkitd, cmd.ProcessState, lastLines(logPath, 3))
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%s (pid %d) not answering yet on %s: %w", e.Buildkitd, pid, e.sock(), ctx.Err())
 		case <-time.After(20 * time.Millisecond): // bounded readiness poll
 		}
 		if time.Now().After(deadline) {

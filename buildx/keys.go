@@ -224,6 +224,26 @@ func SanitizeTag(s string, limit int) string {
 	return out + "-" + suffix
 }
 
+// prTagPrefix starts every pull request's tag suffix. A branch whose tag
+// would start with it too ("pr-12") gets a hash of its name appended, so a
+// branch never shares a cache tag with a pull request.
+const prTagPrefix = "pr-"
+
+// branchTag is SanitizeTag for a branch name, outside the pull requests'
+// "pr-" tags.
+func branchTag(branch string, limit int) string {
+	t := SanitizeTag(branch, limit)
+	if !strings.HasPrefix(t, prTagPrefix) || t != branch {
+		return t // unchanged names starting "pr-" are the only clash; changed ones carry a hash already
+	}
+	sum := sha256.Sum256([]byte(branch))
+	suffix := hex.EncodeToString(sum[:])[:8]
+	if room := limit - len(suffix) - 1; len(t) > room {
+		t = strings.TrimRight(t[:max(room, 0)], "-")
+	}
+	return t + "-" + suffix
+}
+
 // pathComponent makes s a valid lower-case repository path component
 // ([a-z0-9]+ separated by single '.', '_' or '-'), with a hash appended when
 // anything had to change.
@@ -287,19 +307,19 @@ func PlanCache(id Identity, b Backend, img Image, readOnly string) (CachePlan, e
 	var reads []string
 	write := ""
 	if id.IsPullRequest() {
-		pr := tag("pr-" + SanitizeTag(strings.TrimSpace(id.PullRequest), room-3))
+		pr := tag(prTagPrefix + SanitizeTag(strings.TrimSpace(id.PullRequest), room-3))
 		reads = append(reads, pr)
 		write = pr
 	}
 	if id.Branch != "" {
-		branch := tag(SanitizeTag(id.Branch, room))
+		branch := tag(branchTag(id.Branch, room))
 		reads = append(reads, branch)
 		if write == "" {
 			write = branch
 		}
 	}
 	if id.DefaultBranch != "" {
-		if def := tag(SanitizeTag(id.DefaultBranch, room)); !slices.Contains(reads, def) {
+		if def := tag(branchTag(id.DefaultBranch, room)); !slices.Contains(reads, def) {
 			reads = append(reads, def)
 		}
 	}

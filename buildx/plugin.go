@@ -34,21 +34,27 @@ func PluginDirs(extraDirs []string, userConfigDir string) []string {
 // FindReal returns the first executable docker-buildx in dirs that is not
 // self (dockhand, which may be linked in as the shim), or "".
 func FindReal(dirs []string, self string) string {
-	selfReal, _ := filepath.EvalSymlinks(self)
 	for _, d := range dirs {
 		p := filepath.Join(d, PluginName)
-		real, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			continue
-		}
-		if selfReal != "" && real == selfReal {
-			continue
-		}
-		fi, err := os.Stat(real)
-		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		fi, err := os.Stat(p)
+		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 || IsSelf(p, self) {
 			continue
 		}
 		return p
 	}
 	return ""
+}
+
+// IsSelf reports whether path is the file self is (through any symlinks,
+// or a hard link to it).
+func IsSelf(path, self string) bool {
+	if self == "" {
+		return false
+	}
+	a, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(self)
+	return err == nil && os.SameFile(a, b)
 }

@@ -54,16 +54,16 @@ func TestShimTarget(t *testing.T) {
 	exe(t, filepath.Join(home, ".docker", "cli-plugins", PluginName))
 	env := map[string]string{RealPluginVar: recorded, "HOME": home}
 	lookup := func(k string) string { return env[k] }
-	if got, err := ShimTarget(lookup, "/usr/local/bin/dockhand"); err != nil || got != recorded {
+	if got, err := ShimTarget(lookup, "/usr/local/bin/dockhand", nil); err != nil || got != recorded {
 		t.Errorf("ShimTarget with a recorded plugin = %q, %v", got, err)
 	}
 	delete(env, RealPluginVar)
 	want := filepath.Join(home, ".docker", "cli-plugins", PluginName)
-	if got, err := ShimTarget(lookup, "/usr/local/bin/dockhand"); err != nil || got != want {
+	if got, err := ShimTarget(lookup, "/usr/local/bin/dockhand", nil); err != nil || got != want {
 		t.Errorf("ShimTarget from HOME = %q, %v; want %q", got, err, want)
 	}
 	env["HOME"] = filepath.Join(dir, "nobody")
-	if _, err := ShimTarget(lookup, "/usr/local/bin/dockhand"); err == nil {
+	if _, err := ShimTarget(lookup, "/usr/local/bin/dockhand", nil); err == nil {
 		// the machine may have a system plugin; only a miss everywhere must error
 		if FindReal(SystemPluginDirs, "") == "" {
 			t.Error("ShimTarget found a plugin where there is none")

@@ -31,11 +31,12 @@ func CloudPath(self string) string { return filepath.Join(filepath.Dir(self), Cl
 // jobs starting together probe once: the first probes while the others wait
 // on the lock, then read what it found.
 type Prober struct {
-	Cloud    string        // the dockhand-cloud executable
-	Env      []string      // its environment (PATH and proxy variables)
-	Timeout  time.Duration // probe_timeout: the deadline of every probe
-	CacheDir string        // where the shared cache lives; "" shares nothing
-	TTL      time.Duration // how long a result is shared; 0 shares nothing
+	Cloud    string          // the dockhand-cloud executable
+	Env      []string        // its environment (PATH and proxy variables)
+	Timeout  time.Duration   // probe_timeout: the deadline of every probe
+	Ctx      context.Context // ends every wait early (the job's cancel); nil is context.Background()
+	CacheDir string          // where the shared cache lives; "" shares nothing
+	TTL      time.Duration   // how long a result is shared; 0 shares nothing
 	Now      func() time.Time
 	// Run performs the probes; nil runs Cloud. Tests replace it.
 	Run func(ctx context.Context, req ProbeRequest) ([]ProbeResult, error)
@@ -66,6 +67,13 @@ const (
 type probeCache struct {
 	Version int                    `json:"version"`
 	Results map[string]ProbeResult `json:"results"`
+}
+
+func (p *Prober) ctx() context.Context {
+	if p.Ctx == nil {
+		return context.Background()
+	}
+	return p.Ctx
 }
 
 func (p *Prober) now() time.Time {
@@ -209,7 +217,7 @@ func (p *Prober) fresh(r ProbeResult) bool {
 func (p *Prober) run(targets []ProbeTarget) []ProbeResult {
 	deadline := p.now().Add(p.Timeout)
 	req := ProbeRequest{Deadline: deadline, Timeout: p.Timeout, Targets: targets}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(cloudGrace))
+	ctx, cancel := context.WithDeadline(p.ctx(), deadline.Add(cloudGrace))
 	defer cancel()
 	runner := p.Run
 	if runner == nil {
@@ -276,7 +284,7 @@ func (p *Prober) lock(deadline time.Time) (func(), error) {
 	if err := os.MkdirAll(p.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("probe cache: %w", err)
 	}
-	release, err := filelock.Lock(filepath.Join(p.CacheDir, probeLockFile), max(time.Until(deadline), time.Millisecond))
+	release, err := filelock.Lock(p.ctx(), filepath.Join(p.CacheDir, probeLockFile), max(time.Until(deadline), time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("probe cache: %w; probing without it", err)
 	}

@@ -37,6 +37,9 @@ type SetupOptions struct {
 	// DockerSocket is the default docker socket to look for; "" means
 	// DefaultDockerSocket.
 	DockerSocket string
+	// Ctx ends with the job's cancel signal: probes, nsc and a buildkitd
+	// start stop waiting then. nil is context.Background().
+	Ctx context.Context
 }
 
 // Selection is the builder chosen for a job and how it was chosen.
@@ -131,7 +134,12 @@ func Select(o SetupOptions) (*Selection, error) {
 	start := time.Now()
 	cfg := o.Config
 	spec := SpecFor(cfg, o.Env, o.StateDir, o.DockerSocket)
+	ctx := o.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	prober := NewProber(cfg, o.Env, o.StateDir, o.Self)
+	prober.Ctx = ctx
 	sel := &Selection{Spec: spec, Targets: Targets(spec), Chosen: -1}
 	defer func() { sel.Took = time.Since(start) }()
 	sel.Probes = prober.Probe(sel.Targets)
@@ -155,7 +163,7 @@ func Select(o SetupOptions) (*Selection, error) {
 				JobDir: o.JobDir, DockerConfig: o.DockerConfig, Env: o.Env.ToSlice(),
 				DefaultLoad: spec.DockerUp(results),
 			}
-			nb, exp, err := ns.SetUp(context.Background())
+			nb, exp, err := ns.SetUp(ctx)
 			if err != nil {
 				setupErrs[opt.Kind] = err.Error()
 				sel.Fallbacks = append(sel.Fallbacks, fmt.Sprintf("%s failed: %v; trying the next builder kind", opt.Kind, err))
@@ -165,7 +173,7 @@ func Select(o SetupOptions) (*Selection, error) {
 		case NeedsStart:
 			emb := Embedded{Dir: EmbeddedDir(o.StateDir), Buildkitd: spec.Embedded.Buildkitd, Config: cfg.Embedded.Config, Env: daemonEnv(o.Env)}
 			t0 := time.Now()
-			started, pid, err := emb.Ensure()
+			started, pid, err := emb.Ensure(ctx)
 			if err != nil {
 				setupErrs[opt.Kind] = "starting buildkitd: " + err.Error()
 				sel.Fallbacks = append(sel.Fallbacks, fmt.Sprintf("%s failed: starting buildkitd: %v; trying the next builder kind", opt.Kind, err))

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,12 +29,23 @@ var ErrNoRealPlugin = errors.New("the real docker-buildx plugin was not found")
 // The shim has already said why on stderr.
 var ErrStrict = errors.New("cache not injected and DOCKHAND_STRICT is set")
 
+// loopGuardVar is set on the real plugin's environment to the shim's pid.
+// exec keeps the pid: a shim that finds its own pid there was exec'ed by
+// itself (the "real" plugin was dockhand, a copy the file checks cannot see).
+const loopGuardVar = "DOCKHAND_SHIM_PID"
+
 // ShimTarget returns the real plugin the shim should exec: the recorded one,
-// else the first found in the usual dirs. It is separated from Exec so it can
-// be tested.
-func ShimTarget(lookup func(string) string, self string) (string, error) {
+// else the first found in the usual dirs. A recorded one that is dockhand
+// itself is passed over, with a line to warn. It is separated from Exec so
+// it can be tested.
+func ShimTarget(lookup func(string) string, self string, warn func(string)) (string, error) {
 	if p := lookup(RealPluginVar); p != "" {
-		return p, nil
+		if !IsSelf(p, self) {
+			return p, nil
+		}
+		if warn != nil {
+			warn(fmt.Sprintf("ignoring %s=%s: it is dockhand's shim, not buildx; looking for the real plugin", RealPluginVar, p))
+		}
 	}
 	userConfig := ""
 	if home := lookup("HOME"); home != "" {
@@ -93,7 +105,12 @@ func lookupIn(environ []string) func(string) string {
 // is the job log.
 func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.Writer) error {
 	lookup := lookupIn(environ)
-	real, err := ShimTarget(lookup, self)
+	pid := strconv.Itoa(os.Getpid())
+	if lookup(loopGuardVar) == pid {
+		return fmt.Errorf("%w: %s=%s runs dockhand's shim again instead of buildx; point it at the real plugin or unset it",
+			ErrNoRealPlugin, RealPluginVar, lookup(RealPluginVar))
+	}
+	real, err := ShimTarget(lookup, self, func(msg string) { fmt.Fprintf(stderr, "dockhand: warning: %s\n", msg) })
 	if err != nil {
 		return err
 	}
@@ -105,6 +122,7 @@ func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.
 		args = res.Args
 	}
 	argv := append([]string{real}, args...)
+	environ = append(slices.Clip(environ), loopGuardVar+"="+pid)
 	if err := syscall.Exec(real, argv, environ); err != nil {
 		return fmt.Errorf("running %s: %w", real, err)
 	}

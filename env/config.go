@@ -233,7 +233,21 @@ func (c *Config) applyEnv(e *agentenv.Environment, inJob bool) (warnings []strin
 		case inJob && v.Kind != PipelineSafe:
 			warnings = append(warnings, ignoredMessage(name))
 		default:
-			if err := c.override(v, value, inJob); err != nil {
+			undo, err := c.override(v, value, inJob)
+			if err == nil && inJob {
+				// The file passed these rules; a pipeline's variable may not
+				// break them.
+				if cerrs := c.crossCheck(); len(cerrs) > 0 {
+					undo()
+					err = errors.Join(cerrs...)
+				}
+			}
+			switch {
+			case err != nil && inJob:
+				// A pipeline's typo costs its own setting, never the
+				// operator's configuration.
+				warnings = append(warnings, fmt.Sprintf("ignoring %s=%q from the job environment: %v", name, value, err))
+			case err != nil:
 				errs = append(errs, fmt.Errorf("%s=%q: %w", name, value, err))
 			}
 		}
@@ -241,11 +255,12 @@ func (c *Config) applyEnv(e *agentenv.Environment, inJob bool) (warnings []strin
 	return warnings, errs
 }
 
-// override applies one environment variable to the key it overrides.
-func (c *Config) override(v Variable, value string, inJob bool) error {
+// override applies one environment variable to the key it overrides; undo
+// puts back the value and source it replaced.
+func (c *Config) override(v Variable, value string, inJob bool) (undo func(), err error) {
 	f, ok := fieldByKey(v.Key)
 	if !ok {
-		return fmt.Errorf("no configuration key %q", v.Key)
+		return nil, fmt.Errorf("no configuration key %q", v.Key)
 	}
 	val, err := f.fromString(value)
 	if err == nil {
@@ -262,11 +277,20 @@ func (c *Config) override(v Variable, value string, inJob bool) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", f.key, err)
+		return nil, fmt.Errorf("%s: %w", f.key, err)
 	}
+	prev := f.get(c)
+	prevSource, hadSource := c.Sources[f.key]
 	f.set(c, val)
 	c.Sources[f.key] = Source{Kind: SourceEnv, Var: v.Name}
-	return nil
+	return func() {
+		f.set(c, prev)
+		if hadSource {
+			c.Sources[f.key] = prevSource
+		} else {
+			delete(c.Sources, f.key)
+		}
+	}, nil
 }
 
 func overrideNames() []string {

@@ -205,9 +205,11 @@ bucket = "b"
 			sources: map[string]string{"builders": "env DOCKHAND_BUILDERS"},
 		},
 		{
-			name:    "a job may not add a builder kind",
-			env:     []string{"BUILDKITE_JOB_ID=1", "DOCKHAND_BUILDERS=embedded"},
-			wantErr: []string{`DOCKHAND_BUILDERS="embedded": builders: builder kind "embedded" is not enabled for this agent (builders = ["namespace", "remote", "local"] from ` + testPath + `:1)`},
+			name:     "a job may not add a builder kind: the variable is ignored, the file stands",
+			env:      []string{"BUILDKITE_JOB_ID=1", "DOCKHAND_BUILDERS=embedded"},
+			values:   map[string]string{"builders": `["namespace", "remote", "local"]`},
+			sources:  map[string]string{"builders": testPath + ":1"},
+			warnings: []string{`ignoring DOCKHAND_BUILDERS="embedded" from the job environment: builders: builder kind "embedded" is not enabled for this agent (builders = ["namespace", "remote", "local"] from ` + testPath + `:1)`},
 		},
 		{
 			name: "bad values name the variable",

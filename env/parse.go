@@ -63,6 +63,7 @@ type fileParser struct {
 	defs     map[string]definition // by keyString of the full path
 	sections map[string]*section
 	keys     []string // did-you-mean candidates
+	newlines []int    // offsets of data's newlines, for line
 }
 
 func newFileParser(path string) *fileParser {
@@ -80,8 +81,20 @@ func (fp *fileParser) errorf(line int, key []string, format string, args ...any)
 	})
 }
 
+// line returns the 1-based line r starts on. The parser's Shape counts
+// lines from the start of the file on every call, which made a file of
+// many sections quadratic to check; the newlines are indexed once instead.
 func (fp *fileParser) line(r unstable.Range) int {
-	return fp.p.Shape(r).Start.Line
+	if fp.newlines == nil {
+		fp.newlines = []int{}
+		for i, b := range fp.data {
+			if b == '\n' {
+				fp.newlines = append(fp.newlines, i)
+			}
+		}
+	}
+	n, _ := slices.BinarySearch(fp.newlines, int(r.Offset))
+	return n + 1
 }
 
 func (fp *fileParser) section(queue string) *section {

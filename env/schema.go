@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+
+	"github.com/buildkite/shellwords"
 )
 
 // Builder kinds, in the default preference order (embedded is opt-in).
@@ -69,7 +72,7 @@ type field struct {
 func schema() []field {
 	return []field{
 		{"state_dir", tString, absPath, func(c *Config) any { return &c.StateDir }},
-		{"shell", tString, absPath, func(c *Config) any { return &c.Shell }},
+		{"shell", tString, checkShell, func(c *Config) any { return &c.Shell }},
 		{"builders", tStrings, checkBuilders, func(c *Config) any { return &c.Builders }},
 		{"probe_timeout", tDuration, checkProbeTimeout, func(c *Config) any { return &c.ProbeTimeout }},
 		{"probe_cache_ttl", tDuration, checkProbeCacheTTL, func(c *Config) any { return &c.ProbeCacheTTL }},
@@ -95,7 +98,7 @@ func schema() []field {
 
 		{"cache.mode", tString, oneOf(CacheAuto, CacheAlways, CacheOff), func(c *Config) any { return &c.Cache.Mode }},
 		{"cache.backend", tString, oneOf(CacheRegistry, CacheS3, CacheLocal), func(c *Config) any { return &c.Cache.Backend }},
-		{"cache.repository", tString, nil, func(c *Config) any { return &c.Cache.Repository }},
+		{"cache.repository", tString, checkRepository, func(c *Config) any { return &c.Cache.Repository }},
 		{"cache.max_age_days", tInt, intRange(1, 3650), func(c *Config) any { return &c.Cache.MaxAgeDays }},
 		{"cache.s3.bucket", tString, nil, func(c *Config) any { return &c.Cache.S3.Bucket }},
 		{"cache.s3.region", tString, nil, func(c *Config) any { return &c.Cache.S3.Region }},
@@ -304,10 +307,110 @@ func intRange(lo, hi int) func(any) error {
 }
 
 func absPath(v any) error {
-	if p := v.(string); !path.IsAbs(p) {
+	p := v.(string)
+	if i := strings.IndexFunc(p, unicode.IsControl); i >= 0 {
+		return fmt.Errorf("%q holds a control character (%q at byte %d)", p, p[i], i)
+	}
+	if strings.TrimSpace(p) != p {
+		return fmt.Errorf("%q starts or ends with white space", p)
+	}
+	if !path.IsAbs(p) {
 		return fmt.Errorf("%q is not an absolute path", p)
 	}
 	return nil
+}
+
+// checkShell accepts what the shell wrapper can split (as the agent splits
+// its shell setting) into an absolute program and its arguments.
+func checkShell(v any) error {
+	s := v.(string)
+	argv, err := shellwords.Split(s)
+	if err != nil {
+		return fmt.Errorf("%q cannot be split into words: %v (an unterminated quote?)", s, err)
+	}
+	if len(argv) == 0 {
+		return errors.New("is empty")
+	}
+	if err := absPath(argv[0]); err != nil {
+		return fmt.Errorf("the program: %w", err)
+	}
+	return nil
+}
+
+// checkRepository accepts "" (unset) or a repository name as docker and
+// BuildKit read it: [HOST[:PORT]/]PATH, all lower case, with no tag or
+// digest (dockhand adds its own tags) and no scheme.
+func checkRepository(v any) error {
+	r := v.(string)
+	switch {
+	case r == "":
+		return nil
+	case strings.Contains(r, "://"):
+		return fmt.Errorf("%q has a scheme; give HOST/PATH only", r)
+	case strings.Contains(r, "@"):
+		return fmt.Errorf("%q has a digest; give the repository only", r)
+	}
+	host, repoPath, hasHost := strings.Cut(r, "/")
+	if !hasHost || (!strings.ContainsAny(host, ".:") && host != "localhost" && strings.ToLower(host) == host) {
+		host, repoPath, hasHost = "", r, false // a Docker Hub path
+	}
+	if hasHost {
+		name, port, hasPort := strings.Cut(host, ":")
+		if strings.ToLower(name) != name {
+			return fmt.Errorf("%q: the host %q must be lower case (%q)", r, host, strings.ToLower(host))
+		}
+		if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789.-") != "" {
+			return fmt.Errorf("%q: %q is not a registry host", r, host)
+		}
+		if n, err := strconv.Atoi(port); hasPort && (err != nil || n < 1 || n > 65535) {
+			return fmt.Errorf("%q: %q is not a port", r, port)
+		}
+	}
+	if i := strings.LastIndexByte(repoPath, ':'); i >= 0 {
+		return fmt.Errorf("%q has a tag (%q); give the repository only: dockhand tags it per image and branch", r, repoPath[i:])
+	}
+	for comp := range strings.SplitSeq(repoPath, "/") {
+		if !isPathComponent(comp) {
+			return fmt.Errorf("%q: path component %q is not lower-case letters and digits joined by '.', '_', '__' or '-'", r, comp)
+		}
+	}
+	return nil
+}
+
+// isPathComponent reports whether s is [a-z0-9]+ runs joined by '.', '_',
+// '__' or '-'s, as the distribution spec requires.
+func isPathComponent(s string) bool {
+	if s == "" {
+		return false
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+	for i := 0; i < len(s); {
+		if !alnum(s[i]) {
+			return false
+		}
+		for i < len(s) && alnum(s[i]) {
+			i++
+		}
+		if i == len(s) {
+			return true
+		}
+		switch {
+		case s[i] == '.':
+			i++
+		case strings.HasPrefix(s[i:], "__"):
+			i += 2
+		case s[i] == '_':
+			i++
+		default:
+			for i < len(s) && s[i] == '-' {
+				i++
+			}
+		}
+		if i == len(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // optionalAbsPath accepts "" (unset) or an absolute path.
@@ -511,6 +614,14 @@ func (c *Config) crossCheck() []error {
 	}
 	if c.Cache.Backend == CacheS3 && c.Cache.Mode != CacheOff && c.Cache.S3.Bucket == "" {
 		report("cache.backend", `is "s3" but cache.s3.bucket is not set`)
+	}
+	// Eviction removes whole dirs under cache.local.dir: the state dir (job
+	// dirs, tokens, buildkitd) must not be one of them, nor be it.
+	if c.Cache.Backend == CacheLocal && c.Cache.Mode != CacheOff {
+		cache, state := path.Clean(c.Cache.Local.Dir), path.Clean(c.StateDir)
+		if cache == state || strings.HasPrefix(state, strings.TrimSuffix(cache, "/")+"/") {
+			report("cache.local.dir", fmt.Sprintf("%q holds the state dir %q; give the cache its own dir (such as %q)", c.Cache.Local.Dir, c.StateDir, path.Join(state, "cache")))
+		}
 	}
 	return errs
 }

@@ -131,6 +131,8 @@ var Variables = []Variable{
 		Doc: "The job's private directory under the state directory; removed after the job."},
 	{Name: "DOCKHAND_REAL_BUILDX", Kind: Sets,
 		Doc: "The real docker-buildx plugin the job's buildx shim runs, found by the bootstrap in the user's and the system plugin dirs."},
+	{Name: "DOCKHAND_SHIM_PID", Kind: Sets,
+		Doc: "Set by the buildx shim on the real plugin's environment to its own pid, so a DOCKHAND_REAL_BUILDX that leads back to dockhand ends with an error instead of an exec loop."},
 	{Name: "PATH", Kind: Sets,
 		Doc: "Prefixed with the job dir's bin/, which holds dockhand and docker-credential-dockhand for the job's docker CLI and hooks."},
 

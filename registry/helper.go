@@ -106,6 +106,7 @@ func New(o Options) *Helper {
 	h := &Helper{o: o}
 	if o.JobDir != "" {
 		h.store = JobStore(o.JobDir)
+		h.store.Wait = o.LockWait
 	}
 	return h
 }
@@ -131,13 +132,21 @@ type Credential struct {
 // Add stores a `docker login` in the job's store, and adds the secret to
 // the job's log redactor.
 func (h *Helper) Add(c *credentials.Credentials) error {
+	return h.AddLogin(Login{ServerURL: c.ServerURL, Username: c.Username, Secret: c.Secret})
+}
+
+// AddLogin stores a login in the job's store and adds its secret to the
+// job's log redactor: the one way a login enters a job (`docker login`, or
+// one carried over from another hook's docker config), so none is served
+// unredacted.
+func (h *Helper) AddLogin(l Login) error {
 	if h.store == nil {
 		return ErrNoJob
 	}
-	if err := h.store.Put(Login{ServerURL: c.ServerURL, Username: c.Username, Secret: c.Secret}); err != nil {
+	if err := h.store.Put(l); err != nil {
 		return err
 	}
-	h.redact(c.Secret)
+	h.redact(l.Secret)
 	return nil
 }
 
@@ -252,7 +261,7 @@ func (h *Helper) ecr(ctx context.Context, route Route) (Credential, error) {
 	if t, ok, _ := cache.Get(hint, key); ok && t.Fresh(h.o.Now()) {
 		return detail(t, "cached token"), nil
 	}
-	unlock, err := cache.LockFetch(key, h.o.LockWait)
+	unlock, err := cache.LockFetch(ctx, key, h.o.LockWait)
 	if err != nil {
 		h.warnf("%v; fetching the ECR token without waiting", err)
 	} else {
@@ -272,7 +281,7 @@ func (h *Helper) ecr(ctx context.Context, route Route) (Credential, error) {
 		return Credential{}, err
 	}
 	t := tokenOf(reply, requested)
-	dropped, err := cache.Put(hint, key, t, h.o.Now())
+	dropped, err := cache.Put(ctx, hint, key, t, h.o.Now())
 	if err != nil {
 		h.warnf("could not cache the ECR token: %v", err)
 	}

@@ -3,6 +3,7 @@ package registry
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -47,7 +48,7 @@ func (h *Helper) redact(secret string) {
 		return
 	}
 	record := filepath.Join(h.o.JobDir, redactedFile)
-	unlock, err := filelock.Lock(record+".lock", h.o.LockWait)
+	unlock, err := filelock.Lock(context.Background(), record+".lock", h.o.LockWait)
 	if err != nil {
 		h.warnf("could not add a credential to the job's log redactor: %v", err)
 		return

@@ -102,7 +102,7 @@ func (h *Helper) packages(ctx context.Context, audience string) (Credential, err
 		return Credential{}, errors.New("an agent OIDC token can only be requested inside a Buildkite job")
 	}
 	cachePath := filepath.Join(h.o.JobDir, oidcCacheFile)
-	unlock, err := filelock.Lock(cachePath+".lock", h.o.LockWait)
+	unlock, err := filelock.Lock(ctx, cachePath+".lock", h.o.LockWait)
 	if err != nil {
 		return Credential{}, err
 	}

@@ -8,6 +8,7 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dockhand-ci/dockhand/internal/filelock"
 
@@ -34,9 +36,12 @@ type Login struct {
 }
 
 // Store holds the logins a job made with `docker login`, in one 0600 file
-// in the job dir, so they are gone with the job and never seen by another.
+// in the job dir, so they are gone with the job and out of other users'
+// reach (for jobs of the same user, see docs/credentials.md).
 type Store struct {
 	Path string
+	// Wait bounds waiting for another writer (filelock.DefaultWait when 0).
+	Wait time.Duration
 }
 
 // JobStore returns the store of the job whose dir is jobDir.
@@ -57,18 +62,26 @@ func Key(serverURL string) string {
 	return strings.ToLower(u.Host)
 }
 
-// Get returns the login for a registry, or ok=false.
+// ErrEmptySecret refuses a login without a secret: served back, it would
+// shadow the registry's other sources with nothing.
+var ErrEmptySecret = errors.New("a login with an empty secret is not stored")
+
+// Get returns the login for a registry, or ok=false. A login without a
+// secret is no login.
 func (s *Store) Get(serverURL string) (Login, bool, error) {
 	var l Login
 	var found bool
 	err := s.read(func(all map[string]Login) {
 		l, found = all[Key(serverURL)]
 	})
-	return l, found, err
+	return l, found && l.Secret != "", err
 }
 
 // Put stores or replaces a login.
 func (s *Store) Put(l Login) error {
+	if l.Secret == "" {
+		return fmt.Errorf("%s: %w", Key(l.ServerURL), ErrEmptySecret)
+	}
 	return s.update(func(all map[string]Login) { all[Key(l.ServerURL)] = l })
 }
 
@@ -103,7 +116,7 @@ func (s *Store) read(fn func(map[string]Login)) error {
 // store's flock, which serialises writers across the docker processes of
 // one job.
 func (s *Store) update(fn func(map[string]Login)) error {
-	unlock, err := filelock.Lock(s.Path+".lock", 0)
+	unlock, err := filelock.Lock(context.Background(), s.Path+".lock", s.Wait)
 	if err != nil {
 		return fmt.Errorf("the job's credential store: %w", err)
 	}

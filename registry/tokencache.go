@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -42,6 +43,10 @@ import (
 const TokenCacheDirName = "tokens"
 
 const tokenCacheVersion = 1
+
+// writeLockWait bounds waiting to rewrite ecr.json: a writer holds the lock
+// for a read and a rename, so a longer wait is a stuck one.
+const writeLockWait = 5 * time.Second
 
 // validMargin is how long before its expiry a token stops being served even
 // as a fallback: docker needs it for the requests that follow.
@@ -102,11 +107,11 @@ func (c *TokenCache) Get(hint, registryKey string) (Token, bool, error) {
 // obtained it differs from the one last seen for hint, every token cached
 // under hint is dropped first; dropped counts them. Expired tokens of any
 // hint are removed on the way.
-func (c *TokenCache) Put(hint, registryKey string, t Token, now time.Time) (dropped int, err error) {
+func (c *TokenCache) Put(ctx context.Context, hint, registryKey string, t Token, now time.Time) (dropped int, err error) {
 	if err := c.ensureDir(); err != nil {
 		return 0, err
 	}
-	unlock, err := filelock.Lock(c.file()+".lock", 0)
+	unlock, err := filelock.Lock(ctx, c.file()+".lock", writeLockWait)
 	if err != nil {
 		return 0, err
 	}
@@ -133,7 +138,8 @@ func (c *TokenCache) Put(hint, registryKey string, t Token, now time.Time) (drop
 	// Forget the hints (rotated access keys) that have no token left.
 	live := map[string]bool{}
 	for k := range f.Tokens {
-		live[k[:strings.IndexByte(k, '/')]] = true
+		hint, _, _ := strings.Cut(k, "/")
+		live[hint] = true
 	}
 	for h := range f.Identities {
 		if !live[h] {
@@ -148,13 +154,13 @@ func (c *TokenCache) Put(hint, registryKey string, t Token, now time.Time) (drop
 }
 
 // LockFetch takes the lock that makes one process fetch registryKey's token
-// while the others wait for it, at most wait (0: no bound).
-func (c *TokenCache) LockFetch(registryKey string, wait time.Duration) (unlock func(), err error) {
+// while the others wait for it, at most wait and no longer than ctx lasts.
+func (c *TokenCache) LockFetch(ctx context.Context, registryKey string, wait time.Duration) (unlock func(), err error) {
 	if err := c.ensureDir(); err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256([]byte(registryKey))
-	return filelock.Lock(filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock"), wait)
+	return filelock.Lock(ctx, filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock"), wait)
 }
 
 func (c *TokenCache) ensureDir() error {
@@ -188,6 +194,13 @@ func (c *TokenCache) load() (tokenFile, error) {
 	}
 	if f.Tokens == nil {
 		f.Tokens = map[string]Token{}
+	}
+	// Any job of the host can write this file: an entry that is not
+	// HINT "/" REGISTRY_KEY is not one dockhand wrote, and is dropped.
+	for k := range f.Tokens {
+		if hint, reg, ok := strings.Cut(k, "/"); !ok || hint == "" || reg == "" {
+			delete(f.Tokens, k)
+		}
 	}
 	return f, nil
 }

@@ -2,12 +2,15 @@ package harness
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -31,8 +34,8 @@ type DockerdOptions struct {
 }
 
 // StartDockerd starts a docker engine with its own data root, exec root,
-// pidfile and socket, without iptables or a bridge (containers share no
-// network with the host's), and its own managed containerd. Close stops it.
+// pidfile, socket and bridge, without iptables (containers reach nothing
+// outside), and its own managed containerd. Close stops it.
 func (k *Kit) StartDockerd(o DockerdOptions) (*Dockerd, error) {
 	if o.Name == "" {
 		o.Name = "dockerd"
@@ -49,6 +52,13 @@ func (k *Kit) StartDockerd(o DockerdOptions) (*Dockerd, error) {
 	k.mu.Lock()
 	k.cleanups = append(k.cleanups, func() { _ = unmountUnder(run); os.RemoveAll(run) })
 	k.mu.Unlock()
+	// A bridge of its own: the engine's BuildKit runs RUN steps on the
+	// bridge network, and the default docker0 would be shared by every
+	// engine the tests start at once.
+	bridge, err := k.addBridge()
+	if err != nil {
+		return nil, err
+	}
 	cfg := map[string]any{"features": map[string]bool{"buildkit": !o.LegacyBuilder}}
 	data, _ := json.Marshal(cfg)
 	cfgPath := filepath.Join(dir, "daemon.json")
@@ -63,7 +73,7 @@ func (k *Kit) StartDockerd(o DockerdOptions) (*Dockerd, error) {
 		"--data-root", d.DataDir,
 		"--exec-root", filepath.Join(run, "exec"),
 		"--pidfile", filepath.Join(run, "docker.pid"),
-		"--iptables=false", "--ip-masq=false", "--bridge=none",
+		"--iptables=false", "--ip-masq=false", "--bridge="+bridge,
 		"--containerd-namespace", "dockhand-"+o.Name, "--containerd-plugins-namespace", "dockhand-"+o.Name+"-plugins",
 	)
 	if err != nil {
@@ -95,3 +105,28 @@ func (d *Dockerd) ping() error {
 
 // Stop stops the engine (and its containerd), as a host whose docker is down.
 func (d *Dockerd) Stop() { d.proc.stop() }
+
+// addBridge creates a Linux bridge with a random name and a private /24 for
+// one engine; Close deletes it.
+func (k *Kit) addBridge() (string, error) {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("dkb%x", b)
+	subnet := fmt.Sprintf("10.%d.%d.1/24", 200+int(b[0])%50, b[1])
+	for _, args := range [][]string{
+		{"link", "add", name, "type", "bridge"},
+		{"addr", "add", subnet, "dev", name},
+		{"link", "set", name, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			_ = exec.Command("ip", "link", "del", name).Run()
+			return "", fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	k.mu.Lock()
+	k.cleanups = append(k.cleanups, func() { _ = exec.Command("ip", "link", "del", name).Run() })
+	k.mu.Unlock()
+	return name, nil
+}

@@ -129,6 +129,8 @@ if [[ ! -x /usr/sbin/dockerd || ! -x /usr/bin/containerd || "$(cat "$engine_stam
   echo "${ENGINE_DEBS[*]}" >"$engine_stamp"
 fi
 ln -sf /usr/sbin/dockerd "$bin/dockerd"
+# Each test engine gets a bridge of its own (test/harness/dockerd.go): ip(8).
+command -v ip >/dev/null || { apt-get update >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 >/dev/null; }
 
 # The docker CLI: the machine's, if it is at least 24; else build one.
 docker_major=0
