@@ -86,9 +86,7 @@ func Reconcile(jobDir, current string) (Reconciled, error) {
 		if err := mergeCredHelpers(filepath.Join(r.DockerConfig, "config.json"), fc.CredHelpers); err != nil {
 			return r, err
 		}
-		for _, host := range slices.Sorted(maps.Keys(fc.CredHelpers)) {
-			r.Imported = append(r.Imported, host)
-		}
+		r.Imported = append(r.Imported, slices.Sorted(maps.Keys(fc.CredHelpers))...)
 	}
 	return r, nil
 }
