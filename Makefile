@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 TOOLS_BIN := $(CURDIR)/.tools/bin
 
-.PHONY: all build test vet tools demo bench clean release
+.PHONY: all build test vet lint tools demo bench clean release
 
 all: build
 
@@ -19,10 +19,15 @@ build:
 vet:
 	$(GO) vet ./...
 
+# staticcheck, pinned in test/tools/staticcheck/go.mod and built by `make tools`.
+# A finding kept on purpose carries a `//lint:ignore CHECK reason` comment.
+lint:
+	$(TOOLS_BIN)/staticcheck ./...
+
 # Every test, the end-to-end ones included: they start their own daemons from
 # the real components `make tools` installs (seconds when nothing changed); a
 # missing component is a failure, never a skip.
-test: tools build vet
+test: tools build vet lint
 	DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) test -count=1 -timeout 30m ./...
 
 tools:

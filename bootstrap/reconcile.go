@@ -95,9 +95,7 @@ func Reconcile(jobDir, current string, e *agentenv.Environment) (r Reconciled, e
 		if err := mergeCredHelpers(filepath.Join(r.DockerConfig, "config.json"), fc.CredHelpers); err != nil {
 			return r, err
 		}
-		for _, host := range slices.Sorted(maps.Keys(fc.CredHelpers)) {
-			r.Imported = append(r.Imported, host)
-		}
+		r.Imported = append(r.Imported, slices.Sorted(maps.Keys(fc.CredHelpers))...)
 	}
 	return r, nil
 }

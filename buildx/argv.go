@@ -77,7 +77,8 @@ var buildxRootFlags = flagSet{
 }
 
 // buildFlags are `buildx build`'s flags (commands/build.go, buildx v0.38),
-// hidden and legacy ones included.
+// hidden and legacy ones included. TestFlagTablesMatchThePinnedBuildx checks
+// this table and bakeFlags against the pinned buildx's --help.
 var buildFlags = append(flagSet{
 	{"add-host", 0, takesValue},
 	{"allow", 0, takesValue},

@@ -23,8 +23,12 @@ type Config struct {
 	Shell        string        // shell: the real shell `dockhand shell` execs
 	Builders     []string      // builders: builder kinds in preference order
 	ProbeTimeout time.Duration // probe_timeout: deadline of one builder health probe
-	Strict       bool          // strict: fail closed instead of falling back
-	Debug        bool          // debug: verbose output
+	// strict: a build whose cache flags the buildx shim could not work out
+	// (arguments it cannot read, bake targets it cannot learn) fails instead
+	// of running without them. It decides nothing about builders (see
+	// BuildersOptional).
+	Strict bool
+	Debug  bool // debug: verbose output
 
 	// probe_cache_ttl: how long one job's probe results serve the host's
 	// other jobs (0: every job probes)

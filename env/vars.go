@@ -158,7 +158,7 @@ var Variables = []Variable{
 	{Name: "DOCKHAND_BUILDERS", Kind: PipelineSafe, Key: "builders",
 		Doc: "Comma-separated builder kinds in preference order (namespace, remote, local, embedded). In a job it may only narrow or reorder the configured kinds; it never adds endpoints."},
 	{Name: "DOCKHAND_STRICT", Kind: PipelineSafe, Key: "strict",
-		Doc: "Overrides strict (a boolean): fail closed (fail the step) where dockhand would otherwise fall back and carry on."},
+		Doc: "Overrides strict (a boolean): a build whose cache flags the buildx shim could not work out (arguments it cannot read, bake targets it cannot learn, a job state it cannot read) fails instead of running without them. Builders are builders_optional's business."},
 	{Name: "DOCKHAND_DEBUG", Kind: PipelineSafe, Key: "debug",
 		Doc: "Overrides debug (a boolean): verbose dockhand output in the job log."},
 }

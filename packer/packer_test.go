@@ -31,8 +31,9 @@ func placeholderRelease(t *testing.T) string {
 func TestTemplatesValidate(t *testing.T) {
 	packer := tool(t, "packer")
 	root := repoRoot(t)
+	// validate and fmt -check are only as good as the Packer they ran on.
 	if out := mustRun(t, nil, packer, "version"); !strings.Contains(out, "1.6.6") {
-		t.Logf("packer version: %s", out)
+		t.Fatalf("%s version: %q, want Packer 1.6.6 (pinned in test/tools/install.sh)", packer, out)
 	}
 	build := placeholderRelease(t)
 	extra := t.TempDir()

@@ -86,12 +86,12 @@ func (u *Unit) Environment() ([]string, error) {
 	for _, v := range u.Values("Service", "Environment") {
 		words, err := SplitWords(v)
 		if err != nil {
-			return nil, fmt.Errorf("Environment=%s: %w", v, err)
+			return nil, fmt.Errorf("[Service] Environment=%s: %w", v, err)
 		}
 		for _, w := range words {
 			name, value, ok := strings.Cut(w, "=")
 			if !ok || name == "" || strings.ContainsAny(name, " \t") {
-				return nil, fmt.Errorf("Environment=%s: %q is not NAME=VALUE", v, w)
+				return nil, fmt.Errorf("[Service] Environment=%s: %q is not NAME=VALUE", v, w)
 			}
 			if _, seen := vals[name]; !seen {
 				names = append(names, name)

@@ -419,7 +419,7 @@ func indexValue(v, key any) (any, error) {
 		case *jqObject:
 			return v.vals[k], nil
 		}
-		return nil, fmt.Errorf("Cannot index %s with %q", jqType(v), k)
+		return nil, fmt.Errorf("cannot index %s with %q", jqType(v), k)
 	case float64:
 		switch v := v.(type) {
 		case nil:
@@ -434,7 +434,7 @@ func indexValue(v, key any) (any, error) {
 			}
 			return v[i], nil
 		}
-		return nil, fmt.Errorf("Cannot index %s with number", jqType(v))
+		return nil, fmt.Errorf("cannot index %s with number", jqType(v))
 	}
 	return nil, errors.New("bad index")
 }
@@ -454,7 +454,7 @@ func (x jqIter) eval(in any) ([]any, error) {
 			if x.optional {
 				continue
 			}
-			return out, fmt.Errorf("Cannot iterate over %s", jqType(v))
+			return out, fmt.Errorf("cannot iterate over %s", jqType(v))
 		}
 	}
 	return out, err
@@ -477,7 +477,7 @@ func (x jqSlice) eval(in any) ([]any, error) {
 			if x.optional {
 				continue
 			}
-			return out, fmt.Errorf("Cannot index %s with object", jqType(v))
+			return out, fmt.Errorf("cannot index %s with object", jqType(v))
 		}
 		lo, hi := 0, n
 		if x.lo != nil {

@@ -275,7 +275,7 @@ func TestTagErrorsWhereThePluginHashesGarbage(t *testing.T) {
 		{"dockerfile with a space", map[string]string{p + "DOCKERFILE": "my dir/Dockerfile"}, "cannot hold whitespace"},
 		{"jq on a missing file", map[string]string{p + "CACHE_ON": "nope.json#.a"}, `cache-on "nope.json#.a": jq filter ".a" on nope.json`},
 		{"jq on a glob", map[string]string{p + "CACHE_ON": "*/package.json#.a"}, "the plugin never expands a glob in FILE.json#FILTER"},
-		{"jq filter that fails", map[string]string{p + "CACHE_ON": "package.json#.name.x"}, `Cannot index string with "x"`},
+		{"jq filter that fails", map[string]string{p + "CACHE_ON": "package.json#.name.x"}, `cannot index string with "x"`},
 		{"jq syntax error", map[string]string{p + "CACHE_ON": "package.json#.a|"}, `jq filter ".a|" on package.json`},
 		{"jq that builds an object", map[string]string{p + "CACHE_ON": "package.json#{a:.name,b:.version}"}, `"{" could make the output depend on that order`},
 		{"jq output with a gojq object", map[string]string{p + "CACHE_ON": "package.json#.nested|del(.a)"}, "object with several keys"},

@@ -112,6 +112,13 @@ func private(ctx context.Context, cfg aws.Config, reg hosts.Registry) (registry.
 			eo.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateEnabled
 		}
 	})
+	// RegistryIds is deprecated because a token is no longer scoped to the
+	// registries named: it works for every registry the principal may use.
+	// It is still sent, as the upstream amazon-ecr-credential-helper does
+	// with the current SDK: the reply's proxyEndpoint, which the token cache
+	// records, is then the registry asked for (a cross-account registry
+	// gets its own host back, not the caller's default registry).
+	//lint:ignore SA1019 deliberate, as upstream: the reply then names the registry asked for (see above)
 	out, err := client.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{reg.Account}})
 	if err != nil {
 		return registry.ECRTokenReply{}, fmt.Errorf("ecr:GetAuthorizationToken for %s in %s: %w", reg.Account, reg.Region, err)

@@ -49,6 +49,11 @@ step "go build docker-credential-ecr-login"
 go build -trimpath -o "$bin/docker-credential-ecr-login" \
   github.com/awslabs/amazon-ecr-credential-helper/ecr-login/cli/docker-credential-ecr-login
 
+# staticcheck, which `make lint` runs beside `go vet` (test/tools/staticcheck/go.mod).
+cd "$root/test/tools/staticcheck"
+step "go build staticcheck"
+go build -trimpath -o "$bin/staticcheck" honnef.co/go/tools/cmd/staticcheck
+
 # Debian components, unpacked into .tools (no system install needed).
 # fetch_deb DIR PKG VER downloads PKG=VER into DIR; when a Debian (security)
 # update has replaced the pinned version, it takes the current candidate.
