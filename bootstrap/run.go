@@ -142,6 +142,7 @@ type setupNotes struct {
 	realBuildx string
 	userConfig error
 	cache      []string // the cache lines of the job log section
+	nodeID     string   // the buildx node identity's line
 
 	builder    *buildx.Selection // the builder choice
 	builderMsg string            // a warning about it, if any
@@ -177,6 +178,7 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 	if err := SeedDockerConfig(filepath.Join(job.Path, "docker"), user, o.Self); err != nil {
 		return fail(err)
 	}
+	n.nodeID = seedNodeIdentity(state, filepath.Join(job.Path, "docker", "buildx"), o.Env)
 	bin := filepath.Join(job.Path, "bin")
 	if err := os.Mkdir(bin, 0o700); err != nil {
 		return fail(err)
@@ -282,6 +284,9 @@ func writeSection(w io.Writer, jobDir string, n setupNotes, took time.Duration) 
 	}
 	for _, l := range n.cache {
 		fmt.Fprintf(w, "dockhand: %s\n", l)
+	}
+	if n.nodeID != "" {
+		fmt.Fprintf(w, "dockhand: %s\n", n.nodeID)
 	}
 	for _, l := range builderLines(n.builder, n.builderMsg) {
 		fmt.Fprintf(w, "dockhand: %s\n", l)

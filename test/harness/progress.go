@@ -1,6 +1,9 @@
 package harness
 
-import "regexp"
+import (
+	"regexp"
+	"strconv"
+)
 
 var (
 	runStep    = regexp.MustCompile(`(?m)^#(\d+) \[[^\]]*\] RUN (.*)$`)
@@ -36,4 +39,28 @@ func RunSteps(progress string) Steps {
 		return len(hit)
 	}
 	return Steps{Total: len(runs), Cached: count(cachedStep), Executed: count(ranStep)}
+}
+
+// contextDone is BuildKit's final line of one context upload in plain
+// progress output, for example "#4 transferring context: 52.43MB 0.6s done"
+// (sizes in go-units' decimal units; no time when it took under 0.05s).
+var contextDone = regexp.MustCompile(`(?m)^#\d+ transferring context: ([0-9.]+)(B|kB|MB|GB|TB) ?(?:([0-9.]+)s )?done\s*$`)
+
+// Transfer is one build context upload as BuildKit reported it.
+type Transfer struct {
+	Bytes   int64
+	Seconds float64
+}
+
+// ContextTransfers reads the finished context uploads ("transferring
+// context: ... done") from plain progress output, in order.
+func ContextTransfers(progress string) []Transfer {
+	scale := map[string]float64{"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+	var out []Transfer
+	for _, m := range contextDone.FindAllStringSubmatch(progress, -1) {
+		n, _ := strconv.ParseFloat(m[1], 64)
+		s, _ := strconv.ParseFloat(m[3], 64)
+		out = append(out, Transfer{Bytes: int64(n * scale[m[2]]), Seconds: s})
+	}
+	return out
 }
