@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"github.com/dockhand-ci/dockhand/internal/filelock"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
@@ -38,7 +39,7 @@ const NodeKeyDir = "buildx-node"
 // NodeScope is what one buildx node identity is shared by.
 type NodeScope struct {
 	Pipeline string // "id:<BUILDKITE_PIPELINE_ID>", else "slug:<org>/<pipeline>"
-	Checkout string // BUILDKITE_BUILD_CHECKOUT_PATH, cleaned
+	Checkout string // the job's checkout dir (CheckoutPath)
 	Fork     string // the normalised fork repository of a pull request from a fork
 }
 
@@ -53,13 +54,32 @@ func NodeScopeFromEnv(lookup func(string) string) (s NodeScope, ok bool) {
 	} else {
 		return s, false
 	}
-	if c := strings.TrimSpace(lookup("BUILDKITE_BUILD_CHECKOUT_PATH")); c != "" {
-		s.Checkout = filepath.Clean(c)
-	}
+	s.Checkout = CheckoutPath(lookup)
 	if id := IdentityFromEnv(lookup); id.IsFork() {
 		s.Fork = NormalizeRepo(id.PullRequestRepo)
 	}
 	return s, true
+}
+
+// CheckoutPath is the job's checkout dir as buildkite-agent's bootstrap
+// will set it: BUILDKITE_BUILD_CHECKOUT_PATH when the job has one, else
+// BUILD_PATH/AGENT_NAME/ORG/PIPELINE with every character of the agent name
+// that is not an ASCII letter or digit made "-". "" when neither can be had.
+func CheckoutPath(lookup func(string) string) string {
+	if c := strings.TrimSpace(lookup("BUILDKITE_BUILD_CHECKOUT_PATH")); c != "" {
+		return filepath.Clean(c)
+	}
+	build := strings.TrimSpace(lookup("BUILDKITE_BUILD_PATH"))
+	if build == "" {
+		return ""
+	}
+	agent := strings.Map(func(r rune) rune {
+		if r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r)) { // [[:alnum:]] is ASCII
+			return r
+		}
+		return '-'
+	}, lookup("BUILDKITE_AGENT_NAME"))
+	return filepath.Join(build, agent, lookup("BUILDKITE_ORGANIZATION_SLUG"), lookup("BUILDKITE_PIPELINE_SLUG"))
 }
 
 // NodeID is the buildx node identity of scope s under the host's key: 32 hex

@@ -38,6 +38,9 @@ func TestNodeScopeFromEnv(t *testing.T) {
 			NodeScope{Pipeline: "slug:org/app", Checkout: "/var/lib/buildkite-agent/builds/host-1/org/app"}, true},
 		{"fork", with("BUILDKITE_PULL_REQUEST", "12", "BUILDKITE_PULL_REQUEST_REPO", "https://github.com/mallory/app.git"),
 			NodeScope{Pipeline: "slug:org/app", Checkout: "/var/lib/buildkite-agent/builds/host-1/org/app", Fork: "github.com/mallory/app"}, true},
+		{"checkout path as the agent's bootstrap makes it", with("BUILDKITE_BUILD_CHECKOUT_PATH", "",
+			"BUILDKITE_BUILD_PATH", "/var/lib/buildkite-agent/builds", "BUILDKITE_AGENT_NAME", "ip-10-0-1-2.ec2_internal-3"),
+			NodeScope{Pipeline: "slug:org/app", Checkout: "/var/lib/buildkite-agent/builds/ip-10-0-1-2-ec2-internal-3/org/app"}, true},
 		{"no checkout path", with("BUILDKITE_BUILD_CHECKOUT_PATH", ""), NodeScope{Pipeline: "slug:org/app"}, true},
 		{"no pipeline", map[string]string{"BUILDKITE_BUILD_CHECKOUT_PATH": "/b"}, NodeScope{}, false},
 	} {
