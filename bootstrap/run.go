@@ -143,6 +143,8 @@ type setupNotes struct {
 	userConfig error
 	cache      []string // the cache lines of the job log section
 	nodeID     string   // the buildx node identity's line
+	phases     *phases  // how long each step of the setup took
+	debug      bool     // DOCKHAND_DEBUG: print the phases
 
 	builder    *buildx.Selection // the builder choice
 	builderMsg string            // a warning about it, if any
@@ -151,6 +153,7 @@ type setupNotes struct {
 // prepare sweeps dead jobs' dirs and creates this job's dir and docker config.
 func prepare(o Options) (*JobDir, setupNotes, error) {
 	var n setupNotes
+	n.phases, n.debug = newPhases(time.Now()), o.Config.Debug
 	tmpdir, _ := o.Env.Get("TMPDIR")
 	state, fellBack, err := StateDir(o.Config.StateDir, tmpdir, o.UID)
 	if err != nil {
@@ -161,11 +164,13 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 	if err != nil {
 		return nil, n, fmt.Errorf("sweeping dead jobs' dirs: %w", err)
 	}
+	n.phases.mark("sweep", time.Now())
 	jobID, _ := o.Env.Get("BUILDKITE_JOB_ID")
 	job, err := CreateJobDir(state, jobID)
 	if err != nil {
 		return nil, n, err
 	}
+	n.phases.mark("job dir", time.Now())
 	fail := func(err error) (*JobDir, setupNotes, error) {
 		job.Remove()
 		return nil, n, err
@@ -178,7 +183,6 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 	if err := SeedDockerConfig(filepath.Join(job.Path, "docker"), user, o.Self); err != nil {
 		return fail(err)
 	}
-	n.nodeID = seedNodeIdentity(state, filepath.Join(job.Path, "docker", "buildx"), o.Env)
 	bin := filepath.Join(job.Path, "bin")
 	if err := os.Mkdir(bin, 0o700); err != nil {
 		return fail(err)
@@ -191,18 +195,30 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 		}
 	}
 	n.realBuildx = buildx.FindReal(buildx.PluginDirs(user.ExtraDirs, userDir), o.Self)
+	n.phases.mark("docker config", time.Now())
+	n.nodeID = seedNodeIdentity(state, filepath.Join(job.Path, "docker", "buildx"), o.Env)
+	n.phases.mark("node identity", time.Now())
 	settings := registry.SettingsFor(o.Config)
 	st := JobState{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx,
 		Registry: &settings, Debug: o.Config.Debug}
+	// The cache's setup (the ECR repository check, the local cache's
+	// pruning) runs beside the builder choice (its probes).
+	cacheDone := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		st.Cache, n.cache = prepareCache(o.Config, o.Env, start, ecrRepoEnsurer(state, buildx.CloudPath(o.Self), o.Env))
+		cacheDone <- time.Since(start)
+	}()
 	n.builder, st.Builder, n.builderMsg, err = chooseBuilder(o, state, job.Path)
+	cacheTook := <-cacheDone
 	if err != nil {
 		return fail(err)
 	}
-	st.Cache, n.cache = prepareCache(o.Config, o.Env, time.Now(),
-		ecrRepoEnsurer(state, buildx.CloudPath(o.Self), o.Env))
+	n.phases.markBeside("builder", "cache", cacheTook, time.Now())
 	if err := WriteState(job.Path, st); err != nil {
 		return fail(err)
 	}
+	n.phases.mark("job state", time.Now())
 	return job, n, nil
 }
 
@@ -295,4 +311,7 @@ func writeSection(w io.Writer, jobDir string, n setupNotes, took time.Duration) 
 		fmt.Fprintf(w, "dockhand: warning: ignoring the agent user's docker config: %v\n", n.userConfig)
 	}
 	fmt.Fprintf(w, "dockhand: ready in %s\n", took.Round(time.Millisecond))
+	if n.debug && n.phases != nil {
+		fmt.Fprintf(w, "dockhand: %s\n", n.phases.line())
+	}
 }
