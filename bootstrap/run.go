@@ -207,6 +207,9 @@ type setupNotes struct {
 	realBuildx string
 	userConfig error
 	cache      []string // the cache lines of the job log section
+	nodeID     string   // the buildx node identity's line
+	phases     *phases  // how long each step of the setup took
+	debug      bool     // DOCKHAND_DEBUG: print the phases
 
 	builder    *buildx.Selection // the builder choice
 	builderMsg string            // a warning about it, if any
@@ -234,17 +237,19 @@ func prepare(ctx context.Context, o Options) (*JobDir, setupNotes, error) {
 
 // prepareIn is prepare in the state dir state.
 func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNotes, error) {
-	n := setupNotes{stateDir: state}
+	n := setupNotes{stateDir: state, phases: newPhases(time.Now()), debug: o.Config.Debug}
 	var err error
 	n.swept, err = Sweep(ctx, state)
 	if err != nil {
 		return nil, n, fmt.Errorf("sweeping dead jobs' dirs: %w", err)
 	}
+	n.phases.mark("sweep", time.Now())
 	jobID, _ := o.Env.Get("BUILDKITE_JOB_ID")
 	job, err := CreateJobDir(ctx, state, jobID)
 	if err != nil {
 		return nil, n, err
 	}
+	n.phases.mark("job dir", time.Now())
 	fail := func(err error) (*JobDir, setupNotes, error) {
 		job.Remove()
 		return nil, n, err
@@ -273,24 +278,33 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 		}
 	}
 	n.realBuildx = buildx.FindReal(buildx.PluginDirs(user.ExtraDirs, userDir), o.Self)
+	n.phases.mark("docker config", time.Now())
+	n.nodeID = seedNodeIdentity(state, filepath.Join(job.Path, "docker", "buildx"), o.Env)
+	n.phases.mark("node identity", time.Now())
 	settings := registry.SettingsFor(o.Config)
 	st := JobState{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx,
 		Registry: &settings, Debug: o.Config.Debug}
+	// The cache's setup (the ECR repository check, the local cache's
+	// pruning) runs beside the builder choice (its probes).
+	cacheDone := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		st.Cache, n.cache = prepareCache(o.Config, o.Env, start, ecrRepoEnsurer(ctx, state, buildx.CloudPath(o.Self), o.Env))
+		cacheDone <- time.Since(start)
+	}()
 	n.builder, st.Builder, n.builderMsg, err = chooseBuilder(ctx, o, state, job.Path)
+	cacheTook := <-cacheDone
 	if err != nil {
 		return fail(err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fail(err) // cancelled: the builder may have been passed over for it
 	}
-	st.Cache, n.cache = prepareCache(o.Config, o.Env, time.Now(),
-		ecrRepoEnsurer(ctx, state, buildx.CloudPath(o.Self), o.Env))
-	if err := ctx.Err(); err != nil {
-		return fail(err)
-	}
+	n.phases.markBeside("builder", "cache", cacheTook, time.Now())
 	if err := WriteState(job.Path, st); err != nil {
 		return fail(err)
 	}
+	n.phases.mark("job state", time.Now())
 	return job, n, nil
 }
 
@@ -373,6 +387,9 @@ func writeSection(w io.Writer, jobDir string, n setupNotes, took time.Duration) 
 	for _, l := range n.cache {
 		fmt.Fprintf(w, "dockhand: %s\n", l)
 	}
+	if n.nodeID != "" {
+		fmt.Fprintf(w, "dockhand: %s\n", n.nodeID)
+	}
 	for _, l := range builderLines(n.builder, n.builderMsg) {
 		fmt.Fprintf(w, "dockhand: %s\n", l)
 	}
@@ -380,4 +397,7 @@ func writeSection(w io.Writer, jobDir string, n setupNotes, took time.Duration) 
 		fmt.Fprintf(w, "dockhand: warning: ignoring the agent user's docker config: %v\n", n.userConfig)
 	}
 	fmt.Fprintf(w, "dockhand: ready in %s\n", took.Round(time.Millisecond))
+	if n.debug && n.phases != nil {
+		fmt.Fprintf(w, "dockhand: %s\n", n.phases.line())
+	}
 }

@@ -30,11 +30,18 @@ type pair struct {
 
 func main() {
 	runs := flag.Int("runs", 200, "runs of each command for the fast benchmarks")
-	only := flag.String("only", "", `run one benchmark only: "selection"`)
+	only := flag.String("only", "", `run one benchmark only: "selection" or "context"`)
 	flag.Parse()
 	do := run
-	if *only == "selection" {
+	switch *only {
+	case "":
+	case "selection":
 		do = runSelectionOnly
+	case "context":
+		do = runContextOnly
+	default:
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection or context\n", *only)
+		os.Exit(2)
 	}
 	if err := do(*runs); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -42,21 +49,28 @@ func main() {
 	}
 }
 
+// setup finds dockhand and the real components and makes the run's temp
+// dir; done removes what it made.
+func setup() (dockhand, toolBin, dir string, done func(), err error) {
+	if dockhand, err = harness.Dockhand(); err != nil {
+		return "", "", "", nil, err
+	}
+	if toolBin, err = harness.FindToolBin(os.Environ()); err == nil {
+		dir, err = os.MkdirTemp("", "dockhand-bench-")
+	}
+	if err != nil {
+		harness.CleanupDockhand()
+		return "", "", "", nil, err
+	}
+	return dockhand, toolBin, dir, func() { os.RemoveAll(dir); harness.CleanupDockhand() }, nil
+}
+
 func run(runs int) error {
-	dockhand, err := harness.Dockhand()
+	dockhand, toolBin, dir, done, err := setup()
 	if err != nil {
 		return err
 	}
-	defer harness.CleanupDockhand()
-	toolBin, err := harness.FindToolBin(os.Environ())
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "dockhand-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer done()
 
 	shim, err := shimPair(dockhand, toolBin, dir, max(runs/2, 20))
 	if err != nil {
@@ -94,6 +108,9 @@ func run(runs int) error {
 	}
 	if err := cacheBench(dockhand, toolBin, dir, 3); err != nil {
 		return fmt.Errorf("rebuild from cache: %w", err)
+	}
+	if err := contextBench(dockhand, toolBin, dir, contextSizesMB); err != nil {
+		return fmt.Errorf("context upload: %w", err)
 	}
 	credFailed, err := credentialBench(dockhand, toolBin, dir, runs)
 	if err != nil {

@@ -113,16 +113,11 @@ func selectionBench(dockhand, dir string, runs int) (failed bool, err error) {
 
 // runSelectionOnly is `go run ./test/bench -only selection`.
 func runSelectionOnly(runs int) error {
-	dockhand, err := harness.Dockhand()
+	dockhand, _, dir, done, err := setup()
 	if err != nil {
 		return err
 	}
-	defer harness.CleanupDockhand()
-	dir, err := os.MkdirTemp("", "dockhand-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer done()
 	failed, err := selectionBench(dockhand, dir, max(runs/2, 20))
 	if err != nil {
 		return fmt.Errorf("builder selection: %w", err)

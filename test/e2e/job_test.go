@@ -75,14 +75,32 @@ func hook(t *testing.T, dir, name, body string) {
 // start queues a job with command and env and starts an agent for it.
 func (r *rig) start(command string, env map[string]string) (string, *harness.Agent) {
 	r.t.Helper()
+	return r.startOn(shortDir(r.t), "", command, env)
+}
+
+// startOn is start on a long-lived agent of the host: its build path and
+// hooks under dir, and, when name is set, that agent name (its checkout dir
+// is DIR/builds/NAME/org/PIPELINE), as one agent of a host keeps them from
+// job to job.
+func (r *rig) startOn(dir, name, command string, env map[string]string) (string, *harness.Agent) {
+	r.t.Helper()
+	var named []string
+	if name != "" {
+		named = []string{"--name", name}
+		withName := map[string]string{"BUILDKITE_AGENT_NAME": name} // as Buildkite sends it
+		for k, v := range env {
+			withName[k] = v
+		}
+		env = withName
+	}
 	id := r.queue(command, env)
-	args := r.srv.AgentArgs(shortDir(r.t), id,
+	args := r.srv.AgentArgs(dir, id, append(named,
 		"--bootstrap-script", r.dockhand+" bootstrap --config "+r.config,
 		"--shell", r.dockhand+" shell -e -c",
 		"--hooks-path", r.hooks,
 		"--additional-hooks-paths", strings.Join(r.addHooks, ","),
 		"--signal-grace-period-seconds", "5", "--cancel-grace-period", "6",
-	)
+	)...)
 	return id, harness.StartAgent(r.t, args, "DOCKER_CONFIG="+r.userDir)
 }
 

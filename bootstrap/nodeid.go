@@ -1,0 +1,34 @@
+package bootstrap
+
+import (
+	"fmt"
+
+	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/buildx"
+)
+
+// seedNodeIdentity gives the job's buildx config dir the node identity of
+// the job's pipeline and checkout on this host (buildx.NodeScope), so the
+// job's context uploads diff against the previous job's. It returns the job
+// log line. A failure only costs speed: buildx then makes a per-job identity.
+func seedNodeIdentity(state, buildxDir string, e *agentenv.Environment) string {
+	scope, ok := buildx.NodeScopeFromEnv(func(k string) string { v, _ := e.Get(k); return v })
+	if !ok {
+		return "buildx: per-job node identity (the job names no pipeline): context uploads start from scratch"
+	}
+	key, err := buildx.HostNodeKey(state)
+	if err == nil {
+		err = buildx.SeedNodeID(buildxDir, buildx.NodeID(key, scope))
+	}
+	if err != nil {
+		return fmt.Sprintf("warning: buildx node identity: %v (context uploads start from scratch)", err)
+	}
+	where := "pipeline"
+	if scope.Checkout != "" {
+		where += " and checkout"
+	}
+	if scope.Fork != "" {
+		where += " and fork " + scope.Fork
+	}
+	return "buildx: node identity kept per " + where + " on this host: context uploads send only what changed"
+}
