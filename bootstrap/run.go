@@ -83,7 +83,8 @@ func Run(o Options) (Exit, error) {
 	if err != nil {
 		return Exit{}, &SetupError{err}
 	}
-	writeSection(o.Log, job.Path, notes, time.Since(start))
+	setupTook := time.Since(start)
+	writeSection(o.Log, job.Path, notes, setupTook)
 
 	// A signal during setup: the job never starts, and dockhand ends as a
 	// cancelled bootstrap would.
@@ -111,9 +112,7 @@ func Run(o Options) (Exit, error) {
 			}
 		case err := <-done:
 			if signalled.IsZero() {
-				if line := cacheSummary(o, notes.builder, start); line != "" {
-					fmt.Fprintf(o.Log, "dockhand: %s\n", line)
-				}
+				afterJob(o, job.Path, notes, start, setupTook)
 			}
 			return exitOf(cmd, err)
 		}
@@ -142,6 +141,8 @@ type setupNotes struct {
 	realBuildx string
 	userConfig error
 	cache      []string // the cache lines of the job log section
+	settings   *buildx.CacheSettings
+	ecrCalls   int // ECR API requests made while preparing
 
 	builder    *buildx.Selection // the builder choice
 	builderMsg string            // a warning about it, if any
@@ -196,8 +197,15 @@ func prepare(o Options) (*JobDir, setupNotes, error) {
 	if err != nil {
 		return fail(err)
 	}
-	st.Cache, n.cache = prepareCache(o.Config, o.Env, time.Now(),
-		ecrRepoEnsurer(state, buildx.CloudPath(o.Self), o.Env))
+	ensure := ecrRepoEnsurer(state, buildx.CloudPath(o.Self), o.Env)
+	st.Cache, n.cache = prepareCache(o.Config, o.Env, time.Now(), func(repo string, days int) (string, error) {
+		note, err := ensure(repo, days)
+		if note != "" || err != nil { // "" and nil: the marker said it was done
+			n.ecrCalls++
+		}
+		return note, err
+	})
+	n.settings = st.Cache
 	if err := WriteState(job.Path, st); err != nil {
 		return fail(err)
 	}

@@ -106,6 +106,11 @@ func New(o Options) *Helper {
 	h := &Helper{o: o}
 	if o.JobDir != "" {
 		h.store = JobStore(o.JobDir)
+		fetch := o.FetchECR
+		h.o.FetchECR = func(ctx context.Context, reg hosts.Registry) (ECRTokenReply, error) {
+			CountECRCall(o.JobDir)
+			return fetch(ctx, reg)
+		}
 	}
 	return h
 }
