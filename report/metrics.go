@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -47,8 +48,9 @@ var Dimensions = [][]string{{"Queue"}, {"Queue", "BuilderKind"}}
 
 // EMF is the report as one line in CloudWatch's Embedded Metric Format: the
 // _aws block names the metrics (with units) and their dimensions, and every
-// metric, dimension and property is a top-level key. ProbeFailuresByEndpoint
-// (endpoint -> 1) and the job's identity are properties, for Logs Insights.
+// metric, dimension and property is a top-level key. ProbeFailedEndpoints
+// (the endpoints whose probe failed, comma-separated, sorted) and the job's
+// identity are properties, for Logs Insights.
 func EMF(r Report, now time.Time) ([]byte, error) {
 	metrics := Metrics(r)
 	defs := make([]map[string]string, len(metrics))
@@ -75,11 +77,7 @@ func EMF(r Report, now time.Time) ([]byte, error) {
 	doc["Queue"], doc["BuilderKind"] = queue, kind
 	doc["JobID"], doc["Pipeline"] = r.Job.ID, r.Job.Pipeline
 	if len(r.Builder.ProbeFailures) > 0 {
-		byEndpoint := map[string]int{}
-		for e := range r.Builder.ProbeFailures {
-			byEndpoint[e] = 1
-		}
-		doc["ProbeFailuresByEndpoint"] = byEndpoint
+		doc["ProbeFailedEndpoints"] = strings.Join(SortedEndpoints(r.Builder.ProbeFailures), ",")
 	}
 	if len(r.Builder.Fallbacks) > 0 {
 		doc["FallbackReasons"] = r.Builder.Fallbacks

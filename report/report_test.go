@@ -248,8 +248,8 @@ func TestEMF(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, doc[k], want)
 		}
 	}
-	if pf, _ := doc["ProbeFailuresByEndpoint"].(map[string]any); pf["tcp://pool-1:1234"] != 1.0 {
-		t.Errorf("ProbeFailuresByEndpoint = %v", doc["ProbeFailuresByEndpoint"])
+	if doc["ProbeFailedEndpoints"] != "tcp://pool-1:1234" {
+		t.Errorf("ProbeFailedEndpoints = %v, want the pool endpoint, redacted", doc["ProbeFailedEndpoints"])
 	}
 }
 
