@@ -47,14 +47,8 @@ func annotationRows(body string) [][]string {
 //   - STATE/metrics.jsonl holds one EMF line per job.
 func TestJobAnnotationReportAndMetrics(t *testing.T) {
 	kit := harness.Start(t, harness.Options{})
-	r := newRig(t)
-	r.state = filepath.Join(shortDir(t), "state")
-	t.Cleanup(func() { stopEmbedded(t, r.state) })
-	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")
-	writeFile(t, bkConfig, fmt.Sprintf("[registry.%q]\n  http = true\n", kit.Registry.Host))
 	repo := kit.Registry.Host + "/cache"
-	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"embedded\"]\n[embedded]\nconfig = %q\n[cache]\nbackend = \"registry\"\nrepository = %q\n",
-		r.state, bkConfig, repo))
+	r := embeddedRig(t, kit, fmt.Sprintf("[cache]\nbackend = \"registry\"\nrepository = %q\n", repo))
 	image := kit.Registry.Host + "/report-app:1"
 	dockerfile := fmt.Sprintf(`printf 'FROM %s\nCOPY blob /blob\nRUN echo ran-one > /one\nRUN echo ran-two > /two\n' > Dockerfile
 head -c 100000 /dev/urandom > blob
