@@ -66,22 +66,23 @@ func builderLines(sel *buildx.Selection, warning string) []string {
 // historyWait bounds the cache summary, which runs when the job has ended.
 const historyWait = 6 * time.Second
 
-// cacheSummary is the job log's closing dockhand line: how many steps of the
-// builds that finished on the job's builder during the job came from the
-// cache (BuildKit's build history). Nothing when the job built nothing there;
-// on a builder shared with other jobs, theirs are counted too.
-func cacheSummary(o Options, sel *buildx.Selection, since time.Time) string {
+// jobHistory reads the builds that finished on the job's builder during the
+// job (BuildKit's build history, once) and returns them with the job log's
+// closing cache line: how many of their steps came from the cache. No line
+// when the job built nothing there; on a builder shared with other jobs,
+// theirs are counted too.
+func jobHistory(o Options, sel *buildx.Selection, since time.Time) (buildx.HistoryResponse, string) {
 	if sel == nil || sel.Builder == nil || len(buildx.HistoryTargets(*sel.Builder)) == 0 {
-		return ""
+		return buildx.HistoryResponse{}, ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
 	defer cancel()
 	h, err := buildx.BuildHistory(ctx, buildx.CloudPath(o.Self), o.Env.ToSlice(), *sel.Builder, since)
 	switch {
 	case err != nil:
-		return fmt.Sprintf("warning: no cache summary: %v", err)
+		return h, fmt.Sprintf("warning: no cache summary: %v", err)
 	case h.Builds == 0:
-		return ""
+		return h, ""
 	}
-	return h.Line(sel.Builder.Name)
+	return h, h.Line(sel.Builder.Name)
 }

@@ -95,7 +95,8 @@ func Run(o Options) (Exit, error) {
 	if err != nil {
 		return Exit{}, &SetupError{err}
 	}
-	writeSection(o.Log, job.Path, notes, time.Since(start))
+	setupTook := time.Since(start)
+	writeSection(o.Log, job.Path, notes, setupTook)
 
 	// A signal during setup: the job never starts, and dockhand ends as a
 	// cancelled bootstrap would.
@@ -131,9 +132,7 @@ func Run(o Options) (Exit, error) {
 			}
 		case err := <-done:
 			if signalled.IsZero() {
-				if line := cacheSummary(o, notes.builder, start); line != "" {
-					fmt.Fprintf(o.Log, "dockhand: %s\n", line)
-				}
+				afterJob(o, job.Path, notes, start, setupTook)
 			}
 			return exitOf(cmd, err)
 		}
@@ -210,6 +209,8 @@ type setupNotes struct {
 	nodeID     string   // the buildx node identity's line
 	phases     *phases  // how long each step of the setup took
 	debug      bool     // DOCKHAND_DEBUG: print the phases
+	settings   *buildx.CacheSettings
+	ecrCalls   int // ECR API requests made while preparing
 
 	builder    *buildx.Selection // the builder choice
 	builderMsg string            // a warning about it, if any
@@ -289,7 +290,15 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 	cacheDone := make(chan time.Duration, 1)
 	go func() {
 		start := time.Now()
-		st.Cache, n.cache = prepareCache(o.Config, o.Env, start, ecrRepoEnsurer(ctx, state, buildx.CloudPath(o.Self), o.Env))
+		ensure := ecrRepoEnsurer(ctx, state, buildx.CloudPath(o.Self), o.Env)
+		st.Cache, n.cache = prepareCache(o.Config, o.Env, start, func(repo string, days int) (string, error) {
+			note, err := ensure(repo, days)
+			if note != "" || err != nil { // "" and nil: the marker said it was done
+				n.ecrCalls++
+			}
+			return note, err
+		})
+		n.settings = st.Cache
 		cacheDone <- time.Since(start)
 	}()
 	n.builder, st.Builder, n.builderMsg, err = chooseBuilder(ctx, o, state, job.Path)

@@ -20,6 +20,52 @@ type HistoryResponse struct {
 	CachedSteps int      `json:"cached_steps"`
 	TotalSteps  int      `json:"total_steps"`
 	Errors      []string `json:"errors,omitempty"`
+	// Records are the same builds one by one, oldest first, for the job
+	// report (package report).
+	Records []BuildRecord `json:"records,omitempty"`
+}
+
+// BuildRecord is one build from a node's BuildKit build history: what its
+// record says (frontend attributes, exporters, step counts, times) and what
+// its progress log, kept by BuildKit with the record, adds (context bytes,
+// time in cached and executed steps, cache exports).
+type BuildRecord struct {
+	Node        string    `json:"node"` // the endpoint whose history holds it
+	Ref         string    `json:"ref"`
+	Target      string    `json:"target,omitempty"`     // --target
+	Dockerfile  string    `json:"dockerfile,omitempty"` // the frontend's filename attribute
+	Platforms   string    `json:"platforms,omitempty"`
+	Images      []string  `json:"images,omitempty"` // the image exporter's names
+	Push        bool      `json:"push,omitempty"`
+	Digest      string    `json:"digest,omitempty"` // the exported image's manifest digest
+	Created     time.Time `json:"created"`
+	Completed   time.Time `json:"completed"`
+	CachedSteps int       `json:"cached_steps"`
+	TotalSteps  int       `json:"total_steps"`
+	Error       string    `json:"error,omitempty"` // the build failed: its error, one line
+	// CacheImports are the --cache-from entries BuildKit received.
+	CacheImports []CacheEntry `json:"cache_imports,omitempty"`
+	// CacheExports are the cache exports that ran (the progress log's
+	// "exporting cache to …" steps), with their error if they failed.
+	CacheExports []CacheExportStep `json:"cache_exports,omitempty"`
+	ContextBytes int64             `json:"context_bytes"` // sent by the client for its local contexts (not the Dockerfile)
+	CachedTime   time.Duration     `json:"cached_ns"`     // summed over the steps BuildKit marked CACHED
+	ExecutedTime time.Duration     `json:"executed_ns"`   // summed over the steps that ran
+	LogError     string            `json:"log_error,omitempty"`
+}
+
+// CacheEntry is one cache import: its type and where ("ref" of a
+// registry, the name of an s3 or local entry). No other attribute is kept:
+// they may hold credentials.
+type CacheEntry struct {
+	Type string `json:"type"`
+	Ref  string `json:"ref"`
+}
+
+// CacheExportStep is one cache export the build ran.
+type CacheExportStep struct {
+	Name  string `json:"name"` // "exporting cache to registry"
+	Error string `json:"error,omitempty"`
 }
 
 // HistoryTargets are the BuildKit endpoints of b's nodes ("" for a builder

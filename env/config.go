@@ -29,6 +29,9 @@ type Config struct {
 	// BuildersOptional).
 	Strict bool
 	Debug  bool // debug: verbose output
+	// annotate: the job's build annotation on the build page, "auto" (when
+	// the job built on dockhand's builder), "always" or "off"
+	Annotate string
 
 	// probe_cache_ttl: how long one job's probe results serve the host's
 	// other jobs (0: every job probes)

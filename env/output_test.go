@@ -152,7 +152,7 @@ func TestMarshalJSON(t *testing.T) {
 			t.Errorf("no %s setting %s in\n%s", key, w, data)
 		}
 	}
-	if !strings.HasPrefix(string(data), `{"path":"`+DefaultPath+`","queue":"build","settings":[{"key":"builders"`) {
+	if !strings.HasPrefix(string(data), `{"path":"`+DefaultPath+`","queue":"build","settings":[{"key":"annotate"`) {
 		t.Errorf("JSON starts %.80s", data)
 	}
 }

@@ -30,6 +30,13 @@ const (
 	CacheOff    = "off"
 )
 
+// Annotation modes (the annotate key).
+const (
+	AnnotateAuto   = "auto"
+	AnnotateAlways = "always"
+	AnnotateOff    = "off"
+)
+
 // Cache backends.
 const (
 	CacheRegistry = "registry"
@@ -79,6 +86,7 @@ func schema() []field {
 		{"builders_optional", tBool, nil, func(c *Config) any { return &c.BuildersOptional }},
 		{"strict", tBool, nil, func(c *Config) any { return &c.Strict }},
 		{"debug", tBool, nil, func(c *Config) any { return &c.Debug }},
+		{"annotate", tString, oneOf(AnnotateAuto, AnnotateAlways, AnnotateOff), func(c *Config) any { return &c.Annotate }},
 
 		{"remote.endpoints", tStrings, checkEndpoints, func(c *Config) any { return &c.Remote.Endpoints }},
 		{"remote.ca", tString, nil, func(c *Config) any { return &c.Remote.CA }},
@@ -121,6 +129,7 @@ func Default(queue string) *Config {
 		Shell:        "/bin/bash",
 		Builders:     []string{BuilderNamespace, BuilderRemote, BuilderLocal},
 		ProbeTimeout: 1500 * time.Millisecond,
+		Annotate:     AnnotateAuto,
 		Namespace:    Namespace{Auth: AuthOIDC},
 		Cache: Cache{
 			Mode:       CacheAuto,

@@ -155,6 +155,8 @@ var Variables = []Variable{
 		Doc: `Overrides probe_cache_ttl, how long one job's builder probes serve the host's other jobs (a Go duration; "0s" shares nothing).`},
 	{Name: "DOCKHAND_BUILDERS_OPTIONAL", Kind: Override, Key: "builders_optional",
 		Doc: "Overrides builders_optional (a boolean): when every configured builder is down, run the job without dockhand's builder instead of failing it with exit 125."},
+	{Name: "DOCKHAND_ANNOTATE", Kind: Override, Key: "annotate",
+		Doc: "Overrides annotate: auto (a build annotation when the job built on dockhand's builder), always or off."},
 	{Name: "DOCKHAND_CACHE_BACKEND", Kind: Override, Key: "cache.backend",
 		Doc: "Overrides cache.backend: registry, s3 or local."},
 

@@ -107,6 +107,11 @@ func New(o Options) *Helper {
 	if o.JobDir != "" {
 		h.store = JobStore(o.JobDir)
 		h.store.Wait = o.LockWait
+		fetch := o.FetchECR
+		h.o.FetchECR = func(ctx context.Context, reg hosts.Registry) (ECRTokenReply, error) {
+			CountECRCall(o.JobDir)
+			return fetch(ctx, reg)
+		}
 	}
 	return h
 }

@@ -81,6 +81,9 @@ type Server struct {
 	requests  []Request
 	audiences []string
 	metadata  map[string]map[string]string // build id -> key -> value
+	// annotations: build id -> scope + "\x00" + context -> annotation
+	annotations      map[string]map[string]*Annotation
+	refuseAnnotation int // when non-zero, annotation requests get this status
 }
 
 // Start starts a server on 127.0.0.1 on a free port.
@@ -92,6 +95,7 @@ func Start() (*Server, error) {
 		jobs:              map[string]*jobState{},
 		agents:            map[string]*agentState{},
 		metadata:          map[string]map[string]string{},
+		annotations:       map[string]map[string]*Annotation{},
 	}
 	s.srv = httptest.NewServer(s.routes())
 	s.Endpoint = s.srv.URL + "/v3"
@@ -348,6 +352,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v3/jobs/{id}/data/get", s.jobOnly(s.dataGet))
 	mux.HandleFunc("POST /v3/jobs/{id}/data/keys", s.jobOnly(s.dataKeys))
 	mux.HandleFunc("POST /v3/jobs/{id}/oidc/tokens", s.jobOnly(s.oidc))
+	mux.HandleFunc("POST /v3/jobs/{id}/annotations", s.jobOnly(s.annotate))
+	mux.HandleFunc("DELETE /v3/jobs/{id}/annotations/{context}", s.jobOnly(s.annotationRemove))
 	// The connect-RPC streaming ping service (only tried with --ping-mode
 	// auto): a 404 makes the agent fall back to polling.
 	mux.HandleFunc("/agentedge.v1.AgentEdgeService/", func(w http.ResponseWriter, r *http.Request) {

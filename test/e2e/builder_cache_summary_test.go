@@ -10,6 +10,20 @@ import (
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
+// embeddedRig is a rig whose jobs use dockhand's embedded builder (stopped
+// when the test ends), which reaches the kit's plain-HTTP registry; extra
+// is appended to the configuration.
+func embeddedRig(t *testing.T, kit *harness.Env, extra string) *rig {
+	t.Helper()
+	r := newRig(t)
+	r.state = filepath.Join(shortDir(t), "state")
+	t.Cleanup(func() { stopEmbedded(t, r.state) })
+	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")
+	writeFile(t, bkConfig, fmt.Sprintf("[registry.%q]\n  http = true\n", kit.Registry.Host))
+	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"embedded\"]\n[embedded]\nconfig = %q\n%s", r.state, bkConfig, extra))
+	return r
+}
+
 var cacheSummaryLine = regexp.MustCompile(`dockhand: cache: (\d+) build\(s\) on dockhand-embedded during this job: BuildKit marked (\d+) of (\d+) steps CACHED`)
 
 // TestJobEndsWithACacheSummary: after the job, dockhand's last line says how
@@ -18,12 +32,7 @@ var cacheSummaryLine = regexp.MustCompile(`dockhand: cache: (\d+) build\(s\) on 
 // again; a job that builds nothing gets no line.
 func TestJobEndsWithACacheSummary(t *testing.T) {
 	kit := harness.Start(t, harness.Options{})
-	r := newRig(t)
-	r.state = filepath.Join(shortDir(t), "state")
-	t.Cleanup(func() { stopEmbedded(t, r.state) })
-	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")
-	writeFile(t, bkConfig, fmt.Sprintf("[registry.%q]\n  http = true\n", kit.Registry.Host))
-	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"embedded\"]\n[embedded]\nconfig = %q\n[cache]\nmode = \"off\"\n", r.state, bkConfig))
+	r := embeddedRig(t, kit, "[cache]\nmode = \"off\"\n")
 	command := fmt.Sprintf(`printf 'FROM %s\nRUN echo one > /one\nRUN echo two > /two\n' > Dockerfile
 docker buildx build --progress plain .`, kit.BaseImage)
 

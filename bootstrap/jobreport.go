@@ -1,0 +1,62 @@
+package bootstrap
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/registry"
+	"github.com/dockhand-ci/dockhand/report"
+)
+
+// afterJob closes the job's dockhand story once the child has ended: the
+// cache line, the build annotation (per the annotate setting), the job
+// report as JSON in its own collapsed section, and the metrics line in
+// STATE/metrics.jsonl. It reads BuildKit's history once; nothing here can
+// fail the job: a failure costs one line.
+func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup time.Duration) {
+	hist, line := jobHistory(o, n.builder, start)
+	if line != "" {
+		fmt.Fprintf(o.Log, "dockhand: %s\n", line)
+	}
+	get := func(k string) string { v, _ := o.Env.Get(k); return v }
+	id := buildx.IdentityFromEnv(get)
+	if n.settings != nil {
+		id = n.settings.Identity // as recorded before any job code ran
+	}
+	r := report.New(report.Inputs{
+		JobID: get("BUILDKITE_JOB_ID"), Queue: o.Config.Queue,
+		Identity: id, Cache: n.settings, Selection: n.builder,
+		Setup: setup, History: hist,
+		ECRAPICalls: n.ecrCalls + registry.ECRCalls(jobDir),
+	})
+	if report.Wanted(o.Config.Annotate, r) {
+		if err := annotate(o, r); err != nil {
+			fmt.Fprintf(o.Log, "dockhand: annotation not added (the job is not affected): %v\n", err)
+		}
+	}
+	if r.Builder.Kind != "" {
+		if data, err := json.Marshal(r); err == nil {
+			fmt.Fprintf(o.Log, "--- :docker: dockhand job report\ndockhand: job report: %s\n", data)
+		}
+	}
+	line2, err := report.EMF(r, time.Now())
+	if err == nil {
+		err = report.AppendMetrics(filepath.Join(n.stateDir, report.MetricsFile), line2, report.MaxMetricsSize)
+	}
+	if err != nil {
+		fmt.Fprintf(o.Log, "dockhand: warning: no metrics line: %v\n", err)
+	}
+}
+
+// annotate adds the job's build annotation through the real agent.
+func annotate(o Options, r report.Report) error {
+	agent, err := registry.FindAgent(o.Env)
+	if err != nil {
+		return err
+	}
+	return report.Annotate(context.Background(), agent, o.Env.ToSlice(), r.Job.ID, report.Markdown(r))
+}

@@ -1,0 +1,148 @@
+package report
+
+import (
+	"fmt"
+	"html"
+	"strings"
+	"time"
+)
+
+// barWidth is the number of cells of a row's time bar.
+const barWidth = 10
+
+// Bar cells: time in cached steps, time in steps that ran.
+const (
+	barCached   = "█"
+	barExecuted = "░"
+)
+
+// Markdown is the build annotation: a heading, a legend and one table row
+// per build, in the Markdown and HTML Buildkite renders in annotations (a
+// GitHub-flavoured table, <code>, <br>, no images). Every ref in it is
+// redacted of userinfo (New does that).
+func Markdown(r Report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#### dockhand: %d build(s) on %s\n\n", len(r.Builds), builderLabel(r.Builder))
+	cached, total := 0, 0
+	for _, x := range r.Builds {
+		cached += x.CachedSteps
+		total += x.TotalSteps
+	}
+	fmt.Fprintf(&b, "%d of %d steps from the cache · builder chosen in %s · setup %s · bar: <code>%s</code> time in cached steps, <code>%s</code> time in steps that ran\n\n",
+		cached, total, ms(r.Builder.ChoiceMS), ms(r.SetupMS), barCached, barExecuted)
+	b.WriteString("| build | node | time | cached steps | cache read | cache written | context | pushed |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, x := range r.Builds {
+		b.WriteString(Row(r, x))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Row is one build's table row.
+func Row(r Report, x Build) string {
+	name := code(x.Name)
+	if x.Target != "" && x.Name != "target "+x.Target {
+		name += "<br>target " + code(x.Target)
+	}
+	if x.Error != "" {
+		name += "<br>failed: " + cell(x.Error)
+	}
+	node := code(x.Node)
+	if x.NodeName != "" {
+		node = cell(x.NodeName) + "<br>" + node
+	}
+	timeCell := fmt.Sprintf("%s<br><code>%s</code>", ms(x.DurationMS), Bar(x.CachedMS, x.ExecutedMS))
+	steps := fmt.Sprintf("%d / %d", x.CachedSteps, x.TotalSteps)
+	read := "—"
+	if len(x.CacheFrom) > 0 {
+		refs := make([]string, len(x.CacheFrom))
+		for i, f := range x.CacheFrom {
+			refs[i] = code(f)
+		}
+		read = strings.Join(refs, "<br>")
+	}
+	written := "—"
+	switch x.CacheWrite {
+	case WriteDone:
+		written = code(x.CacheTo)
+	case WritePullRequest:
+		written = code(x.CacheTo) + "<br>pull request " + cell(r.Job.PullRequest) + "'s own ref"
+	case WriteSkippedFork:
+		written = "skipped: pull request from a fork"
+	case WriteFailed:
+		written = "failed: " + cell(x.CacheWriteError)
+	case WriteNone:
+		written = "nothing"
+	}
+	pushed := "—"
+	if len(x.Pushed) > 0 {
+		refs := make([]string, len(x.Pushed))
+		for i, p := range x.Pushed {
+			refs[i] = code(p.Ref)
+			if p.Digest != "" {
+				refs[i] += "<br>" + code(p.Digest)
+			}
+		}
+		pushed = strings.Join(refs, "<br>")
+	}
+	return "| " + strings.Join([]string{name, node, timeCell, steps, read, written, Bytes(x.ContextBytes), pushed}, " | ") + " |"
+}
+
+// Bar is a row's time bar: barWidth cells split between time in cached
+// steps and time in steps that ran (at least one cell each when non-zero).
+func Bar(cachedMS, executedMS int64) string {
+	total := cachedMS + executedMS
+	if total <= 0 {
+		return strings.Repeat(barExecuted, barWidth)
+	}
+	n := int((cachedMS*barWidth + total/2) / total)
+	if cachedMS > 0 && n == 0 {
+		n = 1
+	}
+	if executedMS > 0 && n == barWidth {
+		n = barWidth - 1
+	}
+	return strings.Repeat(barCached, n) + strings.Repeat(barExecuted, barWidth-n)
+}
+
+// Bytes is a byte count for people: "512 B", "2.3 kB", "41.0 MB".
+func Bytes(n int64) string {
+	if n < 1000 {
+		return fmt.Sprintf("%d B", n)
+	}
+	f := float64(n)
+	for _, u := range []string{"kB", "MB", "GB"} {
+		f /= 1000
+		if f < 1000 || u == "GB" {
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+	}
+	return ""
+}
+
+func builderLabel(b Builder) string {
+	if b.Kind == "" {
+		return "no dockhand builder"
+	}
+	return b.Kind + " builder " + code(b.Name)
+}
+
+func ms(n int64) string {
+	d := time.Duration(n) * time.Millisecond
+	if d < time.Second {
+		return d.String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+// code is s as inline code in a table cell: HTML-escaped (so a "|" or a
+// "<" cannot end the cell or open a tag).
+func code(s string) string {
+	return "<code>" + cell(s) + "</code>"
+}
+
+// cell escapes s for a table cell: HTML, and the pipe that ends a cell.
+func cell(s string) string {
+	return strings.ReplaceAll(html.EscapeString(s), "|", "&#124;")
+}

@@ -1,0 +1,340 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/renderer/html"
+
+	"github.com/dockhand-ci/dockhand/buildx"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var t0 = time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+
+// fixedInputs: a pull request job on the embedded builder, two builds
+// (the second mostly from the cache, pushed), one probe failure.
+func fixedInputs() Inputs {
+	id := buildx.Identity{Pipeline: "app", Branch: "feature/login", DefaultBranch: "main", PullRequest: "12",
+		Repo: "git@github.com:acme/app.git", PullRequestRepo: "https://github.com/acme/app"}
+	cache := &buildx.CacheSettings{Mode: "auto", Identity: id,
+		Backend: buildx.Backend{Kind: buildx.BackendRegistry, Repository: "registry.example:5000/cache"}}
+	node := "unix:///var/lib/dockhand/buildkitd.sock"
+	sel := &buildx.Selection{
+		Targets: []buildx.ProbeTarget{{Kind: buildx.ProbeBuildkit, Endpoint: "tcp://user:secret@pool-1:1234"}, {Kind: buildx.ProbeBuildkit, Endpoint: node}},
+		Probes:  buildx.ProbeReport{Results: []buildx.ProbeResult{{Error: "connection refused"}, {OK: true}}},
+		Options: []buildx.Option{{Kind: "remote", State: buildx.Down}, {Kind: "embedded", State: buildx.Ready}},
+		Chosen:  1,
+		Builder: &buildx.Builder{Kind: "embedded", Name: "dockhand-embedded", Driver: buildx.DriverRemote,
+			Nodes: []buildx.Node{{Name: "embedded0", Endpoint: node}}},
+		Took: 42 * time.Millisecond,
+	}
+	pr := "registry.example:5000/cache/app:0123456789ab-pr-12"
+	branch := "registry.example:5000/cache/app:0123456789ab-feature-login-1a2b3c4d"
+	main := "registry.example:5000/cache/app:0123456789ab-main"
+	imports := []buildx.CacheEntry{{Type: "registry", Ref: pr}, {Type: "registry", Ref: branch}, {Type: "registry", Ref: main}}
+	return Inputs{
+		JobID: "0190-job", Queue: "build", Identity: id, Cache: cache, Selection: sel,
+		Setup: 180 * time.Millisecond, ECRAPICalls: 1,
+		History: buildx.HistoryResponse{Builds: 2, CachedSteps: 5, TotalSteps: 8, Records: []buildx.BuildRecord{
+			{Node: node, Ref: "r1", Dockerfile: "Dockerfile", Created: t0, Completed: t0.Add(12300 * time.Millisecond),
+				CachedSteps: 1, TotalSteps: 4, CacheImports: imports,
+				CacheExports: []buildx.CacheExportStep{{Name: "exporting cache to registry"}},
+				ContextBytes: 2345, CachedTime: 100 * time.Millisecond, ExecutedTime: 11 * time.Second},
+			{Node: node, Ref: "r2", Target: "release", Images: []string{"ci:t0ken@registry.example:5000/app:1"}, Push: true,
+				Digest:  "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+				Created: t0.Add(13 * time.Second), Completed: t0.Add(15 * time.Second),
+				CachedSteps: 4, TotalSteps: 4, CacheImports: imports,
+				CacheExports: []buildx.CacheExportStep{{Name: "exporting cache to registry", Error: "unauthorized | denied"}},
+				ContextBytes: 512, CachedTime: 300 * time.Millisecond, ExecutedTime: 900 * time.Millisecond},
+		}},
+	}
+}
+
+func TestNew(t *testing.T) {
+	r := New(fixedInputs())
+	if r.Version != Version || r.Job.PullRequest != "12" || r.Job.Fork || r.Builder.Kind != "embedded" || r.Builder.ChoiceMS != 42 {
+		t.Errorf("job/builder: %+v %+v", r.Job, r.Builder)
+	}
+	if got := r.Builder.ProbeFailures; len(got) != 1 || got["tcp://pool-1:1234"] != "connection refused" {
+		t.Errorf("probe failures %v, want the pool endpoint, redacted", got)
+	}
+	if !slices.Equal(r.Builder.Fallbacks, []string{"remote"}) {
+		t.Errorf("fallbacks %v, want [remote]", r.Builder.Fallbacks)
+	}
+	if len(r.Builds) != 2 {
+		t.Fatalf("builds %d, want 2", len(r.Builds))
+	}
+	b1, b2 := r.Builds[0], r.Builds[1]
+	if b1.Name != "Dockerfile" || b1.NodeName != "embedded0" || b1.DurationMS != 12300 || b1.ContextBytes != 2345 {
+		t.Errorf("first build %+v", b1)
+	}
+	if b1.CacheWrite != WritePullRequest || !strings.HasSuffix(b1.CacheTo, ":0123456789ab-pr-12") {
+		t.Errorf("first build's write %q to %q, want the pull request's own ref", b1.CacheWrite, b1.CacheTo)
+	}
+	if b2.Name != "registry.example:5000/app:1" || len(b2.Pushed) != 1 || b2.Pushed[0].Ref != "registry.example:5000/app:1" ||
+		!strings.HasPrefix(b2.Pushed[0].Digest, "sha256:") {
+		t.Errorf("second build: name %q pushed %+v (want the image, redacted, with its digest)", b2.Name, b2.Pushed)
+	}
+	if b2.CacheWrite != WriteFailed || b2.CacheTo != "" || b2.CacheWriteError == "" {
+		t.Errorf("second build's write %q to %q (%q), want failed", b2.CacheWrite, b2.CacheTo, b2.CacheWriteError)
+	}
+	if ratio, ok := r.CacheHitRatio(); !ok || ratio != 5.0/8 {
+		t.Errorf("cache hit ratio %v %v, want 5/8", ratio, ok)
+	}
+	data, _ := json.Marshal(r)
+	if strings.Contains(string(data), "secret") || strings.Contains(string(data), "t0ken") {
+		t.Errorf("the report holds a credential: %s", data)
+	}
+}
+
+func TestCacheWrite(t *testing.T) {
+	own := []buildx.CacheEntry{{Type: "registry", Ref: "reg/cache/app:k-dev"}, {Type: "registry", Ref: "reg/cache/app:k-main"}}
+	wrote := []buildx.CacheExportStep{{Name: "exporting cache to registry"}}
+	branch := buildx.Identity{Pipeline: "app", Branch: "dev", PullRequest: "false"}
+	fork := buildx.Identity{Pipeline: "app", Branch: "m:dev", PullRequest: "13", Repo: "https://github.com/acme/app", PullRequestRepo: "https://github.com/mallory/app"}
+	cache := &buildx.CacheSettings{Backend: buildx.Backend{Kind: buildx.BackendRegistry, Repository: "reg/cache"}}
+	for _, tc := range []struct {
+		name    string
+		id      buildx.Identity
+		cache   *buildx.CacheSettings
+		imports []buildx.CacheEntry
+		exports []buildx.CacheExportStep
+		want    string
+		to      string
+	}{
+		{"branch writes its ref", branch, cache, own, wrote, WriteDone, "reg/cache/app:k-dev"},
+		{"fork writes nothing", fork, cache, own, nil, WriteSkippedFork, ""},
+		{"read-only builder", branch, cache, own, nil, WriteNone, ""},
+		{"user's own cache flags", branch, cache, []buildx.CacheEntry{{Type: "registry", Ref: "other/cache:x"}}, wrote, "", ""},
+		{"no dockhand cache", branch, nil, own, wrote, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := buildOf(buildx.BuildRecord{CacheImports: tc.imports, CacheExports: tc.exports}, tc.cache, tc.id)
+			if b.CacheWrite != tc.want || b.CacheTo != tc.to {
+				t.Errorf("write %q to %q, want %q to %q", b.CacheWrite, b.CacheTo, tc.want, tc.to)
+			}
+		})
+	}
+}
+
+func TestRedactRef(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://key:secret@s3.example/bucket":    "https://s3.example/bucket",
+		"tcp://user:pw@pool:1234":                 "tcp://pool:1234",
+		"user:pw@registry.example/app:1":          "registry.example/app:1",
+		"registry.example/app@sha256:" + hex64:    "registry.example/app@sha256:" + hex64,
+		"alpine@sha256:" + hex64:                  "alpine@sha256:" + hex64,
+		"registry.example:5000/cache/app:k-main":  "registry.example:5000/cache/app:k-main",
+		"unix:///var/lib/dockhand/buildkitd.sock": "unix:///var/lib/dockhand/buildkitd.sock",
+		"token@registry.example/app:1":            "registry.example/app:1",
+	} {
+		if got := RedactRef(in); got != want {
+			t.Errorf("RedactRef(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+const hex64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestBar(t *testing.T) {
+	for _, tc := range []struct {
+		cached, executed int64
+		want             string
+	}{
+		{0, 0, "░░░░░░░░░░"},
+		{0, 500, "░░░░░░░░░░"},
+		{500, 0, "██████████"},
+		{500, 500, "█████░░░░░"},
+		{1, 10000, "█░░░░░░░░░"},
+		{10000, 1, "█████████░"},
+	} {
+		if got := Bar(tc.cached, tc.executed); got != tc.want {
+			t.Errorf("Bar(%d, %d) = %q, want %q", tc.cached, tc.executed, got, tc.want)
+		}
+	}
+}
+
+// TestAnnotationGolden: the annotation of a fixed report is the golden
+// file, and a maintained Markdown parser (goldmark, GitHub-flavoured tables,
+// raw HTML allowed as Buildkite allows it) renders it as one table with a
+// header and one body row per build, eight cells each, the bars in <code>.
+func TestAnnotationGolden(t *testing.T) {
+	md := Markdown(New(fixedInputs()))
+	golden := filepath.Join("testdata", "annotation.md")
+	if *update {
+		if err := os.WriteFile(golden, []byte(md), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md != string(want) {
+		t.Errorf("annotation differs from %s (go test ./report -run TestAnnotationGolden -update):\n%s", golden, md)
+	}
+
+	var out bytes.Buffer
+	gm := goldmark.New(goldmark.WithExtensions(extension.Table), goldmark.WithRendererOptions(html.WithUnsafe()))
+	if err := gm.Convert([]byte(md), &out); err != nil {
+		t.Fatal(err)
+	}
+	page := out.String()
+	if n := strings.Count(page, "<table>"); n != 1 {
+		t.Fatalf("%d tables rendered, want 1:\n%s", n, page)
+	}
+	body := page[strings.Index(page, "<tbody>"):strings.Index(page, "</tbody>")]
+	rows := strings.Split(body, "<tr>")[1:]
+	if len(rows) != 2 {
+		t.Fatalf("%d body rows, want 2 (one per build):\n%s", len(rows), page)
+	}
+	for i, row := range rows {
+		if n := strings.Count(row, "<td>"); n != 8 {
+			t.Errorf("row %d has %d cells, want 8:\n%s", i, n, row)
+		}
+		if !regexp.MustCompile(`<code>[█░]{10}</code>`).MatchString(row) {
+			t.Errorf("row %d has no time bar:\n%s", i, row)
+		}
+	}
+	if n := strings.Count(page[:strings.Index(page, "</thead>")], "<th>"); n != 8 {
+		t.Errorf("%d header cells, want 8", n)
+	}
+	for _, s := range []string{"0123456789ab-pr-12</code><br>pull request 12&#39;s own ref", "failed: unauthorized | denied", "2.3 kB", "sha256:aaaa"} {
+		if !strings.Contains(page, s) && !strings.Contains(page, strings.ReplaceAll(s, "&#39;", "'")) {
+			t.Errorf("rendered annotation lacks %q:\n%s", s, page)
+		}
+	}
+	if strings.Contains(page, "<img") || strings.Contains(md, "secret") || strings.Contains(md, "t0ken") {
+		t.Errorf("the annotation has an image or a credential:\n%s", md)
+	}
+}
+
+// TestEMF: the metrics line is CloudWatch Embedded Metric Format: an _aws
+// object with a millisecond Timestamp and one CloudWatchMetrics directive
+// naming the namespace, dimension sets whose keys are top-level strings, and
+// metrics with a name and a CloudWatch unit whose values are top-level
+// numbers.
+func TestEMF(t *testing.T) {
+	for name, r := range map[string]Report{"builds": New(fixedInputs()), "no builder": New(Inputs{JobID: "j"})} {
+		t.Run(name, func(t *testing.T) {
+			line, err := EMF(r, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.ContainsRune(line, '\n') {
+				t.Fatalf("not one line: %s", line)
+			}
+			validateEMF(t, line)
+		})
+	}
+	line, _ := EMF(New(fixedInputs()), t0)
+	var doc map[string]any
+	json.Unmarshal(line, &doc)
+	for k, want := range map[string]any{"BuilderChoiceTime": 42.0, "CacheHitRatio": 62.5, "ContextBytes": 2857.0,
+		"ProbeFailures": 1.0, "Fallbacks": 1.0, "ECRAPICalls": 1.0, "SetupTime": 180.0, "BuilderKind": "embedded", "Queue": "build"} {
+		if doc[k] != want {
+			t.Errorf("%s = %v, want %v", k, doc[k], want)
+		}
+	}
+	if doc["ProbeFailedEndpoints"] != "tcp://pool-1:1234" {
+		t.Errorf("ProbeFailedEndpoints = %v, want the pool endpoint, redacted", doc["ProbeFailedEndpoints"])
+	}
+}
+
+// units CloudWatch accepts.
+var units = map[string]bool{"Seconds": true, "Microseconds": true, "Milliseconds": true, "Bytes": true, "Kilobytes": true,
+	"Megabytes": true, "Bits": true, "Percent": true, "Count": true, "Bytes/Second": true, "Count/Second": true, "None": true}
+
+func validateEMF(t *testing.T, line []byte) {
+	t.Helper()
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(line, &doc); err != nil {
+		t.Fatalf("not a JSON object: %v", err)
+	}
+	var aws struct {
+		Timestamp         *int64
+		CloudWatchMetrics []struct {
+			Namespace  string
+			Dimensions [][]string
+			Metrics    []struct{ Name, Unit string }
+		}
+	}
+	if err := json.Unmarshal(doc["_aws"], &aws); err != nil || aws.Timestamp == nil || *aws.Timestamp != t0.UnixMilli() {
+		t.Fatalf("_aws block %s: %v (want a millisecond Timestamp)", doc["_aws"], err)
+	}
+	if len(aws.CloudWatchMetrics) != 1 {
+		t.Fatalf("%d CloudWatchMetrics directives, want 1", len(aws.CloudWatchMetrics))
+	}
+	d := aws.CloudWatchMetrics[0]
+	if d.Namespace != Namespace || len(d.Dimensions) == 0 || len(d.Metrics) == 0 || len(d.Metrics) > 100 {
+		t.Fatalf("directive %+v", d)
+	}
+	for _, set := range d.Dimensions {
+		if len(set) == 0 || len(set) > 30 {
+			t.Errorf("dimension set %v", set)
+		}
+		for _, k := range set {
+			var v string
+			if err := json.Unmarshal(doc[k], &v); err != nil || v == "" {
+				t.Errorf("dimension %s is not a top-level string: %s", k, doc[k])
+			}
+		}
+	}
+	for _, m := range d.Metrics {
+		if m.Name == "" || !units[m.Unit] {
+			t.Errorf("metric %+v: want a name and a CloudWatch unit", m)
+		}
+		var v float64
+		if err := json.Unmarshal(doc[m.Name], &v); err != nil {
+			t.Errorf("metric %s has no top-level number: %s", m.Name, doc[m.Name])
+		}
+	}
+}
+
+func TestAppendMetricsRotates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), MetricsFile)
+	line := []byte(`{"x":1}`)
+	for range 5 {
+		if err := AppendMetrics(path, line, 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, _ := os.ReadFile(path)
+	old, _ := os.ReadFile(path + ".1")
+	if string(cur) != "{\"x\":1}\n" || string(old) != "{\"x\":1}\n{\"x\":1}\n" {
+		t.Errorf("after 5 lines with a 20-byte limit: current %q, rotated %q", cur, old)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("metrics log mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestWanted(t *testing.T) {
+	built := Report{Builder: Builder{Kind: "embedded"}, Builds: []Build{{}}}
+	idle := Report{Builder: Builder{Kind: "embedded"}}
+	for _, tc := range []struct {
+		mode string
+		r    Report
+		want bool
+	}{
+		{AnnotateAuto, built, true}, {AnnotateAuto, idle, false},
+		{AnnotateAlways, idle, true}, {AnnotateAlways, Report{}, false},
+		{AnnotateOff, built, false},
+	} {
+		if got := Wanted(tc.mode, tc.r); got != tc.want {
+			t.Errorf("Wanted(%s, %d builds) = %v", tc.mode, len(tc.r.Builds), got)
+		}
+	}
+}
