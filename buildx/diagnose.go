@@ -8,6 +8,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/fleet"
 )
 
 // Diagnosis is what `dockhand doctor` shows about builders: the choice a
@@ -20,6 +21,9 @@ type Diagnosis struct {
 	Options  []Option
 	Chosen   int // index in Options; -1 when none
 	Warnings []string
+	// Discovery is what the remote pool's discovery sources answered, asked
+	// afresh (doctor shares no membership with jobs).
+	Discovery []fleet.Membership
 }
 
 // Diagnose probes (fresh, sharing nothing) and plans. stateDir is the state
@@ -28,8 +32,12 @@ type Diagnosis struct {
 // version ("" when there is none), compared with the builders'.
 func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctlVersion string) Diagnosis {
 	spec := SpecFor(cfg, e, stateDir, "")
+	var discovery []fleet.Membership
+	if slices.Contains(spec.Order, KindRemote) {
+		spec.Remote, discovery = Discover(NewDiscoverer(cfg, e, "", self), spec.Remote)
+	}
 	p := NewProber(cfg, e, "", self)
-	d := Diagnosis{Spec: spec, Targets: Targets(spec), Chosen: -1}
+	d := Diagnosis{Spec: spec, Targets: Targets(spec), Chosen: -1, Discovery: discovery}
 	d.Probes = p.Probe(d.Targets)
 	results := Results{}
 	for i, t := range d.Targets {
@@ -108,6 +116,7 @@ func (d Diagnosis) Lines() []string {
 		}
 		lines = append(lines, fmt.Sprintf("builder: not %s: %s", o.Kind, why))
 	}
+	lines = append(lines, discoveryLines(d.Discovery)...)
 	for i, t := range d.Targets {
 		lines = append(lines, fmt.Sprintf("builder: probe %s %s: %s", targetKind(d.Spec, t), t.Endpoint, d.Probes.Results[i].Summary()))
 	}

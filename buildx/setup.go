@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/fleet"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
@@ -48,7 +50,8 @@ type Selection struct {
 	Chosen    int      // index in Options; -1 when none
 	Builder   *Builder // nil: the job runs without dockhand's builder
 	Fallbacks []string // one line per kind that failed to set up before the chosen one
-	Started   string   // what was started (the embedded buildkitd), if anything
+	Discovery []fleet.Membership
+	Started   string // what was started (the embedded buildkitd), if anything
 	Exports   map[string]string
 	Took      time.Duration
 }
@@ -131,8 +134,12 @@ func Select(o SetupOptions) (*Selection, error) {
 	start := time.Now()
 	cfg := o.Config
 	spec := SpecFor(cfg, o.Env, o.StateDir, o.DockerSocket)
+	var discovery []fleet.Membership
+	if slices.Contains(spec.Order, KindRemote) {
+		spec.Remote, discovery = Discover(NewDiscoverer(cfg, o.Env, o.StateDir, o.Self), spec.Remote)
+	}
 	prober := NewProber(cfg, o.Env, o.StateDir, o.Self)
-	sel := &Selection{Spec: spec, Targets: Targets(spec), Chosen: -1}
+	sel := &Selection{Spec: spec, Targets: Targets(spec), Chosen: -1, Discovery: discovery}
 	defer func() { sel.Took = time.Since(start) }()
 	sel.Probes = prober.Probe(sel.Targets)
 	results := Results{}
@@ -288,6 +295,7 @@ func (s *Selection) Lines() []string {
 	for _, f := range s.Fallbacks {
 		lines = append(lines, "builder: "+f)
 	}
+	lines = append(lines, discoveryLines(s.Discovery)...)
 	if s.Started != "" {
 		lines = append(lines, "builder: "+s.Started)
 	}
