@@ -1,7 +1,6 @@
 package buildx
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,6 +50,7 @@ type Selection struct {
 	Builder   *Builder // nil: the job runs without dockhand's builder
 	Fallbacks []string // one line per kind that failed to set up before the chosen one
 	Discovery []fleet.Membership
+	Notes     []string // what the chosen kind's setup reused or did
 	Started   string // what was started (the embedded buildkitd), if anything
 	Exports   map[string]string
 	Took      time.Duration
@@ -141,11 +141,15 @@ func Select(o SetupOptions) (*Selection, error) {
 	prober := NewProber(cfg, o.Env, o.StateDir, o.Self)
 	sel := &Selection{Spec: spec, Targets: Targets(spec), Chosen: -1, Discovery: discovery}
 	defer func() { sel.Took = time.Since(start) }()
-	sel.Probes = prober.Probe(sel.Targets)
 	results := Results{}
+	probed := make(chan struct{})
+	nsRun := startNamespace(o, spec, probed, func() bool { return spec.DockerUp(results) })
+	defer nsRun.stop()
+	sel.Probes = prober.Probe(sel.Targets)
 	for i, t := range sel.Targets {
 		results[t.Key()] = sel.Probes.Results[i]
 	}
+	close(probed)
 	sel.Options = Plan(spec, results)
 
 	setupErrs := map[string]string{}
@@ -156,13 +160,13 @@ func Select(o SetupOptions) (*Selection, error) {
 		case Ready:
 			b = opt.Builder
 		case NeedsSetup:
-			ns := Namespace{
-				NSC: spec.Namespace.NSC, Agent: jobAgent(o.Env), Auth: cfg.Namespace.Auth, TenantID: cfg.Namespace.TenantID,
-				AWSRegion: cfg.Namespace.AWSRegion, IdentityPool: cfg.Namespace.IdentityPool,
-				JobDir: o.JobDir, DockerConfig: o.DockerConfig, Env: o.Env.ToSlice(),
-				DefaultLoad: spec.DockerUp(results),
+			if nsRun == nil {
+				continue
 			}
-			nb, exp, err := ns.SetUp(context.Background())
+			nb, exp, err := nsRun.wait()
+			if note := nsRun.note(); note != "" {
+				sel.Notes = append(sel.Notes, "namespace: "+note)
+			}
 			if err != nil {
 				setupErrs[opt.Kind] = err.Error()
 				sel.Fallbacks = append(sel.Fallbacks, fmt.Sprintf("%s failed: %v; trying the next builder kind", opt.Kind, err))
@@ -296,6 +300,9 @@ func (s *Selection) Lines() []string {
 		lines = append(lines, "builder: "+f)
 	}
 	lines = append(lines, discoveryLines(s.Discovery)...)
+	for _, n := range s.Notes {
+		lines = append(lines, "builder: "+n)
+	}
 	if s.Started != "" {
 		lines = append(lines, "builder: "+s.Started)
 	}

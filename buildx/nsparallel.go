@@ -1,0 +1,90 @@
+package buildx
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// namespaceGrace is what Namespace's setup may take beyond probe_timeout:
+// the start of its processes. The choice never waits longer for it.
+const namespaceGrace = 500 * time.Millisecond
+
+// namespaceRun is Namespace's setup (auth, then `nsc docker buildx setup`)
+// running beside the other candidates' probes, under the same deadline.
+type namespaceRun struct {
+	done    chan struct{}
+	ns      *Namespace
+	b       Builder
+	exports map[string]string
+	err     error
+	cancel  context.CancelFunc
+}
+
+// startNamespace starts Namespace's setup when the queue wants Namespace
+// and it can be set up here; nil otherwise. probed is closed once the probes
+// are done, after which dockerUp tells whether builds should load into the
+// host's docker engine.
+func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp func() bool) *namespaceRun {
+	if !slices.Contains(spec.Order, KindNamespace) || planNamespace(spec.Namespace).State != NeedsSetup {
+		return nil
+	}
+	cfg := o.Config
+	timeout := cfg.ProbeTimeout + namespaceGrace
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	r := &namespaceRun{done: make(chan struct{}), cancel: cancel}
+	r.ns = &Namespace{
+		NSC: spec.Namespace.NSC, Agent: jobAgent(o.Env), Auth: cfg.Namespace.Auth, TenantID: cfg.Namespace.TenantID,
+		AWSRegion: cfg.Namespace.AWSRegion, IdentityPool: cfg.Namespace.IdentityPool,
+		JobDir: o.JobDir, DockerConfig: o.DockerConfig, Env: o.Env.ToSlice(), Timeout: timeout,
+		LoadDecided: func() bool {
+			select {
+			case <-probed:
+				return dockerUp()
+			case <-ctx.Done():
+				return false
+			}
+		},
+	}
+	if o.StateDir != "" {
+		r.ns.Tokens = TenantTokens{Dir: filepath.Join(o.StateDir, "namespace")}
+	}
+	go func() {
+		defer close(r.done)
+		r.b, r.exports, r.err = r.ns.SetUp(ctx)
+		if r.err != nil && ctx.Err() != nil {
+			r.err = fmt.Errorf("not ready within %s (probe_timeout %s): %w", timeout, cfg.ProbeTimeout, r.err)
+		}
+	}()
+	return r
+}
+
+// wait returns the setup's outcome: by its deadline, as its processes are
+// killed then.
+func (r *namespaceRun) wait() (Builder, map[string]string, error) {
+	<-r.done
+	return r.b, r.exports, r.err
+}
+
+// stop gives the setup up (another kind was chosen).
+func (r *namespaceRun) stop() {
+	if r != nil {
+		r.cancel()
+	}
+}
+
+// note says where the tenant token came from, once the setup is done.
+func (r *namespaceRun) note() string {
+	if r == nil {
+		return ""
+	}
+	select {
+	case <-r.done:
+		return strings.TrimSpace(r.ns.TokenNote)
+	default:
+		return ""
+	}
+}
