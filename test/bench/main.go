@@ -30,12 +30,14 @@ type pair struct {
 
 func main() {
 	runs := flag.Int("runs", 200, "runs of each command for the fast benchmarks")
-	only := flag.String("only", "", `run one benchmark only: "selection" or "remap"`)
+	only := flag.String("only", "", `run one benchmark only: "selection", "namespace" or "remap"`)
 	flag.Parse()
 	do := run
 	switch *only {
 	case "selection":
 		do = runSelectionOnly
+	case "namespace":
+		do = runNamespaceOnly
 	case "remap":
 		do = func(int) error { remapBench(); return nil }
 	}
@@ -109,6 +111,9 @@ func run(runs int) error {
 	selFailed, err := selectionBench(dockhand, dir, max(runs/2, 20))
 	if err != nil {
 		return fmt.Errorf("builder selection: %w", err)
+	}
+	if err := namespaceBench(dockhand, dir, max(runs/10, 10)); err != nil {
+		return fmt.Errorf("namespace choice: %w", err)
 	}
 	remapBench()
 	if failed || credFailed || tagFailed || selFailed {

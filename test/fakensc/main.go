@@ -42,7 +42,7 @@ import (
 // Backend is the fake control plane.
 type Backend struct {
 	TenantID string    `json:"tenant_id"`
-	Reject   string    `json:"reject,omitempty"` // "auth": every token exchange is refused
+	Reject   string    `json:"reject,omitempty"`  // "auth": every token exchange is refused
 	Latency  string    `json:"latency,omitempty"` // a Go duration every call takes first
 	Hang     bool      `json:"hang,omitempty"`    // every call but version hangs
 	Builders []Builder `json:"builders"`
