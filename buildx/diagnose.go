@@ -2,6 +2,7 @@ package buildx
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,9 @@ type Diagnosis struct {
 	// Discovery is what the remote pool's discovery sources answered, asked
 	// afresh (doctor shares no membership with jobs).
 	Discovery []fleet.Membership
+	// NamespaceToken is the state of the tenant token the host's jobs share
+	// ("" when the queue does not use Namespace).
+	NamespaceToken string
 }
 
 // Diagnose probes (fresh, sharing nothing) and plans. stateDir is the state
@@ -51,6 +55,9 @@ func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctl
 		}
 	}
 	d.Warnings = Warnings(spec, d.Probes.Results, buildctlVersion)
+	if slices.Contains(spec.Order, KindNamespace) && spec.Namespace.TenantID != "" && stateDir != "" {
+		d.NamespaceToken = NamespaceTokenState(TenantTokens{Dir: filepath.Join(stateDir, "namespace")}, spec.Namespace.TenantID)
+	}
 	return d
 }
 
@@ -117,6 +124,9 @@ func (d Diagnosis) Lines() []string {
 		lines = append(lines, fmt.Sprintf("builder: not %s: %s", o.Kind, why))
 	}
 	lines = append(lines, discoveryLines(d.Discovery)...)
+	if d.NamespaceToken != "" {
+		lines = append(lines, "builder: namespace: "+d.NamespaceToken)
+	}
 	for i, t := range d.Targets {
 		lines = append(lines, fmt.Sprintf("builder: probe %s %s: %s", targetKind(d.Spec, t), t.Endpoint, d.Probes.Results[i].Summary()))
 	}
@@ -136,6 +146,10 @@ type DiagnosisJSON struct {
 	Options   []OptionJSON `json:"options"`
 	Probes    []ProbeJSON  `json:"probes"`
 	Warnings  []string     `json:"warnings"`
+	// Discovery is one line per discovery source of the remote pool.
+	Discovery []string `json:"discovery,omitempty"`
+	// NamespaceToken is the host's shared Namespace tenant token's state.
+	NamespaceToken string `json:"namespace_token,omitempty"`
 }
 
 // OptionJSON is one builder kind in DiagnosisJSON.
@@ -180,6 +194,10 @@ func (d Diagnosis) JSON() DiagnosisJSON {
 			LatencyMS: float64(r.Latency) / float64(time.Millisecond), Version: r.Version, Platforms: r.Platforms, Error: r.Error})
 	}
 	j.Warnings = append(j.Warnings, d.Warnings...)
+	for _, m := range d.Discovery {
+		j.Discovery = append(j.Discovery, m.Line())
+	}
+	j.NamespaceToken = d.NamespaceToken
 	return j
 }
 

@@ -28,6 +28,10 @@ type namespaceRun struct {
 // and it can be set up here; nil otherwise. probed is closed once the probes
 // are done, after which dockerUp tells whether builds should load into the
 // host's docker engine.
+//
+// Once nsc has set the builder up, its nodes are probed like remote ones
+// (BuildKit ListWorkers over the mTLS connection nsc configured) within
+// what is left of the deadline, so a Namespace outage falls back in time.
 func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp func() bool) *namespaceRun {
 	if !slices.Contains(spec.Order, KindNamespace) || planNamespace(spec.Namespace).State != NeedsSetup {
 		return nil
@@ -55,6 +59,9 @@ func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp 
 	go func() {
 		defer close(r.done)
 		r.b, r.exports, r.err = r.ns.SetUp(ctx)
+		if r.err == nil {
+			r.err = probeNamespace(o, r.b, ctx)
+		}
 		if r.err != nil && ctx.Err() != nil {
 			r.err = fmt.Errorf("not ready within %s (probe_timeout %s): %w", timeout, cfg.ProbeTimeout, r.err)
 		}
@@ -88,3 +95,26 @@ func (r *namespaceRun) note() string {
 		return ""
 	}
 }
+
+// probeNamespace probes the nodes of the builder nsc wrote, by ctx's
+// deadline.
+func probeNamespace(o SetupOptions, b Builder, ctx context.Context) error {
+	dl, _ := ctx.Deadline()
+	p := NewProber(o.Config, o.Env, "", o.Self)
+	p.Timeout = max(time.Until(dl)-cloudStart, 100*time.Millisecond)
+	var ts []ProbeTarget
+	for _, n := range b.Nodes {
+		ts = append(ts, ProbeTarget{Kind: ProbeBuildkit, Endpoint: n.Endpoint, TLS: n.TLS})
+	}
+	rep := p.Probe(ts)
+	for i, r := range rep.Results {
+		if !r.OK {
+			return fmt.Errorf("its builder %s does not answer: %s", ts[i].Endpoint, r.Error)
+		}
+	}
+	return nil
+}
+
+// cloudStart is what starting dockhand-cloud takes, kept out of a probe's
+// own timeout when the deadline is shared.
+const cloudStart = 100 * time.Millisecond

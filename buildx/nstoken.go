@@ -114,3 +114,20 @@ func TenantTokenExpiry(data []byte) (time.Time, error) {
 	}
 	return time.Unix(int64(claims.Exp), 0), nil
 }
+
+// NamespaceTokenState says, for doctor, whether the host's jobs have a
+// tenant token to share for tenant and how long it lasts.
+func NamespaceTokenState(c TenantTokens, tenant string) string {
+	data, err := os.ReadFile(c.tenantFile(tenant))
+	if err != nil {
+		return fmt.Sprintf("tenant %s: no shared tenant token yet (the next job exchanges one)", tenant)
+	}
+	exp, err := TenantTokenExpiry(data)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("tenant %s: the shared tenant token is unreadable (%v); the next job replaces it", tenant, err)
+	case exp.Sub(c.now()) < tenantTokenMargin:
+		return fmt.Sprintf("tenant %s: the shared tenant token expires at %s; the next job exchanges a new one", tenant, exp.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("tenant %s: shared tenant token valid until %s", tenant, exp.UTC().Format(time.RFC3339))
+}

@@ -15,7 +15,8 @@ import (
 )
 
 // namespaceBench measures a job's choice of Namespace (buildx.Select: the
-// tenant token, then `nsc docker buildx setup`) with the fake nsc answering
+// tenant token, then `nsc docker buildx setup`, then a probe of the builder
+// it set up) with the fake nsc answering
 // each call after 0 ms and 200 ms, with the host's shared tenant token cold
 // (every job exchanges, as before it was shared) and warm.
 func namespaceBench(dockhand, dir string, runs int) error {
@@ -33,8 +34,19 @@ func namespaceBench(dockhand, dir string, runs int) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the fake nsc: %w\n%s", err, out)
 	}
-	pem := filepath.Join(nsDir, "dummy.pem")
-	if err := os.WriteFile(pem, []byte("not used: nothing dials the builder here\n"), 0o600); err != nil {
+	// The builder nsc sets up is a real buildkitd over mTLS: dockhand probes
+	// it before choosing it.
+	kit, err := harness.New(filepath.Join(nsDir, "kit"))
+	if err != nil {
+		return err
+	}
+	defer kit.Close()
+	tls, err := kit.NewFleetTLS("fleet")
+	if err != nil {
+		return err
+	}
+	node, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{Name: "namespace-node", TCP: true, TLS: &tls.Server})
+	if err != nil {
 		return err
 	}
 	backendPath := filepath.Join(nsDir, "backend.json")
@@ -73,7 +85,8 @@ func namespaceBench(dockhand, dir string, runs int) error {
 	fmt.Printf("\n| Namespace choice (`buildx.Select`, fake nsc, cognito auth) | runs | nsc calls a job | median | p90 |\n|---|---|---|---|---|\n")
 	for _, latency := range []string{"0ms", "200ms"} {
 		data, _ := json.Marshal(map[string]any{"tenant_id": "tnt_bench", "latency": latency, "log": calls,
-			"builders": []map[string]string{{"platform": "linux/amd64", "endpoint": "tcp://127.0.0.1:1", "server_ca": pem, "client_cert": pem, "client_key": pem}}})
+			"builders": []map[string]string{{"platform": "linux/amd64", "endpoint": node.TCPAddr,
+				"server_ca": tls.Client.CA, "client_cert": tls.Client.Cert, "client_key": tls.Client.Key}}})
 		if err := os.WriteFile(backendPath, data, 0o600); err != nil {
 			return err
 		}
