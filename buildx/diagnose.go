@@ -55,6 +55,9 @@ func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctl
 		}
 	}
 	d.Warnings = Warnings(spec, d.Probes.Results, buildctlVersion)
+	if d.Chosen >= 0 && d.Options[d.Chosen].State == Ready {
+		d.Warnings = append(d.Warnings, VersionWarnings(d.Options[d.Chosen].Builder, resultsByEndpoint(d.Probes.Results))...)
+	}
 	if slices.Contains(spec.Order, KindNamespace) && spec.Namespace.TenantID != "" && stateDir != "" {
 		d.NamespaceToken = NamespaceTokenState(TenantTokens{Dir: filepath.Join(stateDir, "namespace")}, spec.Namespace.TenantID)
 	}

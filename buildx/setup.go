@@ -51,7 +51,7 @@ type Selection struct {
 	Fallbacks []string // one line per kind that failed to set up before the chosen one
 	Discovery []fleet.Membership
 	Notes     []string // what the chosen kind's setup reused or did
-	Started   string // what was started (the embedded buildkitd), if anything
+	Started   string   // what was started (the embedded buildkitd), if anything
 	Exports   map[string]string
 	Took      time.Duration
 }
@@ -197,6 +197,9 @@ func Select(o SetupOptions) (*Selection, error) {
 		}
 		sel.Chosen, sel.Builder = i, &b
 		sel.Exports = builderExports(b, o.JobDir, exports)
+		for _, w := range VersionWarnings(b, resultsByEndpoint(sel.Probes.Results)) {
+			sel.Notes = append(sel.Notes, "warning: "+w)
+		}
 		return sel, nil
 	}
 	if !Configured(sel.Options) {
