@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -12,117 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/test/fakedns"
 	"github.com/miekg/dns"
 )
-
-// dnsServer is a loopback DNS server (UDP and TCP on one port) whose zone
-// the test changes as it goes.
-type dnsServer struct {
-	Addr    string
-	mu      sync.Mutex
-	a       map[string][]string  // name -> IPv4/IPv6 addresses
-	srv     map[string][]dns.SRV // name -> SRV records
-	hang    chan struct{}        // non-nil: queries wait on it
-	queries atomic.Int32
-	servers []*dns.Server
-}
-
-func startDNS(t *testing.T) *dnsServer {
-	t.Helper()
-	s := &dnsServer{a: map[string][]string{}, srv: map[string][]dns.SRV{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Addr = pc.LocalAddr().String()
-	h := dns.HandlerFunc(s.serve)
-	udp := &dns.Server{PacketConn: pc, Handler: h}
-	tcp := &dns.Server{Listener: ln, Handler: h}
-	s.servers = []*dns.Server{udp, tcp}
-	go udp.ActivateAndServe()
-	go tcp.ActivateAndServe()
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *dnsServer) Close() {
-	s.mu.Lock()
-	if s.hang != nil {
-		close(s.hang)
-		s.hang = nil
-	}
-	s.mu.Unlock()
-	for _, srv := range s.servers {
-		_ = srv.Shutdown()
-	}
-}
-
-func (s *dnsServer) setA(name string, ips ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.a[dns.Fqdn(name)] = ips
-}
-
-func (s *dnsServer) setSRV(name string, recs ...dns.SRV) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.srv[dns.Fqdn(name)] = recs
-}
-
-// setHang makes queries wait until Close.
-func (s *dnsServer) setHang() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hang = make(chan struct{})
-}
-
-func (s *dnsServer) serve(w dns.ResponseWriter, req *dns.Msg) {
-	s.queries.Add(1)
-	s.mu.Lock()
-	hang := s.hang
-	s.mu.Unlock()
-	if hang != nil {
-		<-hang
-		return
-	}
-	m := new(dns.Msg)
-	m.SetReply(req)
-	m.Authoritative = true
-	s.mu.Lock()
-	for _, q := range req.Question {
-		hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: 5}
-		switch q.Qtype {
-		case dns.TypeA, dns.TypeAAAA:
-			for _, ip := range s.a[q.Name] {
-				p := net.ParseIP(ip)
-				switch {
-				case p.To4() != nil && q.Qtype == dns.TypeA:
-					hdr.Rrtype = dns.TypeA
-					m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: p.To4()})
-				case p.To4() == nil && q.Qtype == dns.TypeAAAA:
-					hdr.Rrtype = dns.TypeAAAA
-					m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: p})
-				}
-			}
-		case dns.TypeSRV:
-			for _, r := range s.srv[q.Name] {
-				r.Hdr = hdr
-				r.Hdr.Rrtype = dns.TypeSRV
-				r.Target = dns.Fqdn(r.Target)
-				m.Answer = append(m.Answer, &r)
-			}
-		}
-	}
-	s.mu.Unlock()
-	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp && m.Len() > 512 {
-		m.Truncate(512) // the client retries over TCP, as with a real server
-	}
-	_ = w.WriteMsg(m)
-}
 
 func mustParse(t *testing.T, raw string) Source {
 	t.Helper()
@@ -228,11 +119,11 @@ func newDiscoverer(t *testing.T, server string, clk *clock) *Discoverer {
 }
 
 func TestDNSAndSRVMembershipsAreSharedForTheTTL(t *testing.T) {
-	srv := startDNS(t)
-	srv.setA("pool.fleet.test", "127.0.0.1", "127.0.0.2", "::1")
-	srv.setSRV("_buildkit._tcp.fleet.test", dns.SRV{Target: "b1.fleet.test", Port: 7001}, dns.SRV{Target: "b2.fleet.test", Port: 7002})
-	srv.setA("b1.fleet.test", "127.0.0.11")
-	srv.setA("b2.fleet.test", "127.0.0.12")
+	srv := fakedns.Start(t)
+	srv.SetA("pool.fleet.test", "127.0.0.1", "127.0.0.2", "::1")
+	srv.SetSRV("_buildkit._tcp.fleet.test", dns.SRV{Target: "b1.fleet.test", Port: 7001}, dns.SRV{Target: "b2.fleet.test", Port: 7002})
+	srv.SetA("b1.fleet.test", "127.0.0.11")
+	srv.SetA("b2.fleet.test", "127.0.0.12")
 	clk := &clock{t: time.Now()}
 	d := newDiscoverer(t, srv.Addr, clk)
 	sources := []Source{mustParse(t, "dns://pool.fleet.test:1234"), mustParse(t, "srv://_buildkit._tcp.fleet.test")}
@@ -250,13 +141,13 @@ func TestDNSAndSRVMembershipsAreSharedForTheTTL(t *testing.T) {
 			t.Errorf("line %q", m.Line())
 		}
 	}
-	asked := srv.queries.Load()
+	asked := srv.Queries()
 
 	// Within the TTL the host's next job asks nothing.
 	clk.Add(5 * time.Second)
-	srv.setA("pool.fleet.test", "127.0.0.3")
+	srv.SetA("pool.fleet.test", "127.0.0.3")
 	ms = d.Discover(sources)
-	if n := srv.queries.Load(); n != asked {
+	if n := srv.Queries(); n != asked {
 		t.Errorf("%d queries within the TTL, want none", n-asked)
 	}
 	if ms[0].Resolved || !slices.Equal(ms[0].Members, want[0]) || !strings.Contains(ms[0].Line(), "shared by another job 5s ago") {
@@ -271,8 +162,8 @@ func TestDNSAndSRVMembershipsAreSharedForTheTTL(t *testing.T) {
 }
 
 func TestConcurrentJobsDiscoverOnce(t *testing.T) {
-	srv := startDNS(t)
-	srv.setA("pool.fleet.test", "127.0.0.1", "127.0.0.2")
+	srv := fakedns.Start(t)
+	srv.SetA("pool.fleet.test", "127.0.0.1", "127.0.0.2")
 	clk := &clock{t: time.Now()}
 	dir := t.TempDir()
 	var wg sync.WaitGroup
@@ -302,25 +193,25 @@ func TestBadSourcesFallBackToTheLastGoodMembership(t *testing.T) {
 	good := []string{"tcp://127.0.0.1:1234", "tcp://127.0.0.2:1234"}
 	for _, tc := range []struct {
 		name   string
-		break_ func(s *dnsServer, ec2 *[]string)
+		break_ func(s *fakedns.Server, ec2 *[]string)
 		why    string
 	}{
-		{"down", func(s *dnsServer, _ *[]string) { s.Close() }, ""},
-		{"hanging", func(s *dnsServer, _ *[]string) { s.setHang() }, "no answer within 500ms"},
-		{"no records", func(s *dnsServer, _ *[]string) { s.setA("pool.fleet.test") }, ""},
-		{"huge", func(s *dnsServer, _ *[]string) {
+		{"down", func(s *fakedns.Server, _ *[]string) { s.Close() }, ""},
+		{"hanging", func(s *fakedns.Server, _ *[]string) { s.Hang() }, "no answer within 500ms"},
+		{"no records", func(s *fakedns.Server, _ *[]string) { s.SetA("pool.fleet.test") }, ""},
+		{"huge", func(s *fakedns.Server, _ *[]string) {
 			var ips []string
 			for i := range 300 {
 				ips = append(ips, fmt.Sprintf("10.1.%d.%d", i/250, i%250+1))
 			}
-			s.setA("pool.fleet.test", ips...)
+			s.SetA("pool.fleet.test", ips...)
 		}, "300 members, more than 256"},
-		{"non-IP from EC2", func(_ *dnsServer, ec2 *[]string) { *ec2 = []string{"10.0.0.1", "i-0abc"} }, `"i-0abc:1234" is not an IP address`},
-		{"no instances", func(_ *dnsServer, ec2 *[]string) { *ec2 = nil }, "no records"},
+		{"non-IP from EC2", func(_ *fakedns.Server, ec2 *[]string) { *ec2 = []string{"10.0.0.1", "i-0abc"} }, `"i-0abc:1234" is not an IP address`},
+		{"no instances", func(_ *fakedns.Server, ec2 *[]string) { *ec2 = nil }, "no records"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startDNS(t)
-			srv.setA("pool.fleet.test", "127.0.0.1", "127.0.0.2")
+			srv := fakedns.Start(t)
+			srv.SetA("pool.fleet.test", "127.0.0.1", "127.0.0.2")
 			ec2 := []string{"127.0.0.1", "127.0.0.2"}
 			var mu sync.Mutex
 			clk := &clock{t: time.Now()}
@@ -363,7 +254,7 @@ func TestBadSourcesFallBackToTheLastGoodMembership(t *testing.T) {
 }
 
 func TestNoLastGoodMembership(t *testing.T) {
-	srv := startDNS(t)
+	srv := fakedns.Start(t)
 	d := newDiscoverer(t, srv.Addr, &clock{t: time.Now()})
 	m := d.Discover([]Source{mustParse(t, "dns://nothing.fleet.test:1234")})[0]
 	if len(m.Members) != 0 || m.Err == "" || !strings.Contains(m.Line(), "no earlier membership is known") {
