@@ -2,12 +2,14 @@ package buildx
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/fleet"
 )
 
 // Diagnosis is what `dockhand doctor` shows about builders: the choice a
@@ -20,6 +22,12 @@ type Diagnosis struct {
 	Options  []Option
 	Chosen   int // index in Options; -1 when none
 	Warnings []string
+	// Discovery is what the remote pool's discovery sources answered, asked
+	// afresh (doctor shares no membership with jobs).
+	Discovery []fleet.Membership
+	// NamespaceToken is the state of the tenant token the host's jobs share
+	// ("" when the queue does not use Namespace).
+	NamespaceToken string
 }
 
 // Diagnose probes (fresh, sharing nothing) and plans. stateDir is the state
@@ -28,8 +36,12 @@ type Diagnosis struct {
 // version ("" when there is none), compared with the builders'.
 func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctlVersion string) Diagnosis {
 	spec := SpecFor(cfg, e, stateDir, "")
+	var discovery []fleet.Membership
+	if slices.Contains(spec.Order, KindRemote) {
+		spec.Remote, discovery = Discover(NewDiscoverer(cfg, e, "", self), spec.Remote)
+	}
 	p := NewProber(cfg, e, "", self)
-	d := Diagnosis{Spec: spec, Targets: Targets(spec), Chosen: -1}
+	d := Diagnosis{Spec: spec, Targets: Targets(spec), Chosen: -1, Discovery: discovery}
 	d.Probes = p.Probe(d.Targets)
 	results := Results{}
 	for i, t := range d.Targets {
@@ -43,6 +55,12 @@ func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctl
 		}
 	}
 	d.Warnings = Warnings(spec, d.Probes.Results, buildctlVersion)
+	if d.Chosen >= 0 && d.Options[d.Chosen].State == Ready {
+		d.Warnings = append(d.Warnings, VersionWarnings(d.Options[d.Chosen].Builder, resultsByEndpoint(d.Probes.Results))...)
+	}
+	if slices.Contains(spec.Order, KindNamespace) && spec.Namespace.TenantID != "" && stateDir != "" {
+		d.NamespaceToken = NamespaceTokenState(TenantTokens{Dir: filepath.Join(stateDir, "namespace")}, spec.Namespace.TenantID)
+	}
 	return d
 }
 
@@ -108,6 +126,10 @@ func (d Diagnosis) Lines() []string {
 		}
 		lines = append(lines, fmt.Sprintf("builder: not %s: %s", o.Kind, why))
 	}
+	lines = append(lines, discoveryLines(d.Discovery)...)
+	if d.NamespaceToken != "" {
+		lines = append(lines, "builder: namespace: "+d.NamespaceToken)
+	}
 	for i, t := range d.Targets {
 		lines = append(lines, fmt.Sprintf("builder: probe %s %s: %s", targetKind(d.Spec, t), t.Endpoint, d.Probes.Results[i].Summary()))
 	}
@@ -127,6 +149,10 @@ type DiagnosisJSON struct {
 	Options   []OptionJSON `json:"options"`
 	Probes    []ProbeJSON  `json:"probes"`
 	Warnings  []string     `json:"warnings"`
+	// Discovery is one line per discovery source of the remote pool.
+	Discovery []string `json:"discovery,omitempty"`
+	// NamespaceToken is the host's shared Namespace tenant token's state.
+	NamespaceToken string `json:"namespace_token,omitempty"`
 }
 
 // OptionJSON is one builder kind in DiagnosisJSON.
@@ -171,6 +197,10 @@ func (d Diagnosis) JSON() DiagnosisJSON {
 			LatencyMS: float64(r.Latency) / float64(time.Millisecond), Version: r.Version, Platforms: r.Platforms, Error: r.Error})
 	}
 	j.Warnings = append(j.Warnings, d.Warnings...)
+	for _, m := range d.Discovery {
+		j.Discovery = append(j.Discovery, m.Line())
+	}
+	j.NamespaceToken = d.NamespaceToken
 	return j
 }
 

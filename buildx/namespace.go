@@ -1,15 +1,15 @@
 package buildx
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
 // NamespaceAudience is the OIDC audience Namespace federates Buildkite
@@ -39,6 +39,14 @@ type Namespace struct {
 	// load their image into it, as they would on the engine's own builder
 	// (each Namespace node builds one platform: see Loadable).
 	DefaultLoad bool
+	// LoadDecided, when set, decides DefaultLoad just before the builder
+	// setup (the docker probe may still be running while nsc authenticates).
+	LoadDecided func() bool
+	// Tokens shares the tenant token between the host's jobs (zero: each
+	// job exchanges its own).
+	Tokens TenantTokens
+	// TokenNote says, after SetUp, where the tenant token came from.
+	TokenNote string
 }
 
 // nscDir holds nsc's files for the job.
@@ -51,7 +59,7 @@ func (n Namespace) TokenFile() string {
 
 // SetUp authenticates and sets the builder up. It returns the builder nsc
 // wrote and the variables the job needs (NSC_TOKEN_FILE).
-func (n Namespace) SetUp(ctx context.Context) (Builder, map[string]string, error) {
+func (n *Namespace) SetUp(ctx context.Context) (Builder, map[string]string, error) {
 	if n.Timeout <= 0 {
 		n.Timeout = 60 * time.Second
 	}
@@ -65,35 +73,11 @@ func (n Namespace) SetUp(ctx context.Context) (Builder, map[string]string, error
 	}
 	env := withEnv(n.Env, map[string]string{"XDG_CONFIG_HOME": config, "DOCKER_CONFIG": n.DockerConfig, "BUILDX_CONFIG": ""})
 
-	switch n.Auth {
-	case "cognito":
-		if _, err := runCommand(ctx, env, n.NSC, "auth", "exchange-aws-cognito-token",
-			"--aws_region", n.AWSRegion, "--identity_pool", n.IdentityPool, "--tenant_id", n.TenantID); err != nil {
-			return Builder{}, nil, err
-		}
-	default:
-		if n.Agent == "" {
-			return Builder{}, nil, errors.New("buildkite-agent not found (BUILDKITE_BIN_PATH or PATH), needed for the OIDC token")
-		}
-		// The token comes to dockhand's memory, never to the job log, so the
-		// agent's log redaction (which needs the Job API, not up before the
-		// real bootstrap runs) is not needed; the variable is the way every
-		// agent version accepts to skip it.
-		agentEnv := withEnv(n.Env, map[string]string{"BUILDKITE_AGENT_OIDC_REQUEST_TOKEN_SKIP_TOKEN_REDACTION": "true"})
-		token, err := runCommand(ctx, agentEnv, n.Agent, "oidc", "request-token", "--audience", NamespaceAudience, "--lifetime", "120")
-		if err != nil {
-			return Builder{}, nil, err
-		}
-		token = strings.TrimSpace(token)
-		if token == "" {
-			return Builder{}, nil, errors.New("buildkite-agent oidc request-token printed no token")
-		}
-		// nsc takes the token only as a flag: it is visible in the process
-		// list for the exchange's duration. It is bound to Namespace's
-		// audience and lives two minutes.
-		if _, err := runCommand(ctx, env, n.NSC, "auth", "exchange-oidc-token", "--token", token, "--tenant_id", n.TenantID); err != nil {
-			return Builder{}, nil, errors.New(strings.ReplaceAll(err.Error(), token, "<token>"))
-		}
+	if err := n.authenticate(ctx, env); err != nil {
+		return Builder{}, nil, err
+	}
+	if n.LoadDecided != nil {
+		n.DefaultLoad = n.LoadDecided()
 	}
 	setup := []string{"docker", "buildx", "setup", "--name", NamespaceName, "--state", state, "--background", "--use"}
 	if n.DefaultLoad {
@@ -109,22 +93,95 @@ func (n Namespace) SetUp(ctx context.Context) (Builder, map[string]string, error
 	return b, map[string]string{NamespaceTokenVar: n.TokenFile()}, nil
 }
 
+// authenticate puts a tenant token where nsc reads it in the job: the one
+// the host's jobs share when it is valid for a while yet, else a new one
+// from an exchange, which is then shared. The exchange and the check happen
+// under the tenant's lock, so jobs starting together do one exchange.
+func (n *Namespace) authenticate(ctx context.Context, env []string) error {
+	if n.Tokens.Dir == "" {
+		n.TokenNote = "exchanged a tenant token for this job"
+		return n.exchange(ctx, env)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(n.Timeout)
+	}
+	release, err := n.Tokens.Lock(n.TenantID, deadline)
+	if err != nil {
+		return fmt.Errorf("waiting for another job's token exchange: %w", err)
+	}
+	defer release()
+	if data, exp, ok := n.Tokens.Get(n.TenantID); ok {
+		if err := os.MkdirAll(filepath.Dir(n.TokenFile()), 0o700); err != nil {
+			return err
+		}
+		if err := safefile.Write(n.TokenFile(), data); err != nil {
+			return err
+		}
+		n.TokenNote = fmt.Sprintf("tenant token shared by the host's jobs, valid %s more", time.Until(exp).Round(time.Minute))
+		return nil
+	}
+	if err := n.exchange(ctx, env); err != nil {
+		return err
+	}
+	n.TokenNote = "exchanged a tenant token, shared with the host's jobs"
+	data, err := os.ReadFile(n.TokenFile())
+	if err == nil {
+		err = n.Tokens.Put(n.TenantID, data)
+	}
+	if err != nil {
+		n.TokenNote = "exchanged a tenant token for this job (not shared: " + err.Error() + ")"
+	}
+	return nil
+}
+
+// exchange runs `nsc auth exchange-*`, which stores the job's tenant token.
+func (n *Namespace) exchange(ctx context.Context, env []string) error {
+	switch n.Auth {
+	case "cognito":
+		_, err := runCommand(ctx, env, n.NSC, "auth", "exchange-aws-cognito-token",
+			"--aws_region", n.AWSRegion, "--identity_pool", n.IdentityPool, "--tenant_id", n.TenantID)
+		return err
+	}
+	if n.Agent == "" {
+		return errors.New("buildkite-agent not found (BUILDKITE_BIN_PATH or PATH), needed for the OIDC token")
+	}
+	// The token comes to dockhand's memory, never to the job log, so the
+	// agent's log redaction (which needs the Job API, not up before the
+	// real bootstrap runs) is not needed; the variable is the way every
+	// agent version accepts to skip it.
+	agentEnv := withEnv(n.Env, map[string]string{"BUILDKITE_AGENT_OIDC_REQUEST_TOKEN_SKIP_TOKEN_REDACTION": "true"})
+	token, err := runCommand(ctx, agentEnv, n.Agent, "oidc", "request-token", "--audience", NamespaceAudience, "--lifetime", "120")
+	if err != nil {
+		return err
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return errors.New("buildkite-agent oidc request-token printed no token")
+	}
+	// nsc takes the OIDC token only as a flag (exchange-oidc-token has
+	// --token and --tenant_id, no file, stdin or variable): it is visible in
+	// the process list for the exchange's duration. It is bound to
+	// Namespace's audience, lives two minutes, and with the shared tenant
+	// token a host runs one exchange per token lifetime, not one per job.
+	if _, err := runCommand(ctx, env, n.NSC, "auth", "exchange-oidc-token", "--token", token, "--tenant_id", n.TenantID); err != nil {
+		return errors.New(strings.ReplaceAll(err.Error(), token, "<token>"))
+	}
+	return nil
+}
+
 // run runs a command and returns its stdout; a failure names the command
 // (without its arguments, which may hold a token) and its last stderr line.
 func runCommand(ctx context.Context, env []string, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	out, errb, err := runBounded(ctx, env, nil, name, args...)
 	if err == nil {
-		return out.String(), nil
+		return string(out), nil
 	}
 	what := filepath.Base(name) + " " + strings.Join(subcommand(args), " ")
 	if ctx.Err() != nil {
 		return "", fmt.Errorf("%s: no answer in time", what)
 	}
-	msg := strings.TrimSpace(errb.String())
+	msg := strings.TrimSpace(string(errb))
 	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
 		msg = strings.TrimSpace(msg[i+1:])
 	}

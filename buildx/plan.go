@@ -34,6 +34,8 @@ type RemoteSpec struct {
 	Endpoints []string
 	Platforms []env.PlatformNodes
 	TLS       TLS
+	// Undiscovered are discovery sources that gave no node (see Discover).
+	Undiscovered []string
 }
 
 // NamespaceSpec says whether Namespace can be set up on this host.
@@ -174,6 +176,11 @@ func Plan(spec Spec, results Results) []Option {
 func planRemote(spec Spec, results Results, dockerUp bool) Option {
 	r := spec.Remote
 	o := Option{Kind: KindRemote}
+	if len(r.Undiscovered) > 0 && len(remoteEndpoints(r)) == 0 {
+		o.State = Down
+		o.Why = "discovery found no node (" + strings.Join(r.Undiscovered, ", ") + ")"
+		return o
+	}
 	if len(r.Endpoints) == 0 && len(r.Platforms) == 0 {
 		o.Why = "no remote.endpoints or [[remote.platform]] configured"
 		return o

@@ -1,7 +1,6 @@
 package buildx
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -253,14 +252,10 @@ func runCloud(ctx context.Context, cloud string, env []string, command string, r
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, cloud, command)
-	cmd.Env = env
-	cmd.Stdin = bytes.NewReader(in)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	stdout, stderr, err := runBounded(ctx, env, in, cloud, command)
 	name := filepath.Base(cloud) + " " + command
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(errb.String())
+	if err != nil {
+		msg := strings.TrimSpace(string(stderr))
 		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
 			msg = msg[i+1:]
 		}
@@ -272,7 +267,7 @@ func runCloud(ctx context.Context, cloud string, env []string, command string, r
 		}
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	if err := json.Unmarshal(out.Bytes(), resp); err != nil {
+	if err := json.Unmarshal(stdout, resp); err != nil {
 		return fmt.Errorf("%s: bad answer: %w", name, err)
 	}
 	return nil

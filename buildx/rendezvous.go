@@ -48,3 +48,20 @@ func score(key, node string) uint64 {
 	x ^= x >> 31
 	return x
 }
+
+// Moved is the fraction of keys whose first choice differs between the
+// nodes before and after a membership change: what a fleet change costs in
+// cold caches. With rendezvous hashing one node of N joining or leaving
+// moves about 1/N of the keys, and only those that go to (or were on) it.
+func Moved(keys, before, after []string) float64 {
+	if len(keys) == 0 {
+		return 0
+	}
+	moved := 0
+	for _, k := range keys {
+		if Rendezvous(k, before)[0] != Rendezvous(k, after)[0] {
+			moved++
+		}
+	}
+	return float64(moved) / float64(len(keys))
+}

@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/fleet"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
@@ -51,6 +53,8 @@ type Selection struct {
 	Chosen    int      // index in Options; -1 when none
 	Builder   *Builder // nil: the job runs without dockhand's builder
 	Fallbacks []string // one line per kind that failed to set up before the chosen one
+	Discovery []fleet.Membership
+	Notes     []string // what the chosen kind's setup reused or did
 	Started   string   // what was started (the embedded buildkitd), if anything
 	Exports   map[string]string
 	Took      time.Duration
@@ -138,15 +142,23 @@ func Select(o SetupOptions) (*Selection, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	var discovery []fleet.Membership
+	if slices.Contains(spec.Order, KindRemote) {
+		spec.Remote, discovery = Discover(NewDiscoverer(cfg, o.Env, o.StateDir, o.Self), spec.Remote)
+	}
 	prober := NewProber(cfg, o.Env, o.StateDir, o.Self)
 	prober.Ctx = ctx
-	sel := &Selection{Spec: spec, Targets: Targets(spec), Chosen: -1}
+	sel := &Selection{Spec: spec, Targets: Targets(spec), Chosen: -1, Discovery: discovery}
 	defer func() { sel.Took = time.Since(start) }()
-	sel.Probes = prober.Probe(sel.Targets)
 	results := Results{}
+	probed := make(chan struct{})
+	nsRun := startNamespace(o, spec, probed, func() bool { return spec.DockerUp(results) })
+	defer nsRun.stop()
+	sel.Probes = prober.Probe(sel.Targets)
 	for i, t := range sel.Targets {
 		results[t.Key()] = sel.Probes.Results[i]
 	}
+	close(probed)
 	sel.Options = Plan(spec, results)
 
 	setupErrs := map[string]string{}
@@ -157,13 +169,13 @@ func Select(o SetupOptions) (*Selection, error) {
 		case Ready:
 			b = opt.Builder
 		case NeedsSetup:
-			ns := Namespace{
-				NSC: spec.Namespace.NSC, Agent: jobAgent(o.Env), Auth: cfg.Namespace.Auth, TenantID: cfg.Namespace.TenantID,
-				AWSRegion: cfg.Namespace.AWSRegion, IdentityPool: cfg.Namespace.IdentityPool,
-				JobDir: o.JobDir, DockerConfig: o.DockerConfig, Env: o.Env.ToSlice(),
-				DefaultLoad: spec.DockerUp(results),
+			if nsRun == nil {
+				continue
 			}
-			nb, exp, err := ns.SetUp(ctx)
+			nb, exp, err := nsRun.wait()
+			if note := nsRun.note(); note != "" {
+				sel.Notes = append(sel.Notes, "namespace: "+note)
+			}
 			if err != nil {
 				setupErrs[opt.Kind] = err.Error()
 				sel.Fallbacks = append(sel.Fallbacks, fmt.Sprintf("%s failed: %v; trying the next builder kind", opt.Kind, err))
@@ -194,6 +206,9 @@ func Select(o SetupOptions) (*Selection, error) {
 		}
 		sel.Chosen, sel.Builder = i, &b
 		sel.Exports = builderExports(b, o.JobDir, exports)
+		for _, w := range VersionWarnings(b, resultsByEndpoint(sel.Probes.Results)) {
+			sel.Notes = append(sel.Notes, "warning: "+w)
+		}
 		return sel, nil
 	}
 	if !Configured(sel.Options) || onlyEngineDown(sel.Options) {
@@ -312,6 +327,10 @@ func (s *Selection) Lines() []string {
 	}
 	for _, f := range s.Fallbacks {
 		lines = append(lines, "builder: "+f)
+	}
+	lines = append(lines, discoveryLines(s.Discovery)...)
+	for _, n := range s.Notes {
+		lines = append(lines, "builder: "+n)
 	}
 	if s.Started != "" {
 		lines = append(lines, "builder: "+s.Started)

@@ -52,7 +52,8 @@ type Config struct {
 	Sources map[string]Source // dotted key -> where its value came from, for every key
 }
 
-// Remote is the [remote] table: a self-hosted buildkitd pool.
+// Remote is the [remote] table: a self-hosted buildkitd pool, listed or
+// discovered (see package fleet).
 type Remote struct {
 	Endpoints  []string // tcp://host:port or unix:///path
 	CA         string   // mTLS CA certificate file
@@ -60,6 +61,12 @@ type Remote struct {
 	Key        string   // mTLS client key file
 	ServerName string   // TLS server name to verify, if not the endpoint's host
 	Platforms  []PlatformNodes
+	// DiscoveryTTL is how long a discovered membership (dns://, srv://,
+	// ec2:// endpoints) serves the host's jobs before it is asked again.
+	DiscoveryTTL time.Duration
+	// DNSServer is the HOST:PORT asked for dns:// and srv:// endpoints
+	// ("": the system's resolvers).
+	DNSServer string
 }
 
 // PlatformNodes is one [[remote.platform]] entry: the native nodes for a

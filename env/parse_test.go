@@ -557,7 +557,17 @@ bulders = ["local"]
 		{
 			name: "bad endpoint scheme",
 			data: "[remote]\nendpoints = [\"tcp://a:1\", \"http://b:1234\"]\n",
-			want: []string{testPath + `:2: remote.endpoints: endpoint "http://b:1234": unsupported scheme "http" (want tcp:// or unix://)`},
+			want: []string{testPath + `:2: remote.endpoints: endpoint "http://b:1234": unsupported scheme "http" (want tcp://, unix://, or dns://, srv://, ec2:// to discover a fleet)`},
+		},
+		{
+			name: "bad discovery endpoints",
+			data: "[remote]\nendpoints = [\"dns://pool.internal\"]\ndiscovery_ttl = \"1h\"\ndns_server = \"10.0.0.2\"\n[[remote.platform]]\nplatform = \"linux/arm64\"\nendpoints = [\"ec2://us-east-1?port=1234\"]\n",
+			want: []string{
+				testPath + `:2: remote.endpoints: endpoint "dns://pool.internal" is not dns://NAME:PORT`,
+				testPath + `:3: remote.discovery_ttl: 1h0m0s is out of range (0 to 5m0s; 0 asks the source on every job)`,
+				testPath + `:4: remote.dns_server: "10.0.0.2" is not HOST:PORT`,
+				testPath + `:5: remote.platform[0]: endpoint "ec2://us-east-1?port=1234" has no tag:KEY=VALUE filter (every instance of the account would be a builder)`,
+			},
 		},
 		{
 			name: "endpoint without a port",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"path"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/buildkite/shellwords"
+	"github.com/dockhand-ci/dockhand/fleet"
 )
 
 // Builder kinds, in the default preference order (embedded is opt-in).
@@ -82,7 +84,7 @@ func schema() []field {
 		{"shell", tString, checkShell, func(c *Config) any { return &c.Shell }},
 		{"builders", tStrings, checkBuilders, func(c *Config) any { return &c.Builders }},
 		{"probe_timeout", tDuration, checkProbeTimeout, func(c *Config) any { return &c.ProbeTimeout }},
-		{"probe_cache_ttl", tDuration, checkProbeCacheTTL, func(c *Config) any { return &c.ProbeCacheTTL }},
+		{"probe_cache_ttl", tDuration, ttl("shares nothing"), func(c *Config) any { return &c.ProbeCacheTTL }},
 		{"builders_optional", tBool, nil, func(c *Config) any { return &c.BuildersOptional }},
 		{"strict", tBool, nil, func(c *Config) any { return &c.Strict }},
 		{"debug", tBool, nil, func(c *Config) any { return &c.Debug }},
@@ -94,6 +96,8 @@ func schema() []field {
 		{"remote.key", tString, nil, func(c *Config) any { return &c.Remote.Key }},
 		{"remote.server_name", tString, nil, func(c *Config) any { return &c.Remote.ServerName }},
 		{"remote.platform", tPlatforms, checkPlatforms, func(c *Config) any { return &c.Remote.Platforms }},
+		{"remote.discovery_ttl", tDuration, ttl("asks the source on every job"), func(c *Config) any { return &c.Remote.DiscoveryTTL }},
+		{"remote.dns_server", tString, checkHostPort, func(c *Config) any { return &c.Remote.DNSServer }},
 
 		{"namespace.nsc", tString, optionalAbsPath, func(c *Config) any { return &c.Namespace.NSC }},
 		{"namespace.auth", tString, oneOf(AuthOIDC, AuthCognito), func(c *Config) any { return &c.Namespace.Auth }},
@@ -142,6 +146,7 @@ func Default(queue string) *Config {
 		Sources: map[string]Source{},
 	}
 	c.ProbeCacheTTL = 5 * time.Second // shared between jobs starting together
+	c.Remote.DiscoveryTTL = 10 * time.Second
 	for _, f := range schema() {
 		c.Sources[f.key] = Source{Kind: SourceDefault}
 	}
@@ -445,14 +450,17 @@ func checkProbeTimeout(v any) error {
 	return nil
 }
 
-const maxProbeCacheTTL = 5 * time.Minute
+const maxTTL = 5 * time.Minute
 
-func checkProbeCacheTTL(v any) error {
-	d := v.(time.Duration)
-	if d < 0 || d > maxProbeCacheTTL {
-		return fmt.Errorf("%s is out of range (0 to %s; 0 shares nothing)", d, maxProbeCacheTTL)
+// ttl accepts a duration from 0 to maxTTL; zero says what 0 means.
+func ttl(zero string) func(v any) error {
+	return func(v any) error {
+		d := v.(time.Duration)
+		if d < 0 || d > maxTTL {
+			return fmt.Errorf("%s is out of range (0 to %s; 0 %s)", d, maxTTL, zero)
+		}
+		return nil
 	}
-	return nil
 }
 
 func checkBuilders(v any) error {
@@ -484,8 +492,13 @@ func checkEndpoints(v any) error {
 	return nil
 }
 
-// checkEndpoint accepts tcp://host:port and unix:///absolute/path.
+// checkEndpoint accepts tcp://host:port, unix:///absolute/path and the
+// discovery sources dns://NAME:PORT, srv://NAME and ec2://REGION?tag:K=V&port=P.
 func checkEndpoint(e string) error {
+	if fleet.IsSource(e) {
+		_, err := fleet.Parse(e)
+		return err
+	}
 	bad := fmt.Errorf("endpoint %q is not tcp://host:port or unix:///path", e)
 	u, err := url.Parse(e)
 	if err != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
@@ -502,7 +515,20 @@ func checkEndpoint(e string) error {
 			return bad
 		}
 	default:
-		return fmt.Errorf("endpoint %q: unsupported scheme %q (want tcp:// or unix://)", e, u.Scheme)
+		return fmt.Errorf("endpoint %q: unsupported scheme %q (want tcp://, unix://, or dns://, srv://, ec2:// to discover a fleet)", e, u.Scheme)
+	}
+	return nil
+}
+
+// checkHostPort accepts "" or HOST:PORT.
+func checkHostPort(v any) error {
+	s := v.(string)
+	if s == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q is not HOST:PORT", s)
 	}
 	return nil
 }

@@ -75,6 +75,7 @@ func TestEveryOverrideIsHandled(t *testing.T) {
 		"DOCKHAND_DEBUG":         "true",
 	}
 	samples["DOCKHAND_PROBE_CACHE_TTL"] = "1s"
+	samples["DOCKHAND_REMOTE_DISCOVERY_TTL"] = "30s"
 	samples["DOCKHAND_BUILDERS_OPTIONAL"] = "true"
 	samples["DOCKHAND_ANNOTATE"] = "off"
 	fsys := files(map[string]string{"/other.toml": "strict = true\n"})

@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"github.com/dockhand-ci/dockhand/buildx/ecrcache"
+	"github.com/dockhand-ci/dockhand/fleet"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
@@ -26,10 +27,11 @@ func main() {
 // commands maps each subcommand to its implementation; later issues add
 // theirs here.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"probe":        probeCommand,
-	"history":      historyCommand,
-	"certs":        certsCommand,
-	"cached-image": cachedImage,
+	"probe":          probeCommand,
+	fleet.EC2Command: fleetEC2,
+	"history":        historyCommand,
+	"certs":          certsCommand,
+	"cached-image":   cachedImage,
 	"version": func(_ []string, stdout, _ io.Writer) error {
 		_, err := fmt.Fprintf(stdout, "dockhand-cloud %s\n", version)
 		return err

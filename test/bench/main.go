@@ -30,7 +30,7 @@ type pair struct {
 
 func main() {
 	runs := flag.Int("runs", 200, "runs of each command for the fast benchmarks")
-	only := flag.String("only", "", `run one benchmark only: "selection" or "context"`)
+	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace" or "remap"`)
 	flag.Parse()
 	do := run
 	switch *only {
@@ -39,8 +39,12 @@ func main() {
 		do = runSelectionOnly
 	case "context":
 		do = runContextOnly
+	case "namespace":
+		do = runNamespaceOnly
+	case "remap":
+		do = func(int) error { remapBench(); return nil }
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection or context\n", *only)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace or remap\n", *only)
 		os.Exit(2)
 	}
 	if err := do(*runs); err != nil {
@@ -124,6 +128,10 @@ func run(runs int) error {
 	if err != nil {
 		return fmt.Errorf("builder selection: %w", err)
 	}
+	if err := namespaceBench(dockhand, dir, max(runs/10, 10)); err != nil {
+		return fmt.Errorf("namespace choice: %w", err)
+	}
+	remapBench()
 	if failed || credFailed || tagFailed || selFailed {
 		return fmt.Errorf("a bar was missed")
 	}

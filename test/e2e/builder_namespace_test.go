@@ -32,6 +32,8 @@ func buildFakeNsc(t *testing.T) string {
 type nscBackend struct {
 	TenantID string          `json:"tenant_id"`
 	Reject   string          `json:"reject,omitempty"`
+	Latency  string          `json:"latency,omitempty"`
+	Hang     bool            `json:"hang,omitempty"`
 	Builders []nscBuilderDef `json:"builders"`
 	Log      string          `json:"log"`
 }
@@ -42,6 +44,15 @@ type nscBuilderDef struct {
 	ServerCA   string `json:"server_ca"`
 	ClientCert string `json:"client_cert"`
 	ClientKey  string `json:"client_key"`
+}
+
+// newNscBackend is tenant tnt_e2e whose amd64 builder is the pool's node,
+// nsc's calls logged to calls.
+func newNscBackend(p *remotePool, node, calls string) nscBackend {
+	return nscBackend{TenantID: "tnt_e2e", Log: calls, Builders: []nscBuilderDef{{
+		Platform: "linux/amd64", Endpoint: node,
+		ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key,
+	}}}
 }
 
 func writeBackend(t *testing.T, path string, b nscBackend) {
@@ -63,15 +74,15 @@ func TestNamespaceBuilderAndFallback(t *testing.T) {
 	r := newRig(t)
 	backendPath := filepath.Join(t.TempDir(), "backend.json")
 	calls := filepath.Join(t.TempDir(), "nsc-calls.log")
-	backend := nscBackend{TenantID: "tnt_e2e", Log: calls, Builders: []nscBuilderDef{{
-		Platform: "linux/amd64", Endpoint: nsNode,
-		ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key,
-	}}}
+	backend := newNscBackend(p, nsNode, calls)
 	writeBackend(t, backendPath, backend)
-	writeFile(t, r.config, p.config(r.state, p.fleet.Client, []string{poolNode}, `builders = ["namespace", "remote"]
+	// Namespace's setup shares probe_timeout's deadline: 3s leaves room for
+	// a loaded CI machine (the deadline itself is TestNamespaceChosenWithin
+	// TheProbeDeadline's subject).
+	writeFile(t, r.config, strings.Replace(p.config(r.state, p.fleet.Client, []string{poolNode}, `builders = ["namespace", "remote"]
 [namespace]
 nsc = "`+nsc+`"
-tenant_id = "tnt_e2e"`))
+tenant_id = "tnt_e2e"`), `probe_timeout = "1s"`, `probe_timeout = "3s"`, 1))
 
 	ref := p.kit.Registry.Host + "/namespace/app"
 	command := func(tag string) string {
@@ -121,9 +132,14 @@ docker buildx build --progress plain --push -t ` + ref + ":" + tag + " ."
 		t.Errorf("job dirs (with nsc's token) left behind: %q", left)
 	}
 
-	// Namespace refuses the token: the job falls back to the pool.
+	// Namespace refuses the token: the job falls back to the pool. The
+	// host's shared tenant token is removed first, or the job would not
+	// need an exchange.
 	backend.Reject = "auth"
 	writeBackend(t, backendPath, backend)
+	if err := os.RemoveAll(filepath.Join(r.state, "namespace")); err != nil {
+		t.Fatal(err)
+	}
 	id, agent = r.start(command("fallback"), env)
 	f, log = r.finish(id, agent)
 	if f.ExitStatus != "0" {

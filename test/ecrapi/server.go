@@ -7,7 +7,9 @@
 // checked.
 //
 // It serves GetAuthorizationToken (both services), DescribeRepositories,
-// CreateRepository and PutLifecyclePolicy. The tokens it issues carry the
+// CreateRepository and PutLifecyclePolicy, and EC2's DescribeInstances in
+// EC2's query protocol (form-encoded requests, XML answers; found through
+// AWS_ENDPOINT_URL_EC2). The tokens it issues carry the
 // password of the real registry it fronts (a distribution registry started
 // with htpasswd user AWS), so what the tests push really is authenticated
 // by that password. Throttling, server errors and other failures can be
@@ -94,6 +96,9 @@ type Server struct {
 	log  []Call
 	fail []injected
 	repo map[string]*Repository // account/region/name
+
+	instances []Instance // EC2
+	ec2Delay  time.Duration
 }
 
 type injected struct {
@@ -214,6 +219,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		writeError(w, newError(http.StatusBadRequest, "SerializationException", "reading the body: %v", err))
+		return
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		s.serveEC2(w, r, body)
 		return
 	}
 	out, err := s.handle(r, body)

@@ -16,7 +16,11 @@
 //	nsc version
 //
 // Every call is appended to the backend's log file (argv, with any --token
-// value replaced by <token>), for tests to assert on.
+// value replaced by <token>), for tests to assert on. The backend can make
+// every call slow (latency, as Namespace's API answering slowly would), or
+// hang: the call leaves a grandchild in its own session holding stdout and
+// stderr, then never returns, as an nsc stuck on the network with a helper
+// process would.
 package main
 
 import (
@@ -27,16 +31,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // Backend is the fake control plane.
 type Backend struct {
 	TenantID string    `json:"tenant_id"`
-	Reject   string    `json:"reject,omitempty"` // "auth": every token exchange is refused
+	Reject   string    `json:"reject,omitempty"`  // "auth": every token exchange is refused
+	Latency  string    `json:"latency,omitempty"` // a Go duration every call takes first
+	Hang     bool      `json:"hang,omitempty"`    // every call but version hangs
 	Builders []Builder `json:"builders"`
 	Log      string    `json:"log,omitempty"`
 }
@@ -65,6 +73,14 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	logCall(b, args)
+	if len(args) == 0 || args[0] != "version" {
+		if b.Hang {
+			hang()
+		}
+		if d, err := time.ParseDuration(b.Latency); err == nil && d > 0 {
+			time.Sleep(d) // the control plane's latency, not a synchronisation
+		}
+	}
 	switch {
 	case len(args) >= 1 && args[0] == "version":
 		fmt.Fprintln(stdout, "nsc fake (dockhand tests)")
@@ -79,6 +95,16 @@ func run(args []string, stdout io.Writer) error {
 		return cleanup(args[3:])
 	}
 	return fmt.Errorf("unknown command %q", strings.Join(args, " "))
+}
+
+// hang starts a grandchild that outlives this process holding its output
+// pipes (for 30 s), then blocks until killed.
+func hang() {
+	gc := exec.Command("sleep", "30")
+	gc.Stdout, gc.Stderr = os.Stdout, os.Stderr
+	gc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	_ = gc.Start()
+	time.Sleep(time.Hour) // hung: until killed
 }
 
 func loadBackend() (*Backend, error) {

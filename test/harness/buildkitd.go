@@ -20,7 +20,11 @@ type BuildkitdOptions struct {
 	// TCP also listens on tcp://127.0.0.1:PORT (Buildkitd.TCPAddr), with
 	// mutual TLS when TLS is set. The unix socket stays plain, for tools.
 	TCP bool
-	TLS *TLSFiles // server side: CA, Cert and Key (client certificates required)
+	// Listen is the TCP HOST:PORT to listen on instead of a free
+	// 127.0.0.1 port (as the nodes of a fleet share one port on their own
+	// addresses: 127.0.0.2:PORT, 127.0.0.3:PORT, ...).
+	Listen string
+	TLS    *TLSFiles // server side: CA, Cert and Key (client certificates required)
 	// Platforms are declared with --oci-worker-platform (as a node of
 	// another architecture would report them).
 	Platforms []string
@@ -56,9 +60,12 @@ func (k *Kit) StartBuildkitdWith(o BuildkitdOptions) (*Buildkitd, error) {
 	}
 	b := &Buildkitd{Addr: "unix://" + sock, Root: filepath.Join(dir, "root")}
 	if o.TCP {
-		addr, err := freePort()
-		if err != nil {
-			return nil, err
+		addr := o.Listen
+		if addr == "" {
+			var err error
+			if addr, err = freePort(); err != nil {
+				return nil, err
+			}
 		}
 		b.TCPAddr = "tcp://" + addr
 		args = append(args, "--addr", b.TCPAddr)

@@ -1,0 +1,313 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/internal/filelock"
+	"github.com/dockhand-ci/dockhand/internal/safefile"
+)
+
+// MaxMembers bounds one source's membership: a bigger answer is taken for
+// garbage (a misconfigured name or tag), not for a fleet.
+const MaxMembers = 256
+
+// EC2Request is what `dockhand-cloud fleet-ec2` reads as JSON on stdin.
+type EC2Request struct {
+	Region   string    `json:"region,omitempty"`
+	Tags     []Tag     `json:"tags"`
+	Address  string    `json:"address"` // private or public
+	Deadline time.Time `json:"deadline"`
+}
+
+// EC2Reply is its answer: the addresses of the running instances, as EC2
+// gave them (checked by the caller).
+type EC2Reply struct {
+	Addresses []string `json:"addresses"`
+}
+
+// Discoverer finds the members of discovery sources, sharing what it found
+// with the host's other jobs through CacheDir.
+type Discoverer struct {
+	Timeout  time.Duration // the bound of one discovery: probe_timeout
+	TTL      time.Duration // how long a membership serves the host's jobs
+	CacheDir string        // "" shares nothing and keeps no last good membership
+	Now      func() time.Time
+	// Resolver answers DNS and SRV sources; nil is net.DefaultResolver.
+	Resolver *net.Resolver
+	// EC2 lists the addresses of running instances; nil fails EC2 sources.
+	EC2 func(ctx context.Context, req EC2Request) ([]string, error)
+}
+
+// Membership is what one source resolved to for this job.
+type Membership struct {
+	Source   string
+	Members  []string      // tcp://ADDR:PORT, sorted; the last good ones when the source failed
+	Resolved bool          // this job asked the source
+	Age      time.Duration // age of Members (0 when just resolved)
+	Took     time.Duration // how long asking the source took
+	Err      string        // why the source's answer was not used
+}
+
+// Line is the membership in one job-log line.
+func (m Membership) Line() string {
+	nodes := func(n int) string {
+		if n == 1 {
+			return "1 node"
+		}
+		return strconv.Itoa(n) + " nodes"
+	}
+	switch {
+	case m.Err == "" && m.Resolved:
+		return fmt.Sprintf("discovered %s: %s in %s", m.Source, nodes(len(m.Members)), m.Took.Round(time.Millisecond))
+	case m.Err == "":
+		return fmt.Sprintf("discovered %s: %s (shared by another job %s ago)", m.Source, nodes(len(m.Members)), m.Age.Round(time.Millisecond))
+	case len(m.Members) > 0:
+		return fmt.Sprintf("discovery %s failed (%s); using the last good membership, %s from %s ago", m.Source, m.Err, nodes(len(m.Members)), m.Age.Round(time.Second))
+	}
+	return fmt.Sprintf("discovery %s failed (%s) and no earlier membership is known: no node from it", m.Source, m.Err)
+}
+
+const (
+	cacheFile    = "fleet.json"
+	lockFile     = "fleet.lock"
+	cacheVersion = 1
+)
+
+// record is one source in the shared cache.
+type record struct {
+	Members  []string  `json:"members,omitempty"` // the last good membership
+	At       time.Time `json:"at"`                // when it was resolved
+	FailedAt time.Time `json:"failed_at"`         // the last failure since, if any
+	Err      string    `json:"error,omitempty"`
+}
+
+type cache struct {
+	Version int               `json:"version"`
+	Sources map[string]record `json:"sources"`
+}
+
+func (d *Discoverer) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// Discover returns the membership of each source, in order. It takes at
+// most Timeout (plus reading a file): a source that does not answer good
+// members by then is replaced by its last good membership. When another
+// job resolved or failed a source less than TTL ago, that is used as it is.
+func (d *Discoverer) Discover(sources []Source) []Membership {
+	start := d.now()
+	deadline := start.Add(d.Timeout)
+	out := make([]Membership, len(sources))
+	sharing := d.CacheDir != ""
+	c := cache{Version: cacheVersion, Sources: map[string]record{}}
+	locked := false
+	if sharing {
+		if err := os.MkdirAll(d.CacheDir, 0o700); err == nil {
+			// The holder resolves within Timeout: waiting for it is waiting
+			// for its answer.
+			if release, err := filelock.Lock(context.Background(), filepath.Join(d.CacheDir, lockFile), max(time.Until(deadline), time.Millisecond)); err == nil {
+				defer release()
+				locked = true
+			}
+		}
+		c = d.read()
+	}
+	var todo []int
+	for i, s := range sources {
+		r, ok := c.Sources[s.Raw]
+		out[i] = Membership{Source: s.Raw, Members: r.Members, Age: d.now().Sub(r.At)}
+		switch {
+		case ok && d.fresh(r.FailedAt) && r.FailedAt.After(r.At):
+			out[i].Err = r.Err + ", " + d.now().Sub(r.FailedAt).Round(time.Millisecond).String() + " ago"
+		case ok && d.fresh(r.At):
+		case sharing && !locked:
+			// Another job holds the lock past the deadline: no time is left
+			// to ask the source.
+			out[i].Err = "another job is still discovering"
+		default:
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) == 0 {
+		return out
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var wg sync.WaitGroup
+	answers := make([][]string, len(sources))
+	errs := make([]error, len(sources))
+	took := make([]time.Duration, len(sources))
+	for _, i := range todo {
+		wg.Go(func() {
+			t0 := d.now()
+			answers[i], errs[i] = d.ask(ctx, sources[i])
+			took[i] = d.now().Sub(t0)
+		})
+	}
+	wg.Wait()
+	now := d.now()
+	for _, i := range todo {
+		s := sources[i]
+		r := c.Sources[s.Raw]
+		m := &out[i]
+		m.Resolved, m.Took = true, took[i]
+		good, err := []string(nil), errs[i]
+		if err == nil {
+			good, err = Members(s, answers[i])
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("no answer within %s", d.Timeout)
+			}
+			m.Err = err.Error()
+			r.FailedAt, r.Err = now, m.Err
+		} else {
+			r = record{Members: good, At: now}
+			m.Members, m.Age = good, 0
+		}
+		c.Sources[s.Raw] = r
+	}
+	if sharing && locked {
+		_ = d.write(c)
+	}
+	return out
+}
+
+func (d *Discoverer) fresh(at time.Time) bool {
+	age := d.now().Sub(at)
+	return age >= -time.Second && age < d.TTL
+}
+
+// ask queries one source: its answer as ADDR:PORT strings.
+func (d *Discoverer) ask(ctx context.Context, s Source) ([]string, error) {
+	r := d.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	switch s.Kind {
+	case KindDNS:
+		ips, err := r.LookupNetIP(ctx, "ip", s.Name)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, len(ips))
+		for i, ip := range ips {
+			out[i] = netip.AddrPortFrom(ip.Unmap(), uint16(s.Port)).String()
+		}
+		return out, nil
+	case KindSRV:
+		_, srvs, err := r.LookupSRV(ctx, "", "", s.Name)
+		if err != nil {
+			return nil, err
+		}
+		if len(srvs) > MaxMembers {
+			return nil, fmt.Errorf("%d SRV records, more than %d", len(srvs), MaxMembers)
+		}
+		var out []string
+		for _, srv := range srvs {
+			if srv.Target == "." {
+				continue // "no service here"
+			}
+			ips, err := r.LookupNetIP(ctx, "ip", srv.Target)
+			if err != nil {
+				return nil, fmt.Errorf("SRV target %s: %w", srv.Target, err)
+			}
+			for _, ip := range ips {
+				out = append(out, netip.AddrPortFrom(ip.Unmap(), srv.Port).String())
+			}
+		}
+		return out, nil
+	case KindEC2:
+		if d.EC2 == nil {
+			return nil, errors.New("EC2 discovery is not available here")
+		}
+		dl, _ := ctx.Deadline()
+		addrs, err := d.EC2(ctx, EC2Request{Region: s.Region, Tags: s.Tags, Address: s.Address, Deadline: dl})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, len(addrs))
+		for i, a := range addrs {
+			out[i] = net.JoinHostPort(a, strconv.Itoa(s.Port))
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unknown source kind %q", s.Kind)
+}
+
+// Members checks a source's answer (ADDR:PORT strings) and turns it into
+// endpoints: sorted, without duplicates. No member, an address that is not
+// an IP (or is unspecified or multicast) and more than MaxMembers are
+// errors: the answer is not a fleet.
+func Members(s Source, answer []string) ([]string, error) {
+	if len(answer) == 0 {
+		return nil, errors.New("no records")
+	}
+	if len(answer) > MaxMembers {
+		return nil, fmt.Errorf("%d members, more than %d", len(answer), MaxMembers)
+	}
+	out := make([]string, 0, len(answer))
+	for _, a := range answer {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil || !ap.Addr().IsValid() || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() || ap.Port() == 0 {
+			return nil, fmt.Errorf("%q is not an IP address and port", a)
+		}
+		ep := "tcp://" + netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+		if !slices.Contains(out, ep) {
+			out = append(out, ep)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (d *Discoverer) read() cache {
+	c := cache{Version: cacheVersion, Sources: map[string]record{}}
+	data, err := os.ReadFile(filepath.Join(d.CacheDir, cacheFile))
+	if err != nil {
+		return c
+	}
+	var read cache
+	if json.Unmarshal(data, &read) != nil || read.Version != cacheVersion || read.Sources == nil {
+		return c
+	}
+	return read
+}
+
+func (d *Discoverer) write(c cache) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return safefile.Write(filepath.Join(d.CacheDir, cacheFile), data)
+}
+
+// NewResolver is a resolver that asks server (HOST:PORT) for every name,
+// over UDP and TCP as the answer needs; "" is the system's resolver (nil).
+func NewResolver(server string) *net.Resolver {
+	if server == "" {
+		return nil
+	}
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, network, server)
+	}}
+}
+
+// EC2Command is the dockhand-cloud subcommand that lists an EC2 fleet:
+// EC2Request on stdin, EC2Reply on stdout.
+const EC2Command = "fleet-ec2"

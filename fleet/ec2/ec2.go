@@ -1,0 +1,80 @@
+// Package ec2 lists a builder fleet's running instances by tag with
+// aws-sdk-go-v2 (ec2:DescribeInstances): the default credential chain, the
+// SDK's endpoint settings (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EC2). It is
+// heavy: only cmd/dockhand-cloud imports it.
+package ec2
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/dockhand-ci/dockhand/fleet"
+)
+
+// maxPages bounds the pages read: more instances than fleet.MaxMembers are
+// garbage anyway.
+const maxPages = 5
+
+// Filters are the DescribeInstances filters of req: every tag, running only.
+func Filters(req fleet.EC2Request) []types.Filter {
+	fs := []types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"running"}}}
+	for _, t := range req.Tags {
+		fs = append(fs, types.Filter{Name: aws.String("tag:" + t.Key), Values: []string{t.Value}})
+	}
+	return fs
+}
+
+// Describe returns the private (or public) addresses of the running
+// instances that carry every tag of req, by the request's deadline.
+func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
+	if !req.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	var opts []func(*config.LoadOptions) error
+	if req.Region != "" {
+		opts = append(opts, config.WithRegion(req.Region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	client := ec2.NewFromConfig(cfg)
+	in := &ec2.DescribeInstancesInput{Filters: Filters(req), MaxResults: aws.Int32(1000)}
+	var addrs []string
+	p := ec2.NewDescribeInstancesPaginator(client, in)
+	for page := 0; p.HasMorePages(); page++ {
+		if page == maxPages {
+			return nil, fmt.Errorf("ec2:DescribeInstances: more than %d pages of instances", maxPages)
+		}
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ec2:DescribeInstances: %w", err)
+		}
+		for _, r := range out.Reservations {
+			for _, i := range r.Instances {
+				if i.State != nil && i.State.Name != types.InstanceStateNameRunning {
+					continue // the filter already says so; a fake or a race may not
+				}
+				a := aws.ToString(i.PrivateIpAddress)
+				if req.Address == "public" {
+					a = aws.ToString(i.PublicIpAddress)
+				}
+				if a != "" {
+					addrs = append(addrs, a)
+				}
+			}
+		}
+	}
+	return addrs, nil
+}

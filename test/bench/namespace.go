@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/test/harness"
+)
+
+// namespaceBench measures a job's choice of Namespace (buildx.Select: the
+// tenant token, then `nsc docker buildx setup`, then a probe of the builder
+// it set up) with the fake nsc answering
+// each call after 0 ms and 200 ms, with the host's shared tenant token cold
+// (every job exchanges, as before it was shared) and warm.
+func namespaceBench(dockhand, dir string, runs int) error {
+	root, err := harness.RepoRoot()
+	if err != nil {
+		return err
+	}
+	nsDir := filepath.Join(dir, "namespace")
+	if err := os.MkdirAll(nsDir, 0o700); err != nil {
+		return err
+	}
+	nsc := filepath.Join(nsDir, "nsc")
+	build := exec.Command("go", "build", "-o", nsc, "./test/fakensc")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the fake nsc: %w\n%s", err, out)
+	}
+	// The builder nsc sets up is a real buildkitd over mTLS: dockhand probes
+	// it before choosing it.
+	kit, err := harness.New(filepath.Join(nsDir, "kit"))
+	if err != nil {
+		return err
+	}
+	defer kit.Close()
+	tls, err := kit.NewFleetTLS("fleet")
+	if err != nil {
+		return err
+	}
+	node, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{Name: "namespace-node", TCP: true, TLS: &tls.Server})
+	if err != nil {
+		return err
+	}
+	backendPath := filepath.Join(nsDir, "backend.json")
+	calls := filepath.Join(nsDir, "calls.log")
+	cfg := env.Default("bench")
+	cfg.Builders = []string{env.BuilderNamespace}
+	cfg.ProbeTimeout = 5 * time.Second
+	cfg.Namespace = env.Namespace{NSC: nsc, Auth: env.AuthCognito, TenantID: "tnt_bench", AWSRegion: "us-east-1", IdentityPool: "pool"}
+	state := filepath.Join(nsDir, "state")
+	e := env.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=bench", "FAKENSC_BACKEND=" + backendPath})
+	n := 0
+	selectOnce := func(cold bool) (time.Duration, error) {
+		n++
+		if cold {
+			if err := os.RemoveAll(filepath.Join(state, "namespace")); err != nil {
+				return 0, err
+			}
+		}
+		job := filepath.Join(state, "jobs", fmt.Sprintf("job-%d", n))
+		if err := os.MkdirAll(filepath.Join(job, "docker"), 0o700); err != nil {
+			return 0, err
+		}
+		defer os.RemoveAll(job)
+		start := time.Now()
+		sel, err := buildx.Select(buildx.SetupOptions{Config: cfg, Env: e, StateDir: state, JobDir: job,
+			DockerConfig: filepath.Join(job, "docker"), Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")})
+		took := time.Since(start)
+		if err != nil {
+			return 0, err
+		}
+		if sel.Builder == nil || sel.Builder.Kind != buildx.KindNamespace {
+			return 0, fmt.Errorf("namespace not chosen: %v", sel.Lines())
+		}
+		return took, nil
+	}
+	fmt.Printf("\n| Namespace choice (`buildx.Select`, fake nsc, cognito auth) | runs | nsc calls a job | median | p90 |\n|---|---|---|---|---|\n")
+	for _, latency := range []string{"0ms", "200ms"} {
+		data, _ := json.Marshal(map[string]any{"tenant_id": "tnt_bench", "latency": latency, "log": calls,
+			"builders": []map[string]string{{"platform": "linux/amd64", "endpoint": node.TCPAddr,
+				"server_ca": tls.Client.CA, "client_cert": tls.Client.Cert, "client_key": tls.Client.Key}}})
+		if err := os.WriteFile(backendPath, data, 0o600); err != nil {
+			return err
+		}
+		for _, cold := range []bool{true, false} {
+			if _, err := selectOnce(cold); err != nil { // warm-up (and the warm case's token)
+				return err
+			}
+			os.Remove(calls)
+			var ds []time.Duration
+			for range runs {
+				d, err := selectOnce(cold)
+				if err != nil {
+					return err
+				}
+				ds = append(ds, d)
+			}
+			logged, _ := os.ReadFile(calls)
+			perJob := float64(countLines(logged)) / float64(runs)
+			slices.Sort(ds)
+			what := "warm: the host's shared tenant token"
+			if cold {
+				what = "cold: a token exchange every job (as before the token was shared)"
+			}
+			fmt.Printf("| %s per nsc call, %s | %d | %.1f | %s | %s |\n", latency, what, runs, perJob, ms(ds[len(ds)/2]), ms(ds[len(ds)*9/10]))
+		}
+	}
+	return nil
+}
+
+func countLines(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c == '\n' {
+			n++
+		}
+	}
+	return n
+}
+
+// runNamespaceOnly is `go run ./test/bench -only namespace`.
+func runNamespaceOnly(runs int) error {
+	dockhand, err := harness.Dockhand()
+	if err != nil {
+		return err
+	}
+	defer harness.CleanupDockhand()
+	dir, err := os.MkdirTemp("", "dockhand-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	return namespaceBench(dockhand, dir, max(runs/10, 10))
+}

@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/test/harness"
+)
+
+// nsLoadMargin absorbs a loaded CI machine in the choice-time bounds; the
+// tight figures are measured by make bench.
+const nsLoadMargin = 1500 * time.Millisecond
+
+// TestNamespaceChosenWithinTheProbeDeadline: through the real agent, with
+// Namespace first and the remote pool second, probe_timeout 1.5s. nsc
+// refusing the identity, hanging (with a grandchild holding its pipes) and
+// slow (3 s a call) each cost the job at most probe_timeout plus process
+// start, and the pool is chosen with one line saying why; a healthy nsc is
+// chosen; a Namespace builder that does not answer its probe is not. Then, on a fresh host, eight jobs starting together do one token
+// exchange and all build on Namespace.
+func TestNamespaceChosenWithinTheProbeDeadline(t *testing.T) {
+	p := startPool(t, 2)
+	nsNode, poolNode := p.eps[0], p.eps[1]
+	nsc := buildFakeNsc(t)
+	backendPath := filepath.Join(t.TempDir(), "backend.json")
+	calls := filepath.Join(t.TempDir(), "nsc-calls.log")
+	backend := newNscBackend(p, nsNode, calls)
+	configure := func(r *rig, probeTimeout string) {
+		cfg := p.config(r.state, p.fleet.Client, []string{poolNode}, `builders = ["namespace", "remote"]
+[namespace]
+nsc = "`+nsc+`"
+tenant_id = "tnt_e2e"`)
+		cfg = strings.Replace(cfg, `probe_timeout = "1s"`, `probe_timeout = "`+probeTimeout+`"`, 1)
+		writeFile(t, r.config, cfg)
+	}
+	env := map[string]string{"FAKENSC_BACKEND": backendPath, "BUILDKITE_PIPELINE_SLUG": "ns-deadline"}
+	exchanges := func() int {
+		data, _ := os.ReadFile(calls)
+		return strings.Count(string(data), "nsc auth exchange-oidc-token")
+	}
+	deadline := 1500*time.Millisecond + 500*time.Millisecond // probe_timeout + process start
+
+	r := newRig(t)
+	configure(r, "1.5s")
+	for _, tc := range []struct {
+		name    string
+		set     func(b *nscBackend)
+		node    string
+		reason  string
+		atLeast time.Duration
+		bound   time.Duration
+	}{
+		{"refusing", func(b *nscBackend) { b.Reject = "auth" }, poolNode, "nsc auth exchange-oidc-token: permission denied", 0, deadline},
+		{"hanging", func(b *nscBackend) { b.Hang = true }, poolNode, "not ready within 2s (probe_timeout 1.5s): nsc auth exchange-oidc-token: no answer in time", deadline, deadline + 500*time.Millisecond},
+		{"slow", func(b *nscBackend) { b.Latency = "3s" }, poolNode, "not ready within 2s (probe_timeout 1.5s): nsc auth exchange-oidc-token: no answer in time", deadline, deadline},
+		{"healthy", func(*nscBackend) {}, nsNode, "", 0, deadline},
+		// Namespace's builder is down (the token is the host's shared one by
+		// now): its probe fails within the deadline.
+		{"builder down", func(b *nscBackend) {
+			b.Builders = []nscBuilderDef{b.Builders[0]}
+			b.Builders[0].Endpoint = "tcp://127.0.0.1:1"
+		}, poolNode, "its builder tcp://127.0.0.1:1 does not answer", 0, deadline},
+	} {
+		b := backend
+		tc.set(&b)
+		writeBackend(t, backendPath, b)
+		id, agent := r.start("true", env)
+		f, log := r.finish(id, agent)
+		if f.ExitStatus != "0" {
+			t.Fatalf("%s: %+v\n%s", tc.name, f, log)
+		}
+		ep, took := chosen(t, log)
+		t.Logf("%s nsc: chose %s in %s", tc.name, ep, took)
+		if ep != tc.node {
+			t.Errorf("%s nsc: chose %s, want %s\n%s", tc.name, ep, tc.node, section(log))
+		}
+		if took < tc.atLeast-100*time.Millisecond || took > tc.bound+nsLoadMargin {
+			t.Errorf("%s nsc: chosen in %s, want %s to %s (and a load margin)", tc.name, took, tc.atLeast, tc.bound)
+		}
+		if tc.reason != "" {
+			var fails []string
+			for _, l := range strings.Split(log, "\n") {
+				if strings.Contains(l, "builder: namespace failed: ") {
+					fails = append(fails, strings.TrimSpace(l))
+				}
+			}
+			if len(fails) != 1 || !strings.Contains(fails[0], "builder: namespace failed: "+tc.reason) ||
+				!strings.HasSuffix(fails[0], "; trying the next builder kind") {
+				t.Errorf("%s nsc: want one line saying namespace failed: %s:\n%s", tc.name, tc.reason, section(log))
+			}
+		} else if !strings.Contains(log, `builder: namespace "`+buildx.NamespaceName+`"`) ||
+			!strings.Contains(log, "builder: namespace: exchanged a tenant token, shared with the host's jobs") {
+			t.Errorf("healthy nsc: want the namespace builder and a fresh shared token:\n%s", section(log))
+		}
+	}
+
+	// A fresh host (state dir): eight jobs at once, one exchange.
+	r = newRig(t)
+	configure(r, "10s") // the lock waits of eight jobs on two loaded cores
+	writeBackend(t, backendPath, backend)
+	before := exchanges()
+	var logs []string
+	jobs := make([]struct {
+		id string
+		a  *harness.Agent
+	}, 8)
+	for i := range jobs {
+		jobs[i].id, jobs[i].a = r.start("true", env)
+	}
+	for _, j := range jobs {
+		f, log := r.finish(j.id, j.a)
+		if f.ExitStatus != "0" {
+			t.Fatalf("concurrent job: %+v\n%s", f, log)
+		}
+		if ep, _ := chosen(t, log); ep != nsNode {
+			t.Errorf("concurrent job chose %s, want Namespace's %s\n%s", ep, nsNode, section(log))
+		}
+		logs = append(logs, log)
+	}
+	if n := exchanges() - before; n != 1 {
+		t.Errorf("8 concurrent jobs did %d token exchanges, want 1", n)
+	}
+	shared := 0
+	for _, l := range logs {
+		if strings.Contains(l, "builder: namespace: tenant token shared by the host's jobs") {
+			shared++
+		}
+	}
+	if shared != 7 {
+		t.Errorf("%d of 8 jobs used the shared token, want 7", shared)
+	}
+}
