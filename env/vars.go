@@ -113,6 +113,8 @@ var Variables = []Variable{
 		Doc: "The docker-ecr-cache plugin's properties as the agent sets them (`cache-on` is …_CACHE_ON, or …_CACHE_ON_0, _1, … in `env | sort` order; `ecr-tags` is …_ECR_TAGS_KEY): the options of `dockhand cached-image`, which its flags override."},
 	{Name: "AWS_DEFAULT_REGION", Kind: Reads,
 		Doc: "`dockhand cached-image`: the ECR region when the region option is not set (then eu-west-1, as the plugin)."},
+	{Name: "SSH_AUTH_SOCK", Kind: Reads,
+		Doc: "`dockhand cached-image`: `$SSH_AUTH_SOCK` (or any `$NAME`) in an --ssh value of additional-build-args is the job's variable, as the plugin's README writes `--ssh= default=\\$SSH_AUTH_SOCK`; the job's docker, which builds the image, reads it for `--ssh default`."},
 	{Name: "LC_ALL", Kind: Reads,
 		Doc: "With LC_COLLATE, LC_CTYPE and LANG, the locale `dockhand cached-image` assumes bash had: a UTF-8 one makes `?` in cache-on globs match a character; a collation other than C/POSIX/C.UTF-8 draws a warning when it could order matches differently."},
 

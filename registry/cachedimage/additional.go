@@ -5,92 +5,155 @@ import (
 	"strings"
 )
 
-// Additional is what dockhand's BuildKit build takes from
-// additional-build-args, a string of `docker build` flags that the plugin
-// splits on whitespace and passes on.
+// Additional is additional-build-args as dockhand hands it to the job's
+// `docker buildx build`: the words the plugin's docker command receives,
+// after the few repairs below.
 type Additional struct {
-	BuildArgs []string // NAME=value or NAME
-	Secrets   []Secret
-	SSH       []string // default, or ID=PATH[,PATH]
-	Labels    []string // KEY=VALUE
-	CacheFrom []string // a ref, or type=…,ref=… CSV
-	Platforms []string
-	AddHosts  []string // HOST:IP
-	Network   string
-	Target    string
-	NoCache   bool
-	Pull      bool
+	Words []string // passed to docker in this order, after dockhand's own flags
+	Tags  []string // -t/--tag values taken out (dockhand pushes IMAGE:TAG and IMAGE:latest only)
+	Notes []string // one line per repair, for the job log
 }
 
-// additionalFlags maps the supported docker build flags to whether they take
-// a value.
-var additionalFlags = map[string]bool{
-	"--build-arg": true, "--secret": true, "--ssh": true, "--label": true, "--cache-from": true,
-	"--platform": true, "--add-host": true, "--network": true, "--target": true, "--progress": true,
-	"--no-cache": false, "--pull": false, "--quiet": false, "-q": false,
-}
-
-// ParseAdditional reads additional-build-args. Flags with no BuildKit
-// equivalent in dockhand's build are errors naming the flag.
-func ParseAdditional(s string) (Additional, error) {
+// ParseAdditional reads additional-build-args as the plugin passes it,
+// unquoted (`docker build … $ADDITIONAL_BUILD_ARGS context`): split on
+// blanks and each word globbed in dir as bash does without globstar.
+// Quotes and `$` are not interpreted. Then three repairs, each of which only
+// changes a command docker would refuse or misread:
+//
+//   - `--NAME=` followed by a word that is not a flag is read as
+//     `--NAME=WORD`: docker would take the word for a second build context
+//     and fail. The plugin's README writes `--ssh= default=\$SSH_AUTH_SOCK`.
+//   - In an --ssh value, `$NAME` and `${NAME}` are the job's variables (lookup):
+//     docker would look for a socket literally named `$SSH_AUTH_SOCK`.
+//   - -t/--tag values are taken out: dockhand pushes every tag of its build,
+//     and the plugin's extra tags only ever named a local image (and only when
+//     it built); Notes says so.
+//
+// Every other word goes to docker as it is, so docker judges it.
+func ParseAdditional(s, dir string, utf8 bool, lookup func(string) (string, bool)) Additional {
+	var words []string
+	for _, w := range splitWords(s) {
+		words = append(words, globNoGlobstar(dir, w, utf8)...)
+	}
 	var a Additional
-	words := splitWords(s)
 	for i := 0; i < len(words); i++ {
 		w := words[i]
-		name, value, hasValue := strings.Cut(w, "=")
-		takes, known := additionalFlags[name]
-		if !strings.HasPrefix(w, "-") {
-			return a, fmt.Errorf("additional-build-args: unexpected %q (dockhand builds the context the options name)", w)
-		}
-		if !known {
-			return a, fmt.Errorf("additional-build-args: %s is not supported by dockhand's BuildKit build "+
-				"(supported: --build-arg, --secret, --ssh, --label, --cache-from, --platform, --add-host, --network, "+
-				"--target, --no-cache, --pull, --progress, --quiet)", name)
-		}
-		if takes && !hasValue {
-			if i+1 >= len(words) {
-				return a, fmt.Errorf("additional-build-args: %s needs a value", name)
-			}
+		if name, ok := strings.CutSuffix(w, "="); ok && isLongFlag(name) && i+1 < len(words) && !strings.HasPrefix(words[i+1], "-") {
+			joined := w + words[i+1]
+			a.Notes = append(a.Notes, fmt.Sprintf("read %q %q as %q (docker would take %q for a second build context)",
+				w, words[i+1], joined, words[i+1]))
 			i++
-			value = words[i]
+			w = joined
 		}
-		if !takes && hasValue {
-			return a, fmt.Errorf("additional-build-args: %s takes no value", name)
+		switch {
+		case w == "-t" || w == "--tag":
+			if i+1 < len(words) {
+				i++
+				a.dropTag(w, words[i])
+				continue
+			}
+		case strings.HasPrefix(w, "--tag="):
+			a.dropTag("--tag", strings.TrimPrefix(w, "--tag="))
+			continue
+		case strings.HasPrefix(w, "-t") && !strings.HasPrefix(w, "--"):
+			a.dropTag("-t", strings.TrimPrefix(strings.TrimPrefix(w, "-t"), "="))
+			continue
+		case w == "--ssh" && i+1 < len(words):
+			a.Words = append(a.Words, w)
+			i++
+			w = a.expandSSH(words[i], lookup)
+		case strings.HasPrefix(w, "--ssh="):
+			w = "--ssh=" + a.expandSSH(strings.TrimPrefix(w, "--ssh="), lookup)
 		}
-		switch name {
-		case "--build-arg":
-			if n, _, _ := strings.Cut(value, "="); !isName(n) {
-				return a, fmt.Errorf("additional-build-args: --build-arg %q: %q is not a variable name", value, n)
+		a.Words = append(a.Words, w)
+	}
+	return a
+}
+
+func (a *Additional) dropTag(flag, tag string) {
+	a.Tags = append(a.Tags, tag)
+	a.Notes = append(a.Notes, fmt.Sprintf("%s %s left out: dockhand pushes the image as IMAGE:TAG and IMAGE:latest only "+
+		"(the plugin's extra tag named a local image, and only when it built)", flag, tag))
+}
+
+// expandSSH replaces $NAME and ${NAME} in an --ssh value with the job's
+// variables; an unset variable stays as written.
+func (a *Additional) expandSSH(v string, lookup func(string) (string, bool)) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '$' {
+			b.WriteByte(v[i])
+			continue
+		}
+		name, end := "", i+1
+		if strings.HasPrefix(v[i+1:], "{") {
+			if j := strings.IndexByte(v[i+2:], '}'); j >= 0 {
+				name, end = v[i+2:i+2+j], i+3+j
 			}
-			a.BuildArgs = append(a.BuildArgs, value)
-		case "--secret":
-			sec, err := parseSecret(value)
-			if !strings.HasPrefix(value, "id=") {
-				err = fmt.Errorf("want id=ID,src=FILE or id=ID,env=VAR")
+		} else {
+			j := i + 1
+			for j < len(v) && (v[j] == '_' || isAlpha(rune(v[j])) || (j > i+1 && isDigit(rune(v[j])))) {
+				j++
 			}
-			if err != nil {
-				return a, fmt.Errorf("additional-build-args: --secret %q: %w", value, err)
-			}
-			a.Secrets = append(a.Secrets, sec)
-		case "--ssh":
-			a.SSH = append(a.SSH, value)
-		case "--label":
-			a.Labels = append(a.Labels, value)
-		case "--cache-from":
-			a.CacheFrom = append(a.CacheFrom, value)
-		case "--platform":
-			a.Platforms = append(a.Platforms, strings.Split(value, ",")...)
-		case "--add-host":
-			a.AddHosts = append(a.AddHosts, value)
-		case "--network":
-			a.Network = value
-		case "--target":
-			a.Target = value
-		case "--no-cache":
-			a.NoCache = true
-		case "--pull":
-			a.Pull = true
+			name, end = v[i+1:j], j
+		}
+		val, ok := "", false
+		if isName(name) {
+			val, ok = lookup(name)
+		}
+		if !ok {
+			b.WriteByte('$')
+			continue
+		}
+		b.WriteString(val)
+		i = end - 1
+	}
+	if out := b.String(); out != v {
+		a.Notes = append(a.Notes, fmt.Sprintf("--ssh %s: the job's variables give %s", v, out))
+		return out
+	}
+	return v
+}
+
+// isLongFlag says whether s is `--name` with a flag-like name.
+func isLongFlag(s string) bool {
+	name, ok := strings.CutPrefix(s, "--")
+	if !ok || name == "" {
+		return false
+	}
+	for _, c := range name {
+		if c != '-' && !isAlpha(c) && !isDigit(c) {
+			return false
 		}
 	}
-	return a, nil
+	return true
+}
+
+// globNoGlobstar is bash's pathname expansion of one unquoted word in dir
+// with globstar off (the plugin's main shell): `**` is `*`. A word matching
+// nothing stays as written.
+func globNoGlobstar(dir, word string, utf8 bool) []string {
+	if !hasGlobMeta(word) {
+		return []string{word}
+	}
+	var b strings.Builder
+	star := false // the last character written is an unescaped *
+	for i := 0; i < len(word); i++ {
+		c := word[i]
+		if c == '\\' && i+1 < len(word) {
+			b.WriteString(word[i : i+2])
+			i++
+			star = false
+			continue
+		}
+		if c == '*' && star {
+			continue
+		}
+		b.WriteByte(c)
+		star = c == '*'
+	}
+	if out, matched := expandWord(dir, b.String(), utf8); matched {
+		return out
+	}
+	return []string{word}
 }

@@ -503,3 +503,13 @@ func isCLocale(l string) bool {
 	base, _, _ := strings.Cut(l, ".")
 	return l == "" || base == "C" || base == "POSIX"
 }
+
+// Additional is o.AdditionalBuildArgs as the job's docker receives it (see
+// ParseAdditional), for a build run in dir with the job's environment.
+func (o *Options) Additional(dir string, environ []string) Additional {
+	env := envMap(environ)
+	return ParseAdditional(o.AdditionalBuildArgs, dir, utf8Locale(env), func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+}

@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -20,6 +24,7 @@ import (
 	"github.com/dockhand-ci/dockhand/registry/cachedimage"
 	"github.com/dockhand-ci/dockhand/test/ecrapi"
 	"github.com/dockhand-ci/dockhand/test/harness"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,6 +89,18 @@ func pluginScriptTag(t *testing.T, dir string, env []string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// cachedImageDocker is a docker client set up as a job's: the real buildx
+// plugin and a remote builder on the kit's buildkitd, named by
+// BUILDX_BUILDER.
+func cachedImageDocker(t *testing.T, kit *harness.Env) []string {
+	t.Helper()
+	env, err := kit.DockerConfig(filepath.Join(t.TempDir(), "docker"), "kit", kit.Buildkitd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
 type cachedRun struct {
 	stdout, stderr string
 	err            error
@@ -109,16 +126,14 @@ func TestCachedImageBuildsOnceThenReuses(t *testing.T) {
 	work := t.TempDir()
 	writeFile(t, filepath.Join(work, "Dockerfile"), fmt.Sprintf(cacheDockerfile, kit.BaseImage))
 	writeFile(t, filepath.Join(work, "package.json"), `{"name": "app", "dependencies": {"left-pad": "1.3.0"}}`)
-	dockerConfig := filepath.Join(t.TempDir(), "docker")
-	writeFile(t, filepath.Join(dockerConfig, "config.json"), "{}")
+	docker := cachedImageDocker(t, kit)
 	const p = cachedimage.EnvPrefix
 	pluginEnv := []string{
 		"LC_ALL=C.UTF-8", "BUILDKITE_ORGANIZATION_SLUG=acme", "BUILDKITE_PIPELINE_SLUG=web",
 		p + "REGISTRY_PROVIDER=gcr", p + "GCP_PROJECT=proj", p + "REGISTRY_HOSTNAME=" + kit.Registry.Host,
 		p + "CACHE_ON_0=package.json", p + "CACHE_ON_1=package.json#.dependencies", p + "BUILD_ARGS_0=STAGE=ci",
 	}
-	env := append([]string{"PATH=" + kit.Path(), "HOME=" + work, "DOCKER_CONFIG=" + dockerConfig,
-		"BUILDKIT_HOST=" + kit.Buildkitd.Addr}, pluginEnv...)
+	env := append(append([]string{"PATH=" + kit.Path(), "HOME=" + work}, docker...), pluginEnv...)
 	image := kit.Registry.Host + "/proj/build-cache/acme/web"
 	repo := "proj/build-cache/acme/web"
 
@@ -201,6 +216,113 @@ func TestCachedImageBuildsOnceThenReuses(t *testing.T) {
 	if code := manifestStatus(t, kit.Registry.Host, repo, newTag); code != http.StatusOK {
 		t.Errorf("%s:%s: HTTP %d, want 200", image, newTag, code)
 	}
+}
+
+// TestCachedImageAdditionalBuildArgs: additional-build-args reach the job's
+// docker buildx build as the plugin passes them, buildx-only flags
+// included. The plugin README's `--ssh= default=$SSH_AUTH_SOCK` (as the agent
+// hands it over from `'--ssh= default=\$SSH_AUTH_SOCK'` in the pipeline:
+// the `$` unexpanded) forwards the job's SSH agent to RUN --mount=type=ssh;
+// `--secret id=tok,env=TOKEN` serves the job's variable to RUN
+// --mount=type=secret, and `--build-context lib=lib` names a second context.
+// Each RUN fails the build when its part is missing. A flag docker does not
+// know fails as docker says, with nothing pushed.
+func TestCachedImageAdditionalBuildArgs(t *testing.T) {
+	const token = "token-for-the-secret-mount-4b1e"
+	cmdlineWatch(t, token)
+	kit := harness.Start(t, harness.Options{})
+	work := t.TempDir()
+	sum := sha256.Sum256([]byte(token))
+	writeFile(t, filepath.Join(work, "Dockerfile"), fmt.Sprintf(`FROM %s
+RUN --mount=type=ssh [ -S "$SSH_AUTH_SOCK" ] && echo "ssh agent forwarded at $SSH_AUTH_SOCK"
+RUN --mount=type=secret,id=tok [ "$(sha256sum /run/secrets/tok | cut -c1-64)" = %s ] && echo secret-mounted
+COPY --from=lib hello.txt /hello.txt
+RUN grep -q hello-from-lib /hello.txt && echo build-context-used
+`, kit.BaseImage, hex.EncodeToString(sum[:])))
+	writeFile(t, filepath.Join(work, "lib", "hello.txt"), "hello-from-lib\n")
+	const p = cachedimage.EnvPrefix
+	pluginEnv := []string{
+		"LC_ALL=C.UTF-8", "BUILDKITE_ORGANIZATION_SLUG=acme", "BUILDKITE_PIPELINE_SLUG=ssh",
+		p + "REGISTRY_PROVIDER=gcr", p + "GCP_PROJECT=proj", p + "REGISTRY_HOSTNAME=" + kit.Registry.Host,
+		p + "ADDITIONAL_BUILD_ARGS=--ssh= default=$SSH_AUTH_SOCK --secret id=tok,env=TOKEN --build-context lib=lib",
+	}
+	env := append(append([]string{"PATH=" + kit.Path(), "HOME=" + work, "BUILDKITE_JOB_ID=job-1",
+		"SSH_AUTH_SOCK=" + startSSHAgent(t), "TOKEN=" + token}, cachedImageDocker(t, kit)...), pluginEnv...)
+	tag := pluginScriptTag(t, work, pluginEnv)
+	repo := "proj/build-cache/acme/ssh"
+
+	r := runCachedImage(t, work, env)
+	if r.err != nil {
+		t.Fatalf("cached-image: %v\n%s", r.err, r.stderr)
+	}
+	for _, want := range []string{
+		`additional-build-args: read "--ssh=" "default=$SSH_AUTH_SOCK" as "--ssh=default=$SSH_AUTH_SOCK"`,
+		"BUILDKITE_PLUGIN_DOCKER_IMAGE=" + kit.Registry.Host + "/" + repo + ":" + tag,
+	} {
+		if !strings.Contains(r.stderr+r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s\n%s", want, r.stderr, r.stdout)
+		}
+	}
+	// What each RUN printed (not its command line, which BuildKit shows too).
+	for _, line := range []string{"ssh agent forwarded at /run/buildkit/ssh_agent.0", "secret-mounted", "build-context-used"} {
+		if !regexp.MustCompile(`(?m)^#\d+ \d+\.\d+ ` + regexp.QuoteMeta(line) + `$`).MatchString(r.stderr) {
+			t.Errorf("no RUN output %q:\n%s", line, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr+r.stdout, token) {
+		t.Errorf("the secret's value is in the output")
+	}
+	for _, tg := range []string{tag, "latest"} {
+		if code := manifestStatus(t, kit.Registry.Host, repo, tg); code != http.StatusOK {
+			t.Errorf("%s:%s: HTTP %d, want 200", repo, tg, code)
+		}
+	}
+
+	// docker, not dockhand, judges the flags: one it does not know fails
+	// the build as it would with the plugin, and nothing is pushed.
+	bad := append(append([]string{}, env...), p+"ADDITIONAL_BUILD_ARGS=--no-such-flag")
+	badTag := pluginScriptTag(t, work, append(append([]string{}, pluginEnv...), p+"ADDITIONAL_BUILD_ARGS=--no-such-flag"))
+	r = runCachedImage(t, work, bad)
+	if r.err == nil || !strings.Contains(r.stderr, "unknown flag: --no-such-flag") ||
+		!strings.Contains(r.stderr, "building "+kit.Registry.Host+"/"+repo+":"+badTag+": docker buildx build: exit status") {
+		t.Errorf("an unknown flag: %v\n%s", r.err, r.stderr)
+	}
+	if code := manifestStatus(t, kit.Registry.Host, repo, badTag); code != http.StatusNotFound {
+		t.Errorf("%s:%s after a failed build: HTTP %d, want 404", repo, badTag, code)
+	}
+}
+
+// startSSHAgent serves an SSH agent holding one new key on a unix socket
+// for the test's lifetime, and returns the socket's path.
+func startSSHAgent(t *testing.T) string {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: key, Comment: "dockhand-e2e"}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = agent.ServeAgent(keyring, c)
+			}()
+		}
+	}()
+	return sock
 }
 
 // TestCachedImagePrintTagAndErrors: --print-tag with a jq filter only
@@ -318,6 +440,28 @@ func recordingProxy(t *testing.T, target string) (string, func() []string) {
 	}
 }
 
+// cachedImageHook makes the rig's pre-command hook write the Dockerfile and
+// package.json below and run `dockhand cached-image`, and returns the tag
+// the plugin's algorithm gives for them and pluginEnv.
+func cachedImageHook(t *testing.T, r *rig, kit *harness.Env, pluginEnv map[string]string) string {
+	t.Helper()
+	dockerfile := fmt.Sprintf(cacheDockerfile, kit.BaseImage)
+	packageJSON := `{"name": "app", "dependencies": {"left-pad": "1.3.0"}}`
+	hook(t, r.hooks, "pre-command", fmt.Sprintf(`set -euo pipefail
+printf '%%s' %s > Dockerfile
+printf '%%s' %s > package.json
+dockhand cached-image
+`, singleQuote(dockerfile), singleQuote(packageJSON)))
+	same := t.TempDir()
+	writeFile(t, filepath.Join(same, "Dockerfile"), dockerfile)
+	writeFile(t, filepath.Join(same, "package.json"), packageJSON)
+	var scriptEnv []string
+	for k, v := range pluginEnv {
+		scriptEnv = append(scriptEnv, k+"="+v)
+	}
+	return pluginScriptTag(t, same, scriptEnv)
+}
+
 // TestCachedImageInAJobOnECR runs `dockhand cached-image` in a job's
 // pre-command hook through the real agent, with the job's builder (a remote
 // buildkitd chosen by dockhand bootstrap), its credential helper (the kit's
@@ -335,13 +479,6 @@ func TestCachedImageInAJobOnECR(t *testing.T) {
 	r := newRig(t)
 	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"remote\"]\n[remote]\nendpoints = [%q]\n[registry]\necr_aliases = [%q]\n",
 		r.state, kit.Buildkitd.Addr, kit.Registry.Host+"="+ecrHost))
-	dockerfile := fmt.Sprintf(cacheDockerfile, kit.BaseImage)
-	packageJSON := `{"name": "app", "dependencies": {"left-pad": "1.3.0"}}`
-	hook(t, r.hooks, "pre-command", fmt.Sprintf(`set -euo pipefail
-printf '%%s' %s > Dockerfile
-printf '%%s' %s > package.json
-dockhand cached-image
-`, singleQuote(dockerfile), singleQuote(packageJSON)))
 	hook(t, r.hooks, "post-command", `echo "post-command sees image=$BUILDKITE_PLUGIN_DOCKER_IMAGE tag=$BUILDKITE_PLUGIN_DOCKER_ECR_CACHE_EXPORT_TAG"
 `)
 	const p = cachedimage.EnvPrefix
@@ -355,15 +492,7 @@ dockhand cached-image
 		env[k] = v
 	}
 
-	// The tag the plugin would compute for the same files and variables.
-	same := t.TempDir()
-	writeFile(t, filepath.Join(same, "Dockerfile"), dockerfile)
-	writeFile(t, filepath.Join(same, "package.json"), packageJSON)
-	var scriptEnv []string
-	for k, v := range pluginEnv {
-		scriptEnv = append(scriptEnv, k+"="+v)
-	}
-	tag := pluginScriptTag(t, same, scriptEnv)
+	tag := cachedImageHook(t, r, kit, pluginEnv)
 	image := kit.Registry.Host + "/build-cache/org/pipeline"
 	const command = `echo "command sees image=$BUILDKITE_PLUGIN_DOCKER_IMAGE"`
 
@@ -417,5 +546,68 @@ dockhand cached-image
 	}
 	if strings.Contains(log, password) {
 		t.Errorf("the registry token appears in the job log")
+	}
+}
+
+// TestCachedImageOnTheEngine: a job on a host whose builder is the docker
+// engine's own (a real engine, dockhand's built-in defaults) runs `dockhand
+// cached-image` from its pre-command hook. The engine builds the image
+// through the job's buildx (the image is in the engine afterwards and the
+// kit's buildkitd records no build), :TAG and :latest are pushed, the command
+// sees the image; the second job finds it and builds nothing.
+func TestCachedImageOnTheEngine(t *testing.T) {
+	kit := harness.Start(t, harness.Options{})
+	engine, err := kit.StartDockerd(harness.DockerdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t)
+	const p = cachedimage.EnvPrefix
+	pluginEnv := map[string]string{
+		p + "REGISTRY_PROVIDER": "gcr", p + "GCP_PROJECT": "proj", p + "REGISTRY_HOSTNAME": kit.Registry.Host,
+		p + "CACHE_ON_0": "package.json",
+	}
+	env := map[string]string{"DOCKER_HOST": engine.Host}
+	for k, v := range pluginEnv {
+		env[k] = v
+	}
+	tag := cachedImageHook(t, r, kit, pluginEnv)
+	const repo = "proj/build-cache/org/pipeline"
+	image := kit.Registry.Host + "/" + repo
+	const command = `echo "command sees image=$BUILDKITE_PLUGIN_DOCKER_IMAGE"`
+	before := buildRecords(t, kit)
+
+	id, agent := r.start(command, env)
+	f, log := r.finish(id, agent)
+	if f.ExitStatus != "0" {
+		t.Fatalf("first job: exit_status %q\n%s", f.ExitStatus, log)
+	}
+	for _, want := range []string{"as without dockhand", "is not in the registry: building it", "command sees image=" + image + ":" + tag} {
+		if !strings.Contains(log, want) {
+			t.Errorf("first job's log lacks %q:\n%s", want, log)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^#\d+ \[\d/\d\] RUN echo deps-installed`).MatchString(log) {
+		t.Errorf("no plain build progress for the RUN step:\n%s", log)
+	}
+	for _, tg := range []string{tag, "latest"} {
+		if code := manifestStatus(t, kit.Registry.Host, repo, tg); code != http.StatusOK {
+			t.Errorf("%s:%s: HTTP %d, want 200", image, tg, code)
+		}
+	}
+	inspect := kit.Command(t.TempDir(), []string{"DOCKER_HOST=" + engine.Host, "DOCKER_CONFIG=" + r.userDir},
+		"docker", "image", "inspect", "--format", "{{.Id}}", image+":"+tag)
+	if out, err := inspect.CombinedOutput(); err != nil {
+		t.Errorf("%s:%s is not in the engine, which should have built it: %v\n%s", image, tag, err, out)
+	}
+	if n := buildRecords(t, kit); n != before {
+		t.Errorf("the kit's buildkitd recorded %d builds, want %d: the engine should have built", n, before)
+	}
+
+	id, agent = r.start(command, env)
+	f, log = r.finish(id, agent)
+	if f.ExitStatus != "0" || !strings.Contains(log, "is in the registry: nothing to build") ||
+		!strings.Contains(log, "command sees image="+image+":"+tag) {
+		t.Errorf("second job (exit %s) did not reuse and export the image:\n%s", f.ExitStatus, log)
 	}
 }

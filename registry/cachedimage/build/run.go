@@ -1,9 +1,10 @@
 // Package build is the registry and build half of `dockhand cached-image`,
 // run as `dockhand-cloud cached-image`: it finds the checksum-tagged image in
 // its registry (a manifest HEAD through the job's docker credentials) or
-// builds it with the job's BuildKit builder and pushes :TAG and :latest;
-// on ECR it creates the repository and applies the lifecycle policy; then it
-// exports the image to the job through the Job API. It links the BuildKit
+// builds it with the job's own `docker buildx build` (its builder, docker
+// config and credential helper) and pushes :TAG and :latest; on ECR it
+// creates the repository and applies the lifecycle policy; then it exports
+// the image to the job through the Job API. It links containerd's registry
 // client and aws-sdk-go-v2, so only cmd/dockhand-cloud imports it.
 package build
 
@@ -13,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -106,7 +106,7 @@ func Run(ctx context.Context, args []string, e Env) error {
 		fmt.Fprintf(e.Stderr, "dockhand: %s is in the registry: nothing to build (%s)\n", ref, since(start))
 	} else {
 		fmt.Fprintf(e.Stderr, "dockhand: %s is not in the registry: building it\n", ref)
-		if err := buildAndPush(ctx, o, e, image, tag, creds); err != nil {
+		if err := buildAndPush(ctx, o, e, image, tag); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.Stderr, "dockhand: built and pushed %s and %s:latest (%s)\n", ref, image, since(start))
@@ -154,10 +154,4 @@ func export(ctx context.Context, e Env, o *cachedimage.Options, image, tag strin
 		fmt.Fprintf(e.Stdout, "%s=%s\n", kv.k, kv.v)
 	}
 	return nil
-}
-
-// osFile is the *os.File behind w, for terminal detection.
-func osFile(w io.Writer) *os.File {
-	f, _ := w.(*os.File)
-	return f
 }
