@@ -274,3 +274,136 @@ func TestDockerEngineDownOrHanging(t *testing.T) {
 		t.Errorf("no probe line for the engine:\n%s", r.stdout+r.stderr)
 	}
 }
+
+// namespaceDocsStep is the step of Namespace's docs (seed 000, "Pushing to a
+// Namespace registry"), with nsc at $NSC instead of /usr/local/bin/nsc, the
+// tenant and the registry of the test; withSetup false deletes its three
+// setup lines and keeps `--builder nsc-remote`.
+func namespaceDocsStep(withSetup bool) string {
+	setup := `OIDC_TOKEN=$(buildkite-agent oidc request-token --audience federation.namespaceapis.com)
+"$NSC" auth exchange-oidc-token \
+  --token "$OIDC_TOKEN" \
+  --tenant_id tnt_e2e
+"$NSC" docker buildx setup --background --use
+"$NSC" docker login
+`
+	build := `cd "$CTX/multi"
+docker buildx build \
+  --builder nsc-remote \
+  --platform linux/amd64,linux/arm64 \
+  -t $REG/ns/app:$T \
+  --push .
+echo "${O}pushed"`
+	if !withSetup {
+		return build
+	}
+	return setup + build
+}
+
+// TestNamespaceDocsPipelines: the Namespace docs' step runs verbatim under
+// dockhand (the fake nsc standing in for Namespace, two real mTLS buildkitd
+// for its amd64 and arm64 builders) as it does on the plain stack, and the
+// same step without its setup lines runs on dockhand's Namespace builder.
+func TestNamespaceDocsPipelines(t *testing.T) {
+	p := startPool(t, 2)
+	nsc := buildFakeNsc(t)
+	r := newRig(t)
+	backend := filepath.Join(t.TempDir(), "backend.json")
+	writeBackend(t, backend, nscBackend{TenantID: "tnt_e2e", Log: filepath.Join(t.TempDir(), "calls.log"), Builders: []nscBuilderDef{
+		{Platform: "linux/amd64", Endpoint: p.eps[0], ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key},
+		{Platform: "linux/arm64", Endpoint: p.eps[1], ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key},
+	}})
+	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"namespace\"]\n[namespace]\nnsc = %q\ntenant_id = \"tnt_e2e\"\n", r.state, nsc))
+	ctxDir := t.TempDir()
+	writeFile(t, filepath.Join(ctxDir, "multi", "Dockerfile"), "FROM scratch\nCOPY hi /hi\n")
+	writeFile(t, filepath.Join(ctxDir, "multi", "hi"), "hi\n")
+	env := func(tag string) map[string]string {
+		return map[string]string{"NSC": nsc, "FAKENSC_BACKEND": backend, "CTX": ctxDir, "REG": p.kit.Registry.Host, "T": tag, "O": "out: "}
+	}
+	row := corpusRow{name: "Namespace docs step", command: namespaceDocsStep(true)}
+	plain := r.runCorpus(row, true, env("plain"))
+	dh := r.runCorpus(row, false, env("dockhand"))
+	if plain.status != "0" || plain.status != dh.status || !slices.Equal(plain.out, dh.out) {
+		t.Errorf("plain and dockhand differ:\nplain:    exit %s %q\ndockhand: exit %s %q\n--- dockhand log:\n%s\n--- plain log:\n%s",
+			plain.status, plain.out, dh.status, dh.out, dh.log, plain.log)
+	}
+	without := r.runCorpus(corpusRow{command: namespaceDocsStep(false)}, false, env("nosetup"))
+	if without.status != "0" || !slices.Equal(without.out, []string{"out: pushed"}) {
+		t.Errorf("the step without its setup lines: exit %s %q\n%s", without.status, without.out, without.log)
+	}
+	for _, tag := range []string{"plain", "dockhand", "nosetup"} {
+		if code := manifestStatus(t, p.kit.Registry.Host, "ns/app", tag); code != 200 {
+			t.Errorf("ns/app:%s: HTTP %d, want the pushed image", tag, code)
+		}
+	}
+}
+
+// TestPerPlatformPoolTransparency: on a per-platform pool, a two-platform
+// `--push` and a single-platform build then `docker run` behave as on the
+// plain stack whose agent user created the same pool as a buildx builder.
+func TestPerPlatformPoolTransparency(t *testing.T) {
+	kit := harness.Start(t, harness.Options{})
+	engine, err := kit.StartDockerd(harness.DockerdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*harness.Buildkitd
+	for _, platform := range []string{"linux/amd64", "linux/arm64"} {
+		b, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{Name: "node-" + strings.ReplaceAll(platform, "/", "-"),
+			Platforms: []string{platform}, InsecureRegistries: []string{kit.Registry.Host}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, b)
+	}
+	r := newRig(t)
+	writeFile(t, r.config, fmt.Sprintf(`state_dir = %q
+builders = ["remote"]
+[[remote.platform]]
+platform = "linux/amd64"
+endpoints = [%q]
+[[remote.platform]]
+platform = "linux/arm64"
+endpoints = [%q]
+`, r.state, nodes[0].Addr, nodes[1].Addr))
+	// The plain stack's agent user made the same pool once, with default-load
+	// as dockhand sets it on a host with an engine.
+	userEnv := []string{"DOCKER_CONFIG=" + r.userDir, "DOCKER_HOST=" + engine.Host}
+	for _, args := range [][]string{
+		{"buildx", "create", "--name", "pool", "--driver", "remote", "--driver-opt", "default-load=true", "--platform", "linux/amd64", nodes[0].Addr},
+		{"buildx", "create", "--append", "--name", "pool", "--driver-opt", "default-load=true", "--platform", "linux/arm64", nodes[1].Addr},
+		{"buildx", "use", "pool"},
+	} {
+		if out, err := kit.Command(r.userDir, userEnv, "docker", args...).CombinedOutput(); err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	ctxDir := t.TempDir()
+	writeCorpusContexts(t, ctxDir, kit.BaseImage)
+	writeFile(t, filepath.Join(ctxDir, "multi", "Dockerfile"), "FROM scratch\nCOPY hi /hi\n")
+	writeFile(t, filepath.Join(ctxDir, "multi", "hi"), "hi\n")
+	rows := []corpusRow{
+		{name: "multi-platform push", command: `docker buildx build --platform linux/amd64,linux/arm64 --push -t $REG/multi/app:$T "$CTX/multi"
+echo "${O}pushed"`},
+		corpus[0], // build then run: one platform, loaded from its node
+	}
+	for i, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			var runs [2]corpusRun
+			for j, plain := range []bool{true, false} {
+				tag := fmt.Sprintf("p%d%d", i, j)
+				runs[j] = r.runCorpus(row, plain, map[string]string{"DOCKER_HOST": engine.Host, "CTX": ctxDir,
+					"REG": kit.Registry.Host, "BASE": kit.BaseImage, "T": tag, "O": "out: "})
+			}
+			if runs[0].status != "0" || runs[0].status != runs[1].status || !slices.Equal(runs[0].out, runs[1].out) {
+				t.Errorf("plain and dockhand differ:\nplain:    exit %s %q\ndockhand: exit %s %q\n--- dockhand log:\n%s\n--- plain log:\n%s",
+					runs[0].status, runs[0].out, runs[1].status, runs[1].out, runs[1].log, runs[0].log)
+			}
+		})
+	}
+	for _, tag := range []string{"p00", "p01"} {
+		if got := indexPlatforms(t, kit.Registry.Host, "multi/app", tag); !slices.Equal(got, []string{"linux/amd64", "linux/arm64"}) {
+			t.Errorf("multi/app:%s platforms = %q, want linux/amd64 and linux/arm64", tag, got)
+		}
+	}
+}

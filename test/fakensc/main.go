@@ -13,6 +13,8 @@
 //	    server_<arch>_cert.pem, and the builder N (default nsc-remote) into
 //	    $DOCKER_CONFIG/buildx/instances, one remote node per platform
 //	nsc docker buildx cleanup [--name N]
+//	nsc docker login
+//	    needs the token; credHelpers["nscr.io"] = "nsc" in $DOCKER_CONFIG/config.json
 //	nsc version
 //
 // Every call is appended to the backend's log file (argv, with any --token
@@ -93,6 +95,8 @@ func run(args []string, stdout io.Writer) error {
 		return setup(b, args[3:], stdout)
 	case len(args) >= 3 && args[0] == "docker" && args[1] == "buildx" && args[2] == "cleanup":
 		return cleanup(args[3:])
+	case len(args) >= 2 && args[0] == "docker" && args[1] == "login":
+		return dockerLogin(stdout)
 	}
 	return fmt.Errorf("unknown command %q", strings.Join(args, " "))
 }
@@ -396,6 +400,38 @@ func cleanup(args []string) error {
 }
 
 // buildxStore is buildx's store dir: $BUILDX_CONFIG, else $DOCKER_CONFIG/buildx.
+// dockerLogin does what `nsc docker login` does with its default
+// --use_credential_helper: credHelpers["nscr.io"] = "nsc" in the docker
+// config, keeping every other key. It needs the tenant token.
+func dockerLogin(stdout io.Writer) error {
+	if _, err := loadToken(); err != nil {
+		return err
+	}
+	store, err := buildxStore()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(filepath.Dir(store), "config.json")
+	cfg := map[string]any{}
+	if data, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(data, &cfg); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	helpers, _ := cfg["credHelpers"].(map[string]any)
+	if helpers == nil {
+		helpers = map[string]any{}
+	}
+	helpers["nscr.io"] = "nsc"
+	cfg["credHelpers"] = helpers
+	data, _ := json.MarshalIndent(cfg, "", "\t")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Added nscr.io to the docker credential helpers.")
+	return nil
+}
+
 func buildxStore() (string, error) {
 	if d := os.Getenv("BUILDX_CONFIG"); d != "" {
 		return d, nil
