@@ -30,7 +30,7 @@ type pair struct {
 
 func main() {
 	runs := flag.Int("runs", 200, "runs of each command for the fast benchmarks")
-	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace" or "remap"`)
+	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace", "remap" or "load"`)
 	flag.Parse()
 	do := run
 	switch *only {
@@ -43,8 +43,10 @@ func main() {
 		do = runNamespaceOnly
 	case "remap":
 		do = func(int) error { remapBench(); return nil }
+	case "load":
+		do = runLoadOnly
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace or remap\n", *only)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace, remap or load\n", *only)
 		os.Exit(2)
 	}
 	if err := do(*runs); err != nil {
@@ -112,6 +114,9 @@ func run(runs int) error {
 	}
 	if err := cacheBench(dockhand, toolBin, dir, 3); err != nil {
 		return fmt.Errorf("rebuild from cache: %w", err)
+	}
+	if err := loadBench(toolBin, dir, 5); err != nil {
+		return fmt.Errorf("load into the engine: %w", err)
 	}
 	if err := contextBench(dockhand, toolBin, dir, contextSizesMB); err != nil {
 		return fmt.Errorf("context upload: %w", err)
