@@ -26,9 +26,8 @@ const (
 
 // buildx drivers dockhand writes instances for.
 const (
-	DriverRemote          = "remote"
-	DriverDockerContainer = "docker-container"
-	DriverDocker          = "docker"
+	DriverRemote = "remote"
+	DriverDocker = "docker"
 )
 
 // TLS is the client side of a builder's mTLS: absolute paths, never the
@@ -123,14 +122,14 @@ type ociPlatform struct {
 // start-up path of every dockhand call.
 var instanceName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9.\-_]*$`) })
 
-// InstanceJSON renders b as a buildx instance file. Only the remote and
-// docker-container drivers have one (the docker driver is the daemon's own
-// builder). Driver options hold paths and flags, never secrets.
+// InstanceJSON renders b as a buildx instance file. dockhand writes only
+// remote-driver instances (the docker driver is the engine's own builder,
+// which has none). Driver options hold paths and flags, never secrets.
 func InstanceJSON(b Builder) ([]byte, error) {
 	if !instanceName().MatchString(b.Name) {
 		return nil, fmt.Errorf("builder name %q is not a valid buildx instance name", b.Name)
 	}
-	if b.Driver != DriverRemote && b.Driver != DriverDockerContainer {
+	if b.Driver != DriverRemote {
 		return nil, fmt.Errorf("builder %s: driver %q has no instance file", b.Name, b.Driver)
 	}
 	if len(b.Nodes) == 0 {
