@@ -28,7 +28,7 @@ lint:
 # the real components `make tools` installs (seconds when nothing changed); a
 # missing component is a failure, never a skip.
 test: tools build vet lint
-	DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) test -count=1 -timeout 30m ./...
+	DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) test -count=1 -timeout 60m ./...
 
 tools:
 	bash test/tools/install.sh
