@@ -149,13 +149,19 @@ docker buildx build --progress plain .
 		t.Errorf("a job that built nothing was annotated: %+v", as)
 	}
 
-	// The API refuses: the job passes, one line says why.
+	// The API refuses: the job passes, one line says why; the job report
+	// names the bake target.
 	r.srv.RefuseAnnotations(http.StatusForbidden)
-	id, log = job(dockerfile+"docker buildx build --progress plain .\n", branchEnv("main"))
+	id, log = job(dockerfile+"printf 'target \"web\" {\\n  context = \".\"\\n}\\n' > docker-bake.hcl\ndocker buildx bake --progress plain web\n", branchEnv("main"))
 	if n := strings.Count(log, "dockhand: annotation not added (the job is not affected): "); n != 1 {
 		t.Errorf("refused annotation: %d lines saying so, want 1\n%s", n, log)
 	}
 	r.srv.RefuseAnnotations(0)
+	if m := jobReportLine.FindStringSubmatch(log); m == nil {
+		t.Errorf("no job report in the bake job's log:\n%s", log)
+	} else if rep = (report.Report{}); json.Unmarshal([]byte(m[1]), &rep) != nil || len(rep.Builds) != 1 || rep.Builds[0].BakeTarget != "web" {
+		t.Errorf("bake job report %s: want one build of bake target web", m[1])
+	}
 
 	// One metrics line per job.
 	f, err := os.Open(filepath.Join(r.state, report.MetricsFile))
