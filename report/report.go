@@ -144,8 +144,14 @@ func New(in Inputs) Report {
 	if s := in.Selection; s != nil {
 		r.Builder.ChoiceMS = s.Took.Milliseconds()
 		r.Builder.Fallbacks = fallbacks(s)
+		started := map[string]bool{} // the embedded daemon this job started was down before, by design
+		if s.Started != "" && s.Builder != nil {
+			for _, n := range s.Builder.Nodes {
+				started[n.Endpoint] = true
+			}
+		}
 		for i, t := range s.Targets {
-			if i < len(s.Probes.Results) && !s.Probes.Results[i].OK {
+			if i < len(s.Probes.Results) && !s.Probes.Results[i].OK && !started[t.Endpoint] {
 				if r.Builder.ProbeFailures == nil {
 					r.Builder.ProbeFailures = map[string]string{}
 				}

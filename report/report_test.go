@@ -73,6 +73,12 @@ func TestNew(t *testing.T) {
 	if got := r.Builder.ProbeFailures; len(got) != 1 || got["tcp://pool-1:1234"] != "connection refused" {
 		t.Errorf("probe failures %v, want the pool endpoint, redacted", got)
 	}
+	in := fixedInputs()
+	in.Selection.Started = "started the embedded buildkitd"
+	in.Selection.Probes.Results[1] = buildx.ProbeResult{Error: "no socket"}
+	if got := New(in).Builder.ProbeFailures; len(got) != 1 {
+		t.Errorf("probe failures %v: the embedded daemon the job started is not a failure", got)
+	}
 	if !slices.Equal(r.Builder.Fallbacks, []string{"remote"}) {
 		t.Errorf("fallbacks %v, want [remote]", r.Builder.Fallbacks)
 	}
