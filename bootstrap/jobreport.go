@@ -32,6 +32,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 		Identity: id, Cache: n.settings, Selection: n.builder,
 		Setup: setup, History: hist,
 		ECRAPICalls: n.ecrCalls + registry.ECRCalls(jobDir),
+		JobBuilds:   report.JobBuilds(filepath.Join(jobDir, "docker")),
 	})
 	if report.Wanted(o.Config.Annotate, r) {
 		if err := annotate(o, r); err != nil {

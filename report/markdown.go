@@ -42,6 +42,9 @@ func Markdown(r Report) string {
 // Row is one build's table row.
 func Row(r Report, x Build) string {
 	name := code(x.Name)
+	if x.BakeTarget != "" {
+		name = "bake " + code(x.BakeTarget)
+	}
 	if x.Target != "" && x.Name != "target "+x.Target {
 		name += "<br>target " + code(x.Target)
 	}

@@ -7,7 +7,10 @@
 package report
 
 import (
+	"encoding/json"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -63,7 +66,8 @@ type Cache struct {
 
 // Build is one build that finished on dockhand's builder during the job.
 type Build struct {
-	Name        string   `json:"name"` // the first image name, else the target, else the Dockerfile
+	Name        string   `json:"name"` // the bake target, else the first image name, else the target, else the Dockerfile
+	BakeTarget  string   `json:"bake_target,omitempty"`
 	Target      string   `json:"target,omitempty"`
 	Dockerfile  string   `json:"dockerfile,omitempty"`
 	Platforms   string   `json:"platforms,omitempty"`
@@ -112,6 +116,10 @@ type Inputs struct {
 	Setup        time.Duration
 	History      buildx.HistoryResponse
 	ECRAPICalls  int
+	// JobBuilds are the job's own builds (JobBuilds): when there are any,
+	// history records of other builds (another job's on a shared builder)
+	// are left out, and a bake build is named by its target.
+	JobBuilds map[string]string
 }
 
 // New makes the job report.
@@ -136,8 +144,14 @@ func New(in Inputs) Report {
 	if s := in.Selection; s != nil {
 		r.Builder.ChoiceMS = s.Took.Milliseconds()
 		r.Builder.Fallbacks = fallbacks(s)
+		started := map[string]bool{} // the embedded daemon this job started was down before, by design
+		if s.Started != "" && s.Builder != nil {
+			for _, n := range s.Builder.Nodes {
+				started[n.Endpoint] = true
+			}
+		}
 		for i, t := range s.Targets {
-			if i < len(s.Probes.Results) && !s.Probes.Results[i].OK {
+			if i < len(s.Probes.Results) && !s.Probes.Results[i].OK && !started[t.Endpoint] {
 				if r.Builder.ProbeFailures == nil {
 					r.Builder.ProbeFailures = map[string]string{}
 				}
@@ -153,8 +167,16 @@ func New(in Inputs) Report {
 		}
 	}
 	for _, rec := range in.History.Records {
+		bake, ours := in.JobBuilds[rec.Ref]
+		if in.JobBuilds != nil && !ours {
+			continue
+		}
 		b := buildOf(rec, in.Cache, id)
 		b.NodeName = names[rec.Node]
+		if bake != "" {
+			b.BakeTarget = bake
+			b.Name = bake
+		}
 		r.Builds = append(r.Builds, b)
 	}
 	return r
@@ -319,5 +341,44 @@ func SortedEndpoints(m map[string]string) []string {
 		out = append(out, k)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// JobBuilds reads the builds buildx ran in the job: buildx keeps one record
+// per build in the job's docker config, buildx/refs/BUILDER/NODE/REF (JSON
+// with the invoked target: "default" for `build`, the target's name for
+// `bake`). It returns REF -> bake target ("" for a plain build); nil when
+// there are none.
+func JobBuilds(dockerConfig string) map[string]string {
+	refs := filepath.Join(dockerConfig, "buildx", "refs")
+	builders, _ := os.ReadDir(refs)
+	var out map[string]string
+	for _, b := range builders {
+		if !b.IsDir() || strings.HasPrefix(b.Name(), "__") {
+			continue
+		}
+		nodes, _ := os.ReadDir(filepath.Join(refs, b.Name()))
+		for _, n := range nodes {
+			if !n.IsDir() {
+				continue
+			}
+			files, _ := os.ReadDir(filepath.Join(refs, b.Name(), n.Name()))
+			for _, f := range files {
+				if f.IsDir() {
+					continue
+				}
+				var st struct{ Target string }
+				data, _ := os.ReadFile(filepath.Join(refs, b.Name(), n.Name(), f.Name()))
+				json.Unmarshal(data, &st)
+				if st.Target == "default" {
+					st.Target = ""
+				}
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[f.Name()] = st.Target
+			}
+		}
+	}
 	return out
 }

@@ -47,6 +47,7 @@ func fixedInputs() Inputs {
 	return Inputs{
 		JobID: "0190-job", Queue: "build", Identity: id, Cache: cache, Selection: sel,
 		Setup: 180 * time.Millisecond, ECRAPICalls: 1,
+		JobBuilds: map[string]string{"r1": "", "r2": ""},
 		History: buildx.HistoryResponse{Builds: 2, CachedSteps: 5, TotalSteps: 8, Records: []buildx.BuildRecord{
 			{Node: node, Ref: "r1", Dockerfile: "Dockerfile", Created: t0, Completed: t0.Add(12300 * time.Millisecond),
 				CachedSteps: 1, TotalSteps: 4, CacheImports: imports,
@@ -58,6 +59,8 @@ func fixedInputs() Inputs {
 				CachedSteps: 4, TotalSteps: 4, CacheImports: imports,
 				CacheExports: []buildx.CacheExportStep{{Name: "exporting cache to registry", Error: "unauthorized | denied"}},
 				ContextBytes: 512, CachedTime: 300 * time.Millisecond, ExecutedTime: 900 * time.Millisecond},
+			// Another job's build on the same builder.
+			{Node: node, Ref: "other-job", Created: t0.Add(14 * time.Second), Completed: t0.Add(16 * time.Second), TotalSteps: 3},
 		}},
 	}
 }
@@ -69,6 +72,12 @@ func TestNew(t *testing.T) {
 	}
 	if got := r.Builder.ProbeFailures; len(got) != 1 || got["tcp://pool-1:1234"] != "connection refused" {
 		t.Errorf("probe failures %v, want the pool endpoint, redacted", got)
+	}
+	in := fixedInputs()
+	in.Selection.Started = "started the embedded buildkitd"
+	in.Selection.Probes.Results[1] = buildx.ProbeResult{Error: "no socket"}
+	if got := New(in).Builder.ProbeFailures; len(got) != 1 {
+		t.Errorf("probe failures %v: the embedded daemon the job started is not a failure", got)
 	}
 	if !slices.Equal(r.Builder.Fallbacks, []string{"remote"}) {
 		t.Errorf("fallbacks %v, want [remote]", r.Builder.Fallbacks)
@@ -96,6 +105,40 @@ func TestNew(t *testing.T) {
 	data, _ := json.Marshal(r)
 	if strings.Contains(string(data), "secret") || strings.Contains(string(data), "t0ken") {
 		t.Errorf("the report holds a credential: %s", data)
+	}
+}
+
+// TestJobBuilds: the job's own builds are those buildx recorded in its
+// docker config; a bake build is named by its target.
+func TestJobBuilds(t *testing.T) {
+	dir := t.TempDir()
+	write := func(node, ref, target string) {
+		p := filepath.Join(dir, "buildx", "refs", "dockhand-embedded", node, ref)
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		os.WriteFile(p, []byte(`{"Target":"`+target+`","LocalPath":"/ctx","DockerfilePath":"/ctx/Dockerfile"}`), 0o600)
+	}
+	write("node0", "r1", "default")
+	write("node0", "r2", "web")
+	os.MkdirAll(filepath.Join(dir, "buildx", "refs", "__group__"), 0o700)
+	got := JobBuilds(dir)
+	if len(got) != 2 || got["r1"] != "" || got["r2"] != "web" {
+		t.Fatalf("JobBuilds = %v, want r1 (plain) and r2 (bake target web)", got)
+	}
+	if JobBuilds(t.TempDir()) != nil {
+		t.Error("no buildx records: want nil")
+	}
+	in := fixedInputs()
+	in.JobBuilds = got
+	r := New(in)
+	if len(r.Builds) != 2 || r.Builds[1].Name != "web" || r.Builds[1].BakeTarget != "web" {
+		t.Errorf("builds %+v, want r1 and r2 named web", r.Builds)
+	}
+	if !strings.HasPrefix(Row(r, r.Builds[1]), "| bake <code>web</code>") {
+		t.Errorf("bake row %s", Row(r, r.Builds[1]))
+	}
+	in.JobBuilds = nil
+	if r := New(in); len(r.Builds) != 3 {
+		t.Errorf("without buildx records: %d builds, want every record since the job began", len(r.Builds))
 	}
 }
 
