@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dockhand-ci/dockhand/registry/cachedimage"
 )
@@ -175,5 +176,63 @@ func TestJobAPISetEnv(t *testing.T) {
 	err = jobAPISetEnv(context.Background(), sock, "tok", map[string]string{"PROTECTED": "x"})
 	if err == nil || !strings.Contains(err.Error(), "protected: PROTECTED") {
 		t.Errorf("protected variable: %v", err)
+	}
+}
+
+// TestBuildCancel: when the job is cancelled, the job's docker is told to
+// stop with SIGTERM (the docker CLI then closes its plugin's socket and
+// buildx cancels the build); one that ignores it is killed after
+// cancelGrace. The docker here is a script standing in for the CLI's
+// signal handling only.
+func TestBuildCancel(t *testing.T) {
+	defer func(g time.Duration) { cancelGrace = g }(cancelGrace)
+	cancelGrace = 200 * time.Millisecond
+	for _, c := range []struct {
+		name, trap, want string
+	}{
+		{"stops on SIGTERM", `trap 'echo got-sigterm >&2; exit 143' TERM`, "got-sigterm"},
+		{"ignores SIGTERM", `trap 'echo ignoring-sigterm >&2' TERM`, "signal: killed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bin := t.TempDir()
+			script := "#!/bin/bash\n" + c.trap + "\necho docker-started >&2\nwhile :; do sleep 5 & wait $!; done\n"
+			if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			o, err := cachedimage.Parse(nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr, pw := io.Pipe()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- buildAndPush(ctx, o, Env{Environ: []string{"PATH=" + bin + ":/usr/bin:/bin"}, Dir: t.TempDir(), Stderr: pw}, "r/i", "abc1234")
+				pw.Close()
+			}()
+			var out strings.Builder
+			buf := make([]byte, 4096)
+			for !strings.Contains(out.String(), "docker-started") {
+				n, err := pr.Read(buf)
+				if err != nil {
+					t.Fatalf("docker never started: %v\n%s", err, out.String())
+				}
+				out.Write(buf[:n])
+			}
+			start := time.Now()
+			cancel()
+			rest, _ := io.ReadAll(pr)
+			out.Write(rest)
+			err = <-done
+			if err == nil || !strings.Contains(err.Error(), "context canceled") {
+				t.Errorf("err = %v, want the cancellation", err)
+			}
+			if !strings.Contains(out.String()+err.Error(), c.want) {
+				t.Errorf("want %q in the output or error:\n%s\n%v", c.want, out.String(), err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("buildAndPush returned %s after the cancel", d)
+			}
+		})
 	}
 }

@@ -17,7 +17,7 @@ import (
 // cancelGrace is how long the job's docker has, once told to stop (SIGTERM,
 // which makes the docker CLI close its plugin's socket so buildx cancels the
 // build), before it is killed and dockhand stops waiting for its output.
-const cancelGrace = 10 * time.Second
+var cancelGrace = 10 * time.Second
 
 // dockerBuild is the job's `docker buildx build` for the cached image: the
 // plugin's docker command, pushing where the plugin would then `docker tag`
