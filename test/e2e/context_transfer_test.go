@@ -115,6 +115,9 @@ wait $one && wait $two`, ctxA, out, out)
 		}
 	}
 
+	t.Logf("context uploads (bytes): agent 1 job 1 %d, job 2 %d; agent 2 job 1 %d; agent 1 job 3 %d; agent 2 job 2 %d; two builds at once %d and %d",
+		a1[0].Bytes, a2[0].Bytes, b1[0].Bytes, a3[0].Bytes, b2[0].Bytes, a4[0].Bytes, a4[1].Bytes)
+
 	// Two jobs of the pipeline at once, one per agent.
 	idA, agA := r.startOn(agentA, "host-agent-1", build(ctxA, 5), env)
 	idB, agB := r.startOn(agentB, "host-agent-2", build(ctxB, 3), env)
@@ -133,6 +136,7 @@ wait $one && wait $two`, ctxA, out, out)
 			t.Fatalf("%s: uploads %+v\n%s", j.what, tr, log)
 		}
 		small(j.what, tr[0], j.first)
+		t.Logf("%s: %d bytes", j.what, tr[0].Bytes)
 	}
 }
 
