@@ -98,6 +98,59 @@ func contextBench(dockhand, toolBin, dir string, sizesMB []int) error {
 			os.RemoveAll(filepath.Dir(ctxs[k]))
 		}
 	}
+	return alternatingBench(dockhand, toolBin, dir, plain, b.TCPAddr, fleet.Client)
+}
+
+// alternatingBench: two agents of one host take turns on one pipeline, each
+// building its own checkout (the same files, written separately, so other
+// mtimes), one small file changed each time: the plain stack's agents share
+// the agent user's ~/.docker, dockhand's agents share the state dir.
+func alternatingBench(dockhand, toolBin, dir string, plain contextStack, endpoint string, tls harness.TLSFiles) error {
+	const mb = 50
+	home := filepath.Join(dir, "alternating-home")
+	dh := [2]contextStack{
+		dockhandAgentStack(dockhand, toolBin, home, "dockhand", "bench-host-1", endpoint, tls, ""),
+		dockhandAgentStack(dockhand, toolBin, home, "dockhand", "bench-host-2", endpoint, tls, ""),
+	}
+	stacks := []struct {
+		name   string
+		agents [2]contextStack
+	}{{plain.name + " (shared by the agents)", [2]contextStack{plain, plain}}, {"dockhand", dh}}
+	fmt.Printf("\n| two agents of one host taking turns, %d MB context, one file changed (%d turns each after the first, medians) | stack | 1st upload | later upload | later upload vs plain |\n|---|---|---|---|---|\n", mb, contextRounds)
+	var plainBytes int64
+	for k, s := range stacks {
+		var ctxs [2]string
+		var firsts, later []harness.Transfer
+		for round := range contextRounds + 1 {
+			for a := range 2 {
+				if round == 0 {
+					ctxs[a] = filepath.Join(dir, "alternating", fmt.Sprintf("stack-%d-agent-%d", k, a), "app")
+					if err := randomContext(ctxs[a], mb); err != nil {
+						return err
+					}
+				}
+				out, err := s.agents[a].build(ctxs[a], round+1)
+				if err != nil {
+					return fmt.Errorf("%s, agent %d, build %d: %w\n%s", s.name, a+1, round+1, err, out)
+				}
+				t := harness.ContextTransfers(out)
+				if len(t) != 1 {
+					return fmt.Errorf("%s, agent %d, build %d: context uploads %+v in:\n%s", s.name, a+1, round+1, t, out)
+				}
+				if round == 0 {
+					firsts = append(firsts, t[0])
+				} else {
+					later = append(later, t[0])
+				}
+			}
+		}
+		tr := medianTransfer(later)
+		if k == 0 {
+			plainBytes = tr.Bytes
+		}
+		fmt.Printf("| %d MB | %s | %s | %s | %s |\n", mb, s.name, size(medianTransfer(firsts).Bytes), size(tr.Bytes), ratio(tr.Bytes, plainBytes))
+		os.RemoveAll(filepath.Join(dir, "alternating"))
+	}
 	return nil
 }
 
@@ -177,7 +230,12 @@ func plainContextStack(kit *harness.Kit, toolBin, dir, endpoint string, tls harn
 // dockhandContextStack: each build is a job through `dockhand bootstrap`
 // with the remote builder configured; before runs first in the command.
 func dockhandContextStack(dockhand, toolBin, dir, name, endpoint string, tls harness.TLSFiles, before string) contextStack {
-	home := filepath.Join(dir, name+"-home")
+	return dockhandAgentStack(dockhand, toolBin, filepath.Join(dir, name+"-home"), name, "bench-host-1", endpoint, tls, before)
+}
+
+// dockhandAgentStack is dockhandContextStack for agent on a host whose
+// state and home are under home (the host's agents share them).
+func dockhandAgentStack(dockhand, toolBin, home, name, agent, endpoint string, tls harness.TLSFiles, before string) contextStack {
 	config := filepath.Join(home, "dockhand.toml")
 	os.MkdirAll(home, 0o700)
 	os.WriteFile(config, []byte(fmt.Sprintf("state_dir = %q\nbuilders = [\"remote\"]\n[remote]\nendpoints = [%q]\nca = %q\ncert = %q\nkey = %q\n",
@@ -187,13 +245,13 @@ func dockhandContextStack(dockhand, toolBin, dir, name, endpoint string, tls har
 	base := []string{
 		"PATH=" + toolBin + ":/usr/bin:/bin", "HOME=" + home, "TMPDIR=" + home, "DOCKER_CONFIG=" + userDC,
 		"BUILDKITE_SKIP_CHECKOUT=true", "BUILDKITE_REPO=none", "BUILDKITE_COMMIT=HEAD", "BUILDKITE_BRANCH=main",
-		"BUILDKITE_AGENT_NAME=bench-host-1", "BUILDKITE_ORGANIZATION_SLUG=org", "BUILDKITE_PIPELINE_SLUG=context-bench",
+		"BUILDKITE_AGENT_NAME=" + agent, "BUILDKITE_ORGANIZATION_SLUG=org", "BUILDKITE_PIPELINE_SLUG=context-bench",
 		"BUILDKITE_PIPELINE_PROVIDER=git", "BUILDKITE_BUILD_PATH=" + filepath.Join(home, "builds"),
 		"BUILDKITE_HOOKS_PATH=" + filepath.Join(home, "hooks"), "BUILDKITE_PLUGINS_PATH=" + filepath.Join(home, "plugins"),
 		"BUILDKITE_SOCKETS_PATH=" + filepath.Join(home, "sockets"), "BUILDKITE_PTY=false", "BUILDKITE_BIN_PATH=" + toolBin,
 	}
 	return contextStack{name: name, build: func(ctx string, n int) (string, error) {
-		env := append(slices.Clone(base), fmt.Sprintf("BUILDKITE_JOB_ID=context-%s-%d", filepath.Base(filepath.Dir(ctx)), n),
+		env := append(slices.Clone(base), fmt.Sprintf("BUILDKITE_JOB_ID=context-%s-%s-%d", agent, filepath.Base(filepath.Dir(ctx)), n),
 			"BUILDKITE_COMMAND="+before+stepCommand(ctx, n))
 		cmd := exec.Command(dockhand, "bootstrap", "--config", config)
 		cmd.Env, cmd.Dir = env, home
@@ -219,6 +277,9 @@ func size(n int64) string {
 func ratio(a, b int64) string {
 	if b == 0 {
 		return "–"
+	}
+	if r := float64(a) / float64(b); r < 0.01 {
+		return fmt.Sprintf("%.6f×", r)
 	}
 	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
 }
