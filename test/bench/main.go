@@ -30,7 +30,7 @@ type pair struct {
 
 func main() {
 	runs := flag.Int("runs", 200, "runs of each command for the fast benchmarks")
-	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace", "remap" or "load"`)
+	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace", "remap", "load" or "engine"`)
 	flag.Parse()
 	do := run
 	switch *only {
@@ -45,8 +45,10 @@ func main() {
 		do = func(int) error { remapBench(); return nil }
 	case "load":
 		do = runLoadOnly
+	case "engine":
+		do = runEngineOnly
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace, remap or load\n", *only)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace, remap, load or engine\n", *only)
 		os.Exit(2)
 	}
 	if err := do(*runs); err != nil {
@@ -247,4 +249,30 @@ func bootstrapEnv(toolBin, dir string) []string {
 		"BUILDKITE_PLUGINS_PATH=" + filepath.Join(dir, "plugins"), "BUILDKITE_SOCKETS_PATH=" + filepath.Join(dir, "sockets"),
 		"BUILDKITE_PTY=false", "BUILDKITE_BIN_PATH=" + toolBin,
 	}
+}
+
+// runEngineOnly is the setup benchmark on a docker engine host alone.
+func runEngineOnly(int) error {
+	dockhand, toolBin, dir, done, err := setup()
+	if err != nil {
+		return err
+	}
+	defer done()
+	kit, err := harness.New(filepath.Join(dir, "kit"))
+	if err != nil {
+		return err
+	}
+	defer kit.Close()
+	engine, err := kit.StartDockerd(harness.DockerdOptions{})
+	if err != nil {
+		return err
+	}
+	p := enginePair(dockhand, toolBin, dir, engine.Host, 20)
+	d, pl, err := measure(p)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("| %s (`%s` vs `%s`, %d runs each) | %s | %s | %s | %.2f | ≤ %s added |\n",
+		p.name, p.dockhandIs, p.plainIs, p.runs, ms(d), ms(pl), ms(d-pl), float64(d)/float64(pl), ms(p.bar))
+	return nil
 }
