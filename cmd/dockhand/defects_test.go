@@ -151,3 +151,34 @@ wait $cmd
 		t.Errorf("once the job was gone, the sweep removed %q (%v), want its dir", removed, err)
 	}
 }
+
+// doctor reports, as errors, what makes a host's state dir unsafe or stuck:
+// a dir writable by others (or not the agent user's), and a lock a stuck
+// process holds, naming its pid.
+func TestDoctorReportsStateDirProblems(t *testing.T) {
+	root := t.TempDir()
+	state := filepath.Join(root, "state")
+	os.MkdirAll(filepath.Join(state, "tokens"), 0o700)
+	cfg := filepath.Join(root, "dockhand.toml")
+	os.WriteFile(cfg, []byte("state_dir = \""+state+"\"\nbuilders = [\"local\"]\n"), 0o600)
+	doctor := func() (int, string, string) {
+		var out, errb strings.Builder
+		code := run([]string{"dockhand", "doctor", "--config", cfg}, []string{"PATH=/usr/bin:/bin"}, stdio{in: strings.NewReader(""), out: &out, err: &errb})
+		return code, out.String(), errb.String()
+	}
+	if code, out, errb := doctor(); code != 0 || !strings.Contains(out, "state: "+state+": ok") {
+		t.Fatalf("a good state dir: exit %d\n%s\n%s", code, out, errb)
+	}
+	os.Chmod(state, 0o777)
+	if code, out, _ := doctor(); code == 0 || !strings.Contains(out, "writable by its group or by others") {
+		t.Errorf("a world-writable state dir: exit %d\n%s", code, out)
+	}
+	os.Chmod(state, 0o700)
+	lock := filepath.Join(state, "tokens", "ecr.json.lock")
+	f, _ := os.OpenFile(lock, os.O_CREATE|os.O_RDWR, 0o600)
+	defer f.Close()
+	syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	if code, out, _ := doctor(); code == 0 || !strings.Contains(out, lock) || !strings.Contains(out, "pid "+strconv.Itoa(os.Getpid())) {
+		t.Errorf("a stuck lock: exit %d\n%s", code, out)
+	}
+}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
@@ -192,10 +194,14 @@ func doctor(args []string, e *agentenv.Environment, io stdio) error {
 	if err != nil {
 		return err
 	}
+	stateProblems := bootstrap.CheckStateDir(context.Background(), cfg.StateDir, os.Getuid())
 	builder := diagnoseBuilder(cfg, e)
 	checks := checkCredentials(helperFor(cfg, e, io.err), configuredRegistries(cfg, registries))
 	if *asJSON {
 		b, err := cfg.MarshalJSON()
+		if err == nil {
+			b, err = withField(b, "state", map[string]any{"dir": cfg.StateDir, "problems": stateProblems})
+		}
 		if err == nil {
 			b, err = withField(b, "builder", builder.JSON())
 		}
@@ -205,13 +211,35 @@ func doctor(args []string, e *agentenv.Environment, io stdio) error {
 		if err != nil {
 			return fmt.Errorf("encoding configuration: %w", err)
 		}
-		_, err = fmt.Fprintf(io.out, "%s\n", b)
-		return err
+		if _, err = fmt.Fprintf(io.out, "%s\n", b); err != nil {
+			return err
+		}
+		return stateError(cfg.StateDir, stateProblems)
 	}
 	if err := cfg.WriteText(io.out); err != nil {
 		return err
 	}
+	writeState(io.out, cfg.StateDir, stateProblems)
 	writeBuilder(io.out, builder)
 	writeCredentialChecks(io.out, cfg, checks)
-	return nil
+	return stateError(cfg.StateDir, stateProblems)
+}
+
+// writeState prints the state section of `dockhand doctor`.
+func writeState(w io.Writer, dir string, problems []string) {
+	fmt.Fprintln(w, "\n# state")
+	if len(problems) == 0 {
+		fmt.Fprintf(w, "state: %s: ok\n", dir)
+	}
+	for _, p := range problems {
+		fmt.Fprintf(w, "state: %s: error: %s\n", dir, p)
+	}
+}
+
+// stateError fails doctor when the state dir has problems.
+func stateError(dir string, problems []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("state dir %s: %d problem(s); see the state section", dir, len(problems))
 }

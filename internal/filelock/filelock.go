@@ -52,12 +52,32 @@ func (e *WaitError) Unwrap() error { return e.Err }
 // (DefaultWait when 0) and no longer than ctx lasts. The returned func
 // releases it.
 func Lock(ctx context.Context, path string, wait time.Duration) (release func(), err error) {
-	if wait <= 0 {
-		wait = DefaultWait
-	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock %s: %w", path, err)
+	}
+	return lockOpen(ctx, f, path, wait)
+}
+
+// Busy reports whether the existing lock at path stays held for wait: it
+// takes the lock and lets it go at once, or returns the *WaitError naming
+// the holders. It creates nothing.
+func Busy(ctx context.Context, path string, wait time.Duration) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("opening lock %s: %w", path, err)
+	}
+	release, err := lockOpen(ctx, f, path, wait)
+	if err == nil {
+		release()
+	}
+	return err
+}
+
+// lockOpen locks the open file f as Lock says; it owns f from then on.
+func lockOpen(ctx context.Context, f *os.File, path string, wait time.Duration) (release func(), err error) {
+	if wait <= 0 {
+		wait = DefaultWait
 	}
 	fd := int(f.Fd())
 	// Uncontended, the usual case, the lock is had at once.
