@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 TOOLS_BIN := $(CURDIR)/.tools/bin
 
-.PHONY: all build test vet lint tools demo bench clean release
+.PHONY: all build test vet lint tools demo bench clean release fuzz
 
 all: build
 
@@ -27,8 +27,17 @@ lint:
 # Every test, the end-to-end ones included: they start their own daemons from
 # the real components `make tools` installs (seconds when nothing changed); a
 # missing component is a failure, never a skip.
+# Then every fuzz target for a few seconds (test/fuzz finds them).
+FUZZTIME_TEST ?= 3s
 test: tools build vet lint
 	DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) test -count=1 -timeout 60m ./...
+	$(GO) run ./test/fuzz -fuzztime $(FUZZTIME_TEST)
+
+# Every fuzz target for longer; a failing input is written under the
+# package's testdata/fuzz, where `go test` replays it from then on.
+FUZZTIME ?= 2m
+fuzz:
+	$(GO) run ./test/fuzz -fuzztime $(FUZZTIME)
 
 tools:
 	bash test/tools/install.sh
