@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/bootstrap"
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
 // Regression tests for the defects of issue 12 that show in the dockhand
@@ -137,15 +138,8 @@ wait $cmd
 		os.OpenFile(release, os.O_RDONLY|syscall.O_NONBLOCK, 0) // unblock the writer
 		t.Fatal("the real bootstrap got no SIGTERM within 10s of dockhand's death")
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil || strings.Contains(string(stat), ") Z") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the job's command (pid %d) still runs 10s after its cancel", pid)
-		}
-		time.Sleep(20 * time.Millisecond) // bounded poll for another process's end
+	if !harness.WaitGone(strconv.Itoa(pid), 10*time.Second) {
+		t.Fatalf("the job's command (pid %d) still runs 10s after its cancel", pid)
 	}
 	if removed, err := bootstrap.Sweep(context.Background(), state); err != nil || len(removed) != 1 {
 		t.Errorf("once the job was gone, the sweep removed %q (%v), want its dir", removed, err)

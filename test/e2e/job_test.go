@@ -227,12 +227,21 @@ func TestJobExitStatusAndCancel(t *testing.T) {
 func TestKilledBootstrapDirIsSweptByTheNextJob(t *testing.T) {
 	r := newRig(t)
 	// The command SIGKILLs dockhand, the parent of buildkite-agent bootstrap
-	// (the command's own parent): the job dir stays, unlocked.
+	// (the command's own parent): the job dir stays. The real bootstrap gets
+	// SIGTERM as dockhand dies and ends; until then it holds the dir's lock.
 	id, agent := r.start(`echo "job-docker-config=$DOCKER_CONFIG"
+echo "real-bootstrap-pid=$PPID"
 kill -KILL "$(awk '{print $4}' /proc/$PPID/stat)"`, nil)
 	f, log := r.finish(id, agent)
 	if f.Signal != "SIGKILL" {
 		t.Fatalf("finish = %+v, want the bootstrap killed by SIGKILL\n%s", f, log)
+	}
+	m := regexp.MustCompile(`real-bootstrap-pid=(\d+)`).FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("no real bootstrap pid in the log:\n%s", log)
+	}
+	if !harness.WaitGone(m[1], 15*time.Second) {
+		t.Fatalf("the real bootstrap (pid %s) still runs 15s after dockhand was killed", m[1])
 	}
 	left := r.jobDirs()
 	if len(left) != 1 {

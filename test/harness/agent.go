@@ -160,3 +160,19 @@ func (p *Agent) Output() string { return p.out.String() }
 
 // Pid is the agent's process id.
 func (p *Agent) Pid() int { return p.cmd.Process.Pid }
+
+// WaitGone reports whether the process pid (a decimal string) has ended (or
+// is a zombie) within d, polling /proc: a process that is not the caller's
+// child gives no other way to wait for it.
+func WaitGone(pid string, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; {
+		stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+		if i := bytes.LastIndexByte(stat, ')'); err != nil || (i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z') {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
