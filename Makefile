@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 TOOLS_BIN := $(CURDIR)/.tools/bin
 
-.PHONY: all build test vet lint tools demo bench clean release fuzz
+.PHONY: all build test vet lint tools demo bench clean release fuzz soak
 
 all: build
 
@@ -38,6 +38,13 @@ test: tools build vet lint
 FUZZTIME ?= 2m
 fuzz:
 	$(GO) run ./test/fuzz -fuzztime $(FUZZTIME)
+
+# The soak (test/e2e TestSoak) at a size beyond make test's (40 jobs, 6 at a time).
+SOAK_JOBS ?= 400
+SOAK_PARALLEL ?= 8
+soak: tools build
+	DOCKHAND_BIN=$(CURDIR)/bin/dockhand DOCKHAND_SOAK_JOBS=$(SOAK_JOBS) DOCKHAND_SOAK_PARALLEL=$(SOAK_PARALLEL) \
+	  $(GO) test -count=1 -timeout 60m -run '^TestSoak$$' -v ./test/e2e
 
 tools:
 	bash test/tools/install.sh
