@@ -113,7 +113,8 @@ func Run(o Options) (Exit, error) {
 	cmd.Env = childEnv.ToSlice()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// Should dockhand be SIGKILLed, the job must not run on unowned: the
-	// child gets SIGTERM, as on a cancel, and it and everything it starts
+	// child gets SIGTERM, as on a cancel (the kernel may send it again as
+	// each dying thread it is handed to ends), and it and everything it starts
 	// hold the job dir's lock (fd 3, inherited), so no other job sweeps the
 	// dir while any of them lives.
 	cmd.ExtraFiles = []*os.File{job.lock}

@@ -95,11 +95,15 @@ func TestDefect06_SIGKILLedBootstrap(t *testing.T) {
 	agentDir := filepath.Join(dir, "agent")
 	os.Mkdir(agentDir, 0o700)
 	// The real bootstrap's stand-in: runs a long command; on SIGTERM it
-	// waits to be released (its cancel grace period), then ends it.
+	// waits to be released (its cancel grace period), then ends it. The
+	// signal may come more than once (the kernel sends it again as each of
+	// the dying dockhand's threads the child was handed to ends); like the
+	// agent's bootstrap, it cancels once.
 	os.WriteFile(filepath.Join(agentDir, "buildkite-agent"), []byte(`#!/bin/sh
 sleep 300 & cmd=$!
+echo $$ >`+cmdPid+`.boot
 echo $cmd >`+cmdPid+`
-trap 'read x <`+release+`; kill $cmd; exit 143' TERM
+trap 'trap "" TERM; read x <`+release+`; kill $cmd; exit 143' TERM
 echo up >`+ready+`
 wait $cmd
 `), 0o700)
@@ -140,6 +144,10 @@ wait $cmd
 	}
 	if !harness.WaitGone(strconv.Itoa(pid), 10*time.Second) {
 		t.Fatalf("the job's command (pid %d) still runs 10s after its cancel", pid)
+	}
+	standIn, _ := os.ReadFile(cmdPid + ".boot")
+	if !harness.WaitGone(strings.TrimSpace(string(standIn)), 10*time.Second) {
+		t.Fatalf("the real bootstrap (pid %s) still runs 10s after ending its command", standIn)
 	}
 	if removed, err := bootstrap.Sweep(context.Background(), state); err != nil || len(removed) != 1 {
 		t.Errorf("once the job was gone, the sweep removed %q (%v), want its dir", removed, err)
