@@ -135,7 +135,7 @@ docker buildx build --progress plain .
 	}
 
 	// A pull request writes its own ref.
-	id, log = job(dockerfile+"docker buildx build --progress plain .\n", prEnv("feature/login", "12", "https://github.com/acme/app"))
+	id, _ = job(dockerfile+"docker buildx build --progress plain .\n", prEnv("feature/login", "12", "https://github.com/acme/app"))
 	a = one(id)
 	t.Logf("annotation of the pull request job:\n%s", a.Body)
 	rows = annotationRows(a.Body)
@@ -148,7 +148,7 @@ docker buildx build --progress plain .
 	}
 
 	// Nothing built: no annotation.
-	id, log = job("echo no build here", nil)
+	id, _ = job("echo no build here", nil)
 	if as := r.srv.Annotations(id); len(as) != 0 {
 		t.Errorf("a job that built nothing was annotated: %+v", as)
 	}
