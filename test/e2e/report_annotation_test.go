@@ -156,7 +156,7 @@ docker buildx build --progress plain .
 	// The API refuses: the job passes, one line says why; the job report
 	// names the bake target.
 	r.srv.RefuseAnnotations(http.StatusForbidden)
-	id, log = job(dockerfile+"printf 'target \"web\" {\\n  context = \".\"\\n}\\n' > docker-bake.hcl\ndocker buildx bake --progress plain web\n", branchEnv("main"))
+	_, log = job(dockerfile+"printf 'target \"web\" {\\n  context = \".\"\\n}\\n' > docker-bake.hcl\ndocker buildx bake --progress plain web\n", branchEnv("main"))
 	if n := strings.Count(log, "dockhand: annotation not added (the job is not affected): "); n != 1 {
 		t.Errorf("refused annotation: %d lines saying so, want 1\n%s", n, log)
 	} else {
