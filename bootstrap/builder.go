@@ -9,6 +9,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 )
 
 // chooseBuilder picks and wires the job's builder (see buildx.Select). When
@@ -77,7 +78,7 @@ func jobHistory(o Options, sel *buildx.Selection, since time.Time) (buildx.Histo
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
 	defer cancel()
-	h, err := buildx.BuildHistory(ctx, buildx.CloudPath(o.Self), o.Env.ToSlice(), *sel.Builder, since)
+	h, err := buildx.BuildHistory(ctx, cloud.Path(o.Self), o.Env.ToSlice(), *sel.Builder, since)
 	switch {
 	case err != nil:
 		return h, fmt.Sprintf("warning: no cache summary: %v", err)

@@ -1,23 +1,20 @@
 package bootstrap
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
@@ -212,7 +209,7 @@ type ensureRepoFunc func(repository string, maxAgeDays int) (string, error)
 // ecrRepoEnsurer runs `dockhand-cloud ecr-cache-repo` for a repository at
 // most once per host and lifecycle setting: a marker under the state dir
 // remembers that it was done.
-func ecrRepoEnsurer(jobCtx context.Context, stateDir, cloud string, e *agentenv.Environment) ensureRepoFunc {
+func ecrRepoEnsurer(jobCtx context.Context, stateDir, cloudPath string, e *agentenv.Environment) ensureRepoFunc {
 	return func(repository string, days int) (string, error) {
 		sum := sha256.Sum256([]byte(repository))
 		marker := filepath.Join(stateDir, "cache-repos", hex.EncodeToString(sum[:16]))
@@ -222,31 +219,17 @@ func ecrRepoEnsurer(jobCtx context.Context, stateDir, cloud string, e *agentenv.
 		}
 		ctx, cancel := context.WithTimeout(jobCtx, 40*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, cloud, ecrCacheRepoCommand, "--repository", repository, "--max-age-days", strconv.Itoa(days))
-		cmd.Env = e.ToSlice()
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		cmd.WaitDelay = time.Second
-		if err := cmd.Run(); err != nil {
-			msg := strings.TrimSpace(stderr.String())
-			if i := strings.LastIndex(msg, "\n"); i >= 0 {
-				msg = msg[i+1:]
-			}
-			if msg == "" {
-				msg = err.Error()
-			}
-			return "", errors.New(msg)
+		var reply cloud.ECRCacheRepoReply
+		req := cloud.ECRCacheRepoRequest{Repository: repository, MaxAgeDays: days}
+		if err := cloud.Run(ctx, cloudPath, e.ToSlice(), cloud.ECRCacheRepo, req, &reply); err != nil {
+			return "", err
 		}
 		if err := os.MkdirAll(filepath.Dir(marker), 0o700); err == nil {
 			_ = safefile.Write(marker, []byte(want))
 		}
-		if strings.TrimSpace(stdout.String()) == "created" {
+		if reply.Created {
 			return fmt.Sprintf("cache: created the ECR repository %s, expiring cache not written for %d days", repository, days), nil
 		}
 		return fmt.Sprintf("cache: ECR repository %s has its lifecycle policy (%d days)", repository, days), nil
 	}
 }
-
-// ecrCacheRepoCommand is dockhand-cloud's subcommand (buildx/ecrcache.Command,
-// which only dockhand-cloud may import).
-const ecrCacheRepoCommand = "ecr-cache-repo"

@@ -13,7 +13,6 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/buildx/ecrcache"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -117,14 +116,15 @@ func TestPrepareCacheLocal(t *testing.T) {
 }
 
 func TestECRRepoEnsurer(t *testing.T) {
-	if ecrCacheRepoCommand != ecrcache.Command {
-		t.Fatalf("bootstrap runs dockhand-cloud %s, dockhand-cloud serves %s", ecrCacheRepoCommand, ecrcache.Command)
-	}
 	dir := t.TempDir()
 	calls := filepath.Join(dir, "calls")
 	cloud := filepath.Join(dir, "dockhand-cloud")
-	script := "#!/bin/sh\necho \"$*\" >> " + calls + "\n" +
-		"case \"$*\" in *fail*) echo 'dockhand-cloud ecr-cache-repo: ecr:CreateRepository: AccessDenied' >&2; exit 1;; esac\necho created\n"
+	// A stand-in speaking the wire format (package cloud): the request as
+	// JSON on stdin, the reply as JSON on stdout, a failure as one line on
+	// stderr.
+	script := "#!/bin/sh\nreq=$(cat)\necho \"$* $req\" >> " + calls + "\n" +
+		"case \"$req\" in *fail*) echo 'dockhand-cloud ecr-cache-repo: ecr:CreateRepository: AccessDenied' >&2; exit 1;; esac\n" +
+		"echo '{\"created\":true}'\n"
 	if err := os.WriteFile(cloud, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -145,9 +145,9 @@ func TestECRRepoEnsurer(t *testing.T) {
 		t.Errorf("failing ensure: %v, want dockhand-cloud's last line", err)
 	}
 	data, _ := os.ReadFile(calls)
-	want := "ecr-cache-repo --repository " + repo + " --max-age-days 14\n" +
-		"ecr-cache-repo --repository " + repo + " --max-age-days 30\n" +
-		"ecr-cache-repo --repository " + repo + "-fail --max-age-days 14\n"
+	want := `ecr-cache-repo {"repository":"` + repo + `","max_age_days":14}` + "\n" +
+		`ecr-cache-repo {"repository":"` + repo + `","max_age_days":30}` + "\n" +
+		`ecr-cache-repo {"repository":"` + repo + `-fail","max_age_days":14}` + "\n"
 	if string(data) != want {
 		t.Errorf("dockhand-cloud calls:\n%s\nwant\n%s", data, want)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/registry"
 	"github.com/dockhand-ci/dockhand/report"
 )
@@ -55,7 +56,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 
 // annotate adds the job's build annotation through the real agent.
 func annotate(o Options, r report.Report) error {
-	agent, err := registry.FindAgent(o.Env)
+	agent, err := proc.FindAgent(o.Env)
 	if err != nil {
 		return err
 	}

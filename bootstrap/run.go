@@ -21,7 +21,9 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
@@ -91,7 +93,7 @@ func Run(o Options) (Exit, error) {
 
 	childEnv := exports(o.Env, job.Path, notes.realBuildx)
 	setBuilderEnv(childEnv, notes.builder)
-	agent, err := registry.FindAgent(childEnv)
+	agent, err := proc.FindAgent(childEnv)
 	if err != nil {
 		return Exit{}, &SetupError{err}
 	}
@@ -291,7 +293,7 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 	cacheDone := make(chan time.Duration, 1)
 	go func() {
 		start := time.Now()
-		ensure := ecrRepoEnsurer(ctx, state, buildx.CloudPath(o.Self), o.Env)
+		ensure := ecrRepoEnsurer(ctx, state, cloud.Path(o.Self), o.Env)
 		st.Cache, n.cache = prepareCache(o.Config, o.Env, start, func(repo string, days int) (string, error) {
 			note, err := ensure(repo, days)
 			if note != "" || err != nil { // "" and nil: the marker said it was done

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/fleet"
 )
@@ -23,14 +24,14 @@ func NewDiscoverer(cfg *env.Config, e *agentenv.Environment, stateDir, self stri
 	if stateDir != "" {
 		d.CacheDir = filepath.Join(stateDir, "builders")
 	}
-	cloud, cloudEnv := CloudPath(self), awsEnv(e)
+	cloudPath, cloudEnv := cloud.Path(self), awsEnv(e)
 	d.EC2 = func(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 		// dockhand-cloud's own start and exit are allowed on top of the
 		// request's deadline, which the SDK call keeps.
 		ctx, cancel := context.WithDeadline(ctx, req.Deadline.Add(cloudGrace))
 		defer cancel()
 		var reply fleet.EC2Reply
-		if err := runCloud(ctx, cloud, cloudEnv, fleet.EC2Command, req, &reply); err != nil {
+		if err := cloud.Run(ctx, cloudPath, cloudEnv, cloud.FleetEC2, req, &reply); err != nil {
 			return nil, err
 		}
 		return reply.Addresses, nil

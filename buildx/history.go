@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/dockhand-ci/dockhand/cloud"
 )
 
 // HistoryRequest asks `dockhand-cloud history` for what a builder's nodes
@@ -82,9 +84,9 @@ func HistoryTargets(b Builder) []ProbeTarget {
 }
 
 // BuildHistory runs `dockhand-cloud history` for b, bounded by ctx.
-func BuildHistory(ctx context.Context, cloud string, env []string, b Builder, since time.Time) (HistoryResponse, error) {
+func BuildHistory(ctx context.Context, cloudPath string, env []string, b Builder, since time.Time) (HistoryResponse, error) {
 	var resp HistoryResponse
-	err := runCloud(ctx, cloud, env, "history", HistoryRequest{Nodes: HistoryTargets(b), Since: since}, &resp)
+	err := cloud.Run(ctx, cloudPath, env, cloud.History, HistoryRequest{Nodes: HistoryTargets(b), Since: since}, &resp)
 	return resp, err
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
@@ -173,7 +174,7 @@ func (n *Namespace) exchange(ctx context.Context, env []string) error {
 // run runs a command and returns its stdout; a failure names the command
 // (without its arguments, which may hold a token) and its last stderr line.
 func runCommand(ctx context.Context, env []string, name string, args ...string) (string, error) {
-	out, errb, err := runBounded(ctx, env, nil, name, args...)
+	out, errb, err := proc.Run(ctx, env, nil, name, args...)
 	if err == nil {
 		return string(out), nil
 	}
@@ -221,19 +222,4 @@ func withEnv(base []string, set map[string]string) []string {
 		}
 	}
 	return out
-}
-
-// LookPath finds an executable in a PATH value (the job's, not dockhand's);
-// "" when there is none.
-func LookPath(name, path string) string {
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	return ""
 }

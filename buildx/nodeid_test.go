@@ -80,7 +80,7 @@ func TestNodeIDSeparatesScopes(t *testing.T) {
 		}
 		seen[id] = name
 	}
-	if first, again := NodeID(key, a), NodeID(key, a); first != again {
+	if first := NodeID(key, a); NodeID(key, a) != first {
 		t.Error("the same scope and key gave two ids")
 	}
 	if NodeID(bytes.Repeat([]byte{8}, nodeKeyLen), a) == NodeID(key, a) {

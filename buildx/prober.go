@@ -8,22 +8,15 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/internal/filelock"
 
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
-
-// CloudBinary is the heavy half's executable, installed next to dockhand.
-const CloudBinary = "dockhand-cloud"
-
-// CloudPath is dockhand-cloud next to self, the dockhand executable.
-func CloudPath(self string) string { return filepath.Join(filepath.Dir(self), CloudBinary) }
 
 // Prober probes builders through `dockhand-cloud probe` and shares the
 // results between the host's jobs for TTL through a file-locked cache, so
@@ -238,39 +231,10 @@ func (p *Prober) run(targets []ProbeTarget) []ProbeResult {
 // exec runs `dockhand-cloud probe`.
 func (p *Prober) exec(ctx context.Context, req ProbeRequest) ([]ProbeResult, error) {
 	var resp ProbeResponse
-	if err := runCloud(ctx, p.Cloud, p.Env, "probe", req, &resp); err != nil {
+	if err := cloud.Run(ctx, p.Cloud, p.Env, cloud.Probe, req, &resp); err != nil {
 		return nil, err
 	}
 	return resp.Results, nil
-}
-
-// runCloud runs `dockhand-cloud COMMAND` with req as JSON on its stdin and
-// decodes its JSON answer into resp. An error names the command and carries
-// the last line it printed on stderr.
-func runCloud(ctx context.Context, cloud string, env []string, command string, req, resp any) error {
-	in, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	stdout, stderr, err := runBounded(ctx, env, in, cloud, command)
-	name := filepath.Base(cloud) + " " + command
-	if err != nil {
-		msg := strings.TrimSpace(string(stderr))
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:]
-		}
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%s not found (it is installed next to dockhand)", cloud)
-		}
-		if msg != "" {
-			return fmt.Errorf("%s: %w: %s", name, err, msg)
-		}
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	if err := json.Unmarshal(stdout, resp); err != nil {
-		return fmt.Errorf("%s: bad answer: %w", name, err)
-	}
-	return nil
 }
 
 // lock takes the cache lock, waiting until deadline at most (a job that is

@@ -3,6 +3,7 @@ package buildx
 import (
 	"context"
 	"errors"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,7 +150,7 @@ func TestProbeFailureIsAResult(t *testing.T) {
 			t.Errorf("result %d = %+v", i, res)
 		}
 	}
-	p = &Prober{Timeout: time.Second, Cloud: filepath.Join(t.TempDir(), CloudBinary)}
+	p = &Prober{Timeout: time.Second, Cloud: filepath.Join(t.TempDir(), cloud.Binary)}
 	r = p.Probe(twoTargets)
 	if !strings.Contains(r.Results[0].Error, "not found (it is installed next to dockhand)") {
 		t.Errorf("missing dockhand-cloud: %+v", r.Results[0])

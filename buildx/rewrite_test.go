@@ -2,6 +2,7 @@ package buildx
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -19,17 +20,13 @@ func testPolicy() Policy {
 	}
 }
 
-// flagsFor is the block Rewrite must insert for img under p.
-func flagsFor(t *testing.T, p Policy, img Image, readOnly string, noCache bool) []string {
-	t.Helper()
-	plan, err := PlanCache(p.Identity, p.Backend, img, readOnly)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if noCache {
-		plan.From = nil
-	}
-	return cacheFlags("--cache-from=", "--cache-to=", plan)
+// regBlock is the block of cache flags a branch build under testPolicy gets
+// for the image whose key is key (keys_test pins how a key is made): read
+// the branch's and the default branch's refs, write the branch's.
+func regBlock(key string) string {
+	ref := "reg.example/cache/web:" + key
+	return "--cache-from=type=registry,ref=" + ref + "-dev --cache-from=type=registry,ref=" + ref + "-main " +
+		"--cache-to=type=registry,ref=" + ref + "-dev,mode=max,ignore-error=true"
 }
 
 func splitArgs(s string) []string {
@@ -49,8 +46,7 @@ func TestRewriteBuild(t *testing.T) {
 		mod    func(*Policy)
 		img    *Image // nil: unchanged
 		at     int    // where the block goes
-		ro     string // read-only reason passed to PlanCache
-		noFrom bool
+		block  string // the flags inserted, space-separated; "" with img: regBlock(dockerfile's key)
 		reason string // a substring of Result.Reason
 		warn   bool
 	}
@@ -103,37 +99,39 @@ func TestRewriteBuild(t *testing.T) {
 		{name: "-D after the subcommand", args: "buildx build -D .", img: &dockerfile, at: 2},
 		// The image key.
 		{name: "-f relative to the working dir", args: "buildx build -f docker/app.Dockerfile .",
-			img: img(Image{Context: ".", Dockerfile: "docker/app.Dockerfile"}), at: 2},
+			img: img(Image{Context: ".", Dockerfile: "docker/app.Dockerfile"}), at: 2, block: regBlock("9074bdbbd4bf")},
 		{name: "--file= and --target", args: "buildx build --file=Dockerfile --target test .",
-			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Target: "test"}), at: 2},
+			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Target: "test"}), at: 2, block: regBlock("6fab39076f9f")},
 		{name: "last --target wins", args: "buildx build --target a --target b .",
-			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Target: "b"}), at: 2},
+			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Target: "b"}), at: 2, block: regBlock("1c2590e933f6")},
 		{name: "subdir context", args: "buildx build ./svc/api",
-			img: img(Image{Context: "svc/api", Dockerfile: "svc/api/Dockerfile"}), at: 2},
+			img: img(Image{Context: "svc/api", Dockerfile: "svc/api/Dockerfile"}), at: 2, block: regBlock("627f9f7b18d3")},
 		{name: "from a subdir of the checkout", args: "buildx build .", mod: func(p *Policy) { p.Dir = "/b/web/svc" },
-			img: img(Image{Context: "svc", Dockerfile: "svc/Dockerfile"}), at: 2},
+			img: img(Image{Context: "svc", Dockerfile: "svc/Dockerfile"}), at: 2, block: regBlock("adea2dc1abfd")},
 		{name: "context outside the checkout", args: "buildx build /srv/ctx",
-			img: img(Image{Context: "/srv/ctx", Dockerfile: "/srv/ctx/Dockerfile"}), at: 2},
+			img: img(Image{Context: "/srv/ctx", Dockerfile: "/srv/ctx/Dockerfile"}), at: 2, block: regBlock("bdff83050d3c")},
 		{name: "sibling dir is outside", args: "buildx build ../web2",
-			img: img(Image{Context: "/b/web2", Dockerfile: "/b/web2/Dockerfile"}), at: 2},
+			img: img(Image{Context: "/b/web2", Dockerfile: "/b/web2/Dockerfile"}), at: 2, block: regBlock("d62c02e805c3")},
 		{name: "no checkout: absolute paths", args: "buildx build .", mod: func(p *Policy) { p.Identity.Checkout = "" },
-			img: img(Image{Context: "/b/web", Dockerfile: "/b/web/Dockerfile"}), at: 2},
+			img: img(Image{Context: "/b/web", Dockerfile: "/b/web/Dockerfile"}), at: 2, block: regBlock("3f715fb4dc8d")},
 		{name: "platforms", args: "buildx build --platform linux/arm64,linux/amd64 --platform linux/amd64 .",
-			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Platforms: []string{"linux/arm64", "linux/amd64"}}), at: 2},
+			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Platforms: []string{"linux/arm64", "linux/amd64"}}), at: 2, block: regBlock("4ccbbdc70d08")},
 		{name: "git context", args: "buildx build https://github.com/acme/web.git#main",
-			img: img(Image{Context: "https://github.com/acme/web.git#main", Dockerfile: "Dockerfile"}), at: 2},
+			img: img(Image{Context: "https://github.com/acme/web.git#main", Dockerfile: "Dockerfile"}), at: 2, block: regBlock("76985830262e")},
 		{name: "git@ context with -f", args: "buildx build -f build/Dockerfile git@github.com:acme/web.git",
-			img: img(Image{Context: "git@github.com:acme/web.git", Dockerfile: "build/Dockerfile"}), at: 2},
+			img: img(Image{Context: "git@github.com:acme/web.git", Dockerfile: "build/Dockerfile"}), at: 2, block: regBlock("4fb25bd631f3")},
 		{name: "empty context argument", argv: []string{"buildx", "build", ""},
 			img: img(Image{Context: ".", Dockerfile: "Dockerfile"}), at: 2},
 		// Standalone (the plugin run by hand).
 		{name: "standalone", args: "build .", mod: func(p *Policy) { p.Standalone = true }, img: &dockerfile, at: 1},
 		{name: "standalone with root flags", args: "--builder kit b .", mod: func(p *Policy) { p.Standalone = true }, img: &dockerfile, at: 3},
 		// What the cache may do.
-		{name: "--no-cache only writes", args: "buildx build --no-cache .", img: &dockerfile, at: 2, noFrom: true},
+		{name: "--no-cache only writes", args: "buildx build --no-cache .", img: &dockerfile, at: 2,
+			block: "--cache-to=type=registry,ref=reg.example/cache/web:619a0faf8f37-dev,mode=max,ignore-error=true"},
 		{name: "docker driver only reads", args: "buildx build .", mod: func(p *Policy) {
 			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
-		}, img: &dockerfile, at: 2, ro: "the docker driver cannot export cache", reason: "read-only"},
+		}, img: &dockerfile, at: 2, reason: "read-only",
+			block: "--cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-dev --cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-main"},
 		{name: "docker driver with --no-cache: nothing", args: "buildx build --no-cache .", mod: func(p *Policy) {
 			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
 		}, reason: "neither reads nor writes"},
@@ -156,7 +154,9 @@ func TestRewriteBuild(t *testing.T) {
 		{name: "off", args: "buildx build .", mod: func(p *Policy) { p.Mode = CacheOff }, reason: "cache.mode is off"},
 		{name: "fork: read-only", args: "buildx build .", mod: func(p *Policy) {
 			p.Identity.PullRequest, p.Identity.PullRequestRepo = "5", "https://github.com/mallory/web"
-		}, img: &dockerfile, at: 2, reason: "fork"},
+		}, img: &dockerfile, at: 2, reason: "fork",
+			block: "--cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-pr-5 " +
+				"--cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-dev --cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-main"},
 		{name: "no pipeline", args: "buildx build .", mod: func(p *Policy) { p.Identity.Pipeline = "" }, reason: "pipeline slug"},
 		{name: "no repository", args: "buildx build .", mod: func(p *Policy) { p.Backend.Repository = "" }, reason: "cache.repository"},
 		// The user's own choices pass through untouched.
@@ -218,8 +218,11 @@ func TestRewriteBuild(t *testing.T) {
 			}
 			want := orig
 			if c.img != nil {
-				block := flagsFor(t, p, *c.img, c.ro, c.noFrom)
-				want = append(append(append([]string{}, orig[:c.at]...), block...), orig[c.at:]...)
+				block := c.block
+				if block == "" {
+					block = regBlock("619a0faf8f37")
+				}
+				want = append(append(append([]string{}, orig[:c.at]...), splitArgs(block)...), orig[c.at:]...)
 			}
 			if !slices.Equal(res.Args, want) {
 				t.Errorf("Rewrite(%q) =\n %q\nwant\n %q\n(reason %q)", orig, res.Args, want, res.Reason)
@@ -227,7 +230,7 @@ func TestRewriteBuild(t *testing.T) {
 			if res.Changed != (c.img != nil) {
 				t.Errorf("Changed = %v, want %v", res.Changed, c.img != nil)
 			}
-			if c.img != nil && (len(res.Injections) != 1 || res.Injections[0].Image.Key() != c.img.Key()) {
+			if c.img != nil && (len(res.Injections) != 1 || !reflect.DeepEqual(res.Injections[0].Image, *c.img)) {
 				t.Errorf("Injections = %+v, want one for %+v", res.Injections, *c.img)
 			}
 			if !strings.Contains(res.Reason, c.reason) {
@@ -258,11 +261,10 @@ func TestRewritePullRequestNeverWritesDefault(t *testing.T) {
 			to = append(to, v)
 		}
 	}
-	k := dockerfile.Key()
-	if len(to) != 1 || !strings.Contains(to[0], ":"+k+"-pr-77,") {
+	if !slices.Equal(to, []string{"type=registry,ref=reg.example/cache/web:619a0faf8f37-pr-77,mode=max,ignore-error=true"}) {
 		t.Errorf("--cache-to = %q, want only the pull request's ref", to)
 	}
-	if !slices.Contains(res.Args, "--cache-from=type=registry,ref=reg.example/cache/web:"+k+"-main") {
+	if !slices.Contains(res.Args, "--cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-main") {
 		t.Errorf("the default branch's cache is not read: %q", res.Args)
 	}
 }
@@ -278,13 +280,16 @@ func TestRewriteBake(t *testing.T) {
 	test := BakeTarget{Name: "test", Context: ".", Dockerfile: "Dockerfile", Target: "test", Platforms: []string{"linux/amd64"}}
 	appImg := Image{BakeTarget: "app", Context: ".", Dockerfile: "Dockerfile"}
 	testImg := Image{BakeTarget: "test", Context: ".", Dockerfile: "Dockerfile", Target: "test", Platforms: []string{"linux/amd64"}}
-	setFlags := func(t *testing.T, p Policy, name string, img Image) []string {
-		plan, err := PlanCache(p.Identity, p.Backend, img, "")
-		if err != nil {
-			t.Fatal(err)
+	// The --set flags bake gets for a target whose image has key key.
+	setBlock := func(target, key string) []string {
+		ref := "reg.example/cache/web:" + key
+		return []string{
+			"--set=" + target + ".cache-from=type=registry,ref=" + ref + "-dev",
+			"--set=" + target + ".cache-from=type=registry,ref=" + ref + "-main",
+			"--set=" + target + ".cache-to=type=registry,ref=" + ref + "-dev,mode=max,ignore-error=true",
 		}
-		return cacheFlags("--set="+name+".cache-from=", "--set="+name+".cache-to=", plan)
 	}
+	keys := map[string]string{"app": "69f211f4dbf3", "test": "6d5887e57dcb", "api": "1bcd8f0558a9", "x": "abf62bb08bbc"}
 	for _, c := range []struct {
 		name    string
 		args    string
@@ -333,15 +338,19 @@ func TestRewriteBake(t *testing.T) {
 			if len(c.imgs) > 0 {
 				var block []string
 				for _, img := range c.imgs {
-					block = append(block, setFlags(t, p, img.BakeTarget, img)...)
+					block = append(block, setBlock(img.BakeTarget, keys[img.BakeTarget])...)
 				}
 				want = append(append(append([]string{}, args[:c.at]...), block...), args[c.at:]...)
 			}
 			if !slices.Equal(res.Args, want) {
 				t.Errorf("Rewrite(%q) =\n %q\nwant\n %q\n(reason %q)", args, res.Args, want, res.Reason)
 			}
-			if len(res.Injections) != len(c.imgs) {
-				t.Errorf("%d injections, want %d", len(res.Injections), len(c.imgs))
+			var got []Image
+			for _, inj := range res.Injections {
+				got = append(got, inj.Image)
+			}
+			if !reflect.DeepEqual(got, c.imgs) {
+				t.Errorf("injected for images\n %+v\nwant\n %+v", got, c.imgs)
 			}
 			if !strings.Contains(res.Reason, c.reason) || res.Warn != c.warn {
 				t.Errorf("Reason %q Warn %v, want %q %v", res.Reason, res.Warn, c.reason, c.warn)

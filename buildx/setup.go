@@ -11,9 +11,10 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/fleet"
-	"github.com/dockhand-ci/dockhand/registry"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
 // Variables the builder choice exports to the job.
@@ -77,11 +78,11 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 	}
 	nsc := cfg.Namespace.NSC
 	if nsc == "" {
-		nsc = LookPath("nsc", path)
+		nsc, _ = proc.LookPath("nsc", path)
 	}
 	buildkitd := cfg.Embedded.Buildkitd
 	if buildkitd == "" {
-		buildkitd = LookPath("buildkitd", path)
+		buildkitd, _ = proc.LookPath("buildkitd", path)
 	}
 	socket := ""
 	if stateDir != "" {
@@ -103,7 +104,7 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 // configured timeout, results shared under STATE/builders.
 func NewProber(cfg *env.Config, e *agentenv.Environment, stateDir, self string) *Prober {
 	p := &Prober{
-		Cloud:   CloudPath(self),
+		Cloud:   cloud.Path(self),
 		Env:     daemonEnv(e),
 		Timeout: cfg.ProbeTimeout,
 		TTL:     cfg.ProbeCacheTTL,
@@ -296,7 +297,7 @@ func builderExports(b Builder, jobDir string, extra map[string]string) map[strin
 
 // jobAgent is the job's buildkite-agent ("" when there is none).
 func jobAgent(e *agentenv.Environment) string {
-	p, _ := registry.FindAgent(e)
+	p, _ := proc.FindAgent(e)
 	return p
 }
 

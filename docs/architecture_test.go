@@ -176,7 +176,8 @@ func TestArchitectureDiagramIsTheImportGraph(t *testing.T) {
 }
 
 // TestArchitectureNamesDeclaredFunctions checks every `pkg.Name` and
-// `pkg.Type.Method` the page names (pkg a package path relative to the module) against the package's declarations.
+// `pkg.Type.Method` the page names (pkg a package path relative to the
+// module, or the last element of exactly one) against the package's declarations.
 func TestArchitectureNamesDeclaredFunctions(t *testing.T) {
 	d, pkgs := readDoc(t), goList(t)
 	keys := map[string]bool{}
@@ -206,23 +207,39 @@ func TestArchitectureNamesDeclaredFunctions(t *testing.T) {
 	}
 }
 
+// fileExt are the extensions of the file names the page mentions.
+var fileExt = map[string]bool{".go": true, ".md": true, ".json": true, ".jsonl": true, ".toml": true, ".pem": true,
+	".hcl": true, ".sh": true, ".sock": true, ".log": true, ".lock": true, ".service": true}
+
 // splitIdent splits "a/b.Name" or "a/b.Type.Method" into the package and
 // the rest, when the prefix is a package of the module.
 func splitIdent(id string, pkgs map[string]listed) (string, string, bool) {
 	dir, last := path.Split(id)
 	name, rest, ok := strings.Cut(last, ".")
-	if !ok || rest == "" || strings.HasSuffix(rest, ".go") || strings.HasSuffix(rest, ".md") {
-		return "", "", false
+	if !ok || rest == "" || fileExt[path.Ext(last)] {
+		return "", "", false // a file name: dockhand.toml, job.json
 	}
-	if _, ok := pkgs[dir+name]; !ok {
-		return "", "", false
+	pkg := dir + name
+	if _, ok := pkgs[pkg]; !ok {
+		// `proc.Run` for internal/proc: the last element of exactly one
+		// package.
+		var found []string
+		for p := range pkgs {
+			if dir == "" && path.Base(p) == name {
+				found = append(found, p)
+			}
+		}
+		if len(found) != 1 {
+			return "", "", false
+		}
+		pkg = found[0]
 	}
 	for part := range strings.SplitSeq(rest, ".") {
 		if !token.IsIdentifier(part) {
 			return "", "", false
 		}
 	}
-	return dir + name, rest, true
+	return pkg, rest, true
 }
 
 // declared returns the top-level names ("Name") and methods ("Type.Method")

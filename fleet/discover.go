@@ -307,7 +307,3 @@ func NewResolver(server string) *net.Resolver {
 		return dl.DialContext(ctx, network, server)
 	}}
 }
-
-// EC2Command is the dockhand-cloud subcommand that lists an EC2 fleet:
-// EC2Request on stdin, EC2Reply on stdout.
-const EC2Command = "fleet-ec2"

@@ -1,19 +1,18 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/dockhand-ci/dockhand/internal/filelock"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 
 	"github.com/docker/docker-credential-helpers/credentials"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
@@ -28,31 +27,25 @@ const NSCHelper = "docker-credential-nsc"
 // nsc delegates to docker-credential-nsc, speaking the same protocol.
 func (h *Helper) nsc(ctx context.Context, serverURL string) (Credential, error) {
 	path, _ := h.o.Env.Get("PATH")
-	bin, err := lookPath(NSCHelper, path)
+	bin, err := proc.LookPath(NSCHelper, path)
 	if err != nil {
 		return Credential{}, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "get")
-	cmd.Env = h.o.Env.ToSlice()
-	cmd.Stdin = strings.NewReader(serverURL)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = time.Second
-	runErr := cmd.Run()
-	out := strings.TrimSpace(stdout.String())
+	stdout, stderr, runErr := proc.Run(ctx, h.o.Env.ToSlice(), []byte(serverURL), bin, "get")
+	out := strings.TrimSpace(string(stdout))
 	if credentials.IsCredentialsMissingServerURLMessage(out) || isNotFoundMessage(out) ||
-		isNotFoundMessage(strings.TrimSpace(stderr.String())) {
+		isNotFoundMessage(strings.TrimSpace(string(stderr))) {
 		return Credential{}, fmt.Errorf("%w: %s has none", errNoCredentials, NSCHelper)
 	}
 	if runErr != nil {
-		msg := lastLine(stderr.String())
+		msg := proc.LastLine(string(stderr))
 		if msg == "" {
-			msg = lastLine(out)
+			msg = proc.LastLine(out)
 		}
 		return Credential{}, fmt.Errorf("%s get: %v: %s", bin, runErr, msg)
 	}
 	var c credentials.Credentials
-	if err := json.Unmarshal(stdout.Bytes(), &c); err != nil || c.Secret == "" {
+	if err := json.Unmarshal(stdout, &c); err != nil || c.Secret == "" {
 		return Credential{}, fmt.Errorf("%s get: unreadable answer", bin)
 	}
 	return Credential{Username: c.Username, Secret: c.Secret, Detail: bin}, nil
@@ -60,20 +53,6 @@ func (h *Helper) nsc(ctx context.Context, serverURL string) (Credential, error) 
 
 func isNotFoundMessage(s string) bool {
 	return strings.HasSuffix(s, "credentials not found in native keychain")
-}
-
-// lookPath finds an executable name in the directories of pathList.
-func lookPath(name, pathList string) (string, error) {
-	for _, dir := range filepath.SplitList(pathList) {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not on PATH", name)
 }
 
 // PackagesUser is the username Buildkite Package Registries take with an
@@ -115,19 +94,15 @@ func (h *Helper) packages(ctx context.Context, audience string) (Credential, err
 	if t, ok := cached[audience]; ok && t.ExpiresAt.Sub(h.o.Now()) > oidcMinRemaining {
 		return Credential{Username: PackagesUser, Secret: t.Token, Detail: detail + " (cached in the job)", ExpiresAt: t.ExpiresAt}, nil
 	}
-	agent, err := FindAgent(h.o.Env)
+	agent, err := proc.FindAgent(h.o.Env)
 	if err != nil {
 		return Credential{}, err
 	}
-	cmd := exec.CommandContext(ctx, agent, "oidc", "request-token", "--audience", audience)
-	cmd.Env = h.o.Env.ToSlice()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = time.Second
-	if err := cmd.Run(); err != nil {
-		return Credential{}, fmt.Errorf("buildkite-agent oidc request-token: %v: %s", err, lastLine(stderr.String()))
+	stdout, stderr, err := proc.Run(ctx, h.o.Env.ToSlice(), nil, agent, "oidc", "request-token", "--audience", audience)
+	if err != nil {
+		return Credential{}, fmt.Errorf("buildkite-agent oidc request-token: %v: %s", err, proc.LastLine(string(stderr)))
 	}
-	token := strings.TrimSpace(stdout.String())
+	token := strings.TrimSpace(string(stdout))
 	if token == "" || strings.ContainsAny(token, " \n") {
 		return Credential{}, errors.New("buildkite-agent oidc request-token printed no token")
 	}
@@ -165,22 +140,6 @@ func jwtExpiry(token string) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(n, 0)
-}
-
-// FindAgent finds buildkite-agent in BUILDKITE_BIN_PATH (next to the
-// agent), else on e's PATH.
-func FindAgent(e interface{ Get(string) (string, bool) }) (string, error) {
-	if dir, _ := e.Get("BUILDKITE_BIN_PATH"); dir != "" {
-		if p, err := lookPath("buildkite-agent", dir); err == nil {
-			return p, nil
-		}
-	}
-	path, _ := e.Get("PATH")
-	p, err := lookPath("buildkite-agent", path)
-	if err != nil {
-		return "", errors.New("buildkite-agent not found in BUILDKITE_BIN_PATH or PATH")
-	}
-	return p, nil
 }
 
 // staticCredentials is the JSON a registry.static file holds.

@@ -19,10 +19,6 @@ import (
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
-// Command is the dockhand-cloud subcommand:
-// `dockhand-cloud ecr-cache-repo --repository HOST/NAME --max-age-days N`.
-const Command = "ecr-cache-repo"
-
 // LifecyclePolicy expires what the cache no longer uses: a cache manifest
 // replaced by a newer export (untagged) after a day, and any ref not written
 // for days days.

@@ -13,8 +13,8 @@ const maxHistoryWait = 5 * time.Second
 
 // historyCommand is `dockhand-cloud history`: a buildx.HistoryRequest as JSON
 // on stdin, a buildx.HistoryResponse as JSON on stdout.
-var historyCommand = jsonCommand(func(req buildx.HistoryRequest) any {
+var historyCommand = jsonCommand(func(req buildx.HistoryRequest) (buildx.HistoryResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), maxHistoryWait)
 	defer cancel()
-	return probe.History(ctx, req)
+	return probe.History(ctx, req), nil
 })

@@ -1,24 +1,21 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/dockhand-ci/dockhand/cloud"
 )
 
-// jsonCommand makes a subcommand that reads one request as JSON on stdin and
-// writes handle's answer as JSON on stdout: how dockhand talks to the
-// commands it runs here (probe, history).
-func jsonCommand[Req any](handle func(Req) any) func(args []string, stdout, stderr io.Writer) error {
+// jsonCommand makes a subcommand that answers one request the cloud
+// package's way (cloud.Serve): the request as JSON on stdin, the reply as
+// JSON on stdout, a failure as one line on stderr and exit status 1.
+func jsonCommand[Req, Resp any](handle func(Req) (Resp, error)) func(args []string, stdout, stderr io.Writer) error {
 	return func(args []string, stdout, _ io.Writer) error {
 		if len(args) > 0 {
 			return fmt.Errorf("unexpected argument %q (the request comes as JSON on stdin)", args[0])
 		}
-		var req Req
-		if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
-			return fmt.Errorf("reading the request on stdin: %w", err)
-		}
-		return json.NewEncoder(stdout).Encode(handle(req))
+		return cloud.Serve(os.Stdin, stdout, handle)
 	}
 }

@@ -12,9 +12,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/dockhand-ci/dockhand/buildx/ecrcache"
-	"github.com/dockhand-ci/dockhand/fleet"
-	"github.com/dockhand-ci/dockhand/registry"
+	"github.com/dockhand-ci/dockhand/cloud"
 )
 
 // version is set at link time by `make build`.
@@ -24,20 +22,21 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// commands maps each subcommand to its implementation; later issues add
-// theirs here.
+// commands maps each subcommand (package cloud names them and their
+// requests) to its implementation: the one table dockhand-cloud dispatches
+// through.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"probe":          probeCommand,
-	fleet.EC2Command: fleetEC2,
-	"history":        historyCommand,
-	"certs":          certsCommand,
-	"cached-image":   cachedImage,
-	"version": func(_ []string, stdout, _ io.Writer) error {
+	cloud.Probe:        probeCommand,
+	cloud.FleetEC2:     fleetEC2,
+	cloud.History:      historyCommand,
+	cloud.ECRToken:     ecrToken,
+	cloud.ECRCacheRepo: ecrCacheRepo,
+	cloud.CachedImage:  cachedImage,
+	cloud.Certs:        certsCommand,
+	cloud.Version: func(_ []string, stdout, _ io.Writer) error {
 		_, err := fmt.Fprintf(stdout, "dockhand-cloud %s\n", version)
 		return err
 	},
-	registry.ECRTokenCommand: ecrToken,
-	ecrcache.Command:         ecrCacheRepo,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

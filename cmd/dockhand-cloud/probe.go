@@ -13,9 +13,9 @@ const maxProbeWait = 2 * time.Minute
 
 // probeCommand is `dockhand-cloud probe`: a buildx.ProbeRequest as JSON on
 // stdin, a buildx.ProbeResponse as JSON on stdout.
-var probeCommand = jsonCommand(func(req buildx.ProbeRequest) any {
+var probeCommand = jsonCommand(func(req buildx.ProbeRequest) (buildx.ProbeResponse, error) {
 	if req.Deadline.IsZero() || time.Until(req.Deadline) > maxProbeWait {
 		req.Deadline = time.Now().Add(maxProbeWait)
 	}
-	return buildx.ProbeResponse{Results: probe.Run(context.Background(), req)}
+	return buildx.ProbeResponse{Results: probe.Run(context.Background(), req)}, nil
 })

@@ -5,11 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"syscall"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/registry/cachedimage"
 	"golang.org/x/sys/unix"
+	"slices"
 )
 
 // cachedImage is `dockhand cached-image`: it reads the options and computes
@@ -38,7 +39,7 @@ func cachedImage(args []string, e *agentenv.Environment, io stdio) error {
 	}
 	r, err := cachedimage.ComputeTag(o.TagInput(dir, unameMachine(), environ))
 	if errors.Is(err, cachedimage.ErrFullJQ) {
-		return execCloud(append([]string{"cached-image"}, args...), environ)
+		return cloud.Exec(cloudBinary(), cloud.CachedImage, args, environ)
 	}
 	if err != nil {
 		return err
@@ -55,17 +56,7 @@ func cachedImage(args []string, e *agentenv.Environment, io stdio) error {
 		_, err := fmt.Fprintln(io.out, r.Tag)
 		return err
 	}
-	return execCloud(append(append([]string{"cached-image"}, args...), "--tag", r.Tag), environ)
-}
-
-// execCloud replaces this process with dockhand-cloud ARGS, so its output,
-// signals and exit status are the command's.
-func execCloud(args, environ []string) error {
-	cloud := cloudBinary()
-	if err := syscall.Exec(cloud, append([]string{cloud}, args...), environ); err != nil {
-		return fmt.Errorf("running %s: %w", cloud, err)
-	}
-	return nil
+	return cloud.Exec(cloudBinary(), cloud.CachedImage, append(slices.Clone(args), "--tag", r.Tag), environ)
 }
 
 // unameMachine is `uname -m`, which the plugin hashes into the tag.

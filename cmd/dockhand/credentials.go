@@ -11,13 +11,13 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
 // cloudBinary is dockhand-cloud, installed next to dockhand.
-func cloudBinary() string { return buildx.CloudPath(self()) }
+func cloudBinary() string { return cloud.Path(self()) }
 
 // helperConfig loads the configuration the credential helper serves: in a
 // job, the file the bootstrap used (recorded in the job state), else the

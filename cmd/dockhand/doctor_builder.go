@@ -9,6 +9,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
 // diagnoseBuilder is the builder a job on this host and queue would get now,
@@ -23,8 +24,8 @@ func diagnoseBuilder(cfg *env.Config, e *agentenv.Environment) buildx.Diagnosis 
 // there is none on PATH).
 func localBuildctlVersion(e *agentenv.Environment) string {
 	path, _ := e.Get("PATH")
-	p := buildx.LookPath("buildctl", path)
-	if p == "" {
+	p, err := proc.LookPath("buildctl", path)
+	if err != nil {
 		return ""
 	}
 	out, err := exec.Command(p, "--version").Output()

@@ -10,6 +10,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -109,7 +110,7 @@ func dispatch(m mode, args []string, e *agentenv.Environment, io stdio) error {
 		return cachedImage(args, e, io)
 	case modeCerts:
 		// crypto/x509 lives in dockhand-cloud, off the job path.
-		return execCloud(append([]string{"certs"}, args...), e.ToSlice())
+		return cloud.Exec(cloudBinary(), cloud.Certs, args, e.ToSlice())
 	default:
 		return fmt.Errorf("no handler for mode %q", m) // a new subcommand without its case above
 	}

@@ -92,17 +92,28 @@ func TestJQFiltersMatchJQ(t *testing.T) {
 		".version|split(\".\")|.[0]", ".nums|map(.*2)", "[.name, .version]", ".scripts|length > 2",
 		".dependencies|keys|join(\",\")", ".name|test(\"App\")",
 	}
+	// The filters dockhand refuses, whatever the document, and the word its
+	// error names as the reason: gojq would evaluate them, but their output
+	// could depend on an object's key order, which gojq does not keep.
+	refused := map[string]string{
+		".nums|map(.*2)":               `"map" could make the output depend on that order`,
+		`.dependencies|keys|join(",")`: `"join" could make the output depend on that order`,
+	}
 	for docName, doc := range docs {
 		for _, f := range filters {
 			want, jqErr := runJQ(t, f, doc)
 			got, err := jqRaw(f, []byte(doc), jqeval.Eval)
+			if why, ok := refused[f]; ok {
+				if err == nil || !strings.Contains(err.Error(), why) {
+					t.Errorf("%s | %s: dockhand printed %q, %v; want it refused saying %q", docName, f, got, err, why)
+				}
+				continue
+			}
 			switch {
 			case jqErr != nil && err == nil:
 				t.Errorf("%s | %s: jq failed (%v) but dockhand printed %q", docName, f, jqErr, got)
 			case jqErr == nil && err != nil:
-				if !strings.Contains(err.Error(), "gojq") {
-					t.Errorf("%s | %s: dockhand: %v; jq printed %q", docName, f, err, want)
-				}
+				t.Errorf("%s | %s: dockhand: %v; jq printed %q", docName, f, err, want)
 			case err == nil && got != want:
 				t.Errorf("%s | %s:\ndockhand %q\njq       %q", docName, f, got, want)
 			}

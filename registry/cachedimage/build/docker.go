@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/registry/cachedimage"
 )
 
@@ -74,8 +74,8 @@ func secretFlag(s cachedimage.Secret) string {
 // (its docker on its PATH, its DOCKER_CONFIG, builder, credential helper and
 // buildx shim) and pushes IMAGE:TAG and IMAGE:latest.
 func buildAndPush(ctx context.Context, o *cachedimage.Options, e Env, image, tag string) error {
-	docker := buildx.LookPath("docker", e.get("PATH"))
-	if docker == "" {
+	docker, err := proc.LookPath("docker", e.get("PATH"))
+	if err != nil {
 		return fmt.Errorf("building %s:%s: docker is not on the job's PATH (dockhand cached-image builds with the job's docker buildx)", image, tag)
 	}
 	file, contextDir, cleanup, err := sources(o, e.get("TMPDIR"))

@@ -1,0 +1,101 @@
+// Package proc is dockhand's process plumbing, in one place: finding an
+// executable on a PATH value that is the job's rather than dockhand's own,
+// finding the job's buildkite-agent, and running a child bounded by its
+// context and WaitDelay.
+package proc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// WaitDelay is how long a child's output pipes may stay open once it has
+// exited or been killed: a grandchild that inherited them (nsc starting a
+// helper that outlives it) is not waited for longer than this.
+const WaitDelay = 500 * time.Millisecond
+
+// Run runs name with args and env, stdin as its input, and returns what it
+// printed. It is the one way dockhand runs a child for a job (nsc,
+// docker-credential-nsc, buildkite-agent oidc, dockhand-cloud): the child
+// gets its own process group, which is killed when ctx ends, and Run
+// returns at most WaitDelay after the child is gone even when a grandchild
+// holds its pipes (exec.Cmd.WaitDelay).
+func Run(ctx context.Context, env []string, stdin []byte, name string, args ...string) (stdout, stderr []byte, err error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		// The whole group: a child's own children die with it.
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
+			return cmd.Process.Kill()
+		}
+		return nil
+	}
+	cmd.WaitDelay = WaitDelay
+	err = cmd.Run()
+	return out.Bytes(), errb.Bytes(), err
+}
+
+// LookPath finds name in pathList, a PATH value (the job's, passed as data,
+// not this process's). A name with a slash is taken as it is. Empty entries
+// are skipped: they would mean the working directory, where a job's
+// checkout could plant a binary. The first regular file with an execute bit
+// wins.
+func LookPath(name, pathList string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(pathList) {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not on PATH", name)
+}
+
+// LastLine returns the last non-empty line of a child's stderr, at most 300
+// bytes: its own account of why it failed.
+func LastLine(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	line := strings.TrimSpace(lines[len(lines)-1])
+	if len(line) > 300 {
+		line = line[:300] + "…"
+	}
+	return line
+}
+
+// AgentBinary is the Buildkite agent's executable.
+const AgentBinary = "buildkite-agent"
+
+// FindAgent finds buildkite-agent in BUILDKITE_BIN_PATH (the dir the agent
+// runs from), else on the PATH e gives.
+func FindAgent(e interface{ Get(string) (string, bool) }) (string, error) {
+	if dir, _ := e.Get("BUILDKITE_BIN_PATH"); dir != "" {
+		if p, err := LookPath(AgentBinary, dir); err == nil {
+			return p, nil
+		}
+	}
+	path, _ := e.Get("PATH")
+	p, err := LookPath(AgentBinary, path)
+	if err != nil {
+		return "", errors.New("buildkite-agent not found in BUILDKITE_BIN_PATH or PATH")
+	}
+	return p, nil
+}
