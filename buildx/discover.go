@@ -24,7 +24,7 @@ func NewDiscoverer(cfg *env.Config, e *agentenv.Environment, stateDir, self stri
 	if stateDir != "" {
 		d.CacheDir = filepath.Join(stateDir, "builders")
 	}
-	cloudPath, cloudEnv := cloud.Path(self), awsEnv(e)
+	cloudPath, cloudEnv := cloud.Path(self), awsEnv(e, cfg.Remote.EC2EndpointURL)
 	d.EC2 = func(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 		// dockhand-cloud's own start and exit are allowed on top of the
 		// request's deadline, which the SDK call keeps.
@@ -39,14 +39,19 @@ func NewDiscoverer(cfg *env.Config, e *agentenv.Environment, stateDir, self stri
 	return d
 }
 
-// awsEnv is dockhand-cloud's environment for AWS calls: the host's (PATH,
-// proxies) and the AWS SDK's variables.
-func awsEnv(e *agentenv.Environment) []string {
+// awsEnv is dockhand-cloud's environment for EC2 discovery: the host's
+// (PATH, proxies) and the AWS SDK's variables but for endpoint overrides,
+// which only the configuration gives (remote.ec2_endpoint_url): the
+// membership serves every job on the host, so no job may redirect it.
+func awsEnv(e *agentenv.Environment, endpoint string) []string {
 	out := daemonEnv(e)
 	for k, v := range e.Dump() {
-		if strings.HasPrefix(k, "AWS_") && v != "" {
+		if strings.HasPrefix(k, "AWS_") && !strings.HasPrefix(k, "AWS_ENDPOINT_URL") && v != "" {
 			out = append(out, k+"="+v)
 		}
+	}
+	if endpoint != "" {
+		out = append(out, "AWS_ENDPOINT_URL_EC2="+endpoint)
 	}
 	slices.Sort(out)
 	return out

@@ -52,3 +52,15 @@ func TestDiscoverExpandsSourcesInPlace(t *testing.T) {
 		t.Errorf("memberships %+v", ms)
 	}
 }
+
+func TestAWSEnvForDiscoveryIgnoresAJobsEndpoints(t *testing.T) {
+	e := env.FromSlice([]string{"PATH=/bin", "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIA1", "AWS_ENDPOINT_URL=http://evil", "AWS_ENDPOINT_URL_EC2=http://evil", "SECRET=x"})
+	got := awsEnv(e, "http://127.0.0.1:9000")
+	want := []string{"AWS_ACCESS_KEY_ID=AKIA1", "AWS_ENDPOINT_URL_EC2=http://127.0.0.1:9000", "AWS_REGION=us-east-1", "PATH=/bin"}
+	if !slices.Equal(got, want) {
+		t.Errorf("awsEnv = %q, want %q", got, want)
+	}
+	if got := awsEnv(e, ""); slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "AWS_ENDPOINT_URL") }) {
+		t.Errorf("awsEnv without a configured endpoint = %q", got)
+	}
+}

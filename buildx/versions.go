@@ -11,10 +11,11 @@ import (
 const MinBuildKit = "v0.12.0"
 
 // parseVersion reads vMAJOR.MINOR.PATCH, ignoring a pre-release or build
-// suffix; ok is false for anything else (a dev build), which is not judged.
+// suffix; ok is false for anything else, and for an unstamped build
+// (v0.0.0+unknown, as `go build` of BuildKit reports), which are not judged.
 func parseVersion(v string) (n [3]int, ok bool) {
 	v, found := strings.CutPrefix(v, "v")
-	if !found {
+	if !found || strings.HasPrefix(v, "0.0.0") {
 		return n, false
 	}
 	if i := strings.IndexAny(v, "-+"); i >= 0 {

@@ -16,6 +16,7 @@ func TestOlder(t *testing.T) {
 		{"v0.12.0-rc1", "v0.12.0", false}, // the suffix is not judged
 		{"v0.9.3", "v0.12.0", true},
 		{"dev", "v0.12.0", false},
+		{"v0.0.0+unknown", "v0.12.0", false}, // an unstamped build is not judged
 		{"0.11.0", "v0.12.0", false},
 	} {
 		if got := older(tc.a, tc.b); got != tc.want {

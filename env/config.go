@@ -67,6 +67,10 @@ type Remote struct {
 	// DNSServer is the HOST:PORT asked for dns:// and srv:// endpoints
 	// ("": the system's resolvers).
 	DNSServer string
+	// EC2EndpointURL is the EC2 API asked for ec2:// endpoints ("": AWS's
+	// for the region). A job's AWS_ENDPOINT_URL* variables are not used for
+	// discovery: a pipeline must not pick the host's builders.
+	EC2EndpointURL string
 }
 
 // PlatformNodes is one [[remote.platform]] entry: the native nodes for a

@@ -106,7 +106,7 @@ var Variables = []Variable{
 	{Name: "AWS_ENDPOINT_URL_ECR", Kind: Reads,
 		Doc: "Read by aws-sdk-go-v2 in `dockhand-cloud ecr-token`: the ECR API endpoint (also AWS_ENDPOINT_URL for every service, AWS_ENDPOINT_URL_ECR_PUBLIC for ECR Public). Part of the ECR token cache's identity hint."},
 	{Name: "AWS_ENDPOINT_URL_EC2", Kind: Reads,
-		Doc: "Read by aws-sdk-go-v2 in `dockhand-cloud fleet-ec2`: the EC2 API endpoint for ec2:// fleet discovery (AWS_REGION names the region when the endpoint has none)."},
+		Doc: "Set by dockhand for `dockhand-cloud fleet-ec2` from remote.ec2_endpoint_url (a job's own AWS_ENDPOINT_URL* variables are not passed to discovery); AWS_REGION names the region when an ec2:// endpoint has none."},
 	{Name: "AWS_ACCESS_KEY_ID", Kind: Reads,
 		Doc: "Read by the AWS SDK's default credential chain (with AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_CONTAINER_CREDENTIALS_*, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, IMDS). The credential helper hashes the non-secret ones into the identity hint that keys the shared ECR token cache; the secrets are never read by it."},
 	{Name: "BUILDKITE_PLUGIN_DOCKER_ECR_CACHE_*", Kind: Reads,

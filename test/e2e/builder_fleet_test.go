@@ -115,7 +115,9 @@ func TestDiscoveredFleetFollowsMembershipChanges(t *testing.T) {
 	}{
 		{"dns", fmt.Sprintf("dns://pool.fleet.test:%d", port), nil},
 		{"ec2", fmt.Sprintf("ec2://us-east-1?tag:Role=buildkitd&port=%d", port), map[string]string{
-			"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_ENDPOINT_URL_EC2": aws.URL,
+			// The fake's endpoint comes from the configuration; one a job
+			// sets is not used for the host's discovery.
+			"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:1",
 			"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent/config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
 		}},
 	} {
@@ -133,7 +135,8 @@ key = %q
 server_name = "buildkitd.test"
 discovery_ttl = "0s"
 dns_server = %q
-`, r.state, tc.endpoint, tls.Client.CA, tls.Client.Cert, tls.Client.Key, dns.Addr))
+ec2_endpoint_url = %q
+`, r.state, tc.endpoint, tls.Client.CA, tls.Client.Cert, tls.Client.Key, dns.Addr, aws.URL))
 
 			setMembers(0, 1, 2)
 			c0 := counts()
