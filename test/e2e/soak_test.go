@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/report"
 	"github.com/dockhand-ci/dockhand/test/agentapi"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -156,6 +157,12 @@ func TestSoak(t *testing.T) {
 	if got, _, err := s.job(soakKinds[0], 0); err != nil || got.ExitStatus != "0" {
 		t.Errorf("the sweeping job: %+v, %v", got, err)
 	}
+	// One metrics line for every job that ran to its end: a cancelled job
+	// and one whose dockhand was killed write none.
+	metrics, _ := os.ReadFile(filepath.Join(r.state, report.MetricsFile))
+	if got, want := bytes.Count(metrics, []byte("\n")), jobs+1-kinds["cancel"]-kinds["sigkill"]; got != want {
+		t.Errorf("%s has %d lines, want one per job that ran to its end (%d)", report.MetricsFile, got, want)
+	}
 	leftovers := r.jobDirs()
 	if len(leftovers) != 0 {
 		t.Errorf("left under STATE/jobs: %q", leftovers)
@@ -175,8 +182,8 @@ func TestSoak(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("soak: %d jobs (%v), %d at a time, one state dir: %d failures, %d leftovers, %d orphans, %d secrets in the state dir, %s",
-		jobs+1, kinds, parallel, failures, len(leftovers), len(orphans), secrets, time.Since(start).Round(time.Millisecond))
+	t.Logf("soak: %d jobs (%v), %d at a time, one state dir: %d failures, %d leftovers, %d orphans, %d secrets in the state dir, %d metrics lines, %s",
+		jobs+1, kinds, parallel, failures, len(leftovers), len(orphans), secrets, bytes.Count(metrics, []byte("\n")), time.Since(start).Round(time.Millisecond))
 }
 
 var realBootstrapPid = regexp.MustCompile(`real-bootstrap-pid=(\d+)`)
