@@ -130,6 +130,9 @@ type Packages struct {
 type RegistrySettings struct {
 	Static     []string // HOST=FILE: a 0600 JSON file holding the host's username and password
 	ECRAliases []string // HOST=ECR_HOST: serve HOST with the ECR credentials of ECR_HOST
+	// HOST=NAMESPACE_HOST: serve HOST with docker-credential-nsc's
+	// credentials for NAMESPACE_HOST (nscr.io)
+	NSCRAliases []string
 }
 
 // Options says where Load finds its inputs.

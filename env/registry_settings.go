@@ -19,6 +19,9 @@ import (
 //	# registry at the fake ECR API; the API itself is found the SDK's way
 //	# (AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL, profile endpoint_url).
 //	ecr_aliases = ["registry.internal:5000=123456789012.dkr.ecr.us-east-1.amazonaws.com"]
+//	# A host served with Namespace's credentials for its registry (through
+//	# docker-credential-nsc): a mirror or proxy in front of nscr.io.
+//	nscr_aliases = ["registry.internal:5001=nscr.io"]
 //
 // HOST is a registry's host[:port] as docker names it, in any case.
 
@@ -27,6 +30,9 @@ func (r RegistrySettings) StaticCredentials() map[string]string { return pairs(r
 
 // ECRAliasMap returns registry.ecr_aliases as host -> ECR registry host.
 func (r RegistrySettings) ECRAliasMap() map[string]string { return pairs(r.ECRAliases) }
+
+// NSCRAliasMap returns registry.nscr_aliases as host -> Namespace registry host.
+func (r RegistrySettings) NSCRAliasMap() map[string]string { return pairs(r.NSCRAliases) }
 
 // pairs splits checked HOST=VALUE entries; hosts are lower-cased.
 func pairs(list []string) map[string]string {
@@ -72,14 +78,24 @@ func checkStaticCredentials(v any) error {
 }
 
 func checkECRAliases(v any) error {
+	return checkAliases(v.([]string), "ECR_HOST", hosts.ECR, "an ECR private registry host (ACCOUNT.dkr.ecr.REGION.amazonaws.com)")
+}
+
+func checkNSCRAliases(v any) error {
+	return checkAliases(v.([]string), "NAMESPACE_HOST", hosts.Namespace, "a Namespace registry host (nscr.io)")
+}
+
+// checkAliases checks HOST=TARGET pairs: TARGET a registry of kind, HOST
+// none that dockhand knows, each HOST once.
+func checkAliases(items []string, targetName string, kind hosts.Kind, what string) error {
 	seen := map[string]bool{}
-	for _, item := range v.([]string) {
-		host, target, err := splitPair(item, "ECR_HOST")
+	for _, item := range items {
+		host, target, err := splitPair(item, targetName)
 		if err != nil {
 			return err
 		}
-		if hosts.Parse(target).Kind != hosts.ECR {
-			return fmt.Errorf("%q: %q is not an ECR private registry host (ACCOUNT.dkr.ecr.REGION.amazonaws.com)", item, target)
+		if hosts.Parse(target).Kind != kind {
+			return fmt.Errorf("%q: %q is not %s", item, target, what)
 		}
 		if hosts.Parse(host).Kind != hosts.Other {
 			return fmt.Errorf("%q: %q is already a known registry; it cannot be an alias", item, host)

@@ -42,6 +42,9 @@ func TestRegistrySettingsErrors(t *testing.T) {
 		{`registry.ecr_aliases = ["r:5000=123456789012.dkr.ecr.us-east-1.amazonaws.com.evil"]`, `is not an ECR private registry host`},
 		{`registry.ecr_aliases = ["public.ecr.aws=123456789012.dkr.ecr.us-east-1.amazonaws.com"]`, `is already a known registry`},
 		{`registry.ecr_aliases = ["r=123456789012.dkr.ecr.us-east-1.amazonaws.com", "R=210987654321.dkr.ecr.us-east-1.amazonaws.com"]`, `host "r" is listed twice`},
+		{`registry.nscr_aliases = ["r:5001=ghcr.io"]`, `"ghcr.io" is not a Namespace registry host`},
+		{`registry.nscr_aliases = ["nscr.io=nscr.io"]`, `is already a known registry`},
+		{`registry.nscr_aliases = ["r=nscr.io", "R=nscr.io"]`, `host "r" is listed twice`},
 		{`registry.statik = []`, `did you mean "registry.static"?`},
 	} {
 		_, err := Parse(testPath, []byte(tc.data+"\n"), "")

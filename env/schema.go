@@ -124,6 +124,7 @@ func schema() []field {
 
 		{"registry.static", tStrings, checkStaticCredentials, func(c *Config) any { return &c.Registry.Static }},
 		{"registry.ecr_aliases", tStrings, checkECRAliases, func(c *Config) any { return &c.Registry.ECRAliases }},
+		{"registry.nscr_aliases", tStrings, checkNSCRAliases, func(c *Config) any { return &c.Registry.NSCRAliases }},
 	}
 }
 

@@ -205,7 +205,11 @@ func (h *Helper) Lookup(serverURL string) (Credential, Route, error) {
 	case SourceECR, SourceECRPublic:
 		c, err = h.ecr(ctx, route)
 	case SourceNamespace:
-		c, err = h.nsc(ctx, serverURL)
+		asked := serverURL
+		if route.AliasOf != "" {
+			asked = route.AliasOf // docker-credential-nsc answers for Namespace's own hosts only
+		}
+		c, err = h.nsc(ctx, asked)
 	case SourcePackages:
 		c, err = h.packages(ctx, route.Audience)
 	case SourceStatic:

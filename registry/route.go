@@ -23,17 +23,19 @@ const (
 // Settings are the configured registries (env's [packages] and [registry]
 // tables), as plain data.
 type Settings struct {
-	Static     map[string]string `json:"static,omitempty"`      // host -> file holding its username and password
-	ECRAliases map[string]string `json:"ecr_aliases,omitempty"` // host -> the ECR registry host whose credentials it gets
-	Packages   []string          `json:"packages,omitempty"`    // Buildkite Package Registries, ORG/REGISTRY
+	Static      map[string]string `json:"static,omitempty"`       // host -> file holding its username and password
+	ECRAliases  map[string]string `json:"ecr_aliases,omitempty"`  // host -> the ECR registry host whose credentials it gets
+	NSCRAliases map[string]string `json:"nscr_aliases,omitempty"` // host -> the Namespace registry host whose credentials it gets
+	Packages    []string          `json:"packages,omitempty"`     // Buildkite Package Registries, ORG/REGISTRY
 }
 
 // SettingsFor takes the helper's settings from the configuration.
 func SettingsFor(cfg *env.Config) Settings {
 	return Settings{
-		Static:     cfg.Registry.StaticCredentials(),
-		ECRAliases: cfg.Registry.ECRAliasMap(),
-		Packages:   cfg.Packages.Registries,
+		Static:      cfg.Registry.StaticCredentials(),
+		ECRAliases:  cfg.Registry.ECRAliasMap(),
+		NSCRAliases: cfg.Registry.NSCRAliasMap(),
+		Packages:    cfg.Packages.Registries,
 	}
 }
 
@@ -44,7 +46,7 @@ type Route struct {
 	// Registry is the ECR registry whose token is used (SourceECR,
 	// SourceECRPublic); for an alias, the ECR registry it stands for.
 	Registry hosts.Registry
-	AliasOf  string // SourceECR through registry.ecr_aliases: the ECR host
+	AliasOf  string // through registry.ecr_aliases or nscr_aliases: the host it stands for
 	File     string // SourceStatic: the file holding the credentials
 	Audience string // SourcePackages: the OIDC audience
 	// Note explains a SourceNone route that looks like it was meant to be
@@ -65,6 +67,12 @@ func Resolve(serverURL string, s Settings) Route {
 	if target, ok := s.ECRAliases[r.Host]; ok {
 		if t := hosts.Parse(target); t.Kind == hosts.ECR {
 			route.Source, route.Registry, route.AliasOf = SourceECR, t, t.Host
+			return route
+		}
+	}
+	if target, ok := s.NSCRAliases[r.Host]; ok {
+		if t := hosts.Parse(target); t.Kind == hosts.Namespace {
+			route.Source, route.AliasOf = SourceNamespace, t.Host
 			return route
 		}
 	}

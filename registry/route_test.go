@@ -60,3 +60,14 @@ func TestResolvePackagesWithoutRegistry(t *testing.T) {
 		t.Errorf("Resolve = %+v, want none with a note", r)
 	}
 }
+
+func TestResolveNSCRAlias(t *testing.T) {
+	s := Settings{NSCRAliases: map[string]string{"registry.internal:5001": "nscr.io"}}
+	got := Resolve("https://registry.internal:5001/v2/", s)
+	if got.Source != SourceNamespace || got.AliasOf != "nscr.io" || got.Host != "registry.internal:5001" {
+		t.Errorf("Resolve(alias) = %+v, want the Namespace route for nscr.io", got)
+	}
+	if got := Resolve("registry.internal:5002", s); got.Source != SourceNone {
+		t.Errorf("an unlisted host = %+v, want none", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -119,7 +120,7 @@ func configuredRegistries(cfg *env.Config, extra []string) []string {
 			out = append(out, h)
 		}
 	}
-	for _, item := range cfg.Registry.ECRAliases {
+	for _, item := range append(slices.Clone(cfg.Registry.ECRAliases), cfg.Registry.NSCRAliases...) {
 		host, _, _ := strings.Cut(item, "=")
 		add(strings.ToLower(strings.TrimSpace(host)))
 	}

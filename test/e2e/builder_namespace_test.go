@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,8 @@ type nscBackend struct {
 	Hang     bool            `json:"hang,omitempty"`
 	Builders []nscBuilderDef `json:"builders"`
 	Log      string          `json:"log"`
+	// RegistryPassword: what the fake docker-credential-nsc serves for nscr.io
+	RegistryPassword string `json:"registry_password,omitempty"`
 }
 
 type nscBuilderDef struct {
@@ -160,5 +163,57 @@ docker buildx build --progress plain --push -t ` + ref + ":" + tag + " ."
 	}
 	if n := len(histories(t, p.kit.Kit, p.nodes[poolNode])); n != 1 {
 		t.Errorf("the pool ran %d builds, want 1", n)
+	}
+}
+
+// TestNamespaceRegistryThroughTheHelper: a job on Namespace pushes to a
+// registry standing in for nscr.io (htpasswd, mapped with
+// registry.nscr_aliases as registry.ecr_aliases maps ECR) with no docker
+// login of its own: buildx asks dockhand's credential helper, whose
+// Namespace route asks docker-credential-nsc (the fake, with the job's
+// tenant token) for nscr.io.
+func TestNamespaceRegistryThroughTheHelper(t *testing.T) {
+	const password = "nscr-e2e-password"
+	p := startPool(t, 1, harness.Options{RegistryUser: "token", RegistryPassword: password})
+	nsc := buildFakeNsc(t)
+	helperDir := t.TempDir()
+	if err := os.Symlink(nsc, filepath.Join(helperDir, "docker-credential-nsc")); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t)
+	calls := filepath.Join(t.TempDir(), "nsc-calls.log")
+	backend := filepath.Join(t.TempDir(), "backend.json")
+	writeBackend(t, backend, nscBackend{TenantID: "tnt_e2e", Log: calls, RegistryPassword: password, Builders: []nscBuilderDef{{
+		Platform: "linux/amd64", Endpoint: p.eps[0],
+		ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key,
+	}}})
+	reg := p.kit.Registry.Host
+	writeFile(t, r.config, fmt.Sprintf(`state_dir = %q
+probe_timeout = "3s"
+builders = ["namespace"]
+[namespace]
+nsc = %q
+tenant_id = "tnt_e2e"
+[registry]
+nscr_aliases = ["%s=nscr.io"]
+`, r.state, nsc, reg))
+	command := fmt.Sprintf(`export PATH=%s:$PATH
+printf 'FROM %s\nRUN echo pushed-through-nsc > /n\n' > Dockerfile
+docker buildx build --progress plain --push -t %s/ws/app:1 .
+! grep -qs "$REGISTRY_PASSWORD" "$DOCKER_CONFIG/config.json" "$DOCKER_CONFIG/../credentials.json"`, helperDir, p.kit.BaseImage, reg)
+	id, agent := r.start(command, map[string]string{"FAKENSC_BACKEND": backend, "REGISTRY_PASSWORD": password})
+	f, log := r.finish(id, agent)
+	if f.ExitStatus != "0" {
+		t.Fatalf("exit %s\n%s", f.ExitStatus, log)
+	}
+	if code := authedManifestStatus(t, reg, "token", password, "ws/app", "1"); code != 200 {
+		t.Errorf("ws/app:1 on the nscr.io stand-in: HTTP %d, want the pushed image", code)
+	}
+	data, _ := os.ReadFile(calls)
+	if !strings.Contains(string(data), "docker-credential-nsc get") {
+		t.Errorf("docker-credential-nsc was never asked; calls:\n%s", data)
+	}
+	if strings.Contains(log, password) {
+		t.Errorf("the registry password is in the job log")
 	}
 }

@@ -22,9 +22,13 @@ type remotePool struct {
 	eps   []string
 }
 
-func startPool(t *testing.T, n int) *remotePool {
+func startPool(t *testing.T, n int, opts ...harness.Options) *remotePool {
 	t.Helper()
-	kit := harness.Start(t, harness.Options{})
+	var o harness.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	kit := harness.Start(t, o)
 	fleet, err := kit.NewFleetTLS("fleet")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@
 //	    server_<arch>_cert.pem, and the builder N (default nsc-remote) into
 //	    $DOCKER_CONFIG/buildx/instances, one remote node per platform
 //	nsc docker buildx cleanup [--name N]
+//	docker-credential-nsc get   (this binary under that name)
+//	    nscr.io -> {"Username": "token", "Secret": the backend's registry_password}
 //	nsc docker login
 //	    needs the token; credHelpers["nscr.io"] = "nsc" in $DOCKER_CONFIG/config.json
 //	nsc version
@@ -49,6 +51,9 @@ type Backend struct {
 	Hang     bool      `json:"hang,omitempty"`    // every call but version hangs
 	Builders []Builder `json:"builders"`
 	Log      string    `json:"log,omitempty"`
+	// RegistryPassword is what docker-credential-nsc hands out for nscr.io
+	// (user "token"): the password of the test registry standing in for it.
+	RegistryPassword string `json:"registry_password,omitempty"`
 }
 
 // Builder is one platform's remote builder.
@@ -63,6 +68,10 @@ type Builder struct {
 const audience = "federation.namespaceapis.com"
 
 func main() {
+	run := run
+	if filepath.Base(os.Args[0]) == "docker-credential-nsc" {
+		run = credentialHelper
+	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		os.Exit(1)
@@ -430,6 +439,33 @@ func dockerLogin(stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "Added nscr.io to the docker credential helpers.")
 	return nil
+}
+
+// credentialHelper is docker-credential-nsc (the same binary under that
+// name): `get` answers for nscr.io with user "token" and the backend's
+// registry password, given a valid tenant token (NSC_TOKEN_FILE or nsc's
+// config dir); any other host is not found, as the real helper says it.
+func credentialHelper(args []string, stdout io.Writer) error {
+	b, err := loadBackend()
+	if err != nil {
+		return err
+	}
+	logCall(b, append([]string{"docker-credential-nsc"}, args...))
+	if len(args) != 1 || args[0] != "get" {
+		return fmt.Errorf("not supported: %q", args)
+	}
+	in, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		return err
+	}
+	host := strings.TrimSpace(string(in))
+	if host != "nscr.io" || b.RegistryPassword == "" {
+		return errors.New("credentials not found in native keychain")
+	}
+	if _, err := loadToken(); err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(map[string]string{"ServerURL": host, "Username": "token", "Secret": b.RegistryPassword})
 }
 
 func buildxStore() (string, error) {
