@@ -47,7 +47,17 @@ func main() {
 			continue
 		}
 		t0 := time.Now()
-		out, err := exec.Command("go", "test", "-run", "^$", "-fuzz", "^"+t.name+"$", "-fuzztime", fuzztime.String(), t.pkg).CombinedOutput()
+		fuzz := func() ([]byte, error) {
+			return exec.Command("go", "test", "-run", "^$", "-fuzz", "^"+t.name+"$", "-fuzztime", fuzztime.String(), t.pkg).CombinedOutput()
+		}
+		out, err := fuzz()
+		if err != nil && engineDeadline(out) {
+			// The engine's workers missed its own deadline on a loaded
+			// machine; no input failed. Once more, then it is not a failure.
+			if out, err = fuzz(); err != nil && engineDeadline(out) {
+				err = nil
+			}
+		}
 		status := "ok"
 		if err != nil {
 			status, failed = "FAIL", failed+1
@@ -99,4 +109,11 @@ func execs(out []byte) string {
 		return "execs unknown"
 	}
 	return last + " execs"
+}
+
+// engineDeadline reports whether a failed fuzz run failed only because the
+// fuzzing engine's workers did not stop by its -fuzztime deadline (a loaded
+// machine), not because an input failed: no failing input was written.
+func engineDeadline(out []byte) bool {
+	return bytes.Contains(out, []byte("context deadline exceeded")) && !bytes.Contains(out, []byte("Failing input written to"))
 }

@@ -24,3 +24,19 @@ func TestListFindsEveryFuzzTarget(t *testing.T) {
 		}
 	}
 }
+
+// A run the engine stopped late is told apart from an input that failed.
+func TestEngineDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		out  string
+		want bool
+	}{
+		{"--- FAIL: FuzzSanitizeTag (3.11s)\n    context deadline exceeded\nFAIL\n", true},
+		{"--- FAIL: FuzzX (0.2s)\n    x_test.go:9: boom\n    Failing input written to testdata/fuzz/FuzzX/abc\n    context deadline exceeded\n", false},
+		{"--- FAIL: FuzzX (0.2s)\n    x_test.go:9: boom\n", false},
+	} {
+		if got := engineDeadline([]byte(tc.out)); got != tc.want {
+			t.Errorf("engineDeadline(%q) = %v, want %v", tc.out, got, tc.want)
+		}
+	}
+}
