@@ -165,10 +165,7 @@ func TestTransparencyCorpus(t *testing.T) {
 					runs[i] = r.runCorpus(row, plain, jobEnv)
 				}
 				plain, dh := runs[0], runs[1]
-				if plain.status != dh.status || !slices.Equal(plain.out, dh.out) {
-					t.Errorf("plain and dockhand differ:\nplain:    exit %s %q\ndockhand: exit %s %q\n--- dockhand log:\n%s\n--- plain log:\n%s",
-						plain.status, plain.out, dh.status, dh.out, dh.log, plain.log)
-				}
+				sameRuns(t, plain, dh, "")
 				if len(plain.out) == 0 {
 					t.Errorf("the plain run printed no result line (exit %s):\n%s", plain.status, plain.log)
 				}
@@ -180,6 +177,16 @@ func TestTransparencyCorpus(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// sameRuns fails t unless the plain and dockhand runs ended alike and
+// printed the same result lines (and, when status is set, ended with it).
+func sameRuns(t *testing.T, plain, dh corpusRun, status string) {
+	t.Helper()
+	if (status != "" && plain.status != status) || plain.status != dh.status || !slices.Equal(plain.out, dh.out) {
+		t.Errorf("plain and dockhand differ:\nplain:    exit %s %q\ndockhand: exit %s %q\n--- dockhand log:\n%s\n--- plain log:\n%s",
+			plain.status, plain.out, dh.status, dh.out, dh.log, plain.log)
 	}
 }
 
@@ -323,10 +330,7 @@ func TestNamespaceDocsPipelines(t *testing.T) {
 	row := corpusRow{name: "Namespace docs step", command: namespaceDocsStep(true)}
 	plain := r.runCorpus(row, true, env("plain"))
 	dh := r.runCorpus(row, false, env("dockhand"))
-	if plain.status != "0" || plain.status != dh.status || !slices.Equal(plain.out, dh.out) {
-		t.Errorf("plain and dockhand differ:\nplain:    exit %s %q\ndockhand: exit %s %q\n--- dockhand log:\n%s\n--- plain log:\n%s",
-			plain.status, plain.out, dh.status, dh.out, dh.log, plain.log)
-	}
+	sameRuns(t, plain, dh, "0")
 	without := r.runCorpus(corpusRow{command: namespaceDocsStep(false)}, false, env("nosetup"))
 	if without.status != "0" || !slices.Equal(without.out, []string{"out: pushed"}) {
 		t.Errorf("the step without its setup lines: exit %s %q\n%s", without.status, without.out, without.log)
@@ -395,10 +399,7 @@ echo "${O}pushed"`},
 				runs[j] = r.runCorpus(row, plain, map[string]string{"DOCKER_HOST": engine.Host, "CTX": ctxDir,
 					"REG": kit.Registry.Host, "BASE": kit.BaseImage, "T": tag, "O": "out: "})
 			}
-			if runs[0].status != "0" || runs[0].status != runs[1].status || !slices.Equal(runs[0].out, runs[1].out) {
-				t.Errorf("plain and dockhand differ:\nplain:    exit %s %q\ndockhand: exit %s %q\n--- dockhand log:\n%s\n--- plain log:\n%s",
-					runs[0].status, runs[0].out, runs[1].status, runs[1].out, runs[1].log, runs[0].log)
-			}
+			sameRuns(t, runs[0], runs[1], "0")
 		})
 	}
 	for _, tag := range []string{"p00", "p01"} {
