@@ -285,7 +285,7 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 	n.phases.mark("docker config", time.Now())
 	n.nodeID = seedNodeIdentity(state, filepath.Join(job.Path, "docker", "buildx"), o.Env)
 	n.phases.mark("node identity", time.Now())
-	settings := registry.SettingsFor(o.Config)
+	settings := RegistrySettings(o.Config)
 	st := JobState{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx,
 		Registry: &settings, Debug: o.Config.Debug}
 	// The cache's setup (the ECR repository check, the local cache's

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 	"github.com/dockhand-ci/dockhand/registry"
 )
@@ -30,6 +31,18 @@ type JobState struct {
 	// run on every registry request of a build, parses no configuration.
 	Registry *registry.Settings `json:"registry,omitempty"`
 	Debug    bool               `json:"debug,omitempty"`
+}
+
+// RegistrySettings turns the configuration's [packages] and [registry]
+// tables into what the credential helper serves; the bootstrap records them
+// in the job state, and the helper outside a job takes them from here too.
+func RegistrySettings(cfg *env.Config) registry.Settings {
+	return registry.Settings{
+		Static:      cfg.Registry.StaticCredentials(),
+		ECRAliases:  cfg.Registry.ECRAliasMap(),
+		NSCRAliases: cfg.Registry.NSCRAliasMap(),
+		Packages:    cfg.Packages.Registries,
+	}
 }
 
 // JobBuilder is the builder recorded in the job state.

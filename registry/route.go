@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
@@ -21,22 +20,13 @@ const (
 )
 
 // Settings are the configured registries (env's [packages] and [registry]
-// tables), as plain data.
+// tables), as plain data: the bootstrap records them in the job state
+// (bootstrap.RegistrySettings), so registry never reads the configuration.
 type Settings struct {
 	Static      map[string]string `json:"static,omitempty"`       // host -> file holding its username and password
 	ECRAliases  map[string]string `json:"ecr_aliases,omitempty"`  // host -> the ECR registry host whose credentials it gets
 	NSCRAliases map[string]string `json:"nscr_aliases,omitempty"` // host -> the Namespace registry host whose credentials it gets
 	Packages    []string          `json:"packages,omitempty"`     // Buildkite Package Registries, ORG/REGISTRY
-}
-
-// SettingsFor takes the helper's settings from the configuration.
-func SettingsFor(cfg *env.Config) Settings {
-	return Settings{
-		Static:      cfg.Registry.StaticCredentials(),
-		ECRAliases:  cfg.Registry.ECRAliasMap(),
-		NSCRAliases: cfg.Registry.NSCRAliasMap(),
-		Packages:    cfg.Packages.Registries,
-	}
 }
 
 // Route is where the credentials for one registry host come from.

@@ -59,7 +59,7 @@ func tokenStateDir(jobDir string, cfg *env.Config, e *agentenv.Environment) stri
 // helperFor builds the credential helper for configuration cfg.
 func helperFor(cfg *env.Config, e *agentenv.Environment, stderr io.Writer) *registry.Helper {
 	jobDir, _ := e.Get(registry.JobDirVar)
-	return newHelper(jobDir, tokenStateDir(jobDir, cfg, e), registry.SettingsFor(cfg), cfg.Debug, e, stderr)
+	return newHelper(jobDir, tokenStateDir(jobDir, cfg, e), bootstrap.RegistrySettings(cfg), cfg.Debug, e, stderr)
 }
 
 func newHelper(jobDir, stateDir string, settings registry.Settings, debug bool, e *agentenv.Environment, stderr io.Writer) *registry.Helper {
