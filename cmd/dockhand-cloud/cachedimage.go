@@ -9,7 +9,7 @@ import (
 	"syscall"
 
 	"github.com/containerd/log"
-	"github.com/dockhand-ci/dockhand/registry/cachedimage/build"
+	"github.com/dockhand-ci/dockhand/cachedimage/build"
 	"golang.org/x/sys/unix"
 )
 

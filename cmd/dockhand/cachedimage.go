@@ -7,8 +7,8 @@ import (
 	"os"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/cachedimage"
 	"github.com/dockhand-ci/dockhand/cloud"
-	"github.com/dockhand-ci/dockhand/registry/cachedimage"
 	"golang.org/x/sys/unix"
 	"slices"
 )

@@ -21,8 +21,8 @@ func TestJobPathBinaryStaysLight(t *testing.T) {
 		"github.com/moby/buildkit/",
 		"github.com/distribution/reference",
 		"github.com/itchyny/gojq",
-		"github.com/dockhand-ci/dockhand/registry/cachedimage/jqeval",
-		"github.com/dockhand-ci/dockhand/registry/cachedimage/build",
+		"github.com/dockhand-ci/dockhand/cachedimage/jqeval",
+		"github.com/dockhand-ci/dockhand/cachedimage/build",
 	} {
 		for _, pkg := range strings.Fields(string(out)) {
 			if strings.HasPrefix(pkg, heavy) || pkg == strings.TrimSuffix(heavy, "/") {

@@ -70,7 +70,7 @@ func cachedImageBench(dockhand, dir string, runs int) (bool, error) {
 	env := []string{"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8",
 		"BUILDKITE_PLUGIN_DOCKER_ECR_CACHE_CACHE_ON_0=**/package.json", "BUILDKITE_PLUGIN_DOCKER_ECR_CACHE_CACHE_ON_1=yarn.lock"}
 	ours := []string{dockhand, "cached-image", "--print-tag"}
-	plain := []string{"/bin/bash", filepath.Join(repo, "registry/cachedimage/testdata/plugin-tag.bash")}
+	plain := []string{"/bin/bash", filepath.Join(repo, "cachedimage/testdata/plugin-tag.bash")}
 	tag := func(argv []string) (string, error) {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Dir, cmd.Env = root, env

@@ -21,7 +21,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/registry/cachedimage"
+	"github.com/dockhand-ci/dockhand/cachedimage"
 	"github.com/dockhand-ci/dockhand/test/ecrapi"
 	"github.com/dockhand-ci/dockhand/test/harness"
 	"golang.org/x/crypto/ssh/agent"
@@ -76,7 +76,7 @@ func pluginScriptTag(t *testing.T, dir string, env []string) string {
 	if _, err := os.Stat(filepath.Join(toolBin, "jq")); err != nil {
 		t.Fatalf("Debian's jq is missing from %s: run make tools", toolBin)
 	}
-	cmd := exec.Command("/bin/bash", filepath.Join(root, "registry/cachedimage/testdata/plugin-tag.bash"))
+	cmd := exec.Command("/bin/bash", filepath.Join(root, "cachedimage/testdata/plugin-tag.bash"))
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "JQ=" + filepath.Join(toolBin, "jq")}, env...)
 	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/registry/cachedimage/jqeval"
+	"github.com/dockhand-ci/dockhand/cachedimage/jqeval"
 )
 
 // runJQ runs Debian's `jq -r filter` on input. jq 1.6 carries on after an

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/registry/cachedimage/jqeval"
+	"github.com/dockhand-ci/dockhand/cachedimage/jqeval"
 	"github.com/dockhand-ci/dockhand/test/harness"
 	"golang.org/x/sys/unix"
 )

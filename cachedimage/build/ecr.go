@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"github.com/dockhand-ci/dockhand/registry/cachedimage"
+	"github.com/dockhand-ci/dockhand/cachedimage"
 )
 
 // LifecyclePolicy is the plugin's policy: expire every image pushed more

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/registry/cachedimage"
+	"github.com/dockhand-ci/dockhand/cachedimage"
 )
 
 func TestSources(t *testing.T) {

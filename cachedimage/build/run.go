@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/registry/cachedimage"
-	"github.com/dockhand-ci/dockhand/registry/cachedimage/jqeval"
+	"github.com/dockhand-ci/dockhand/cachedimage"
+	"github.com/dockhand-ci/dockhand/cachedimage/jqeval"
 )
 
 // Env is what one run needs from the process, as data.

@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/cachedimage"
 	"github.com/dockhand-ci/dockhand/internal/proc"
-	"github.com/dockhand-ci/dockhand/registry/cachedimage"
 )
 
 // cancelGrace is how long the job's docker has, once told to stop (SIGTERM,
