@@ -89,10 +89,72 @@ func TestParseErrorsNameTheOption(t *testing.T) {
 		{[]string{"--progress", "fancy"}, nil, `progress "fancy"`},
 		{[]string{"--no-such-flag"}, nil, "flag provided but not defined: -no-such-flag"},
 		{[]string{"positional"}, nil, `unexpected argument "positional"`},
+		{[]string{"--tag", "ABC1234"}, nil, `tag "ABC1234" (from --tag): want 7 hex digits`},
+		{nil, []string{p + "REGISTRY_PROVIDER=gcr", p + "GCP_PROJECT="}, "gcp-project is required"},
 	} {
 		_, err := Parse(c.args, c.env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Parse(%q, %q) = %v, want an error saying %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+// TestParseReportsEveryProblem: every bad option is named, one line each,
+// in the order of the checks, not only the first.
+func TestParseReportsEveryProblem(t *testing.T) {
+	const p = EnvPrefix
+	_, err := Parse([]string{"--progress", "fancy"}, []string{p + "MAX_AGE_DAYS=0", p + "SECRETS_0=id=", p + "BUILD_ARGS_0=-x"})
+	want := `max-age-days "0" (from ` + p + `MAX_AGE_DAYS): want a whole number of days, at least 1
+progress "fancy" (from --progress): want auto, plain, tty, quiet or rawjson
+secrets item "id=" (from ` + p + `SECRETS_0): empty id
+build-args item "-x" (from ` + p + `BUILD_ARGS_0): "-x" is not a variable name`
+	if err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}
+
+// TestParseDefaults: what an option left unset becomes, and where the
+// region comes from.
+func TestParseDefaults(t *testing.T) {
+	for _, c := range []struct {
+		args, env []string
+		region    string
+		provider  string
+		export    string
+		maxAge    int
+	}{
+		{nil, nil, DefaultRegion, "ecr", DefaultExportEnvVariable, DefaultMaxAgeDays},
+		{nil, []string{"AWS_DEFAULT_REGION=us-west-2"}, "us-west-2", "ecr", DefaultExportEnvVariable, DefaultMaxAgeDays},
+		{[]string{"--region", "eu-north-1"}, []string{"AWS_DEFAULT_REGION=us-west-2"}, "eu-north-1", "ecr", DefaultExportEnvVariable, DefaultMaxAgeDays},
+		{[]string{"--registry-provider", "gcr", "--gcp-project", "p", "--max-age-days", "3"}, []string{EnvPrefix + "EXPORT_ENV_VARIABLE=IMG"}, DefaultRegion, "gcr", "IMG", 3},
+	} {
+		o, err := Parse(c.args, c.env)
+		if err != nil {
+			t.Errorf("Parse(%q, %q): %v", c.args, c.env, err)
+			continue
+		}
+		if o.Region != c.region || o.RegistryProvider != c.provider || o.ExportEnvVariable != c.export ||
+			o.MaxAgeDays != c.maxAge || o.RegistryHostname != DefaultRegistryHostname {
+			t.Errorf("Parse(%q, %q): region %q provider %q export %q max-age %d hostname %q", c.args, c.env,
+				o.Region, o.RegistryProvider, o.ExportEnvVariable, o.MaxAgeDays, o.RegistryHostname)
+		}
+	}
+}
+
+func TestParseTagFlags(t *testing.T) {
+	for _, c := range []struct {
+		vals []string
+		want []KeyValue
+		err  string
+	}{
+		{nil, nil, ""},
+		{[]string{"Team=ci", "Empty=", "Expr=a=b"}, []KeyValue{{"Team", "ci"}, {"Empty", ""}, {"Expr", "a=b"}}, ""},
+		{[]string{"Team=ci", "novalue"}, nil, `ecr-tags "novalue" (from --ecr-tags): want KEY=VALUE`},
+		{[]string{"=v"}, nil, `ecr-tags "=v"`},
+	} {
+		got, err := parseTagFlags(c.vals)
+		if (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("parseTagFlags(%q) = %v, %v; want %v, %q", c.vals, got, err, c.want, c.err)
 		}
 	}
 }
