@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/dockhand-ci/dockhand/awsconfig"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
@@ -55,9 +55,9 @@ func Ensure(ctx context.Context, repository string, maxAgeDays int) (bool, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(reg.Region))
+	cfg, err := awsconfig.Load(ctx, awsconfig.Settings{Region: reg.Region})
 	if err != nil {
-		return false, fmt.Errorf("loading the AWS configuration: %w", err)
+		return false, err
 	}
 	client := ecr.NewFromConfig(cfg)
 	created := true

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/dockhand-ci/dockhand/awsconfig"
 	"github.com/dockhand-ci/dockhand/cachedimage"
 )
 
@@ -29,9 +29,9 @@ func LifecyclePolicy(days int) string {
 func ensureECR(ctx context.Context, o *cachedimage.Options, name string, warn func(string, ...any)) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(o.Region))
+	cfg, err := awsconfig.Load(ctx, awsconfig.Settings{Region: o.Region})
 	if err != nil {
-		return "", fmt.Errorf("loading the AWS configuration: %w", err)
+		return "", err
 	}
 	client := ecr.NewFromConfig(cfg)
 	var tags []types.Tag

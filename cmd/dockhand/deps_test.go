@@ -23,6 +23,7 @@ func TestJobPathBinaryStaysLight(t *testing.T) {
 		"github.com/itchyny/gojq",
 		"github.com/dockhand-ci/dockhand/cachedimage/jqeval",
 		"github.com/dockhand-ci/dockhand/cachedimage/build",
+		"github.com/dockhand-ci/dockhand/awsconfig",
 	} {
 		for _, pkg := range strings.Fields(string(out)) {
 			if strings.HasPrefix(pkg, heavy) || pkg == strings.TrimSuffix(heavy, "/") {

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/dockhand-ci/dockhand/awsconfig"
 	"github.com/dockhand-ci/dockhand/fleet"
 )
 
@@ -41,13 +41,9 @@ func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	var opts []func(*config.LoadOptions) error
-	if req.Region != "" {
-		opts = append(opts, config.WithRegion(req.Region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconfig.Load(ctx, awsconfig.Settings{Region: req.Region})
 	if err != nil {
-		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+		return nil, err
 	}
 	client := ec2.NewFromConfig(cfg)
 	in := &ec2.DescribeInstancesInput{Filters: Filters(req), MaxResults: aws.Int32(1000)}

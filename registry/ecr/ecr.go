@@ -23,9 +23,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
+	"github.com/dockhand-ci/dockhand/awsconfig"
 	"github.com/dockhand-ci/dockhand/registry"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
@@ -62,12 +62,9 @@ func Fetch(ctx context.Context, reg hosts.Registry, o Options) (registry.ECRToke
 	if reg.Kind != hosts.ECR && reg.Kind != hosts.ECRPublic {
 		return registry.ECRTokenReply{}, fmt.Errorf("%q is not an ECR registry", reg.Host)
 	}
-	cfg, err := config.LoadDefaultConfig(ctx,
-		config.WithRegion(reg.Region),
-		config.WithRetryer(func() aws.Retryer { return retryer(o) }),
-	)
+	cfg, err := awsconfig.Load(ctx, awsconfig.Settings{Region: reg.Region, Retryer: func() aws.Retryer { return retryer(o) }})
 	if err != nil {
-		return registry.ECRTokenReply{}, fmt.Errorf("loading the AWS configuration: %w", err)
+		return registry.ECRTokenReply{}, err
 	}
 	creds, err := cfg.Credentials.Retrieve(ctx)
 	if err != nil {
