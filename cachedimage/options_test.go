@@ -208,3 +208,25 @@ func TestLocaleSortWarning(t *testing.T) {
 		t.Errorf("C.UTF-8: %v %q", err, r.Warnings)
 	}
 }
+
+func TestShowTag(t *testing.T) {
+	r := TagResult{Tag: "abc1234", Explain: []string{"Dockerfile", "target"}, Warnings: []string{"w1", "w2"}}
+	for _, c := range []struct {
+		o               Options
+		done            bool
+		explain, stdout string
+	}{
+		{Options{}, false, "", ""},
+		{Options{Explain: true}, false, "+ Dockerfile\n+ target\n", ""},
+		{Options{PrintTag: true}, true, "", "abc1234\n"},
+		{Options{PrintTag: true, Explain: true}, true, "+ Dockerfile\n+ target\n", "abc1234\n"},
+	} {
+		var warned []string
+		var explain, stdout strings.Builder
+		done, err := c.o.ShowTag(r, func(w string) { warned = append(warned, w) }, &explain, &stdout)
+		if err != nil || done != c.done || explain.String() != c.explain || stdout.String() != c.stdout ||
+			!reflect.DeepEqual(warned, r.Warnings) {
+			t.Errorf("%+v: done %v err %v, explain %q, stdout %q, warned %q", c.o, done, err, explain.String(), stdout.String(), warned)
+		}
+	}
+}

@@ -39,6 +39,26 @@ type TagResult struct {
 	Warnings []string
 }
 
+// ShowTag writes what o asks of a computed tag: each of r's warnings
+// through warn, with --explain what went into it on explain ("+ " lines),
+// with --print-tag the tag on out. It reports whether the command ends
+// there (--print-tag).
+func (o *Options) ShowTag(r TagResult, warn func(string), explain, out io.Writer) (bool, error) {
+	for _, w := range r.Warnings {
+		warn(w)
+	}
+	if o.Explain {
+		for _, line := range r.Explain {
+			fmt.Fprintf(explain, "+ %s\n", line)
+		}
+	}
+	if o.PrintTag {
+		_, err := fmt.Fprintln(out, r.Tag)
+		return true, err
+	}
+	return false, nil
+}
+
 // ComputeTag computes the docker-ecr-cache plugin's (v2.2.1) image tag:
 //
 //	sums  = $(cd DIR; sha1sum BASENAME)           # the Dockerfile, "<hex>  <basename>"

@@ -70,16 +70,7 @@ func Run(ctx context.Context, args []string, e Env) error {
 		if err != nil {
 			return err
 		}
-		for _, w := range r.Warnings {
-			warn("%s", w)
-		}
-		if o.Explain {
-			for _, line := range r.Explain {
-				fmt.Fprintf(e.Stderr, "+ %s\n", line)
-			}
-		}
-		if o.PrintTag {
-			_, err := fmt.Fprintln(e.Stdout, r.Tag)
+		if done, err := o.ShowTag(r, func(w string) { warn("%s", w) }, e.Stderr, e.Stdout); done || err != nil {
 			return err
 		}
 		tag = r.Tag

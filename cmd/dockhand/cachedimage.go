@@ -44,16 +44,7 @@ func cachedImage(args []string, e *agentenv.Environment, io stdio) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range r.Warnings {
-		warn(w)
-	}
-	if o.Explain {
-		for _, line := range r.Explain {
-			fmt.Fprintf(io.err, "+ %s\n", line)
-		}
-	}
-	if o.PrintTag {
-		_, err := fmt.Fprintln(io.out, r.Tag)
+	if done, err := o.ShowTag(r, warn, io.err, io.out); done || err != nil {
 		return err
 	}
 	return cloud.Exec(cloudBinary(), cloud.CachedImage, append(slices.Clone(args), "--tag", r.Tag), environ)
