@@ -5,12 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/cachedimage"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"golang.org/x/sys/unix"
-	"slices"
 )
 
 // cachedImage is `dockhand cached-image`: it reads the options and computes
@@ -29,17 +29,18 @@ func cachedImage(args []string, e *agentenv.Environment, io stdio) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	warn := func(msg string) { fmt.Fprintf(io.err, "dockhand cached-image: warning: %s\n", msg) }
-	for _, w := range o.Warnings {
-		warn(w)
-	}
 	dir, err := os.Getwd()
 	if err != nil {
 		return fmt.Errorf("finding the working directory: %w", err)
 	}
 	r, err := cachedimage.ComputeTag(o.TagInput(dir, unameMachine(), environ))
 	if errors.Is(err, cachedimage.ErrFullJQ) {
+		// dockhand-cloud parses the options again and prints their warnings.
 		return cloud.Exec(cloudBinary(), cloud.CachedImage, args, environ)
+	}
+	warn := func(msg string) { fmt.Fprintf(io.err, "dockhand cached-image: warning: %s\n", msg) }
+	for _, w := range o.Warnings {
+		warn(w)
 	}
 	if err != nil {
 		return err

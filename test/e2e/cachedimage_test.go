@@ -339,6 +339,15 @@ func TestCachedImagePrintTagAndErrors(t *testing.T) {
 		t.Errorf("--print-tag with gojq filters: %q (%v, %s), the plugin's algorithm gives %q", r.stdout, r.err, r.stderr, want)
 	}
 
+	// A warning about the options is printed once, also when dockhand
+	// hands the tag over to dockhand-cloud (which reads them again).
+	r = runCachedImage(t, work, []string{"PATH=/usr/bin:/bin", "LANG=en_US.UTF-8",
+		cachedimage.EnvPrefix + "CACHE_ON_1=0a.lock", // before _10 in en_US's collation, after it in bytes
+		cachedimage.EnvPrefix + "CACHE_ON_10=package.json#.name|ascii_downcase"}, "--print-tag")
+	if n := strings.Count(r.stderr, "`env | sort` order"); r.err != nil || n != 1 {
+		t.Errorf("the options' sort warning, printed %d times, want once (%v):\n%s", n, r.err, r.stderr)
+	}
+
 	env := []string{"PATH=/usr/bin:/bin", cachedimage.EnvPrefix + "REGISTRY_PROVIDER=quay"}
 	r = runCachedImage(t, work, env, "--print-tag")
 	var ee *exec.ExitError
