@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/internal/filelock"
+	"github.com/dockhand-ci/dockhand/internal/jsonfile"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
@@ -21,7 +21,8 @@ const tenantTokenMargin = 10 * time.Minute
 
 // TenantTokens shares the tenant token `nsc auth exchange-*` stores between
 // a host's jobs: one file per tenant under Dir (0700), 0600, replaced
-// atomically, read and renewed under a lock, so jobs starting together do
+// atomically, read and renewed under a lock (internal/jsonfile; the file is
+// nsc's own token.json, kept byte for byte), so jobs starting together do
 // one exchange and later jobs none until the token nears its expiry.
 type TenantTokens struct {
 	Dir string
@@ -48,10 +49,7 @@ func (c TenantTokens) tenantFile(tenant string) string {
 
 // Lock takes the tenant's lock, waiting until deadline at most.
 func (c TenantTokens) Lock(tenant string, deadline time.Time) (func(), error) {
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
-		return nil, err
-	}
-	return filelock.Lock(context.Background(), c.tenantFile(tenant)+".lock", max(time.Until(deadline), time.Millisecond))
+	return jsonfile.LockUntil(context.Background(), c.tenantFile(tenant)+".lock", deadline)
 }
 
 // Get returns the shared token.json contents for tenant when it is valid for

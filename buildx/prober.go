@@ -2,20 +2,16 @@ package buildx
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/dockhand-ci/dockhand/cloud"
-	"github.com/dockhand-ci/dockhand/internal/filelock"
-
-	"github.com/dockhand-ci/dockhand/internal/safefile"
+	"github.com/dockhand-ci/dockhand/internal/jsonfile"
 )
 
 // Prober probes builders through `dockhand-cloud probe` and shares the
@@ -240,10 +236,7 @@ func (p *Prober) exec(ctx context.Context, req ProbeRequest) ([]ProbeResult, err
 // lock takes the cache lock, waiting until deadline at most (a job that is
 // probing holds it for at most its probe timeout).
 func (p *Prober) lock(deadline time.Time) (func(), error) {
-	if err := os.MkdirAll(p.CacheDir, 0o700); err != nil {
-		return nil, fmt.Errorf("probe cache: %w", err)
-	}
-	release, err := filelock.Lock(p.ctx(), filepath.Join(p.CacheDir, probeLockFile), max(time.Until(deadline), time.Millisecond))
+	release, err := jsonfile.LockUntil(p.ctx(), filepath.Join(p.CacheDir, probeLockFile), deadline)
 	if err != nil {
 		return nil, fmt.Errorf("probe cache: %w; probing without it", err)
 	}
@@ -252,13 +245,9 @@ func (p *Prober) lock(deadline time.Time) (func(), error) {
 
 func (p *Prober) readCache() probeCache {
 	c := probeCache{Version: probeCacheVersion, Results: map[string]ProbeResult{}}
-	data, err := os.ReadFile(filepath.Join(p.CacheDir, probeCacheFile))
-	if err != nil {
-		return c
-	}
-	var read probeCache
-	if json.Unmarshal(data, &read) != nil || read.Version != probeCacheVersion {
-		return c // unreadable or another version: start afresh
+	read, err := jsonfile.Read[probeCache](filepath.Join(p.CacheDir, probeCacheFile))
+	if err != nil || read.Version != probeCacheVersion {
+		return c // missing, unreadable or another version's: start afresh
 	}
 	for k, r := range read.Results {
 		if p.fresh(r) {
@@ -274,9 +263,5 @@ func (p *Prober) writeCache(c probeCache) error {
 			delete(c.Results, k)
 		}
 	}
-	data, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	return safefile.Write(filepath.Join(p.CacheDir, probeCacheFile), data)
+	return jsonfile.Write(filepath.Join(p.CacheDir, probeCacheFile), c)
 }

@@ -2,20 +2,17 @@ package fleet
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/internal/filelock"
-	"github.com/dockhand-ci/dockhand/internal/safefile"
+	"github.com/dockhand-ci/dockhand/internal/jsonfile"
 )
 
 // MaxMembers bounds one source's membership: a bigger answer is taken for
@@ -116,13 +113,11 @@ func (d *Discoverer) Discover(sources []Source) []Membership {
 	c := cache{Version: cacheVersion, Sources: map[string]record{}}
 	locked := false
 	if sharing {
-		if err := os.MkdirAll(d.CacheDir, 0o700); err == nil {
-			// The holder resolves within Timeout: waiting for it is waiting
-			// for its answer.
-			if release, err := filelock.Lock(context.Background(), filepath.Join(d.CacheDir, lockFile), max(time.Until(deadline), time.Millisecond)); err == nil {
-				defer release()
-				locked = true
-			}
+		// The holder resolves within Timeout: waiting for it is waiting
+		// for its answer.
+		if release, err := jsonfile.LockUntil(context.Background(), filepath.Join(d.CacheDir, lockFile), deadline); err == nil {
+			defer release()
+			locked = true
 		}
 		c = d.read()
 	}
@@ -276,24 +271,16 @@ func Members(s Source, answer []string) ([]string, error) {
 }
 
 func (d *Discoverer) read() cache {
-	c := cache{Version: cacheVersion, Sources: map[string]record{}}
-	data, err := os.ReadFile(filepath.Join(d.CacheDir, cacheFile))
-	if err != nil {
-		return c
-	}
-	var read cache
-	if json.Unmarshal(data, &read) != nil || read.Version != cacheVersion || read.Sources == nil {
-		return c
+	read, err := jsonfile.Read[cache](filepath.Join(d.CacheDir, cacheFile))
+	if err != nil || read.Version != cacheVersion || read.Sources == nil {
+		// Missing, unreadable or another version's: start afresh.
+		return cache{Version: cacheVersion, Sources: map[string]record{}}
 	}
 	return read
 }
 
 func (d *Discoverer) write(c cache) error {
-	data, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	return safefile.Write(filepath.Join(d.CacheDir, cacheFile), data)
+	return jsonfile.Write(filepath.Join(d.CacheDir, cacheFile), c)
 }
 
 // NewResolver is a resolver that asks server (HOST:PORT) for every name,

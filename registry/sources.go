@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/internal/filelock"
-	"github.com/dockhand-ci/dockhand/internal/proc"
-
 	"github.com/docker/docker-credential-helpers/credentials"
-	"github.com/dockhand-ci/dockhand/internal/safefile"
+
+	"github.com/dockhand-ci/dockhand/internal/filelock"
+	"github.com/dockhand-ci/dockhand/internal/jsonfile"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
 // The sources other than ECR: docker-credential-nsc, Buildkite Packages
@@ -86,9 +86,9 @@ func (h *Helper) packages(ctx context.Context, audience string) (Credential, err
 		return Credential{}, err
 	}
 	defer unlock()
-	cached := map[string]oidcToken{}
-	if data, err := os.ReadFile(cachePath); err == nil {
-		_ = json.Unmarshal(data, &cached)
+	cached, _ := jsonfile.Read[map[string]oidcToken](cachePath) // unreadable: start afresh
+	if cached == nil {
+		cached = map[string]oidcToken{}
 	}
 	detail := "agent OIDC token for " + audience
 	if t, ok := cached[audience]; ok && t.ExpiresAt.Sub(h.o.Now()) > oidcMinRemaining {
@@ -109,10 +109,8 @@ func (h *Helper) packages(ctx context.Context, audience string) (Credential, err
 	exp := jwtExpiry(token)
 	if !exp.IsZero() {
 		cached[audience] = oidcToken{Token: token, ExpiresAt: exp}
-		if data, err := json.Marshal(cached); err == nil {
-			if err := safefile.Write(cachePath, data); err != nil {
-				h.warnf("%v", err)
-			}
+		if err := jsonfile.Write(cachePath, cached); err != nil {
+			h.warnf("%v", err)
 		}
 	}
 	return Credential{Username: PackagesUser, Secret: token, Detail: detail, ExpiresAt: exp}, nil

@@ -9,20 +9,17 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/dockhand-ci/dockhand/internal/filelock"
-
-	"github.com/dockhand-ci/dockhand/internal/safefile"
+	"github.com/dockhand-ci/dockhand/internal/jsonfile"
 )
 
 // StoreFile is the job store's file name inside the job dir.
@@ -126,24 +123,16 @@ func (s *Store) update(fn func(map[string]Login)) error {
 		return err
 	}
 	fn(all)
-	data, err := json.MarshalIndent(all, "", "  ")
-	if err != nil {
-		return err
-	}
-	return safefile.Write(s.Path, data)
+	return jsonfile.Write(s.Path, all)
 }
 
 func (s *Store) load() (map[string]Login, error) {
-	all := map[string]Login{}
-	data, err := os.ReadFile(s.Path)
-	if errors.Is(err, os.ErrNotExist) {
-		return all, nil
-	}
+	all, err := jsonfile.Read[map[string]Login](s.Path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the job's credential store: %w", err)
 	}
-	if err := json.Unmarshal(data, &all); err != nil {
-		return nil, fmt.Errorf("reading the job's credential store %s: %w", s.Path, err)
+	if all == nil { // no login yet
+		all = map[string]Login{}
 	}
 	return all, nil
 }

@@ -4,17 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/internal/filelock"
-
-	"github.com/dockhand-ci/dockhand/internal/safefile"
+	"github.com/dockhand-ci/dockhand/internal/jsonfile"
 )
 
 // The ECR token cache is shared by every job and agent of the host (one
@@ -108,10 +103,7 @@ func (c *TokenCache) Get(hint, registryKey string) (Token, bool, error) {
 // under hint is dropped first; dropped counts them. Expired tokens of any
 // hint are removed on the way.
 func (c *TokenCache) Put(ctx context.Context, hint, registryKey string, t Token, now time.Time) (dropped int, err error) {
-	if err := c.ensureDir(); err != nil {
-		return 0, err
-	}
-	unlock, err := filelock.Lock(ctx, c.file()+".lock", writeLockWait)
+	unlock, err := jsonfile.Lock(ctx, c.file()+".lock", writeLockWait)
 	if err != nil {
 		return 0, err
 	}
@@ -146,28 +138,14 @@ func (c *TokenCache) Put(ctx context.Context, hint, registryKey string, t Token,
 			delete(f.Identities, h)
 		}
 	}
-	data, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return dropped, err
-	}
-	return dropped, safefile.Write(c.file(), data)
+	return dropped, jsonfile.Write(c.file(), f)
 }
 
 // LockFetch takes the lock that makes one process fetch registryKey's token
 // while the others wait for it, at most wait and no longer than ctx lasts.
 func (c *TokenCache) LockFetch(ctx context.Context, registryKey string, wait time.Duration) (unlock func(), err error) {
-	if err := c.ensureDir(); err != nil {
-		return nil, err
-	}
 	sum := sha256.Sum256([]byte(registryKey))
-	return filelock.Lock(ctx, filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock"), wait)
-}
-
-func (c *TokenCache) ensureDir() error {
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
-		return fmt.Errorf("creating the token cache dir: %w", err)
-	}
-	return nil
+	return jsonfile.Lock(ctx, filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock"), wait)
 }
 
 func emptyTokenFile() tokenFile {
@@ -175,18 +153,11 @@ func emptyTokenFile() tokenFile {
 }
 
 func (c *TokenCache) load() (tokenFile, error) {
-	data, err := os.ReadFile(c.file())
-	if errors.Is(err, os.ErrNotExist) {
-		return emptyTokenFile(), nil
-	}
+	f, err := jsonfile.Read[tokenFile](c.file())
 	if err != nil {
 		return tokenFile{}, fmt.Errorf("reading the token cache: %w", err)
 	}
-	var f tokenFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return tokenFile{}, fmt.Errorf("reading the token cache %s: %w", c.file(), err)
-	}
-	if f.Version != tokenCacheVersion {
+	if f.Version != tokenCacheVersion { // missing, or another version's
 		return emptyTokenFile(), nil
 	}
 	if f.Identities == nil {
