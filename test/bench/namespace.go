@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
@@ -57,30 +56,18 @@ func namespaceBench(dockhand, dir string, runs int) error {
 	cfg.Namespace = env.Namespace{NSC: nsc, Auth: env.AuthCognito, TenantID: "tnt_bench", AWSRegion: "us-east-1", IdentityPool: "pool"}
 	state := filepath.Join(nsDir, "state")
 	e := env.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=bench", "FAKENSC_BACKEND=" + backendPath})
-	n := 0
+	setup := buildx.SetupOptions{Config: cfg, Env: e, StateDir: state, Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")}
 	selectOnce := func(cold bool) (time.Duration, error) {
-		n++
 		if cold {
 			if err := os.RemoveAll(filepath.Join(state, "namespace")); err != nil {
 				return 0, err
 			}
 		}
-		job := filepath.Join(state, "jobs", fmt.Sprintf("job-%d", n))
-		if err := os.MkdirAll(filepath.Join(job, "docker"), 0o700); err != nil {
-			return 0, err
+		sel, took, err := selectAsJob(setup)
+		if err == nil && (sel.Builder == nil || sel.Builder.Kind != buildx.KindNamespace) {
+			err = fmt.Errorf("namespace not chosen: %v", sel.Lines())
 		}
-		defer os.RemoveAll(job)
-		start := time.Now()
-		sel, err := buildx.Select(buildx.SetupOptions{Config: cfg, Env: e, StateDir: state, JobDir: job,
-			DockerConfig: filepath.Join(job, "docker"), Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")})
-		took := time.Since(start)
-		if err != nil {
-			return 0, err
-		}
-		if sel.Builder == nil || sel.Builder.Kind != buildx.KindNamespace {
-			return 0, fmt.Errorf("namespace not chosen: %v", sel.Lines())
-		}
-		return took, nil
+		return took, err
 	}
 	fmt.Printf("\n| Namespace choice (`buildx.Select`, fake nsc, cognito auth) | runs | nsc calls a job | median | p90 |\n|---|---|---|---|---|\n")
 	for _, latency := range []string{"0ms", "200ms"} {
@@ -95,17 +82,12 @@ func namespaceBench(dockhand, dir string, runs int) error {
 				return err
 			}
 			os.Remove(calls)
-			var ds []time.Duration
-			for range runs {
-				d, err := selectOnce(cold)
-				if err != nil {
-					return err
-				}
-				ds = append(ds, d)
+			ds, err := sortedRuns(runs, func() (time.Duration, error) { return selectOnce(cold) })
+			if err != nil {
+				return err
 			}
 			logged, _ := os.ReadFile(calls)
 			perJob := float64(countLines(logged)) / float64(runs)
-			slices.Sort(ds)
 			what := "warm: the host's shared tenant token"
 			if cold {
 				what = "cold: a token exchange every job (as before the token was shared)"

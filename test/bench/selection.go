@@ -51,25 +51,13 @@ func selectionBench(dockhand, dir string, runs int) (failed bool, err error) {
 	cfg.ProbeCacheTTL = 0
 	state := filepath.Join(dir, "selection-state")
 	e := env.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=bench"})
-	n := 0
+	setup := buildx.SetupOptions{Config: cfg, Env: e, StateDir: state, Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")}
 	selectOnce := func() (time.Duration, error) {
-		n++
-		job := filepath.Join(state, "jobs", fmt.Sprintf("job-%d", n))
-		if err := os.MkdirAll(filepath.Join(job, "docker"), 0o700); err != nil {
-			return 0, err
+		sel, took, err := selectAsJob(setup)
+		if err == nil && sel.Builder == nil {
+			err = fmt.Errorf("no builder chosen")
 		}
-		defer os.RemoveAll(job)
-		start := time.Now()
-		sel, err := buildx.Select(buildx.SetupOptions{Config: cfg, Env: e, StateDir: state, JobDir: job,
-			DockerConfig: filepath.Join(job, "docker"), Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")})
-		took := time.Since(start)
-		if err != nil {
-			return 0, err
-		}
-		if sel.Builder == nil {
-			return 0, fmt.Errorf("no builder chosen")
-		}
-		return took, nil
+		return took, err
 	}
 
 	fmt.Printf("\n| builder selection (`buildx.Select` with `dockhand-cloud probe`, mTLS, probe_timeout %s) | runs | median | p90 | max | bar |\n|---|---|---|---|---|---|\n", cfg.ProbeTimeout)
@@ -91,15 +79,10 @@ func selectionBench(dockhand, dir string, runs int) (failed bool, err error) {
 		if _, err := selectOnce(); err != nil { // warm-up
 			return false, fmt.Errorf("%s: %w", c.name, err)
 		}
-		var ds []time.Duration
-		for range c.runs {
-			d, err := selectOnce()
-			if err != nil {
-				return false, fmt.Errorf("%s: %w", c.name, err)
-			}
-			ds = append(ds, d)
+		ds, err := sortedRuns(c.runs, selectOnce)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", c.name, err)
 		}
-		slices.Sort(ds)
 		median, p90, worst := ds[len(ds)/2], ds[len(ds)*9/10], ds[len(ds)-1]
 		bar, ok := c.check(median, worst)
 		verdict := "met"
@@ -126,4 +109,41 @@ func runSelectionOnly(runs int) error {
 		return fmt.Errorf("a bar was missed")
 	}
 	return nil
+}
+
+// selectAsJob runs buildx.Select as a new job's bootstrap does: with o's
+// settings, in a job dir of its own below o.StateDir holding the job's
+// docker config, removed afterwards. It returns the choice and how long
+// Select took.
+func selectAsJob(o buildx.SetupOptions) (*buildx.Selection, time.Duration, error) {
+	jobs := filepath.Join(o.StateDir, "jobs")
+	if err := os.MkdirAll(jobs, 0o700); err != nil {
+		return nil, 0, err
+	}
+	job, err := os.MkdirTemp(jobs, "job-")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer os.RemoveAll(job)
+	o.JobDir, o.DockerConfig = job, filepath.Join(job, "docker")
+	if err := os.Mkdir(o.DockerConfig, 0o700); err != nil {
+		return nil, 0, err
+	}
+	start := time.Now()
+	sel, err := buildx.Select(o)
+	return sel, time.Since(start), err
+}
+
+// sortedRuns calls once runs times and returns what each took, sorted.
+func sortedRuns(runs int, once func() (time.Duration, error)) ([]time.Duration, error) {
+	ds := make([]time.Duration, 0, runs)
+	for range runs {
+		d, err := once()
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	slices.Sort(ds)
+	return ds, nil
 }
