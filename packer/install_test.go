@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/buildkite/shellwords"
+
+	"github.com/dockhand-ci/dockhand/test/unitfile"
 )
 
 // want is what one installed path must be.
@@ -124,7 +126,7 @@ func TestInstallDockhand(t *testing.T) {
 	}
 
 	// Every path the drop-in hands the agent is one the script installed.
-	unit, err := ParseUnit([]byte(readFile(t, filepath.Join(dest, "etc/systemd/system/buildkite-agent.service.d/50-dockhand.conf"))))
+	unit, err := unitfile.Parse([]byte(readFile(t, filepath.Join(dest, "etc/systemd/system/buildkite-agent.service.d/50-dockhand.conf"))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/buildkite/shellwords"
-	"github.com/dockhand-ci/dockhand/packer"
 	"github.com/dockhand-ci/dockhand/test/agentapi"
 	"github.com/dockhand-ci/dockhand/test/harness"
+	"github.com/dockhand-ci/dockhand/test/unitfile"
 )
 
 // stackAgentConfig is buildkite-agent.cfg as the Elastic CI Stack writes it
@@ -61,7 +61,7 @@ func installAgentRoot(t *testing.T, queueSection string) (string, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit, err := packer.ParseUnit(dropIn)
+	unit, err := unitfile.Parse(dropIn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx/certs"
-	"github.com/dockhand-ci/dockhand/packer"
 	"github.com/dockhand-ci/dockhand/test/harness"
+	"github.com/dockhand-ci/dockhand/test/unitfile"
 )
 
 // builderRoot is the builder image installed into a throwaway root by
@@ -47,7 +47,7 @@ func installBuilderRoot(t *testing.T, kit *harness.Env) builderRoot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit, err := packer.ParseUnit(data)
+	unit, err := unitfile.Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,13 @@
-// Package packer holds the Packer templates and install scripts of dockhand's
-// two AMIs (see README.md in this directory), and the little Go its tests use
-// to read what the scripts install: systemd unit files, as systemd reads them.
-package packer
+// Package unitfile reads systemd unit files and drop-ins as systemd does, for
+// the tests of what the AMIs' install scripts write (packer's tests and the
+// end-to-end tests that start the installed units): sections, assignments,
+// Environment= and ExecStart= split into words with systemd's quoting.
+//
+// It stays a test package on purpose: github.com/coreos/go-systemd's
+// unit.Deserialize would read the sections and assignments, but not split
+// Environment= and ExecStart= into words with systemd's quotes, escapes and
+// specifiers, which is most of what these tests need.
+package unitfile
 
 import (
 	"bufio"
@@ -21,10 +27,10 @@ type assignment struct {
 	line       int
 }
 
-// ParseUnit reads a unit file the way systemd does: [Section] headers,
+// Parse reads a unit file the way systemd does: [Section] headers,
 // KEY=VALUE lines with the blanks around "=" dropped, lines ending in a
 // backslash continued on the next, and comment lines starting with # or ;.
-func ParseUnit(data []byte) (*Unit, error) {
+func Parse(data []byte) (*Unit, error) {
 	u := &Unit{sections: map[string][]assignment{}}
 	section := ""
 	s := bufio.NewScanner(bytes.NewReader(data))

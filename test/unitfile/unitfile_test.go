@@ -1,4 +1,4 @@
-package packer
+package unitfile
 
 import (
 	"slices"
@@ -42,7 +42,7 @@ func TestSplitWords(t *testing.T) {
 	}
 }
 
-func TestParseUnit(t *testing.T) {
+func TestParse(t *testing.T) {
 	unit := `# a comment
 ; another
 [Unit]
@@ -58,7 +58,7 @@ ExecStartPre=/bin/true
 ExecStartPre=
 ExecStartPre=/bin/false
 `
-	u, err := ParseUnit([]byte(unit))
+	u, err := Parse([]byte(unit))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ ExecStartPre=/bin/false
 		{"[Service]\nExecStart=relative/path\n", "not an absolute path"},
 		{"[Service]\nExecStart=/a\nExecStart=/b\n", "want one ExecStart"},
 	} {
-		u, err := ParseUnit([]byte(tc.unit))
+		u, err := Parse([]byte(tc.unit))
 		if err == nil {
 			_, err = u.Environment()
 		}
