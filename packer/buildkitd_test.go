@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
 // TestBuildkitdStartDecides: the wrapper that is buildkitd.service's
@@ -17,7 +19,7 @@ import (
 // when asked to in so many words; otherwise it refuses with exit 78, saying
 // what is missing.
 func TestBuildkitdStartDecides(t *testing.T) {
-	start := filepath.Join(repoRoot(t), "packer/files/buildkitd/buildkitd-start")
+	start := filepath.Join(harness.MustRepoRoot(t), "packer/files/buildkitd/buildkitd-start")
 	for _, tc := range []struct {
 		name  string
 		files map[string]os.FileMode // TLS files present in the dir, with modes
@@ -120,7 +122,7 @@ type renderedConfig struct {
 // volume (explicit, or measured on the cache root), and a template word it
 // does not know is an error.
 func TestBuildkitdConfigRender(t *testing.T) {
-	files := filepath.Join(repoRoot(t), "packer/files/buildkitd")
+	files := filepath.Join(harness.MustRepoRoot(t), "packer/files/buildkitd")
 	render := filepath.Join(files, "buildkitd-config")
 	tmpl := filepath.Join(files, "buildkitd.toml.tmpl")
 	check := func(t *testing.T, out string, size int64) {

@@ -18,20 +18,7 @@ import (
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	harness.CleanupDockhand()
-	os.Exit(code)
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
+func TestMain(m *testing.M) { harness.Main(m) }
 
 // tool is a real component from .tools/bin; missing, the test fails.
 func tool(t *testing.T, name string) string {
@@ -51,11 +38,7 @@ func tool(t *testing.T, name string) string {
 // test, as install-dockhand.sh --from wants it.
 func dockhandDir(t *testing.T) string {
 	t.Helper()
-	bin, err := harness.Dockhand()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(bin)
+	return filepath.Dir(harness.DockhandBin(t))
 }
 
 // run runs a command and returns its combined output and exit code.

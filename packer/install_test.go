@@ -11,6 +11,7 @@ import (
 
 	"github.com/buildkite/shellwords"
 
+	"github.com/dockhand-ci/dockhand/test/harness"
 	"github.com/dockhand-ci/dockhand/test/unitfile"
 )
 
@@ -89,7 +90,7 @@ func nscTarball(t *testing.T, dir string) string {
 // link; a second run changes nothing (not even a modification time); an
 // upgrade replaces only what changed and keeps an operator's config edit.
 func TestInstallDockhand(t *testing.T) {
-	root := repoRoot(t)
+	root := harness.MustRepoRoot(t)
 	script := filepath.Join(root, "packer/scripts/install-dockhand.sh")
 	from := dockhandDir(t)
 	tmp := t.TempDir()
@@ -213,7 +214,7 @@ func TestInstallDockhand(t *testing.T) {
 // TestInstallDockhandRefusesBadInput: a missing user or binary stops the
 // script before it creates anything.
 func TestInstallDockhandRefusesBadInput(t *testing.T) {
-	root := repoRoot(t)
+	root := harness.MustRepoRoot(t)
 	script := filepath.Join(root, "packer/scripts/install-dockhand.sh")
 	from := dockhandDir(t)
 	for _, tc := range []struct {
@@ -242,7 +243,7 @@ func TestInstallDockhandRefusesBadInput(t *testing.T) {
 
 // TestInstallBuildkitd does the same for the builder image's script.
 func TestInstallBuildkitd(t *testing.T) {
-	root := repoRoot(t)
+	root := harness.MustRepoRoot(t)
 	script := filepath.Join(root, "packer/scripts/install-buildkitd.sh")
 	files := filepath.Join(root, "packer/files/buildkitd")
 	dest := filepath.Join(t.TempDir(), "root")

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
 // placeholderRelease makes the build dir `make release` would, with empty
@@ -30,7 +32,7 @@ func placeholderRelease(t *testing.T) string {
 // error naming it.
 func TestTemplatesValidate(t *testing.T) {
 	packer := tool(t, "packer")
-	root := repoRoot(t)
+	root := harness.MustRepoRoot(t)
 	// validate and fmt -check are only as good as the Packer they ran on.
 	if out := mustRun(t, nil, packer, "version"); !strings.Contains(out, "1.6.6") {
 		t.Fatalf("%s version: %q, want Packer 1.6.6 (pinned in test/tools/install.sh)", packer, out)
@@ -100,7 +102,7 @@ func TestTemplatesValidate(t *testing.T) {
 // TestPluginsFile: current Packer gets the Amazon plugin from its own file,
 // which Packer 1.6 cannot read (and need not: the builder is built in).
 func TestPluginsFile(t *testing.T) {
-	root := repoRoot(t)
+	root := harness.MustRepoRoot(t)
 	b := readFile(t, filepath.Join(root, "packer/plugins.pkr.hcl"))
 	if !regexp.MustCompile(`(?s)required_plugins\s*\{\s*amazon\s*=\s*\{[^}]*source\s*=\s*"github.com/hashicorp/amazon"`).MatchString(b) {
 		t.Errorf("plugins.pkr.hcl does not require github.com/hashicorp/amazon:\n%s", b)
@@ -117,7 +119,7 @@ func TestPluginsFile(t *testing.T) {
 // tarballs laid out for the install script, and checksums; the agent
 // template validates against it and a manual install from the tarball works.
 func TestMakeRelease(t *testing.T) {
-	root := repoRoot(t)
+	root := harness.MustRepoRoot(t)
 	out := t.TempDir()
 	const version = "v0.0.0-packer-test"
 	mustRun(t, []string{"GOTOOLCHAIN=local"}, "make", "-C", root, "release", "BUILD_DIR="+out, "VERSION="+version)
@@ -186,7 +188,7 @@ func TestMakeRelease(t *testing.T) {
 // doctor --config`, and so does every example in it once uncommented, each
 // per-queue example taking effect for its queue.
 func TestDefaultConfigLoads(t *testing.T) {
-	root := repoRoot(t)
+	root := harness.MustRepoRoot(t)
 	bin := filepath.Join(dockhandDir(t), "dockhand")
 	shipped := filepath.Join(root, "packer/files/agent/dockhand.toml")
 
@@ -247,7 +249,7 @@ func TestDefaultConfigLoads(t *testing.T) {
 
 // TestInstallDocShowsTheDropIn: docs/install.md quotes the drop-in as shipped.
 func TestInstallDocShowsTheDropIn(t *testing.T) {
-	root := repoRoot(t)
+	root := harness.MustRepoRoot(t)
 	doc := readFile(t, filepath.Join(root, "docs/install.md"))
 	for _, line := range strings.Split(readFile(t, filepath.Join(root, "packer/files/agent/50-dockhand.conf")), "\n") {
 		if strings.HasPrefix(line, "Environment=") && !strings.Contains(doc, "\n"+line+"\n") {
@@ -260,7 +262,7 @@ func TestInstallDocShowsTheDropIn(t *testing.T) {
 // helpers that need EC2 to run (buildkitd-volume, buildkitd-fetch-tls)
 // included, and is executable.
 func TestScriptsParse(t *testing.T) {
-	root := repoRoot(t)
+	root := harness.MustRepoRoot(t)
 	scripts, _ := filepath.Glob(filepath.Join(root, "packer/scripts/*.sh"))
 	for _, h := range []string{"buildkitd-start", "buildkitd-config", "buildkitd-volume", "buildkitd-fetch-tls"} {
 		scripts = append(scripts, filepath.Join(root, "packer/files/buildkitd", h))

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
 // systemUnitDir is the host's directory of packaged units (sysinit.target and
@@ -43,7 +45,7 @@ func verifyUnits(t *testing.T, root string, prepare func(scratch string), units 
 // TestUnitsVerify: systemd accepts every unit file and drop-in the install
 // scripts put down, as installed (ExecStart= paths included).
 func TestUnitsVerify(t *testing.T) {
-	root := repoRoot(t)
+	root := harness.MustRepoRoot(t)
 	agentRoot := filepath.Join(t.TempDir(), "root")
 	mustRun(t, nil, "bash", filepath.Join(root, "packer/scripts/install-dockhand.sh"),
 		"--destdir", agentRoot, "--from", dockhandDir(t), "--user", "0")

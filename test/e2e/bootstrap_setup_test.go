@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
 // TestBootstrapSetupFailureIs125: when dockhand cannot set the job up (here:
 // no buildkite-agent to run), it exits 125 — which the agent reports as a
 // retryable -1 — with one clear line, and leaves no job dir behind.
 func TestBootstrapSetupFailureIs125(t *testing.T) {
-	bin := dockhandBin(t)
+	bin := harness.DockhandBin(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	config := filepath.Join(dir, "dockhand.toml")

@@ -74,7 +74,7 @@ func runBootstrap(t *testing.T, config, slug, command string, extraEnv ...string
 	}
 	env = append(env, extraEnv...)
 	start := time.Now()
-	r := runShell(t, []string{dockhandBin(t), "bootstrap", "--config", config}, dir, "", env)
+	r := runShell(t, []string{harness.DockhandBin(t), "bootstrap", "--config", config}, dir, "", env)
 	return bootstrapRun{r, time.Since(start)}
 }
 

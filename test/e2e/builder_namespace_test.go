@@ -17,10 +17,7 @@ import (
 // buildFakeNsc builds test/fakensc as `nsc` into a temporary dir.
 func buildFakeNsc(t *testing.T) string {
 	t.Helper()
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := harness.MustRepoRoot(t)
 	bin := filepath.Join(t.TempDir(), "nsc")
 	cmd := exec.Command("go", "build", "-o", bin, "./test/fakensc")
 	cmd.Dir = root

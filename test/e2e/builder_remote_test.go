@@ -286,7 +286,7 @@ func TestDoctorShowsTheBuilder(t *testing.T) {
 	config := filepath.Join(dir, "dockhand.toml")
 	writeFile(t, config, p.config(filepath.Join(dir, "state"), p.fleet.Client, []string{p.eps[0], hang.Addr}, ""))
 	env := []string{"PATH=" + p.kit.ToolBin + ":/usr/bin:/bin", "HOME=" + dir}
-	run := runShell(t, []string{dockhandBin(t), "doctor", "--config", config, "--json"}, dir, "", env)
+	run := runShell(t, []string{harness.DockhandBin(t), "doctor", "--config", config, "--json"}, dir, "", env)
 	if run.code != 0 {
 		t.Fatalf("doctor --json: exit %d\n%s", run.code, run.stderr)
 	}
@@ -308,7 +308,7 @@ func TestDoctorShowsTheBuilder(t *testing.T) {
 		t.Errorf("warnings with mTLS and matching versions: %q", b.Warnings)
 	}
 
-	run = runShell(t, []string{dockhandBin(t), "doctor", "--config", config}, dir, "", env)
+	run = runShell(t, []string{harness.DockhandBin(t), "doctor", "--config", config}, dir, "", env)
 	if run.code != 0 || !strings.Contains(run.stdout, `# builder: remote "dockhand-remote" on `+p.eps[0]) ||
 		!strings.Contains(run.stdout, "# builder: probe remote "+hang.Addr+": down after") {
 		t.Errorf("doctor text: exit %d\n%s\n%s", run.code, run.stdout, run.stderr)
@@ -316,7 +316,7 @@ func TestDoctorShowsTheBuilder(t *testing.T) {
 
 	// Plaintext: warned about; the TLS-only node refuses it.
 	writeFile(t, config, fmt.Sprintf("state_dir = %q\nbuilders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", filepath.Join(dir, "state"), p.eps[0]))
-	run = runShell(t, []string{dockhandBin(t), "doctor", "--config", config, "--json"}, dir, "", env)
+	run = runShell(t, []string{harness.DockhandBin(t), "doctor", "--config", config, "--json"}, dir, "", env)
 	got.Builder = buildx.DiagnosisJSON{}
 	if err := json.Unmarshal([]byte(run.stdout), &got); err != nil {
 		t.Fatalf("%v\n%s", err, run.stdout)

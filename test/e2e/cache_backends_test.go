@@ -42,7 +42,7 @@ func rebuildOnFreshBuilder(t *testing.T, r *rig, kit *harness.Env, a, b string, 
 func TestCacheS3Backend(t *testing.T) {
 	kit := harness.Start(t, harness.Options{S3Bucket: "buildcache"})
 	const secret = "s3-secret-never-in-argv"
-	cmdlineWatch(t, secret)
+	harness.NoSecretInCmdlines(t, secret)
 	creds := []string{"AWS_ACCESS_KEY_ID=dockhandtest", "AWS_SECRET_ACCESS_KEY=" + secret}
 	var addrs []string
 	for _, name := range []string{"buildkitd-s3-a", "buildkitd-s3-b"} {

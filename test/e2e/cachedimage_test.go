@@ -65,10 +65,7 @@ func buildRecords(t *testing.T, kit *harness.Env) int {
 // (the unit tests' reference script), in dir with env.
 func pluginScriptTag(t *testing.T, dir string, env []string) string {
 	t.Helper()
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := harness.MustRepoRoot(t)
 	toolBin, err := harness.FindToolBin(os.Environ())
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +105,7 @@ type cachedRun struct {
 
 func runCachedImage(t *testing.T, dir string, env []string, args ...string) cachedRun {
 	t.Helper()
-	cmd := exec.Command(dockhandBin(t), append([]string{"cached-image"}, args...)...)
+	cmd := exec.Command(harness.DockhandBin(t), append([]string{"cached-image"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = env
 	var out, errb bytes.Buffer
@@ -229,7 +226,7 @@ func TestCachedImageBuildsOnceThenReuses(t *testing.T) {
 // know fails as docker says, with nothing pushed.
 func TestCachedImageAdditionalBuildArgs(t *testing.T) {
 	const token = "token-for-the-secret-mount-4b1e"
-	cmdlineWatch(t, token)
+	harness.NoSecretInCmdlines(t, token)
 	kit := harness.Start(t, harness.Options{})
 	work := t.TempDir()
 	sum := sha256.Sum256([]byte(token))
@@ -370,7 +367,7 @@ func TestCachedImagePrintTagAndErrors(t *testing.T) {
 func runCachedImageOnTerminal(t *testing.T, dir string, env []string, args ...string) (cachedRun, string) {
 	t.Helper()
 	master, slave := openPTY(t)
-	cmd := exec.Command(dockhandBin(t), append([]string{"cached-image"}, args...)...)
+	cmd := exec.Command(harness.DockhandBin(t), append([]string{"cached-image"}, args...)...)
 	cmd.Dir, cmd.Env = dir, env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, slave
@@ -481,7 +478,7 @@ dockhand cached-image
 // second job builds nothing and exports the same image.
 func TestCachedImageInAJobOnECR(t *testing.T) {
 	const password = "ecr-token-for-the-cached-image"
-	cmdlineWatch(t, password, awsSecret)
+	harness.NoSecretInCmdlines(t, password, awsSecret)
 	kit := harness.Start(t, harness.Options{RegistryUser: "AWS", RegistryPassword: password})
 	fake := startECR(t, password, func(string, string) string { return kit.Registry.Host })
 	proxy, calls := recordingProxy(t, fake.URL)

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker-credential-helpers/credentials"
 	"github.com/dockhand-ci/dockhand/registry"
 	"github.com/dockhand-ci/dockhand/test/ecrapi"
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
 // These tests run the real docker-credential-dockhand (the dockhand binary
@@ -61,7 +62,7 @@ func (r *ecrHelperRig) cacheFile() string {
 
 func TestCredentialsECRConcurrentColdGetsMakeOneCall(t *testing.T) {
 	const password = "ecr-token-password-concurrent"
-	cmdlineWatch(t, password, awsSecret)
+	harness.NoSecretInCmdlines(t, password, awsSecret)
 	r := newECRHelperRig(t, password)
 	var wg sync.WaitGroup
 	runs := make([]helperRun, 8)
@@ -131,7 +132,7 @@ func nearExpiry(t *testing.T, file string, expired bool) {
 
 func TestCredentialsECRNearExpiryIsRefreshed(t *testing.T) {
 	const password = "ecr-token-password-refresh"
-	cmdlineWatch(t, password, awsSecret)
+	harness.NoSecretInCmdlines(t, password, awsSecret)
 	r := newECRHelperRig(t, password)
 	creds(t, r.get(ecrHost))
 	if n := r.ecr.Calls(ecrapi.OpGetAuthorizationToken); n != 1 {
@@ -178,7 +179,7 @@ func TestCredentialsECRNearExpiryIsRefreshed(t *testing.T) {
 
 func TestCredentialsECRThrottlingIsRetried(t *testing.T) {
 	const password = "ecr-token-password-throttled"
-	cmdlineWatch(t, password, awsSecret)
+	harness.NoSecretInCmdlines(t, password, awsSecret)
 	r := newECRHelperRig(t, password)
 	r.ecr.ThrottleNext(2)
 	r.ecr.FailNext(1)
@@ -198,7 +199,7 @@ func TestCredentialsECRThrottlingIsRetried(t *testing.T) {
 
 func TestCredentialsECRPublicAndAnonymousFallback(t *testing.T) {
 	const password = "ecr-public-token-password"
-	cmdlineWatch(t, password, awsSecret)
+	harness.NoSecretInCmdlines(t, password, awsSecret)
 	r := newECRHelperRig(t, password)
 	if c := creds(t, r.get("public.ecr.aws")); c.Username != "AWS" || c.Secret != password {
 		t.Errorf("public get = %+v", c)
@@ -230,7 +231,7 @@ func TestCredentialsDoctorSaysWhereECRCredentialsComeFrom(t *testing.T) {
 	const password = "ecr-token-password-doctor"
 	r := newECRHelperRig(t, password)
 	doctor := func(extra ...string) string {
-		cmd := exec.Command(dockhandBin(t), append([]string{"doctor", "--registry", ecrHost, "--registry", "public.ecr.aws"}, extra...)...)
+		cmd := exec.Command(harness.DockhandBin(t), append([]string{"doctor", "--registry", ecrHost, "--registry", "public.ecr.aws"}, extra...)...)
 		cmd.Env = []string{"PATH=/usr/bin:/bin"}
 		for k, v := range r.env {
 			cmd.Env = append(cmd.Env, k+"="+v)

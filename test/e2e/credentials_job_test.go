@@ -30,7 +30,7 @@ import (
 
 func TestCredentialsECRPushInAJob(t *testing.T) {
 	const password = "ecr-token-pushed-with-in-a-job"
-	cmdlineWatch(t, password, awsSecret)
+	harness.NoSecretInCmdlines(t, password, awsSecret)
 	kit := harness.Start(t, harness.Options{RegistryUser: "AWS", RegistryPassword: password})
 	fake := startECR(t, password, nil)
 	r := newRig(t)
@@ -100,7 +100,7 @@ func authedManifestStatus(t *testing.T, host, user, password, repo, tag string) 
 // password; no command line ever held it.
 func TestCredentialsDockerLoginStaysInItsJob(t *testing.T) {
 	const password = "docker-login-password-of-job-one"
-	cmdlineWatch(t, password)
+	harness.NoSecretInCmdlines(t, password)
 	kit := harness.Start(t, harness.Options{RegistryUser: "ci", RegistryPassword: password})
 	r := newRig(t)
 	build := func(tag string) string {
@@ -160,7 +160,7 @@ echo
 printf https://packages.buildkite.com/acme/images | docker-credential-dockhand get
 echo`
 	id, agent := r.start(command, nil)
-	cmdlineWatch(t, r.srv.OIDCToken(id, "https://packages.buildkite.com/acme/images"))
+	harness.NoSecretInCmdlines(t, r.srv.OIDCToken(id, "https://packages.buildkite.com/acme/images"))
 	f, log := r.finish(id, agent)
 	if f.ExitStatus != "0" {
 		t.Fatalf("exit_status = %q\n%s", f.ExitStatus, log)
@@ -181,7 +181,7 @@ echo`
 // registry.static is pushed to with the file's credentials, no login.
 func TestCredentialsStaticFileInAJob(t *testing.T) {
 	const password = "static-file-registry-password"
-	cmdlineWatch(t, password)
+	harness.NoSecretInCmdlines(t, password)
 	kit := harness.Start(t, harness.Options{RegistryUser: "robot", RegistryPassword: password})
 	r := newRig(t)
 	file := filepath.Join(t.TempDir(), "registry.json")

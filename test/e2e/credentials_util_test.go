@@ -6,14 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/dockhand-ci/dockhand/test/ecrapi"
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
 // Shared by the credentials tests.
@@ -56,7 +53,7 @@ func awsEnv(s *ecrapi.Server, home string) map[string]string {
 func helperLink(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.Symlink(dockhandBin(t), filepath.Join(dir, "docker-credential-dockhand")); err != nil {
+	if err := os.Symlink(harness.DockhandBin(t), filepath.Join(dir, "docker-credential-dockhand")); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "docker-credential-dockhand")
@@ -83,83 +80,6 @@ func runHelper(helper string, env map[string]string, action, input string) helpe
 	return helperRun{out.String(), errb.String(), err}
 }
 
-// watcher samples /proc/*/cmdline of every process on the host for
-// secrets. It is a sampler, not a synchronisation: it scans as fast as it
-// can until stopped.
-type watcher struct {
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	hits  []string
-	scans int
-}
-
-func watchCmdlines(secrets ...string) *watcher {
-	w := &watcher{stop: make(chan struct{})}
-	self := strconv.Itoa(os.Getpid())
-	w.wg.Go(func() {
-		for {
-			select {
-			case <-w.stop:
-				return
-			default:
-			}
-			entries, _ := os.ReadDir("/proc")
-			for _, e := range entries {
-				if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == self {
-					continue
-				}
-				b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-				if err != nil || len(b) == 0 {
-					continue
-				}
-				for _, s := range secrets {
-					if s != "" && bytes.Contains(b, []byte(s)) {
-						w.mu.Lock()
-						w.hits = append(w.hits, strings.ReplaceAll(strings.ReplaceAll(string(b), "\x00", " "), s, "<SECRET>"))
-						w.mu.Unlock()
-					}
-				}
-			}
-			w.mu.Lock()
-			w.scans++
-			w.mu.Unlock()
-		}
-	})
-	return w
-}
-
-// Hits returns what was found so far and the number of complete scans.
-func (w *watcher) Hits() ([]string, int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.hits), w.scans
-}
-
-// Stop ends the sampling and returns what was found.
-func (w *watcher) Stop() ([]string, int) {
-	close(w.stop)
-	w.wg.Wait()
-	return w.Hits()
-}
-
-// cmdlineWatch watches /proc/*/cmdline for the secrets for the whole test
-// and fails it if any process's command line held one.
-func cmdlineWatch(t *testing.T, secrets ...string) {
-	t.Helper()
-	w := watchCmdlines(secrets...)
-	t.Cleanup(func() {
-		hits, scans := w.Stop()
-		if scans == 0 {
-			t.Errorf("the /proc/*/cmdline watch never completed a scan")
-		}
-		for _, h := range hits {
-			t.Errorf("a command line held a secret: %s", h)
-		}
-		t.Logf("/proc/*/cmdline: %d scans of every process, no secret found", scans)
-	})
-}
-
 // filesHolding walks roots and returns the files whose content holds secret.
 func filesHolding(t *testing.T, secret string, roots ...string) []string {
 	t.Helper()
@@ -184,38 +104,3 @@ func filesHolding(t *testing.T, secret string, roots ...string) []string {
 
 // testRoot is the directory every t.TempDir of the test lives in.
 func testRoot(t *testing.T) string { return filepath.Dir(t.TempDir()) }
-
-// TestCmdlineWatchSeesSecrets checks the watch itself: a process whose
-// command line holds a canary is found.
-func TestCmdlineWatchSeesSecrets(t *testing.T) {
-	const canary = "cmdline-watch-canary-7f3a"
-	w := watchCmdlines(canary)
-	cmd := exec.Command("/bin/sh", "-c", "read _", canary)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-	}()
-	// Two complete scans after the start: the process was there for both.
-	_, at := w.Hits()
-	for {
-		hits, scans := w.Hits()
-		if len(hits) > 0 {
-			break
-		}
-		if scans > at+2 {
-			t.Fatalf("the watch did not see %q in a running process's command line", canary)
-		}
-		runtime.Gosched()
-	}
-	hits, _ := w.Stop()
-	if !strings.Contains(hits[0], "<SECRET>") || strings.Contains(hits[0], canary) {
-		t.Errorf("hit = %q, want the canary masked", hits[0])
-	}
-}

@@ -36,17 +36,14 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := harness.MustRepoRoot(t)
 	toolBin, err := harness.FindToolBin(os.Environ())
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	r := &rig{
-		t: t, srv: srv, dockhand: dockhandBin(t),
+		t: t, srv: srv, dockhand: harness.DockhandBin(t),
 		state:    filepath.Join(dir, "state"),
 		config:   filepath.Join(dir, "dockhand.toml"),
 		userDir:  filepath.Join(dir, "user-docker"),

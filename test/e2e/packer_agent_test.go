@@ -35,13 +35,10 @@ signal-grace-period-seconds=-1
 // installed path it names relocated there too.
 func installAgentRoot(t *testing.T, queueSection string) (string, []string) {
 	t.Helper()
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := harness.MustRepoRoot(t)
 	dest := filepath.Join(t.TempDir(), "root")
 	cmd := exec.Command("bash", filepath.Join(root, "packer/scripts/install-dockhand.sh"),
-		"--destdir", dest, "--from", filepath.Dir(dockhandBin(t)), "--user", fmt.Sprint(os.Getuid()), "--group", fmt.Sprint(os.Getgid()))
+		"--destdir", dest, "--from", filepath.Dir(harness.DockhandBin(t)), "--user", fmt.Sprint(os.Getuid()), "--group", fmt.Sprint(os.Getgid()))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("install-dockhand.sh: %v\n%s", err, out)
 	}

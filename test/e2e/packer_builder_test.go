@@ -33,10 +33,7 @@ type builderRoot struct {
 
 func installBuilderRoot(t *testing.T, kit *harness.Env) builderRoot {
 	t.Helper()
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := harness.MustRepoRoot(t)
 	dest := filepath.Join(t.TempDir(), "root")
 	out, err := exec.Command("bash", filepath.Join(root, "packer/scripts/install-buildkitd.sh"), "--destdir", dest,
 		"--buildkitd", kit.Bin("buildkitd"), "--buildctl", kit.Bin("buildctl"), "--runc", kit.Bin("runc")).CombinedOutput()
@@ -162,7 +159,7 @@ func TestPackerBuilderServesMTLS(t *testing.T) {
 	// `dockhand certs`: a CA, the builders' certificate for the addresses
 	// agents dial, and a client certificate for the agents.
 	certDir := filepath.Join(t.TempDir(), "certs")
-	if out, err := exec.Command(dockhandBin(t), "certs", "--dir", certDir, "--server-san", "127.0.0.1,localhost",
+	if out, err := exec.Command(harness.DockhandBin(t), "certs", "--dir", certDir, "--server-san", "127.0.0.1,localhost",
 		"--client", "agent", "--days", "1").CombinedOutput(); err != nil {
 		t.Fatalf("dockhand certs: %v\n%s", err, out)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
 type shellResult struct {
@@ -40,7 +42,7 @@ func runShell(t *testing.T, argv []string, dir, stdin string, env []string) shel
 // TestShellBehavesAsBash runs each command through `dockhand shell -e -c` and
 // `/bin/bash -e -c` and wants the same stdout, stderr and end.
 func TestShellBehavesAsBash(t *testing.T) {
-	bin := dockhandBin(t)
+	bin := harness.DockhandBin(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "script.sh"), "#!/bin/bash\necho \"script args: $#\"\necho from-script >&2\nexit 7\n")
 	os.Chmod(filepath.Join(dir, "script.sh"), 0o755)
@@ -76,7 +78,7 @@ func TestShellBehavesAsBash(t *testing.T) {
 // own temp dir; the shell puts the job's back, says so once, and keeps the
 // hook's logins.
 func TestShellRestoresTheJobDockerConfig(t *testing.T) {
-	bin := dockhandBin(t)
+	bin := harness.DockhandBin(t)
 	jobDir := t.TempDir()
 	os.MkdirAll(filepath.Join(jobDir, "docker"), 0o700)
 	writeFile(t, filepath.Join(jobDir, "docker", "config.json"), `{"credsStore":"dockhand"}`)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"os"
 	"testing"
 )
 
@@ -56,4 +57,32 @@ func Start(t testing.TB, o Options) *Env {
 		}
 	}
 	return e
+}
+
+// Main runs a test binary's tests and removes the dockhand Dockhand built
+// for them: a package's TestMain is `func TestMain(m *testing.M) { harness.Main(m) }`.
+func Main(m *testing.M) {
+	code := m.Run()
+	CleanupDockhand()
+	os.Exit(code)
+}
+
+// DockhandBin is Dockhand for a test, which fails when it is not there.
+func DockhandBin(t testing.TB) string {
+	t.Helper()
+	bin, err := Dockhand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// MustRepoRoot is RepoRoot for a test, which fails when it is not found.
+func MustRepoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }

@@ -1,4 +1,4 @@
-package e2e
+package harness_test
 
 import (
 	"fmt"
@@ -18,7 +18,13 @@ func TestSmokeBuildxPush(t *testing.T) {
 	kit := harness.Start(t, harness.Options{})
 	work := t.TempDir()
 	ctx := filepath.Join(work, "ctx")
-	writeFile(t, filepath.Join(ctx, "Dockerfile"), fmt.Sprintf("FROM %s\nRUN echo built-by-buildkit > /hello.txt\n", kit.BaseImage))
+	if err := os.MkdirAll(ctx, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dockerfile := fmt.Sprintf("FROM %s\nRUN echo built-by-buildkit > /hello.txt\n", kit.BaseImage)
+	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	env, err := kit.DockerConfig(filepath.Join(work, "docker"), "kit", kit.Buildkitd)
 	if err != nil {
 		t.Fatal(err)
@@ -32,11 +38,14 @@ func TestSmokeBuildxPush(t *testing.T) {
 	if !strings.Contains(string(out), "echo built-by-buildkit") {
 		t.Errorf("build output does not show the RUN step:\n%s", out)
 	}
-	if code := manifestStatus(t, kit.Registry.Host, "smoke/app", "1"); code != http.StatusOK {
-		t.Fatalf("manifest of %s: HTTP %d, want 200", ref, code)
-	}
-	if code := manifestStatus(t, kit.Registry.Host, "smoke/app", "2"); code != http.StatusNotFound {
-		t.Fatalf("manifest of a tag never pushed: HTTP %d, want 404", code)
+	for tag, want := range map[string]int{"1": http.StatusOK, "2": http.StatusNotFound} {
+		status, digest, err := harness.HeadManifest(kit.Registry.Host, "smoke/app", tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status != want || (want == http.StatusOK) != strings.HasPrefix(digest, "sha256:") {
+			t.Errorf("manifest of smoke/app:%s: HTTP %d, digest %q; want %d (and a digest only when found)", tag, status, digest, want)
+		}
 	}
 }
 
@@ -78,43 +87,5 @@ func TestKitStopsEverything(t *testing.T) {
 	}
 	if strings.Contains(string(mounts), dir) {
 		t.Errorf("mounts left under %s:\n%s", dir, mounts)
-	}
-}
-
-func manifestStatus(t *testing.T, host, repo, tag string) int {
-	t.Helper()
-	status, _ := headManifest(t, host, repo, tag)
-	return status
-}
-
-// headManifest sends an anonymous manifest HEAD for repo:tag and returns the
-// status and the Docker-Content-Digest header.
-func headManifest(t *testing.T, host, repo, tag string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodHead, "http://"+host+"/v2/"+repo+"/manifests/"+tag, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", strings.Join([]string{
-		"application/vnd.oci.image.index.v1+json",
-		"application/vnd.oci.image.manifest.v1+json",
-		"application/vnd.docker.distribution.manifest.v2+json",
-		"application/vnd.docker.distribution.manifest.list.v2+json",
-	}, ", "))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("Docker-Content-Digest")
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
