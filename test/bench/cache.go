@@ -97,18 +97,11 @@ func cacheBench(dockhand, toolBin, dir string, rounds int) error {
 	}
 	os.MkdirAll(kit.Dir, 0o700)
 	defer kit.Close()
-	reg, err := kit.StartRegistry(harness.RegistryOptions{Name: "bench-registry"})
+	seeded, err := kit.StartEnv(harness.Options{})
 	if err != nil {
 		return err
 	}
-	seed, err := kit.StartBuildkitd("bench-seed", reg.Host)
-	if err != nil {
-		return err
-	}
-	base, err := kit.PushBaseImage(seed, reg)
-	if err != nil {
-		return err
-	}
+	reg, base := seeded.Registry, seeded.BaseImage
 	ctxDir := filepath.Join(dir, "rebuild-ctx")
 	os.MkdirAll(ctxDir, 0o700)
 	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(rebuildDockerfile(base)), 0o600); err != nil {

@@ -23,18 +23,11 @@ func loadBench(toolBin, dir string, runs int) error {
 		return err
 	}
 	defer kit.Close()
-	reg, err := kit.StartRegistry(harness.RegistryOptions{})
+	seeded, err := kit.StartEnv(harness.Options{})
 	if err != nil {
 		return err
 	}
-	bk, err := kit.StartBuildkitd("buildkitd", reg.Host)
-	if err != nil {
-		return err
-	}
-	base, err := kit.PushBaseImage(bk, reg)
-	if err != nil {
-		return err
-	}
+	bk, base := seeded.Buildkitd, seeded.BaseImage
 	engine, err := kit.StartDockerd(harness.DockerdOptions{})
 	if err != nil {
 		return err

@@ -110,15 +110,10 @@ func countLines(b []byte) int {
 
 // runNamespaceOnly is `go run ./test/bench -only namespace`.
 func runNamespaceOnly(runs int) error {
-	dockhand, err := harness.Dockhand()
+	dockhand, _, dir, done, err := setup()
 	if err != nil {
 		return err
 	}
-	defer harness.CleanupDockhand()
-	dir, err := os.MkdirTemp("", "dockhand-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer done()
 	return namespaceBench(dockhand, dir, max(runs/10, 10))
 }

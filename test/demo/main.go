@@ -49,18 +49,11 @@ func run() error {
 	defer harness.CleanupDockhand()
 
 	say("starting a local registry and buildkitd (OCI worker, runc) under %s", dir)
-	reg, err := kit.StartRegistry(harness.RegistryOptions{})
+	seeded, err := kit.StartEnv(harness.Options{})
 	if err != nil {
 		return err
 	}
-	seed, err := kit.StartBuildkitd("buildkitd-seed", reg.Host)
-	if err != nil {
-		return err
-	}
-	base, err := kit.PushBaseImage(seed, reg)
-	if err != nil {
-		return err
-	}
+	reg, base := seeded.Registry, seeded.BaseImage
 	api, err := agentapi.Start()
 	if err != nil {
 		return err

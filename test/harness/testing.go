@@ -39,24 +39,35 @@ func Start(t testing.TB, o Options) *Env {
 			t.Errorf("stopping the kit: %v", err)
 		}
 	})
-	e := &Env{Kit: k}
-	if e.Registry, err = k.StartRegistry(RegistryOptions{User: o.RegistryUser, Password: o.RegistryPassword}); err != nil {
+	e, err := k.StartEnv(o)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// StartEnv brings up in k what o chooses; Start is StartEnv for one test,
+// and benchmarks and the demo call it themselves.
+func (k *Kit) StartEnv(o Options) (*Env, error) {
+	e := &Env{Kit: k}
+	var err error
+	if e.Registry, err = k.StartRegistry(RegistryOptions{User: o.RegistryUser, Password: o.RegistryPassword}); err != nil {
+		return nil, err
+	}
 	if e.Buildkitd, err = k.StartBuildkitd("buildkitd", e.Registry.Host); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if o.S3Bucket != "" {
 		if e.S3, err = k.StartS3(o.S3Bucket); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	if !o.NoBaseImage {
 		if e.BaseImage, err = k.PushBaseImage(e.Buildkitd, e.Registry); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
-	return e
+	return e, nil
 }
 
 // Main runs a test binary's tests and removes the dockhand Dockhand built
