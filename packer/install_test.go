@@ -127,7 +127,7 @@ func TestInstallDockhand(t *testing.T) {
 	}
 
 	// Every path the drop-in hands the agent is one the script installed.
-	unit, err := unitfile.Parse([]byte(readFile(t, filepath.Join(dest, "etc/systemd/system/buildkite-agent.service.d/50-dockhand.conf"))))
+	unit, err := unitfile.ReadFile(filepath.Join(dest, "etc/systemd/system/buildkite-agent.service.d/50-dockhand.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,11 +54,7 @@ func installAgentRoot(t *testing.T, queueSection string) (string, []string) {
 	relocated := strings.Replace(string(b), line, fmt.Sprintf("state_dir = %q", filepath.Join(dest, "var/lib/dockhand")), 1)
 	writeFile(t, conf, relocated+queueSection)
 
-	dropIn, err := os.ReadFile(filepath.Join(dest, "etc/systemd/system/buildkite-agent.service.d/50-dockhand.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	unit, err := unitfile.Parse(dropIn)
+	unit, err := unitfile.ReadFile(filepath.Join(dest, "etc/systemd/system/buildkite-agent.service.d/50-dockhand.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}

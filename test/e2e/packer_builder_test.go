@@ -40,11 +40,7 @@ func installBuilderRoot(t *testing.T, kit *harness.Env) builderRoot {
 	if err != nil {
 		t.Fatalf("install-buildkitd.sh: %v\n%s", err, out)
 	}
-	data, err := os.ReadFile(filepath.Join(dest, "etc/systemd/system/buildkitd.service"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	unit, err := unitfile.Parse(data)
+	unit, err := unitfile.ReadFile(filepath.Join(dest, "etc/systemd/system/buildkitd.service"))
 	if err != nil {
 		t.Fatal(err)
 	}

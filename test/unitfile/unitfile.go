@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -25,6 +26,20 @@ type Unit struct {
 type assignment struct {
 	key, value string
 	line       int
+}
+
+// ReadFile reads and parses the unit file at path; its errors name the file
+// and the line.
+func ReadFile(path string) (*Unit, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	u, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return u, nil
 }
 
 // Parse reads a unit file the way systemd does: [Section] headers,

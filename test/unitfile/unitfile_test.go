@@ -1,6 +1,8 @@
 package unitfile
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -99,5 +101,18 @@ ExecStartPre=/bin/false
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%q: error %v, want one with %q", tc.unit, err, tc.err)
 		}
+	}
+}
+
+func TestReadFileNamesTheFileAndLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.service")
+	if _, err := ReadFile(path); err == nil {
+		t.Fatal("ReadFile of a missing file succeeded")
+	}
+	if err := os.WriteFile(path, []byte("[Service]\nExecStart=/bin/true\nnot an assignment\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(path); err == nil || !strings.Contains(err.Error(), path+": line 3:") {
+		t.Fatalf("ReadFile = %v, want an error naming %s and line 3", err, path)
 	}
 }
