@@ -34,7 +34,7 @@ import (
 //	{"version": 1,
 //	 "identities": {HINT: KEY_ID},            // last identity seen per hint
 //	 "tokens": {HINT "/" REGISTRY_KEY: {username, secret, proxy_endpoint,
-//	            requested_at, expires_at, key_id}}}
+//	            requested_at, expires_at, key_id, host, used_at}}}
 //
 // HINT is IdentityHint, KEY_ID the SHA-256 of the access key id the token was
 // obtained with (see identity.go), REGISTRY_KEY hosts.Registry.CacheKey.
@@ -60,6 +60,11 @@ type Token struct {
 	RequestedAt   time.Time `json:"requested_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
 	KeyID         string    `json:"key_id"`
+	// Host is the registry host the token was fetched for, and UsedAt
+	// when a get last used it (at most UsedStampEvery old): what the
+	// bootstrap's background refresh goes by (tokenrefresh.go).
+	Host   string    `json:"host,omitempty"`
+	UsedAt time.Time `json:"used_at,omitzero"`
 }
 
 // Fresh reports whether t is in the first half of its lifetime: it is served
@@ -159,8 +164,12 @@ func (c *TokenCache) LockFetch(ctx context.Context, registryKey string, wait tim
 	if err := c.ensureDir(); err != nil {
 		return nil, err
 	}
+	return filelock.Lock(ctx, c.fetchLockPath(registryKey), wait)
+}
+
+func (c *TokenCache) fetchLockPath(registryKey string) string {
 	sum := sha256.Sum256([]byte(registryKey))
-	return filelock.Lock(ctx, filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock"), wait)
+	return filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock")
 }
 
 func (c *TokenCache) ensureDir() error {
