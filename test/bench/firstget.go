@@ -43,7 +43,8 @@ type firstGetHost struct {
 	config  string
 	state   string
 	latency []time.Duration
-	cold    int
+	cold    []time.Duration // the latencies of the cold ones
+	warm    []time.Duration
 }
 
 func runFirstGetOnly(int) error {
@@ -104,9 +105,12 @@ func firstGetBench(dockhand, toolBin, dir string) error {
 			}
 			s, _ := strconv.ParseFloat(string(m[1]), 64)
 			e, _ := strconv.ParseFloat(string(m[2]), 64)
-			h.latency = append(h.latency, time.Duration((e-s)*float64(time.Second)))
+			took := time.Duration((e - s) * float64(time.Second))
+			h.latency = append(h.latency, took)
 			if n, _ := strconv.Atoi(string(m[3])); n > 0 {
-				h.cold++
+				h.cold = append(h.cold, took)
+			} else {
+				h.warm = append(h.warm, took)
 			}
 		}
 	}
@@ -114,12 +118,20 @@ func firstGetBench(dockhand, toolBin, dir string) error {
 	fmt.Printf("\n| first `get` of an ECR registry in each of %d jobs (`dockhand bootstrap`, one host, fake ECR API; tokens aged %s before every %dth job) | refresh off | refresh on |\n|---|---|---|\n",
 		firstGetJobs, firstGetAge, firstGetAgeEvery)
 	share := func(h *firstGetHost) string {
-		return fmt.Sprintf("%d/%d (%.0f %%)", h.cold, len(h.latency), 100*float64(h.cold)/float64(len(h.latency)))
+		return fmt.Sprintf("%d/%d (%.0f %%)", len(h.cold), len(h.latency), 100*float64(len(h.cold))/float64(len(h.latency)))
+	}
+	median := func(ds []time.Duration) string {
+		if len(ds) == 0 {
+			return "—"
+		}
+		return ms(percentile(ds, 50))
 	}
 	fmt.Printf("| cold first gets (the job's get called the API) | %s | %s |\n", share(off), share(on))
 	fmt.Printf("| first-get latency, median | %s | %s |\n", ms(percentile(off.latency, 50)), ms(percentile(on.latency, 50)))
 	fmt.Printf("| first-get latency, p90 | %s | %s |\n", ms(percentile(off.latency, 90)), ms(percentile(on.latency, 90)))
 	fmt.Printf("| first-get latency, max | %s | %s |\n", ms(percentile(off.latency, 100)), ms(percentile(on.latency, 100)))
+	fmt.Printf("| latency of the cold ones, median | %s | %s |\n", median(off.cold), median(on.cold))
+	fmt.Printf("| latency of the warm ones, median | %s | %s |\n", median(off.warm), median(on.warm))
 	fmt.Printf("| GetAuthorizationToken calls in all (the job's and the refresh's) | %d | %d |\n", calls[off.name], calls[on.name])
 	fmt.Printf("\n(%d jobs in %s)\n", 2*firstGetJobs, time.Since(start).Round(time.Second))
 	return nil
