@@ -141,10 +141,12 @@ func Run(o Options) (Exit, error) {
 			}
 		case err := <-done:
 			if signalled.IsZero() {
+				afterJob(o, job.Path, notes, start, setupTook)
+				// After the job's report, so a refresh still running has
+				// had that time too.
 				if line := notes.refresh.stop(refreshExitWait); line != "" && notes.debug {
 					fmt.Fprintf(o.Log, "dockhand: %s\n", line)
 				}
-				afterJob(o, job.Path, notes, start, setupTook)
 			}
 			return exitOf(cmd, err)
 		}
