@@ -71,6 +71,9 @@ func Run(o Options) (Exit, error) {
 	ctx, endSetup := watchSignals(sigs)
 	job, notes, err := prepare(ctx, o)
 	setupSignal := endSetup()
+	// Whatever way Run ends, the token refresh ends with it; after a job
+	// it ran to its end, it is given refreshExitWait first (below).
+	defer notes.refresh.stop(0)
 	if err != nil {
 		if setupSignal != 0 {
 			// Cancelled before the job started: end as a cancelled
@@ -110,6 +113,9 @@ func Run(o Options) (Exit, error) {
 		return Exit{Signal: s.(syscall.Signal)}, nil
 	default:
 	}
+	// The job's gets must find the due tokens claimed, so they wait for
+	// their refresh rather than fetch them too.
+	notes.refresh.waitClaimed()
 
 	cmd := exec.Command(agent, "bootstrap")
 	cmd.Env = childEnv.ToSlice()
@@ -136,6 +142,11 @@ func Run(o Options) (Exit, error) {
 		case err := <-done:
 			if signalled.IsZero() {
 				afterJob(o, job.Path, notes, start, setupTook)
+				// After the job's report, so a refresh still running has
+				// had that time too.
+				if line := notes.refresh.stop(refreshExitWait); line != "" && notes.debug {
+					fmt.Fprintf(o.Log, "dockhand: %s\n", line)
+				}
 			}
 			return exitOf(cmd, err)
 		}
@@ -217,6 +228,8 @@ type setupNotes struct {
 
 	builder    *buildx.Selection // the builder choice
 	builderMsg string            // a warning about it, if any
+
+	refresh *tokenRefresh // the ECR token refresh beside the job, nil when off
 }
 
 // prepare sweeps dead jobs' dirs and creates this job's dir and docker config.
@@ -228,6 +241,7 @@ func prepare(ctx context.Context, o Options) (*JobDir, setupNotes, error) {
 	if err != nil {
 		return nil, setupNotes{}, err
 	}
+	refresh := startTokenRefresh(o, state)
 	job, n, err := prepareIn(ctx, o, state)
 	if err != nil && errors.Is(err, syscall.ENOSPC) && fellBack == nil {
 		fellBack = err
@@ -235,7 +249,7 @@ func prepare(ctx context.Context, o Options) (*JobDir, setupNotes, error) {
 			job, n, err = prepareIn(ctx, o, state)
 		}
 	}
-	n.wanted, n.fellBack = o.Config.StateDir, fellBack
+	n.wanted, n.fellBack, n.refresh = o.Config.StateDir, fellBack, refresh
 	return job, n, err
 }
 

@@ -133,6 +133,10 @@ type RegistrySettings struct {
 	// HOST=NAMESPACE_HOST: serve HOST with docker-credential-nsc's
 	// credentials for NAMESPACE_HOST (nscr.io)
 	NSCRAliases []string
+	// RefreshTokens: the bootstrap refreshes, beside the job, the host's
+	// recently used ECR tokens that are about to need a refresh, so the
+	// job's first get is served from the cache (default true)
+	RefreshTokens bool
 }
 
 // Options says where Load finds its inputs.

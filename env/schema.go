@@ -125,6 +125,7 @@ func schema() []field {
 		{"registry.static", tStrings, checkStaticCredentials, func(c *Config) any { return &c.Registry.Static }},
 		{"registry.ecr_aliases", tStrings, checkECRAliases, func(c *Config) any { return &c.Registry.ECRAliases }},
 		{"registry.nscr_aliases", tStrings, checkNSCRAliases, func(c *Config) any { return &c.Registry.NSCRAliases }},
+		{"registry.refresh_tokens", tBool, nil, func(c *Config) any { return &c.Registry.RefreshTokens }},
 	}
 }
 
@@ -144,8 +145,9 @@ func Default(queue string) *Config {
 			S3:         CacheS3Settings{Prefix: "buildkit/"},
 			Local:      CacheLocalSettings{Dir: "/var/lib/dockhand/cache", MaxSize: 20_000_000_000},
 		},
-		Queue:   queue,
-		Sources: map[string]Source{},
+		Registry: RegistrySettings{RefreshTokens: true},
+		Queue:    queue,
+		Sources:  map[string]Source{},
 	}
 	c.ProbeCacheTTL = 5 * time.Second // shared between jobs starting together
 	c.Remote.DiscoveryTTL = 10 * time.Second

@@ -268,6 +268,7 @@ func (h *Helper) ecr(ctx context.Context, route Route) (Credential, error) {
 	hint := IdentityHint(h.o.Env, h.o.UID, h.o.FileStamp)
 	key := reg.CacheKey()
 	if t, ok, _ := cache.Get(hint, key); ok && t.Fresh(h.o.Now()) {
+		cache.MarkUsed(ctx, hint, key, t, h.o.Now())
 		return detail(t, "cached token"), nil
 	}
 	unlock, err := cache.LockFetch(ctx, key, h.o.LockWait)
@@ -276,6 +277,7 @@ func (h *Helper) ecr(ctx context.Context, route Route) (Credential, error) {
 	} else {
 		defer unlock()
 		if t, ok, _ := cache.Get(hint, key); ok && t.Fresh(h.o.Now()) {
+			cache.MarkUsed(ctx, hint, key, t, h.o.Now())
 			return detail(t, "cached token"), nil
 		}
 	}
@@ -290,6 +292,7 @@ func (h *Helper) ecr(ctx context.Context, route Route) (Credential, error) {
 		return Credential{}, err
 	}
 	t := tokenOf(reply, requested)
+	t.Host, t.UsedAt = reg.Host, requested
 	dropped, err := cache.Put(ctx, hint, key, t, h.o.Now())
 	if err != nil {
 		h.warnf("could not cache the ECR token: %v", err)

@@ -29,7 +29,7 @@ import (
 //	{"version": 1,
 //	 "identities": {HINT: KEY_ID},            // last identity seen per hint
 //	 "tokens": {HINT "/" REGISTRY_KEY: {username, secret, proxy_endpoint,
-//	            requested_at, expires_at, key_id}}}
+//	            requested_at, expires_at, key_id, host, used_at}}}
 //
 // HINT is IdentityHint, KEY_ID the SHA-256 of the access key id the token was
 // obtained with (see identity.go), REGISTRY_KEY hosts.Registry.CacheKey.
@@ -55,6 +55,11 @@ type Token struct {
 	RequestedAt   time.Time `json:"requested_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
 	KeyID         string    `json:"key_id"`
+	// Host is the registry host the token was fetched for, and UsedAt
+	// when a get last used it (at most UsedStampEvery old): what the
+	// bootstrap's background refresh goes by (tokenrefresh.go).
+	Host   string    `json:"host,omitempty"`
+	UsedAt time.Time `json:"used_at,omitzero"`
 }
 
 // Fresh reports whether t is in the first half of its lifetime: it is served
@@ -144,8 +149,12 @@ func (c *TokenCache) Put(ctx context.Context, hint, registryKey string, t Token,
 // LockFetch takes the lock that makes one process fetch registryKey's token
 // while the others wait for it, at most wait and no longer than ctx lasts.
 func (c *TokenCache) LockFetch(ctx context.Context, registryKey string, wait time.Duration) (unlock func(), err error) {
+	return jsonfile.Lock(ctx, c.fetchLockPath(registryKey), wait)
+}
+
+func (c *TokenCache) fetchLockPath(registryKey string) string {
 	sum := sha256.Sum256([]byte(registryKey))
-	return jsonfile.Lock(ctx, filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock"), wait)
+	return filepath.Join(c.Dir, "fetch-"+hex.EncodeToString(sum[:8])+".lock")
 }
 
 func emptyTokenFile() tokenFile {

@@ -30,7 +30,7 @@ type pair struct {
 
 func main() {
 	runs := flag.Int("runs", 200, "runs of each command for the fast benchmarks")
-	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace", "remap", "load" or "engine"`)
+	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace", "remap", "load", "engine", "firstget" or "phases"`)
 	flag.Parse()
 	do := run
 	switch *only {
@@ -47,8 +47,12 @@ func main() {
 		do = runLoadOnly
 	case "engine":
 		do = runEngineOnly
+	case "firstget":
+		do = runFirstGetOnly
+	case "phases":
+		do = runPhasesOnly
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace, remap, load or engine\n", *only)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace, remap, load, engine, firstget or phases\n", *only)
 		os.Exit(2)
 	}
 	if err := do(*runs); err != nil {
@@ -110,6 +114,12 @@ func run(runs int) error {
 	credFailed, err := credentialBench(dockhand, toolBin, dir, runs)
 	if err != nil {
 		return fmt.Errorf("credential helpers: %w", err)
+	}
+	if err := firstGetBench(dockhand, toolBin, dir); err != nil {
+		return fmt.Errorf("first get: %w", err)
+	}
+	if err := phasesBench(dockhand, toolBin, dir, max(runs/10, 20)); err != nil {
+		return fmt.Errorf("setup phases: %w", err)
 	}
 	tagFailed, err := cachedImageBench(dockhand, dir, max(runs/20, 5))
 	if err != nil {

@@ -27,6 +27,7 @@ type rig struct {
 	userDir  string // the agent user's own docker config dir
 	hooks    string // global hooks (the agent's hooks-path)
 	addHooks []string
+	agentEnv []string // the agent's own environment (the host's), over the harness's
 }
 
 func newRig(t *testing.T) *rig {
@@ -98,7 +99,7 @@ func (r *rig) startOn(dir, name, command string, env map[string]string) (string,
 		"--additional-hooks-paths", strings.Join(r.addHooks, ","),
 		"--signal-grace-period-seconds", "5", "--cancel-grace-period", "6",
 	)...)
-	return id, harness.StartAgent(r.t, args, "DOCKER_CONFIG="+r.userDir)
+	return id, harness.StartAgent(r.t, args, append([]string{"DOCKER_CONFIG=" + r.userDir}, r.agentEnv...)...)
 }
 
 // queue adds a job running command with env (over the minimal job env).
