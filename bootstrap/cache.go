@@ -59,7 +59,7 @@ func cacheSettings(c *env.Config, e *agentenv.Environment) (*buildx.CacheSetting
 func prepareCache(c *env.Config, e *agentenv.Environment, now time.Time, ensureRepo ensureRepoFunc) (*buildx.CacheSettings, []string) {
 	s, why := cacheSettings(c, e)
 	lines := []string{cacheNote(s, why)}
-	if s != nil && s.Backend.Kind == buildx.BackendRegistry && buildx.IsECR(s.Backend.Repository) && ensureRepo != nil && s.Identity.Pipeline != "" {
+	if s != nil && s.Backend.Kind == env.CacheRegistry && buildx.IsECR(s.Backend.Repository) && ensureRepo != nil && s.Identity.Pipeline != "" {
 		repo := s.Backend.PipelineRepository(s.Identity.Pipeline)
 		switch note, err := ensureRepo(repo, c.Cache.MaxAgeDays); {
 		case err != nil:
@@ -68,7 +68,7 @@ func prepareCache(c *env.Config, e *agentenv.Environment, now time.Time, ensureR
 			lines = append(lines, note)
 		}
 	}
-	if s == nil || s.Backend.Kind != buildx.BackendLocal {
+	if s == nil || s.Backend.Kind != env.CacheLocal {
 		return s, lines
 	}
 	note, err := prepareLocalCache(s, c.Cache.Local.MaxSize, now)
@@ -89,11 +89,11 @@ func cacheNote(s *buildx.CacheSettings, why string) string {
 	b := s.Backend
 	where := ""
 	switch b.Kind {
-	case buildx.BackendRegistry:
+	case env.CacheRegistry:
 		where = b.Repository
-	case buildx.BackendS3:
+	case env.CacheS3:
 		where = "s3://" + b.S3.Bucket + "/" + b.S3.Prefix
-	case buildx.BackendLocal:
+	case env.CacheLocal:
 		where = b.LocalDir
 	}
 	id := s.Identity

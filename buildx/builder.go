@@ -16,14 +16,6 @@ import (
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
-// Builder kinds, as in the configuration's builders list.
-const (
-	KindNamespace = "namespace"
-	KindRemote    = "remote"
-	KindLocal     = "local"
-	KindEmbedded  = "embedded"
-)
-
 // buildx drivers dockhand writes instances for.
 const (
 	DriverRemote = "remote"

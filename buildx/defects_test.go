@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/dockhand-ci/dockhand/env"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +18,7 @@ import (
 // A branch named like a pull request's ref ("pr-12") and pull request 12
 // never share a cache tag: neither reads nor writes the other's cache.
 func TestDefect16_BranchPr12VsPullRequest12(t *testing.T) {
-	reg := Backend{Kind: BackendRegistry, Repository: "reg.example/cache"}
+	reg := Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"}
 	img := Image{Context: ".", Dockerfile: "Dockerfile"}
 	pr := Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "12"}
 	for _, branch := range []string{"pr-12", "PR-12", "pr-12/x"} {

@@ -37,7 +37,7 @@ type Diagnosis struct {
 func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctlVersion string) Diagnosis {
 	spec := SpecFor(cfg, e, stateDir, "")
 	var discovery []fleet.Membership
-	if slices.Contains(spec.Order, KindRemote) {
+	if slices.Contains(spec.Order, env.BuilderRemote) {
 		spec.Remote, discovery = Discover(NewDiscoverer(cfg, e, "", self), spec.Remote)
 	}
 	p := NewProber(cfg, e, "", self)
@@ -58,7 +58,7 @@ func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctl
 	if d.Chosen >= 0 && d.Options[d.Chosen].State == Ready {
 		d.Warnings = append(d.Warnings, VersionWarnings(d.Options[d.Chosen].Builder, resultsByEndpoint(d.Probes.Results))...)
 	}
-	if slices.Contains(spec.Order, KindNamespace) && spec.Namespace.TenantID != "" && stateDir != "" {
+	if slices.Contains(spec.Order, env.BuilderNamespace) && spec.Namespace.TenantID != "" && stateDir != "" {
 		d.NamespaceToken = NamespaceTokenState(TenantTokens{Dir: filepath.Join(stateDir, "namespace")}, spec.Namespace.TenantID)
 	}
 	return d
@@ -69,7 +69,7 @@ func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctl
 // every cache) and a local buildctl whose version differs from a builder's.
 func Warnings(spec Spec, results []ProbeResult, buildctlVersion string) []string {
 	var w []string
-	if slices.Contains(spec.Order, KindRemote) && !spec.Remote.TLS.Enabled() {
+	if slices.Contains(spec.Order, env.BuilderRemote) && !spec.Remote.TLS.Enabled() {
 		for _, ep := range remoteEndpoints(spec.Remote) {
 			if strings.HasPrefix(ep, "tcp://") {
 				w = append(w, fmt.Sprintf("remote endpoint %s is plaintext tcp://: anyone who reaches it controls the builder and reads its cache; set remote.ca, remote.cert and remote.key (dockhand certs makes them)", ep))
@@ -208,9 +208,9 @@ func (d Diagnosis) JSON() DiagnosisJSON {
 func targetKind(spec Spec, t ProbeTarget) string {
 	switch {
 	case t.Kind == ProbeDocker:
-		return KindLocal
+		return env.BuilderLocal
 	case t.Endpoint == spec.Embedded.Socket:
-		return KindEmbedded
+		return env.BuilderEmbedded
 	}
-	return KindRemote
+	return env.BuilderRemote
 }

@@ -1,12 +1,13 @@
 package buildx
 
 import (
+	"github.com/dockhand-ci/dockhand/env"
 	"strings"
 	"testing"
 )
 
 func TestWarnings(t *testing.T) {
-	plain := baseSpec(KindRemote)
+	plain := baseSpec(env.BuilderRemote)
 	plain.Remote.TLS = TLS{}
 	plain.Remote.Endpoints = []string{epA, "unix:///run/buildkit/buildkitd.sock"}
 	ok := []ProbeResult{
@@ -22,10 +23,10 @@ func TestWarnings(t *testing.T) {
 		buildctl string
 		want     []string
 	}{
-		{"mTLS, same version", baseSpec(KindRemote), "v0.34.2", []string{"v0.33.0"}},
+		{"mTLS, same version", baseSpec(env.BuilderRemote), "v0.34.2", []string{"v0.33.0"}},
 		{"plaintext tcp warned, unix not", plain, "", []string{epA + " is plaintext tcp://"}},
-		{"plaintext but remote not wanted", func() Spec { s := plain; s.Order = []string{KindLocal}; return s }(), "", nil},
-		{"no buildctl: no version check", baseSpec(KindRemote), "", nil},
+		{"plaintext but remote not wanted", func() Spec { s := plain; s.Order = []string{env.BuilderLocal}; return s }(), "", nil},
+		{"no buildctl: no version check", baseSpec(env.BuilderRemote), "", nil},
 	} {
 		got := Warnings(tc.spec, ok, tc.buildctl)
 		if len(got) != len(tc.want) {
@@ -47,7 +48,7 @@ func TestWarnings(t *testing.T) {
 }
 
 func TestDiagnosisTextAndJSON(t *testing.T) {
-	spec := baseSpec(KindNamespace, KindRemote)
+	spec := baseSpec(env.BuilderNamespace, env.BuilderRemote)
 	targets := Targets(spec)
 	res := results([]string{epA, docker}, map[string]string{epB: "connection refused"})
 	d := Diagnosis{Spec: spec, Targets: targets, Options: Plan(spec, res), Chosen: 1}
@@ -66,10 +67,10 @@ func TestDiagnosisTextAndJSON(t *testing.T) {
 		}
 	}
 	j := d.JSON()
-	if j.Kind != KindRemote || j.State != "ready" || len(j.Options) != 2 || j.Options[0].State != "not configured" || len(j.Probes) != 3 || j.Probes[2].Kind != KindLocal {
+	if j.Kind != env.BuilderRemote || j.State != "ready" || len(j.Options) != 2 || j.Options[0].State != "not configured" || len(j.Probes) != 3 || j.Probes[2].Kind != env.BuilderLocal {
 		t.Errorf("JSON = %+v", j)
 	}
-	none := Diagnosis{Spec: Spec{Order: []string{KindRemote}}, Options: Plan(Spec{Order: []string{KindRemote}}, nil), Chosen: -1}
+	none := Diagnosis{Spec: Spec{Order: []string{env.BuilderRemote}}, Options: Plan(Spec{Order: []string{env.BuilderRemote}}, nil), Chosen: -1}
 	if j := none.JSON(); j.Kind != "" || j.Reason != "none configured" || j.Endpoints == nil || j.Probes == nil || j.Warnings == nil {
 		t.Errorf("JSON with nothing configured = %+v", j)
 	}

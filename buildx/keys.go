@@ -5,22 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/dockhand-ci/dockhand/env"
 	"path"
 	"slices"
 	"strings"
 
 	"github.com/dockhand-ci/dockhand/registry/hosts"
-)
-
-// Cache modes and backends, as in the [cache] configuration table.
-const (
-	CacheAuto   = "auto"
-	CacheAlways = "always"
-	CacheOff    = "off"
-
-	BackendRegistry = "registry"
-	BackendS3       = "s3"
-	BackendLocal    = "local"
 )
 
 // Identity is the job a cache belongs to: which pipeline, branch and pull
@@ -110,18 +100,18 @@ type S3Backend struct {
 // Usable says why b cannot hold a cache, or nil when it can.
 func (b Backend) Usable() error {
 	switch b.Kind {
-	case BackendRegistry:
+	case env.CacheRegistry:
 		if b.Repository == "" {
 			return errors.New("cache.repository is not set")
 		}
 		if err := checkRepository(b.Repository); err != nil {
 			return fmt.Errorf("cache.repository: %w", err)
 		}
-	case BackendS3:
+	case env.CacheS3:
 		if b.S3.Bucket == "" {
 			return errors.New("cache.s3.bucket is not set")
 		}
-	case BackendLocal:
+	case env.CacheLocal:
 		if !path.IsAbs(b.LocalDir) {
 			return fmt.Errorf("cache.local.dir %q is not an absolute path", b.LocalDir)
 		}
@@ -381,10 +371,10 @@ func (b Backend) LocalCacheDir(pipeline string) string {
 // from returns the --cache-from value reading tag, and a readable name.
 func (b Backend) from(pipeline, tag string) (string, string) {
 	switch b.Kind {
-	case BackendS3:
+	case env.CacheS3:
 		return csv(append([]string{"type=s3"}, append(b.s3Attrs(pipeline), "name="+tag)...)...),
 			"s3://" + b.S3.Bucket + "/" + b.S3.Prefix + pathComponent(pipeline) + "/manifests/" + tag
-	case BackendLocal:
+	case env.CacheLocal:
 		dir := b.LocalCacheDir(pipeline)
 		return csv("type=local", "src="+dir, "tag="+tag), dir + ":" + tag
 	default:
@@ -400,11 +390,11 @@ var exportAttrs = []string{"mode=max", "ignore-error=true"}
 // to returns the --cache-to value writing tag, and a readable name.
 func (b Backend) to(pipeline, tag string) (string, string) {
 	switch b.Kind {
-	case BackendS3:
+	case env.CacheS3:
 		attrs := append([]string{"type=s3"}, b.s3Attrs(pipeline)...)
 		attrs = append(append(attrs, "name="+tag), exportAttrs...)
 		return csv(attrs...), "s3://" + b.S3.Bucket + "/" + b.S3.Prefix + pathComponent(pipeline) + "/manifests/" + tag
-	case BackendLocal:
+	case env.CacheLocal:
 		dir := b.LocalCacheDir(pipeline)
 		return csv(append([]string{"type=local", "dest=" + dir, "tag=" + tag}, exportAttrs...)...), dir + ":" + tag
 	default:

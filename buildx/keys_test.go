@@ -1,6 +1,7 @@
 package buildx
 
 import (
+	"github.com/dockhand-ci/dockhand/env"
 	"regexp"
 	"slices"
 	"strings"
@@ -163,17 +164,17 @@ func TestBackendUsable(t *testing.T) {
 		b   Backend
 		err string
 	}{
-		{Backend{Kind: BackendRegistry, Repository: "reg.example/cache"}, ""},
-		{Backend{Kind: BackendRegistry, Repository: "127.0.0.1:5000/a/b"}, ""},
-		{Backend{Kind: BackendRegistry}, "cache.repository is not set"},
-		{Backend{Kind: BackendRegistry, Repository: "https://reg.example/cache"}, "scheme"},
-		{Backend{Kind: BackendRegistry, Repository: "reg.example/cache:latest"}, "tag or digest"},
-		{Backend{Kind: BackendRegistry, Repository: "reg.example"}, "not HOST/PATH"},
-		{Backend{Kind: BackendRegistry, Repository: "reg.example/a,b"}, "comma"},
-		{Backend{Kind: BackendS3, S3: S3Backend{Bucket: "b"}}, ""},
-		{Backend{Kind: BackendS3}, "cache.s3.bucket is not set"},
-		{Backend{Kind: BackendLocal, LocalDir: "/var/cache"}, ""},
-		{Backend{Kind: BackendLocal, LocalDir: "cache"}, "not an absolute path"},
+		{Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"}, ""},
+		{Backend{Kind: env.CacheRegistry, Repository: "127.0.0.1:5000/a/b"}, ""},
+		{Backend{Kind: env.CacheRegistry}, "cache.repository is not set"},
+		{Backend{Kind: env.CacheRegistry, Repository: "https://reg.example/cache"}, "scheme"},
+		{Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache:latest"}, "tag or digest"},
+		{Backend{Kind: env.CacheRegistry, Repository: "reg.example"}, "not HOST/PATH"},
+		{Backend{Kind: env.CacheRegistry, Repository: "reg.example/a,b"}, "comma"},
+		{Backend{Kind: env.CacheS3, S3: S3Backend{Bucket: "b"}}, ""},
+		{Backend{Kind: env.CacheS3}, "cache.s3.bucket is not set"},
+		{Backend{Kind: env.CacheLocal, LocalDir: "/var/cache"}, ""},
+		{Backend{Kind: env.CacheLocal, LocalDir: "cache"}, "not an absolute path"},
 		{Backend{Kind: "gha"}, "unknown cache backend"},
 	} {
 		err := tc.b.Usable()
@@ -216,11 +217,11 @@ func TestImageKey(t *testing.T) {
 }
 
 func TestPlanCache(t *testing.T) {
-	reg := Backend{Kind: BackendRegistry, Repository: "reg.example/cache"}
-	ecr := Backend{Kind: BackendRegistry, Repository: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"}
-	s3 := Backend{Kind: BackendS3, S3: S3Backend{Bucket: "bk", Region: "eu-west-1", Prefix: "buildkit/"}}
-	s3compat := Backend{Kind: BackendS3, S3: S3Backend{Bucket: "bk", Prefix: "p/", EndpointURL: "http://127.0.0.1:9000"}}
-	local := Backend{Kind: BackendLocal, LocalDir: "/var/lib/dockhand/cache"}
+	reg := Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"}
+	ecr := Backend{Kind: env.CacheRegistry, Repository: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"}
+	s3 := Backend{Kind: env.CacheS3, S3: S3Backend{Bucket: "bk", Region: "eu-west-1", Prefix: "buildkit/"}}
+	s3compat := Backend{Kind: env.CacheS3, S3: S3Backend{Bucket: "bk", Prefix: "p/", EndpointURL: "http://127.0.0.1:9000"}}
+	local := Backend{Kind: env.CacheLocal, LocalDir: "/var/lib/dockhand/cache"}
 	img := Image{Context: ".", Dockerfile: "Dockerfile"}
 	k := img.Key()
 	branch := Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "false"}
@@ -262,7 +263,7 @@ func TestPlanCache(t *testing.T) {
 			[]string{"type=local,dest=/var/lib/dockhand/cache/web,tag=" + k + "-dev,mode=max,ignore-error=true"}, "", ""},
 		{"no pipeline", Identity{Branch: "dev"}, reg, "", nil, nil, "", "pipeline slug"},
 		{"no branch at all", Identity{Pipeline: "web"}, reg, "", nil, nil, "", "neither the branch"},
-		{"unusable backend", branch, Backend{Kind: BackendRegistry}, "", nil, nil, "", "cache.repository is not set"},
+		{"unusable backend", branch, Backend{Kind: env.CacheRegistry}, "", nil, nil, "", "cache.repository is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := PlanCache(tc.id, tc.b, img, tc.readOnly)

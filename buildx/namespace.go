@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dockhand-ci/dockhand/env"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,9 +73,9 @@ func (n *Namespace) SetUp(ctx context.Context) (Builder, map[string]string, erro
 			return Builder{}, nil, err
 		}
 	}
-	env := withEnv(n.Env, map[string]string{"XDG_CONFIG_HOME": config, "DOCKER_CONFIG": n.DockerConfig, "BUILDX_CONFIG": ""})
+	nscEnv := withEnv(n.Env, map[string]string{"XDG_CONFIG_HOME": config, "DOCKER_CONFIG": n.DockerConfig, "BUILDX_CONFIG": ""})
 
-	if err := n.authenticate(ctx, env); err != nil {
+	if err := n.authenticate(ctx, nscEnv); err != nil {
 		return Builder{}, nil, err
 	}
 	if n.LoadDecided != nil {
@@ -84,10 +85,10 @@ func (n *Namespace) SetUp(ctx context.Context) (Builder, map[string]string, erro
 	if n.DefaultLoad {
 		setup = append(setup, "--default_load")
 	}
-	if _, err := runCommand(ctx, env, n.NSC, setup...); err != nil {
+	if _, err := runCommand(ctx, nscEnv, n.NSC, setup...); err != nil {
 		return Builder{}, nil, err
 	}
-	b, err := ReadInstance(n.DockerConfig, KindNamespace, NamespaceName)
+	b, err := ReadInstance(n.DockerConfig, env.BuilderNamespace, NamespaceName)
 	if err != nil {
 		return Builder{}, nil, fmt.Errorf("nsc docker buildx setup wrote no builder: %w", err)
 	}

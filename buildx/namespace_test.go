@@ -3,6 +3,7 @@ package buildx
 import (
 	"context"
 	"encoding/json"
+	"github.com/dockhand-ci/dockhand/env"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,7 +48,7 @@ func TestNamespaceCognitoSetUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Kind != KindNamespace || b.Name != NamespaceName || len(b.Nodes) != 2 || b.Nodes[1].Platforms[0] != "linux/arm64" ||
+	if b.Kind != env.BuilderNamespace || b.Name != NamespaceName || len(b.Nodes) != 2 || b.Nodes[1].Platforms[0] != "linux/arm64" ||
 		!strings.HasPrefix(b.Nodes[0].TLS.Cert, filepath.Join(job, "nsc", "state")) {
 		t.Errorf("builder = %+v", b)
 	}

@@ -98,12 +98,12 @@ func Targets(spec Spec) []ProbeTarget {
 			ts = append(ts, t)
 		}
 	}
-	if slices.Contains(spec.Order, KindRemote) {
+	if slices.Contains(spec.Order, env.BuilderRemote) {
 		for _, ep := range remoteEndpoints(spec.Remote) {
 			add(remoteTarget(spec.Remote, ep))
 		}
 	}
-	if slices.Contains(spec.Order, KindEmbedded) && spec.Embedded.Socket != "" {
+	if slices.Contains(spec.Order, env.BuilderEmbedded) && spec.Embedded.Socket != "" {
 		add(ProbeTarget{Kind: ProbeBuildkit, Endpoint: spec.Embedded.Socket})
 	}
 	if spec.Local.DockerHost != "" {
@@ -158,13 +158,13 @@ func Plan(spec Spec, results Results) []Option {
 	var opts []Option
 	for _, kind := range spec.Order {
 		switch kind {
-		case KindRemote:
+		case env.BuilderRemote:
 			opts = append(opts, planRemote(spec, results, dockerUp))
-		case KindNamespace:
+		case env.BuilderNamespace:
 			opts = append(opts, planNamespace(spec.Namespace))
-		case KindLocal:
+		case env.BuilderLocal:
 			opts = append(opts, planLocal(spec.Local, results))
-		case KindEmbedded:
+		case env.BuilderEmbedded:
 			opts = append(opts, planEmbedded(spec.Embedded, results, dockerUp))
 		default:
 			opts = append(opts, Option{Kind: kind, State: NotConfigured, Why: "unknown builder kind"})
@@ -175,7 +175,7 @@ func Plan(spec Spec, results Results) []Option {
 
 func planRemote(spec Spec, results Results, dockerUp bool) Option {
 	r := spec.Remote
-	o := Option{Kind: KindRemote}
+	o := Option{Kind: env.BuilderRemote}
 	if len(r.Undiscovered) > 0 && len(remoteEndpoints(r)) == 0 {
 		o.State = Down
 		o.Why = "discovery found no node (" + strings.Join(r.Undiscovered, ", ") + ")"
@@ -208,7 +208,7 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 		}
 		return n
 	}
-	b := Builder{Kind: KindRemote, Name: RemoteName, Driver: DriverRemote}
+	b := Builder{Kind: env.BuilderRemote, Name: RemoteName, Driver: DriverRemote}
 	var why, missing []string
 	if len(r.Endpoints) > 0 {
 		if ep, n := pick(r.Endpoints); ep != "" {
@@ -257,7 +257,7 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 }
 
 func planNamespace(n NamespaceSpec) Option {
-	o := Option{Kind: KindNamespace}
+	o := Option{Kind: env.BuilderNamespace}
 	switch {
 	case n.NSC == "":
 		o.Why = "nsc not found (namespace.nsc or PATH)"
@@ -271,7 +271,7 @@ func planNamespace(n NamespaceSpec) Option {
 }
 
 func planLocal(l LocalSpec, results Results) Option {
-	o := Option{Kind: KindLocal}
+	o := Option{Kind: env.BuilderLocal}
 	if l.DockerHost == "" {
 		o.Why = "no docker daemon on this host (DOCKER_HOST or /var/run/docker.sock)"
 		return o
@@ -290,18 +290,18 @@ func planLocal(l LocalSpec, results Results) Option {
 	// builder could export but would lose the first two and pull its image
 	// (docs/cache.md, "The local builder").
 	o.State = Ready
-	o.Builder = Builder{Kind: KindLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: l.DockerHost}}}
+	o.Builder = Builder{Kind: env.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: l.DockerHost}}}
 	o.Why = fmt.Sprintf("the host's docker daemon (%s), its own builder", l.DockerHost)
 	return o
 }
 
 func planEmbedded(e EmbeddedSpec, results Results, dockerUp bool) Option {
-	o := Option{Kind: KindEmbedded}
+	o := Option{Kind: env.BuilderEmbedded}
 	if e.Socket == "" {
 		o.Why = "no state dir for its socket"
 		return o
 	}
-	o.Builder = Builder{Kind: KindEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: dockerUp,
+	o.Builder = Builder{Kind: env.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: dockerUp,
 		Nodes: []Node{{Name: EmbeddedName + "0", Endpoint: e.Socket}}}
 	res := results.Of(ProbeTarget{Kind: ProbeBuildkit, Endpoint: e.Socket})
 	switch {

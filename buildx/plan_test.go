@@ -133,153 +133,157 @@ func TestPlan(t *testing.T) {
 	}{
 		{
 			name:    "remote first, both healthy: the pipeline's node",
-			spec:    func() Spec { return baseSpec(KindRemote, KindLocal) },
+			spec:    func() Spec { return baseSpec(env.BuilderRemote, env.BuilderLocal) },
 			results: results([]string{epA, epB, docker}, nil),
-			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName, load: true, why: `pipeline "app" → ` + appNode + " (rendezvous over 2 of 2 healthy)"},
+			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName, load: true, why: `pipeline "app" → ` + appNode + " (rendezvous over 2 of 2 healthy)"},
 			states:  []State{Ready, Ready},
 		},
 		{
 			name:    "the pipeline's node down: the other one",
-			spec:    func() Spec { return baseSpec(KindRemote, KindLocal) },
+			spec:    func() Spec { return baseSpec(env.BuilderRemote, env.BuilderLocal) },
 			results: results([]string{otherNode, docker}, map[string]string{appNode: "connection refused"}),
-			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{otherNode}, driver: DriverRemote, name: RemoteName, load: true, why: "1 of 2 healthy"},
+			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{otherNode}, driver: DriverRemote, name: RemoteName, load: true, why: "1 of 2 healthy"},
 		},
 		{
 			name:    "no docker daemon: no default-load",
-			spec:    func() Spec { s := baseSpec(KindRemote); s.Local.DockerHost = ""; return s },
+			spec:    func() Spec { s := baseSpec(env.BuilderRemote); s.Local.DockerHost = ""; return s },
 			results: results([]string{epA, epB}, nil),
-			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName, load: false},
+			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName, load: false},
 		},
 		{
 			name:    "docker daemon down: no default-load either",
-			spec:    func() Spec { return baseSpec(KindRemote) },
+			spec:    func() Spec { return baseSpec(env.BuilderRemote) },
 			results: results([]string{epA, epB}, map[string]string{docker: "connection refused"}),
-			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{appNode}, load: false, driver: DriverRemote, name: RemoteName},
+			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode}, load: false, driver: DriverRemote, name: RemoteName},
 		},
 		{
 			name:    "remote all down: falls to local",
-			spec:    func() Spec { return baseSpec(KindRemote, KindLocal) },
+			spec:    func() Spec { return baseSpec(env.BuilderRemote, env.BuilderLocal) },
 			results: results([]string{docker}, map[string]string{epA: "connection refused", epB: "no answer within 1.5s"}),
-			want:    &want{kind: KindLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default", why: "its own builder"},
+			want:    &want{kind: env.BuilderLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default", why: "its own builder"},
 			states:  []State{Down, Ready},
 		},
 		{
 			name:    "local is the engine's own builder, never a docker-container one",
-			spec:    func() Spec { return baseSpec(KindLocal) },
+			spec:    func() Spec { return baseSpec(env.BuilderLocal) },
 			results: results([]string{docker}, nil),
-			want:    &want{kind: KindLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default", load: false, why: "its own builder"},
+			want:    &want{kind: env.BuilderLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default", load: false, why: "its own builder"},
 		},
 		{
 			name:    "local without a daemon is not configured; nothing usable",
-			spec:    func() Spec { s := baseSpec(KindLocal); s.Local.DockerHost = ""; return s },
+			spec:    func() Spec { s := baseSpec(env.BuilderLocal); s.Local.DockerHost = ""; return s },
 			results: Results{},
 			states:  []State{NotConfigured},
 		},
 		{
 			name:    "local daemon not answering is down",
-			spec:    func() Spec { return baseSpec(KindLocal) },
+			spec:    func() Spec { return baseSpec(env.BuilderLocal) },
 			results: results(nil, map[string]string{docker: "connection refused"}),
 			states:  []State{Down},
 		},
 		{
 			name: "namespace configured comes first and needs setup",
 			spec: func() Spec {
-				s := baseSpec(KindNamespace, KindRemote)
+				s := baseSpec(env.BuilderNamespace, env.BuilderRemote)
 				s.Namespace = NamespaceSpec{NSC: "/usr/bin/nsc", TenantID: "tnt", Auth: "oidc"}
 				return s
 			},
 			results: results([]string{epA, epB}, nil),
-			want:    &want{kind: KindNamespace, state: NeedsSetup, why: "tenant tnt"},
+			want:    &want{kind: env.BuilderNamespace, state: NeedsSetup, why: "tenant tnt"},
 			states:  []State{NeedsSetup, Ready},
 		},
 		{
 			name: "namespace without nsc is skipped",
 			spec: func() Spec {
-				s := baseSpec(KindNamespace, KindRemote)
+				s := baseSpec(env.BuilderNamespace, env.BuilderRemote)
 				s.Namespace = NamespaceSpec{TenantID: "tnt"}
 				return s
 			},
 			results: results([]string{epA, epB}, nil),
-			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName},
+			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName},
 			states:  []State{NotConfigured, Ready},
 		},
 		{
-			name:    "namespace without a tenant is skipped",
-			spec:    func() Spec { s := baseSpec(KindNamespace); s.Namespace = NamespaceSpec{NSC: "/usr/bin/nsc"}; return s },
+			name: "namespace without a tenant is skipped",
+			spec: func() Spec {
+				s := baseSpec(env.BuilderNamespace)
+				s.Namespace = NamespaceSpec{NSC: "/usr/bin/nsc"}
+				return s
+			},
 			results: Results{},
 			states:  []State{NotConfigured},
 		},
 		{
 			name:    "embedded running is ready",
-			spec:    func() Spec { s := baseSpec(KindRemote, KindEmbedded); s.Remote = RemoteSpec{}; return s },
+			spec:    func() Spec { s := baseSpec(env.BuilderRemote, env.BuilderEmbedded); s.Remote = RemoteSpec{}; return s },
 			results: results([]string{embSock}, nil),
-			want:    &want{kind: KindEmbedded, state: Ready, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, why: "shared buildkitd"},
+			want:    &want{kind: env.BuilderEmbedded, state: Ready, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, why: "shared buildkitd"},
 			states:  []State{NotConfigured, Ready},
 		},
 		{
 			name:    "embedded not running needs a start",
-			spec:    func() Spec { s := baseSpec(KindEmbedded); return s },
+			spec:    func() Spec { s := baseSpec(env.BuilderEmbedded); return s },
 			results: results([]string{docker}, map[string]string{embSock: "no socket"}),
-			want:    &want{kind: KindEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, load: true, why: "starting"},
+			want:    &want{kind: env.BuilderEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, load: true, why: "starting"},
 		},
 		{
 			name:    "embedded without buildkitd is down",
-			spec:    func() Spec { s := baseSpec(KindEmbedded); s.Embedded.Buildkitd = ""; return s },
+			spec:    func() Spec { s := baseSpec(env.BuilderEmbedded); s.Embedded.Buildkitd = ""; return s },
 			results: results(nil, map[string]string{embSock: "no socket"}),
 			states:  []State{Down},
 		},
 		{
 			name:    "remote with nothing configured is skipped",
-			spec:    func() Spec { s := baseSpec(KindRemote); s.Remote = RemoteSpec{}; return s },
+			spec:    func() Spec { s := baseSpec(env.BuilderRemote); s.Remote = RemoteSpec{}; return s },
 			results: Results{},
 			states:  []State{NotConfigured},
 		},
 		{
 			name: "per-platform nodes make one multi-node builder, pool node first",
 			spec: func() Spec {
-				s := baseSpec(KindRemote)
+				s := baseSpec(env.BuilderRemote)
 				s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm, epArm2}}}
 				return s
 			},
 			results: results([]string{epA, epB, epArm, epArm2, docker}, nil),
-			want: &want{kind: KindRemote, state: Ready, endpoints: []string{appNode, Rendezvous("app", []string{epArm, epArm2})[0]},
+			want: &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode, Rendezvous("app", []string{epArm, epArm2})[0]},
 				platforms: [][]string{nil, {"linux/arm64"}}, driver: DriverRemote, name: RemoteName, load: false, why: "linux/arm64 → "},
 		},
 		{
 			name: "only per-platform nodes: the host's platform first",
 			spec: func() Spec {
-				s := baseSpec(KindRemote)
+				s := baseSpec(env.BuilderRemote)
 				s.Remote.Endpoints = nil
 				s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}, {Platform: "linux/amd64", Endpoints: []string{epC}}}
 				return s
 			},
 			results: results([]string{epArm, epC}, nil),
-			want: &want{kind: KindRemote, state: Ready, endpoints: []string{epC, epArm},
+			want: &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{epC, epArm},
 				platforms: [][]string{{"linux/amd64"}, {"linux/arm64"}}, driver: DriverRemote, name: RemoteName},
 		},
 		{
 			name: "a platform without a healthy node is left out and named",
 			spec: func() Spec {
-				s := baseSpec(KindRemote)
+				s := baseSpec(env.BuilderRemote)
 				s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}}
 				return s
 			},
 			results: results([]string{epA, epB}, map[string]string{epArm: "connection refused"}),
-			want: &want{kind: KindRemote, state: Ready, endpoints: []string{appNode}, platforms: [][]string{nil},
+			want: &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode}, platforms: [][]string{nil},
 				driver: DriverRemote, name: RemoteName, why: "no healthy node for linux/arm64"},
 		},
 		{
 			name:    "everything down",
-			spec:    func() Spec { return baseSpec(KindRemote, KindLocal, KindEmbedded) },
+			spec:    func() Spec { return baseSpec(env.BuilderRemote, env.BuilderLocal, env.BuilderEmbedded) },
 			results: results(nil, map[string]string{epA: "connection refused", epB: "TLS: bad certificate", docker: "no socket", embSock: "no socket"}),
-			want:    &want{kind: KindEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName},
+			want:    &want{kind: env.BuilderEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName},
 			states:  []State{Down, Down, NeedsStart},
 		},
 		{
 			name:    "an endpoint that was not probed counts as down",
-			spec:    func() Spec { return baseSpec(KindRemote) },
+			spec:    func() Spec { return baseSpec(env.BuilderRemote) },
 			results: results([]string{epA}, nil),
-			want:    &want{kind: KindRemote, state: Ready, endpoints: []string{epA}, driver: DriverRemote, name: RemoteName},
+			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{epA}, driver: DriverRemote, name: RemoteName},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -326,7 +330,7 @@ func TestPlan(t *testing.T) {
 			if o.Builder.Driver != w.driver || o.Builder.Name != w.name || o.Builder.DefaultLoad != w.load {
 				t.Errorf("builder = %s %s load=%v, want %s %s load=%v", o.Builder.Name, o.Builder.Driver, o.Builder.DefaultLoad, w.name, w.driver, w.load)
 			}
-			if o.Kind == KindRemote {
+			if o.Kind == env.BuilderRemote {
 				for _, n := range o.Builder.Nodes {
 					if n.TLS != tlsFiles {
 						t.Errorf("node %s TLS = %+v", n.Name, n.TLS)
@@ -338,7 +342,7 @@ func TestPlan(t *testing.T) {
 }
 
 func TestTargets(t *testing.T) {
-	s := baseSpec(KindNamespace, KindRemote, KindLocal)
+	s := baseSpec(env.BuilderNamespace, env.BuilderRemote, env.BuilderLocal)
 	s.Remote.Endpoints = []string{epA, "unix:///run/buildkit/buildkitd.sock"}
 	s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm, epA}}}
 	got := Targets(s)
@@ -353,7 +357,7 @@ func TestTargets(t *testing.T) {
 	if !slices.Equal(eps, want) {
 		t.Errorf("targets = %q, want %q (each once; no embedded when not wanted)", eps, want)
 	}
-	s = baseSpec(KindEmbedded)
+	s = baseSpec(env.BuilderEmbedded)
 	s.Local.DockerHost = ""
 	if got := Targets(s); len(got) != 1 || got[0].Endpoint != embSock {
 		t.Errorf("embedded-only targets = %+v", got)
@@ -361,13 +365,13 @@ func TestTargets(t *testing.T) {
 }
 
 func TestNoBuilderErrorNamesEachCandidate(t *testing.T) {
-	s := baseSpec(KindNamespace, KindRemote, KindLocal, KindEmbedded)
+	s := baseSpec(env.BuilderNamespace, env.BuilderRemote, env.BuilderLocal, env.BuilderEmbedded)
 	s.Namespace = NamespaceSpec{NSC: "/usr/bin/nsc", TenantID: "t"}
 	s.Local.DockerHost = ""
 	opts := Plan(s, results(nil, map[string]string{epA: "connection refused", epB: "no answer within 1.5s", embSock: "no socket"}))
 	err := &NoBuilderError{Options: opts, Setup: map[string]string{
-		KindNamespace: "nsc auth exchange-oidc-token: permission denied",
-		KindEmbedded:  "starting buildkitd: must be root",
+		env.BuilderNamespace: "nsc auth exchange-oidc-token: permission denied",
+		env.BuilderEmbedded:  "starting buildkitd: must be root",
 	}}
 	want := "no builder available: namespace: nsc auth exchange-oidc-token: permission denied; remote: " +
 		epA + ": connection refused, " + epB + ": no answer within 1.5s; embedded: starting buildkitd: must be root"
@@ -377,7 +381,7 @@ func TestNoBuilderErrorNamesEachCandidate(t *testing.T) {
 	if strings.Contains(err.Error(), "\n") {
 		t.Error("the error is more than one line")
 	}
-	if !Configured(opts) || Configured(Plan(Spec{Order: []string{KindLocal, KindRemote}}, nil)) {
+	if !Configured(opts) || Configured(Plan(Spec{Order: []string{env.BuilderLocal, env.BuilderRemote}}, nil)) {
 		t.Error("Configured is wrong")
 	}
 }
@@ -401,7 +405,7 @@ func TestLoadable(t *testing.T) {
 }
 
 func TestInstanceJSON(t *testing.T) {
-	b := Builder{Kind: KindRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
+	b := Builder{Kind: env.BuilderRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
 		{Name: "dockhand-remote0", Endpoint: epA, TLS: TLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "buildkitd"}},
 		{Name: "dockhand-remote-linux-arm64-v8", Endpoint: epArm, Platforms: []string{"linux/arm64/v8"}, TLS: TLS{CA: "/ca.pem"}},
 	}}
@@ -416,7 +420,7 @@ func TestInstanceJSON(t *testing.T) {
 		t.Errorf("instance =\n%s\nwant\n%s", data, want)
 	}
 	// default-load on every node when asked; unix endpoints get no TLS.
-	single := Builder{Kind: KindEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: true,
+	single := Builder{Kind: env.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: true,
 		Nodes: []Node{{Name: "n0", Endpoint: embSock, TLS: TLS{CA: "/ca.pem"}}}}
 	data, _ = InstanceJSON(single)
 	var ng map[string]any
@@ -425,7 +429,7 @@ func TestInstanceJSON(t *testing.T) {
 	if len(opts) != 1 || opts["default-load"] != "true" {
 		t.Errorf("single unix node driver opts = %v, want only default-load", opts)
 	}
-	back, err := ParseInstance(KindRemote, mustJSON(t, b))
+	back, err := ParseInstance(env.BuilderRemote, mustJSON(t, b))
 	if err != nil || back.Name != b.Name || !slices.Equal(back.Endpoints(), b.Endpoints()) || back.Nodes[0].TLS != b.Nodes[0].TLS ||
 		!slices.Equal(back.Nodes[1].Platforms, []string{"linux/arm64/v8"}) {
 		t.Errorf("ParseInstance round trip = %+v, %v", back, err)

@@ -3,6 +3,7 @@ package buildx
 import (
 	"errors"
 	"fmt"
+	"github.com/dockhand-ci/dockhand/env"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -79,7 +80,7 @@ func Rewrite(args []string, p Policy) Result {
 	same := func(reason string, warn bool) Result {
 		return Result{Args: args, Reason: reason, Warn: warn}
 	}
-	if p.Mode == CacheOff {
+	if p.Mode == env.CacheOff {
 		return same("cache.mode is off", false)
 	}
 	inv, err := ParseInvocation(args, p.Standalone)
@@ -95,7 +96,7 @@ func Rewrite(args []string, p Policy) Result {
 	if p.Builder != nil {
 		facts = p.Builder(inv.Builder)
 	}
-	if p.Mode != CacheAlways && facts.Persistent {
+	if p.Mode != env.CacheAlways && facts.Persistent {
 		return same(fmt.Sprintf("builder %s keeps its own cache (cache.mode auto)", facts.Name), false)
 	}
 	readOnly := ""

@@ -2,6 +2,7 @@ package buildx
 
 import (
 	"errors"
+	"github.com/dockhand-ci/dockhand/env"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,10 +13,10 @@ import (
 // the registry backend, run from the checkout.
 func testPolicy() Policy {
 	return Policy{
-		Mode: CacheAuto,
+		Mode: env.CacheAuto,
 		Identity: Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "false",
 			Repo: "git@github.com:acme/web.git", Checkout: "/b/web"},
-		Backend: Backend{Kind: BackendRegistry, Repository: "reg.example/cache"},
+		Backend: Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"},
 		Dir:     "/b/web",
 	}
 }
@@ -141,7 +142,7 @@ func TestRewriteBuild(t *testing.T) {
 			}
 		}, reason: "keeps its own cache"},
 		{name: "always: persistent builder too", args: "buildx build .", mod: func(p *Policy) {
-			p.Mode = CacheAlways
+			p.Mode = env.CacheAlways
 			p.Builder = func(name string) BuilderFacts {
 				return BuilderFacts{Name: "dockhand", Driver: "remote", Nodes: 1, Persistent: true}
 			}
@@ -151,7 +152,7 @@ func TestRewriteBuild(t *testing.T) {
 				return BuilderFacts{Name: name, Driver: "remote", Persistent: name == ""}
 			}
 		}, img: &dockerfile, at: 4},
-		{name: "off", args: "buildx build .", mod: func(p *Policy) { p.Mode = CacheOff }, reason: "cache.mode is off"},
+		{name: "off", args: "buildx build .", mod: func(p *Policy) { p.Mode = env.CacheOff }, reason: "cache.mode is off"},
 		{name: "fork: read-only", args: "buildx build .", mod: func(p *Policy) {
 			p.Identity.PullRequest, p.Identity.PullRequestRepo = "5", "https://github.com/mallory/web"
 		}, img: &dockerfile, at: 2, reason: "fork",
@@ -361,7 +362,7 @@ func TestRewriteBake(t *testing.T) {
 	p := testPolicy()
 	p.Bake = func() ([]BakeTarget, error) { t.Fatal("bake --print run for a --print call"); return nil, nil }
 	Rewrite(splitArgs("buildx bake --print"), p)
-	p.Mode = CacheOff
+	p.Mode = env.CacheOff
 	Rewrite(splitArgs("buildx bake"), p)
 }
 
@@ -422,9 +423,9 @@ func FuzzRewrite(f *testing.F) {
 		case 1:
 			p.Identity.PullRequest = "3"
 		case 2:
-			p.Backend = Backend{Kind: BackendS3, S3: S3Backend{Bucket: "b", EndpointURL: "http://h:1"}}
+			p.Backend = Backend{Kind: env.CacheS3, S3: S3Backend{Bucket: "b", EndpointURL: "http://h:1"}}
 		case 3:
-			p.Backend = Backend{Kind: BackendLocal, LocalDir: "/c,d"}
+			p.Backend = Backend{Kind: env.CacheLocal, LocalDir: "/c,d"}
 		case 4:
 			p.Builder = func(string) BuilderFacts { return BuilderFacts{Driver: "docker"} }
 		}

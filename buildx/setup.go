@@ -144,7 +144,7 @@ func Select(o SetupOptions) (*Selection, error) {
 		ctx = context.Background()
 	}
 	var discovery []fleet.Membership
-	if slices.Contains(spec.Order, KindRemote) {
+	if slices.Contains(spec.Order, env.BuilderRemote) {
 		spec.Remote, discovery = Discover(NewDiscoverer(cfg, o.Env, o.StateDir, o.Self), spec.Remote)
 	}
 	prober := NewProber(cfg, o.Env, o.StateDir, o.Self)
@@ -226,7 +226,7 @@ func onlyEngineDown(opts []Option) bool {
 	for _, o := range opts {
 		switch {
 		case o.State == NotConfigured:
-		case o.Kind == KindLocal && o.State == Down:
+		case o.Kind == env.BuilderLocal && o.State == Down:
 			down = true
 		default:
 			return false
@@ -238,12 +238,12 @@ func onlyEngineDown(opts []Option) bool {
 // wireBuilder writes the builder's instance file (nsc wrote its own) and the
 // TLS links buildctl users need.
 func wireBuilder(o SetupOptions, b Builder) error {
-	if b.Kind != KindNamespace && b.Driver != DriverDocker {
+	if b.Kind != env.BuilderNamespace && b.Driver != DriverDocker {
 		if err := WriteInstance(o.DockerConfig, b); err != nil {
 			return fmt.Errorf("writing the builder %s: %w", b.Name, err)
 		}
 	}
-	if b.Kind == KindNamespace {
+	if b.Kind == env.BuilderNamespace {
 		// Pipelines written from Namespace's docs name `--builder nsc-remote`
 		// (what their own `nsc docker buildx setup` creates): the name works
 		// without those setup lines, and a step that keeps them replaces it.

@@ -12,7 +12,7 @@ import (
 )
 
 func TestBuilderExports(t *testing.T) {
-	remote := Builder{Kind: KindRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
+	remote := Builder{Kind: env.BuilderRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
 		{Name: "n0", Endpoint: epA, TLS: TLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "buildkitd.internal"}},
 		{Name: "n1", Endpoint: epArm, TLS: TLS{CA: "/ca.pem"}},
 	}}
@@ -24,11 +24,11 @@ func TestBuilderExports(t *testing.T) {
 	}{
 		{"remote with mTLS", remote, nil, map[string]string{
 			BuilderVar: RemoteName, HostVar: epA, TLSDirVar: "/job/buildkit-tls", TLSServerName: "buildkitd.internal"}},
-		{"embedded on a unix socket", Builder{Kind: KindEmbedded, Name: EmbeddedName, Driver: DriverRemote, Nodes: []Node{{Name: "e0", Endpoint: embSock}}},
+		{"embedded on a unix socket", Builder{Kind: env.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, Nodes: []Node{{Name: "e0", Endpoint: embSock}}},
 			nil, map[string]string{BuilderVar: EmbeddedName, HostVar: embSock}},
-		{"local docker driver: nothing exported, as without dockhand", Builder{Kind: KindLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}},
+		{"local docker driver: nothing exported, as without dockhand", Builder{Kind: env.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}},
 			nil, map[string]string{}},
-		{"namespace adds nsc's token file", Builder{Kind: KindNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: epC, TLS: TLS{CA: "/s.pem", Cert: "/ck.pem", Key: "/ck.pem"}}}},
+		{"namespace adds nsc's token file", Builder{Kind: env.BuilderNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: epC, TLS: TLS{CA: "/s.pem", Cert: "/ck.pem", Key: "/ck.pem"}}}},
 			map[string]string{NamespaceTokenVar: "/job/nsc/config/ns/token.json"},
 			map[string]string{BuilderVar: NamespaceName, HostVar: epC, TLSDirVar: "/job/buildkit-tls", NamespaceTokenVar: "/job/nsc/config/ns/token.json"}},
 	} {
@@ -49,7 +49,7 @@ func TestWireBuilder(t *testing.T) {
 	job := t.TempDir()
 	dc := filepath.Join(job, "docker")
 	o := SetupOptions{JobDir: job, DockerConfig: dc}
-	b := Builder{Kind: KindRemote, Name: RemoteName, Driver: DriverRemote, DefaultLoad: true,
+	b := Builder{Kind: env.BuilderRemote, Name: RemoteName, Driver: DriverRemote, DefaultLoad: true,
 		Nodes: []Node{{Name: "n0", Endpoint: epA, TLS: TLS{CA: "/etc/ca.pem", Cert: "/etc/c.pem", Key: "/etc/k.pem"}}}}
 	if err := wireBuilder(o, b); err != nil {
 		t.Fatal(err)
@@ -58,7 +58,7 @@ func TestWireBuilder(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("instance file: %v %v", err, fi)
 	}
-	back, err := ReadInstance(dc, KindRemote, RemoteName)
+	back, err := ReadInstance(dc, env.BuilderRemote, RemoteName)
 	if err != nil || back.Endpoint() != epA || !back.DefaultLoad || back.Nodes[0].TLS != b.Nodes[0].TLS {
 		t.Errorf("instance read back = %+v, %v", back, err)
 	}
@@ -72,7 +72,7 @@ func TestWireBuilder(t *testing.T) {
 		t.Error("key material in the instance file")
 	}
 	// The docker driver has no instance; nsc's instance is left as nsc wrote it.
-	if err := wireBuilder(o, Builder{Kind: KindLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}}); err != nil {
+	if err := wireBuilder(o, Builder{Kind: env.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(InstancePath(dc, "default")); !os.IsNotExist(err) {
@@ -80,7 +80,7 @@ func TestWireBuilder(t *testing.T) {
 	}
 	nsData := []byte(`{"Name":"dockhand-namespace","Driver":"remote","Nodes":[{"Name":"amd64","Endpoint":"tcp://x:443","Platforms":null,"DriverOpts":{"default-load":"false"},"Flags":null,"Files":null}],"Dynamic":false}`)
 	os.WriteFile(InstancePath(dc, NamespaceName), nsData, 0o600)
-	if err := wireBuilder(o, Builder{Kind: KindNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: "tcp://x:443"}}}); err != nil {
+	if err := wireBuilder(o, Builder{Kind: env.BuilderNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: "tcp://x:443"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(InstancePath(dc, NamespaceName)); string(got) != string(nsData) {
@@ -108,7 +108,7 @@ func TestSelect(t *testing.T) {
 	// Endpoints that cannot be probed (dockhand-cloud is missing): every
 	// candidate is named with why.
 	cfg := env.Default("")
-	cfg.Builders = []string{KindRemote}
+	cfg.Builders = []string{env.BuilderRemote}
 	cfg.Remote.Endpoints = []string{epA, epB}
 	sel, err = Select(opts(cfg))
 	var none *NoBuilderError
@@ -122,7 +122,7 @@ func TestSelect(t *testing.T) {
 	}
 
 	// The embedded kind with no buildkitd anywhere is down, with the reason.
-	cfg.Builders = []string{KindEmbedded}
+	cfg.Builders = []string{env.BuilderEmbedded}
 	_, err = Select(opts(cfg))
 	if !errors.As(err, &none) || !strings.Contains(err.Error(), "embedded: ") {
 		t.Errorf("embedded without buildkitd: %v", err)
@@ -135,10 +135,10 @@ func TestOnlyEngineDown(t *testing.T) {
 		opts []Option
 		want bool
 	}{
-		{[]Option{opt(KindNamespace, NotConfigured), opt(KindRemote, NotConfigured), opt(KindLocal, Down)}, true},
-		{[]Option{opt(KindRemote, Down), opt(KindLocal, Down)}, false}, // a configured pool is down: 125
-		{[]Option{opt(KindLocal, NotConfigured)}, false},
-		{[]Option{opt(KindLocal, Down), opt(KindEmbedded, Down)}, false},
+		{[]Option{opt(env.BuilderNamespace, NotConfigured), opt(env.BuilderRemote, NotConfigured), opt(env.BuilderLocal, Down)}, true},
+		{[]Option{opt(env.BuilderRemote, Down), opt(env.BuilderLocal, Down)}, false}, // a configured pool is down: 125
+		{[]Option{opt(env.BuilderLocal, NotConfigured)}, false},
+		{[]Option{opt(env.BuilderLocal, Down), opt(env.BuilderEmbedded, Down)}, false},
 	} {
 		if got := onlyEngineDown(tc.opts); got != tc.want {
 			t.Errorf("onlyEngineDown(%v) = %v, want %v", tc.opts, got, tc.want)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dockhand-ci/dockhand/env"
 	"io"
 	"os"
 	"os/exec"
@@ -147,7 +148,7 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 	mode := c.Mode
 	if v := lookup("DOCKHAND_CACHE"); v != "" {
 		switch v {
-		case CacheAuto, CacheAlways, CacheOff:
+		case env.CacheAuto, env.CacheAlways, env.CacheOff:
 			mode = v
 		default:
 			fmt.Fprintf(stderr, "dockhand: warning: ignoring DOCKHAND_CACHE=%q (want auto, always or off)\n", v)
@@ -250,9 +251,9 @@ func builderFacts(name string, lookup func(string) string, selected *SelectedBui
 	}
 	if selected != nil && strings.EqualFold(selected.Name, name) {
 		switch selected.Kind {
-		case KindNamespace:
+		case env.BuilderNamespace:
 			f.Persistent = true
-		case KindRemote:
+		case env.BuilderRemote:
 			f.Persistent = selected.Nodes <= 1
 		}
 	}

@@ -3,6 +3,7 @@ package buildx
 import (
 	"bytes"
 	"errors"
+	"github.com/dockhand-ci/dockhand/env"
 	"os"
 	"path/filepath"
 	"slices"
@@ -104,10 +105,10 @@ func TestBuilderFacts(t *testing.T) {
 	write("instances/kit", `{"Name":"kit","Driver":"remote","Nodes":[{"Name":"kit0","Endpoint":"tcp://10.0.0.1:1234"}]}`)
 	write("instances/multi", `{"Name":"multi","Driver":"remote","Nodes":[{"Name":"a"},{"Name":"b"}]}`)
 	write("instances/dc", `{"Name":"dc","Driver":"docker-container","Nodes":[{"Name":"dc0"}]}`)
-	env := func(kv ...string) func(string) string {
+	vars := func(kv ...string) func(string) string {
 		return lookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...))
 	}
-	remote := &SelectedBuilder{Kind: KindRemote, Name: "kit", Nodes: 1}
+	remote := &SelectedBuilder{Kind: env.BuilderRemote, Name: "kit", Nodes: 1}
 	for _, c := range []struct {
 		name     string
 		builder  string
@@ -115,34 +116,34 @@ func TestBuilderFacts(t *testing.T) {
 		selected *SelectedBuilder
 		want     BuilderFacts
 	}{
-		{"named instance", "kit", env(), nil, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
-		{"name is case-insensitive", "KIT", env(), nil, BuilderFacts{Name: "KIT", Driver: "remote", Nodes: 1}},
-		{"BUILDX_BUILDER", "", env("BUILDX_BUILDER=dc"), nil, BuilderFacts{Name: "dc", Driver: "docker-container", Nodes: 1}},
-		{"--builder beats BUILDX_BUILDER", "multi", env("BUILDX_BUILDER=dc"), nil, BuilderFacts{Name: "multi", Driver: "remote", Nodes: 2}},
-		{"a docker context", "default", env(), nil, BuilderFacts{Name: "default", Driver: "docker"}},
-		{"nothing named: the docker driver", "", env(), nil, BuilderFacts{Name: "default", Driver: "docker"}},
+		{"named instance", "kit", vars(), nil, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
+		{"name is case-insensitive", "KIT", vars(), nil, BuilderFacts{Name: "KIT", Driver: "remote", Nodes: 1}},
+		{"BUILDX_BUILDER", "", vars("BUILDX_BUILDER=dc"), nil, BuilderFacts{Name: "dc", Driver: "docker-container", Nodes: 1}},
+		{"--builder beats BUILDX_BUILDER", "multi", vars("BUILDX_BUILDER=dc"), nil, BuilderFacts{Name: "multi", Driver: "remote", Nodes: 2}},
+		{"a docker context", "default", vars(), nil, BuilderFacts{Name: "default", Driver: "docker"}},
+		{"nothing named: the docker driver", "", vars(), nil, BuilderFacts{Name: "default", Driver: "docker"}},
 		{"BUILDX_CONFIG", "kit", lookupIn([]string{"BUILDX_CONFIG=" + store}), nil, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
-		{"dockhand's single remote node is persistent", "kit", env(), remote, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1, Persistent: true}},
-		{"another builder than dockhand's", "dc", env(), remote, BuilderFacts{Name: "dc", Driver: "docker-container", Nodes: 1}},
-		{"namespace is persistent", "kit", env(), &SelectedBuilder{Kind: KindNamespace, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1, Persistent: true}},
-		{"multi-node remote is not", "multi", env(), &SelectedBuilder{Kind: KindRemote, Name: "multi", Nodes: 2}, BuilderFacts{Name: "multi", Driver: "remote", Nodes: 2}},
-		{"embedded is not", "kit", env(), &SelectedBuilder{Kind: KindEmbedded, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
-		{"local is not", "kit", env(), &SelectedBuilder{Kind: KindLocal, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
+		{"dockhand's single remote node is persistent", "kit", vars(), remote, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1, Persistent: true}},
+		{"another builder than dockhand's", "dc", vars(), remote, BuilderFacts{Name: "dc", Driver: "docker-container", Nodes: 1}},
+		{"namespace is persistent", "kit", vars(), &SelectedBuilder{Kind: env.BuilderNamespace, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1, Persistent: true}},
+		{"multi-node remote is not", "multi", vars(), &SelectedBuilder{Kind: env.BuilderRemote, Name: "multi", Nodes: 2}, BuilderFacts{Name: "multi", Driver: "remote", Nodes: 2}},
+		{"embedded is not", "kit", vars(), &SelectedBuilder{Kind: env.BuilderEmbedded, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
+		{"local is not", "kit", vars(), &SelectedBuilder{Kind: env.BuilderLocal, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
 	} {
 		if got := builderFacts(c.builder, c.lookup, c.selected); got != c.want {
 			t.Errorf("%s: builderFacts(%q) = %+v, want %+v", c.name, c.builder, got, c.want)
 		}
 	}
 	write("current", `{"Key":"unix:///var/run/docker.sock","Name":"multi","Global":false}`)
-	if got := builderFacts("", env(), nil); got.Name != "multi" || got.Nodes != 2 {
+	if got := builderFacts("", vars(), nil); got.Name != "multi" || got.Nodes != 2 {
 		t.Errorf("with a current builder: %+v, want multi", got)
 	}
 }
 
 func testJob() *ShimJob {
 	return &ShimJob{Cache: &CacheSettings{
-		Mode:     CacheAuto,
-		Backend:  Backend{Kind: BackendRegistry, Repository: "reg.example/cache"},
+		Mode:     env.CacheAuto,
+		Backend:  Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"},
 		Identity: Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main"},
 	}}
 }

@@ -17,6 +17,9 @@ import (
 	"github.com/dockhand-ci/dockhand/fleet"
 )
 
+// The values of the configuration's enumerations, the one home of these
+// names: buildx, bootstrap and report use them as they are.
+
 // Builder kinds, in the default preference order (embedded is opt-in).
 const (
 	BuilderNamespace = "namespace"
@@ -39,7 +42,8 @@ const (
 	AnnotateOff    = "off"
 )
 
-// Cache backends.
+// Cache backends. Each is the BuildKit cache type of the same name
+// (type=registry, type=s3, type=local), as a build's history records it.
 const (
 	CacheRegistry = "registry"
 	CacheS3       = "s3"

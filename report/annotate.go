@@ -5,16 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dockhand-ci/dockhand/env"
 	"os/exec"
 	"strings"
 	"time"
-)
-
-// Annotation modes, the `annotate` configuration key.
-const (
-	AnnotateAuto   = "auto"   // only when the job built something on dockhand's builder
-	AnnotateAlways = "always" // every job with dockhand's builder, "no builds" included
-	AnnotateOff    = "off"
 )
 
 // AnnotateWait bounds `buildkite-agent annotate` (it retries a failed
@@ -28,9 +22,9 @@ func Context(jobID string) string { return "dockhand-" + jobID }
 // Wanted reports whether the mode asks for an annotation of r.
 func Wanted(mode string, r Report) bool {
 	switch mode {
-	case AnnotateOff:
+	case env.AnnotateOff:
 		return false
-	case AnnotateAlways:
+	case env.AnnotateAlways:
 		return r.Builder.Kind != ""
 	default:
 		return len(r.Builds) > 0

@@ -8,6 +8,7 @@ package report
 
 import (
 	"encoding/json"
+	"github.com/dockhand-ci/dockhand/env"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -262,11 +263,11 @@ func buildOf(rec buildx.BuildRecord, cache *buildx.CacheSettings, id buildx.Iden
 func ownRef(c *buildx.CacheSettings, pipeline string, e buildx.CacheEntry) bool {
 	b := c.Backend
 	switch b.Kind {
-	case buildx.BackendRegistry:
-		return e.Type == "registry" && strings.HasPrefix(e.Ref, b.PipelineRepository(pipeline)+":")
-	case buildx.BackendS3:
-		return e.Type == "s3" && strings.HasPrefix(e.Ref, "s3://"+b.S3.Bucket+"/"+b.S3.Prefix)
-	case buildx.BackendLocal:
+	case env.CacheRegistry:
+		return e.Type == env.CacheRegistry && strings.HasPrefix(e.Ref, b.PipelineRepository(pipeline)+":")
+	case env.CacheS3:
+		return e.Type == env.CacheS3 && strings.HasPrefix(e.Ref, "s3://"+b.S3.Bucket+"/"+b.S3.Prefix)
+	case env.CacheLocal:
 		return strings.HasPrefix(e.Ref, b.LocalCacheDir(pipeline))
 	}
 	return false

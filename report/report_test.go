@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"github.com/dockhand-ci/dockhand/env"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,7 +30,7 @@ func fixedInputs() Inputs {
 	id := buildx.Identity{Pipeline: "app", Branch: "feature/login", DefaultBranch: "main", PullRequest: "12",
 		Repo: "git@github.com:acme/app.git", PullRequestRepo: "https://github.com/acme/app"}
 	cache := &buildx.CacheSettings{Mode: "auto", Identity: id,
-		Backend: buildx.Backend{Kind: buildx.BackendRegistry, Repository: "registry.example:5000/cache"}}
+		Backend: buildx.Backend{Kind: env.CacheRegistry, Repository: "registry.example:5000/cache"}}
 	node := "unix:///var/lib/dockhand/buildkitd.sock"
 	sel := &buildx.Selection{
 		Targets: []buildx.ProbeTarget{{Kind: buildx.ProbeBuildkit, Endpoint: "tcp://user:secret@pool-1:1234"}, {Kind: buildx.ProbeBuildkit, Endpoint: node}},
@@ -147,7 +148,7 @@ func TestCacheWrite(t *testing.T) {
 	wrote := []buildx.CacheExportStep{{Name: "exporting cache to registry"}}
 	branch := buildx.Identity{Pipeline: "app", Branch: "dev", PullRequest: "false"}
 	fork := buildx.Identity{Pipeline: "app", Branch: "m:dev", PullRequest: "13", Repo: "https://github.com/acme/app", PullRequestRepo: "https://github.com/mallory/app"}
-	cache := &buildx.CacheSettings{Backend: buildx.Backend{Kind: buildx.BackendRegistry, Repository: "reg/cache"}}
+	cache := &buildx.CacheSettings{Backend: buildx.Backend{Kind: env.CacheRegistry, Repository: "reg/cache"}}
 	for _, tc := range []struct {
 		name    string
 		id      buildx.Identity
@@ -372,9 +373,9 @@ func TestWanted(t *testing.T) {
 		r    Report
 		want bool
 	}{
-		{AnnotateAuto, built, true}, {AnnotateAuto, idle, false},
-		{AnnotateAlways, idle, true}, {AnnotateAlways, Report{}, false},
-		{AnnotateOff, built, false},
+		{env.AnnotateAuto, built, true}, {env.AnnotateAuto, idle, false},
+		{env.AnnotateAlways, idle, true}, {env.AnnotateAlways, Report{}, false},
+		{env.AnnotateOff, built, false},
 	} {
 		if got := Wanted(tc.mode, tc.r); got != tc.want {
 			t.Errorf("Wanted(%s, %d builds) = %v", tc.mode, len(tc.r.Builds), got)

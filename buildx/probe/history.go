@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dockhand-ci/dockhand/env"
 	"io"
 	"sort"
 	"strings"
@@ -137,11 +138,11 @@ func CacheImports(attr string) []buildx.CacheEntry {
 		a := e.Attrs
 		ref := a["ref"]
 		switch e.Type {
-		case "s3":
+		case env.CacheS3:
 			ref = "s3://" + a["bucket"] + "/" + a["prefix"] + "manifests/" + a["name"]
 		case "gha", "azblob":
 			ref = a["name"]
-		case "local":
+		case env.CacheLocal:
 			if a["src"] != "" {
 				ref = a["src"] + ":" + a["tag"]
 			} else {

@@ -64,7 +64,7 @@ func namespaceBench(dockhand, dir string, runs int) error {
 			}
 		}
 		sel, took, err := selectAsJob(setup)
-		if err == nil && (sel.Builder == nil || sel.Builder.Kind != buildx.KindNamespace) {
+		if err == nil && (sel.Builder == nil || sel.Builder.Kind != env.BuilderNamespace) {
 			err = fmt.Errorf("namespace not chosen: %v", sel.Lines())
 		}
 		return took, err
