@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/dockhand-ci/dockhand/env"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 // Regression tests for the defects of issue 12 that live in buildx, each

@@ -1,9 +1,10 @@
 package buildx
 
 import (
-	"github.com/dockhand-ci/dockhand/env"
 	"strings"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 func TestWarnings(t *testing.T) {

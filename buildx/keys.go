@@ -5,11 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/dockhand-ci/dockhand/env"
 	"path"
 	"slices"
 	"strings"
 
+	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 

@@ -1,11 +1,12 @@
 package buildx
 
 import (
-	"github.com/dockhand-ci/dockhand/env"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 var validTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)

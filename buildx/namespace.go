@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dockhand-ci/dockhand/env"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )

@@ -3,12 +3,13 @@ package buildx
 import (
 	"context"
 	"encoding/json"
-	"github.com/dockhand-ci/dockhand/env"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 // fakeNSC builds the repository's nsc double (test/fakensc).

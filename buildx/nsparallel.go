@@ -3,11 +3,12 @@ package buildx
 import (
 	"context"
 	"fmt"
-	"github.com/dockhand-ci/dockhand/env"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 // namespaceGrace is what Namespace's setup may take beyond probe_timeout:

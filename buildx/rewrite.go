@@ -3,11 +3,12 @@ package buildx
 import (
 	"errors"
 	"fmt"
-	"github.com/dockhand-ci/dockhand/env"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 // BuilderFacts is what the shim knows of the builder a build runs on.

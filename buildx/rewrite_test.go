@@ -2,11 +2,12 @@ package buildx
 
 import (
 	"errors"
-	"github.com/dockhand-ci/dockhand/env"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 // testPolicy is a branch build of pipeline "web" checked out at /b/web, with

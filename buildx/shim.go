@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dockhand-ci/dockhand/env"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 // RealPluginVar names the variable the bootstrap exports with the path of the

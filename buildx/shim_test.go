@@ -3,7 +3,6 @@ package buildx
 import (
 	"bytes"
 	"errors"
-	"github.com/dockhand-ci/dockhand/env"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 

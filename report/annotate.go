@@ -5,10 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dockhand-ci/dockhand/env"
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 // AnnotateWait bounds `buildkite-agent annotate` (it retries a failed

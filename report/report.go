@@ -8,7 +8,6 @@ package report
 
 import (
 	"encoding/json"
-	"github.com/dockhand-ci/dockhand/env"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 // Version is the job report's schema version (docs/job-report.md).

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dockhand-ci/dockhand/env"
 	"io"
 	"sort"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/moby/buildkit/client"
 
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/env"
 )
 
 // History sums the builds each node finished since req.Since, from
