@@ -14,6 +14,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
@@ -30,16 +31,16 @@ func cacheSettings(c *env.Config, e *agentenv.Environment) (*buildx.CacheSetting
 	lookup := func(k string) string { v, _ := e.Get(k); return v }
 	s := &buildx.CacheSettings{
 		Mode: c.Cache.Mode,
-		Backend: buildx.Backend{
+		Backend: cachekey.Backend{
 			Kind:       c.Cache.Backend,
 			Repository: c.Cache.Repository,
-			S3: buildx.S3Backend{
+			S3: cachekey.S3Backend{
 				Bucket: c.Cache.S3.Bucket, Region: c.Cache.S3.Region,
 				Prefix: c.Cache.S3.Prefix, EndpointURL: c.Cache.S3.EndpointURL,
 			},
 			LocalDir: c.Cache.Local.Dir,
 		},
-		Identity: buildx.IdentityFromEnv(lookup),
+		Identity: cachekey.IdentityFromEnv(lookup),
 		Strict:   c.Strict,
 		Debug:    c.Debug,
 	}
@@ -59,7 +60,7 @@ func cacheSettings(c *env.Config, e *agentenv.Environment) (*buildx.CacheSetting
 func prepareCache(c *env.Config, e *agentenv.Environment, now time.Time, ensureRepo ensureRepoFunc) (*buildx.CacheSettings, []string) {
 	s, why := cacheSettings(c, e)
 	lines := []string{cacheNote(s, why)}
-	if s != nil && s.Backend.Kind == env.CacheRegistry && buildx.IsECR(s.Backend.Repository) && ensureRepo != nil && s.Identity.Pipeline != "" {
+	if s != nil && s.Backend.Kind == env.CacheRegistry && cachekey.IsECR(s.Backend.Repository) && ensureRepo != nil && s.Identity.Pipeline != "" {
 		repo := s.Backend.PipelineRepository(s.Identity.Pipeline)
 		switch note, err := ensureRepo(repo, c.Cache.MaxAgeDays); {
 		case err != nil:

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -32,7 +32,7 @@ func TestCacheSettings(t *testing.T) {
 	if s == nil || why != "" {
 		t.Fatalf("cacheSettings = nil, %q", why)
 	}
-	want := buildx.Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "9",
+	want := cachekey.Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "9",
 		Repo: "git@github.com:acme/web.git", PullRequestRepo: "https://github.com/eve/web.git"}
 	if s.Identity != want || s.Mode != "auto" || s.Backend.Kind != "registry" || s.Backend.Repository != "reg.example/cache" || !s.Strict {
 		t.Errorf("cacheSettings = %+v", s)

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/registry"
 	"github.com/dockhand-ci/dockhand/report"
@@ -24,7 +24,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 		fmt.Fprintf(o.Log, "dockhand: %s\n", line)
 	}
 	get := func(k string) string { v, _ := o.Env.Get(k); return v }
-	id := buildx.IdentityFromEnv(get)
+	id := cachekey.IdentityFromEnv(get)
 	if n.settings != nil {
 		id = n.settings.Identity // as recorded before any job code ran
 	}

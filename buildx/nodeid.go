@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/internal/filelock"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
@@ -56,8 +57,8 @@ func NodeScopeFromEnv(lookup func(string) string) (s NodeScope, ok bool) {
 		return s, false
 	}
 	s.Checkout = CheckoutPath(lookup)
-	if id := IdentityFromEnv(lookup); id.IsFork() {
-		s.Fork = NormalizeRepo(id.PullRequestRepo)
+	if id := cachekey.IdentityFromEnv(lookup); id.IsFork() {
+		s.Fork = cachekey.NormalizeRepo(id.PullRequestRepo)
 	}
 	return s, true
 }

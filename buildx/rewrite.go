@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -42,8 +43,8 @@ type BakeTarget struct {
 type Policy struct {
 	Mode       string // auto, always or off
 	Standalone bool   // the plugin was run by hand, not by docker
-	Identity   Identity
-	Backend    Backend
+	Identity   cachekey.Identity
+	Backend    cachekey.Backend
 	Dir        string // the working directory of the call, absolute
 	// Builder describes the builder called name ("" for the default one);
 	// nil means nothing is known of any builder.
@@ -56,8 +57,8 @@ type Policy struct {
 
 // Injection is the cache of one image added to a call.
 type Injection struct {
-	Image Image
-	Plan  CachePlan
+	Image cachekey.Image
+	Plan  cachekey.Plan
 }
 
 // Result is what Rewrite did.
@@ -131,7 +132,7 @@ func Rewrite(args []string, p Policy) Result {
 }
 
 // cacheFlags renders a plan as flags with the given prefixes.
-func cacheFlags(from, to string, plan CachePlan) []string {
+func cacheFlags(from, to string, plan cachekey.Plan) []string {
 	var out []string
 	for _, v := range plan.From {
 		out = append(out, from+v)
@@ -181,7 +182,7 @@ func planBuild(inv Invocation, p Policy, readOnly string) (*Injection, string) {
 	case file == "-":
 		return nil, "the Dockerfile comes from stdin"
 	}
-	img := Image{Target: lastOr(inv, "target"), Platforms: platforms(inv.values("platform"))}
+	img := cachekey.Image{Target: lastOr(inv, "target"), Platforms: platforms(inv.values("platform"))}
 	if isRemoteContext(ctx) {
 		img.Context, img.Dockerfile = ctx, file
 		if file == "" {
@@ -195,7 +196,7 @@ func planBuild(inv Invocation, p Policy, readOnly string) (*Injection, string) {
 			img.Dockerfile = keyPath(p, file) // -f is relative to the working dir
 		}
 	}
-	plan, err := PlanCache(p.Identity, p.Backend, img, readOnly)
+	plan, err := cachekey.PlanFor(p.Identity, p.Backend, img, readOnly)
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -208,7 +209,7 @@ func planBuild(inv Invocation, p Policy, readOnly string) (*Injection, string) {
 	return &Injection{Image: img, Plan: plan}, readOnlyReason(plan)
 }
 
-func readOnlyReason(plan CachePlan) string {
+func readOnlyReason(plan cachekey.Plan) string {
 	if plan.ReadOnly != "" {
 		return "cache is read-only: " + plan.ReadOnly
 	}
@@ -257,7 +258,7 @@ func planBake(inv Invocation, p Policy, readOnly string) ([]Injection, []string,
 			skipped = append(skipped, t.Name+" (call="+t.Call+")")
 			continue
 		}
-		img := Image{BakeTarget: t.Name, Target: t.Target, Platforms: platforms(t.Platforms)}
+		img := cachekey.Image{BakeTarget: t.Name, Target: t.Target, Platforms: platforms(t.Platforms)}
 		ctx := t.Context
 		if ctx == "" {
 			ctx = "."
@@ -276,7 +277,7 @@ func planBake(inv Invocation, p Policy, readOnly string) ([]Injection, []string,
 		default:
 			img.Context, img.Dockerfile = keyPath(p, ctx), keyPath(p, filepath.Join(ctx, dockerfile))
 		}
-		plan, err := PlanCache(p.Identity, p.Backend, img, readOnly)
+		plan, err := cachekey.PlanFor(p.Identity, p.Backend, img, readOnly)
 		if err != nil {
 			return nil, nil, err.Error(), false
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -15,15 +16,15 @@ import (
 func testPolicy() Policy {
 	return Policy{
 		Mode: env.CacheAuto,
-		Identity: Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "false",
+		Identity: cachekey.Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "false",
 			Repo: "git@github.com:acme/web.git", Checkout: "/b/web"},
-		Backend: Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"},
+		Backend: cachekey.Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"},
 		Dir:     "/b/web",
 	}
 }
 
 // regBlock is the block of cache flags a branch build under testPolicy gets
-// for the image whose key is key (keys_test pins how a key is made): read
+// for the image whose key is key (cachekey's tests pin how a key is made): read
 // the branch's and the default branch's refs, write the branch's.
 func regBlock(key string) string {
 	ref := "reg.example/cache/web:" + key
@@ -38,7 +39,7 @@ func splitArgs(s string) []string {
 	return strings.Split(s, " ")
 }
 
-var dockerfile = Image{Context: ".", Dockerfile: "Dockerfile"}
+var dockerfile = cachekey.Image{Context: ".", Dockerfile: "Dockerfile"}
 
 func TestRewriteBuild(t *testing.T) {
 	type tc struct {
@@ -46,13 +47,13 @@ func TestRewriteBuild(t *testing.T) {
 		args   string   // space-separated
 		argv   []string // when an argument holds a space or is empty
 		mod    func(*Policy)
-		img    *Image // nil: unchanged
-		at     int    // where the block goes
-		block  string // the flags inserted, space-separated; "" with img: regBlock(dockerfile's key)
-		reason string // a substring of Result.Reason
+		img    *cachekey.Image // nil: unchanged
+		at     int             // where the block goes
+		block  string          // the flags inserted, space-separated; "" with img: regBlock(dockerfile's key)
+		reason string          // a substring of Result.Reason
 		warn   bool
 	}
-	img := func(i Image) *Image { return &i }
+	img := func(i cachekey.Image) *cachekey.Image { return &i }
 	cases := []tc{
 		// Where the subcommand is: docker's global flags in every form.
 		{name: "plain", args: "buildx build .", img: &dockerfile, at: 2},
@@ -101,29 +102,29 @@ func TestRewriteBuild(t *testing.T) {
 		{name: "-D after the subcommand", args: "buildx build -D .", img: &dockerfile, at: 2},
 		// The image key.
 		{name: "-f relative to the working dir", args: "buildx build -f docker/app.Dockerfile .",
-			img: img(Image{Context: ".", Dockerfile: "docker/app.Dockerfile"}), at: 2, block: regBlock("9074bdbbd4bf")},
+			img: img(cachekey.Image{Context: ".", Dockerfile: "docker/app.Dockerfile"}), at: 2, block: regBlock("9074bdbbd4bf")},
 		{name: "--file= and --target", args: "buildx build --file=Dockerfile --target test .",
-			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Target: "test"}), at: 2, block: regBlock("6fab39076f9f")},
+			img: img(cachekey.Image{Context: ".", Dockerfile: "Dockerfile", Target: "test"}), at: 2, block: regBlock("6fab39076f9f")},
 		{name: "last --target wins", args: "buildx build --target a --target b .",
-			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Target: "b"}), at: 2, block: regBlock("1c2590e933f6")},
+			img: img(cachekey.Image{Context: ".", Dockerfile: "Dockerfile", Target: "b"}), at: 2, block: regBlock("1c2590e933f6")},
 		{name: "subdir context", args: "buildx build ./svc/api",
-			img: img(Image{Context: "svc/api", Dockerfile: "svc/api/Dockerfile"}), at: 2, block: regBlock("627f9f7b18d3")},
+			img: img(cachekey.Image{Context: "svc/api", Dockerfile: "svc/api/Dockerfile"}), at: 2, block: regBlock("627f9f7b18d3")},
 		{name: "from a subdir of the checkout", args: "buildx build .", mod: func(p *Policy) { p.Dir = "/b/web/svc" },
-			img: img(Image{Context: "svc", Dockerfile: "svc/Dockerfile"}), at: 2, block: regBlock("adea2dc1abfd")},
+			img: img(cachekey.Image{Context: "svc", Dockerfile: "svc/Dockerfile"}), at: 2, block: regBlock("adea2dc1abfd")},
 		{name: "context outside the checkout", args: "buildx build /srv/ctx",
-			img: img(Image{Context: "/srv/ctx", Dockerfile: "/srv/ctx/Dockerfile"}), at: 2, block: regBlock("bdff83050d3c")},
+			img: img(cachekey.Image{Context: "/srv/ctx", Dockerfile: "/srv/ctx/Dockerfile"}), at: 2, block: regBlock("bdff83050d3c")},
 		{name: "sibling dir is outside", args: "buildx build ../web2",
-			img: img(Image{Context: "/b/web2", Dockerfile: "/b/web2/Dockerfile"}), at: 2, block: regBlock("d62c02e805c3")},
+			img: img(cachekey.Image{Context: "/b/web2", Dockerfile: "/b/web2/Dockerfile"}), at: 2, block: regBlock("d62c02e805c3")},
 		{name: "no checkout: absolute paths", args: "buildx build .", mod: func(p *Policy) { p.Identity.Checkout = "" },
-			img: img(Image{Context: "/b/web", Dockerfile: "/b/web/Dockerfile"}), at: 2, block: regBlock("3f715fb4dc8d")},
+			img: img(cachekey.Image{Context: "/b/web", Dockerfile: "/b/web/Dockerfile"}), at: 2, block: regBlock("3f715fb4dc8d")},
 		{name: "platforms", args: "buildx build --platform linux/arm64,linux/amd64 --platform linux/amd64 .",
-			img: img(Image{Context: ".", Dockerfile: "Dockerfile", Platforms: []string{"linux/arm64", "linux/amd64"}}), at: 2, block: regBlock("4ccbbdc70d08")},
+			img: img(cachekey.Image{Context: ".", Dockerfile: "Dockerfile", Platforms: []string{"linux/arm64", "linux/amd64"}}), at: 2, block: regBlock("4ccbbdc70d08")},
 		{name: "git context", args: "buildx build https://github.com/acme/web.git#main",
-			img: img(Image{Context: "https://github.com/acme/web.git#main", Dockerfile: "Dockerfile"}), at: 2, block: regBlock("76985830262e")},
+			img: img(cachekey.Image{Context: "https://github.com/acme/web.git#main", Dockerfile: "Dockerfile"}), at: 2, block: regBlock("76985830262e")},
 		{name: "git@ context with -f", args: "buildx build -f build/Dockerfile git@github.com:acme/web.git",
-			img: img(Image{Context: "git@github.com:acme/web.git", Dockerfile: "build/Dockerfile"}), at: 2, block: regBlock("4fb25bd631f3")},
+			img: img(cachekey.Image{Context: "git@github.com:acme/web.git", Dockerfile: "build/Dockerfile"}), at: 2, block: regBlock("4fb25bd631f3")},
 		{name: "empty context argument", argv: []string{"buildx", "build", ""},
-			img: img(Image{Context: ".", Dockerfile: "Dockerfile"}), at: 2},
+			img: img(cachekey.Image{Context: ".", Dockerfile: "Dockerfile"}), at: 2},
 		// Standalone (the plugin run by hand).
 		{name: "standalone", args: "build .", mod: func(p *Policy) { p.Standalone = true }, img: &dockerfile, at: 1},
 		{name: "standalone with root flags", args: "--builder kit b .", mod: func(p *Policy) { p.Standalone = true }, img: &dockerfile, at: 3},
@@ -280,8 +281,8 @@ func bakePolicy(targets []BakeTarget, err error) Policy {
 func TestRewriteBake(t *testing.T) {
 	app := BakeTarget{Name: "app", Context: ".", Dockerfile: "Dockerfile"}
 	test := BakeTarget{Name: "test", Context: ".", Dockerfile: "Dockerfile", Target: "test", Platforms: []string{"linux/amd64"}}
-	appImg := Image{BakeTarget: "app", Context: ".", Dockerfile: "Dockerfile"}
-	testImg := Image{BakeTarget: "test", Context: ".", Dockerfile: "Dockerfile", Target: "test", Platforms: []string{"linux/amd64"}}
+	appImg := cachekey.Image{BakeTarget: "app", Context: ".", Dockerfile: "Dockerfile"}
+	testImg := cachekey.Image{BakeTarget: "test", Context: ".", Dockerfile: "Dockerfile", Target: "test", Platforms: []string{"linux/amd64"}}
 	// The --set flags bake gets for a target whose image has key key.
 	setBlock := func(target, key string) []string {
 		ref := "reg.example/cache/web:" + key
@@ -297,28 +298,28 @@ func TestRewriteBake(t *testing.T) {
 		args    string
 		targets []BakeTarget
 		err     error
-		imgs    []Image
+		imgs    []cachekey.Image
 		at      int
 		reason  string
 		warn    bool
 	}{
-		{name: "two targets, each its own key", args: "buildx bake", targets: []BakeTarget{app, test}, imgs: []Image{appImg, testImg}, at: 2},
-		{name: "alias f", args: "buildx f app", targets: []BakeTarget{app}, imgs: []Image{appImg}, at: 2},
+		{name: "two targets, each its own key", args: "buildx bake", targets: []BakeTarget{app, test}, imgs: []cachekey.Image{appImg, testImg}, at: 2},
+		{name: "alias f", args: "buildx f app", targets: []BakeTarget{app}, imgs: []cachekey.Image{appImg}, at: 2},
 		{name: "global and root flags", args: "-c ci buildx --builder kit bake -f a.hcl -f=b.hcl --set *.platform=linux/amd64 app",
-			targets: []BakeTarget{app}, imgs: []Image{appImg}, at: 6},
+			targets: []BakeTarget{app}, imgs: []cachekey.Image{appImg}, at: 6},
 		{name: "every bake flag", args: "buildx bake --allow fs.read=. -j 2 --jobs=4 --load --push --metadata-file m --no-cache=false " +
 			"--policy disabled=true --progress plain --provenance false --pull --sbom true --var X=1 --list-targets=false --print=false app",
-			targets: []BakeTarget{app}, imgs: []Image{appImg}, at: 2},
+			targets: []BakeTarget{app}, imgs: []cachekey.Image{appImg}, at: 2},
 		{name: "a target with its own cache", args: "buildx bake",
-			targets: []BakeTarget{app, {Name: "test", Context: ".", HasCacheTo: true}}, imgs: []Image{appImg}, at: 2, reason: "test (sets its own"},
+			targets: []BakeTarget{app, {Name: "test", Context: ".", HasCacheTo: true}}, imgs: []cachekey.Image{appImg}, at: 2, reason: "test (sets its own"},
 		{name: "every target has its own cache", args: "buildx bake", targets: []BakeTarget{{Name: "app", HasCacheFrom: true}}, reason: "sets its own"},
-		{name: "a target that only checks", args: "buildx bake", targets: []BakeTarget{app, {Name: "lint", Call: "check"}}, imgs: []Image{appImg}, at: 2, reason: "lint (call=check)"},
+		{name: "a target that only checks", args: "buildx bake", targets: []BakeTarget{app, {Name: "lint", Call: "check"}}, imgs: []cachekey.Image{appImg}, at: 2, reason: "lint (call=check)"},
 		{name: "dockerfile relative to its context", args: "buildx bake api",
 			targets: []BakeTarget{{Name: "api", Context: "svc/api", Dockerfile: "build.Dockerfile"}},
-			imgs:    []Image{{BakeTarget: "api", Context: "svc/api", Dockerfile: "svc/api/build.Dockerfile"}}, at: 2},
+			imgs:    []cachekey.Image{{BakeTarget: "api", Context: "svc/api", Dockerfile: "svc/api/build.Dockerfile"}}, at: 2},
 		{name: "inline dockerfile", args: "buildx bake",
 			targets: []BakeTarget{{Name: "x", Context: ".", DockerfileInline: true}},
-			imgs:    []Image{{BakeTarget: "x", Context: ".", Dockerfile: "inline"}}, at: 2},
+			imgs:    []cachekey.Image{{BakeTarget: "x", Context: ".", Dockerfile: "inline"}}, at: 2},
 		{name: "an unaddressable name", args: "buildx bake", targets: []BakeTarget{{Name: "a.b"}}, reason: "cannot address"},
 		{name: "no targets", args: "buildx bake", reason: "no targets"},
 		{name: "--print", args: "buildx bake --print", reason: "prints"},
@@ -347,7 +348,7 @@ func TestRewriteBake(t *testing.T) {
 			if !slices.Equal(res.Args, want) {
 				t.Errorf("Rewrite(%q) =\n %q\nwant\n %q\n(reason %q)", args, res.Args, want, res.Reason)
 			}
-			var got []Image
+			var got []cachekey.Image
 			for _, inj := range res.Injections {
 				got = append(got, inj.Image)
 			}
@@ -424,9 +425,9 @@ func FuzzRewrite(f *testing.F) {
 		case 1:
 			p.Identity.PullRequest = "3"
 		case 2:
-			p.Backend = Backend{Kind: env.CacheS3, S3: S3Backend{Bucket: "b", EndpointURL: "http://h:1"}}
+			p.Backend = cachekey.Backend{Kind: env.CacheS3, S3: cachekey.S3Backend{Bucket: "b", EndpointURL: "http://h:1"}}
 		case 3:
-			p.Backend = Backend{Kind: env.CacheLocal, LocalDir: "/c,d"}
+			p.Backend = cachekey.Backend{Kind: env.CacheLocal, LocalDir: "/c,d"}
 		case 4:
 			p.Builder = func(string) BuilderFacts { return BuilderFacts{Driver: "docker"} }
 		}

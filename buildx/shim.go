@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -64,11 +65,11 @@ func ShimTarget(lookup func(string) string, self string, warn func(string)) (str
 // settings and the job's identity, resolved by the bootstrap before any job
 // code ran.
 type CacheSettings struct {
-	Mode     string   `json:"mode"`
-	Backend  Backend  `json:"backend"`
-	Identity Identity `json:"identity"`
-	Strict   bool     `json:"strict,omitempty"`
-	Debug    bool     `json:"debug,omitempty"`
+	Mode     string            `json:"mode"`
+	Backend  cachekey.Backend  `json:"backend"`
+	Identity cachekey.Identity `json:"identity"`
+	Strict   bool              `json:"strict,omitempty"`
+	Debug    bool              `json:"debug,omitempty"`
 }
 
 // ShimJob is what the shim knows of its job: nil outside a dockhand job,
@@ -157,7 +158,7 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 	}
 	id := c.Identity
 	if id.Pipeline == "" {
-		id = IdentityFromEnv(lookup)
+		id = cachekey.IdentityFromEnv(lookup)
 	}
 	if id.Checkout == "" {
 		// The agent's job executor computes it after the bootstrap started.

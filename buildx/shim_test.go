@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -143,8 +144,8 @@ func TestBuilderFacts(t *testing.T) {
 func testJob() *ShimJob {
 	return &ShimJob{Cache: &CacheSettings{
 		Mode:     env.CacheAuto,
-		Backend:  Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"},
-		Identity: Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main"},
+		Backend:  cachekey.Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"},
+		Identity: cachekey.Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main"},
 	}}
 }
 

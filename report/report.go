@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -111,7 +112,7 @@ const (
 // Inputs are what the bootstrap has when the job ends.
 type Inputs struct {
 	JobID, Queue string
-	Identity     buildx.Identity
+	Identity     cachekey.Identity
 	Cache        *buildx.CacheSettings // nil: no cache injected
 	Selection    *buildx.Selection     // nil: no builder choice
 	Setup        time.Duration
@@ -198,7 +199,7 @@ func fallbacks(s *buildx.Selection) []string {
 }
 
 // buildOf turns one history record into a report row.
-func buildOf(rec buildx.BuildRecord, cache *buildx.CacheSettings, id buildx.Identity) Build {
+func buildOf(rec buildx.BuildRecord, cache *buildx.CacheSettings, id cachekey.Identity) Build {
 	b := Build{
 		Target: rec.Target, Dockerfile: rec.Dockerfile, Platforms: rec.Platforms,
 		Node:        RedactRef(rec.Node),

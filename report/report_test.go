@@ -17,6 +17,7 @@ import (
 	"github.com/yuin/goldmark/renderer/html"
 
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
 )
 
@@ -27,10 +28,10 @@ var t0 = time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
 // fixedInputs: a pull request job on the embedded builder, two builds
 // (the second mostly from the cache, pushed), one probe failure.
 func fixedInputs() Inputs {
-	id := buildx.Identity{Pipeline: "app", Branch: "feature/login", DefaultBranch: "main", PullRequest: "12",
+	id := cachekey.Identity{Pipeline: "app", Branch: "feature/login", DefaultBranch: "main", PullRequest: "12",
 		Repo: "git@github.com:acme/app.git", PullRequestRepo: "https://github.com/acme/app"}
 	cache := &buildx.CacheSettings{Mode: "auto", Identity: id,
-		Backend: buildx.Backend{Kind: env.CacheRegistry, Repository: "registry.example:5000/cache"}}
+		Backend: cachekey.Backend{Kind: env.CacheRegistry, Repository: "registry.example:5000/cache"}}
 	node := "unix:///var/lib/dockhand/buildkitd.sock"
 	sel := &buildx.Selection{
 		Targets: []buildx.ProbeTarget{{Kind: buildx.ProbeBuildkit, Endpoint: "tcp://user:secret@pool-1:1234"}, {Kind: buildx.ProbeBuildkit, Endpoint: node}},
@@ -146,12 +147,12 @@ func TestJobBuilds(t *testing.T) {
 func TestCacheWrite(t *testing.T) {
 	own := []buildx.CacheEntry{{Type: "registry", Ref: "reg/cache/app:k-dev"}, {Type: "registry", Ref: "reg/cache/app:k-main"}}
 	wrote := []buildx.CacheExportStep{{Name: "exporting cache to registry"}}
-	branch := buildx.Identity{Pipeline: "app", Branch: "dev", PullRequest: "false"}
-	fork := buildx.Identity{Pipeline: "app", Branch: "m:dev", PullRequest: "13", Repo: "https://github.com/acme/app", PullRequestRepo: "https://github.com/mallory/app"}
-	cache := &buildx.CacheSettings{Backend: buildx.Backend{Kind: env.CacheRegistry, Repository: "reg/cache"}}
+	branch := cachekey.Identity{Pipeline: "app", Branch: "dev", PullRequest: "false"}
+	fork := cachekey.Identity{Pipeline: "app", Branch: "m:dev", PullRequest: "13", Repo: "https://github.com/acme/app", PullRequestRepo: "https://github.com/mallory/app"}
+	cache := &buildx.CacheSettings{Backend: cachekey.Backend{Kind: env.CacheRegistry, Repository: "reg/cache"}}
 	for _, tc := range []struct {
 		name    string
-		id      buildx.Identity
+		id      cachekey.Identity
 		cache   *buildx.CacheSettings
 		imports []buildx.CacheEntry
 		exports []buildx.CacheExportStep

@@ -17,7 +17,7 @@ func TestListFindsEveryFuzzTarget(t *testing.T) {
 		{"github.com/dockhand-ci/dockhand/env", "FuzzParse"},
 		{"github.com/dockhand-ci/dockhand/registry/hosts", "FuzzParse"},
 		{"github.com/dockhand-ci/dockhand/buildx", "FuzzRewrite"},
-		{"github.com/dockhand-ci/dockhand/buildx", "FuzzSanitizeTag"},
+		{"github.com/dockhand-ci/dockhand/cachekey", "FuzzSanitizeTag"},
 	} {
 		if !slices.Contains(targets, want) {
 			t.Errorf("%s %s not found in %v", want.pkg, want.name, targets)

@@ -1,4 +1,9 @@
-package buildx
+// Package cachekey is dockhand's cache-key policy, pure: the job's identity
+// (pipeline, branch, pull request), the configured backend, an image's key,
+// and the refs a build reads its cache from and writes it to (PlanFor). The
+// shim renders a Plan as --cache-from/--cache-to flags; the bootstrap and the
+// job report name the same refs.
+package cachekey
 
 import (
 	"crypto/sha256"
@@ -267,9 +272,9 @@ func pathComponent(s string) string {
 	return out + "-" + hex.EncodeToString(sum[:])[:8]
 }
 
-// CachePlan is the cache flags for one image: where it reads from, in order,
+// Plan is the cache flags for one image: where it reads from, in order,
 // and where it writes (nothing when read-only).
-type CachePlan struct {
+type Plan struct {
 	Key  string
 	From []string // --cache-from values
 	To   []string // --cache-to values
@@ -279,17 +284,17 @@ type CachePlan struct {
 	ReadOnly string
 }
 
-// PlanCache computes the cache flags of one image: --cache-from the branch's
+// PlanFor computes the cache flags of one image: --cache-from the branch's
 // ref then the default branch's; --cache-to the branch's ref only, mode=max,
 // ignore-error=true. A pull request reads its own ref, its branch's and the
 // default branch's, and writes only its own; a fork's pull request writes
 // nothing; so does a build whose builder cannot export (readOnly != "").
-func PlanCache(id Identity, b Backend, img Image, readOnly string) (CachePlan, error) {
+func PlanFor(id Identity, b Backend, img Image, readOnly string) (Plan, error) {
 	if id.Pipeline == "" {
-		return CachePlan{}, errors.New("the pipeline slug (BUILDKITE_PIPELINE_SLUG) is unknown")
+		return Plan{}, errors.New("the pipeline slug (BUILDKITE_PIPELINE_SLUG) is unknown")
 	}
 	if err := b.Usable(); err != nil {
-		return CachePlan{}, err
+		return Plan{}, err
 	}
 	key := img.Key()
 	tag := func(suffix string) string { return key + "-" + suffix }
@@ -324,9 +329,9 @@ func PlanCache(id Identity, b Backend, img Image, readOnly string) (CachePlan, e
 		write = ""
 	}
 	if len(reads) == 0 {
-		return CachePlan{}, errors.New("neither the branch nor the default branch is known")
+		return Plan{}, errors.New("neither the branch nor the default branch is known")
 	}
-	p := CachePlan{Key: key, ReadOnly: readOnly}
+	p := Plan{Key: key, ReadOnly: readOnly}
 	for _, t := range reads {
 		from, ref := b.from(id.Pipeline, t)
 		p.From, p.FromRefs = append(p.From, from), append(p.FromRefs, ref)

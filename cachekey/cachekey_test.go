@@ -1,4 +1,4 @@
-package buildx
+package cachekey
 
 import (
 	"regexp"
@@ -267,10 +267,10 @@ func TestPlanCache(t *testing.T) {
 		{"unusable backend", branch, Backend{Kind: env.CacheRegistry}, "", nil, nil, "", "cache.repository is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := PlanCache(tc.id, tc.b, img, tc.readOnly)
+			p, err := PlanFor(tc.id, tc.b, img, tc.readOnly)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("PlanCache err = %v, want %q", err, tc.err)
+					t.Fatalf("PlanFor err = %v, want %q", err, tc.err)
 				}
 				return
 			}
@@ -278,7 +278,7 @@ func TestPlanCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !slices.Equal(p.From, tc.from) || !slices.Equal(p.To, tc.to) {
-				t.Errorf("PlanCache:\n from %q\n want %q\n to   %q\n want %q", p.From, tc.from, p.To, tc.to)
+				t.Errorf("PlanFor:\n from %q\n want %q\n to   %q\n want %q", p.From, tc.from, p.To, tc.to)
 			}
 			if !strings.Contains(p.ReadOnly, tc.ro) || (tc.ro == "") != (p.ReadOnly == "") {
 				t.Errorf("ReadOnly = %q, want %q", p.ReadOnly, tc.ro)
