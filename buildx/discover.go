@@ -63,7 +63,7 @@ func awsEnv(e *agentenv.Environment, endpoint string) []string {
 // yield no node are named in r.Undiscovered.
 func Discover(d *fleet.Discoverer, r RemoteSpec) (RemoteSpec, []fleet.Membership) {
 	var sources []fleet.Source
-	for _, ep := range remoteEndpoints(r) {
+	for _, ep := range r.AllEndpoints() {
 		if s, err := fleet.Parse(ep); err == nil && fleet.IsSource(ep) {
 			sources = append(sources, s)
 		}
@@ -101,13 +101,4 @@ func Discover(d *fleet.Discoverer, r RemoteSpec) (RemoteSpec, []fleet.Membership
 	}
 	r.Platforms = platforms
 	return r, ms
-}
-
-// discoveryLines are the memberships in the job log, one line a source.
-func discoveryLines(ms []fleet.Membership) []string {
-	var out []string
-	for _, m := range ms {
-		out = append(out, "builder: "+m.Line())
-	}
-	return out
 }

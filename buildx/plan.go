@@ -99,7 +99,7 @@ func Targets(spec Spec) []ProbeTarget {
 		}
 	}
 	if slices.Contains(spec.Order, env.BuilderRemote) {
-		for _, ep := range remoteEndpoints(spec.Remote) {
+		for _, ep := range spec.Remote.AllEndpoints() {
 			add(remoteTarget(spec.Remote, ep))
 		}
 	}
@@ -112,7 +112,9 @@ func Targets(spec Spec) []ProbeTarget {
 	return ts
 }
 
-func remoteEndpoints(r RemoteSpec) []string {
+// AllEndpoints lists the pool's endpoints: the default ones, then each
+// platform's, every one once.
+func (r RemoteSpec) AllEndpoints() []string {
 	eps := slices.Clone(r.Endpoints)
 	for _, p := range r.Platforms {
 		for _, ep := range p.Endpoints {
@@ -176,7 +178,7 @@ func Plan(spec Spec, results Results) []Option {
 func planRemote(spec Spec, results Results, dockerUp bool) Option {
 	r := spec.Remote
 	o := Option{Kind: env.BuilderRemote}
-	if len(r.Undiscovered) > 0 && len(remoteEndpoints(r)) == 0 {
+	if len(r.Undiscovered) > 0 && len(r.AllEndpoints()) == 0 {
 		o.State = Down
 		o.Why = "discovery found no node (" + strings.Join(r.Undiscovered, ", ") + ")"
 		return o

@@ -101,16 +101,6 @@ func baseSpec(order ...string) Spec {
 	}
 }
 
-// first returns the first option a runner would take without side effects.
-func first(opts []Option) (Option, bool) {
-	for _, o := range opts {
-		if o.State == Ready || o.State == NeedsSetup || o.State == NeedsStart {
-			return o, true
-		}
-	}
-	return Option{}, false
-}
-
 func TestPlan(t *testing.T) {
 	appNode := Rendezvous("app", []string{epA, epB})[0]
 	otherNode := map[string]string{epA: epB, epB: epA}[appNode]
@@ -297,7 +287,11 @@ func TestPlan(t *testing.T) {
 					t.Errorf("states = %v, want %v", got, tc.states)
 				}
 			}
-			o, ok := first(opts)
+			i := FirstUsable(opts)
+			o, ok := Option{}, i >= 0
+			if ok {
+				o = opts[i]
+			}
 			if tc.want == nil {
 				if ok {
 					t.Fatalf("usable option %+v, want none", o)

@@ -6,14 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/env"
-	"github.com/dockhand-ci/dockhand/fleet"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
@@ -47,14 +45,10 @@ type SetupOptions struct {
 
 // Selection is the builder chosen for a job and how it was chosen.
 type Selection struct {
-	Spec      Spec
-	Targets   []ProbeTarget
-	Probes    ProbeReport
-	Options   []Option
+	Survey
 	Chosen    int      // index in Options; -1 when none
 	Builder   *Builder // nil: the job runs without dockhand's builder
 	Fallbacks []string // one line per kind that failed to set up before the chosen one
-	Discovery []fleet.Membership
 	Notes     []string // what the chosen kind's setup reused or did
 	Started   string   // what was started (the embedded buildkitd), if anything
 	Exports   map[string]string
@@ -138,31 +132,29 @@ func daemonEnv(e *agentenv.Environment) []string {
 func Select(o SetupOptions) (*Selection, error) {
 	start := time.Now()
 	cfg := o.Config
-	spec := SpecFor(cfg, o.Env, o.StateDir, o.DockerSocket)
 	ctx := o.Ctx
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	var discovery []fleet.Membership
-	if slices.Contains(spec.Order, env.BuilderRemote) {
-		spec.Remote, discovery = Discover(NewDiscoverer(cfg, o.Env, o.StateDir, o.Self), spec.Remote)
-	}
 	prober := NewProber(cfg, o.Env, o.StateDir, o.Self)
 	prober.Ctx = ctx
-	sel := &Selection{Spec: spec, Targets: Targets(spec), Chosen: -1, Discovery: discovery}
+	sel := &Selection{Survey: *newSurvey(cfg, o.Env, o.StateDir, o.StateDir, o.Self, o.DockerSocket), Chosen: -1}
 	defer func() { sel.Took = time.Since(start) }()
-	results := Results{}
+	spec := sel.Spec
+	// Namespace's setup runs while the probes do; it reads results (is the
+	// docker engine up?) only once probed is closed.
+	var results Results
 	probed := make(chan struct{})
 	nsRun := startNamespace(o, spec, probed, func() bool { return spec.DockerUp(results) })
 	defer nsRun.stop()
-	sel.Probes = prober.Probe(sel.Targets)
-	for i, t := range sel.Targets {
-		results[t.Key()] = sel.Probes.Results[i]
-	}
+	results = sel.probe(prober)
 	close(probed)
-	sel.Options = Plan(spec, results)
 
 	setupErrs := map[string]string{}
+	failed := func(kind string, err error) {
+		setupErrs[kind] = err.Error()
+		sel.Fallbacks = append(sel.Fallbacks, fmt.Sprintf("%s failed: %v; trying the next builder kind", kind, err))
+	}
 	var exports map[string]string
 	for i, opt := range sel.Options {
 		var b Builder
@@ -178,27 +170,17 @@ func Select(o SetupOptions) (*Selection, error) {
 				sel.Notes = append(sel.Notes, "namespace: "+note)
 			}
 			if err != nil {
-				setupErrs[opt.Kind] = err.Error()
-				sel.Fallbacks = append(sel.Fallbacks, fmt.Sprintf("%s failed: %v; trying the next builder kind", opt.Kind, err))
+				failed(opt.Kind, err)
 				continue
 			}
 			b, exports = nb, exp
 		case NeedsStart:
-			emb := Embedded{Dir: EmbeddedDir(o.StateDir), Buildkitd: spec.Embedded.Buildkitd, Config: cfg.Embedded.Config, Env: daemonEnv(o.Env)}
-			t0 := time.Now()
-			started, pid, err := emb.Ensure(ctx)
+			started, err := startEmbedded(ctx, o, spec, prober)
 			if err != nil {
-				setupErrs[opt.Kind] = "starting buildkitd: " + err.Error()
-				sel.Fallbacks = append(sel.Fallbacks, fmt.Sprintf("%s failed: starting buildkitd: %v; trying the next builder kind", opt.Kind, err))
+				failed(opt.Kind, fmt.Errorf("starting buildkitd: %w", err))
 				continue
 			}
-			if started {
-				sel.Started = fmt.Sprintf("started the host's buildkitd (pid %d) in %s; it outlives this job", pid, time.Since(t0).Round(time.Millisecond))
-			} else {
-				sel.Started = fmt.Sprintf("the host's buildkitd (pid %d) was started by another job meanwhile", pid)
-			}
-			_ = prober.Record(ProbeResult{Kind: ProbeBuildkit, Endpoint: spec.Embedded.Socket, OK: true, At: time.Now()})
-			b = opt.Builder
+			sel.Started, b = started, opt.Builder
 		default:
 			continue
 		}
@@ -207,7 +189,7 @@ func Select(o SetupOptions) (*Selection, error) {
 		}
 		sel.Chosen, sel.Builder = i, &b
 		sel.Exports = builderExports(b, o.JobDir, exports)
-		for _, w := range VersionWarnings(b, resultsByEndpoint(sel.Probes.Results)) {
+		for _, w := range sel.NodeWarnings(b) {
 			sel.Notes = append(sel.Notes, "warning: "+w)
 		}
 		return sel, nil
@@ -216,6 +198,23 @@ func Select(o SetupOptions) (*Selection, error) {
 		return sel, nil
 	}
 	return sel, &NoBuilderError{Options: sel.Options, Setup: setupErrs}
+}
+
+// startEmbedded starts the host's buildkitd unless another job did, and
+// records it as up for the host's jobs. It says what happened.
+func startEmbedded(ctx context.Context, o SetupOptions, spec Spec, prober *Prober) (string, error) {
+	emb := Embedded{Dir: EmbeddedDir(o.StateDir), Buildkitd: spec.Embedded.Buildkitd, Config: o.Config.Embedded.Config, Env: daemonEnv(o.Env)}
+	t0 := time.Now()
+	started, pid, err := emb.Ensure(ctx)
+	took := time.Since(t0)
+	if err != nil {
+		return "", err
+	}
+	_ = prober.Record(ProbeResult{Kind: ProbeBuildkit, Endpoint: spec.Embedded.Socket, OK: true, At: time.Now()})
+	if started {
+		return fmt.Sprintf("started the host's buildkitd (pid %d) in %s; it outlives this job", pid, took.Round(time.Millisecond)), nil
+	}
+	return fmt.Sprintf("the host's buildkitd (pid %d) was started by another job meanwhile", pid), nil
 }
 
 // onlyEngineDown reports whether the only kind configured is local and its
@@ -319,26 +318,20 @@ func (s *Selection) Lines() []string {
 			break
 		}
 		if o.State == NotConfigured || o.State == Down {
-			why := o.Why
-			if len(o.Failures) > 0 {
-				why += " (" + strings.Join(o.Failures, ", ") + ")"
-			}
-			lines = append(lines, fmt.Sprintf("builder: not %s: %s", o.Kind, why))
+			lines = append(lines, o.WhyNot())
 		}
 	}
 	for _, f := range s.Fallbacks {
 		lines = append(lines, "builder: "+f)
 	}
-	lines = append(lines, discoveryLines(s.Discovery)...)
+	lines = append(lines, s.DiscoveryLines()...)
 	for _, n := range s.Notes {
 		lines = append(lines, "builder: "+n)
 	}
 	if s.Started != "" {
 		lines = append(lines, "builder: "+s.Started)
 	}
-	for i, t := range s.Targets {
-		lines = append(lines, fmt.Sprintf("builder: probe %s %s: %s", targetKind(s.Spec, t), t.Endpoint, s.Probes.Results[i].Summary()))
-	}
+	lines = append(lines, s.ProbeLines()...)
 	switch {
 	case s.Probes.Shared > 0 && s.Probes.Probed == 0:
 		lines = append(lines, fmt.Sprintf("builder: probes shared by another job %s ago", s.Probes.Age.Round(time.Millisecond)))

@@ -34,10 +34,12 @@ func fixedInputs() Inputs {
 		Backend: cachekey.Backend{Kind: env.CacheRegistry, Repository: "registry.example:5000/cache"}}
 	node := "unix:///var/lib/dockhand/buildkitd.sock"
 	sel := &buildx.Selection{
-		Targets: []buildx.ProbeTarget{{Kind: buildx.ProbeBuildkit, Endpoint: "tcp://user:secret@pool-1:1234"}, {Kind: buildx.ProbeBuildkit, Endpoint: node}},
-		Probes:  buildx.ProbeReport{Results: []buildx.ProbeResult{{Error: "connection refused"}, {OK: true}}},
-		Options: []buildx.Option{{Kind: "remote", State: buildx.Down}, {Kind: "embedded", State: buildx.Ready}},
-		Chosen:  1,
+		Survey: buildx.Survey{
+			Targets: []buildx.ProbeTarget{{Kind: buildx.ProbeBuildkit, Endpoint: "tcp://user:secret@pool-1:1234"}, {Kind: buildx.ProbeBuildkit, Endpoint: node}},
+			Probes:  buildx.ProbeReport{Results: []buildx.ProbeResult{{Error: "connection refused"}, {OK: true}}},
+			Options: []buildx.Option{{Kind: "remote", State: buildx.Down}, {Kind: "embedded", State: buildx.Ready}},
+		},
+		Chosen: 1,
 		Builder: &buildx.Builder{Kind: "embedded", Name: "dockhand-embedded", Driver: buildx.DriverRemote,
 			Nodes: []buildx.Node{{Name: "embedded0", Endpoint: node}}},
 		Took: 42 * time.Millisecond,

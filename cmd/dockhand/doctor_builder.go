@@ -7,7 +7,7 @@ import (
 	"os/exec"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/buildx/doctor"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 )
@@ -16,8 +16,8 @@ import (
 // probed through dockhand-cloud, with nothing started or written. The
 // embedded buildkitd is looked for in the state dir jobs use, fallback
 // included.
-func diagnoseBuilder(cfg *env.Config, e *agentenv.Environment) buildx.Diagnosis {
-	return buildx.Diagnose(cfg, e, tokenStateDir("", cfg, e), self(), localBuildctlVersion(e))
+func diagnoseBuilder(cfg *env.Config, e *agentenv.Environment) doctor.Diagnosis {
+	return doctor.Diagnose(cfg, e, tokenStateDir("", cfg, e), self(), localBuildctlVersion(e))
 }
 
 // localBuildctlVersion is the version of the buildctl jobs would run ("" if
@@ -32,11 +32,11 @@ func localBuildctlVersion(e *agentenv.Environment) string {
 	if err != nil {
 		return ""
 	}
-	return buildx.ParseBuildctlVersion(string(out))
+	return doctor.ParseBuildctlVersion(string(out))
 }
 
 // writeBuilder prints the builder section of `dockhand doctor`.
-func writeBuilder(w io.Writer, d buildx.Diagnosis) {
+func writeBuilder(w io.Writer, d doctor.Diagnosis) {
 	fmt.Fprintln(w, "\n# builder")
 	for _, l := range d.Lines() {
 		fmt.Fprintf(w, "# %s\n", l)

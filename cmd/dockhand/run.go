@@ -91,7 +91,7 @@ func dispatch(m mode, args []string, e *agentenv.Environment, io stdio) error {
 		fmt.Fprintf(io.out, "dockhand %s\n", version)
 		return nil
 	case modeDoctor:
-		return doctor(args, e, io)
+		return runDoctor(args, e, io)
 	case modeShell:
 		if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
 			fmt.Fprint(io.out, shellHelp)
@@ -179,7 +179,9 @@ func (f *flags) parse(args []string) ([]string, error) {
 	return f.Args(), nil
 }
 
-func doctor(args []string, e *agentenv.Environment, io stdio) error {
+// runDoctor is `dockhand doctor`: the configuration, the state dir, the
+// credential sources and the builder a job would get (buildx/doctor).
+func runDoctor(args []string, e *agentenv.Environment, io stdio) error {
 	f := newFlags(modeDoctor, "", io)
 	configPath := f.String("config", "", "configuration file (env DOCKHAND_CONFIG; default "+env.DefaultPath+")")
 	asJSON := f.Bool("json", false, "print JSON instead of text")

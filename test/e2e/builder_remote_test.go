@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/buildx/doctor"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -291,7 +292,7 @@ func TestDoctorShowsTheBuilder(t *testing.T) {
 		t.Fatalf("doctor --json: exit %d\n%s", run.code, run.stderr)
 	}
 	var got struct {
-		Builder buildx.DiagnosisJSON `json:"builder"`
+		Builder doctor.DiagnosisJSON `json:"builder"`
 	}
 	if err := json.Unmarshal([]byte(run.stdout), &got); err != nil {
 		t.Fatalf("%v\n%s", err, run.stdout)
@@ -317,7 +318,7 @@ func TestDoctorShowsTheBuilder(t *testing.T) {
 	// Plaintext: warned about; the TLS-only node refuses it.
 	writeFile(t, config, fmt.Sprintf("state_dir = %q\nbuilders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", filepath.Join(dir, "state"), p.eps[0]))
 	run = runShell(t, []string{harness.DockhandBin(t), "doctor", "--config", config, "--json"}, dir, "", env)
-	got.Builder = buildx.DiagnosisJSON{}
+	got.Builder = doctor.DiagnosisJSON{}
 	if err := json.Unmarshal([]byte(run.stdout), &got); err != nil {
 		t.Fatalf("%v\n%s", err, run.stdout)
 	}

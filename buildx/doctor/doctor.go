@@ -1,4 +1,7 @@
-package buildx
+// Package doctor is the builder half of `dockhand doctor`: the choice a job
+// would make now on this host and queue (buildx.TakeSurvey), what an
+// operator should fix, as text and as JSON.
+package doctor
 
 import (
 	"fmt"
@@ -8,23 +11,17 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/env"
-	"github.com/dockhand-ci/dockhand/fleet"
 )
 
 // Diagnosis is what `dockhand doctor` shows about builders: the choice a
 // job would make now on this host and queue, without its side effects (nsc
 // is not run, the embedded buildkitd is not started, nothing is written).
 type Diagnosis struct {
-	Spec     Spec
-	Targets  []ProbeTarget
-	Probes   ProbeReport
-	Options  []Option
+	buildx.Survey
 	Chosen   int // index in Options; -1 when none
 	Warnings []string
-	// Discovery is what the remote pool's discovery sources answered, asked
-	// afresh (doctor shares no membership with jobs).
-	Discovery []fleet.Membership
 	// NamespaceToken is the state of the tenant token the host's jobs share
 	// ("" when the queue does not use Namespace).
 	NamespaceToken string
@@ -35,31 +32,14 @@ type Diagnosis struct {
 // embedded buildkitd's socket is. buildctlVersion is the local buildctl's
 // version ("" when there is none), compared with the builders'.
 func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctlVersion string) Diagnosis {
-	spec := SpecFor(cfg, e, stateDir, "")
-	var discovery []fleet.Membership
-	if slices.Contains(spec.Order, env.BuilderRemote) {
-		spec.Remote, discovery = Discover(NewDiscoverer(cfg, e, "", self), spec.Remote)
+	d := Diagnosis{Survey: buildx.TakeSurvey(cfg, e, stateDir, self)}
+	d.Chosen = buildx.FirstUsable(d.Options)
+	d.Warnings = Warnings(d.Spec, d.Probes.Results, buildctlVersion)
+	if d.Chosen >= 0 && d.Options[d.Chosen].State == buildx.Ready {
+		d.Warnings = append(d.Warnings, d.NodeWarnings(d.Options[d.Chosen].Builder)...)
 	}
-	p := NewProber(cfg, e, "", self)
-	d := Diagnosis{Spec: spec, Targets: Targets(spec), Chosen: -1, Discovery: discovery}
-	d.Probes = p.Probe(d.Targets)
-	results := Results{}
-	for i, t := range d.Targets {
-		results[t.Key()] = d.Probes.Results[i]
-	}
-	d.Options = Plan(spec, results)
-	for i, o := range d.Options {
-		if o.State == Ready || o.State == NeedsSetup || o.State == NeedsStart {
-			d.Chosen = i
-			break
-		}
-	}
-	d.Warnings = Warnings(spec, d.Probes.Results, buildctlVersion)
-	if d.Chosen >= 0 && d.Options[d.Chosen].State == Ready {
-		d.Warnings = append(d.Warnings, VersionWarnings(d.Options[d.Chosen].Builder, resultsByEndpoint(d.Probes.Results))...)
-	}
-	if slices.Contains(spec.Order, env.BuilderNamespace) && spec.Namespace.TenantID != "" && stateDir != "" {
-		d.NamespaceToken = NamespaceTokenState(TenantTokens{Dir: filepath.Join(stateDir, "namespace")}, spec.Namespace.TenantID)
+	if slices.Contains(d.Spec.Order, env.BuilderNamespace) && d.Spec.Namespace.TenantID != "" && stateDir != "" {
+		d.NamespaceToken = buildx.NamespaceTokenState(buildx.TenantTokens{Dir: filepath.Join(stateDir, "namespace")}, d.Spec.Namespace.TenantID)
 	}
 	return d
 }
@@ -67,10 +47,10 @@ func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctl
 // Warnings are the builder settings an operator should fix: plaintext
 // tcp:// endpoints (anyone who reaches them controls the builder and reads
 // every cache) and a local buildctl whose version differs from a builder's.
-func Warnings(spec Spec, results []ProbeResult, buildctlVersion string) []string {
+func Warnings(spec buildx.Spec, results []buildx.ProbeResult, buildctlVersion string) []string {
 	var w []string
 	if slices.Contains(spec.Order, env.BuilderRemote) && !spec.Remote.TLS.Enabled() {
-		for _, ep := range remoteEndpoints(spec.Remote) {
+		for _, ep := range spec.Remote.AllEndpoints() {
 			if strings.HasPrefix(ep, "tcp://") {
 				w = append(w, fmt.Sprintf("remote endpoint %s is plaintext tcp://: anyone who reaches it controls the builder and reads its cache; set remote.ca, remote.cert and remote.key (dockhand certs makes them)", ep))
 			}
@@ -79,7 +59,7 @@ func Warnings(spec Spec, results []ProbeResult, buildctlVersion string) []string
 	if buildctlVersion != "" {
 		seen := map[string]bool{}
 		for _, r := range results {
-			if r.Kind != ProbeBuildkit || !r.OK || r.Version == "" || r.Version == buildctlVersion || seen[r.Version] {
+			if r.Kind != buildx.ProbeBuildkit || !r.OK || r.Version == "" || r.Version == buildctlVersion || seen[r.Version] {
 				continue
 			}
 			seen[r.Version] = true
@@ -105,14 +85,14 @@ func (d Diagnosis) Lines() []string {
 	if d.Chosen >= 0 {
 		o := d.Options[d.Chosen]
 		switch o.State {
-		case NeedsSetup:
+		case buildx.NeedsSetup:
 			lines = append(lines, fmt.Sprintf("builder: %s (a job runs nsc to set it up): %s", o.Kind, o.Why))
 		default:
 			lines = append(lines, fmt.Sprintf("builder: %s %q on %s (%s)", o.Kind, o.Builder.Name, strings.Join(o.Builder.Endpoints(), ", "), o.State))
 			lines = append(lines, "builder: why: "+o.Why)
 		}
-	} else if Configured(d.Options) {
-		lines = append(lines, "builder: "+(&NoBuilderError{Options: d.Options}).Error()+" (a job fails with exit 125 unless builders_optional)")
+	} else if buildx.Configured(d.Options) {
+		lines = append(lines, "builder: "+(&buildx.NoBuilderError{Options: d.Options}).Error()+" (a job fails with exit 125 unless builders_optional)")
 	} else {
 		lines = append(lines, "builder: none configured for this queue; docker uses its own default builder")
 	}
@@ -120,19 +100,13 @@ func (d Diagnosis) Lines() []string {
 		if i == d.Chosen || (d.Chosen >= 0 && i > d.Chosen) {
 			continue
 		}
-		why := o.Why
-		if len(o.Failures) > 0 {
-			why += " (" + strings.Join(o.Failures, ", ") + ")"
-		}
-		lines = append(lines, fmt.Sprintf("builder: not %s: %s", o.Kind, why))
+		lines = append(lines, o.WhyNot())
 	}
-	lines = append(lines, discoveryLines(d.Discovery)...)
+	lines = append(lines, d.DiscoveryLines()...)
 	if d.NamespaceToken != "" {
 		lines = append(lines, "builder: namespace: "+d.NamespaceToken)
 	}
-	for i, t := range d.Targets {
-		lines = append(lines, fmt.Sprintf("builder: probe %s %s: %s", targetKind(d.Spec, t), t.Endpoint, d.Probes.Results[i].Summary()))
-	}
+	lines = append(lines, d.ProbeLines()...)
 	for _, w := range d.Warnings {
 		lines = append(lines, "warning: "+w)
 	}
@@ -180,11 +154,11 @@ func (d Diagnosis) JSON() DiagnosisJSON {
 	if d.Chosen >= 0 {
 		o := d.Options[d.Chosen]
 		j.Kind, j.State, j.Reason = o.Kind, o.State.String(), o.Why
-		if o.State != NeedsSetup {
+		if o.State != buildx.NeedsSetup {
 			j.Name, j.Endpoints = o.Builder.Name, o.Builder.Endpoints()
 		}
-	} else if Configured(d.Options) {
-		j.Reason = (&NoBuilderError{Options: d.Options}).Error()
+	} else if buildx.Configured(d.Options) {
+		j.Reason = (&buildx.NoBuilderError{Options: d.Options}).Error()
 	} else {
 		j.Reason = "none configured"
 	}
@@ -193,7 +167,7 @@ func (d Diagnosis) JSON() DiagnosisJSON {
 	}
 	for i, t := range d.Targets {
 		r := d.Probes.Results[i]
-		j.Probes = append(j.Probes, ProbeJSON{Kind: targetKind(d.Spec, t), Endpoint: t.Endpoint, OK: r.OK,
+		j.Probes = append(j.Probes, ProbeJSON{Kind: d.Spec.KindOf(t), Endpoint: t.Endpoint, OK: r.OK,
 			LatencyMS: float64(r.Latency) / float64(time.Millisecond), Version: r.Version, Platforms: r.Platforms, Error: r.Error})
 	}
 	j.Warnings = append(j.Warnings, d.Warnings...)
@@ -202,15 +176,4 @@ func (d Diagnosis) JSON() DiagnosisJSON {
 	}
 	j.NamespaceToken = d.NamespaceToken
 	return j
-}
-
-// targetKind names the builder kind a probe target belongs to.
-func targetKind(spec Spec, t ProbeTarget) string {
-	switch {
-	case t.Kind == ProbeDocker:
-		return env.BuilderLocal
-	case t.Endpoint == spec.Embedded.Socket:
-		return env.BuilderEmbedded
-	}
-	return env.BuilderRemote
 }
