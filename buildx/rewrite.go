@@ -1,11 +1,9 @@
 package buildx
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/dockhand-ci/dockhand/cachekey"
@@ -350,17 +348,4 @@ func keyPath(p Policy, path string) string {
 		}
 	}
 	return path
-}
-
-// ParseBool reads a boolean setting the way dockhand's configuration does;
-// "" is false.
-func ParseBool(v string) (bool, error) {
-	if strings.TrimSpace(v) == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(strings.TrimSpace(v))
-	if err != nil {
-		return false, errors.New(strconv.Quote(v) + " is not a boolean")
-	}
-	return b, nil
 }

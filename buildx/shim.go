@@ -136,25 +136,9 @@ func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.
 // rewrites the arguments and reports on stderr.
 func shimRewrite(args []string, lookup func(string) string, real string, environ []string, job *ShimJob, stderr io.Writer) (Result, error) {
 	c := job.Cache
-	strict, debug := c.Strict, c.Debug
-	if v := lookup("DOCKHAND_STRICT"); v != "" {
-		if b, err := ParseBool(v); err == nil {
-			strict = b
-		}
-	}
-	if v := lookup("DOCKHAND_DEBUG"); v != "" {
-		if b, err := ParseBool(v); err == nil {
-			debug = b
-		}
-	}
-	mode := c.Mode
-	if v := lookup("DOCKHAND_CACHE"); v != "" {
-		switch v {
-		case env.CacheAuto, env.CacheAlways, env.CacheOff:
-			mode = v
-		default:
-			fmt.Fprintf(stderr, "dockhand: warning: ignoring DOCKHAND_CACHE=%q (want auto, always or off)\n", v)
-		}
+	settings, warnings := env.BuildSettings{CacheMode: c.Mode, Strict: c.Strict, Debug: c.Debug}.WithOverrides(lookup)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "dockhand: warning: %s\n", w)
 	}
 	id := c.Identity
 	if id.Pipeline == "" {
@@ -167,7 +151,7 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 	dir, _ := os.Getwd()
 	standalone := lookup("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") == ""
 	p := Policy{
-		Mode: mode, Standalone: standalone, Identity: id, Backend: c.Backend, Dir: dir,
+		Mode: settings.CacheMode, Standalone: standalone, Identity: id, Backend: c.Backend, Dir: dir,
 		Builder: func(name string) BuilderFacts { return builderFacts(name, lookup, job.Selected) },
 	}
 	p.Bake = func() ([]BakeTarget, error) {
@@ -178,8 +162,8 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 		return ResolveBake(real, args, inv.SubIndex, environ, 30*time.Second)
 	}
 	res := Rewrite(args, p)
-	Report(stderr, res, debug)
-	if res.Warn && strict {
+	Report(stderr, res, settings.Debug)
+	if res.Warn && settings.Strict {
 		return res, ErrStrict
 	}
 	return res, nil

@@ -258,26 +258,70 @@ func (c *Config) applyEnv(e *agentenv.Environment, inJob bool) (warnings []strin
 		case inJob && v.Kind != PipelineSafe:
 			warnings = append(warnings, ignoredMessage(name))
 		default:
-			undo, err := c.override(v, value, inJob)
-			if err == nil && inJob {
-				// The file passed these rules; a pipeline's variable may not
-				// break them.
-				if cerrs := c.crossCheck(); len(cerrs) > 0 {
-					undo()
-					err = errors.Join(cerrs...)
-				}
+			w, err := c.applyVar(v, value, inJob)
+			if w != "" {
+				warnings = append(warnings, w)
 			}
-			switch {
-			case err != nil && inJob:
-				// A pipeline's typo costs its own setting, never the
-				// operator's configuration.
-				warnings = append(warnings, fmt.Sprintf("ignoring %s=%q from the job environment: %v", name, value, err))
-			case err != nil:
-				errs = append(errs, fmt.Errorf("%s=%q: %w", name, value, err))
+			if err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
 	return warnings, errs
+}
+
+// applyVar applies one DOCKHAND_* variable's value. In a job, a value that
+// cannot apply is ignored with a warning: a pipeline's typo costs its own
+// setting, never the operator's configuration.
+func (c *Config) applyVar(v Variable, value string, inJob bool) (warning string, err error) {
+	undo, err := c.override(v, value, inJob)
+	if err == nil && inJob {
+		// The file passed these rules; a pipeline's variable may not break
+		// them.
+		if cerrs := c.crossCheck(); len(cerrs) > 0 {
+			undo()
+			err = errors.Join(cerrs...)
+		}
+	}
+	switch {
+	case err != nil && inJob:
+		return fmt.Sprintf("ignoring %s=%q from the job environment: %v", v.Name, value, err), nil
+	case err != nil:
+		return "", fmt.Errorf("%s=%q: %w", v.Name, value, err)
+	}
+	return "", nil
+}
+
+// BuildSettings are the settings a job's step may change from one build to
+// the next: the buildx shim reads their pipeline-safe variables
+// (DOCKHAND_CACHE, DOCKHAND_STRICT, DOCKHAND_DEBUG) again on every call.
+type BuildSettings struct {
+	CacheMode string // cache.mode
+	Strict    bool   // strict
+	Debug     bool   // debug
+}
+
+// buildKeys are the configuration keys of BuildSettings.
+var buildKeys = []string{"cache.mode", "strict", "debug"}
+
+// WithOverrides returns s with the pipeline-safe variables of its keys found
+// through lookup applied by the rules Load applies in a job: a value Load
+// would refuse is ignored, with the warning Load gives.
+func (s BuildSettings) WithOverrides(lookup func(string) string) (BuildSettings, []string) {
+	c := &Config{Strict: s.Strict, Debug: s.Debug, Sources: map[string]Source{}}
+	c.Cache.Mode = s.CacheMode
+	var warnings []string
+	for _, v := range Variables {
+		if v.Kind != PipelineSafe || !slices.Contains(buildKeys, v.Key) {
+			continue
+		}
+		if value := lookup(v.Name); value != "" {
+			if w, _ := c.applyVar(v, value, true); w != "" {
+				warnings = append(warnings, w)
+			}
+		}
+	}
+	return BuildSettings{CacheMode: c.Cache.Mode, Strict: c.Strict, Debug: c.Debug}, warnings
 }
 
 // override applies one environment variable to the key it overrides; undo

@@ -7,6 +7,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
@@ -20,10 +21,12 @@ func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
 			st, err := bootstrap.ReadState(dir)
 			if err != nil {
 				fmt.Fprintf(io.err, "dockhand: cache not injected: %v\n", err)
-				if v, _ := e.Get("DOCKHAND_STRICT"); v != "" {
-					if strict, _ := buildx.ParseBool(v); strict {
-						return childExit{1}
-					}
+				settings, warnings := env.BuildSettings{}.WithOverrides(func(k string) string { v, _ := e.Get(k); return v })
+				for _, w := range warnings {
+					fmt.Fprintf(io.err, "dockhand: warning: %s\n", w)
+				}
+				if settings.Strict {
+					return childExit{1}
 				}
 			} else {
 				job = &buildx.ShimJob{Cache: st.Cache}
