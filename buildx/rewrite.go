@@ -181,25 +181,10 @@ func planBuild(inv Invocation, p Policy, readOnly string) (*Injection, string) {
 		return nil, "the Dockerfile comes from stdin"
 	}
 	img := cachekey.Image{Target: lastOr(inv, "target"), Platforms: platforms(inv.values("platform"))}
-	if isRemoteContext(ctx) {
-		img.Context, img.Dockerfile = ctx, file
-		if file == "" {
-			img.Dockerfile = "Dockerfile"
-		}
-	} else {
-		img.Context = keyPath(p, ctx)
-		if file == "" {
-			img.Dockerfile = keyPath(p, filepath.Join(ctx, "Dockerfile"))
-		} else {
-			img.Dockerfile = keyPath(p, file) // -f is relative to the working dir
-		}
-	}
-	plan, err := cachekey.PlanFor(p.Identity, p.Backend, img, readOnly)
+	img.Context, img.Dockerfile = p.sources(ctx, file, false, false) // -f is relative to the working dir
+	plan, err := p.plan(img, readOnly, inv.flagTrue("no-cache"))
 	if err != nil {
 		return nil, err.Error()
-	}
-	if inv.flagTrue("no-cache") {
-		plan.From, plan.FromRefs = nil, nil // a --no-cache build still refreshes the cache
 	}
 	if len(plan.From) == 0 && len(plan.To) == 0 {
 		return nil, "the build neither reads nor writes cache (" + plan.ReadOnly + ", --no-cache)"
@@ -217,22 +202,8 @@ func readOnlyReason(plan cachekey.Plan) string {
 // planBake decides the cache of each target of a `buildx bake` call, as
 // --set TARGET.cache-from=… / --set TARGET.cache-to=… overrides.
 func planBake(inv Invocation, p Policy, readOnly string) ([]Injection, []string, string, bool) {
-	for _, f := range []string{"print", "list-targets", "list-variables"} {
-		if inv.flagTrue(f) {
-			return nil, nil, "the bake only prints (--" + f + ")", false
-		}
-	}
-	if v, ok := inv.last("list"); ok {
-		return nil, nil, "the bake only lists (--list=" + v + ")", false
-	}
-	if e := inv.evaluates(); e != "" {
-		return nil, nil, "the bake only evaluates (" + e + ")", false
-	}
-	if len(inv.args) > 0 && isRemoteContext(inv.args[0]) {
-		return nil, nil, "the bake definition is remote", false
-	}
-	if slices.Contains(inv.values("file"), "-") {
-		return nil, nil, "the bake definition comes from stdin", false
+	if reason := bakeOnlyInspects(inv); reason != "" {
+		return nil, nil, reason, false
 	}
 	if p.Bake == nil {
 		return nil, nil, "the bake targets are unknown", true
@@ -244,50 +215,16 @@ func planBake(inv Invocation, p Policy, readOnly string) ([]Injection, []string,
 	var injections []Injection
 	var flags, skipped []string
 	for _, t := range targets {
-		if !validBakeName(t.Name) {
-			skipped = append(skipped, fmt.Sprintf("%q (a name --set cannot address)", t.Name))
-			continue
-		}
-		if t.HasCacheFrom || t.HasCacheTo {
-			skipped = append(skipped, t.Name+" (sets its own cache-from/cache-to)")
-			continue
-		}
-		if t.Call != "" && !strings.EqualFold(t.Call, "build") {
-			skipped = append(skipped, t.Name+" (call="+t.Call+")")
-			continue
-		}
-		img := cachekey.Image{BakeTarget: t.Name, Target: t.Target, Platforms: platforms(t.Platforms)}
-		ctx := t.Context
-		if ctx == "" {
-			ctx = "."
-		}
-		dockerfile := t.Dockerfile
-		if dockerfile == "" {
-			dockerfile = "Dockerfile"
-		}
+		inj, skip, err := planBakeTarget(t, p, readOnly)
 		switch {
-		case isRemoteContext(ctx):
-			img.Context, img.Dockerfile = ctx, dockerfile
-		case t.DockerfileInline:
-			img.Context, img.Dockerfile = keyPath(p, ctx), "inline"
-		case filepath.IsAbs(dockerfile):
-			img.Context, img.Dockerfile = keyPath(p, ctx), keyPath(p, dockerfile)
-		default:
-			img.Context, img.Dockerfile = keyPath(p, ctx), keyPath(p, filepath.Join(ctx, dockerfile))
-		}
-		plan, err := cachekey.PlanFor(p.Identity, p.Backend, img, readOnly)
-		if err != nil {
+		case err != nil:
 			return nil, nil, err.Error(), false
-		}
-		if t.NoCache {
-			plan.From, plan.FromRefs = nil, nil
-		}
-		if len(plan.From)+len(plan.To) == 0 {
-			skipped = append(skipped, t.Name+" (no cache to read or write)")
+		case skip != "":
+			skipped = append(skipped, skip)
 			continue
 		}
-		injections = append(injections, Injection{Image: img, Plan: plan})
-		flags = append(flags, cacheFlags("--set="+t.Name+".cache-from=", "--set="+t.Name+".cache-to=", plan)...)
+		injections = append(injections, inj)
+		flags = append(flags, cacheFlags("--set="+t.Name+".cache-from=", "--set="+t.Name+".cache-to=", inj.Plan)...)
 	}
 	var reasons []string
 	if len(skipped) > 0 {
@@ -302,6 +239,90 @@ func planBake(inv Invocation, p Policy, readOnly string) ([]Injection, []string,
 		reasons = append(reasons, "the bake has no targets")
 	}
 	return injections, flags, strings.Join(reasons, "; "), false
+}
+
+// bakeOnlyInspects says why a bake call builds nothing whose cache dockhand
+// could plan: it prints, lists or evaluates, or its definition is remote or
+// on stdin ("" when it builds).
+func bakeOnlyInspects(inv Invocation) string {
+	for _, f := range []string{"print", "list-targets", "list-variables"} {
+		if inv.flagTrue(f) {
+			return "the bake only prints (--" + f + ")"
+		}
+	}
+	if v, ok := inv.last("list"); ok {
+		return "the bake only lists (--list=" + v + ")"
+	}
+	if e := inv.evaluates(); e != "" {
+		return "the bake only evaluates (" + e + ")"
+	}
+	if len(inv.args) > 0 && isRemoteContext(inv.args[0]) {
+		return "the bake definition is remote"
+	}
+	if slices.Contains(inv.values("file"), "-") {
+		return "the bake definition comes from stdin"
+	}
+	return ""
+}
+
+// planBakeTarget plans one bake target's cache, or says why the target is
+// left alone (skip).
+func planBakeTarget(t BakeTarget, p Policy, readOnly string) (inj Injection, skip string, err error) {
+	switch {
+	case !validBakeName(t.Name):
+		return inj, fmt.Sprintf("%q (a name --set cannot address)", t.Name), nil
+	case t.HasCacheFrom || t.HasCacheTo:
+		return inj, t.Name + " (sets its own cache-from/cache-to)", nil
+	case t.Call != "" && !strings.EqualFold(t.Call, "build"):
+		return inj, t.Name + " (call=" + t.Call + ")", nil
+	}
+	img := cachekey.Image{BakeTarget: t.Name, Target: t.Target, Platforms: platforms(t.Platforms)}
+	ctx := t.Context
+	if ctx == "" {
+		ctx = "."
+	}
+	img.Context, img.Dockerfile = p.sources(ctx, t.Dockerfile, true, t.DockerfileInline) // bake's dockerfile is relative to the context
+	plan, err := p.plan(img, readOnly, t.NoCache)
+	if err != nil {
+		return inj, "", err
+	}
+	if len(plan.From)+len(plan.To) == 0 {
+		return inj, t.Name + " (no cache to read or write)", nil
+	}
+	return Injection{Image: img, Plan: plan}, "", nil
+}
+
+// sources are an image's context and Dockerfile as its cache key names them:
+// a remote context as it is, local paths as keyPath makes them. file "" is
+// the context's Dockerfile; a relative file is under the context when
+// underContext (bake), else under the working dir (build's -f). An inline
+// Dockerfile is "inline".
+func (p Policy) sources(ctx, file string, underContext, inline bool) (string, string) {
+	switch {
+	case isRemoteContext(ctx):
+		if file == "" {
+			file = "Dockerfile"
+		}
+		return ctx, file
+	case inline:
+		return keyPath(p, ctx), "inline"
+	case file == "":
+		return keyPath(p, ctx), keyPath(p, filepath.Join(ctx, "Dockerfile"))
+	case underContext && !filepath.IsAbs(file):
+		return keyPath(p, ctx), keyPath(p, filepath.Join(ctx, file))
+	default:
+		return keyPath(p, ctx), keyPath(p, file)
+	}
+}
+
+// plan is the cache plan of img; a --no-cache build reads nothing but still
+// refreshes the cache.
+func (p Policy) plan(img cachekey.Image, readOnly string, noCache bool) (cachekey.Plan, error) {
+	plan, err := cachekey.PlanFor(p.Identity, p.Backend, img, readOnly)
+	if err == nil && noCache {
+		plan.From, plan.FromRefs = nil, nil
+	}
+	return plan, err
 }
 
 // validBakeName: bake target names --set can address exactly.
