@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 // EnvironmentHook is `dockhand hook environment`, run by dockhand's
@@ -15,7 +16,7 @@ import (
 func EnvironmentHook(e *agentenv.Environment, out, log io.Writer) error {
 	jobDir, _ := e.Get(JobDirVar)
 	if jobDir == "" {
-		fmt.Fprintln(log, "dockhand: this job was not started by `dockhand bootstrap`; nothing to reconcile")
+		joblog.Printf(log, "this job was not started by `dockhand bootstrap`; nothing to reconcile")
 		return nil
 	}
 	current, _ := e.Get(DockerConfigVar)
@@ -24,10 +25,10 @@ func EnvironmentHook(e *agentenv.Environment, out, log io.Writer) error {
 		return err
 	}
 	for _, w := range r.Warnings {
-		fmt.Fprintf(log, "dockhand: warning: %s\n", w)
+		joblog.Warnf(log, "%s", w)
 	}
 	if r.From != "" {
-		fmt.Fprintf(log, "dockhand: DOCKER_CONFIG was %s; using the job's %s%s\n", r.From, r.DockerConfig, importedNote(r))
+		joblog.Printf(log, "DOCKER_CONFIG was %s; using the job's %s%s", r.From, r.DockerConfig, importedNote(r))
 	}
 	_, err = fmt.Fprintf(out, "export %s=%s\n", DockerConfigVar, shellQuote(r.DockerConfig))
 	return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/cachekey"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/registry"
 	"github.com/dockhand-ci/dockhand/report"
@@ -21,7 +22,7 @@ import (
 func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup time.Duration) {
 	hist, line := jobHistory(o, n.builder, start)
 	if line != "" {
-		fmt.Fprintf(o.Log, "dockhand: %s\n", line)
+		joblog.Printf(o.Log, "%s", line)
 	}
 	get := func(k string) string { v, _ := o.Env.Get(k); return v }
 	id := cachekey.IdentityFromEnv(get)
@@ -37,7 +38,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 	})
 	if report.Wanted(o.Config.Annotate, r) {
 		if err := annotate(o, r); err != nil {
-			fmt.Fprintf(o.Log, "dockhand: annotation not added (the job is not affected): %v\n", err)
+			joblog.Printf(o.Log, "annotation not added (the job is not affected): %v", err)
 		}
 	}
 	if r.Builder.Kind != "" {
@@ -50,7 +51,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 		err = report.AppendMetrics(filepath.Join(n.stateDir, report.MetricsFile), line2, report.MaxMetricsSize)
 	}
 	if err != nil {
-		fmt.Fprintf(o.Log, "dockhand: warning: no metrics line: %v\n", err)
+		joblog.Warnf(o.Log, "no metrics line: %v", err)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/registry"
 )
@@ -90,7 +91,7 @@ func Run(o Options) (Exit, error) {
 			deadline = max(time.Until(signalled.Add(grace-time.Second)), 0)
 		}
 		if err := cleanupWithin(job.Remove, deadline); err != nil {
-			fmt.Fprintf(o.Log, "dockhand: cleanup: %v (the next job on this host finishes it)\n", err)
+			joblog.Printf(o.Log, "cleanup: %v (the next job on this host finishes it)", err)
 		}
 	}()
 
@@ -398,32 +399,32 @@ func cleanupWithin(fn func() error, d time.Duration) error {
 func writeSection(w io.Writer, jobDir string, n setupNotes, took time.Duration) {
 	fmt.Fprintf(w, "--- :docker: dockhand\n")
 	if n.fellBack != nil {
-		fmt.Fprintf(w, "dockhand: state dir %s not usable (%v); using %s\n", n.wanted, n.fellBack, n.stateDir)
+		joblog.Printf(w, "state dir %s not usable (%v); using %s", n.wanted, n.fellBack, n.stateDir)
 	}
 	if len(n.swept) > 0 {
-		fmt.Fprintf(w, "dockhand: removed %d job dir(s) left by dead jobs\n", len(n.swept))
+		joblog.Printf(w, "removed %d job dir(s) left by dead jobs", len(n.swept))
 	}
-	fmt.Fprintf(w, "dockhand: job dir %s\n", jobDir)
-	fmt.Fprintf(w, "dockhand: DOCKER_CONFIG=%s (credsStore %s; job-scoped docker login)\n", filepath.Join(jobDir, "docker"), CredsStore)
+	joblog.Printf(w, "job dir %s", jobDir)
+	joblog.Printf(w, "DOCKER_CONFIG=%s (credsStore %s; job-scoped docker login)", filepath.Join(jobDir, "docker"), CredsStore)
 	if n.realBuildx != "" {
-		fmt.Fprintf(w, "dockhand: buildx shim in front of %s\n", n.realBuildx)
+		joblog.Printf(w, "buildx shim in front of %s", n.realBuildx)
 	} else {
-		fmt.Fprintf(w, "dockhand: warning: no docker-buildx plugin found in %s\n", strings.Join(buildx.SystemPluginDirs, ", "))
+		joblog.Warnf(w, "no docker-buildx plugin found in %s", strings.Join(buildx.SystemPluginDirs, ", "))
 	}
 	for _, l := range n.cache {
-		fmt.Fprintf(w, "dockhand: %s\n", l)
+		joblog.Printf(w, "%s", l)
 	}
 	if n.nodeID != "" {
-		fmt.Fprintf(w, "dockhand: %s\n", n.nodeID)
+		joblog.Printf(w, "%s", n.nodeID)
 	}
 	for _, l := range builderLines(n.builder, n.builderMsg) {
-		fmt.Fprintf(w, "dockhand: %s\n", l)
+		joblog.Printf(w, "%s", l)
 	}
 	if n.userConfig != nil {
-		fmt.Fprintf(w, "dockhand: warning: ignoring the agent user's docker config: %v\n", n.userConfig)
+		joblog.Warnf(w, "ignoring the agent user's docker config: %v", n.userConfig)
 	}
-	fmt.Fprintf(w, "dockhand: ready in %s\n", took.Round(time.Millisecond))
+	joblog.Printf(w, "ready in %s", took.Round(time.Millisecond))
 	if n.debug && n.phases != nil {
-		fmt.Fprintf(w, "dockhand: %s\n", n.phases.line())
+		joblog.Printf(w, "%s", n.phases.line())
 	}
 }

@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/buildkite/shellwords"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 // ShellCommand is the pure part of `dockhand shell`: the argv to exec for the
@@ -28,8 +30,8 @@ func ShellCommand(realShell string, args []string) ([]string, error) {
 
 // Shell replaces the process with the real shell. Before that it checks that
 // DOCKER_CONFIG still points at the job's docker config and, if a hook
-// replaced it, reconciles and restores it, printing one line.
-func Shell(realShell string, args []string, e *agentenv.Environment, warn func(string)) error {
+// replaced it, reconciles and restores it, printing one line on log.
+func Shell(realShell string, args []string, e *agentenv.Environment, log io.Writer) error {
 	argv, err := ShellCommand(realShell, args)
 	if err != nil {
 		return err
@@ -39,13 +41,13 @@ func Shell(realShell string, args []string, e *agentenv.Environment, warn func(s
 		r, err := Reconcile(jobDir, current, e)
 		switch {
 		case err != nil:
-			warn(fmt.Sprintf("DOCKER_CONFIG is %s, not the job's; left as it is: %v", current, err))
+			joblog.Printf(log, "DOCKER_CONFIG is %s, not the job's; left as it is: %v", current, err)
 		case r.From != "" || current == "":
 			for _, w := range r.Warnings {
-				warn("warning: " + w)
+				joblog.Warnf(log, "%s", w)
 			}
 			e.Set(DockerConfigVar, r.DockerConfig)
-			warn(fmt.Sprintf("DOCKER_CONFIG was %q; restored the job's docker config %s%s", current, r.DockerConfig, importedNote(r)))
+			joblog.Printf(log, "DOCKER_CONFIG was %q; restored the job's docker config %s%s", current, r.DockerConfig, importedNote(r))
 		}
 	}
 	path, err := lookPath(argv[0], e)

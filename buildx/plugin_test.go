@@ -1,6 +1,7 @@
 package buildx
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,6 +63,19 @@ func TestShimTarget(t *testing.T) {
 	if got, err := ShimTarget(lookup, "/usr/local/bin/dockhand", nil); err != nil || got != want {
 		t.Errorf("ShimTarget from HOME = %q, %v; want %q", got, err, want)
 	}
+	// A recorded plugin that is dockhand itself is passed over, with one
+	// warning in the job log.
+	self := filepath.Join(dir, "bin", "dockhand")
+	exe(t, self)
+	env[RealPluginVar] = self
+	var log bytes.Buffer
+	if got, err := ShimTarget(lookup, self, &log); err != nil || got != want {
+		t.Errorf("ShimTarget with itself recorded = %q, %v; want %q", got, err, want)
+	}
+	if w := "dockhand: warning: ignoring " + RealPluginVar + "=" + self + ": it is dockhand's shim, not buildx; looking for the real plugin\n"; log.String() != w {
+		t.Errorf("log = %q, want %q", log.String(), w)
+	}
+	delete(env, RealPluginVar)
 	env["HOME"] = filepath.Join(dir, "nobody")
 	if _, err := ShimTarget(lookup, "/usr/local/bin/dockhand", nil); err == nil {
 		// the machine may have a system plugin; only a miss everywhere must error

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 // RealPluginVar names the variable the bootstrap exports with the path of the
@@ -39,16 +40,14 @@ const loopGuardVar = "DOCKHAND_SHIM_PID"
 
 // ShimTarget returns the real plugin the shim should exec: the recorded one,
 // else the first found in the usual dirs. A recorded one that is dockhand
-// itself is passed over, with a line to warn. It is separated from Exec so
-// it can be tested.
-func ShimTarget(lookup func(string) string, self string, warn func(string)) (string, error) {
+// itself is passed over, with a warning on log. It is separated from Exec
+// so it can be tested.
+func ShimTarget(lookup func(string) string, self string, log io.Writer) (string, error) {
 	if p := lookup(RealPluginVar); p != "" {
 		if !IsSelf(p, self) {
 			return p, nil
 		}
-		if warn != nil {
-			warn(fmt.Sprintf("ignoring %s=%s: it is dockhand's shim, not buildx; looking for the real plugin", RealPluginVar, p))
-		}
+		joblog.Warnf(log, "ignoring %s=%s: it is dockhand's shim, not buildx; looking for the real plugin", RealPluginVar, p)
 	}
 	userConfig := ""
 	if home := lookup("HOME"); home != "" {
@@ -113,7 +112,7 @@ func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.
 		return fmt.Errorf("%w: %s=%s runs dockhand's shim again instead of buildx; point it at the real plugin or unset it",
 			ErrNoRealPlugin, RealPluginVar, lookup(RealPluginVar))
 	}
-	real, err := ShimTarget(lookup, self, func(msg string) { fmt.Fprintf(stderr, "dockhand: warning: %s\n", msg) })
+	real, err := ShimTarget(lookup, self, stderr)
 	if err != nil {
 		return err
 	}
@@ -138,7 +137,7 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 	c := job.Cache
 	settings, warnings := env.BuildSettings{CacheMode: c.Mode, Strict: c.Strict, Debug: c.Debug}.WithOverrides(lookup)
 	for _, w := range warnings {
-		fmt.Fprintf(stderr, "dockhand: warning: %s\n", w)
+		joblog.Warnf(stderr, "%s", w)
 	}
 	id := c.Identity
 	if id.Pipeline == "" {
@@ -187,11 +186,11 @@ func Report(w io.Writer, res Result, debug bool) {
 	}
 	switch {
 	case res.Warn:
-		fmt.Fprintf(w, "dockhand: cache not injected: %s\n", res.Reason)
+		joblog.Printf(w, "cache not injected: %s", res.Reason)
 	case res.Changed && res.Reason != "" && strings.HasPrefix(res.Reason, "not for"):
-		fmt.Fprintf(w, "dockhand: cache %s\n", res.Reason)
+		joblog.Printf(w, "cache %s", res.Reason)
 	case !res.Changed && debug:
-		fmt.Fprintf(w, "dockhand: cache not injected: %s\n", res.Reason)
+		joblog.Printf(w, "cache not injected: %s", res.Reason)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/docker/docker-credential-helpers/credentials"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
@@ -308,9 +309,9 @@ func tokenOf(r ECRTokenReply, requested time.Time) Token {
 		RequestedAt: requested, ExpiresAt: r.ExpiresAt, KeyID: r.KeyID}
 }
 
-// warnf prints one line on stderr.
+// warnf prints one line on stderr, the job log.
 func (h *Helper) warnf(format string, args ...any) {
-	fmt.Fprintf(h.o.Stderr, "dockhand: "+format+"\n", args...)
+	joblog.Printf(h.o.Stderr, format, args...)
 }
 
 // Serve answers one credential-helper call (get, store, erase, list,

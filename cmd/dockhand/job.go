@@ -13,6 +13,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/registry"
 	"golang.org/x/sys/unix"
 )
@@ -42,10 +43,10 @@ func self() string {
 func jobConfig(path string, e *agentenv.Environment, io stdio) *env.Config {
 	cfg, warnings, err := env.Load(env.Options{Flag: path, Env: e})
 	for _, w := range warnings {
-		fmt.Fprintf(io.err, "dockhand: warning: %s\n", w)
+		joblog.Warnf(io.err, "%s", w)
 	}
 	if err != nil {
-		fmt.Fprintf(io.err, "dockhand: warning: using built-in defaults: %v\n", err)
+		joblog.Warnf(io.err, "using built-in defaults: %v", err)
 		cfg = env.Default(env.Queue(e))
 	}
 	return cfg
@@ -102,16 +103,14 @@ func shell(args []string, e *agentenv.Environment, io stdio) error {
 	if jobDir, _ := e.Get(registry.JobDirVar); jobDir != "" {
 		st, err := bootstrap.ReadState(jobDir)
 		if err != nil {
-			fmt.Fprintf(io.err, "dockhand: warning: %v\n", err)
+			joblog.Warnf(io.err, "%v", err)
 		}
 		realShell = st.Shell
 	}
 	if realShell == "" {
 		realShell = jobConfig("", e, io).Shell
 	}
-	return bootstrap.Shell(realShell, args, e, func(msg string) {
-		fmt.Fprintf(io.err, "dockhand: %s\n", msg)
-	})
+	return bootstrap.Shell(realShell, args, e, io.err)
 }
 
 func hook(args []string, e *agentenv.Environment, io stdio) error {

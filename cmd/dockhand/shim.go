@@ -2,12 +2,12 @@ package main
 
 import (
 	"errors"
-	"fmt"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
@@ -20,10 +20,10 @@ func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
 		if dir, _ := e.Get(registry.JobDirVar); dir != "" {
 			st, err := bootstrap.ReadState(dir)
 			if err != nil {
-				fmt.Fprintf(io.err, "dockhand: cache not injected: %v\n", err)
+				joblog.Printf(io.err, "cache not injected: %v", err)
 				settings, warnings := env.BuildSettings{}.WithOverrides(func(k string) string { v, _ := e.Get(k); return v })
 				for _, w := range warnings {
-					fmt.Fprintf(io.err, "dockhand: warning: %s\n", w)
+					joblog.Warnf(io.err, "%s", w)
 				}
 				if settings.Strict {
 					return childExit{1}
