@@ -172,6 +172,12 @@ func (n *Namespace) exchange(ctx context.Context, env []string) error {
 	return nil
 }
 
+// HostTenantTokens are the Namespace tenant tokens the host's jobs share,
+// under the state dir.
+func HostTenantTokens(stateDir string) TenantTokens {
+	return TenantTokens{Dir: filepath.Join(stateDir, "namespace")}
+}
+
 // run runs a command and returns its stdout; a failure names the command
 // (without its arguments, which may hold a token) and its last stderr line.
 func runCommand(ctx context.Context, env []string, name string, args ...string) (string, error) {

@@ -3,7 +3,6 @@ package buildx
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -60,7 +59,7 @@ func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp 
 		},
 	}
 	if o.StateDir != "" {
-		r.ns.Tokens = TenantTokens{Dir: filepath.Join(o.StateDir, "namespace")}
+		r.ns.Tokens = HostTenantTokens(o.StateDir)
 	}
 	go func() {
 		defer close(r.done)

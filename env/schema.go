@@ -37,8 +37,8 @@ const (
 
 // Annotation modes (the annotate key).
 const (
-	AnnotateAuto   = "auto"
-	AnnotateAlways = "always"
+	AnnotateAuto   = "auto"   // only when the job built something on dockhand's builder
+	AnnotateAlways = "always" // every job with dockhand's builder, "no builds" included
 	AnnotateOff    = "off"
 )
 

@@ -5,7 +5,6 @@ package doctor
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -39,7 +38,7 @@ func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctl
 		d.Warnings = append(d.Warnings, d.NodeWarnings(d.Options[d.Chosen].Builder)...)
 	}
 	if slices.Contains(d.Spec.Order, env.BuilderNamespace) && d.Spec.Namespace.TenantID != "" && stateDir != "" {
-		d.NamespaceToken = buildx.NamespaceTokenState(buildx.TenantTokens{Dir: filepath.Join(stateDir, "namespace")}, d.Spec.Namespace.TenantID)
+		d.NamespaceToken = buildx.NamespaceTokenState(buildx.HostTenantTokens(stateDir), d.Spec.Namespace.TenantID)
 	}
 	return d
 }
