@@ -146,7 +146,7 @@ func Run(o Options) (Exit, error) {
 				// After the job's report, so a refresh still running has
 				// had that time too.
 				if line := notes.refresh.stop(refreshExitWait); line != "" && notes.debug {
-					fmt.Fprintf(o.Log, "dockhand: %s\n", line)
+					joblog.Printf(o.Log, "%s", line)
 				}
 			}
 			return exitOf(cmd, err)
