@@ -217,7 +217,7 @@ func TestImageKey(t *testing.T) {
 	}
 }
 
-func TestPlanCache(t *testing.T) {
+func TestPlanFor(t *testing.T) {
 	reg := Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"}
 	ecr := Backend{Kind: env.CacheRegistry, Repository: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"}
 	s3 := Backend{Kind: env.CacheS3, S3: S3Backend{Bucket: "bk", Region: "eu-west-1", Prefix: "buildkit/"}}

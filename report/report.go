@@ -238,7 +238,7 @@ func buildOf(rec buildx.BuildRecord, cache *buildx.CacheSettings, id cachekey.Id
 	if !own {
 		return b
 	}
-	// dockhand's plan (buildx.PlanCache) writes the first ref it reads:
+	// dockhand's plan (cachekey.PlanFor) writes the first ref it reads:
 	// the pull request's own, else the branch's.
 	b.CacheWrite = WriteNone
 	for _, x := range rec.CacheExports {
