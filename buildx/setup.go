@@ -138,7 +138,7 @@ func Select(o SetupOptions) (*Selection, error) {
 	}
 	prober := NewProber(cfg, o.Env, o.StateDir, o.Self)
 	prober.Ctx = ctx
-	sel := &Selection{Survey: *newSurvey(cfg, o.Env, o.StateDir, o.StateDir, o.Self, o.DockerSocket), Chosen: -1}
+	sel := &Selection{Survey: newSurvey(cfg, o.Env, o.StateDir, o.StateDir, o.Self, o.DockerSocket), Chosen: -1}
 	defer func() { sel.Took = time.Since(start) }()
 	spec := sel.Spec
 	// Namespace's setup runs while the probes do; it reads results (is the

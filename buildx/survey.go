@@ -25,13 +25,13 @@ type Survey struct {
 // newSurvey makes the spec and its probe targets, asking a changing pool's
 // sources for its members. shareDir is the state dir whose discovery results
 // the host's jobs share ("" asks afresh and shares nothing).
-func newSurvey(cfg *env.Config, e *agentenv.Environment, stateDir, shareDir, self, dockerSocket string) *Survey {
+func newSurvey(cfg *env.Config, e *agentenv.Environment, stateDir, shareDir, self, dockerSocket string) Survey {
 	spec := SpecFor(cfg, e, stateDir, dockerSocket)
 	var discovery []fleet.Membership
 	if slices.Contains(spec.Order, env.BuilderRemote) {
 		spec.Remote, discovery = Discover(NewDiscoverer(cfg, e, shareDir, self), spec.Remote)
 	}
-	return &Survey{Spec: spec, Targets: Targets(spec), Discovery: discovery}
+	return Survey{Spec: spec, Targets: Targets(spec), Discovery: discovery}
 }
 
 // probe probes the targets with p and plans: the one probe → plan step of
@@ -53,7 +53,7 @@ func (s *Survey) probe(p *Prober) Results {
 func TakeSurvey(cfg *env.Config, e *agentenv.Environment, stateDir, self string) Survey {
 	s := newSurvey(cfg, e, stateDir, "", self, "")
 	s.probe(NewProber(cfg, e, "", self))
-	return *s
+	return s
 }
 
 // FirstUsable is the index of the first option a job would take, when no
