@@ -79,7 +79,7 @@ func Run(ctx context.Context, args []string, e Env) error {
 	// `docker pull`, and dockhand never pulls.
 
 	start := time.Now()
-	image, err := imageName(ctx, o, e, warn)
+	image, err := imageName(ctx, o, warn)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).St
 
 // imageName is the image without its tag: gcr's from the options, ECR's
 // from the ECR API (creating the repository when missing).
-func imageName(ctx context.Context, o *cachedimage.Options, e Env, warn func(string, ...any)) (string, error) {
+func imageName(ctx context.Context, o *cachedimage.Options, warn func(string, ...any)) (string, error) {
 	if o.RegistryProvider == "gcr" {
 		return o.GCRImage()
 	}
