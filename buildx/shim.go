@@ -173,16 +173,16 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 // injected).
 func Report(w io.Writer, res Result, debug bool) {
 	for _, inj := range res.Injections {
-		line := fmt.Sprintf("dockhand: cache %s (%s): from %s", inj.Plan.Key, inj.Image.Describe(), strings.Join(inj.Plan.FromRefs, ", "))
+		line := fmt.Sprintf("cache %s (%s): from %s", inj.Plan.Key, inj.Image.Describe(), strings.Join(inj.Plan.FromRefs, ", "))
 		if len(inj.Plan.FromRefs) == 0 {
-			line = fmt.Sprintf("dockhand: cache %s (%s): from nothing (--no-cache)", inj.Plan.Key, inj.Image.Describe())
+			line = fmt.Sprintf("cache %s (%s): from nothing (--no-cache)", inj.Plan.Key, inj.Image.Describe())
 		}
 		if len(inj.Plan.ToRefs) > 0 {
 			line += "; to " + strings.Join(inj.Plan.ToRefs, ", ")
 		} else {
 			line += "; read-only (" + inj.Plan.ReadOnly + ")"
 		}
-		fmt.Fprintln(w, line)
+		joblog.Printf(w, "%s", line)
 	}
 	switch {
 	case res.Warn:

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/cachedimage"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
@@ -85,7 +86,7 @@ func buildAndPush(ctx context.Context, o *cachedimage.Options, e Env, image, tag
 	defer cleanup()
 	add := o.Additional(e.Dir, e.Environ)
 	for _, n := range add.Notes {
-		fmt.Fprintf(e.Stderr, "dockhand: additional-build-args: %s\n", n)
+		joblog.Printf(e.Stderr, "additional-build-args: %s", n)
 	}
 	insecure, _ := plainHTTP(strings.SplitN(image, "/", 2)[0])
 	b := dockerBuild{
@@ -97,7 +98,7 @@ func buildAndPush(ctx context.Context, o *cachedimage.Options, e Env, image, tag
 		b.Secrets = append(b.Secrets, secretFlag(s))
 	}
 	args := b.args()
-	fmt.Fprintf(e.Stderr, "dockhand: running docker %s\n", displayArgs(args))
+	joblog.Printf(e.Stderr, "running docker %s", displayArgs(args))
 	cmd := exec.CommandContext(ctx, docker, args...)
 	cmd.Dir, cmd.Env = e.Dir, e.Environ
 	// docker's own output is progress too: stdout stays for the variables.

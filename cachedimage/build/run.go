@@ -19,6 +19,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/cachedimage"
 	"github.com/dockhand-ci/dockhand/cachedimage/jqeval"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 // Env is what one run needs from the process, as data.
@@ -94,13 +95,13 @@ func Run(ctx context.Context, args []string, e Env) error {
 		return fmt.Errorf("checking %s in the registry: %w", ref, err)
 	}
 	if found {
-		fmt.Fprintf(e.Stderr, "dockhand: %s is in the registry: nothing to build (%s)\n", ref, since(start))
+		joblog.Printf(e.Stderr, "%s is in the registry: nothing to build (%s)", ref, since(start))
 	} else {
-		fmt.Fprintf(e.Stderr, "dockhand: %s is not in the registry: building it\n", ref)
+		joblog.Printf(e.Stderr, "%s is not in the registry: building it", ref)
 		if err := buildAndPush(ctx, o, e, image, tag); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.Stderr, "dockhand: built and pushed %s and %s:latest (%s)\n", ref, image, since(start))
+		joblog.Printf(e.Stderr, "built and pushed %s and %s:latest (%s)", ref, image, since(start))
 	}
 	return export(ctx, e, o, image, tag, warn)
 }
