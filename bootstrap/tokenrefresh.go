@@ -15,7 +15,8 @@ import (
 // long as the job. The job waits for nothing but the claim of the due
 // tokens' fetch locks (a file read and a non-blocking lock each), so a get
 // of the job that comes while a fetch runs waits for that fetch instead of
-// making its own; the bootstrap's exit waits at most refreshExitWait.
+// making its own; the bootstrap's exit waits at most refreshExitWait, then
+// cancels it (its dockhand-cloud child is killed within proc.WaitDelay).
 
 // Bounds of the background refresh on the bootstrap's side.
 const (
