@@ -30,7 +30,8 @@ type pair struct {
 
 func main() {
 	runs := flag.Int("runs", 200, "runs of each command for the fast benchmarks")
-	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace", "remap", "load", "engine", "firstget" or "phases"`)
+	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace", "remap", "load", "engine", "firstget", "phases" or "baseline"`)
+	baseline := flag.String("baseline", "", `with -only baseline: another build's dockhand binary (dockhand-cloud beside it) to compare this build's job path with`)
 	flag.Parse()
 	do := run
 	switch *only {
@@ -51,8 +52,10 @@ func main() {
 		do = runFirstGetOnly
 	case "phases":
 		do = runPhasesOnly
+	case "baseline":
+		do = func(runs int) error { return runBaselineOnly(runs, *baseline) }
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace, remap, load, engine, firstget or phases\n", *only)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace, remap, load, engine, firstget, phases or baseline\n", *only)
 		os.Exit(2)
 	}
 	if err := do(*runs); err != nil {
