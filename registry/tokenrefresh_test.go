@@ -4,11 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
 func TestDueForRefresh(t *testing.T) {
@@ -130,7 +137,23 @@ func TestGetDuringRefreshWaitsForIt(t *testing.T) {
 	r.helper(&stderr).Get(ecrHost)
 	r.clock.Add(7 * time.Hour)
 	r.fetch.set("token-2", KeyID("AKIAONE"), nil)
-	claim, err := ClaimRefresh(r.refreshOptions(r.env))
+	opts := r.refreshOptions(r.env)
+	// The refresh's fetch goes on only once the get is seen waiting for
+	// the fetch lock (a blocked flock in /proc/locks), or has fetched
+	// itself (a lock that does not exclude: 3 calls, which fails below).
+	lockDir := filepath.Join(r.state, TokenCacheDirName)
+	opts.FetchECR = func(ctx context.Context, reg hosts.Registry) (ECRTokenReply, error) {
+		deadline := time.Now().Add(10 * time.Second)
+		for !flockWaiterIn(t, lockDir) && r.fetch.calls.Load() < 2 {
+			if time.Now().After(deadline) {
+				t.Error("the get never waited for the refresh's fetch lock")
+				break
+			}
+			runtime.Gosched()
+		}
+		return r.fetch.fetch(ctx, reg)
+	}
+	claim, err := ClaimRefresh(opts)
 	if err != nil || len(claim.Registries()) != 1 {
 		t.Fatalf("claimed %q, %v", claim.Registries(), err)
 	}
@@ -208,4 +231,33 @@ func TestGetRecordsUseHourly(t *testing.T) {
 	if !used().Equal(r.clock.Now()) {
 		t.Errorf("use record = %s, want %s", used(), r.clock.Now())
 	}
+}
+
+// flockWaiterIn reports whether a process waits (a "->" line of
+// /proc/locks) for a flock on one of dir's fetch-*.lock files.
+func flockWaiterIn(t *testing.T, dir string) bool {
+	t.Helper()
+	inodes := map[string]bool{}
+	locks, _ := filepath.Glob(filepath.Join(dir, "fetch-*.lock"))
+	for _, l := range locks {
+		var st syscall.Stat_t
+		if syscall.Stat(l, &st) == nil {
+			inodes[strconv.FormatUint(st.Ino, 10)] = true
+		}
+	}
+	data, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		t.Fatalf("reading /proc/locks: %v", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || f[1] != "->" || f[2] != "FLOCK" {
+			continue
+		}
+		dev := strings.Split(f[6], ":")
+		if inodes[dev[len(dev)-1]] {
+			return true
+		}
+	}
+	return false
 }
