@@ -247,6 +247,9 @@ func prepare(ctx context.Context, o Options) (*JobDir, setupNotes, error) {
 	if err != nil && errors.Is(err, syscall.ENOSPC) && fellBack == nil {
 		fellBack = err
 		if state, _, err = StateDir("", tmpdir, o.UID); err == nil {
+			// The job's gets will use the private dir's token cache.
+			refresh.stop(0)
+			refresh = startTokenRefresh(o, state)
 			job, n, err = prepareIn(ctx, o, state)
 		}
 	}
