@@ -162,7 +162,7 @@ func (d *Discoverer) Discover(sources []Source) []Membership {
 		m.Resolved, m.Took = true, took[i]
 		good, err := []string(nil), errs[i]
 		if err == nil {
-			good, err = Members(s, answers[i])
+			good, err = Members(answers[i])
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -248,7 +248,7 @@ func (d *Discoverer) ask(ctx context.Context, s Source) ([]string, error) {
 // endpoints: sorted, without duplicates. No member, an address that is not
 // an IP (or is unspecified or multicast) and more than MaxMembers are
 // errors: the answer is not a fleet.
-func Members(s Source, answer []string) ([]string, error) {
+func Members(answer []string) ([]string, error) {
 	if len(answer) == 0 {
 		return nil, errors.New("no records")
 	}

@@ -70,7 +70,6 @@ func TestParse(t *testing.T) {
 }
 
 func TestMembers(t *testing.T) {
-	s := Source{Kind: KindDNS}
 	huge := make([]string, MaxMembers+1)
 	for i := range huge {
 		huge[i] = fmt.Sprintf("10.0.%d.%d:1234", i/256, i%256)
@@ -88,7 +87,7 @@ func TestMembers(t *testing.T) {
 		{in: []string{"224.0.0.1:1234"}, err: "is not an IP address"},
 		{in: huge, err: "257 members, more than 256"},
 	} {
-		got, err := Members(s, tc.in)
+		got, err := Members(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("Members(%v) = %v, want an error with %q", tc.in, err, tc.err)
