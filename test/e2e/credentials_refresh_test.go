@@ -17,7 +17,9 @@ import (
 // bootstrap refreshes it beside the job, and the job's first get is served
 // from the cache: the job itself makes no API call. A pipeline that brings
 // its own AWS keys never refreshes the host's token; with
-// registry.refresh_tokens = false the job's first get is cold again.
+// registry.refresh_tokens = false the job's first get is cold again. The
+// same step on the plain stack (the agent's bootstrap, the upstream ECR
+// helper) gets the same secret as the refreshed job's get.
 func TestCredentialsECRRefreshedBeforeTheJobsFirstGet(t *testing.T) {
 	const password = "ecr-token-refreshed-by-the-bootstrap"
 	const pipelineKey, pipelineSecret = "AKIADOCKHANDPIPELINE", "pipeline-secret-access-key"
@@ -34,9 +36,14 @@ func TestCredentialsECRRefreshedBeforeTheJobsFirstGet(t *testing.T) {
 		r.agentEnv = append(r.agentEnv, k+"="+v)
 	}
 	cacheFile := filepath.Join(r.state, registry.TokenCacheDirName, "ecr.json")
-	command := fmt.Sprintf(`set -e
-printf %%s %s | docker-credential-dockhand get >/dev/null
-echo "job-ecr-calls=$(cat "$DOCKHAND_JOB_DIR/%s" 2>/dev/null | wc -l)"`, ecrHost, registry.ECRCallsFile)
+	// The step's get prints its answer's secret as a digest (never the
+	// secret itself), so the plain stack's answer can be compared.
+	getStep := func(helper string) string {
+		return fmt.Sprintf(`printf %%s %s | %s get | grep -o '"Secret":"[^"]*"' | sha256sum | sed 's/^/secret-digest=/; s/ .*//'`, ecrHost, helper)
+	}
+	command := fmt.Sprintf(`set -eo pipefail
+%s
+echo "job-ecr-calls=$(cat "$DOCKHAND_JOB_DIR/%s" 2>/dev/null | wc -l)"`, getStep("docker-credential-dockhand"), registry.ECRCallsFile)
 	run := func(env map[string]string) string {
 		t.Helper()
 		id, agent := r.start(command, env)
@@ -67,6 +74,7 @@ echo "job-ecr-calls=$(cat "$DOCKHAND_JOB_DIR/%s" 2>/dev/null | wc -l)"`, ecrHost
 	if !strings.Contains(log, fromCache) || !strings.Contains(log, "job-ecr-calls=0") {
 		t.Errorf("the job's first get after a refresh was not served from the cache:\n%s", log)
 	}
+	refreshedGet := lineWith(log, "secret-digest=")
 	if !strings.Contains(log, "dockhand: debug: ECR token refresh of "+ecrHost+": refreshed in ") {
 		t.Errorf("no debug line about the refresh:\n%s", log)
 	}
@@ -91,4 +99,27 @@ echo "job-ecr-calls=$(cat "$DOCKHAND_JOB_DIR/%s" 2>/dev/null | wc -l)"`, ecrHost
 	if !strings.Contains(log, fromAPI) || !strings.Contains(log, "job-ecr-calls=1") || calls() != 3 {
 		t.Errorf("with refresh_tokens = false: %d calls, log:\n%s", calls(), log)
 	}
+
+	// The same step on the plain stack (the agent's own bootstrap, the
+	// upstream ECR helper, the same AWS identity) gets the same answer as
+	// the job whose token the bootstrap refreshed.
+	plainEnv := awsEnv(fake, home)
+	plainEnv["AWS_ECR_CACHE_DIR"] = t.TempDir()
+	id, agent = r.startPlain("set -eo pipefail\n"+getStep("docker-credential-ecr-login"), plainEnv)
+	f, plainLog := r.finish(id, agent)
+	plainGet := lineWith(plainLog, "secret-digest=")
+	if f.ExitStatus != "0" || plainGet == "" || plainGet != refreshedGet || strings.Contains(plainLog, password) {
+		t.Errorf("plain stack: exit %q, %q; dockhand's refreshed get: %q\n%s", f.ExitStatus, plainGet, refreshedGet, plainLog)
+	}
+}
+
+// lineWith is the first line of log that starts with prefix, trimmed (""
+// if none): a line the step printed, not the echo of its command.
+func lineWith(log, prefix string) string {
+	for _, l := range strings.Split(log, "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
 }
