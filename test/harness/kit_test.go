@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,5 +90,36 @@ func TestKitStopsEverything(t *testing.T) {
 	}
 	if strings.Contains(string(mounts), dir) {
 		t.Errorf("mounts left under %s:\n%s", dir, mounts)
+	}
+}
+
+// The kit's stack user is the stack's: buildkite-agent, uid 2000, in the
+// docker group, and a process run with its credential cannot read root's
+// 0600 files (so tests under it do not pass only because they run as root).
+func TestStackUserIsUnprivileged(t *testing.T) {
+	u := harness.MustStackUser(t)
+	if u.Name != harness.StackUserName || u.UID != harness.StackUserUID {
+		t.Errorf("stack user = %s uid %d, want %s uid %d", u.Name, u.UID, harness.StackUserName, harness.StackUserUID)
+	}
+	dir := u.TempDir(t)
+	secret, mine := filepath.Join(dir, "root-only"), filepath.Join(dir, "mine")
+	if err := os.WriteFile(secret, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `id -G; cat "$1" 2>/dev/null && echo read-root-file; echo ok > "$2"`, "sh", secret, mine)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.Credential()}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as %s: %v: %s", u.Name, err, out)
+	}
+	if strings.Contains(string(out), "read-root-file") {
+		t.Errorf("uid %d read a root 0600 file: %s", u.UID, out)
+	}
+	groups, _, _ := strings.Cut(string(out), "\n")
+	if !slices.Contains(strings.Fields(groups), strconv.Itoa(u.Docker)) {
+		t.Errorf("groups %q lack docker (%d)", groups, u.Docker)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("the user cannot write its own temp dir: %v", err)
 	}
 }
