@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 TOOLS_BIN := $(CURDIR)/.tools/bin
 
-.PHONY: all build test vet lint tools demo bench clean release fuzz soak
+.PHONY: all build test test-unit vet lint tools demo bench clean release fuzz soak
 
 all: build
 
@@ -26,12 +26,21 @@ lint:
 
 # Every test, the end-to-end ones included: they start their own daemons from
 # the real components `make tools` installs (seconds when nothing changed); a
-# missing component is a failure, never a skip.
-# Then every fuzz target for a few seconds (test/fuzz finds them).
+# missing component is a failure, never a skip. The unit lane runs with the
+# race detector and the test cache (its results depend only on the sources);
+# the end-to-end lane (packages that start real components or run bin/dockhand)
+# never caches. test/slowest shows failures as go test does and lists the
+# slowest tests at the end. Then every fuzz target for a few seconds.
 FUZZTIME_TEST ?= 3s
-test: tools build vet lint
-	DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) test -count=1 -timeout 60m ./...
+E2E_PKGS := ./test/e2e ./test/harness ./buildx/probe ./packer
+UNIT_PKGS = $(filter-out $(patsubst ./%,github.com/dockhand-ci/dockhand/%,$(E2E_PKGS)),$(shell $(GO) list ./...))
+test: tools build vet lint test-unit
+	set -o pipefail; DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) test -json -count=1 -timeout 60m $(E2E_PKGS) | $(GO) run ./test/slowest
 	$(GO) run ./test/fuzz -fuzztime $(FUZZTIME_TEST)
+
+# The fast lane: the packages that start no real component, race detector on.
+test-unit:
+	set -o pipefail; $(GO) test -json -race -timeout 10m $(UNIT_PKGS) | $(GO) run ./test/slowest -n 10
 
 # Every fuzz target for longer; a failing input is written under the
 # package's testdata/fuzz, where `go test` replays it from then on.
