@@ -49,25 +49,46 @@ func Run(ctx context.Context, env []string, stdin []byte, name string, args ...s
 	return out.Bytes(), errb.Bytes(), err
 }
 
+// ErrRelative is LookPath's error when name is found only in a relative
+// PATH entry, as Go's exec.ErrDot is exec.LookPath's.
+var ErrRelative = errors.New("relative PATH entries are refused, as the working directory is the job's checkout")
+
 // LookPath finds name in pathList, a PATH value (the job's, passed as data,
-// not this process's). A name with a slash is taken as it is. Empty entries
-// are skipped: they would mean the working directory, where a job's
-// checkout could plant a binary. The first regular file with an execute bit
-// wins.
+// not this process's). A name with a slash is taken as it is. Only absolute
+// entries are searched: an empty entry means the working directory and a
+// relative one ("." or "bin") a dir under it, where a job's checkout could
+// plant a binary; Go's exec.LookPath refuses them too (exec.ErrDot). The
+// first regular file with an execute bit wins; when only a relative entry
+// has one, the error (ErrRelative) names that entry.
 func LookPath(name, pathList string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
+	relative := ""
 	for _, dir := range filepath.SplitList(pathList) {
 		if dir == "" {
 			continue
 		}
 		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		if !isExecutable(p) {
+			continue
+		}
+		if filepath.IsAbs(dir) {
 			return p, nil
 		}
+		if relative == "" {
+			relative = dir
+		}
+	}
+	if relative != "" {
+		return "", fmt.Errorf("%s is only in the relative PATH entry %q: %w", name, relative, ErrRelative)
 	}
 	return "", fmt.Errorf("%s is not on PATH", name)
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 // LastLine returns the last non-empty line of a child's stderr, at most 300

@@ -2,6 +2,7 @@ package proc
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,5 +102,33 @@ func TestRunDoesNotWaitForAGrandchild(t *testing.T) {
 				t.Errorf("returned after %s, want at most %s (and a load margin)", took, tc.bound)
 			}
 		})
+	}
+}
+
+// TestIssue23_7_RelativePathEntriesRefused: a relative PATH entry ("." or
+// "bin") names a dir under the job's working directory, the checkout, where
+// a pipeline could plant a binary. Like Go's exec.LookPath (ErrDot) it is
+// refused: the name is found only in an absolute entry, and when a relative
+// entry is all that has it, the error says so.
+func TestIssue23_7_RelativePathEntriesRefused(t *testing.T) {
+	cwd, abs := t.TempDir(), t.TempDir()
+	for _, p := range []string{filepath.Join(cwd, "nsc"), filepath.Join(cwd, "bin", "nsc"), filepath.Join(abs, "nsc")} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(cwd)
+	for _, path := range []string{".", "bin", "./bin", "../" + filepath.Base(cwd)} {
+		got, err := LookPath("nsc", path+":"+abs)
+		if got != filepath.Join(abs, "nsc") || err != nil {
+			t.Errorf("LookPath(nsc, %q) = %q, %v; want the absolute entry's", path+":"+abs, got, err)
+		}
+		got, err = LookPath("nsc", path)
+		if got != "" || err == nil || !errors.Is(err, ErrRelative) || !strings.Contains(err.Error(), path) {
+			t.Errorf("LookPath(nsc, %q) = %q, %v; want ErrRelative naming %q", path, got, err, path)
+		}
 	}
 }
