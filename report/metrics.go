@@ -1,11 +1,14 @@
 package report
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/dockhand-ci/dockhand/internal/filelock"
 )
 
 // Namespace is the CloudWatch namespace of dockhand's metrics.
@@ -85,10 +88,22 @@ func EMF(r Report, now time.Time) ([]byte, error) {
 	return json.Marshal(doc)
 }
 
+// metricsLockWait bounds the wait for the metrics log's lock: its holders
+// only append a line and perhaps rename the file.
+const metricsLockWait = 5 * time.Second
+
 // AppendMetrics adds line to the metrics log at path, first rotating it to
-// path.1 when it has grown past maxSize. The file is 0600; a line is written
-// with one write on an O_APPEND file, so concurrent jobs' lines do not mix.
+// path.1 when it has grown past maxSize. Both happen under the log's lock
+// (path + ".lock"), so of jobs ending together at the boundary one rotates
+// and the others append to the new file; without it a second rotation
+// replaced the file the first had just rotated. The file is 0600; a line is
+// written with one write on an O_APPEND file.
 func AppendMetrics(path string, line []byte, maxSize int64) error {
+	unlock, err := filelock.Lock(context.Background(), path+".lock", metricsLockWait)
+	if err != nil {
+		return fmt.Errorf("writing the metrics log: %w", err)
+	}
+	defer unlock()
 	if fi, err := os.Stat(path); err == nil && fi.Size()+int64(len(line))+1 > maxSize {
 		if err := os.Rename(path, path+".1"); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("rotating %s: %w", path, err)

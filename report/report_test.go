@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -383,5 +384,49 @@ func TestWanted(t *testing.T) {
 		if got := Wanted(tc.mode, tc.r); got != tc.want {
 			t.Errorf("Wanted(%s, %d builds) = %v", tc.mode, len(tc.r.Builds), got)
 		}
+	}
+}
+
+// TestIssue23_5_RotationUnderConcurrencyLosesNoLine: jobs ending together at
+// the rotation boundary each append one line. Only one rotation fits in a
+// round (the limit is far above eight lines), so every line must be in the
+// log or its .1; unlocked, two appenders both saw the file past the limit
+// and the second rename replaced the just-rotated file.
+func TestIssue23_5_RotationUnderConcurrencyLosesNoLine(t *testing.T) {
+	line := []byte(`{"Queue":"build","Builds":1}`)
+	const writers, rounds = 8, 100
+	const limit = 40 * 29 // forty lines
+	lost := 0
+	for round := range rounds {
+		path := filepath.Join(t.TempDir(), MetricsFile)
+		before := bytes.Repeat(append(append([]byte{}, line...), '\n'), 39)
+		if err := os.WriteFile(path, before, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if err := AppendMetrics(path, line, limit); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		cur, _ := os.ReadFile(path)
+		old, _ := os.ReadFile(path + ".1")
+		if n := bytes.Count(cur, []byte("\n")) + bytes.Count(old, []byte("\n")); n != 39+writers {
+			lost += 39 + writers - n
+			if lost < 50 {
+				t.Logf("round %d: %d lines in the log and its .1, want %d", round, n, 39+writers)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d lines lost in %d rounds of %d concurrent appends at the rotation boundary", lost, rounds, writers)
 	}
 }
