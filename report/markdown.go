@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"html"
 	"strings"
 	"time"
 )
@@ -139,13 +138,53 @@ func ms(n int64) string {
 	return d.Round(100 * time.Millisecond).String()
 }
 
-// code is s as inline code in a table cell: HTML-escaped (so a "|" or a
-// "<" cannot end the cell or open a tag).
+// code is s as inline code in a table cell, escaped as cell escapes it.
 func code(s string) string {
 	return "<code>" + cell(s) + "</code>"
 }
 
-// cell escapes s for a table cell: HTML, and the pipe that ends a cell.
+// maxCellText bounds the text of one field of a cell (a ref, an error), in
+// bytes before escaping: a build's text is not the place for a megabyte.
+const maxCellText = 512
+
+// cell escapes s, text a build controls (a failing RUN's command, a
+// --target, an image name), for a table cell: every ASCII punctuation
+// character but "," "-" and "/" becomes a numeric character reference, so
+// neither HTML nor Markdown (links, images, emphasis, code spans, autolinks,
+// the pipe that ends a cell) is made of it, even inside <code>; a line
+// break becomes <br>, other control characters a space, so the table does
+// not end. Text past maxCellText bytes is cut, with "…".
 func cell(s string) string {
-	return strings.ReplaceAll(html.EscapeString(s), "|", "&#124;")
+	cut := false
+	if len(s) > maxCellText {
+		s = strings.ToValidUTF8(s[:maxCellText], "")
+		cut = true
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\r' || c == '\n':
+			if c == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+				i++
+			}
+			b.WriteString("<br>")
+		case c < 0x20 || c == 0x7f:
+			b.WriteByte(' ')
+		case c == ',' || c == '-' || c == '/':
+			b.WriteByte(c)
+		case c > ' ' && c < 0x7f && !isAlnum(c):
+			fmt.Fprintf(&b, "&#%d;", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	if cut {
+		b.WriteString("…")
+	}
+	return b.String()
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }

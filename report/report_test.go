@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	stdhtml "html"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -220,7 +221,61 @@ func TestBar(t *testing.T) {
 // header and one body row per build, eight cells each, the bars in <code>.
 func TestAnnotationGolden(t *testing.T) {
 	md := Markdown(New(fixedInputs()))
-	golden := filepath.Join("testdata", "annotation.md")
+	checkGolden(t, "annotation.md", md)
+	page := renderTable(t, md, 2)
+	for _, s := range []string{"0123456789ab-pr-12</code><br>pull request 12&#39;s own ref", "failed: unauthorized | denied", "2.3 kB", "sha256:aaaa"} {
+		if !strings.Contains(page, s) && !strings.Contains(page, strings.ReplaceAll(s, "&#39;", "'")) {
+			t.Errorf("rendered annotation lacks %q:\n%s", s, page)
+		}
+	}
+	if strings.Contains(page, "<img") || strings.Contains(md, "secret") || strings.Contains(md, "t0ken") {
+		t.Errorf("the annotation has an image or a credential:\n%s", md)
+	}
+}
+
+// hostile is text a fork controls (a failing RUN's command, a --target, a
+// Dockerfile's name, an exporter's image name): Markdown links, images,
+// emphasis, autolinks, HTML, a pipe and line breaks that would end the
+// table and start headings.
+const hostile = "curl https://evil.example/x ![img](https://evil.example/p.png) [click](https://evil.example) " +
+	"**bold** _em_ ~~gone~~ `tick` www.evil.example a@evil.example <script>alert(1)</script> | \\| &amp;"
+
+// TestIssue23_2_HostileTextStaysInItsCell: hostile text in every cell a
+// build controls renders as that text, inside its own cell of the one
+// table: no link, image, emphasis, heading or tag of its own, and a line
+// break does not end the table. The golden file holds the escaped form.
+func TestIssue23_2_HostileTextStaysInItsCell(t *testing.T) {
+	in := fixedInputs()
+	in.JobBuilds = map[string]string{"evil": ""}
+	in.Selection.Builder.Nodes[0].Name = "node " + hostile
+	in.History.Records = []buildx.BuildRecord{{
+		Node: in.Selection.Builder.Nodes[0].Endpoint, Ref: "evil", Created: t0, Completed: t0.Add(time.Second),
+		Target: "release\n\n# owned\r\n| x | y |\n\n" + hostile, Dockerfile: "Dockerfile.*evil*",
+		Images: []string{"registry.example/" + hostile}, Push: true, Digest: "sha256:" + hex64,
+		Error:        "process \"/bin/sh -c " + hostile + "\" did not complete successfully: exit code: 1",
+		CacheImports: in.History.Records[0].CacheImports,
+		CacheExports: []buildx.CacheExportStep{{Name: "exporting cache to registry", Error: "denied " + hostile}},
+	}}
+	md := Markdown(New(in))
+	checkGolden(t, "annotation-hostile.md", md)
+	page := renderTable(t, md, 1)
+	for _, tag := range []string{"<a ", "<img", "<em>", "<strong>", "<del>", "<script", "<h1", "<h2", "<h3", "<h5", "<h6", "<ul", "<ol", "<p>x"} {
+		if strings.Contains(page, tag) {
+			t.Errorf("the build's text made a %s element of its own:\n%s", tag, page)
+		}
+	}
+	text := stdhtml.UnescapeString(page)
+	for _, s := range []string{"![img](https://evil.example/p.png) [click](https://evil.example) **bold** _em_ ~~gone~~ `tick` www.evil.example a@evil.example <script>alert(1)</script> | \\| &amp;",
+		"release<br><br># owned<br>| x | y |"} {
+		if !strings.Contains(text, s) {
+			t.Errorf("rendered annotation lacks the text %q as it was:\n%s", s, page)
+		}
+	}
+}
+
+func checkGolden(t *testing.T, name, md string) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
 	if *update {
 		if err := os.WriteFile(golden, []byte(md), 0o644); err != nil {
 			t.Fatal(err)
@@ -231,24 +286,34 @@ func TestAnnotationGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	if md != string(want) {
-		t.Errorf("annotation differs from %s (go test ./report -run TestAnnotationGolden -update):\n%s", golden, md)
+		t.Errorf("annotation differs from %s (go test ./report -run %s -update):\n%s", golden, t.Name(), md)
 	}
+}
 
+// renderTable renders md as GitHub-flavoured Markdown (tables, autolinks,
+// strikethrough; raw HTML allowed, as Buildkite allows it) and checks it is
+// one table with eight header cells and rows body rows of eight cells, each
+// with a time bar. It returns the page.
+func renderTable(t *testing.T, md string, rows int) string {
+	t.Helper()
 	var out bytes.Buffer
-	gm := goldmark.New(goldmark.WithExtensions(extension.Table), goldmark.WithRendererOptions(html.WithUnsafe()))
+	gm := goldmark.New(goldmark.WithExtensions(extension.GFM), goldmark.WithRendererOptions(html.WithUnsafe()))
 	if err := gm.Convert([]byte(md), &out); err != nil {
 		t.Fatal(err)
 	}
 	page := out.String()
-	if n := strings.Count(page, "<table>"); n != 1 {
+	if n := strings.Count(page, "<table>"); n != 1 || !strings.Contains(page, "</table>") {
 		t.Fatalf("%d tables rendered, want 1:\n%s", n, page)
 	}
-	body := page[strings.Index(page, "<tbody>"):strings.Index(page, "</tbody>")]
-	rows := strings.Split(body, "<tr>")[1:]
-	if len(rows) != 2 {
-		t.Fatalf("%d body rows, want 2 (one per build):\n%s", len(rows), page)
+	if after := page[strings.Index(page, "</table>")+len("</table>"):]; strings.TrimSpace(after) != "" {
+		t.Errorf("something after the table:\n%s", after)
 	}
-	for i, row := range rows {
+	body := page[strings.Index(page, "<tbody>"):strings.Index(page, "</tbody>")]
+	got := strings.Split(body, "<tr>")[1:]
+	if len(got) != rows {
+		t.Fatalf("%d body rows, want %d (one per build):\n%s", len(got), rows, page)
+	}
+	for i, row := range got {
 		if n := strings.Count(row, "<td>"); n != 8 {
 			t.Errorf("row %d has %d cells, want 8:\n%s", i, n, row)
 		}
@@ -259,14 +324,7 @@ func TestAnnotationGolden(t *testing.T) {
 	if n := strings.Count(page[:strings.Index(page, "</thead>")], "<th>"); n != 8 {
 		t.Errorf("%d header cells, want 8", n)
 	}
-	for _, s := range []string{"0123456789ab-pr-12</code><br>pull request 12&#39;s own ref", "failed: unauthorized | denied", "2.3 kB", "sha256:aaaa"} {
-		if !strings.Contains(page, s) && !strings.Contains(page, strings.ReplaceAll(s, "&#39;", "'")) {
-			t.Errorf("rendered annotation lacks %q:\n%s", s, page)
-		}
-	}
-	if strings.Contains(page, "<img") || strings.Contains(md, "secret") || strings.Contains(md, "t0ken") {
-		t.Errorf("the annotation has an image or a credential:\n%s", md)
-	}
+	return page
 }
 
 // TestEMF: the metrics line is CloudWatch Embedded Metric Format: an _aws

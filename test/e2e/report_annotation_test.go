@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,7 +20,9 @@ import (
 
 var jobReportLine = regexp.MustCompile(`(?m)^dockhand: job report: (\{.*\})\s*$`)
 
-// annotationRows are the table rows of an annotation, split into cells.
+// annotationRows are the table rows of an annotation, split into cells,
+// each cell's character references decoded (the annotation writes a build's
+// punctuation as references, so that it is never Markdown).
 func annotationRows(body string) [][]string {
 	var rows [][]string
 	for _, l := range strings.Split(body, "\n") {
@@ -27,6 +30,9 @@ func annotationRows(body string) [][]string {
 			continue
 		}
 		cells := strings.Split(strings.Trim(l, "| "), " | ")
+		for i, c := range cells {
+			cells[i] = html.UnescapeString(c)
+		}
 		rows = append(rows, cells)
 	}
 	return rows
