@@ -16,7 +16,8 @@ const (
 )
 
 // Markdown is the build annotation: a heading, a legend and one table row
-// per build, in the Markdown and HTML Buildkite renders in annotations (a
+// per build (as many as fit under MaxAnnotationBytes, then one row saying
+// how many more), in the Markdown and HTML Buildkite renders in annotations (a
 // GitHub-flavoured table, <code>, <br>, no images). Every ref in it is
 // redacted of userinfo (New does that).
 func Markdown(r Report) string {
@@ -31,11 +32,27 @@ func Markdown(r Report) string {
 		cached, total, ms(r.Builder.ChoiceMS), ms(r.SetupMS), barCached, barExecuted)
 	b.WriteString("| build | node | time | cached steps | cache read | cache written | context | pushed |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
-	for _, x := range r.Builds {
-		b.WriteString(Row(r, x))
+	for i, x := range r.Builds {
+		row := Row(r, x)
+		if left := len(r.Builds) - i; b.Len()+len(row)+1+len(moreRow(left)) > annotationBudget {
+			b.WriteString(moreRow(left))
+			break
+		}
+		b.WriteString(row)
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// annotationBudget is what Markdown may write: under MaxAnnotationBytes by
+// a margin for the agent's redaction, which may lengthen the body
+// ("[REDACTED]" for a shorter secret).
+const annotationBudget = MaxAnnotationBytes - 64<<10
+
+// moreRow is the last row of an annotation that has no room for every
+// build: how many are left out, and where they all are.
+func moreRow(n int) string {
+	return fmt.Sprintf("| … %d more builds: the job report in the job log lists every build |  |  |  |  |  |  |  |\n", n)
 }
 
 // Row is one build's table row.
@@ -188,3 +205,7 @@ func cell(s string) string {
 func isAlnum(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
+
+// MaxAnnotationBytes is the largest annotation body the agent sends
+// (buildkite-agent annotate refuses a bigger one, as the API does).
+const MaxAnnotationBytes = 1 << 20

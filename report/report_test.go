@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	stdhtml "html"
 	"os"
 	"path/filepath"
@@ -486,5 +487,50 @@ func TestIssue23_5_RotationUnderConcurrencyLosesNoLine(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Errorf("%d lines lost in %d rounds of %d concurrent appends at the rotation boundary", lost, rounds, writers)
+	}
+}
+
+// TestIssue21_9_AnnotationCappedUnderAgentLimit: the agent refuses an
+// annotation body over 1 MiB (buildkite-agent annotate: "annotation body
+// size (NB) exceeds maximum (1048576B)"), so a job with very many builds
+// lost its whole annotation. The annotation stops adding rows before the
+// limit and ends with one row saying how many builds are left out, all
+// eight cells, and the table still renders.
+func TestIssue21_9_AnnotationCappedUnderAgentLimit(t *testing.T) {
+	in := fixedInputs()
+	in.JobBuilds = map[string]string{}
+	in.History.Records = nil
+	const builds = 5000
+	for i := range builds {
+		ref := fmt.Sprintf("b%d", i)
+		in.JobBuilds[ref] = ""
+		in.History.Records = append(in.History.Records, buildx.BuildRecord{Node: "unix:///run/b.sock", Ref: ref,
+			Created: t0, Completed: t0.Add(time.Second), TotalSteps: 3,
+			Images: []string{fmt.Sprintf("registry.example/team/%s:%d", strings.Repeat("app.", 60), i)}, Push: true,
+			Digest: "sha256:" + hex64, Error: "process \"/bin/sh -c make " + strings.Repeat("x.", 100) + "\" failed"})
+	}
+	md := Markdown(New(in))
+	if len(md) > MaxAnnotationBytes || MaxAnnotationBytes != 1<<20 {
+		t.Fatalf("annotation of %d builds is %d bytes; the agent refuses more than %d", builds, len(md), 1<<20)
+	}
+	lines := strings.Split(strings.TrimSpace(md), "\n")
+	shown := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "| <code>registry") {
+			shown++
+		}
+	}
+	last := lines[len(lines)-1]
+	want := fmt.Sprintf("| … %d more builds: the job report in the job log lists every build |", builds-shown)
+	if shown == 0 || !strings.HasPrefix(last, want) || strings.Count(last, "|") != 9 {
+		t.Errorf("%d rows shown, last line %q; want it to start %q and have eight cells", shown, last, want)
+	}
+	var out bytes.Buffer
+	if err := goldmark.New(goldmark.WithExtensions(extension.GFM)).Convert([]byte(md), &out); err != nil ||
+		strings.Count(out.String(), "<tr>") != shown+2 {
+		t.Errorf("rendered: %d rows, want %d and the header (%v)", strings.Count(out.String(), "<tr>")-1, shown+1, err)
+	}
+	if small := Markdown(New(fixedInputs())); strings.Contains(small, "more builds") {
+		t.Errorf("a small annotation has a row of builds left out:\n%s", small)
 	}
 }

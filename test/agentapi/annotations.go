@@ -30,6 +30,15 @@ func annotationKey(scope, context string) string {
 	return scope + "\x00" + context
 }
 
+// MaxAnnotationBody is the largest annotation body the API keeps, in
+// bytes; the agent refuses a bigger one before sending it
+// (clicommand/annotate.go, maxBodySize).
+const MaxAnnotationBody = 1 << 20
+
+// annotationTooLarge is the API's message for a body over the limit, as
+// `buildkite-agent annotate` prints it after "400 ".
+const annotationTooLarge = "The annotation body must be less than 1 MB"
+
 // annotations returns the map of the job's build. Callers hold s.mu.
 func (s *Server) buildAnnotations(j *jobState) map[string]*Annotation {
 	b := j.job.Env["BUILDKITE_BUILD_ID"]
@@ -68,6 +77,10 @@ func (s *Server) annotate(w http.ResponseWriter, r *http.Request, j *jobState) {
 	m := s.buildAnnotations(j)
 	key := annotationKey(a.Scope, a.Context)
 	cur, ok := m[key]
+	if len(a.Body) > MaxAnnotationBody || ok && a.Append && len(cur.Body)+len(a.Body) > MaxAnnotationBody {
+		reply(w, http.StatusBadRequest, msg(annotationTooLarge))
+		return
+	}
 	switch {
 	case !ok && a.Body == "":
 		reply(w, http.StatusUnprocessableEntity, msg("agentapi: an annotation needs a body"))

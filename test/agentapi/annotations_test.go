@@ -54,3 +54,40 @@ buildkite-agent annotate --context other --style error`)
 		t.Errorf("a refused annotation was kept: %+v", a)
 	}
 }
+
+// TestAnnotationOverLimitRefused: the API keeps no annotation body over
+// 1 MiB. `buildkite-agent annotate` refuses such a body itself, before any
+// request; an --append that takes an annotation past the limit reaches the
+// API, which answers 400 with its message, and the annotation stays as it
+// was.
+func TestAnnotationOverLimitRefused(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	id := addJob(s, `head -c 1048500 /dev/zero | tr '\0' a | buildkite-agent annotate --context big --style info
+head -c 1048577 /dev/zero | tr '\0' b | buildkite-agent annotate --context huge || echo "huge-refused"
+head -c 100 /dev/zero | tr '\0' c | buildkite-agent annotate --context big --append || echo "append-refused"`)
+	f, log, _ := runJob(t, s, id)
+	plain := Plain(log)
+	if f.ExitStatus != "0" || !strings.Contains(plain, "huge-refused") || !strings.Contains(plain, "append-refused") {
+		t.Fatalf("finish %s, want both over-limit annotations refused\n%s", f.Raw, plain)
+	}
+	if !strings.Contains(plain, "annotation body size (1048577B) exceeds maximum (1048576B)") {
+		t.Errorf("the agent's own refusal is not in the log:\n%s", plain)
+	}
+	if !strings.Contains(plain, "400 "+annotationTooLarge) {
+		t.Errorf("the API's refusal of the append is not in the log:\n%s", plain)
+	}
+	got := s.Annotations(id)
+	if len(got) != 1 || got[0].Context != "big" || len(got[0].Body) != 1048500 || strings.Contains(got[0].Body, "c") {
+		t.Errorf("annotations: %d, want only big, unchanged by the refused append", len(got))
+	}
+	posts := 0
+	for _, r := range s.Requests() {
+		if r.Method == http.MethodPost && r.Path == "/v3/jobs/"+id+"/annotations" {
+			posts++
+		}
+	}
+	if posts != 2 {
+		t.Errorf("%d annotation requests, want 2: the agent sends no body over the limit, nor retries a 400", posts)
+	}
+}
