@@ -18,7 +18,8 @@ import (
 // cache line, the build annotation (per the annotate setting), the job
 // report as JSON in its own collapsed section, and the metrics line in
 // STATE/metrics.jsonl. It reads BuildKit's history once; nothing here can
-// fail the job: a failure costs one line.
+// fail the job: a failure costs one line, and Run waits for it no longer
+// than the grace period (reportWithin).
 func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup time.Duration) {
 	hist, line := jobHistory(o, n.builder, start)
 	if line != "" {

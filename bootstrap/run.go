@@ -142,7 +142,9 @@ func Run(o Options) (Exit, error) {
 			}
 		case err := <-done:
 			if signalled.IsZero() {
-				afterJob(o, job.Path, notes, start, setupTook)
+				signalled = reportWithin(o.Log, grace, sigs, func() { afterJob(o, job.Path, notes, start, setupTook) })
+			}
+			if signalled.IsZero() {
 				// After the job's report, so a refresh still running has
 				// had that time too.
 				if line := notes.refresh.stop(refreshExitWait); line != "" && notes.debug {
@@ -152,6 +154,30 @@ func Run(o Options) (Exit, error) {
 			return exitOf(cmd, err)
 		}
 	}
+}
+
+// reportWithin runs report, the job-end report, for at most the grace
+// period (at least a second): nothing in it may keep the bootstrap from
+// ending with the job's status, whatever the job left behind. A signal ends
+// the wait at once and is returned as its time (zero: none came); the
+// report goes on in the background until the process ends.
+func reportWithin(log io.Writer, grace time.Duration, sigs <-chan os.Signal, report func()) (signalled time.Time) {
+	grace = max(grace, time.Second)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		report()
+	}()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-sigs:
+		return time.Now()
+	case <-t.C:
+		joblog.Printf(log, "job report: not finished within %s, the grace period (the job is not affected)", grace)
+	}
+	return time.Time{}
 }
 
 // startLocked starts cmd from an OS thread that lives until cmd ends: the

@@ -8,11 +8,13 @@ package report
 
 import (
 	"encoding/json"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
@@ -346,11 +348,17 @@ func SortedEndpoints(m map[string]string) []string {
 	return out
 }
 
+// maxRefFile bounds a buildx ref file that JobBuilds reads: buildx writes a
+// few hundred bytes of JSON.
+const maxRefFile = 64 << 10
+
 // JobBuilds reads the builds buildx ran in the job: buildx keeps one record
 // per build in the job's docker config, buildx/refs/BUILDER/NODE/REF (JSON
 // with the invoked target: "default" for `build`, the target's name for
 // `bake`). It returns REF -> bake target ("" for a plain build); nil when
-// there are none.
+// there are none. The job can put anything there: only regular files of at
+// most maxRefFile bytes are read, never through a link, and nothing else
+// (a FIFO, a device) is opened.
 func JobBuilds(dockerConfig string) map[string]string {
 	refs := filepath.Join(dockerConfig, "buildx", "refs")
 	builders, _ := os.ReadDir(refs)
@@ -366,11 +374,14 @@ func JobBuilds(dockerConfig string) map[string]string {
 			}
 			files, _ := os.ReadDir(filepath.Join(refs, b.Name(), n.Name()))
 			for _, f := range files {
-				if f.IsDir() {
+				if !f.Type().IsRegular() {
+					continue
+				}
+				data, ok := readSmall(filepath.Join(refs, b.Name(), n.Name(), f.Name()), maxRefFile)
+				if !ok {
 					continue
 				}
 				var st struct{ Target string }
-				data, _ := os.ReadFile(filepath.Join(refs, b.Name(), n.Name(), f.Name()))
 				json.Unmarshal(data, &st)
 				if st.Target == "default" {
 					st.Target = ""
@@ -383,4 +394,23 @@ func JobBuilds(dockerConfig string) map[string]string {
 		}
 	}
 	return out
+}
+
+// readSmall reads the regular file at path, if it is one of at most max
+// bytes: opened without following a link and without blocking (a FIFO put
+// there since it was listed is not waited on).
+func readSmall(path string, max int64) ([]byte, bool) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > max {
+		return nil, false
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil || int64(len(data)) > max {
+		return nil, false
+	}
+	return data, true
 }

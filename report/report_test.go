@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -532,5 +533,40 @@ func TestIssue21_9_AnnotationCappedUnderAgentLimit(t *testing.T) {
 	}
 	if small := Markdown(New(fixedInputs())); strings.Contains(small, "more builds") {
 		t.Errorf("a small annotation has a row of builds left out:\n%s", small)
+	}
+}
+
+// TestIssue23_3_OnlySmallRegularRefFilesAreRead: a job can put anything
+// under its docker config's buildx/refs. A FIFO there blocked the read
+// forever (and the job's end with it); a link led the read elsewhere; a
+// huge file was read whole. Only regular files, not followed through links,
+// of at most a small size are read; the rest are passed over.
+func TestIssue23_3_OnlySmallRegularRefFilesAreRead(t *testing.T) {
+	dir := t.TempDir()
+	node := filepath.Join(dir, "buildx", "refs", "b", "node0")
+	if err := os.MkdirAll(node, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(node, "good"), []byte(`{"Target":"web"}`), 0o600)
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+	os.WriteFile(elsewhere, []byte(`{"Target":"linked"}`), 0o600)
+	os.Symlink(elsewhere, filepath.Join(node, "link"))
+	if err := syscall.Mkfifo(filepath.Join(node, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(filepath.Join(node, "fifo"), filepath.Join(node, "link-to-fifo"))
+	huge, _ := os.Create(filepath.Join(node, "huge"))
+	huge.WriteString(`{"Target":"huge"`)
+	huge.Truncate(4 << 30) // sparse: 4 GiB read whole before
+	huge.Close()
+	done := make(chan map[string]string, 1)
+	go func() { done <- JobBuilds(dir) }()
+	select {
+	case got := <-done:
+		if len(got) != 1 || got["good"] != "web" {
+			t.Errorf("JobBuilds = %v, want only the regular file good (bake target web)", got)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("JobBuilds still reading 20s on: a FIFO or a huge file under buildx/refs holds it")
 	}
 }
