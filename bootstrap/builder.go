@@ -68,10 +68,8 @@ func builderLines(sel *buildx.Selection, warning string) []string {
 const historyWait = 6 * time.Second
 
 // jobHistory reads the builds that finished on the job's builder during the
-// job (BuildKit's build history, once) and returns them with the job log's
-// closing cache line: how many of their steps came from the cache. No line
-// when the job built nothing there; on a builder shared with other jobs,
-// theirs are counted too.
+// job (BuildKit's build history, once), and a warning line when it could
+// not. The job's own are picked out of them by the job report.
 func jobHistory(o Options, sel *buildx.Selection, since time.Time) (buildx.HistoryResponse, string) {
 	if sel == nil || sel.Builder == nil || len(buildx.HistoryTargets(*sel.Builder)) == 0 {
 		return buildx.HistoryResponse{}, ""
@@ -79,11 +77,8 @@ func jobHistory(o Options, sel *buildx.Selection, since time.Time) (buildx.Histo
 	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
 	defer cancel()
 	h, err := buildx.BuildHistory(ctx, cloud.Path(o.Self), o.Env.ToSlice(), *sel.Builder, since)
-	switch {
-	case err != nil:
+	if err != nil {
 		return h, fmt.Sprintf("warning: no cache summary: %v", err)
-	case h.Builds == 0:
-		return h, ""
 	}
-	return h, h.Line(sel.Builder.Name)
+	return h, ""
 }

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,16 +16,13 @@ import (
 )
 
 // afterJob closes the job's dockhand story once the child has ended: the
-// cache line, the build annotation (per the annotate setting), the job
+// cache line (the job's own builds), the build annotation (per the annotate setting), the job
 // report as JSON in its own collapsed section, and the metrics line in
 // STATE/metrics.jsonl. It reads BuildKit's history once; nothing here can
 // fail the job: a failure costs one line, and Run waits for it no longer
 // than the grace period (reportWithin).
 func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup time.Duration) {
-	hist, line := jobHistory(o, n.builder, start)
-	if line != "" {
-		joblog.Printf(o.Log, "%s", line)
-	}
+	hist, warning := jobHistory(o, n.builder, start)
 	get := func(k string) string { v, _ := o.Env.Get(k); return v }
 	id := cachekey.IdentityFromEnv(get)
 	if n.settings != nil {
@@ -37,6 +35,10 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 		ECRAPICalls: n.ecrCalls + registry.ECRCalls(jobDir),
 		JobBuilds:   report.JobBuilds(filepath.Join(jobDir, "docker")),
 	})
+	// The job's own builds only: the builder may be shared.
+	if line := cmp.Or(warning, r.CacheLine()); line != "" {
+		joblog.Printf(o.Log, "%s", line)
+	}
 	if report.Wanted(o.Config.Annotate, r) {
 		if err := annotate(o, r); err != nil {
 			joblog.Printf(o.Log, "annotation not added (the job is not affected): %v", err)

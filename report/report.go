@@ -120,9 +120,10 @@ type Inputs struct {
 	Setup        time.Duration
 	History      buildx.HistoryResponse
 	ECRAPICalls  int
-	// JobBuilds are the job's own builds (JobBuilds): when there are any,
-	// history records of other builds (another job's on a shared builder)
-	// are left out, and a bake build is named by its target.
+	// JobBuilds are the job's own builds (JobBuilds): only their history
+	// records are reported (a builder may be shared with other jobs and
+	// pipelines), and a bake build is named by its target. None: no build
+	// is reported.
 	JobBuilds map[string]string
 }
 
@@ -172,7 +173,7 @@ func New(in Inputs) Report {
 	}
 	for _, rec := range in.History.Records {
 		bake, ours := in.JobBuilds[rec.Ref]
-		if in.JobBuilds != nil && !ours {
+		if !ours {
 			continue
 		}
 		b := buildOf(rec, in.Cache, id)
@@ -274,6 +275,21 @@ func ownRef(c *buildx.CacheSettings, pipeline string, e buildx.CacheEntry) bool 
 		return strings.HasPrefix(e.Ref, b.LocalCacheDir(pipeline))
 	}
 	return false
+}
+
+// CacheLine is the job log's closing cache line: what BuildKit marked
+// CACHED in the job's own builds; "" when it built nothing on dockhand's
+// builder.
+func (r Report) CacheLine() string {
+	if r.Builder.Kind == "" || len(r.Builds) == 0 {
+		return ""
+	}
+	h := buildx.HistoryResponse{Builds: len(r.Builds)}
+	for _, b := range r.Builds {
+		h.CachedSteps += b.CachedSteps
+		h.TotalSteps += b.TotalSteps
+	}
+	return h.Line(r.Builder.Name)
 }
 
 // CacheHitRatio is the share of the builds' steps BuildKit marked CACHED,

@@ -144,9 +144,24 @@ func TestJobBuilds(t *testing.T) {
 	if !strings.HasPrefix(Row(r, r.Builds[1]), "| bake <code>web</code>") {
 		t.Errorf("bake row %s", Row(r, r.Builds[1]))
 	}
-	in.JobBuilds = nil
-	if r := New(in); len(r.Builds) != 3 {
-		t.Errorf("without buildx records: %d builds, want every record since the job began", len(r.Builds))
+}
+
+// TestIssue23_1_OnlyTheJobsOwnBuildsAreReported: on a builder shared with
+// other jobs (a pool, the host's embedded builder), a job whose docker
+// config holds no buildx record (a lint job, a buildctl build) was given
+// every build that finished there during it: other pipelines' images,
+// cache refs and failing commands on its build page. It is given none.
+func TestIssue23_1_OnlyTheJobsOwnBuildsAreReported(t *testing.T) {
+	in := fixedInputs()
+	for _, own := range []map[string]string{nil, {}} {
+		in.JobBuilds = own
+		if r := New(in); len(r.Builds) != 0 {
+			t.Errorf("JobBuilds %v: %d builds reported, want none of the builder's other builds", own, len(r.Builds))
+		}
+	}
+	in.JobBuilds = map[string]string{"r1": ""}
+	if r := New(in); len(r.Builds) != 1 || r.Builds[0].TotalSteps != 4 {
+		t.Errorf("one build of the job's own: %+v", r.Builds)
 	}
 }
 

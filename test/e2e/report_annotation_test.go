@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -10,8 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dockhand-ci/dockhand/report"
 	"github.com/dockhand-ci/dockhand/test/agentapi"
@@ -209,5 +213,97 @@ docker buildx build --progress plain .
 	}
 	if err := json.Unmarshal(lines[2], &doc); err != nil || doc.Builds != 0 {
 		t.Errorf("metrics line of the job that built nothing %s: %v", lines[2], err)
+	}
+}
+
+// TestIssue23_1_OtherPipelinesBuildsNotOnTheBuildPage: two pipelines share
+// one builder (the host's embedded buildkitd), annotate = "always". While
+// pipeline a's lint job (no build) waits, pipeline b builds and pushes its
+// image, and pipeline a's second job builds with buildctl straight at
+// BUILDKIT_HOST. No job's annotation, job report or cache line names or
+// counts the other pipeline's build: the lint job shows none, the buildctl
+// job none (buildx keeps no record of a buildctl build), pipeline b's job
+// only its own.
+func TestIssue23_1_OtherPipelinesBuildsNotOnTheBuildPage(t *testing.T) {
+	kit := harness.Start(t, harness.Options{})
+	r := embeddedRig(t, kit, "")
+	data, err := os.ReadFile(r.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, r.config, "annotate = \"always\"\n"+string(data))
+	dir := t.TempDir()
+	release := filepath.Join(dir, "release")
+	if err := syscall.Mkfifo(release, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	imageA, imageB := kit.Registry.Host+"/pipeline-a-buildctl:1", kit.Registry.Host+"/pipeline-b-secret:1"
+	dockerfile := fmt.Sprintf("printf 'FROM %s\\nRUN echo built > /built\\n' > Dockerfile\n", kit.BaseImage)
+	pipeline := func(slug string) map[string]string {
+		return map[string]string{"BUILDKITE_PIPELINE_SLUG": slug, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	lint, lintAgent := r.start("echo LINT\"\"ING\nread -r _ < "+release+"\necho lint passed", pipeline("a"))
+	if err := r.srv.WaitLog(ctx, lint, "\nLINTING"); err != nil {
+		t.Fatalf("%v\n%s", err, r.srv.PlainLog(lint))
+	}
+	// Pipeline b's job waits too once it has built, so pipeline a's
+	// buildctl build finishes during it.
+	b, bAgent := r.start(dockerfile+fmt.Sprintf("docker buildx build --progress plain --push -t %s .\necho B\"\"BUILT\nread -r _ < %s\n", imageB, release), pipeline("b"))
+	if err := r.srv.WaitLog(ctx, b, "\nBBUILT"); err != nil {
+		t.Fatalf("%v\n%s", err, r.srv.PlainLog(b))
+	}
+	ctl, ctlAgent := r.start(dockerfile+fmt.Sprintf(
+		"buildctl build --frontend dockerfile.v0 --local context=. --local dockerfile=. --output type=image,name=%s,push=true\n", imageA), pipeline("a"))
+	fCtl, logCtl := r.finish(ctl, ctlAgent)
+	for range 2 {
+		if err := os.WriteFile(release, []byte("go\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fLint, logLint := r.finish(lint, lintAgent)
+	fB, logB := r.finish(b, bAgent)
+	for name, f := range map[string]agentapi.Finish{"lint": fLint, "buildctl": fCtl, "b": fB} {
+		if f.ExitStatus != "0" {
+			t.Fatalf("%s job: %+v\nlint:\n%s\nbuildctl:\n%s\nb:\n%s", name, f, logLint, logCtl, logB)
+		}
+	}
+	for _, j := range []struct {
+		name, id, log, other string
+		builds           int
+	}{
+		{"pipeline a's lint job", lint, logLint, "pipeline-b-secret", 0},
+		{"pipeline a's buildctl job", ctl, logCtl, "pipeline-b-secret", 0},
+		{"pipeline b's job", b, logB, "pipeline-a-buildctl", 1},
+	} {
+		as := r.srv.Annotations(j.id)
+		if len(as) != 1 {
+			t.Errorf("%s: %d annotations, want 1 (annotate = always)", j.name, len(as))
+			continue
+		}
+		body := html.UnescapeString(as[0].Body)
+		t.Logf("%s's annotation:\n%s", j.name, body)
+		if strings.Contains(body, j.other) || strings.Contains(j.log, j.other+":1") {
+			t.Errorf("%s: its annotation or log names the other pipeline's image %s:\n%s", j.name, j.other, body)
+		}
+		if rows := annotationRows(as[0].Body); len(rows) != j.builds {
+			t.Errorf("%s: %d rows, want %d", j.name, len(rows), j.builds)
+		}
+		m := jobReportLine.FindStringSubmatch(j.log)
+		var rep report.Report
+		if m == nil || json.Unmarshal([]byte(m[1]), &rep) != nil || len(rep.Builds) != j.builds {
+			t.Errorf("%s: job report %v, want %d build(s)", j.name, m, j.builds)
+		}
+		line := cacheSummaryLine.FindStringSubmatch(j.log)
+		switch {
+		case j.builds == 0 && line != nil:
+			t.Errorf("%s: cache line %q counts another job's builds", j.name, line[0])
+		case j.builds > 0 && (line == nil || line[1] != strconv.Itoa(j.builds)):
+			t.Errorf("%s: cache line %q, want %d build(s)", j.name, line, j.builds)
+		}
+	}
+	if !strings.Contains(html.UnescapeString(r.srv.Annotations(b)[0].Body), "pipeline-b-secret") {
+		t.Errorf("pipeline b's annotation lacks its own image")
 	}
 }
