@@ -233,9 +233,11 @@ func TestIssue23_1_OtherPipelinesBuildsNotOnTheBuildPage(t *testing.T) {
 	}
 	writeFile(t, r.config, "annotate = \"always\"\n"+string(data))
 	dir := t.TempDir()
-	release := filepath.Join(dir, "release")
-	if err := syscall.Mkfifo(release, 0o600); err != nil {
-		t.Fatal(err)
+	releaseLint, releaseB := filepath.Join(dir, "lint"), filepath.Join(dir, "b")
+	for _, fifo := range []string{releaseLint, releaseB} {
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	imageA, imageB := kit.Registry.Host+"/pipeline-a-buildctl:1", kit.Registry.Host+"/pipeline-b-secret:1"
 	dockerfile := fmt.Sprintf("printf 'FROM %s\\nRUN echo built > /built\\n' > Dockerfile\n", kit.BaseImage)
@@ -244,21 +246,21 @@ func TestIssue23_1_OtherPipelinesBuildsNotOnTheBuildPage(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	lint, lintAgent := r.start("echo LINT\"\"ING\nread -r _ < "+release+"\necho lint passed", pipeline("a"))
+	lint, lintAgent := r.start("echo LINT\"\"ING\nread -r _ < "+releaseLint+"\necho lint passed", pipeline("a"))
 	if err := r.srv.WaitLog(ctx, lint, "\nLINTING"); err != nil {
 		t.Fatalf("%v\n%s", err, r.srv.PlainLog(lint))
 	}
 	// Pipeline b's job waits too once it has built, so pipeline a's
 	// buildctl build finishes during it.
-	b, bAgent := r.start(dockerfile+fmt.Sprintf("docker buildx build --progress plain --push -t %s .\necho B\"\"BUILT\nread -r _ < %s\n", imageB, release), pipeline("b"))
+	b, bAgent := r.start(dockerfile+fmt.Sprintf("docker buildx build --progress plain --push -t %s .\necho B\"\"BUILT\nread -r _ < %s\n", imageB, releaseB), pipeline("b"))
 	if err := r.srv.WaitLog(ctx, b, "\nBBUILT"); err != nil {
 		t.Fatalf("%v\n%s", err, r.srv.PlainLog(b))
 	}
 	ctl, ctlAgent := r.start(dockerfile+fmt.Sprintf(
 		"buildctl build --frontend dockerfile.v0 --local context=. --local dockerfile=. --output type=image,name=%s,push=true\n", imageA), pipeline("a"))
 	fCtl, logCtl := r.finish(ctl, ctlAgent)
-	for range 2 {
-		if err := os.WriteFile(release, []byte("go\n"), 0o600); err != nil {
+	for _, fifo := range []string{releaseLint, releaseB} {
+		if err := os.WriteFile(fifo, []byte("go\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
