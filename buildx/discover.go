@@ -20,6 +20,9 @@ func NewDiscoverer(cfg *env.Config, e *agentenv.Environment, stateDir, self stri
 		Timeout:  cfg.ProbeTimeout,
 		TTL:      cfg.Remote.DiscoveryTTL,
 		Resolver: fleet.NewResolver(cfg.Remote.DNSServer),
+		// Named in DNS errors, which would name the system's resolver.
+		DNSServer:     cfg.Remote.DNSServer,
+		AllowLoopback: cfg.Remote.AllowLoopback,
 	}
 	if stateDir != "" {
 		d.CacheDir = filepath.Join(stateDir, "builders")

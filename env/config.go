@@ -71,6 +71,10 @@ type Remote struct {
 	// for the region). A job's AWS_ENDPOINT_URL* variables are not used for
 	// discovery: a pipeline must not pick the host's builders.
 	EC2EndpointURL string
+	// AllowLoopback lets discovered members be loopback addresses
+	// (a pool on this very host, as in dockhand's own tests). Only the
+	// configuration file sets it: no variable, so no pipeline, can.
+	AllowLoopback bool
 }
 
 // PlatformNodes is one [[remote.platform]] entry: the native nodes for a

@@ -103,6 +103,7 @@ func schema() []field {
 		{"remote.discovery_ttl", tDuration, ttl("asks the source on every job"), func(c *Config) any { return &c.Remote.DiscoveryTTL }},
 		{"remote.dns_server", tString, checkHostPort, func(c *Config) any { return &c.Remote.DNSServer }},
 		{"remote.ec2_endpoint_url", tString, httpURL, func(c *Config) any { return &c.Remote.EC2EndpointURL }},
+		{"remote.allow_loopback", tBool, nil, func(c *Config) any { return &c.Remote.AllowLoopback }},
 
 		{"namespace.nsc", tString, optionalAbsPath, func(c *Config) any { return &c.Namespace.NSC }},
 		{"namespace.auth", tString, oneOf(AuthOIDC, AuthCognito), func(c *Config) any { return &c.Namespace.Auth }},

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,10 @@ type EC2Reply struct {
 	Addresses []string `json:"addresses"`
 }
 
+// MaxLastGood bounds the age of a last good membership that stands in for
+// a failing source: past it, the pool has likely been replaced.
+const MaxLastGood = 30 * time.Minute
+
 // Discoverer finds the members of discovery sources, sharing what it found
 // with the host's other jobs through CacheDir.
 type Discoverer struct {
@@ -42,6 +47,13 @@ type Discoverer struct {
 	Now      func() time.Time
 	// Resolver answers DNS and SRV sources; nil is net.DefaultResolver.
 	Resolver *net.Resolver
+	// DNSServer is the server Resolver asks (remote.dns_server), named in
+	// errors in place of the system resolver Go's errors name.
+	DNSServer string
+	// AllowLoopback lets a source's loopback addresses be members
+	// (remote.allow_loopback: a pool on this very host, as in
+	// tests); link-local, broadcast, unspecified and multicast ones never.
+	AllowLoopback bool
 	// EC2 lists the addresses of running instances; nil fails EC2 sources.
 	EC2 func(ctx context.Context, req EC2Request) ([]string, error)
 }
@@ -54,6 +66,12 @@ type Membership struct {
 	Age      time.Duration // age of Members (0 when just resolved)
 	Took     time.Duration // how long asking the source took
 	Err      string        // why the source's answer was not used
+	// Skipped are parts of the answer passed over, each with why: SRV
+	// targets that do not resolve, addresses that cannot be a member.
+	Skipped []string
+	// Expired: the last good membership was older than MaxLastGood, so
+	// none stands in.
+	Expired time.Duration
 }
 
 // Line is the membership in one job-log line.
@@ -64,13 +82,19 @@ func (m Membership) Line() string {
 		}
 		return strconv.Itoa(n) + " nodes"
 	}
+	skipped := ""
+	if len(m.Skipped) > 0 {
+		skipped = "; passed over: " + strings.Join(m.Skipped, ", ")
+	}
 	switch {
 	case m.Err == "" && m.Resolved:
-		return fmt.Sprintf("discovered %s: %s in %s", m.Source, nodes(len(m.Members)), m.Took.Round(time.Millisecond))
+		return fmt.Sprintf("discovered %s: %s in %s%s", m.Source, nodes(len(m.Members)), m.Took.Round(time.Millisecond), skipped)
 	case m.Err == "":
-		return fmt.Sprintf("discovered %s: %s (shared by another job %s ago)", m.Source, nodes(len(m.Members)), m.Age.Round(time.Millisecond))
+		return fmt.Sprintf("discovered %s: %s (shared by another job %s ago)%s", m.Source, nodes(len(m.Members)), m.Age.Round(time.Millisecond), skipped)
 	case len(m.Members) > 0:
 		return fmt.Sprintf("discovery %s failed (%s); using the last good membership, %s from %s ago", m.Source, m.Err, nodes(len(m.Members)), m.Age.Round(time.Second))
+	case m.Expired > 0:
+		return fmt.Sprintf("discovery %s failed (%s) and its last good membership, from %s ago, is older than %s: no node from it", m.Source, m.Err, m.Expired.Round(time.Second), MaxLastGood)
 	}
 	return fmt.Sprintf("discovery %s failed (%s) and no earlier membership is known: no node from it", m.Source, m.Err)
 }
@@ -84,6 +108,7 @@ const (
 // record is one source in the shared cache.
 type record struct {
 	Members  []string  `json:"members,omitempty"` // the last good membership
+	Skipped  []string  `json:"skipped,omitempty"` // what its answer had that was passed over
 	At       time.Time `json:"at"`                // when it was resolved
 	FailedAt time.Time `json:"failed_at"`         // the last failure since, if any
 	Err      string    `json:"error,omitempty"`
@@ -106,6 +131,16 @@ func (d *Discoverer) now() time.Time {
 // members by then is replaced by its last good membership. When another
 // job resolved or failed a source less than TTL ago, that is used as it is.
 func (d *Discoverer) Discover(sources []Source) []Membership {
+	out := d.discover(sources)
+	for i := range out {
+		if m := &out[i]; m.Err != "" && len(m.Members) > 0 && m.Age > MaxLastGood {
+			m.Members, m.Expired = nil, m.Age
+		}
+	}
+	return out
+}
+
+func (d *Discoverer) discover(sources []Source) []Membership {
 	start := d.now()
 	deadline := start.Add(d.Timeout)
 	out := make([]Membership, len(sources))
@@ -124,7 +159,7 @@ func (d *Discoverer) Discover(sources []Source) []Membership {
 	var todo []int
 	for i, s := range sources {
 		r, ok := c.Sources[s.Raw]
-		out[i] = Membership{Source: s.Raw, Members: r.Members, Age: d.now().Sub(r.At)}
+		out[i] = Membership{Source: s.Raw, Members: r.Members, Skipped: r.Skipped, Age: d.now().Sub(r.At)}
 		switch {
 		case ok && d.fresh(r.FailedAt) && r.FailedAt.After(r.At):
 			out[i].Err = r.Err + ", " + d.now().Sub(r.FailedAt).Round(time.Millisecond).String() + " ago"
@@ -144,12 +179,13 @@ func (d *Discoverer) Discover(sources []Source) []Membership {
 	defer cancel()
 	var wg sync.WaitGroup
 	answers := make([][]string, len(sources))
+	skipped := make([][]string, len(sources))
 	errs := make([]error, len(sources))
 	took := make([]time.Duration, len(sources))
 	for _, i := range todo {
 		wg.Go(func() {
 			t0 := d.now()
-			answers[i], errs[i] = d.ask(ctx, sources[i])
+			answers[i], skipped[i], errs[i] = d.ask(ctx, sources[i])
 			took[i] = d.now().Sub(t0)
 		})
 	}
@@ -160,9 +196,9 @@ func (d *Discoverer) Discover(sources []Source) []Membership {
 		r := c.Sources[s.Raw]
 		m := &out[i]
 		m.Resolved, m.Took = true, took[i]
-		good, err := []string(nil), errs[i]
+		good, refused, err := []string(nil), []string(nil), errs[i]
 		if err == nil {
-			good, err = Members(answers[i])
+			good, refused, err = Members(answers[i], d.AllowLoopback)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -171,8 +207,8 @@ func (d *Discoverer) Discover(sources []Source) []Membership {
 			m.Err = err.Error()
 			r.FailedAt, r.Err = now, m.Err
 		} else {
-			r = record{Members: good, At: now}
-			m.Members, m.Age = good, 0
+			r = record{Members: good, Skipped: append(skipped[i], refused...), At: now}
+			m.Members, m.Skipped, m.Age = good, r.Skipped, 0
 		}
 		c.Sources[s.Raw] = r
 	}
@@ -187,8 +223,11 @@ func (d *Discoverer) fresh(at time.Time) bool {
 	return age >= -time.Second && age < d.TTL
 }
 
-// ask queries one source: its answer as ADDR:PORT strings.
-func (d *Discoverer) ask(ctx context.Context, s Source) ([]string, error) {
+// ask queries one source: its answer as ADDR:PORT strings, and the SRV
+// targets passed over because they do not resolve (during a rolling
+// replacement a target's address often goes before its SRV record). Only
+// when no target resolves is that an error. DNS errors name DNSServer.
+func (d *Discoverer) ask(ctx context.Context, s Source) (answer, skipped []string, err error) {
 	r := d.Resolver
 	if r == nil {
 		r = net.DefaultResolver
@@ -197,77 +236,127 @@ func (d *Discoverer) ask(ctx context.Context, s Source) ([]string, error) {
 	case KindDNS:
 		ips, err := r.LookupNetIP(ctx, "ip", s.Name)
 		if err != nil {
-			return nil, err
+			return nil, nil, d.dnsError(err)
 		}
 		out := make([]string, len(ips))
 		for i, ip := range ips {
 			out[i] = netip.AddrPortFrom(ip.Unmap(), uint16(s.Port)).String()
 		}
-		return out, nil
+		return out, nil, nil
 	case KindSRV:
 		_, srvs, err := r.LookupSRV(ctx, "", "", s.Name)
 		if err != nil {
-			return nil, err
+			return nil, nil, d.dnsError(err)
 		}
 		if len(srvs) > MaxMembers {
-			return nil, fmt.Errorf("%d SRV records, more than %d", len(srvs), MaxMembers)
+			return nil, nil, fmt.Errorf("%d SRV records, more than %d", len(srvs), MaxMembers)
 		}
 		var out []string
+		var lastErr error
 		for _, srv := range srvs {
 			if srv.Target == "." {
 				continue // "no service here"
 			}
 			ips, err := r.LookupNetIP(ctx, "ip", srv.Target)
 			if err != nil {
-				return nil, fmt.Errorf("SRV target %s: %w", srv.Target, err)
+				if ctx.Err() != nil {
+					return nil, nil, ctx.Err()
+				}
+				skipped = append(skipped, strings.TrimSuffix(srv.Target, ".")+" (does not resolve)")
+				lastErr = err
+				continue
 			}
 			for _, ip := range ips {
 				out = append(out, netip.AddrPortFrom(ip.Unmap(), srv.Port).String())
 			}
 		}
-		return out, nil
+		if len(out) == 0 && lastErr != nil {
+			return nil, nil, fmt.Errorf("no SRV target resolves (%s): %w", strings.Join(skipped, ", "), d.dnsError(lastErr))
+		}
+		return out, skipped, nil
 	case KindEC2:
 		if d.EC2 == nil {
-			return nil, errors.New("EC2 discovery is not available here")
+			return nil, nil, errors.New("EC2 discovery is not available here")
 		}
 		dl, _ := ctx.Deadline()
 		addrs, err := d.EC2(ctx, EC2Request{Region: s.Region, Tags: s.Tags, Address: s.Address, Deadline: dl})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out := make([]string, len(addrs))
 		for i, a := range addrs {
 			out[i] = net.JoinHostPort(a, strconv.Itoa(s.Port))
 		}
-		return out, nil
+		return out, nil, nil
 	}
-	return nil, fmt.Errorf("unknown source kind %q", s.Kind)
+	return nil, nil, fmt.Errorf("unknown source kind %q", s.Kind)
+}
+
+// dnsError names the configured DNS server in a lookup's error: Go's
+// resolver names the system's (from resolv.conf) even when it dialled
+// another.
+func (d *Discoverer) dnsError(err error) error {
+	var de *net.DNSError
+	if d.DNSServer != "" && errors.As(err, &de) {
+		c := *de
+		c.Server = d.DNSServer + " (remote.dns_server)"
+		return &c
+	}
+	return err
 }
 
 // Members checks a source's answer (ADDR:PORT strings) and turns it into
 // endpoints: sorted, without duplicates. No member, an address that is not
-// an IP (or is unspecified or multicast) and more than MaxMembers are
-// errors: the answer is not a fleet.
-func Members(answer []string) ([]string, error) {
+// an IP and more than MaxMembers are errors: the answer is not a fleet. An
+// address that cannot be a pool's builder is passed over and returned in
+// refused, with why: unspecified, multicast, broadcast, link-local (which
+// holds the instance metadata service) and, unless allowLoopback, loopback;
+// when nothing else is left, that is an error too.
+func Members(answer []string, allowLoopback bool) (members, refused []string, err error) {
 	if len(answer) == 0 {
-		return nil, errors.New("no records")
+		return nil, nil, errors.New("no records")
 	}
 	if len(answer) > MaxMembers {
-		return nil, fmt.Errorf("%d members, more than %d", len(answer), MaxMembers)
+		return nil, nil, fmt.Errorf("%d members, more than %d", len(answer), MaxMembers)
 	}
 	out := make([]string, 0, len(answer))
 	for _, a := range answer {
 		ap, err := netip.ParseAddrPort(a)
-		if err != nil || !ap.Addr().IsValid() || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() || ap.Port() == 0 {
-			return nil, fmt.Errorf("%q is not an IP address and port", a)
+		if err != nil || !ap.Addr().IsValid() || ap.Port() == 0 {
+			return nil, nil, fmt.Errorf("%q is not an IP address and port", a)
 		}
-		ep := "tcp://" + netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if why := unfit(ap.Addr(), allowLoopback); why != "" {
+			refused = append(refused, ap.String()+" ("+why+")")
+			continue
+		}
+		ep := "tcp://" + ap.String()
 		if !slices.Contains(out, ep) {
 			out = append(out, ep)
 		}
 	}
+	if len(out) == 0 {
+		return nil, nil, fmt.Errorf("no address can be a member: %s", strings.Join(refused, ", "))
+	}
 	slices.Sort(out)
-	return out, nil
+	return out, refused, nil
+}
+
+// unfit says why an address cannot be a pool member ("" when it can).
+func unfit(a netip.Addr, allowLoopback bool) string {
+	switch {
+	case a.IsUnspecified():
+		return "unspecified"
+	case a.IsMulticast():
+		return "multicast"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "broadcast"
+	case a.IsLinkLocalUnicast():
+		return "link-local"
+	case a.IsLoopback() && !allowLoopback:
+		return "loopback"
+	}
+	return ""
 }
 
 func (d *Discoverer) read() cache {

@@ -83,11 +83,11 @@ func TestMembers(t *testing.T) {
 		{in: []string{"[fd00::1]:1234", "[::ffff:10.0.0.1]:1234"}, want: []string{"tcp://10.0.0.1:1234", "tcp://[fd00::1]:1234"}},
 		{in: nil, err: "no records"},
 		{in: []string{"builder-1:1234"}, err: `"builder-1:1234" is not an IP address`},
-		{in: []string{"0.0.0.0:1234"}, err: "is not an IP address"},
-		{in: []string{"224.0.0.1:1234"}, err: "is not an IP address"},
+		{in: []string{"0.0.0.0:1234"}, err: "no address can be a member: 0.0.0.0:1234 (unspecified)"},
+		{in: []string{"224.0.0.1:1234"}, err: "224.0.0.1:1234 (multicast)"},
 		{in: huge, err: "257 members, more than 256"},
 	} {
-		got, err := Members(tc.in)
+		got, _, err := Members(tc.in, false)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("Members(%v) = %v, want an error with %q", tc.in, err, tc.err)
@@ -114,7 +114,8 @@ func (c *clock) Add(d time.Duration) {
 }
 
 func newDiscoverer(t *testing.T, server string, clk *clock) *Discoverer {
-	return &Discoverer{Timeout: 500 * time.Millisecond, TTL: 10 * time.Second, CacheDir: t.TempDir(), Now: clk.Now, Resolver: NewResolver(server)}
+	return &Discoverer{Timeout: 500 * time.Millisecond, TTL: 10 * time.Second, CacheDir: t.TempDir(), Now: clk.Now,
+		Resolver: NewResolver(server), DNSServer: server, AllowLoopback: true} // fakedns's members are on this host
 }
 
 func TestDNSAndSRVMembershipsAreSharedForTheTTL(t *testing.T) {
@@ -169,7 +170,7 @@ func TestConcurrentJobsDiscoverOnce(t *testing.T) {
 	var resolved atomic.Int32
 	for range 8 {
 		wg.Go(func() {
-			d := &Discoverer{Timeout: 2 * time.Second, TTL: 10 * time.Second, CacheDir: dir, Now: clk.Now, Resolver: NewResolver(srv.Addr)}
+			d := &Discoverer{Timeout: 2 * time.Second, TTL: 10 * time.Second, CacheDir: dir, Now: clk.Now, Resolver: NewResolver(srv.Addr), AllowLoopback: true}
 			m := d.Discover([]Source{mustParse(t, "dns://pool.fleet.test:1234")})[0]
 			if len(m.Members) != 2 || m.Err != "" {
 				t.Errorf("%+v", m)
@@ -257,6 +258,94 @@ func TestNoLastGoodMembership(t *testing.T) {
 	d := newDiscoverer(t, srv.Addr, &clock{t: time.Now()})
 	m := d.Discover([]Source{mustParse(t, "dns://nothing.fleet.test:1234")})[0]
 	if len(m.Members) != 0 || m.Err == "" || !strings.Contains(m.Line(), "no earlier membership is known") {
+		t.Errorf("%+v %q", m, m.Line())
+	}
+}
+
+// TestIssue23_4_UnresolvableSRVTargetIsSkipped: during a rolling
+// replacement a target's address goes before its SRV record. The targets
+// that resolve are the pool and one line names the others; only when none
+// resolves does the source fail, naming them and the configured DNS server.
+func TestIssue23_4_UnresolvableSRVTargetIsSkipped(t *testing.T) {
+	srv := fakedns.Start(t)
+	srv.SetSRV("_buildkit._tcp.fleet.test", dns.SRV{Target: "b1.fleet.test", Port: 7001}, dns.SRV{Target: "gone.fleet.test", Port: 7002})
+	srv.SetA("b1.fleet.test", "10.0.0.11")
+	d := newDiscoverer(t, srv.Addr, &clock{t: time.Now()})
+	m := d.Discover([]Source{mustParse(t, "srv://_buildkit._tcp.fleet.test")})[0]
+	if m.Err != "" || !slices.Equal(m.Members, []string{"tcp://10.0.0.11:7001"}) {
+		t.Errorf("%+v, want b1 alone", m)
+	}
+	if line := m.Line(); !strings.Contains(line, "1 node") || !strings.Contains(line, "passed over: gone.fleet.test (does not resolve)") {
+		t.Errorf("line %q, want b1 and gone.fleet.test named as passed over", line)
+	}
+	srv.SetSRV("_buildkit._tcp.none.test", dns.SRV{Target: "gone1.fleet.test", Port: 1}, dns.SRV{Target: "gone2.fleet.test", Port: 2})
+	m = d.Discover([]Source{mustParse(t, "srv://_buildkit._tcp.none.test")})[0]
+	if len(m.Members) != 0 || !strings.Contains(m.Err, "gone1.fleet.test") || !strings.Contains(m.Err, "gone2.fleet.test") {
+		t.Errorf("%+v, want an error naming both targets", m)
+	}
+}
+
+// TestIssue23_4_ErrorsNameTheConfiguredDNSServer: Go's resolver names the
+// system's server (resolv.conf) in its errors even when it dialled
+// remote.dns_server; the job log must name the one asked.
+func TestIssue23_4_ErrorsNameTheConfiguredDNSServer(t *testing.T) {
+	srv := fakedns.Start(t)
+	d := newDiscoverer(t, srv.Addr, &clock{t: time.Now()})
+	for _, raw := range []string{"dns://nothing.fleet.test:1234", "srv://_buildkit._tcp.nothing.fleet.test"} {
+		m := d.Discover([]Source{mustParse(t, raw)})[0]
+		if !strings.Contains(m.Err, "on "+srv.Addr+" (remote.dns_server)") {
+			t.Errorf("%s: error %q does not name the configured server %s", raw, m.Err, srv.Addr)
+		}
+	}
+}
+
+// TestIssue23_4_LastGoodMembershipHasAnAgeBound: a source down for longer
+// than MaxLastGood no longer has its last membership stand in (the pool has
+// likely been replaced since); the line says so.
+func TestIssue23_4_LastGoodMembershipHasAnAgeBound(t *testing.T) {
+	srv := fakedns.Start(t)
+	srv.SetA("pool.fleet.test", "10.0.0.1")
+	clk := &clock{t: time.Now()}
+	d := newDiscoverer(t, srv.Addr, clk)
+	sources := []Source{mustParse(t, "dns://pool.fleet.test:1234")}
+	if m := d.Discover(sources)[0]; len(m.Members) != 1 {
+		t.Fatalf("first discovery: %+v", m)
+	}
+	srv.SetA("pool.fleet.test")
+	clk.Add(MaxLastGood - time.Minute)
+	if m := d.Discover(sources)[0]; len(m.Members) != 1 || m.Err == "" {
+		t.Errorf("within the bound: %+v, want the last good membership", m)
+	}
+	clk.Add(2 * time.Minute)
+	m := d.Discover(sources)[0]
+	if len(m.Members) != 0 || !strings.Contains(m.Line(), "is older than 30m0s: no node from it") {
+		t.Errorf("past the bound: %+v %q, want no member", m, m.Line())
+	}
+}
+
+// TestIssue23_4_UnfitAddressesRefused: a discovered address that cannot be
+// a pool's builder is refused: link-local (169.254.169.254 is the instance
+// metadata service), broadcast, unspecified, and loopback unless the host's
+// configuration allows it (remote.allow_loopback).
+func TestIssue23_4_UnfitAddressesRefused(t *testing.T) {
+	answer := []string{"10.0.0.1:1234", "169.254.169.254:80", "[fe80::1]:1234", "255.255.255.255:1234", "0.0.0.0:1234", "127.0.0.1:1234", "[::1]:1234"}
+	got, refused, err := Members(answer, false)
+	if err != nil || !slices.Equal(got, []string{"tcp://10.0.0.1:1234"}) || len(refused) != 6 {
+		t.Errorf("Members = %v, refused %v, %v; want 10.0.0.1 alone", got, refused, err)
+	}
+	for _, why := range []string{"169.254.169.254:80 (link-local)", "[fe80::1]:1234 (link-local)", "255.255.255.255:1234 (broadcast)", "0.0.0.0:1234 (unspecified)", "127.0.0.1:1234 (loopback)"} {
+		if !slices.Contains(refused, why) {
+			t.Errorf("refused %v lacks %q", refused, why)
+		}
+	}
+	if got, _, _ := Members(answer, true); !slices.Equal(got, []string{"tcp://10.0.0.1:1234", "tcp://127.0.0.1:1234", "tcp://[::1]:1234"}) {
+		t.Errorf("loopback allowed: %v", got)
+	}
+	srv := fakedns.Start(t)
+	srv.SetA("pool.fleet.test", "169.254.169.254", "10.0.0.2")
+	d := newDiscoverer(t, srv.Addr, &clock{t: time.Now()})
+	m := d.Discover([]Source{mustParse(t, "dns://pool.fleet.test:80")})[0]
+	if !slices.Equal(m.Members, []string{"tcp://10.0.0.2:80"}) || !strings.Contains(m.Line(), "passed over: 169.254.169.254:80 (link-local)") {
 		t.Errorf("%+v %q", m, m.Line())
 	}
 }

@@ -136,6 +136,7 @@ server_name = "buildkitd.test"
 discovery_ttl = "0s"
 dns_server = %q
 ec2_endpoint_url = %q
+allow_loopback = true # the fleet's nodes are on this host
 `, r.state, tc.endpoint, tls.Client.CA, tls.Client.Cert, tls.Client.Key, dns.Addr, aws.URL))
 
 			setMembers(0, 1, 2)
