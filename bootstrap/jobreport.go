@@ -29,7 +29,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 		id = n.settings.Identity // as recorded before any job code ran
 	}
 	r := report.New(report.Inputs{
-		JobID: get("BUILDKITE_JOB_ID"), Queue: o.Config.Queue,
+		JobID: get("BUILDKITE_JOB_ID"), Queue: o.Config.Queue, Queues: o.Config.Queues,
 		Identity: id, Cache: n.settings, Selection: n.builder,
 		Setup: setup, History: hist,
 		ECRAPICalls: n.ecrCalls + registry.ECRCalls(jobDir),

@@ -49,6 +49,7 @@ type Config struct {
 
 	Path    string            // the file that was read ("" when defaults only)
 	Queue   string            // the agent's queue tag ("" when it has none)
+	Queues  []string          // the file's [queue.NAME] sections, sorted
 	Sources map[string]Source // dotted key -> where its value came from, for every key
 }
 
@@ -162,6 +163,12 @@ func Parse(path string, data []byte, queue string) (*Config, error) {
 	c := Default(queue)
 	c.Path = path
 	fp.apply(c, "", Source{Kind: SourceFile, File: path})
+	for q := range fp.sections {
+		if q != "" {
+			c.Queues = append(c.Queues, q)
+		}
+	}
+	slices.Sort(c.Queues)
 	if queue != "" {
 		fp.apply(c, queue, Source{Kind: SourceQueue, File: path, Queue: queue})
 	}
@@ -204,7 +211,8 @@ func Load(o Options) (*Config, []string, error) {
 		path, named = o.Flag, true
 	}
 
-	queue := Queue(e)
+	queue, w := agentQueue(e, inJob, read)
+	warnings = append(warnings, w...)
 	var c *Config
 	data, err := read(path)
 	switch {

@@ -273,3 +273,50 @@ func TestLoadNilEnv(t *testing.T) {
 		t.Errorf("Load = %+v, %q, %v", c, warnings, err)
 	}
 }
+
+// TestIssue23_6_QueueComesFromTheAgentsOwnTags: the agent does not protect
+// BUILDKITE_AGENT_META_DATA_QUEUE (it passes the job's value through as it
+// came), so in a job the [queue.NAME] section is chosen by the queue tag in
+// the agent's own configuration file, which the agent names in
+// BUILDKITE_CONFIG_PATH and a step cannot change. A job value that differs
+// is ignored with a warning; without tags in that file the job value stands.
+func TestIssue23_6_QueueComesFromTheAgentsOwnTags(t *testing.T) {
+	fsys := files(map[string]string{
+		"/queues.toml": "shell = \"/bin/top\"\n[queue.build]\nshell = \"/bin/build\"\n[queue.trusted]\nshell = \"/bin/trusted\"\n",
+		"/etc/buildkite-agent/buildkite-agent.cfg": "name=\"stack-i-0abc-1\"\n# tags=\"queue=trusted\"\ntags=\"queue=build,docker=true,stack=ci\"  # the stack's\ntags-from-ec2-meta-data=true\n",
+		"/agent-untagged.cfg":                      "name=\"a\"\n",
+		"/agent-no-queue.cfg":                      "tags=docker=true\n",
+	})
+	const cfg = "BUILDKITE_CONFIG_PATH=/etc/buildkite-agent/buildkite-agent.cfg"
+	for _, tc := range []struct {
+		name      string
+		env       []string
+		wantQueue string
+		warning   string
+	}{
+		{"a step sets the queue of another", []string{"BUILDKITE_JOB_ID=j", cfg, "BUILDKITE_AGENT_META_DATA_QUEUE=trusted"}, "build",
+			`ignoring BUILDKITE_AGENT_META_DATA_QUEUE="trusted" from the job environment: this agent's queue is "build" (tags in /etc/buildkite-agent/buildkite-agent.cfg)`},
+		{"the same queue", []string{"BUILDKITE_JOB_ID=j", cfg, "BUILDKITE_AGENT_META_DATA_QUEUE=build"}, "build", ""},
+		{"agent tags only", []string{"BUILDKITE_JOB_ID=j", cfg}, "build", ""},
+		{"agent tags without a queue", []string{"BUILDKITE_JOB_ID=j", "BUILDKITE_CONFIG_PATH=/agent-no-queue.cfg", "BUILDKITE_AGENT_META_DATA_QUEUE=trusted"}, "",
+			`ignoring BUILDKITE_AGENT_META_DATA_QUEUE="trusted" from the job environment: this agent has no queue tag (tags in /agent-no-queue.cfg)`},
+		{"no tags in the agent's file", []string{"BUILDKITE_JOB_ID=j", "BUILDKITE_CONFIG_PATH=/agent-untagged.cfg", "BUILDKITE_AGENT_META_DATA_QUEUE=build"}, "build", ""},
+		{"outside a job", []string{cfg, "BUILDKITE_AGENT_META_DATA_QUEUE=trusted"}, "trusted", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, warnings, err := Load(Options{Flag: "/queues.toml", Env: FromSlice(tc.env), ReadFile: fsys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.Queues, []string{"build", "trusted"}) {
+				t.Errorf("configured queues %q, want build and trusted (the metrics dimension's values)", c.Queues)
+			}
+			if c.Queue != tc.wantQueue || (tc.wantQueue != "" && c.Shell != "/bin/"+tc.wantQueue) {
+				t.Errorf("queue %q shell %q, want queue %q", c.Queue, c.Shell, tc.wantQueue)
+			}
+			if want := []string(nil); tc.warning != "" && !slices.Equal(warnings, []string{tc.warning}) || tc.warning == "" && !slices.Equal(warnings, want) {
+				t.Errorf("warnings %q, want %q", warnings, tc.warning)
+			}
+		})
+	}
+}

@@ -70,7 +70,7 @@ func EMF(r Report, now time.Time) ([]byte, error) {
 			"Metrics":    defs,
 		}},
 	}
-	queue, kind := r.Job.Queue, r.Builder.Kind
+	queue, kind := r.metricQueue, r.Builder.Kind
 	if queue == "" {
 		queue = "default"
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -37,6 +38,8 @@ type Report struct {
 	ECRAPICalls int      `json:"ecr_api_calls"`
 	Builds      []Build  `json:"builds"`
 	Errors      []string `json:"errors,omitempty"` // nodes whose history could not be read
+
+	metricQueue string // the metrics line's Queue dimension (MetricQueue)
 }
 
 // Job identifies the job.
@@ -114,6 +117,7 @@ const (
 // Inputs are what the bootstrap has when the job ends.
 type Inputs struct {
 	JobID, Queue string
+	Queues       []string // the configuration's [queue.NAME] sections
 	Identity     cachekey.Identity
 	Cache        *buildx.CacheSettings // nil: no cache injected
 	Selection    *buildx.Selection     // nil: no builder choice
@@ -138,6 +142,7 @@ func New(in Inputs) Report {
 		ECRAPICalls: in.ECRAPICalls,
 		Builds:      []Build{},
 		Errors:      in.History.Errors,
+		metricQueue: MetricQueue(in.Queue, in.Queues),
 	}
 	if id.IsPullRequest() {
 		r.Job.PullRequest = strings.TrimSpace(id.PullRequest)
@@ -185,6 +190,20 @@ func New(in Inputs) Report {
 		r.Builds = append(r.Builds, b)
 	}
 	return r
+}
+
+// MetricQueue is the metrics line's Queue dimension for queue: itself when
+// the configuration has a section for it, "default" for none, else "other".
+// Every value is a CloudWatch metric series, so a queue name a job could
+// choose must not make one.
+func MetricQueue(queue string, configured []string) string {
+	switch {
+	case queue == "":
+		return "default"
+	case slices.Contains(configured, queue):
+		return queue
+	}
+	return "other"
 }
 
 // fallbacks lists the kinds passed over before the chosen builder.

@@ -53,7 +53,7 @@ func fixedInputs() Inputs {
 	main := "registry.example:5000/cache/app:0123456789ab-main"
 	imports := []buildx.CacheEntry{{Type: "registry", Ref: pr}, {Type: "registry", Ref: branch}, {Type: "registry", Ref: main}}
 	return Inputs{
-		JobID: "0190-job", Queue: "build", Identity: id, Cache: cache, Selection: sel,
+		JobID: "0190-job", Queue: "build", Queues: []string{"build"}, Identity: id, Cache: cache, Selection: sel,
 		Setup: 180 * time.Millisecond, ECRAPICalls: 1,
 		JobBuilds: map[string]string{"r1": "", "r2": ""},
 		History: buildx.HistoryResponse{Builds: 2, CachedSteps: 5, TotalSteps: 8, Records: []buildx.BuildRecord{
@@ -583,5 +583,24 @@ func TestIssue23_3_OnlySmallRegularRefFilesAreRead(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("JobBuilds still reading 20s on: a FIFO or a huge file under buildx/refs holds it")
+	}
+}
+
+// TestIssue23_6_MetricQueueCappedToConfiguredQueues: the Queue dimension of
+// the metrics line is a CloudWatch dimension value (each one a metric
+// series, paid for): only the queues the configuration has a [queue.NAME]
+// section for, "default" for none, and "other" for any other value, which a
+// job could otherwise choose without bound.
+func TestIssue23_6_MetricQueueCappedToConfiguredQueues(t *testing.T) {
+	for _, tc := range []struct{ queue, want string }{
+		{"build", "build"}, {"", "default"}, {"made-up-by-a-step-1234", "other"}, {"other", "other"},
+	} {
+		in := fixedInputs()
+		in.Queue, in.Queues = tc.queue, []string{"build", "deploy"}
+		line, err := EMF(New(in), t0)
+		var doc map[string]any
+		if err != nil || json.Unmarshal(line, &doc) != nil || doc["Queue"] != tc.want {
+			t.Errorf("queue %q: dimension %v, want %q (%v)", tc.queue, doc["Queue"], tc.want, err)
+		}
 	}
 }
