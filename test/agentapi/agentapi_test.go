@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -350,4 +352,41 @@ func TestTokensAndEndpoints(t *testing.T) {
 	if c, _ := call(t, "POST", strings.TrimSuffix(e, "/v3")+"/agentedge.v1.AgentEdgeService/StreamPings", agentTok, nil); c != 404 {
 		t.Errorf("StreamPings: %d, want 404", c)
 	}
+}
+
+// TestAgentPassesAJobsQueueVariableThrough records what the real agent does
+// with BUILDKITE_AGENT_META_DATA_QUEUE in the job it is given (where a
+// step's env: would put it, if the backend let it): the agent, tagged
+// queue=build in its configuration file and on its command line, passes
+// the job's value through to the bootstrap unchanged; it sets no variable
+// of its own tags. What it does set, and a step cannot change, is
+// BUILDKITE_CONFIG_PATH, the file whose tags line dockhand reads for the
+// agent's own queue (issue 23.6).
+func TestAgentPassesAJobsQueueVariableThrough(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "agent.cfg")
+	if err := os.WriteFile(cfg, []byte("tags=\"queue=build,docker=true\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := NewJobID()
+	env := MinimalEnv(id, `echo "queue=[$BUILDKITE_AGENT_META_DATA_QUEUE] docker=[${BUILDKITE_AGENT_META_DATA_DOCKER:-unset}] config=[$BUILDKITE_CONFIG_PATH]"`)
+	env["BUILDKITE_AGENT_META_DATA_QUEUE"] = "trusted" // as a step's env: would set it
+	env["BUILDKITE_CONFIG_PATH"] = "/tmp/step-chosen.cfg"
+	s.AddJob(Job{ID: id, Env: env})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := harness.StartAgent(t, s.AgentArgs(dir, id, "--tags", "queue=build,docker=true"))
+	f, err := s.WaitFinish(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Wait(ctx)
+	log := Plain(s.Log(id))
+	want := "queue=[trusted] docker=[unset] config=[" + cfg + "]"
+	if f.ExitStatus != "0" || !hasLine(log, want) {
+		t.Errorf("finish %s; want the line %q in:\n%s", f.Raw, want, log)
+	}
+	t.Logf("the job saw: %s", want)
 }

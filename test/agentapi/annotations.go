@@ -36,7 +36,7 @@ func annotationKey(scope, context string) string {
 const MaxAnnotationBody = 1 << 20
 
 // annotationTooLarge is the API's message for a body over the limit, as
-// `buildkite-agent annotate` prints it after "400 ".
+// `buildkite-agent annotate` prints it after "400 Bad Request: ".
 const annotationTooLarge = "The annotation body must be less than 1 MB"
 
 // annotations returns the map of the job's build. Callers hold s.mu.

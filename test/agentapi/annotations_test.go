@@ -74,7 +74,7 @@ head -c 100 /dev/zero | tr '\0' c | buildkite-agent annotate --context big --app
 	if !strings.Contains(plain, "annotation body size (1048577B) exceeds maximum (1048576B)") {
 		t.Errorf("the agent's own refusal is not in the log:\n%s", plain)
 	}
-	if !strings.Contains(plain, "400 "+annotationTooLarge) {
+	if !strings.Contains(plain, "400 Bad Request: "+annotationTooLarge) {
 		t.Errorf("the API's refusal of the append is not in the log:\n%s", plain)
 	}
 	got := s.Annotations(id)
