@@ -273,7 +273,7 @@ func TestIssue23_1_OtherPipelinesBuildsNotOnTheBuildPage(t *testing.T) {
 	}
 	for _, j := range []struct {
 		name, id, log, other string
-		builds           int
+		builds               int
 	}{
 		{"pipeline a's lint job", lint, logLint, "pipeline-b-secret", 0},
 		{"pipeline a's buildctl job", ctl, logCtl, "pipeline-b-secret", 0},
