@@ -396,6 +396,11 @@ const maxRefFile = 64 << 10
 // (a FIFO, a device) is opened.
 func JobBuilds(dockerConfig string) map[string]string {
 	refs := filepath.Join(dockerConfig, "buildx", "refs")
+	for _, dir := range []string{filepath.Dir(refs), refs} {
+		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+			return nil // missing, or a link the job made
+		}
+	}
 	builders, _ := os.ReadDir(refs)
 	var out map[string]string
 	for _, b := range builders {

@@ -584,6 +584,13 @@ func TestIssue23_3_OnlySmallRegularRefFilesAreRead(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("JobBuilds still reading 20s on: a FIFO or a huge file under buildx/refs holds it")
 	}
+	// refs itself a link: not followed.
+	linked := t.TempDir()
+	os.MkdirAll(filepath.Join(linked, "buildx"), 0o700)
+	os.Symlink(filepath.Join(dir, "buildx", "refs"), filepath.Join(linked, "buildx", "refs"))
+	if got := JobBuilds(linked); got != nil {
+		t.Errorf("JobBuilds through a linked buildx/refs = %v, want nothing", got)
+	}
 }
 
 // TestIssue23_6_MetricQueueCappedToConfiguredQueues: the Queue dimension of
