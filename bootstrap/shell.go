@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/buildkite/shellwords"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
 // ShellCommand is the pure part of `dockhand shell`: the argv to exec for the
@@ -50,9 +49,13 @@ func Shell(realShell string, args []string, e *agentenv.Environment, log io.Writ
 			joblog.Printf(log, "DOCKER_CONFIG was %q; restored the job's docker config %s%s", current, r.DockerConfig, importedNote(r))
 		}
 	}
-	path, err := lookPath(argv[0], e)
+	// The job's PATH by the one rule dockhand has (internal/proc.LookPath):
+	// empty and relative entries never name the shell, as with Go's
+	// exec.LookPath, which the agent's own shell start goes through.
+	pathList, _ := e.Get("PATH")
+	path, err := proc.LookPath(argv[0], pathList)
 	if err != nil {
-		return err
+		return fmt.Errorf("the shell: %w", err)
 	}
 	return syscall.Exec(path, argv, e.ToSlice())
 }
@@ -62,22 +65,4 @@ func importedNote(r Reconciled) string {
 		return ""
 	}
 	return " (carried over: " + strings.Join(r.Imported, ", ") + ")"
-}
-
-// lookPath finds a command on the environment's PATH.
-func lookPath(name string, e *agentenv.Environment) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
-	}
-	path, _ := e.Get("PATH")
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("shell %q not found on PATH", name)
 }
