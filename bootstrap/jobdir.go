@@ -224,10 +224,10 @@ func lockDir(path string) (*os.File, error) {
 	return f, nil
 }
 
-// removeAll removes a tree, making read-only dirs writable first so a job
-// that chmod'ed something cannot leave it behind.
+// removeAll removes a job dir, making read-only dirs in it writable first so
+// a job that chmod'ed something cannot leave it behind.
 func removeAll(path string) error {
-	if err := os.RemoveAll(path); err == nil {
+	if err := removeJobTree(path); err == nil {
 		return nil
 	}
 	_ = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
@@ -236,8 +236,31 @@ func removeAll(path string) error {
 		}
 		return nil
 	})
-	if err := os.RemoveAll(path); err != nil {
+	if err := removeJobTree(path); err != nil {
 		return fmt.Errorf("removing %s: %w", path, err)
+	}
+	return nil
+}
+
+// removeJobTree is os.RemoveAll for a dir in STATE/jobs, which its owner may
+// not read (jobsMode): os.RemoveAll opens a path's parent to remove it from
+// there, which only root could. This reads only the job dir itself, and
+// removes it from STATE/jobs by name (rmdir needs only write and search).
+func removeJobTree(path string) error {
+	entries, err := os.ReadDir(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(path, e.Name())); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return nil
 }

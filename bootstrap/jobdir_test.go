@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
 func TestJobDirIsPrivateAndRemoved(t *testing.T) {
@@ -107,3 +109,55 @@ func TestStateDirRefusesSharedFallback(t *testing.T) {
 }
 
 func itoa(i int) string { return fmt.Sprint(i) }
+
+// As the stack runs it: the agent user (uid 2000, not root, so file modes
+// hold) owns the state dir, as install-dockhand.sh makes it. A job's own
+// cleanup and the next job's sweep must both remove job dirs from
+// STATE/jobs, which that user may enter but not list (0300): root, which
+// ignores the mode, hid that they could not.
+func TestJobDirsAsTheAgentUser(t *testing.T) {
+	if !harness.IsUserRun() {
+		needRoot(t, "running as the agent user needs root")
+		u := harness.MustStackUser(t)
+		state := filepath.Join(u.TempDir(t), "state")
+		if err := os.Mkdir(state, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Chown(state); err != nil {
+			t.Fatal(err)
+		}
+		u.RunTest(t, t.Name(), "DOCKHAND_TEST_STATE="+state)
+		return
+	}
+	if os.Getuid() == 0 {
+		t.Fatal("the user's run runs as root")
+	}
+	state := os.Getenv("DOCKHAND_TEST_STATE")
+	ctx := context.Background()
+	first, err := CreateJobDir(ctx, state, "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(first.Path, "docker", "buildx"), 0o700)
+	if err := first.Remove(); err != nil {
+		t.Errorf("the job's own cleanup: %v", err)
+	}
+	if _, err := os.Lstat(first.Path); !os.IsNotExist(err) {
+		t.Errorf("job dir still there after Remove: %v", err)
+	}
+	dead, err := CreateJobDir(ctx, state, "dead")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dead.Path, "left-behind"), []byte("x"), 0o600)
+	os.Mkdir(filepath.Join(dead.Path, "locked-out"), 0o700)
+	os.Chmod(filepath.Join(dead.Path, "locked-out"), 0)
+	dead.lock.Close() // the job died: the kernel dropped its lock
+	removed, err := Sweep(ctx, state)
+	if err != nil || !slices.Equal(removed, []string{dead.Path}) {
+		t.Errorf("the next job's Sweep = %q, %v; want %q removed", removed, err, dead.Path)
+	}
+	if _, err := os.ReadDir(filepath.Join(state, "jobs")); err == nil {
+		t.Error("the agent user can list STATE/jobs after the sweep")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -146,5 +147,42 @@ func Passable(path string) error {
 		if dir == filepath.Dir(dir) {
 			return nil
 		}
+	}
+}
+
+// asUserEnv marks a test binary that RunTest started as the user.
+const asUserEnv = "DOCKHAND_TEST_AS_USER"
+
+// IsUserRun reports whether this test process is the one RunTest started:
+// the test then does its part as the user, and its parent checked the rest.
+func IsUserRun() bool { return os.Getenv(asUserEnv) != "" }
+
+// RunTest runs the test named name of this test binary again as u, with env
+// added, so that root's bypass of file modes cannot hide what the test
+// checks: the binary is copied where u can reach it (Go builds it under a
+// 0700 dir). A failure of that run fails t, with its output.
+func (u *User) RunTest(t testing.TB, name string, env ...string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(u.TempDir(t), filepath.Base(self))
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^"+name+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(append(append(os.Environ(), u.Env()...), asUserEnv+"=1"), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.Credential()}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s as %s (uid %d): %v\n%s", name, u.Name, u.UID, err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("%s as %s (uid %d) did not run:\n%s", name, u.Name, u.UID, out)
 	}
 }
