@@ -244,6 +244,7 @@ type setupNotes struct {
 	stateDir   string
 	fellBack   error
 	swept      []string
+	sweepErr   error // what the sweep could not remove
 	realBuildx string
 	userConfig error
 	cache      []string // the cache lines of the job log section
@@ -287,10 +288,8 @@ func prepare(ctx context.Context, o Options) (*JobDir, setupNotes, error) {
 func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNotes, error) {
 	n := setupNotes{stateDir: state, phases: newPhases(time.Now()), debug: o.Config.Debug}
 	var err error
-	n.swept, err = Sweep(ctx, state)
-	if err != nil {
-		return nil, n, fmt.Errorf("sweeping dead jobs' dirs: %w", err)
-	}
+	// A dead job's dir that cannot be removed costs room, not this job.
+	n.swept, n.sweepErr = Sweep(ctx, state)
 	n.phases.mark("sweep", time.Now())
 	jobID, _ := o.Env.Get("BUILDKITE_JOB_ID")
 	job, err := CreateJobDir(ctx, state, jobID)
@@ -432,6 +431,9 @@ func writeSection(w io.Writer, jobDir string, n setupNotes, took time.Duration) 
 	}
 	if len(n.swept) > 0 {
 		joblog.Printf(w, "removed %d job dir(s) left by dead jobs", len(n.swept))
+	}
+	if n.sweepErr != nil {
+		joblog.Warnf(w, "dead jobs' dirs left in place: %v", n.sweepErr)
 	}
 	joblog.Printf(w, "job dir %s", jobDir)
 	joblog.Printf(w, "DOCKER_CONFIG=%s (credsStore %s; job-scoped docker login)", filepath.Join(jobDir, "docker"), CredsStore)
