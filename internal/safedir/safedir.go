@@ -28,7 +28,9 @@ func Check(path string, uid int, private bool) (string, error) {
 			return "", err
 		}
 	}
-	fd, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	// O_PATH: the walk needs only what the agent user has to reach the
+	// dir, search permission, not read (a dir above may be 0711).
+	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", fmt.Errorf("opening /: %w", err)
 	}
@@ -46,8 +48,11 @@ func Check(path string, uid int, private bool) (string, error) {
 		if i == len(parts) {
 			return real, nil
 		}
-		next, err := unix.Openat(fd, parts[i], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		next, err := unix.Openat(fd, parts[i], unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		walked = filepath.Join(walked, parts[i])
+		if err == unix.EACCES {
+			return "", fmt.Errorf("%s cannot be reached by uid %d: %w", walked, uid, err)
+		}
 		if err != nil {
 			return "", fmt.Errorf("%s changed while it was checked: %w", walked, err)
 		}
