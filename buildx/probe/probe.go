@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -207,7 +209,9 @@ func docker(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
 	base := "http://docker"
 	switch u.Scheme {
 	case "unix":
-		if _, err := os.Stat(u.Path); err != nil {
+		if _, err := os.Stat(u.Path); errors.Is(err, fs.ErrPermission) {
+			return buildx.ProbeResult{Error: deniedSocket(u.Path)}
+		} else if err != nil {
 			return buildx.ProbeResult{Error: "no socket at " + u.Path}
 		}
 		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -239,7 +243,9 @@ func docker(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
 		}
 		return body, nil
 	}
-	if _, err := get("/_ping"); err != nil {
+	if _, err := get("/_ping"); errors.Is(err, syscall.EACCES) && u.Scheme == "unix" {
+		return buildx.ProbeResult{Error: deniedSocket(u.Path)}
+	} else if err != nil {
 		return buildx.ProbeResult{Error: Describe(err)}
 	}
 	r := buildx.ProbeResult{OK: true}
@@ -250,6 +256,26 @@ func docker(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
 		}
 	}
 	return r
+}
+
+// deniedSocket says why this process's user may not use the docker engine's
+// socket at path, and what fixes it. On the Elastic CI Stack the socket is
+// the docker group's (dockerd --group docker), 0660, and the agent user is
+// in that group.
+func deniedSocket(path string) string {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return fmt.Sprintf("uid %d may not reach the socket %s (%v): let the agent user search the dirs above it", os.Getuid(), path, err)
+	}
+	group := strconv.Itoa(int(st.Gid))
+	if g, err := user.LookupGroupId(group); err == nil {
+		group = g.Name
+	}
+	mode := st.Mode & 0o777
+	if mode&0o060 != 0o060 {
+		return fmt.Sprintf("uid %d may not use the socket %s (mode %04o, group %s): make it the docker group's, read-write (dockerd --group docker), and put the agent user in that group", os.Getuid(), path, mode, group)
+	}
+	return fmt.Sprintf("uid %d may not use the socket %s (mode %04o, group %s; this process is not in that group): add the agent user to group %s (usermod -aG %s USER) and restart the agent, which keeps the groups it started with", os.Getuid(), path, mode, group, group, group)
 }
 
 // Describe turns a dial, TLS or gRPC error into a short reason for the job
