@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -271,8 +272,13 @@ func prepare(ctx context.Context, o Options) (*JobDir, setupNotes, error) {
 	}
 	refresh := startTokenRefresh(o, state)
 	job, n, err := prepareIn(ctx, o, state)
-	if err != nil && errors.Is(err, syscall.ENOSPC) && fellBack == nil {
+	// A full disk, or what another user (root, by hand or in an earlier
+	// install) left in the state dir: the job goes on in the private dir.
+	if err != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, fs.ErrPermission)) && fellBack == nil {
 		fellBack = err
+		if errors.Is(err, fs.ErrPermission) {
+			fellBack = fmt.Errorf("%w (fix: chown -R %d %s, as install-dockhand.sh --user does)", err, o.UID, state)
+		}
 		if state, _, err = StateDir("", tmpdir, o.UID); err == nil {
 			// The job's gets will use the private dir's token cache.
 			refresh.stop(0)

@@ -65,21 +65,21 @@ func checkOne(dir string, st unix.Stat_t, uid int, last, private bool) error {
 	owner, mode := int(st.Uid), st.Mode
 	if last {
 		if owner != uid {
-			return fmt.Errorf("%s is owned by uid %d, not by uid %d that dockhand runs as", dir, owner, uid)
+			return fmt.Errorf("%s is owned by uid %d, not by uid %d that dockhand runs as (fix: chown -R %d %s, as install-dockhand.sh --user does)", dir, owner, uid, uid, dir)
 		}
 		if mode&0o022 != 0 {
-			return fmt.Errorf("%s is writable by its group or by others (mode %04o)", dir, mode&0o7777)
+			return fmt.Errorf("%s is writable by its group or by others (mode %04o; fix: chmod go-w %s)", dir, mode&0o7777, dir)
 		}
 		if private && mode&0o077 != 0 {
-			return fmt.Errorf("%s is not private to uid %d (mode %04o)", dir, uid, mode&0o7777)
+			return fmt.Errorf("%s is not private to uid %d (mode %04o; fix: chmod 0700 %s)", dir, uid, mode&0o7777, dir)
 		}
 		return nil
 	}
 	if owner != 0 && owner != uid {
-		return fmt.Errorf("%s, above the dir, is owned by uid %d: it could replace what is below it", dir, owner)
+		return fmt.Errorf("%s, above the dir, is owned by uid %d: it could replace what is below it (fix: a state_dir below dirs only root or uid %d own)", dir, owner, uid)
 	}
 	if mode&0o022 != 0 && mode&unix.S_ISVTX == 0 {
-		return fmt.Errorf("%s, above the dir, is writable by its group or by others (mode %04o) without the sticky bit", dir, mode&0o7777)
+		return fmt.Errorf("%s, above the dir, is writable by its group or by others (mode %04o) without the sticky bit (fix: chmod go-w %s)", dir, mode&0o7777, dir)
 	}
 	return nil
 }
