@@ -283,6 +283,9 @@ func planLocal(l LocalSpec, results Results) Option {
 		o.State = Down
 		o.Failures = []string{l.DockerHost + ": " + res.Error}
 		o.Why = "the docker daemon does not answer"
+		if strings.HasPrefix(res.Error, SocketDenied) {
+			o.Why = "this user may not use the docker daemon's socket"
+		}
 		return o
 	}
 	// The engine's own builder, exactly what the job gets without dockhand:

@@ -449,3 +449,17 @@ func mustJSON(t *testing.T, b Builder) []byte {
 	}
 	return data
 }
+
+// An engine socket the agent user may not use: local is down and says why
+// and how to fix it in its one line; the next kind is ready.
+func TestPlanLocalSocketDenied(t *testing.T) {
+	denied := SocketDenied + "uid 2000 may not use the socket /run/docker.sock (mode 0660, group docker; this process is not in that group): add the agent user to group docker"
+	opts := Plan(baseSpec(env.BuilderLocal, env.BuilderRemote), results([]string{epA, epB}, map[string]string{docker: denied}))
+	if len(opts) != 2 || opts[0].State != Down || opts[1].State != Ready {
+		t.Fatalf("Plan = %+v, want local down and remote ready", opts)
+	}
+	want := "builder: not local: this user may not use the docker daemon's socket (" + docker + ": " + denied + ")"
+	if got := opts[0].WhyNot(); got != want {
+		t.Errorf("WhyNot = %q, want %q", got, want)
+	}
+}

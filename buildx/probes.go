@@ -26,6 +26,10 @@ func (t ProbeTarget) Key() string {
 	return strings.Join([]string{t.Kind, t.Endpoint, t.TLS.CA, t.TLS.Cert, t.TLS.Key, t.TLS.ServerName}, "\x00")
 }
 
+// SocketDenied begins a docker probe's error when this process's user may
+// not use the engine's unix socket; the rest says why and what fixes it.
+const SocketDenied = "permission denied: "
+
 // ProbeResult is the outcome of probing one target.
 type ProbeResult struct {
 	Kind      string        `json:"kind"`

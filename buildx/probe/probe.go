@@ -265,7 +265,7 @@ func docker(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
 func deniedSocket(path string) string {
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
-		return fmt.Sprintf("uid %d may not reach the socket %s (%v): let the agent user search the dirs above it", os.Getuid(), path, err)
+		return fmt.Sprintf(buildx.SocketDenied+"uid %d may not reach the socket %s (%v): let the agent user search the dirs above it", os.Getuid(), path, err)
 	}
 	group := strconv.Itoa(int(st.Gid))
 	if g, err := user.LookupGroupId(group); err == nil {
@@ -273,9 +273,9 @@ func deniedSocket(path string) string {
 	}
 	mode := st.Mode & 0o777
 	if mode&0o060 != 0o060 {
-		return fmt.Sprintf("uid %d may not use the socket %s (mode %04o, group %s): make it the docker group's, read-write (dockerd --group docker), and put the agent user in that group", os.Getuid(), path, mode, group)
+		return fmt.Sprintf(buildx.SocketDenied+"uid %d may not use the socket %s (mode %04o, group %s): make it the docker group's, read-write (dockerd --group docker), and put the agent user in that group", os.Getuid(), path, mode, group)
 	}
-	return fmt.Sprintf("uid %d may not use the socket %s (mode %04o, group %s; this process is not in that group): add the agent user to group %s (usermod -aG %s USER) and restart the agent, which keeps the groups it started with", os.Getuid(), path, mode, group, group, group)
+	return fmt.Sprintf(buildx.SocketDenied+"uid %d may not use the socket %s (mode %04o, group %s; this process is not in that group): add the agent user to group %s (usermod -aG %s USER) and restart the agent, which keeps the groups it started with", os.Getuid(), path, mode, group, group, group)
 }
 
 // Describe turns a dial, TLS or gRPC error into a short reason for the job
