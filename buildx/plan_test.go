@@ -463,3 +463,11 @@ func TestPlanLocalSocketDenied(t *testing.T) {
 		t.Errorf("WhyNot = %q, want %q", got, want)
 	}
 }
+
+// The probe's line does not repeat the denied socket's cause and fix.
+func TestProbeSummarySocketDenied(t *testing.T) {
+	r := ProbeResult{Kind: ProbeDocker, Error: SocketDenied + "uid 2000 may not use the socket /run/docker.sock: add the agent user to group docker", Latency: 300_000}
+	if got, want := r.Summary(), "down after 300µs: permission denied"; got != want {
+		t.Errorf("Summary = %q, want %q", got, want)
+	}
+}

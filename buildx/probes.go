@@ -56,6 +56,10 @@ func (r ProbeResult) Summary() string {
 		}
 		return s
 	}
+	if strings.HasPrefix(r.Error, SocketDenied) {
+		// The kind's own line says why and what fixes it, once.
+		return fmt.Sprintf("down after %s: %s", roundLatency(r.Latency), strings.TrimSuffix(SocketDenied, ": "))
+	}
 	return fmt.Sprintf("down after %s: %s", roundLatency(r.Latency), r.Error)
 }
 

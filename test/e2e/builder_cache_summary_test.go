@@ -15,7 +15,7 @@ import (
 // is appended to the configuration.
 func embeddedRig(t *testing.T, kit *harness.Env, extra string) *rig {
 	t.Helper()
-	r := newRig(t)
+	r := newRootRig(t) // root: the embedded kind needs euid 0 until rootless buildkitd lands
 	r.state = filepath.Join(shortDir(t), "state")
 	t.Cleanup(func() { stopEmbedded(t, r.state) })
 	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")

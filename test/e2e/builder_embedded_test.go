@@ -22,7 +22,7 @@ var startedPid = regexp.MustCompile(`started the host's buildkitd \(pid (\d+)\)`
 // restarts it when it died.
 func TestEmbeddedBuilderSharedAndRestarted(t *testing.T) {
 	kit := harness.Start(t, harness.Options{})
-	r := newRig(t)
+	r := newRootRig(t)                            // root: the embedded kind needs euid 0 until rootless buildkitd lands
 	r.state = filepath.Join(shortDir(t), "state") // the daemon's socket lives under it
 	t.Cleanup(func() { stopEmbedded(t, r.state) })
 	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")

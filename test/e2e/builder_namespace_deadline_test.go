@@ -26,8 +26,8 @@ func TestNamespaceChosenWithinTheProbeDeadline(t *testing.T) {
 	p := startPool(t, 2)
 	nsNode, poolNode := p.eps[0], p.eps[1]
 	nsc := buildFakeNsc(t)
-	backendPath := filepath.Join(t.TempDir(), "backend.json")
-	calls := filepath.Join(t.TempDir(), "nsc-calls.log")
+	backendPath := filepath.Join(userTempDir(t), "backend.json")
+	calls := filepath.Join(userTempDir(t), "nsc-calls.log")
 	backend := newNscBackend(p, nsNode, calls)
 	configure := func(r *rig, probeTimeout string) {
 		cfg := p.config(r.state, p.fleet.Client, []string{poolNode}, `builders = ["namespace", "remote"]

@@ -18,7 +18,7 @@ import (
 func buildFakeNsc(t *testing.T) string {
 	t.Helper()
 	root := harness.MustRepoRoot(t)
-	bin := filepath.Join(t.TempDir(), "nsc")
+	bin := filepath.Join(userTempDir(t), "nsc")
 	cmd := exec.Command("go", "build", "-o", bin, "./test/fakensc")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -173,13 +173,13 @@ func TestNamespaceRegistryThroughTheHelper(t *testing.T) {
 	const password = "nscr-e2e-password"
 	p := startPool(t, 1, harness.Options{RegistryUser: "token", RegistryPassword: password})
 	nsc := buildFakeNsc(t)
-	helperDir := t.TempDir()
+	helperDir := userTempDir(t)
 	if err := os.Symlink(nsc, filepath.Join(helperDir, "docker-credential-nsc")); err != nil {
 		t.Fatal(err)
 	}
 	r := newRig(t)
-	calls := filepath.Join(t.TempDir(), "nsc-calls.log")
-	backend := filepath.Join(t.TempDir(), "backend.json")
+	calls := filepath.Join(r.tempDir(), "nsc-calls.log")
+	backend := filepath.Join(r.tempDir(), "backend.json")
 	writeBackend(t, backend, nscBackend{TenantID: "tnt_e2e", Log: calls, RegistryPassword: password, Builders: []nscBuilderDef{{
 		Platform: "linux/amd64", Endpoint: p.eps[0],
 		ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key,

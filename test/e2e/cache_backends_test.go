@@ -105,6 +105,7 @@ func TestCacheLocalBackend(t *testing.T) {
 		}
 	}
 	r := cacheRig(t, fmt.Sprintf("[cache]\nbackend = \"local\"\n[cache.local]\ndir = %q\nmax_size = \"2MB\"\n", dir))
+	r.own(filepath.Dir(dir)) // the agent user's cache dir, as an operator makes it
 	b := freshBuildkitd(t, kit, "buildkitd-local-b")
 	key, logs := rebuildOnFreshBuilder(t, r, kit, kit.Buildkitd.Addr, b.Addr, branchEnv("main"))
 

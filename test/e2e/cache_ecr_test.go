@@ -20,7 +20,7 @@ func TestCacheECRRepository(t *testing.T) {
 	repo := ecrHost + "/build-cache"
 	r := cacheRig(t, fmt.Sprintf("[cache]\nrepository = %q\nmax_age_days = 9\n", repo))
 	env := branchEnv("main")
-	for k, v := range awsEnv(ecr, t.TempDir()) {
+	for k, v := range awsEnv(ecr, r.tempDir()) {
 		env[k] = v
 	}
 	command := buildCommand("FROM "+kit.BaseImage+"\nRUN echo ran-ecr\n", kit.Buildkitd.Addr,

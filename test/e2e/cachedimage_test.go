@@ -492,7 +492,7 @@ func TestCachedImageInAJobOnECR(t *testing.T) {
 		p + "CACHE_ON_0": "package.json", p + "BUILD_ARGS_0": "STAGE=ci", p + "ECR_TAGS_TEAM": "ci",
 		p + "MAX_AGE_DAYS": "7", p + "REGION": "us-east-1",
 	}
-	env := awsEnv(fake, t.TempDir())
+	env := awsEnv(fake, r.tempDir())
 	env["AWS_ENDPOINT_URL_ECR"] = proxy
 	for k, v := range pluginEnv {
 		env[k] = v

@@ -61,7 +61,7 @@ func TestContextUploadIsIncrementalAcrossJobs(t *testing.T) {
 
 	// Each agent's checkout of the pipeline: the same files, written
 	// separately (as two clones would be), so their mtimes differ.
-	root := t.TempDir()
+	root := r.tempDir()
 	agentA, agentB := shortDir(t), shortDir(t)
 	ctxA, ctxB := filepath.Join(root, "a", "app"), filepath.Join(root, "b", "app")
 	bigContext(t, ctxA, 25)
@@ -100,7 +100,7 @@ func TestContextUploadIsIncrementalAcrossJobs(t *testing.T) {
 
 	// Two builds at once in one job: one key, two uploads; both succeed and
 	// both images hold this job's file.
-	out := t.TempDir()
+	out := r.tempDir()
 	both := fmt.Sprintf(`cd %s && echo job-4 > changed.txt
 docker buildx build --progress plain --output type=local,dest=%s/one . & one=$!
 docker buildx build --progress plain --output type=local,dest=%s/two . & two=$!
@@ -151,7 +151,7 @@ func TestContextUploadNeverCrossesPipelines(t *testing.T) {
 	writeFile(t, r.config, p.config(r.state, p.fleet.Client, p.eps, ""))
 	agent := shortDir(t)
 	stamp := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
-	root := t.TempDir()
+	root := r.tempDir()
 	for _, round := range []int{1, 2} {
 		for _, pipe := range []string{"pipeline-one", "pipeline-two"} {
 			ctx := filepath.Join(root, pipe, "app")

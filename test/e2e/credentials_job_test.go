@@ -44,7 +44,7 @@ docker buildx create --name kit --driver remote %s >/dev/null
 docker buildx build --builder kit --progress plain --push -t %s .
 printf %%s %s | docker-credential-dockhand get
 echo`, kit.BaseImage, kit.Buildkitd.Addr, ref, kit.Registry.Host)
-	env := awsEnv(fake, t.TempDir())
+	env := awsEnv(fake, r.tempDir())
 	id, agent := r.start(command, env)
 	f, log := r.finish(id, agent)
 	if f.ExitStatus != "0" {
@@ -184,7 +184,7 @@ func TestCredentialsStaticFileInAJob(t *testing.T) {
 	harness.NoSecretInCmdlines(t, password)
 	kit := harness.Start(t, harness.Options{RegistryUser: "robot", RegistryPassword: password})
 	r := newRig(t)
-	file := filepath.Join(t.TempDir(), "registry.json")
+	file := filepath.Join(r.tempDir(), "registry.json") // the agent user's (the test's 0600 file is given to it)
 	if err := os.WriteFile(file, []byte(`{"username":"robot","password":"`+password+`"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestCredentialsECRRefreshedBeforeTheJobsFirstGet(t *testing.T) {
 	}
 	t.Cleanup(fake.Close)
 	r := newRig(t)
-	home := t.TempDir()
+	home := r.tempDir()
 	r.agentEnv = []string{"HOME=" + home}
 	for k, v := range awsEnv(fake, home) {
 		r.agentEnv = append(r.agentEnv, k+"="+v)
@@ -104,7 +104,7 @@ echo "job-ecr-calls=$(cat "$DOCKHAND_JOB_DIR/%s" 2>/dev/null | wc -l)"`, getStep
 	// upstream ECR helper, the same AWS identity) gets the same answer as
 	// the job whose token the bootstrap refreshed.
 	plainEnv := awsEnv(fake, home)
-	plainEnv["AWS_ECR_CACHE_DIR"] = t.TempDir()
+	plainEnv["AWS_ECR_CACHE_DIR"] = r.tempDir()
 	id, agent = r.startPlain("set -eo pipefail\n"+getStep("docker-credential-ecr-login"), plainEnv)
 	f, plainLog := r.finish(id, agent)
 	plainGet := lineWith(plainLog, "secret-digest=")

@@ -17,9 +17,14 @@ import (
 
 // rig runs real jobs: the real buildkite-agent, against the fake Agent API,
 // with `dockhand bootstrap` as its bootstrap-script and `dockhand shell` as
-// its shell, dockhand's hooks dir in additional-hooks-paths.
+// its shell, dockhand's hooks dir in additional-hooks-paths. The agent runs
+// as the Elastic CI Stack runs it, as the unprivileged buildkite-agent user
+// in the docker group, unless the rig is newRootRig's.
 type rig struct {
 	t        *testing.T
+	user     *harness.User // the agent's user; nil: root
+	dir      string        // the rig's own files (config, hooks, state), the user's
+	owned    []string      // more that the test makes for the user (tempDir, own)
 	srv      *agentapi.Server
 	dockhand string
 	state    string // dockhand's state dir, shared by every job of the rig
@@ -30,7 +35,21 @@ type rig struct {
 	agentEnv []string // the agent's own environment (the host's), over the harness's
 }
 
+// newRig is a rig whose agent runs as the stack's agent user (uid 2000),
+// which owns dockhand's state dir as install-dockhand.sh makes it.
 func newRig(t *testing.T) *rig {
+	t.Helper()
+	return newRigAs(t, harness.MustStackUser(t))
+}
+
+// newRootRig is a rig whose agent runs as root: only for a test about root,
+// or one that needs what only root has (its caller says which).
+func newRootRig(t *testing.T) *rig {
+	t.Helper()
+	return newRigAs(t, nil)
+}
+
+func newRigAs(t *testing.T, u *harness.User) *rig {
 	t.Helper()
 	srv, err := agentapi.Start()
 	if err != nil {
@@ -42,9 +61,10 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	r := &rig{
-		t: t, srv: srv, dockhand: harness.DockhandBin(t),
+	r := &rig{t: t, user: u}
+	dir := r.tempDir()
+	*r = rig{
+		t: t, user: u, dir: dir, srv: srv, dockhand: harness.DockhandBin(t),
 		state:    filepath.Join(dir, "state"),
 		config:   filepath.Join(dir, "dockhand.toml"),
 		userDir:  filepath.Join(dir, "user-docker"),
@@ -60,7 +80,72 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	os.MkdirAll(r.hooks, 0o755)
+	os.Mkdir(r.state, 0o700) // as install-dockhand.sh makes it
+	if u != nil {
+		if err := u.Chown(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return r
+}
+
+// tempDir is a temp dir for what the agent's user reads or writes
+// (contexts, hooks, caches, files it is pointed at): the user's, reachable,
+// and what the test writes in it is given to the user as each agent starts.
+func (r *rig) tempDir() string {
+	r.t.Helper()
+	if r.user == nil {
+		return r.t.TempDir()
+	}
+	dir := r.user.TempDir(r.t)
+	r.owned = append(r.owned, dir)
+	return dir
+}
+
+// userTempDir is a temp dir of the stack's agent user, for what a test
+// makes before its rig (fake tools, their backends): reachable by the agent
+// whichever user it runs as.
+func userTempDir(t *testing.T) string {
+	t.Helper()
+	return harness.MustStackUser(t).TempDir(t)
+}
+
+// own makes paths the user's when each agent starts, as if the agent user
+// had made them (the test, as root, writes them).
+func (r *rig) own(paths ...string) {
+	r.owned = append(r.owned, paths...)
+}
+
+// startAgent starts an agent with args as the rig's user, first giving
+// that user what the test wrote for it: the rig's dir (the state dir
+// among it), the agent's dir and what tempDir and own name. Other dirs
+// the agent reads (extra hooks) are made reachable. A test that moves
+// r.state out of the rig's dir makes it itself.
+func (r *rig) startAgent(agentDir string, args []string, env ...string) *harness.Agent {
+	r.t.Helper()
+	if r.user != nil {
+		// The rig's dir but the state dir, which is the jobs' (made the
+		// user's once, by newRigAs) and changes under a running job.
+		owned := append([]string{agentDir}, r.owned...)
+		entries, err := os.ReadDir(r.dir)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		for _, e := range entries {
+			if p := filepath.Join(r.dir, e.Name()); p != r.state {
+				owned = append(owned, p)
+			}
+		}
+		for _, p := range append(owned, r.addHooks...) {
+			if err := harness.Passable(p); err != nil {
+				r.t.Fatal(err)
+			}
+		}
+		if err := r.user.Chown(owned...); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return harness.StartAgentAs(r.t, r.user, args, env...)
 }
 
 // hook writes an executable hook script.
@@ -99,7 +184,7 @@ func (r *rig) startOn(dir, name, command string, env map[string]string) (string,
 		"--additional-hooks-paths", strings.Join(r.addHooks, ","),
 		"--signal-grace-period-seconds", "5", "--cancel-grace-period", "6",
 	)...)
-	return id, harness.StartAgent(r.t, args, append([]string{"DOCKER_CONFIG=" + r.userDir}, r.agentEnv...)...)
+	return id, r.startAgent(dir, args, append([]string{"DOCKER_CONFIG=" + r.userDir}, r.agentEnv...)...)
 }
 
 // queue adds a job running command with env (over the minimal job env).
@@ -118,8 +203,9 @@ func (r *rig) queue(command string, env map[string]string) string {
 func (r *rig) startPlain(command string, env map[string]string) (string, *harness.Agent) {
 	r.t.Helper()
 	id := r.queue(command, env)
-	args := r.srv.AgentArgs(shortDir(r.t), id, "--hooks-path", r.hooks)
-	return id, harness.StartAgent(r.t, args, "DOCKER_CONFIG="+r.userDir)
+	dir := shortDir(r.t)
+	args := r.srv.AgentArgs(dir, id, "--hooks-path", r.hooks)
+	return id, r.startAgent(dir, args, "DOCKER_CONFIG="+r.userDir)
 }
 
 // finish waits for the job's finish call and the agent's exit.
@@ -272,7 +358,7 @@ printf '%s\n' "$STACK_REGISTRY_PASSWORD" | docker login --username ci --password
 	hook(t, r.hooks, "pre-exit", `rm -rf "$BUILDKITE_DOCKER_CONFIG_TEMP_DIRECTORY"
 echo "stack pre-exit removed $BUILDKITE_DOCKER_CONFIG_TEMP_DIRECTORY"
 `)
-	plugin := t.TempDir() // runs after the stack's global hooks, like a plugin's pre-exit
+	plugin := r.tempDir() // runs after the stack's global hooks, like a plugin's pre-exit
 	hook(t, plugin, "pre-exit", `set -e
 test -f "$DOCKER_CONFIG/config.json"
 docker buildx ls >/dev/null
@@ -325,7 +411,7 @@ docker buildx build --builder kit --push -t %s .`, kit.BaseImage, kit.Buildkitd.
 func TestEightJobsAtOnce(t *testing.T) {
 	kit := harness.Start(t, harness.Options{RegistryUser: "ci", RegistryPassword: "only-job-zero"})
 	r := newRig(t)
-	fifo := filepath.Join(t.TempDir(), "release")
+	fifo := filepath.Join(r.tempDir(), "release") // the jobs read it
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -244,7 +244,7 @@ func TestPackerBuilderServesMTLS(t *testing.T) {
 	}
 
 	// A dockhand job builds through it, with the agents' certificate.
-	r := newRig(t)
+	r := newRootRig(t) // root: a test of what the builder AMI installs; its certificate files are the installer's
 	ref := kit.Registry.Host + "/packer/app:1"
 	command := fmt.Sprintf(`printf 'FROM %s\nRUN echo built-on-the-packer-builder > /f\n' > Dockerfile
 docker buildx create --name fleet --driver remote --driver-opt cacert=%s,cert=%s,key=%s,servername=127.0.0.1 tcp://%s >/dev/null

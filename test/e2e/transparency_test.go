@@ -75,6 +75,7 @@ type corpusKind struct {
 	name   string
 	config string // after state_dir
 	engine bool   // the engine's own builder
+	rig    *rig   // whose agent runs the kind's jobs (as uid 2000, or root)
 }
 
 // writeCorpusContexts writes the build contexts the rows use.
@@ -127,21 +128,25 @@ func TestTransparencyCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The agent runs as the stack's user (uid 2000) for every kind but
+	// embedded, whose buildkitd needs root until it runs rootless.
 	r := newRig(t)
-	r.state = filepath.Join(shortDir(t), "state") // the embedded daemon's socket lives under it
-	t.Cleanup(func() { stopEmbedded(t, r.state) })
-	composeLink := filepath.Join(r.userDir, "cli-plugins", "docker-compose")
-	if err := os.Symlink(kit.Bin("docker-compose"), composeLink); err != nil {
-		t.Fatal(err)
+	root := newRootRig(t)                            // root: the embedded kind needs euid 0 until rootless buildkitd lands
+	root.state = filepath.Join(shortDir(t), "state") // the embedded daemon's socket lives under it
+	t.Cleanup(func() { stopEmbedded(t, root.state) })
+	for _, r := range []*rig{r, root} {
+		if err := os.Symlink(kit.Bin("docker-compose"), filepath.Join(r.userDir, "cli-plugins", "docker-compose")); err != nil {
+			t.Fatal(err)
+		}
 	}
-	ctxDir := t.TempDir()
+	ctxDir := r.tempDir()
 	writeCorpusContexts(t, ctxDir, kit.BaseImage)
-	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")
+	bkConfig := filepath.Join(r.tempDir(), "buildkitd.toml")
 	writeFile(t, bkConfig, fmt.Sprintf("[worker.oci]\n  gc = false\n[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n[registry.%q]\n  http = true\n", kit.Registry.Host, authReg.Host))
 	kinds := []corpusKind{
-		{name: "local (built-in defaults)", engine: true},
-		{name: "remote", config: fmt.Sprintf("builders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", kit.Buildkitd.Addr)},
-		{name: "embedded", config: fmt.Sprintf("builders = [\"embedded\"]\n[embedded]\nconfig = %q\n", bkConfig)},
+		{name: "local (built-in defaults)", engine: true, rig: r},
+		{name: "remote", config: fmt.Sprintf("builders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", kit.Buildkitd.Addr), rig: r},
+		{name: "embedded", config: fmt.Sprintf("builders = [\"embedded\"]\n[embedded]\nconfig = %q\n", bkConfig), rig: root},
 	}
 	env := map[string]string{
 		"DOCKER_HOST": engine.Host, "CTX": ctxDir, "REG": kit.Registry.Host, "BASE": kit.BaseImage,
@@ -149,6 +154,7 @@ func TestTransparencyCorpus(t *testing.T) {
 	}
 	n := 0
 	for _, kind := range kinds {
+		r := kind.rig
 		writeFile(t, r.config, fmt.Sprintf("state_dir = %q\n%s", r.state, kind.config))
 		for _, row := range corpus {
 			if row.engineOnly && !kind.engine {
@@ -315,13 +321,13 @@ func TestNamespaceDocsPipelines(t *testing.T) {
 	p := startPool(t, 2)
 	nsc := buildFakeNsc(t)
 	r := newRig(t)
-	backend := filepath.Join(t.TempDir(), "backend.json")
-	writeBackend(t, backend, nscBackend{TenantID: "tnt_e2e", Log: filepath.Join(t.TempDir(), "calls.log"), Builders: []nscBuilderDef{
+	backend := filepath.Join(r.tempDir(), "backend.json")
+	writeBackend(t, backend, nscBackend{TenantID: "tnt_e2e", Log: filepath.Join(r.tempDir(), "calls.log"), Builders: []nscBuilderDef{
 		{Platform: "linux/amd64", Endpoint: p.eps[0], ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key},
 		{Platform: "linux/arm64", Endpoint: p.eps[1], ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key},
 	}})
 	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"namespace\"]\n[namespace]\nnsc = %q\ntenant_id = \"tnt_e2e\"\n", r.state, nsc))
-	ctxDir := t.TempDir()
+	ctxDir := r.tempDir()
 	writeFile(t, filepath.Join(ctxDir, "multi", "Dockerfile"), "FROM scratch\nCOPY hi /hi\n")
 	writeFile(t, filepath.Join(ctxDir, "multi", "hi"), "hi\n")
 	env := func(tag string) map[string]string {
@@ -382,7 +388,7 @@ endpoints = [%q]
 			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	ctxDir := t.TempDir()
+	ctxDir := r.tempDir()
 	writeCorpusContexts(t, ctxDir, kit.BaseImage)
 	writeFile(t, filepath.Join(ctxDir, "multi", "Dockerfile"), "FROM scratch\nCOPY hi /hi\n")
 	writeFile(t, filepath.Join(ctxDir, "multi", "hi"), "hi\n")

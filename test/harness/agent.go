@@ -42,11 +42,20 @@ type Agent struct {
 	err       error // from Wait, valid once done is closed
 }
 
-// StartAgent starts the real `buildkite-agent ARGS...` with its own HOME and
-// TMPDIR (both returned in the Agent), no inherited BUILDKITE_* variables,
-// the tools dir first on PATH and extraEnv. The agent and everything it
-// started are killed when the test ends.
+// StartAgent starts the real `buildkite-agent ARGS...` as root with its own
+// HOME and TMPDIR (both returned in the Agent), no inherited BUILDKITE_*
+// variables, the tools dir first on PATH and extraEnv. The agent and
+// everything it started are killed when the test ends.
 func StartAgent(t testing.TB, args []string, extraEnv ...string) *Agent {
+	t.Helper()
+	return StartAgentAs(t, nil, args, extraEnv...)
+}
+
+// StartAgentAs is StartAgent as the user u (root when u is nil), as the
+// Elastic CI Stack runs it: HOME and TMPDIR are u's, and u's login
+// variables are set. What the arguments name (build path, hooks, config)
+// must be reachable for u: the caller's to arrange.
+func StartAgentAs(t testing.TB, u *User, args []string, extraEnv ...string) *Agent {
 	t.Helper()
 	binDir, err := FindToolBin(os.Environ())
 	if err != nil {
@@ -57,7 +66,12 @@ func StartAgent(t testing.TB, args []string, extraEnv ...string) *Agent {
 		t.Fatalf("the real buildkite-agent is missing at %s: run make tools", bin)
 	}
 	home, tmp := t.TempDir(), t.TempDir()
-	env := append(baseEnv(), "HOME="+home, "TMPDIR="+tmp, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	env := baseEnv()
+	if u != nil {
+		home, tmp = u.TempDir(t), u.TempDir(t)
+		env = append(env, u.Env()...)
+	}
+	env = append(env, "HOME="+home, "TMPDIR="+tmp, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	env = append(env, extraEnv...)
 
 	p := &Agent{Home: home, Tmp: tmp, out: &lockedBuffer{}, done: make(chan struct{})}
@@ -66,6 +80,9 @@ func StartAgent(t testing.TB, args []string, extraEnv ...string) *Agent {
 	p.cmd.Dir = home
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if u != nil {
+		p.cmd.SysProcAttr.Credential = u.Credential()
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting the agent: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,11 +53,20 @@ func (k *Kit) StartBuildkitdWith(o BuildkitdOptions) (*Buildkitd, error) {
 		return nil, err
 	}
 	sock := filepath.Join(dir, "buildkitd.sock")
+	// The socket is the docker group's, as the engine's is: the stack's
+	// agent user, in that group, reaches it.
+	u, err := StackUser()
+	if err != nil {
+		return nil, err
+	}
+	if err := Passable(sock); err != nil {
+		return nil, err
+	}
 	args := []string{k.Bin("buildkitd"),
 		"--config", configPath,
 		"--root", filepath.Join(dir, "root"),
 		"--addr", "unix://" + sock,
-		"--group", "0",
+		"--group", strconv.Itoa(u.Docker),
 	}
 	b := &Buildkitd{Addr: "unix://" + sock, Root: filepath.Join(dir, "root")}
 	if o.TCP {
@@ -136,12 +146,27 @@ func (k *Kit) NewFleetTLS(name string) (*FleetTLS, error) {
 		return nil, err
 	}
 	ca := filepath.Join(dir, certs.CAFile)
-	return &FleetTLS{
+	f := &FleetTLS{
 		Dir:    dir,
 		Server: TLSFiles{CA: ca, Cert: filepath.Join(dir, certs.ServerFile), Key: filepath.Join(dir, certs.ServerKeyFile)},
 		Client: TLSFiles{CA: ca, Cert: filepath.Join(dir, "client.pem"), Key: filepath.Join(dir, "client-key.pem")},
 		Rogue:  TLSFiles{CA: ca, Cert: filepath.Join(rogueDir, "client.pem"), Key: filepath.Join(rogueDir, "client-key.pem")},
-	}, nil
+	}
+	// The agents' certificates are the agent user's, as the agent AMI
+	// installs them; the server's key stays root's.
+	u, err := StackUser()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []string{f.Client.Cert, f.Client.Key, f.Rogue.Cert, f.Rogue.Key} {
+		if err := Passable(p); err != nil {
+			return nil, err
+		}
+		if err := u.Chown(p); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 // Hanging is a TCP endpoint that accepts connections and never answers, as

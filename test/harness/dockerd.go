@@ -52,6 +52,14 @@ func (k *Kit) StartDockerd(o DockerdOptions) (*Dockerd, error) {
 	k.mu.Lock()
 	k.cleanups = append(k.cleanups, func() { _ = unmountUnder(run); os.RemoveAll(run) })
 	k.mu.Unlock()
+	// As on the stack, the socket is the docker group's (dockerd -G docker),
+	// and the agent user, in that group, reaches it.
+	if _, err := StackUser(); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(run, 0o711); err != nil {
+		return nil, err
+	}
 	// A bridge of its own: the engine's BuildKit runs RUN steps on the
 	// bridge network, and the default docker0 would be shared by every
 	// engine the tests start at once.
@@ -69,7 +77,7 @@ func (k *Kit) StartDockerd(o DockerdOptions) (*Dockerd, error) {
 	d := &Dockerd{Host: "unix://" + sock, Socket: sock, DataDir: filepath.Join(dir, "data")}
 	p, err := k.start(o.Name, nil, k.Bin("dockerd"),
 		"--config-file", cfgPath,
-		"--host", d.Host,
+		"--host", d.Host, "--group", StackGroupName,
 		"--data-root", d.DataDir,
 		"--exec-root", filepath.Join(run, "exec"),
 		"--pidfile", filepath.Join(run, "docker.pid"),

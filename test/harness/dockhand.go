@@ -33,6 +33,11 @@ func Dockhand() (string, error) {
 			return
 		}
 		builtBin = filepath.Join(dir, "dockhand")
+		// The stack's agent user runs it too.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			buildErr = err
+			return
+		}
 		// Both binaries, side by side as they are installed.
 		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/dockhand", "./cmd/dockhand-cloud")
 		cmd.Dir = root

@@ -123,3 +123,43 @@ func TestStackUserIsUnprivileged(t *testing.T) {
 		t.Errorf("the user cannot write its own temp dir: %v", err)
 	}
 }
+
+// The engine's and the kit's buildkitd sockets are the docker group's, as on
+// the stack (dockerd -G docker): the stack user reaches both, the same
+// user outside the docker group reaches neither.
+func TestStackUserReachesTheKitsSockets(t *testing.T) {
+	e := harness.Start(t, harness.Options{NoBaseImage: true})
+	engine, err := e.StartDockerd(harness.DockerdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := harness.MustStackUser(t)
+	run := func(groups []uint32, name string, args ...string) error {
+		cmd := exec.Command(e.Bin(name), args...)
+		cmd.Env = append([]string{"PATH=" + e.Path(), "DOCKER_HOST=" + engine.Host}, u.Env()...)
+		cmd.Dir = u.Home
+		cred := u.Credential()
+		cred.Groups = groups
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	docker := []string{"version", "--format", "{{.Server.Version}}"}
+	buildctl := []string{"--addr", e.Buildkitd.Addr, "debug", "workers"}
+	withDocker, without := u.Credential().Groups, []uint32{uint32(u.GID)}
+	if err := run(withDocker, "docker", docker...); err != nil {
+		t.Errorf("in the docker group: %v", err)
+	}
+	if err := run(withDocker, "buildctl", buildctl...); err != nil {
+		t.Errorf("in the docker group: %v", err)
+	}
+	if err := run(without, "docker", docker...); err == nil {
+		t.Error("outside the docker group, the engine answered")
+	}
+	if err := run(without, "buildctl", buildctl...); err == nil {
+		t.Error("outside the docker group, the kit's buildkitd answered")
+	}
+}
