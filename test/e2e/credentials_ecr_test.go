@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"sync"
 	"testing"
 	"time"
@@ -24,8 +25,10 @@ import (
 const ecrHost = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 
 // ecrHelperRig is a helper environment outside a job: a config file with a
-// state dir, and AWS settings pointing at the fake.
+// state dir, and AWS settings pointing at the fake; the helper runs as the
+// stack's agent user, who owns the state dir.
 type ecrHelperRig struct {
+	user   *harness.User
 	helper string
 	state  string
 	env    map[string]string
@@ -34,17 +37,23 @@ type ecrHelperRig struct {
 
 func newECRHelperRig(t *testing.T, password string) *ecrHelperRig {
 	t.Helper()
-	dir := t.TempDir()
-	r := &ecrHelperRig{helper: helperLink(t), state: filepath.Join(dir, "state"), ecr: startECR(t, password, nil)}
+	u := harness.MustStackUser(t)
+	dir := u.TempDir(t)
+	r := &ecrHelperRig{user: u, helper: helperLink(t), state: filepath.Join(dir, "state"), ecr: startECR(t, password, nil)}
 	config := filepath.Join(dir, "dockhand.toml")
 	writeFile(t, config, fmt.Sprintf("state_dir = %q\n", r.state))
 	r.env = awsEnv(r.ecr, dir)
 	r.env["HOME"] = dir
 	r.env["DOCKHAND_CONFIG"] = config
+	if err := u.Chown(dir); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
-func (r *ecrHelperRig) get(host string) helperRun { return runHelper(r.helper, r.env, "get", host) }
+func (r *ecrHelperRig) get(host string) helperRun {
+	return runHelper(r.user, r.helper, r.env, "get", host)
+}
 
 // creds decodes a get's answer, failing the test on anything else.
 func creds(t *testing.T, run helperRun) credentials.Credentials {
@@ -236,6 +245,8 @@ func TestCredentialsDoctorSaysWhereECRCredentialsComeFrom(t *testing.T) {
 		for k, v := range r.env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
+		// As operations.md runs it: sudo -u buildkite-agent dockhand doctor.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.user.Credential()}
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("doctor: %v\n%s", err, out)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/dockhand-ci/dockhand/test/ecrapi"
@@ -52,7 +53,7 @@ func awsEnv(s *ecrapi.Server, home string) map[string]string {
 // dockhand under test, as a job's bin/ has it.
 func helperLink(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := userTempDir(t)
 	if err := os.Symlink(harness.DockhandBin(t), filepath.Join(dir, "docker-credential-dockhand")); err != nil {
 		t.Fatal(err)
 	}
@@ -65,10 +66,11 @@ type helperRun struct {
 	err            error
 }
 
-// runHelper runs `docker-credential-dockhand ACTION` with input on stdin and
-// exactly env (plus PATH).
-func runHelper(helper string, env map[string]string, action, input string) helperRun {
+// runHelper runs `docker-credential-dockhand ACTION` as u with input on
+// stdin and exactly env (plus PATH).
+func runHelper(u *harness.User, helper string, env map[string]string, action, input string) helperRun {
 	cmd := exec.Command(helper, action)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.Credential()}
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
