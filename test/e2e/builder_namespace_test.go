@@ -72,8 +72,8 @@ func TestNamespaceBuilderAndFallback(t *testing.T) {
 	nsNode, poolNode := p.eps[0], p.eps[1]
 	nsc := buildFakeNsc(t)
 	r := newRig(t)
-	backendPath := filepath.Join(t.TempDir(), "backend.json")
-	calls := filepath.Join(t.TempDir(), "nsc-calls.log")
+	backendPath := filepath.Join(r.tempDir(), "backend.json")
+	calls := filepath.Join(r.tempDir(), "nsc-calls.log")
 	backend := newNscBackend(p, nsNode, calls)
 	writeBackend(t, backendPath, backend)
 	// Namespace's setup shares probe_timeout's deadline: 3s leaves room for
