@@ -21,7 +21,7 @@ func TestJobAfterJobAsTheAgentUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRig(t)
+	r := newRigAs(t, harness.MustStackUser(t)) // about the agent user, whatever DOCKHAND_E2E_AGENT_USER says
 	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"local\", \"remote\"]\n[remote]\nendpoints = [%q]\n", r.state, kit.Buildkitd.Addr))
 	command := fmt.Sprintf(`set -e
 echo "job-uid=$(id -u)"
@@ -58,7 +58,7 @@ func TestEngineSocketDeniedToTheAgentUser(t *testing.T) {
 	if err := os.Chown(engine.Socket, 0, 0); err != nil { // the group root, which the user is not in
 		t.Fatal(err)
 	}
-	r := newRig(t)
+	r := newRigAs(t, harness.MustStackUser(t)) // about the agent user, whatever DOCKHAND_E2E_AGENT_USER says
 	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"local\", \"remote\"]\n[remote]\nendpoints = [%q]\n", r.state, kit.Buildkitd.Addr))
 	command := fmt.Sprintf(`set -e
 printf 'FROM %s\nRUN echo on-the-next-kind > /f\n' > Dockerfile
@@ -85,7 +85,7 @@ echo built-on-the-next-kind`, kit.BaseImage)
 // dir of the agent user's in which root left STATE/jobs.
 func TestStateDirOfAnotherUser(t *testing.T) {
 	kit := harness.Start(t, harness.Options{})
-	r := newRig(t)
+	r := newRigAs(t, harness.MustStackUser(t)) // about the agent user, whatever DOCKHAND_E2E_AGENT_USER says
 	rootsState := filepath.Join(userTempDir(t), "state")
 	if err := os.Mkdir(rootsState, 0o700); err != nil { // root's: the test runs as root
 		t.Fatal(err)

@@ -36,11 +36,18 @@ type rig struct {
 }
 
 // newRig is a rig whose agent runs as the stack's agent user (uid 2000),
-// which owns dockhand's state dir as install-dockhand.sh makes it.
+// which owns dockhand's state dir as install-dockhand.sh makes it; with
+// DOCKHAND_E2E_AGENT_USER=root, as root (to compare the two).
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	if os.Getenv(agentUserVar) == "root" {
+		return newRootRig(t)
+	}
 	return newRigAs(t, harness.MustStackUser(t))
 }
+
+// agentUserVar set to root runs newRig's agents as root.
+const agentUserVar = "DOCKHAND_E2E_AGENT_USER"
 
 // newRootRig is a rig whose agent runs as root: only for a test about root,
 // or one that needs what only root has (its caller says which).
