@@ -4,6 +4,7 @@
 package fakedns
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -28,11 +29,7 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{a: map[string][]string{}, srv: map[string][]dns.SRV{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	pc, ln, err := listenUDPAndTCP()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +42,24 @@ func Start(t testing.TB) *Server {
 	go tcp.ActivateAndServe()
 	t.Cleanup(s.Close)
 	return s
+}
+
+// listenUDPAndTCP listens on one loopback port for both protocols: the
+// port the kernel gave UDP may be another process's on TCP, so a few tries.
+func listenUDPAndTCP() (net.PacketConn, net.Listener, error) {
+	var err error
+	for range 20 {
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return nil, nil, err
+		}
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+	}
+	return nil, nil, fmt.Errorf("no loopback port free for both UDP and TCP: %w", err)
 }
 
 // Close stops the server.
