@@ -181,4 +181,6 @@ func embeddedBench(dockhand, toolBin, dir string, starts, runs int) (failed bool
 }
 
 // cloudPath is dockhand-cloud beside dockhand.
-func cloudPath(dockhand string) string { return filepath.Join(filepath.Dir(dockhand), "dockhand-cloud") }
+func cloudPath(dockhand string) string {
+	return filepath.Join(filepath.Dir(dockhand), "dockhand-cloud")
+}
