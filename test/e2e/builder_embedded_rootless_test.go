@@ -42,6 +42,19 @@ func TestEmbeddedBuilderRootlessForTheStackUser(t *testing.T) {
 	writeFile(t, bkConfig, fmt.Sprintf("[worker.oci]\n  gc = false\n[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n", kit.Registry.Host))
 	config := filepath.Join(files, "dockhand.toml")
 	writeFile(t, config, fmt.Sprintf("state_dir = %q\nbuilders = [\"embedded\"]\n[embedded]\nconfig = %q\n", state, bkConfig))
+	// The agent user's docker config, with the real buildx plugin, as a user
+	// install has it.
+	toolBin, err := harness.FindToolBin(os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	userDocker := filepath.Join(files, "docker")
+	if err := os.MkdirAll(filepath.Join(userDocker, "cli-plugins"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(toolBin, "docker-buildx"), filepath.Join(userDocker, "cli-plugins", "docker-buildx")); err != nil {
+		t.Fatal(err)
+	}
 	if err := u.Chown(files); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +66,7 @@ printf 'FROM %s\nRUN echo %s > /tag\n' > Dockerfile
 docker buildx build --progress plain --push -t %s:%s .`, kit.BaseImage, tag, ref, tag)
 	}
 	job := func(tag string) bootstrapRun {
-		return runBootstrapAs(t, u, config, "rootless", command(tag))
+		return runBootstrapAs(t, u, config, "rootless", command(tag), "DOCKER_CONFIG="+userDocker)
 	}
 	check := func(tag string, r bootstrapRun) string {
 		t.Helper()
