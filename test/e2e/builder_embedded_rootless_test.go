@@ -129,8 +129,14 @@ docker buildx build --progress plain --push -t %s:%s .`, kit.BaseImage, tag, ref
 	if strings.Contains(log, "started the host's buildkitd") {
 		t.Errorf("a job with the daemon up started another:\n%s", section(log))
 	}
-	if entries, err := os.ReadDir(filepath.Join(state, "jobs")); err != nil || len(entries) != 0 {
-		t.Errorf("job dirs left in the state dir after every job ended: %v %v", entries, err)
+	entries, err := os.ReadDir(filepath.Join(state, "jobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") { // .lock is the sweep's
+			t.Errorf("job dir %s left in the state dir after every job ended", e.Name())
+		}
 	}
 }
 
