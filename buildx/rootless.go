@@ -35,7 +35,7 @@ type RootlessHost struct {
 	UID         int
 	User        string                            // the user's name ("" when uid has none)
 	Rootlesskit string                            // embedded.rootlesskit ("": look on PATH)
-	LookPath    func(name string) (string, error) // on the job's PATH
+	LookPath    func(name string) (string, error) // on the job's PATH; a path with a slash: whether it is an executable
 	ReadFile    func(path string) ([]byte, error)
 }
 
@@ -68,6 +68,11 @@ func rootlessProblem(h RootlessHost, rootlesskit string) string {
 	prefix := "dockhand runs as " + who + " and starts buildkitd rootless: "
 	if rootlesskit == "" {
 		return prefix + "rootlesskit is not on PATH; install it (docs/install.md) or set embedded.rootlesskit"
+	}
+	if h.Rootlesskit != "" {
+		if _, err := h.LookPath(h.Rootlesskit); err != nil {
+			return prefix + "embedded.rootlesskit = " + strconv.Quote(h.Rootlesskit) + " is not an executable; install rootlesskit there (docs/install.md) or fix the key"
+		}
 	}
 	for _, tool := range []string{"newuidmap", "newgidmap"} {
 		if _, err := h.LookPath(tool); err != nil {
@@ -150,7 +155,15 @@ func HostRootless(uid int, path, rootlesskit string) Rootless {
 	}
 	return CheckRootless(RootlessHost{
 		UID: uid, User: name, Rootlesskit: rootlesskit,
-		LookPath: func(n string) (string, error) { return proc.LookPath(n, path) },
+		LookPath: func(n string) (string, error) {
+			if !strings.Contains(n, "/") {
+				return proc.LookPath(n, path)
+			}
+			if fi, err := os.Stat(n); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+				return "", fmt.Errorf("%s is not an executable", n)
+			}
+			return n, nil
+		},
 		ReadFile: os.ReadFile,
 	})
 }

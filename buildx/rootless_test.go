@@ -25,6 +25,9 @@ func (f fakeHost) host(uid int, name string) RootlessHost {
 	return RootlessHost{
 		UID: uid, User: name,
 		LookPath: func(n string) (string, error) {
+			if slices.Contains(f.path, n) && strings.HasPrefix(n, "/") {
+				return n, nil
+			}
 			if slices.Contains(f.path, n) {
 				return "/usr/bin/" + n, nil
 			}
@@ -120,11 +123,15 @@ func TestCheckRootless(t *testing.T) {
 
 func TestCheckRootlessConfiguredRootlesskit(t *testing.T) {
 	f := stackHost()
-	f.path = []string{"newuidmap", "newgidmap"}
+	f.path = []string{"newuidmap", "newgidmap", "/opt/rootlesskit/bin/rootlesskit"}
 	h := f.host(2000, "buildkite-agent")
 	h.Rootlesskit = "/opt/rootlesskit/bin/rootlesskit"
 	if r := CheckRootless(h); r.Problem != "" || r.Rootlesskit != h.Rootlesskit {
 		t.Fatalf("embedded.rootlesskit set: %+v", r)
+	}
+	h.Rootlesskit = "/opt/nowhere/rootlesskit"
+	if r := CheckRootless(h); !strings.Contains(r.Problem, `embedded.rootlesskit = "/opt/nowhere/rootlesskit" is not an executable`) {
+		t.Fatalf("embedded.rootlesskit missing: %+v", r)
 	}
 }
 

@@ -27,37 +27,8 @@ var startedRootless = regexp.MustCompile(`started the host's buildkitd \(pid (\d
 // euid 0.
 func TestEmbeddedBuilderRootlessForTheStackUser(t *testing.T) {
 	kit := harness.Start(t, harness.Options{})
-	u := harness.MustStackUser(t)
-	files := u.TempDir(t)
-	base := shortDir(t) // the daemon's sockets live under the state dir
-	if err := u.Chown(base); err != nil {
-		t.Fatal(err)
-	}
-	if err := harness.Passable(base); err != nil {
-		t.Fatal(err)
-	}
-	state := filepath.Join(base, "state")
-	t.Cleanup(func() { stopEmbedded(t, state) })
-	bkConfig := filepath.Join(files, "buildkitd.toml")
-	writeFile(t, bkConfig, fmt.Sprintf("[worker.oci]\n  gc = false\n[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n", kit.Registry.Host))
-	config := filepath.Join(files, "dockhand.toml")
-	writeFile(t, config, fmt.Sprintf("state_dir = %q\nbuilders = [\"embedded\"]\n[embedded]\nconfig = %q\n", state, bkConfig))
-	// The agent user's docker config, with the real buildx plugin, as a user
-	// install has it.
-	toolBin, err := harness.FindToolBin(os.Environ())
-	if err != nil {
-		t.Fatal(err)
-	}
-	userDocker := filepath.Join(files, "docker")
-	if err := os.MkdirAll(filepath.Join(userDocker, "cli-plugins"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(toolBin, "docker-buildx"), filepath.Join(userDocker, "cli-plugins", "docker-buildx")); err != nil {
-		t.Fatal(err)
-	}
-	if err := u.Chown(files); err != nil {
-		t.Fatal(err)
-	}
+	h := newStackUserHost(t, kit, `["embedded"]`, "", "")
+	u, state := h.user, h.state
 	sock := buildx.EmbeddedSocket(state)
 	ref := kit.Registry.Host + "/rootless/app"
 	command := func(tag string) string {
@@ -65,9 +36,7 @@ func TestEmbeddedBuilderRootlessForTheStackUser(t *testing.T) {
 printf 'FROM %s\nRUN echo %s > /tag\n' > Dockerfile
 docker buildx build --progress plain --push -t %s:%s .`, kit.BaseImage, tag, ref, tag)
 	}
-	job := func(tag string) bootstrapRun {
-		return runBootstrapAs(t, u, config, "rootless", command(tag), "DOCKER_CONFIG="+userDocker)
-	}
+	job := func(tag string) bootstrapRun { return h.job(command(tag)) }
 	check := func(tag string, r bootstrapRun) string {
 		t.Helper()
 		log := r.stdout + r.stderr
@@ -137,6 +106,98 @@ docker buildx build --progress plain --push -t %s:%s .`, kit.BaseImage, tag, ref
 		if !strings.HasPrefix(e.Name(), ".") { // .lock is the sweep's
 			t.Errorf("job dir %s left in the state dir after every job ended", e.Name())
 		}
+	}
+}
+
+// stackUserHost is a host whose agent is the stack's user: its state dir
+// (under a short dir, for the sockets) and config: builders, then the
+// top-level keys top, and an [embedded] table reaching the kit's registry
+// over plain HTTP, with the keys embedded.
+type stackUserHost struct {
+	t      *testing.T
+	user   *harness.User
+	state  string
+	config string
+	docker string // the user's docker config, with the real buildx plugin
+}
+
+func newStackUserHost(t *testing.T, kit *harness.Env, builders, top, embedded string) *stackUserHost {
+	t.Helper()
+	u := harness.MustStackUser(t)
+	files := u.TempDir(t)
+	base := shortDir(t) // the daemon's sockets live under the state dir
+	if err := u.Chown(base); err != nil {
+		t.Fatal(err)
+	}
+	if err := harness.Passable(base); err != nil {
+		t.Fatal(err)
+	}
+	h := &stackUserHost{t: t, user: u, state: filepath.Join(base, "state"), config: filepath.Join(files, "dockhand.toml"), docker: filepath.Join(files, "docker")}
+	t.Cleanup(func() { stopEmbedded(t, h.state) })
+	bkConfig := filepath.Join(files, "buildkitd.toml")
+	writeFile(t, bkConfig, fmt.Sprintf("[worker.oci]\n  gc = false\n[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n", kit.Registry.Host))
+	writeFile(t, h.config, fmt.Sprintf("state_dir = %q\nbuilders = %s\n%s[embedded]\nconfig = %q\n%s", h.state, builders, top, bkConfig, embedded))
+	toolBin, err := harness.FindToolBin(os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(h.docker, "cli-plugins"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(toolBin, "docker-buildx"), filepath.Join(h.docker, "cli-plugins", "docker-buildx")); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Chown(files); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// job runs a job of command as the user through `dockhand bootstrap`.
+func (h *stackUserHost) job(command string) bootstrapRun {
+	return runBootstrapAs(h.t, h.user, h.config, "rootless", command, "DOCKER_CONFIG="+h.docker)
+}
+
+// TestEmbeddedRootlessMissingPieceTakesTheNextKind: as the stack user, with
+// what the rootless daemon needs missing (here rootlesskit, at the path
+// embedded.rootlesskit names), the job log has one line naming the cause
+// and the fix, the queue's next kind (a remote buildkitd) builds, and no
+// daemon is started or waited for. Before, the job tried to start a rootful
+// daemon and logged that buildkitd runs as root.
+func TestEmbeddedRootlessMissingPieceTakesTheNextKind(t *testing.T) {
+	kit := harness.Start(t, harness.Options{})
+	remote, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{Name: "remote", TCP: true, InsecureRegistries: []string{kit.Registry.Host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newStackUserHost(t, kit, `["embedded", "remote"]`, fmt.Sprintf("remote.endpoints = [%q]\n", remote.TCPAddr), "rootlesskit = \"/nonexistent/rootlesskit\"\n")
+	r := h.job(fmt.Sprintf(`printf 'FROM %s\nRUN echo fallback > /f\n' > Dockerfile
+docker buildx build --progress plain --push -t %s/rootless/fallback:1 .`, kit.BaseImage, kit.Registry.Host))
+	log := r.stdout + r.stderr
+	if r.code != 0 {
+		t.Fatalf("exit %d, want the remote kind to build:\n%s", r.code, log)
+	}
+	if ep, _ := chosen(t, log); ep != remote.TCPAddr {
+		t.Errorf("built on %s, want the remote %s:\n%s", ep, remote.TCPAddr, section(log))
+	}
+	var about []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.HasPrefix(l, "dockhand: builder: ") && strings.Contains(l, "embedded") && !strings.Contains(l, "probe") {
+			about = append(about, l)
+		}
+	}
+	want := `dockhand: builder: not embedded: not running, and dockhand runs as buildkite-agent (uid 2000) and starts buildkitd rootless: embedded.rootlesskit = "/nonexistent/rootlesskit" is not an executable; install rootlesskit there (docs/install.md) or fix the key`
+	if h.user.UID != 2000 {
+		want = strings.Replace(want, "uid 2000", fmt.Sprintf("uid %d", h.user.UID), 1)
+	}
+	if len(about) != 1 || about[0] != want {
+		t.Errorf("lines about the embedded kind:\n%s\nwant exactly:\n%s", strings.Join(about, "\n"), want)
+	}
+	if _, err := os.Stat(filepath.Join(buildx.EmbeddedDir(h.state), buildx.EmbeddedPidFile)); !os.IsNotExist(err) {
+		t.Errorf("a daemon was started (pid file: %v)", err)
+	}
+	if code := manifestStatus(t, kit.Registry.Host, "rootless/fallback", "1"); code != 200 {
+		t.Errorf("the image: HTTP %d", code)
 	}
 }
 
