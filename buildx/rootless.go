@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/dockhand-ci/dockhand/internal/proc"
+	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
 // Rootless is how an unprivileged dockhand (the stack's buildkite-agent,
@@ -20,10 +21,19 @@ import (
 type Rootless struct {
 	Rootlesskit string // the executable ("" when none was found)
 	User        string // the user's name (or uid): buildkitd's USER, which turns on its rootless defaults
+	// SubUIDs and SubGIDs are the subordinate ids rootlesskit maps after the
+	// user's own uid and gid: the user's ranges in /etc/subuid and
+	// /etc/subgid without its own ids, which the Elastic CI Stack's
+	// userns-remap lists too (buildkite-agent:2000:1) and which rootlesskit,
+	// mapping them again, would have the kernel refuse.
+	SubUIDs, SubGIDs []IDRange
 	// Problem says why the daemon cannot be started here and how to fix it;
 	// "" when nothing is missing.
 	Problem string
 }
+
+// IDRange is a run of subordinate ids: Count ids from Start.
+type IDRange struct{ Start, Count int }
 
 // MinSubIDs is the smallest subordinate id range rootless buildkitd is
 // given: an image's files may be owned by any of uids 0-65535.
@@ -32,7 +42,7 @@ const MinSubIDs = 65536
 // RootlessHost is what CheckRootless reads of the host, as data: the
 // user, the lookups and the files.
 type RootlessHost struct {
-	UID         int
+	UID, GID    int                               // GID: the user's primary group
 	User        string                            // the user's name ("" when uid has none)
 	Rootlesskit string                            // embedded.rootlesskit ("": look on PATH)
 	LookPath    func(name string) (string, error) // on the job's PATH; a path with a slash: whether it is an executable
@@ -56,11 +66,12 @@ func CheckRootless(h RootlessHost) Rootless {
 	if r.Rootlesskit == "" {
 		r.Rootlesskit, _ = h.LookPath("rootlesskit")
 	}
-	r.Problem = rootlessProblem(h, r.Rootlesskit)
+	r.Problem = rootlessProblem(h, &r)
 	return r
 }
 
-func rootlessProblem(h RootlessHost, rootlesskit string) string {
+func rootlessProblem(h RootlessHost, r *Rootless) string {
+	rootlesskit := r.Rootlesskit
 	who := fmt.Sprintf("uid %d", h.UID)
 	if h.User != "" {
 		who = fmt.Sprintf("%s (uid %d)", h.User, h.UID)
@@ -89,17 +100,22 @@ func rootlessProblem(h RootlessHost, rootlesskit string) string {
 		return prefix + "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1); give rootlesskit an AppArmor profile that allows userns, or set it to 0"
 	}
 	fix := fmt.Sprintf("usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s", orUID(h))
-	for _, f := range []string{subUIDFile, subGIDFile} {
-		b, err := h.ReadFile(f)
+	for _, f := range []struct {
+		path   string
+		own    int
+		ranges *[]IDRange
+	}{{subUIDFile, h.UID, &r.SubUIDs}, {subGIDFile, h.GID, &r.SubGIDs}} {
+		b, err := h.ReadFile(f.path)
 		if err != nil && !os.IsNotExist(err) {
-			return prefix + "reading " + f + ": " + err.Error()
+			return prefix + "reading " + f.path + ": " + err.Error()
 		}
-		if n := subIDs(b, h.User, h.UID); n < MinSubIDs {
+		*f.ranges = subIDRanges(b, h.User, h.UID, f.own)
+		if n := countIDs(*f.ranges); n < MinSubIDs {
 			what := "no range"
 			if n > 0 {
 				what = fmt.Sprintf("only %d ids", n)
 			}
-			return fmt.Sprintf("%s%s has %s for %s, needs %d; add one: %s", prefix, f, what, orUID(h), MinSubIDs, fix)
+			return fmt.Sprintf("%s%s has %s for %s, needs %d; add one: %s", prefix, f.path, what, orUID(h), MinSubIDs, fix)
 		}
 	}
 	return ""
@@ -122,10 +138,11 @@ func sysctl(h RootlessHost, path string) (string, bool) {
 	return strings.TrimSpace(string(b)), true
 }
 
-// subIDs counts the subordinate ids an /etc/subuid or /etc/subgid grants
-// the user, by name or by uid, as newuidmap reads it (name:first:count).
-func subIDs(file []byte, name string, uid int) int {
-	total := 0
+// subIDRanges lists the subordinate id ranges an /etc/subuid or
+// /etc/subgid grants the user, by name or by uid, as newuidmap reads it
+// (name:first:count), without the id own (the user's own uid or gid).
+func subIDRanges(file []byte, name string, uid, own int) []IDRange {
+	var out []IDRange
 	s := bufio.NewScanner(bytes.NewReader(file))
 	for s.Scan() {
 		line := strings.TrimSpace(s.Text())
@@ -133,28 +150,49 @@ func subIDs(file []byte, name string, uid int) int {
 			continue
 		}
 		f := strings.Split(line, ":")
-		if len(f) != 3 || (f[0] != name && f[0] != strconv.Itoa(uid)) || f[0] == "" {
+		if len(f) != 3 || f[0] == "" || (f[0] != name && f[0] != strconv.Itoa(uid)) {
 			continue
 		}
-		if _, err := strconv.ParseUint(f[1], 10, 32); err != nil {
+		start, err1 := strconv.ParseUint(f[1], 10, 32)
+		count, err2 := strconv.ParseUint(f[2], 10, 32)
+		if err1 != nil || err2 != nil || count == 0 {
 			continue
 		}
-		if n, err := strconv.ParseUint(f[2], 10, 32); err == nil {
-			total += int(n)
+		r := IDRange{int(start), int(count)}
+		if own < r.Start || own >= r.Start+r.Count {
+			out = append(out, r)
+			continue
+		}
+		if own > r.Start {
+			out = append(out, IDRange{r.Start, own - r.Start})
+		}
+		if end := r.Start + r.Count; own+1 < end {
+			out = append(out, IDRange{own + 1, end - own - 1})
 		}
 	}
-	return total
+	return out
+}
+
+func countIDs(rs []IDRange) int {
+	n := 0
+	for _, r := range rs {
+		n += r.Count
+	}
+	return n
 }
 
 // HostRootless is CheckRootless on this host for a dockhand running as uid
 // with the job's PATH; embedded.rootlesskit when set.
 func HostRootless(uid int, path, rootlesskit string) Rootless {
-	name := ""
+	name, gid := "", os.Getgid()
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 		name = u.Username
+		if g, err := strconv.Atoi(u.Gid); err == nil {
+			gid = g
+		}
 	}
 	return CheckRootless(RootlessHost{
-		UID: uid, User: name, Rootlesskit: rootlesskit,
+		UID: uid, GID: gid, User: name, Rootlesskit: rootlesskit,
 		LookPath: func(n string) (string, error) {
 			if !strings.Contains(n, "/") {
 				return proc.LookPath(n, path)
@@ -171,6 +209,7 @@ func HostRootless(uid int, path, rootlesskit string) Rootless {
 // The rootless daemon's own dirs under the embedded dir: rootlesskit's
 // state (its API socket) and buildkitd's XDG_RUNTIME_DIR (its trace socket).
 const (
+	getsubidsName  = "getsubids" // what rootlesskit's dynamic subid source runs: SubUIDs and SubGIDs
 	rootlesskitDir = "rk"
 	runtimeDir     = "run"
 	traceSock      = "buildkit/otel-grpc.sock" // under XDG_RUNTIME_DIR, as buildkitd names it
@@ -182,8 +221,9 @@ const (
 // step gets a process sandbox.
 func (e Embedded) rootlessCommand(args, env []string) ([]string, []string) {
 	argv := append([]string{e.Rootless.Rootlesskit, "--net=host", "--pidns",
-		"--state-dir=" + filepath.Join(e.Dir, rootlesskitDir), e.Buildkitd}, args...)
-	env = append(env[:len(env):len(env)], "USER="+e.Rootless.User, "XDG_RUNTIME_DIR="+filepath.Join(e.Dir, runtimeDir))
+		"--state-dir=" + filepath.Join(e.Dir, rootlesskitDir), "--subid-source=dynamic", e.Buildkitd}, args...)
+	env = append(env[:len(env):len(env)], "USER="+e.Rootless.User, "XDG_RUNTIME_DIR="+filepath.Join(e.Dir, runtimeDir),
+		"GETSUBIDS="+filepath.Join(e.Dir, getsubidsName))
 	return argv, env
 }
 
@@ -195,11 +235,36 @@ func (e Embedded) longestSocket() string {
 	return filepath.Join(e.Dir, runtimeDir, traceSock)
 }
 
-// rootlessDirs makes the rootless daemon's runtime dir (0700) and clears
-// rootlesskit's state dir, which a dead daemon may have left.
+// rootlessDirs makes the rootless daemon's runtime dir (0700), clears
+// rootlesskit's state dir, which a dead daemon may have left, and writes
+// the getsubids rootlesskit asks for the ranges to map.
 func (e Embedded) rootlessDirs() error {
 	if err := os.RemoveAll(filepath.Join(e.Dir, rootlesskitDir)); err != nil {
 		return err
 	}
-	return os.MkdirAll(filepath.Join(e.Dir, runtimeDir), 0o700)
+	if err := os.MkdirAll(filepath.Join(e.Dir, runtimeDir), 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(e.Dir, getsubidsName)
+	if err := safefile.Write(path, []byte(getsubidsScript(*e.Rootless))); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o700)
+}
+
+// getsubidsScript is a getsubids(1) for rootlesskit's dynamic subid source
+// (`getsubids [-g] USER`, one "N: USER START COUNT" line a range) that
+// answers r's ranges, whoever is asked about: rootlesskit asks about the
+// user by name and by uid.
+func getsubidsScript(r Rootless) string {
+	lines := func(rs []IDRange) string {
+		var b strings.Builder
+		for i, x := range rs {
+			fmt.Fprintf(&b, "%d: %s %d %d\n", i, "dockhand", x.Start, x.Count)
+		}
+		return b.String()
+	}
+	return "#!/bin/sh\n# Written by dockhand for rootlesskit (--subid-source=dynamic): the agent user's subordinate ids\n" +
+		"# from /etc/subuid and /etc/subgid, without its own uid and gid, which rootlesskit maps as root.\n" +
+		"if [ \"$1\" = -g ]; then\n  printf '%s' '" + lines(r.SubGIDs) + "'\nelse\n  printf '%s' '" + lines(r.SubUIDs) + "'\nfi\n"
 }

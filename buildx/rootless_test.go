@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +25,7 @@ type fakeHost struct {
 
 func (f fakeHost) host(uid int, name string) RootlessHost {
 	return RootlessHost{
-		UID: uid, User: name,
+		UID: uid, GID: uid, User: name,
 		LookPath: func(n string) (string, error) {
 			if slices.Contains(f.path, n) && strings.HasPrefix(n, "/") {
 				return n, nil
@@ -185,11 +187,12 @@ func TestRootlessCommand(t *testing.T) {
 	env0 := []string{"PATH=/usr/bin:/bin"}
 	argv, envv := e.rootlessCommand([]string{"--addr", "unix:///var/lib/dockhand/buildkitd/buildkitd.sock"}, env0)
 	want := []string{"/usr/local/bin/rootlesskit", "--net=host", "--pidns", "--state-dir=/var/lib/dockhand/buildkitd/rk",
-		"/usr/local/bin/buildkitd", "--addr", "unix:///var/lib/dockhand/buildkitd/buildkitd.sock"}
+		"--subid-source=dynamic", "/usr/local/bin/buildkitd", "--addr", "unix:///var/lib/dockhand/buildkitd/buildkitd.sock"}
 	if !slices.Equal(argv, want) {
 		t.Errorf("argv = %q, want %q", argv, want)
 	}
-	if !slices.Equal(envv, []string{"PATH=/usr/bin:/bin", "USER=buildkite-agent", "XDG_RUNTIME_DIR=/var/lib/dockhand/buildkitd/run"}) {
+	if !slices.Equal(envv, []string{"PATH=/usr/bin:/bin", "USER=buildkite-agent", "XDG_RUNTIME_DIR=/var/lib/dockhand/buildkitd/run",
+		"GETSUBIDS=/var/lib/dockhand/buildkitd/getsubids"}) {
 		t.Errorf("env = %q", envv)
 	}
 	if len(env0) != 1 {
@@ -197,5 +200,73 @@ func TestRootlessCommand(t *testing.T) {
 	}
 	if got := e.longestSocket(); got != "/var/lib/dockhand/buildkitd/run/buildkit/otel-grpc.sock" {
 		t.Errorf("longest socket %s", got)
+	}
+}
+
+// TestSubIDRangesWithoutTheUsersOwnID: the Elastic CI Stack's userns-remap
+// writes /etc/subuid as buildkite-agent:2000:1 plus a range; rootlesskit
+// maps the user's own uid as root and would map it again from that line,
+// which the kernel refuses (checked by hand: "newuidmap: write to uid_map
+// failed: Invalid argument"). The ranges handed to it leave the own id out.
+func TestSubIDRangesWithoutTheUsersOwnID(t *testing.T) {
+	f := stackHost()
+	f.files[subUIDFile] = "buildkite-agent:2000:1\nbuildkite-agent:100000:65536\n"
+	f.files[subGIDFile] = "buildkite-agent:995:1\nbuildkite-agent:100000:65536\n"
+	r := CheckRootless(f.host(2000, "buildkite-agent"))
+	if r.Problem != "" {
+		t.Fatalf("the stack's userns-remap layout: %s", r.Problem)
+	}
+	if !slices.Equal(r.SubUIDs, []IDRange{{100000, 65536}}) || !slices.Equal(r.SubGIDs, []IDRange{{995, 1}, {100000, 65536}}) {
+		t.Errorf("ranges uid %v gid %v", r.SubUIDs, r.SubGIDs)
+	}
+	// A range around the own id is split; one that is only the own id
+	// leaves too few.
+	if got := subIDRanges([]byte("u:1000:100000\n"), "u", 2000, 2000); !slices.Equal(got, []IDRange{{1000, 1000}, {2001, 98999}}) {
+		t.Errorf("split: %v", got)
+	}
+	f.files[subUIDFile] = "buildkite-agent:2000:1\n"
+	if r := CheckRootless(f.host(2000, "buildkite-agent")); !strings.Contains(r.Problem, "/etc/subuid has no range for buildkite-agent") {
+		t.Errorf("only the own uid: %q", r.Problem)
+	}
+}
+
+// TestGetsubidsScript runs the getsubids dockhand writes for rootlesskit as
+// rootlesskit does (`getsubids [-g] USER`) and parses its lines as
+// rootlesskit's dynamic source does ("N: USER START COUNT").
+func TestGetsubidsScript(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "buildkitd")
+	e := Embedded{Dir: dir, Rootless: &Rootless{User: "buildkite-agent",
+		SubUIDs: []IDRange{{100000, 65536}}, SubGIDs: []IDRange{{995, 1}, {100000, 65536}}}}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rootlessDirs(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []IDRange
+	}{{[]string{"buildkite-agent"}, e.Rootless.SubUIDs}, {[]string{"2000"}, e.Rootless.SubUIDs}, {[]string{"-g", "buildkite-agent"}, e.Rootless.SubGIDs}} {
+		out, err := exec.Command(filepath.Join(dir, "getsubids"), tc.args...).Output()
+		if err != nil {
+			t.Fatalf("getsubids %q: %v", tc.args, err)
+		}
+		var got []IDRange
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			_, triplet, ok := strings.Cut(line, ":")
+			f := strings.Fields(triplet)
+			if !ok || len(f) != 3 {
+				t.Fatalf("getsubids %q: line %q", tc.args, line)
+			}
+			start, _ := strconv.Atoi(f[1])
+			count, _ := strconv.Atoi(f[2])
+			got = append(got, IDRange{start, count})
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("getsubids %q = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "getsubids")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("getsubids mode: %v %v", fi.Mode(), err)
 	}
 }
