@@ -22,9 +22,9 @@ var startedRootless = regexp.MustCompile(`started the host's buildkitd \(pid (\d
 // ["embedded"] builds on one rootless buildkitd per host, as root's queue
 // does on its rootful one: two concurrent jobs share the daemon the first
 // started, it runs as the user and outlives them, the next job replaces it
-// when it died, and every job's dir is gone after it (each job sweeps what
-// dead ones left). Before, the job failed: the embedded buildkitd needed
-// euid 0.
+// when it died, a warm job starts nothing, and no job's dir is left in the
+// state dir (removed, and swept by the next job, as the user). Before, the
+// job failed with exit 125: the embedded buildkitd needed euid 0.
 func TestEmbeddedBuilderRootlessForTheStackUser(t *testing.T) {
 	kit := harness.Start(t, harness.Options{})
 	h := newStackUserHost(t, kit, `["embedded"]`, "", "")
