@@ -3,6 +3,7 @@ package buildx
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -41,16 +42,20 @@ func EmbeddedSocket(stateDir string) string {
 	return "unix://" + filepath.Join(EmbeddedDir(stateDir), embeddedSock)
 }
 
-// Embedded is one rootful buildkitd per host, on a unix socket under the
-// state dir, started by the first job that needs it and shared by all:
-// detached (its own session, output to a log file) so it outlives the job
-// that started it, restarted by the next job when it died.
+// Embedded is one buildkitd per host, on a unix socket under the state dir,
+// started by the first job that needs it and shared by all: detached (its
+// own session, output to a log file) so it outlives the job that started
+// it, restarted by the next job when it died. As root it runs as root; as
+// an unprivileged user, rootless under rootlesskit (Rootless).
 type Embedded struct {
 	Dir          string   // EmbeddedDir(state)
 	Buildkitd    string   // the executable
 	Config       string   // a buildkitd.toml, optional
 	Env          []string // the daemon's environment (PATH, to find runc; proxies)
 	StartTimeout time.Duration
+	// Rootless is set when dockhand runs unprivileged: the daemon is
+	// started under rootlesskit, unless Rootless.Problem says it cannot be.
+	Rootless *Rootless
 }
 
 func (e Embedded) sock() string { return filepath.Join(e.Dir, embeddedSock) }
@@ -60,8 +65,8 @@ func (e Embedded) sock() string { return filepath.Join(e.Dir, embeddedSock) }
 // it and the daemon's pid. Its waits end with ctx (a daemon being started
 // is left to come up: it is the host's, not the job's).
 func (e Embedded) Ensure(ctx context.Context) (started bool, pid int, err error) {
-	if len(e.sock()) > maxSocketPath {
-		return false, 0, fmt.Errorf("socket path %s is longer than %d bytes; use a shorter state_dir", e.sock(), maxSocketPath)
+	if sock := e.longestSocket(); len(sock) > maxSocketPath {
+		return false, 0, fmt.Errorf("socket path %s is longer than %d bytes; use a shorter state_dir", sock, maxSocketPath)
 	}
 	if e.StartTimeout <= 0 {
 		e.StartTimeout = 60 * time.Second
@@ -76,7 +81,7 @@ func (e Embedded) Ensure(ctx context.Context) (started bool, pid int, err error)
 	defer release()
 
 	pid = e.recordedPid()
-	if pid > 0 && isBuildkitd(pid) {
+	if pid > 0 && isDaemon(pid) {
 		if dialUnix(e.sock()) == nil {
 			return false, pid, nil
 		}
@@ -84,8 +89,8 @@ func (e Embedded) Ensure(ctx context.Context) (started bool, pid int, err error)
 		// socket under this lock, so it is wedged. Replace it.
 		stopPid(pid, 10*time.Second)
 	}
-	if os.Geteuid() != 0 {
-		return false, 0, fmt.Errorf("the embedded buildkitd runs as root and dockhand runs as uid %d: run buildkitd as a service on unix://%s instead", os.Geteuid(), e.sock())
+	if e.Rootless != nil && e.Rootless.Problem != "" {
+		return false, 0, errors.New(e.Rootless.Problem)
 	}
 	pid, err = e.start(ctx)
 	return err == nil, pid, err
@@ -99,17 +104,28 @@ func (e Embedded) start(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer logf.Close()
-	args := []string{"--addr", "unix://" + e.sock(), "--root", filepath.Join(e.Dir, "root"), "--group", strconv.Itoa(os.Getgid())}
+	args := []string{"--addr", "unix://" + e.sock(), "--root", filepath.Join(e.Dir, "root")}
 	if e.Config != "" {
 		args = append([]string{"--config", e.Config}, args...)
 	}
-	cmd := exec.Command(e.Buildkitd, args...)
-	cmd.Env = e.Env
+	argv, env := append([]string{e.Buildkitd}, args...), e.Env
+	if e.Rootless != nil {
+		// The socket is the user's as it is made (root in the namespace is
+		// the user outside): the user's group, unmapped in there, is not given.
+		if err := e.rootlessDirs(); err != nil {
+			return 0, err
+		}
+		argv, env = e.rootlessCommand(args, env)
+	} else {
+		argv = append(argv, "--group", strconv.Itoa(os.Getgid()))
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
 	cmd.Dir = e.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf // never the job's terminal: the job log must end with the job
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting %s: %w", e.Buildkitd, err)
+		return 0, fmt.Errorf("starting %s: %w", argv[0], err)
 	}
 	pid := cmd.Process.Pid
 	exited := make(chan struct{})
@@ -149,9 +165,10 @@ func (e Embedded) recordedPid() int {
 	return pid
 }
 
-// isBuildkitd reports whether pid is a live (not zombie) buildkitd, so a
-// recycled pid is never taken for the daemon.
-func isBuildkitd(pid int) bool {
+// isDaemon reports whether pid is a live (not zombie) buildkitd, or the
+// rootlesskit a rootless one runs under, so a recycled pid is never taken
+// for the daemon.
+func isDaemon(pid int) bool {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false
@@ -164,17 +181,17 @@ func isBuildkitd(pid int) bool {
 		return false
 	}
 	argv0, _, _ := bytes.Cut(cmdline, []byte{0})
-	return strings.HasSuffix(string(argv0), "buildkitd")
+	return strings.HasSuffix(string(argv0), "buildkitd") || filepath.Base(string(argv0)) == "rootlesskit"
 }
 
 // stopPid sends SIGTERM, then SIGKILL after grace.
 func stopPid(pid int, grace time.Duration) {
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
-	for isBuildkitd(pid) && time.Now().Before(deadline) {
+	for isDaemon(pid) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if isBuildkitd(pid) {
+	if isDaemon(pid) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }

@@ -54,6 +54,9 @@ type LocalSpec struct {
 type EmbeddedSpec struct {
 	Socket    string // unix:///STATE/buildkitd/buildkitd.sock
 	Buildkitd string // the buildkitd executable found ("" when none)
+	// Rootless is set when dockhand runs unprivileged: it can start the
+	// daemon only under rootlesskit, and only when Rootless.Problem is "".
+	Rootless *Rootless
 }
 
 // State is how usable a builder kind is.
@@ -317,6 +320,14 @@ func planEmbedded(e EmbeddedSpec, results Results, dockerUp bool) Option {
 		o.State = Down
 		o.Failures = []string{e.Socket + ": " + res.Error}
 		o.Why = "not running, and no buildkitd to start (embedded.buildkitd or PATH)"
+	case e.Rootless != nil && e.Rootless.Problem != "":
+		// One line with the cause and its fix; the next kind is taken.
+		o.State = Down
+		o.Why = "not running, and " + e.Rootless.Problem
+	case e.Rootless != nil:
+		o.State = NeedsStart
+		o.Failures = []string{e.Socket + ": " + res.Error}
+		o.Why = "not running; starting " + e.Buildkitd + " rootless under " + e.Rootless.Rootlesskit
 	default:
 		o.State = NeedsStart
 		o.Failures = []string{e.Socket + ": " + res.Error}

@@ -223,6 +223,37 @@ func TestPlan(t *testing.T) {
 			states:  []State{Down},
 		},
 		{
+			name: "unprivileged: embedded starts rootless",
+			spec: func() Spec {
+				s := baseSpec(env.BuilderEmbedded)
+				s.Embedded.Rootless = &Rootless{Rootlesskit: "/usr/local/bin/rootlesskit", User: "buildkite-agent"}
+				return s
+			},
+			results: results([]string{docker}, map[string]string{embSock: "no socket"}),
+			want:    &want{kind: env.BuilderEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, load: true, why: "rootless under /usr/local/bin/rootlesskit"},
+		},
+		{
+			name: "unprivileged without what rootless needs: down, the next kind",
+			spec: func() Spec {
+				s := baseSpec(env.BuilderEmbedded, env.BuilderLocal)
+				s.Embedded.Rootless = &Rootless{Rootlesskit: "/usr/local/bin/rootlesskit", User: "buildkite-agent", Problem: "newuidmap is not on PATH; install the uidmap package"}
+				return s
+			},
+			results: results([]string{docker}, map[string]string{embSock: "no socket"}),
+			want:    &want{kind: env.BuilderLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default"},
+			states:  []State{Down, Ready},
+		},
+		{
+			name: "unprivileged, a daemon already up: ready whatever is missing to start one",
+			spec: func() Spec {
+				s := baseSpec(env.BuilderEmbedded)
+				s.Embedded.Rootless = &Rootless{Problem: "rootlesskit is not on PATH"}
+				return s
+			},
+			results: results([]string{embSock}, nil),
+			want:    &want{kind: env.BuilderEmbedded, state: Ready, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, why: "shared buildkitd"},
+		},
+		{
 			name:    "remote with nothing configured is skipped",
 			spec:    func() Spec { s := baseSpec(env.BuilderRemote); s.Remote = RemoteSpec{}; return s },
 			results: Results{},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,11 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 	if stateDir != "" {
 		socket = EmbeddedSocket(stateDir)
 	}
+	var rootless *Rootless
+	if uid := os.Geteuid(); uid != 0 && slices.Contains(cfg.Builders, env.BuilderEmbedded) {
+		r := HostRootless(uid, path, cfg.Embedded.Rootlesskit)
+		rootless = &r
+	}
 	return Spec{
 		Order:        cfg.Builders,
 		Slug:         get("BUILDKITE_PIPELINE_SLUG"),
@@ -90,7 +96,7 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 			TLS: TLS{CA: cfg.Remote.CA, Cert: cfg.Remote.Cert, Key: cfg.Remote.Key, ServerName: cfg.Remote.ServerName}},
 		Namespace: NamespaceSpec{NSC: nsc, TenantID: cfg.Namespace.TenantID, Auth: cfg.Namespace.Auth},
 		Local:     LocalSpec{DockerHost: dockerHost},
-		Embedded:  EmbeddedSpec{Socket: socket, Buildkitd: buildkitd},
+		Embedded:  EmbeddedSpec{Socket: socket, Buildkitd: buildkitd, Rootless: rootless},
 	}
 }
 
@@ -203,7 +209,8 @@ func Select(o SetupOptions) (*Selection, error) {
 // startEmbedded starts the host's buildkitd unless another job did, and
 // records it as up for the host's jobs. It says what happened.
 func startEmbedded(ctx context.Context, o SetupOptions, spec Spec, prober *Prober) (string, error) {
-	emb := Embedded{Dir: EmbeddedDir(o.StateDir), Buildkitd: spec.Embedded.Buildkitd, Config: o.Config.Embedded.Config, Env: daemonEnv(o.Env)}
+	emb := Embedded{Dir: EmbeddedDir(o.StateDir), Buildkitd: spec.Embedded.Buildkitd, Config: o.Config.Embedded.Config, Env: daemonEnv(o.Env),
+		Rootless: spec.Embedded.Rootless}
 	t0 := time.Now()
 	started, pid, err := emb.Ensure(ctx)
 	took := time.Since(t0)
@@ -212,7 +219,11 @@ func startEmbedded(ctx context.Context, o SetupOptions, spec Spec, prober *Probe
 	}
 	_ = prober.Record(ProbeResult{Kind: ProbeBuildkit, Endpoint: spec.Embedded.Socket, OK: true, At: time.Now()})
 	if started {
-		return fmt.Sprintf("started the host's buildkitd (pid %d) in %s; it outlives this job", pid, took.Round(time.Millisecond)), nil
+		how := ""
+		if emb.Rootless != nil {
+			how = "; rootless, under " + emb.Rootless.Rootlesskit
+		}
+		return fmt.Sprintf("started the host's buildkitd (pid %d) in %s; it outlives this job%s", pid, took.Round(time.Millisecond), how), nil
 	}
 	return fmt.Sprintf("the host's buildkitd (pid %d) was started by another job meanwhile", pid), nil
 }

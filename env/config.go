@@ -99,6 +99,8 @@ type Namespace struct {
 type Embedded struct {
 	Buildkitd string // the buildkitd executable ("": buildkitd on PATH)
 	Config    string // a buildkitd.toml for it ("": none)
+	// Rootlesskit runs it for an unprivileged agent ("": rootlesskit on PATH).
+	Rootlesskit string
 }
 
 // Cache is the [cache] table: BuildKit cache injection.

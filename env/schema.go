@@ -113,6 +113,7 @@ func schema() []field {
 
 		{"embedded.buildkitd", tString, optionalAbsPath, func(c *Config) any { return &c.Embedded.Buildkitd }},
 		{"embedded.config", tString, optionalAbsPath, func(c *Config) any { return &c.Embedded.Config }},
+		{"embedded.rootlesskit", tString, optionalAbsPath, func(c *Config) any { return &c.Embedded.Rootlesskit }},
 
 		{"cache.mode", tString, oneOf(CacheAuto, CacheAlways, CacheOff), func(c *Config) any { return &c.Cache.Mode }},
 		{"cache.backend", tString, oneOf(CacheRegistry, CacheS3, CacheLocal), func(c *Config) any { return &c.Cache.Backend }},

@@ -6,7 +6,7 @@
 #   packer build -only=amazon-ebs.amd64 -var region=eu-west-1 packer/agent.pkr.hcl
 #
 # The image build downloads nothing: the binaries, the scripts, the hooks and
-# the optional buildctl and Namespace CLI all come from this machine. Walkthrough:
+# the optional buildctl, rootlesskit and Namespace CLI all come from this machine. Walkthrough:
 # docs/install.md.
 
 variable "region" {
@@ -81,6 +81,12 @@ variable "agent_user" {
 variable "buildctl" {
   type        = map(string)
   description = "Optional buildctl binary per architecture, e.g. { amd64 = \"dist/buildctl.amd64\" }; a missing or empty entry: none."
+  default     = {}
+}
+
+variable "rootlesskit" {
+  type        = map(string)
+  description = "Optional rootlesskit binary per architecture (go install github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit), for the embedded builder of the unprivileged agent; a missing or empty entry: none."
   default     = {}
 }
 
@@ -181,6 +187,11 @@ build {
   }
 
   provisioner "file" {
+    source      = lookup(var.rootlesskit, source.name, "") != "" ? var.rootlesskit[source.name] : local.none
+    destination = "/var/tmp/dockhand/extra/rootlesskit"
+  }
+
+  provisioner "file" {
     source      = lookup(var.nsc_tarball, source.name, "") != "" ? var.nsc_tarball[source.name] : local.none
     destination = "/var/tmp/dockhand/extra/nsc.tar.gz"
   }
@@ -197,6 +208,7 @@ build {
       "cd /var/tmp/dockhand",
       "extra=()",
       "if [ -s extra/buildctl ]; then extra+=(--buildctl extra/buildctl); fi",
+      "if [ -s extra/rootlesskit ]; then extra+=(--rootlesskit extra/rootlesskit); fi",
       "if [ -s extra/nsc.tar.gz ]; then extra+=(--nsc-tarball extra/nsc.tar.gz); fi",
       "bash scripts/install-dockhand.sh --user \"$AGENT_USER\" \"$${extra[@]}\"",
       "# The drop-in must attach to the stack's unit and systemd must read it.",

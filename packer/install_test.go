@@ -98,7 +98,13 @@ func TestInstallDockhand(t *testing.T) {
 	dest := filepath.Join(tmp, "root")
 	// The stack's agent user is uid/gid 2000; this machine need not have it.
 	args := []string{"--destdir", dest, "--from", from, "--user", "2000", "--group", "2000",
-		"--buildctl", tool(t, "buildctl"), "--nsc-tarball", nsc}
+		"--buildctl", tool(t, "buildctl"), "--rootlesskit", tool(t, "rootlesskit"), "--nsc-tarball", nsc}
+	// The image has a subgid range for another user: the agent's goes after
+	// it. It has no /etc/subuid: the script makes one.
+	writeFile(t, filepath.Join(dest, "etc/subgid"), "ec2-user:100000:65536\n", 0o644)
+	subuid, subgid := filepath.Join(tmp, "subuid"), filepath.Join(tmp, "subgid")
+	writeFile(t, subuid, "2000:100000:65536\n", 0o644)
+	writeFile(t, subgid, "ec2-user:100000:65536\n2000:165536:65536\n", 0o644)
 
 	out := mustRun(t, nil, "bash", append([]string{script}, args...)...)
 	t.Logf("first run:\n%s", out)
@@ -115,6 +121,9 @@ func TestInstallDockhand(t *testing.T) {
 		"/usr/local/share/dockhand/dockhand.toml.default":                {typ: "file", mode: 0o644, src: filepath.Join(files, "dockhand.toml")},
 		"/var/lib/dockhand":                                              {typ: "dir", mode: 0o700, uid: 2000, gid: 2000},
 		"/usr/local/bin/buildctl":                                        {typ: "file", mode: 0o755, src: tool(t, "buildctl")},
+		"/usr/local/bin/rootlesskit":                                     {typ: "file", mode: 0o755, src: tool(t, "rootlesskit")},
+		"/etc/subuid":                                                    {typ: "file", mode: 0o644, src: subuid},
+		"/etc/subgid":                                                    {typ: "file", mode: 0o644, src: subgid},
 		"/usr/local/bin/nsc":                                             {typ: "file", mode: 0o755},
 		"/usr/local/bin/docker-credential-nsc":                           {typ: "file", mode: 0o755},
 	} {
@@ -226,6 +235,7 @@ func TestInstallDockhandRefusesBadInput(t *testing.T) {
 		{"unknown group", []string{"--from", from, "--user", "0", "--group", "no-such-group-dockhand"}, "group no-such-group-dockhand does not exist"},
 		{"no binaries", []string{"--from", t.TempDir(), "--user", "0"}, "dockhand: missing (run 'make release'"},
 		{"missing buildctl", []string{"--from", from, "--user", "0", "--buildctl", "/nonexistent/buildctl"}, "--buildctl /nonexistent/buildctl: no such file"},
+		{"missing rootlesskit", []string{"--from", from, "--user", "0", "--rootlesskit", "/nonexistent/rootlesskit"}, "--rootlesskit /nonexistent/rootlesskit: no such file"},
 		{"unknown flag", []string{"--frm", from}, "unknown argument: --frm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

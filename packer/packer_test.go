@@ -39,7 +39,7 @@ func TestTemplatesValidate(t *testing.T) {
 	}
 	build := placeholderRelease(t)
 	extra := t.TempDir()
-	for _, f := range []string{"buildctl", "nsc.tar.gz", "buildkit.tar.gz", "runc"} {
+	for _, f := range []string{"buildctl", "rootlesskit", "nsc.tar.gz", "buildkit.tar.gz", "runc"} {
 		writeFile(t, filepath.Join(extra, f), "x", 0o644)
 	}
 	agent := filepath.Join(root, "packer/agent.pkr.hcl")
@@ -49,8 +49,9 @@ func TestTemplatesValidate(t *testing.T) {
 		vars           []string
 	}{
 		{"agent", agent, []string{"build_dir=" + build}},
-		{"agent with buildctl and nsc", agent, []string{"build_dir=" + build,
+		{"agent with buildctl, rootlesskit and nsc", agent, []string{"build_dir=" + build,
 			fmt.Sprintf(`buildctl={amd64=%q, arm64=%q}`, extra+"/buildctl", extra+"/buildctl"),
+			fmt.Sprintf(`rootlesskit={amd64=%q}`, extra+"/rootlesskit"),
 			fmt.Sprintf(`nsc_tarball={amd64=%q}`, extra+"/nsc.tar.gz")}},
 		{"buildkitd", builder, nil},
 		{"buildkitd with tarballs and runc", builder, []string{

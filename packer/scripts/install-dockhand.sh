@@ -12,7 +12,10 @@
 #   /etc/dockhand/dockhand.toml                                  0644 root, only if missing (or --force-config)
 #   /usr/local/share/dockhand/dockhand.toml.default              the shipped default, 0644 root
 #   /var/lib/dockhand/                                           the state dir, 0700 agent user
+#   /etc/subuid, /etc/subgid                                     a range of 65536 ids for the agent user,
+#                                                                unless it has one (rootless buildkitd)
 #   /usr/local/bin/buildctl                                      with --buildctl
+#   /usr/local/bin/rootlesskit                                   with --rootlesskit
 #   /usr/local/bin/nsc, docker-credential-nsc, bazel-credential-nsc   with --nsc-tarball
 set -euo pipefail
 
@@ -37,6 +40,8 @@ Options:
                       machine does not have)
   --group GROUP       the agent user's group (default: the same as --user)
   --buildctl FILE     also install this buildctl binary
+  --rootlesskit FILE  also install this rootlesskit binary: an unprivileged agent's
+                      embedded builder runs buildkitd rootless under it
   --nsc-tarball FILE  also install the Namespace CLI from this release tarball
                       (nsc, docker-credential-nsc, bazel-credential-nsc)
   --force-config      replace an existing /etc/dockhand/dockhand.toml with the default
@@ -54,13 +59,14 @@ hooks=
 user=buildkite-agent
 group=
 buildctl=
+rootlesskit=
 nsc_tarball=
 force_config=false
 destdir=${DESTDIR:-}
 
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --from | --files | --hooks | --user | --group | --buildctl | --nsc-tarball | --destdir)
+    --from | --files | --hooks | --user | --group | --buildctl | --rootlesskit | --nsc-tarball | --destdir)
       [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"
       case $1 in
         --from) from=$2 ;;
@@ -69,6 +75,7 @@ while [[ $# -gt 0 ]]; do
         --user) user=$2 ;;
         --group) group=$2 ;;
         --buildctl) buildctl=$2 ;;
+        --rootlesskit) rootlesskit=$2 ;;
         --nsc-tarball) nsc_tarball=$2 ;;
         --destdir) destdir=$2 ;;
       esac
@@ -95,6 +102,7 @@ for f in "$files/50-dockhand.conf" "$files/dockhand.toml"; do
 done
 [[ -f $hooks/environment ]] || die "$hooks/environment: missing (pass --hooks DIR)"
 [[ -z $buildctl || -f $buildctl ]] || die "--buildctl $buildctl: no such file"
+[[ -z $rootlesskit || -f $rootlesskit ]] || die "--rootlesskit $rootlesskit: no such file"
 [[ -z $nsc_tarball || -f $nsc_tarball ]] || die "--nsc-tarball $nsc_tarball: no such file"
 check_owner "$user" "$group"
 need_root
@@ -120,9 +128,36 @@ file "$files/50-dockhand.conf" /etc/systemd/system/buildkite-agent.service.d/50-
 conf=/etc/dockhand/dockhand.toml
 config "$files/dockhand.toml" $conf 644 /usr/local/share/dockhand/dockhand.toml.default
 
+# The agent user's subordinate ids: rootless buildkitd (the embedded builder
+# of an unprivileged agent) maps 65536 of them with newuidmap and newgidmap.
+# A user that has a range of that size keeps it; otherwise one is added after
+# the highest range in the file.
+subids() {
+  local f=$1 path=$destdir$1 id start tmp
+  id=$(uid_of "$user")
+  if [[ -f $path ]] && awk -F: -v u="$user" -v id="$id" '($1 == u || $1 == id) && $3 >= 65536 { found = 1 } END { exit !found }' "$path"; then
+    note unchanged "$f"
+    return
+  fi
+  start=$(awk -F: 'NF == 3 && $2 + $3 > m { m = $2 + $3 } END { print (m > 100000 ? m : 100000) }' "$path" 2>/dev/null || echo 100000)
+  tmp=$(mktemp)
+  tmpfiles+=("$tmp")
+  if [[ -f $path ]]; then cat "$path" >"$tmp"; fi
+  echo "$user:$start:65536" >>"$tmp"
+  file "$tmp" "$f" 644
+}
+subids /etc/subuid
+subids /etc/subgid
+if [[ -z $destdir ]] && ! { command -v newuidmap && command -v newgidmap; } >/dev/null; then
+  echo "$prog: warning: newuidmap/newgidmap not found: an unprivileged agent's embedded builder needs them (the uidmap package; shadow-utils on Amazon Linux)" >&2
+fi
+
 # Optional tools, from files given to the build (no download here).
 if [[ -n $buildctl ]]; then
   file "$buildctl" /usr/local/bin/buildctl 755
+fi
+if [[ -n $rootlesskit ]]; then
+  file "$rootlesskit" /usr/local/bin/rootlesskit 755
 fi
 if [[ -n $nsc_tarball ]]; then
   unpacked=$(mktemp -d)

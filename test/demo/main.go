@@ -11,10 +11,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
@@ -109,6 +111,25 @@ repository = "%s/dockhand-cache"
 		return err
 	}
 
+	// Host 2 runs its agent as the Elastic CI Stack does, as the unprivileged
+	// buildkite-agent (uid 2000): its embedded buildkitd is rootless, under
+	// rootlesskit. Only root can make that user; otherwise both hosts run as
+	// the demo does.
+	var stackUser *harness.User
+	if os.Geteuid() == 0 {
+		if stackUser, err = harness.StackUser(); err != nil {
+			return err
+		}
+		for _, p := range []string{dir, dockhand, bkConfig} {
+			if err := harness.Passable(p); err != nil {
+				return err
+			}
+		}
+		if err := os.Chmod(bkConfig, 0o644); err != nil {
+			return err
+		}
+	}
+
 	image := reg.Host + "/demo/app:latest"
 	job := func(n int) (string, time.Duration, error) {
 		state, config, err := host(n)
@@ -116,6 +137,10 @@ repository = "%s/dockhand-cache"
 			return "", 0, err
 		}
 		states = append(states, state)
+		var as *harness.User
+		if n == 2 {
+			as = stackUser
+		}
 		command := fmt.Sprintf(`printf 'FROM %s\nRUN echo "compiling dependencies (the slow step)" && sleep 3 && echo deps > /deps\nCOPY app.txt /app.txt\n' > Dockerfile
 echo "hello from job %d" > app.txt
 docker buildx build --progress plain --push -t %s .`, base, n, image)
@@ -127,12 +152,21 @@ docker buildx build --progress plain --push -t %s .`, base, n, image)
 			"--shell", dockhand+" shell -e -c",
 			"--additional-hooks-paths", filepath.Join(root, "hooks"),
 			"--no-pty", "--no-ansi-timestamps")
-		say("job %d on host %d: buildkite-agent start --acquire-job %s --bootstrap-script 'dockhand bootstrap' --shell 'dockhand shell -e -c'", n, n, id)
+		who := "root"
+		if as != nil {
+			who = fmt.Sprintf("%s (uid %d, as on the Elastic CI Stack)", as.Name, as.UID)
+		}
+		say("job %d on host %d: buildkite-agent start --acquire-job %s --bootstrap-script 'dockhand bootstrap' --shell 'dockhand shell -e -c', as %s", n, n, id, who)
 		say("job %d runs: docker buildx build --progress plain --push -t %s .", n, image)
 		start := time.Now()
-		p, err := kit.Start(fmt.Sprintf("agent-%d", n), []string{
-			"HOME=" + filepath.Join(dir, "agent-home"), "TMPDIR=" + dir, "DOCKER_CONFIG=" + userDocker,
-		}, append([]string{kit.Bin("buildkite-agent")}, args...)...)
+		agentEnv := []string{"HOME=" + filepath.Join(dir, "agent-home"), "TMPDIR=" + dir, "DOCKER_CONFIG=" + userDocker}
+		argv := append([]string{kit.Bin("buildkite-agent")}, args...)
+		var p interface{ Wait() int }
+		if as == nil {
+			p, err = kit.Start(fmt.Sprintf("agent-%d", n), agentEnv, argv...)
+		} else {
+			p, err = startAs(as, kit, filepath.Join(dir, fmt.Sprintf("host-%d", n)), agentDir, fmt.Sprintf("agent-%d", n), argv)
+		}
 		if err != nil {
 			return "", 0, err
 		}
@@ -198,4 +232,36 @@ docker buildx build --progress plain --push -t %s .`, base, n, image)
 	say("the pipeline ran a plain 'docker buildx build'; dockhand chose the builder, injected the cache")
 	say("flags, gave each job its own DOCKER_CONFIG and removed it when the job ended")
 	return nil
+}
+
+// userAgent is an agent process started as another user.
+type userAgent struct{ cmd *exec.Cmd }
+
+func (a userAgent) Wait() int { _ = a.cmd.Wait(); return a.cmd.ProcessState.ExitCode() }
+
+// startAs starts the agent argv as u: the host's dir and the agent's dir
+// become u's, with a home of its own (the buildx plugin in its docker
+// config) and its output in the kit's dir.
+func startAs(u *harness.User, kit *harness.Kit, hostDir, agentDir, name string, argv []string) (userAgent, error) {
+	home := filepath.Join(hostDir, "home")
+	plugins := filepath.Join(home, ".docker", "cli-plugins")
+	if err := os.MkdirAll(plugins, 0o700); err != nil {
+		return userAgent{}, err
+	}
+	if err := os.Symlink(kit.Bin("docker-buildx"), filepath.Join(plugins, "docker-buildx")); err != nil && !os.IsExist(err) {
+		return userAgent{}, err
+	}
+	if err := u.Chown(hostDir, agentDir); err != nil {
+		return userAgent{}, err
+	}
+	logf, err := os.OpenFile(filepath.Join(kit.Dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return userAgent{}, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append([]string{"PATH=" + kit.Path(), "HOME=" + home, "TMPDIR=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}, u.Env()[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: u.Credential()}
+	return userAgent{cmd}, cmd.Start()
 }

@@ -58,11 +58,22 @@ type bootstrapRun struct {
 // pipeline slug running command, as the agent would start it.
 func runBootstrap(t *testing.T, config, slug, command string, extraEnv ...string) bootstrapRun {
 	t.Helper()
+	return runBootstrapAs(t, nil, config, slug, command, extraEnv...)
+}
+
+// runBootstrapAs is runBootstrap as user u (nil: as the test), its job's
+// home and build path the user's.
+func runBootstrapAs(t *testing.T, u *harness.User, config, slug, command string, extraEnv ...string) bootstrapRun {
+	t.Helper()
 	toolBin, err := harness.FindToolBin(os.Environ())
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	if u != nil {
+		dir = u.TempDir(t)
+		extraEnv = append([]string{"USER=" + u.Name, "LOGNAME=" + u.Name}, extraEnv...)
+	}
 	env := []string{
 		"PATH=" + toolBin + ":/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir,
 		"BUILDKITE_JOB_ID=" + fmt.Sprintf("job-%d", time.Now().UnixNano()), "BUILDKITE_COMMAND=" + command,
@@ -74,7 +85,7 @@ func runBootstrap(t *testing.T, config, slug, command string, extraEnv ...string
 	}
 	env = append(env, extraEnv...)
 	start := time.Now()
-	r := runShell(t, []string{harness.DockhandBin(t), "bootstrap", "--config", config}, dir, "", env)
+	r := runShellAs(t, u, []string{harness.DockhandBin(t), "bootstrap", "--config", config}, dir, "", env)
 	return bootstrapRun{r, time.Since(start)}
 }
 

@@ -21,7 +21,16 @@ type shellResult struct {
 
 func runShell(t *testing.T, argv []string, dir, stdin string, env []string) shellResult {
 	t.Helper()
+	return runShellAs(t, nil, argv, dir, stdin, env)
+}
+
+// runShellAs is runShell as user u (nil: as the test).
+func runShellAs(t *testing.T, u *harness.User, argv []string, dir, stdin string, env []string) shellResult {
+	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if u != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.Credential()}
+	}
 	cmd.Dir = dir
 	cmd.Env = env
 	cmd.Stdin = strings.NewReader(stdin)

@@ -33,7 +33,8 @@ type User struct {
 }
 
 // StackUser returns the stack's agent user, making it (and the docker group)
-// the first time: uid 2000 when that uid is free, else one useradd picks.
+// the first time: uid 2000 when that uid is free, else one useradd picks;
+// with subordinate uid and gid ranges (rootless buildkitd) as the AMI gives it.
 // It needs root; processes of several test binaries may race to make it, so
 // the making is under a lock.
 func StackUser() (*User, error) {
@@ -58,6 +59,9 @@ func StackUser() (*User, error) {
 		if out, err := exec.Command("useradd", append(args, StackUserName)...).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("useradd %s: %v: %s", StackUserName, err, out)
 		}
+	}
+	if err := ensureSubIDs(StackUserName); err != nil {
+		return nil, err
 	}
 	return lookupUser(StackUserName)
 }

@@ -43,6 +43,12 @@ step "go build buildkite-agent"
 go build -trimpath -ldflags "-X github.com/buildkite/agent/v3/version.buildNumber=dockhand-test" \
   -o "$bin/buildkite-agent" github.com/buildkite/agent/v3
 
+# rootlesskit, under which an unprivileged agent's embedded buildkitd runs
+# (test/tools/rootlesskit/go.mod).
+cd "$root/test/tools/rootlesskit"
+step "go build rootlesskit"
+go build -trimpath -o "$bin/rootlesskit" github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit
+
 # The upstream ECR credential helper, for `make bench` (test/tools/ecrlogin/go.mod).
 cd "$root/test/tools/ecrlogin"
 step "go build docker-credential-ecr-login"
@@ -137,6 +143,14 @@ ln -sf /usr/sbin/dockerd "$bin/dockerd"
 # Each test engine gets a bridge of its own (test/harness/dockerd.go): ip(8).
 command -v ip >/dev/null || { apt-get update >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 >/dev/null; }
 
+# newuidmap and newgidmap (setuid root, so installed into the system like the
+# engine): rootlesskit maps the agent user's subordinate ids with them.
+if [[ ! -u /usr/bin/newuidmap || ! -u /usr/bin/newgidmap ]]; then
+  step "apt-get install uidmap"
+  apt-get update >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends uidmap >/dev/null
+fi
+
 # The docker CLI: the machine's, if it is at least 24; else build one.
 docker_major=0
 if command -v docker >/dev/null; then
@@ -150,7 +164,7 @@ elif [[ ! -x "$bin/docker" || -L "$bin/docker" ]]; then
   GOBIN="$bin" GOFLAGS= go install github.com/docker/cli/cmd/docker@v29.9.3+incompatible
 fi
 
-for t in buildkitd buildctl docker-buildx docker-compose dockerd registry s3server buildkite-agent docker-credential-ecr-login runc busybox packer jq docker; do
+for t in buildkitd buildctl docker-buildx docker-compose dockerd registry s3server buildkite-agent docker-credential-ecr-login runc busybox packer jq docker rootlesskit; do
   [[ -x "$bin/$t" ]] || { echo "tools: $t missing from $bin" >&2; exit 1; }
 done
 step "ready in $bin"
