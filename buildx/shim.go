@@ -19,6 +19,7 @@ import (
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
+	"golang.org/x/sys/unix"
 )
 
 // RealPluginVar names the variable the bootstrap exports with the path of the
@@ -158,7 +159,15 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 		if err != nil {
 			return nil, err
 		}
-		return ResolveBake(real, args, inv.SubIndex, environ, 30*time.Second)
+		var stdin []byte
+		if inv.bakeFromStdin() {
+			// docker compose (always, from v5) hands bake its services this
+			// way: read them, and give the real plugin the same bytes.
+			if stdin, err = replayInput(0); err != nil {
+				return nil, fmt.Errorf("reading the bake definition on stdin: %w", err)
+			}
+		}
+		return ResolveBake(real, args, inv.SubIndex, environ, stdin, 30*time.Second)
 	}
 	res := Rewrite(args, p)
 	Report(stderr, res, settings.Debug)
@@ -249,8 +258,9 @@ func builderFacts(name string, lookup func(string) string, selected *SelectedBui
 // arguments (files, variables, --set, targets) to learn the targets the bake
 // will build, each with its context, Dockerfile and cache settings. It is the
 // one extra process the shim may start, and only for bake. The child gets no
-// plugin socket: docker accepts only one connection, the real run's.
-func ResolveBake(real string, args []string, subIndex int, environ []string, timeout time.Duration) ([]BakeTarget, error) {
+// plugin socket: docker accepts only one connection, the real run's. stdin
+// is the definition the call gives as `--file -` (nil when it gives none).
+func ResolveBake(real string, args []string, subIndex int, environ []string, stdin []byte, timeout time.Duration) ([]BakeTarget, error) {
 	if subIndex < 0 || subIndex >= len(args) {
 		return nil, errors.New("no bake subcommand in the arguments")
 	}
@@ -265,6 +275,9 @@ func ResolveBake(real string, args []string, subIndex int, environ []string, tim
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if i := strings.LastIndex(msg, "\n"); i >= 0 {
@@ -273,6 +286,35 @@ func ResolveBake(real string, args []string, subIndex int, environ []string, tim
 		return nil, fmt.Errorf("bake --print: %w: %s", err, msg)
 	}
 	return ParseBakePrint(stdout.Bytes())
+}
+
+// replayInput reads everything from fd (the shim's stdin) and puts the same
+// bytes back on fd: an in-memory file at offset 0, which the real plugin,
+// exec'ed next, reads as it would have read the original input. What was
+// read is put back even when reading failed part way.
+func replayInput(fd int) ([]byte, error) {
+	in := os.NewFile(uintptr(fd), "stdin")
+	data, readErr := io.ReadAll(in)
+	mem, err := unix.MemfdCreate("dockhand-bake-definition", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, errors.Join(readErr, fmt.Errorf("memfd_create: %w", err))
+	}
+	defer unix.Close(mem)
+	for rest := data; len(rest) > 0; {
+		n, err := unix.Write(mem, rest)
+		if err != nil {
+			return nil, errors.Join(readErr, fmt.Errorf("writing the copy of stdin: %w", err))
+		}
+		rest = rest[n:]
+	}
+	if _, err := unix.Seek(mem, 0, io.SeekStart); err != nil {
+		return nil, errors.Join(readErr, err)
+	}
+	// dup3 onto fd leaves the new fd without close-on-exec.
+	if err := unix.Dup3(mem, fd, 0); err != nil {
+		return nil, errors.Join(readErr, fmt.Errorf("replacing stdin: %w", err))
+	}
+	return data, readErr
 }
 
 // ParseBakePrint reads `docker buildx bake --print` output.

@@ -3,10 +3,12 @@ package buildx
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +78,7 @@ target "test" {
 	defer os.Chdir(wd)
 	env := []string{"HOME=" + dir, "DOCKER_CONFIG=" + filepath.Join(dir, "dc"), "PATH=/usr/bin:/bin", "DOCKER_CLI_PLUGIN_SOCKET=@nowhere"}
 	args := []string{"bake", "--set", "app.platform=linux/arm64"}
-	targets, err := ResolveBake(real, args, 0, env, time.Minute)
+	targets, err := ResolveBake(real, args, 0, env, nil, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +91,51 @@ target "test" {
 	if test := targets[1]; test.Target != "test" || !test.HasCacheFrom || test.HasCacheTo {
 		t.Errorf("test = %+v", test)
 	}
-	if _, err := ResolveBake(real, []string{"bake", "nosuchtarget"}, 0, env, time.Minute); err == nil || !strings.Contains(err.Error(), "nosuchtarget") {
+	if _, err := ResolveBake(real, []string{"bake", "nosuchtarget"}, 0, env, nil, time.Minute); err == nil || !strings.Contains(err.Error(), "nosuchtarget") {
 		t.Errorf("ResolveBake of a missing target: %v, want buildx's error", err)
+	}
+	// A definition on stdin, as docker compose gives it (JSON, absolute
+	// contexts), beside the file in the working dir.
+	stdin := []byte(`{"group": {"default": {"targets": ["web"]}}, "target": {"web": {"context": "/src/web", "dockerfile": "Dockerfile", "tags": ["c-web"]}}}`)
+	targets, err = ResolveBake(real, []string{"bake", "--file", "-", "--progress", "rawjson", "--metadata-file", filepath.Join(dir, "m.json")}, 0, env, stdin, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets) != 1 || targets[0].Name != "web" || targets[0].Context != "/src/web" || targets[0].Dockerfile != "Dockerfile" {
+		t.Errorf("targets of the definition on stdin = %+v, want web in /src/web", targets)
+	}
+}
+
+// replayInput reads the whole input and leaves the same bytes to read on the
+// same fd, from the start, for the process the shim execs next.
+func TestReplayInput(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := bytes.Repeat([]byte(`{"target":{"app":{"context":"/x"}}}`+"\n"), 5000) // more than a pipe holds
+	go func() {
+		w.Write(want)
+		w.Close()
+	}()
+	got, err := replayInput(int(r.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("replayInput read %d bytes, want %d", len(got), len(want))
+	}
+	again, err := io.ReadAll(r) // the same fd, now the in-memory copy
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, want) {
+		t.Errorf("the fd holds %d bytes after replayInput, want the %d read", len(again), len(want))
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(r.Fd()), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		t.Errorf("the fd is not the in-memory file (mode %o, %v)", st.Mode, err)
 	}
 }
 
