@@ -27,7 +27,8 @@ type rig struct {
 	userDir  string // the agent user's own docker config dir
 	hooks    string // global hooks (the agent's hooks-path)
 	addHooks []string
-	agentEnv []string // the agent's own environment (the host's), over the harness's
+	agentEnv []string         // the agent's own environment (the host's), over the harness's
+	versions harness.Versions // of the agent and of the user's plugins (useVersions)
 }
 
 func newRig(t *testing.T) *rig {
@@ -61,6 +62,31 @@ func newRig(t *testing.T) *rig {
 	}
 	os.MkdirAll(r.hooks, 0o755)
 	return r
+}
+
+// useVersions makes the rig's jobs, plain and dockhand, run the agent, buildx
+// and compose of v: the agent user's cli-plugins links point at those
+// plugins (compose is linked too), and the agent is started from its own dir.
+func (r *rig) useVersions(v harness.Versions) {
+	r.t.Helper()
+	bin, err := harness.FindToolBin(os.Environ())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for name, version := range map[string]string{"docker-buildx": v.Buildx, "docker-compose": v.Compose} {
+		real, err := harness.VersionedBin(bin, name, version)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		link := filepath.Join(r.userDir, "cli-plugins", name)
+		if err := os.Remove(link); err != nil && !os.IsNotExist(err) {
+			r.t.Fatal(err)
+		}
+		if err := os.Symlink(real, link); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.versions = v
 }
 
 // hook writes an executable hook script.
@@ -99,7 +125,7 @@ func (r *rig) startOn(dir, name, command string, env map[string]string) (string,
 		"--additional-hooks-paths", strings.Join(r.addHooks, ","),
 		"--signal-grace-period-seconds", "5", "--cancel-grace-period", "6",
 	)...)
-	return id, harness.StartAgent(r.t, args, append([]string{"DOCKER_CONFIG=" + r.userDir}, r.agentEnv...)...)
+	return id, harness.StartAgentVersion(r.t, r.versions.Agent, args, append([]string{"DOCKER_CONFIG=" + r.userDir}, r.agentEnv...)...)
 }
 
 // queue adds a job running command with env (over the minimal job env).
@@ -119,7 +145,7 @@ func (r *rig) startPlain(command string, env map[string]string) (string, *harnes
 	r.t.Helper()
 	id := r.queue(command, env)
 	args := r.srv.AgentArgs(shortDir(r.t), id, "--hooks-path", r.hooks)
-	return id, harness.StartAgent(r.t, args, "DOCKER_CONFIG="+r.userDir)
+	return id, harness.StartAgentVersion(r.t, r.versions.Agent, args, "DOCKER_CONFIG="+r.userDir)
 }
 
 // finish waits for the job's finish call and the agent's exit.

@@ -48,16 +48,28 @@ type Agent struct {
 // started are killed when the test ends.
 func StartAgent(t testing.TB, args []string, extraEnv ...string) *Agent {
 	t.Helper()
+	return StartAgentVersion(t, "", args, extraEnv...)
+}
+
+// StartAgentVersion is StartAgent with the agent of that version ("" for the
+// current one, see Versions). Its own dir comes first on PATH, so the job's
+// `buildkite-agent` (and dockhand's child bootstrap) is the same agent.
+func StartAgentVersion(t testing.TB, version string, args []string, extraEnv ...string) *Agent {
+	t.Helper()
 	binDir, err := FindToolBin(os.Environ())
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(binDir, "buildkite-agent")
-	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
-		t.Fatalf("the real buildkite-agent is missing at %s: run make tools", bin)
+	bin, err := VersionedBin(binDir, "buildkite-agent", version)
+	if err != nil {
+		t.Fatalf("the real buildkite-agent: %v", err)
+	}
+	path := binDir + string(os.PathListSeparator) + os.Getenv("PATH")
+	if version != "" {
+		path = filepath.Dir(bin) + string(os.PathListSeparator) + path
 	}
 	home, tmp := t.TempDir(), t.TempDir()
-	env := append(baseEnv(), "HOME="+home, "TMPDIR="+tmp, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	env := append(baseEnv(), "HOME="+home, "TMPDIR="+tmp, "PATH="+path)
 	env = append(env, extraEnv...)
 
 	p := &Agent{Home: home, Tmp: tmp, out: &lockedBuffer{}, done: make(chan struct{})}
