@@ -22,8 +22,12 @@ type Versions struct {
 // channel's v4 aside) and the buildx and compose plugins of its AMI.
 var Stack = Versions{Agent: "3.137.0", Buildx: "0.34.1", Compose: "5.1.4"}
 
-// String names the versions for test names: "current", or each one set.
+// String names the versions for test names (which become temp dir names,
+// under the unix socket path limit): "current", "stack", or each one set.
 func (v Versions) String() string {
+	if v == Stack {
+		return "stack"
+	}
 	var parts []string
 	for _, c := range []struct{ name, version string }{{"agent", v.Agent}, {"buildx", v.Buildx}, {"compose", v.Compose}} {
 		if c.version != "" {
