@@ -305,6 +305,15 @@ func (inv Invocation) bakeFromStdin() bool {
 	return inv.Command == CommandBake && slices.Contains(inv.values("file"), "-")
 }
 
+// progressMode is the progress output the call asks for: its --progress,
+// else BUILDKIT_PROGRESS, as buildx reads them ("" for buildx's default).
+func (inv Invocation) progressMode(lookup func(string) string) string {
+	if v, ok := inv.last("progress"); ok {
+		return v
+	}
+	return lookup("BUILDKIT_PROGRESS")
+}
+
 // last returns the last value given to a flag (pflag keeps the last).
 func (inv Invocation) last(name string) (string, bool) {
 	v := inv.values(name)

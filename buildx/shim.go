@@ -3,6 +3,8 @@ package buildx
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,6 +138,10 @@ func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.
 // rewrites the arguments and reports on stderr.
 func shimRewrite(args []string, lookup func(string) string, real string, environ []string, job *ShimJob, stderr io.Writer) (Result, error) {
 	c := job.Cache
+	standalone := lookup("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") == ""
+	if inv, err := ParseInvocation(args, standalone); err == nil && inv.progressMode(lookup) == "rawjson" {
+		stderr = &progressLines{w: stderr, now: time.Now}
+	}
 	settings, warnings := env.BuildSettings{CacheMode: c.Mode, Strict: c.Strict, Debug: c.Debug}.WithOverrides(lookup)
 	for _, w := range warnings {
 		joblog.Warnf(stderr, "%s", w)
@@ -149,7 +155,6 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 		id.Checkout = lookup("BUILDKITE_BUILD_CHECKOUT_PATH")
 	}
 	dir, _ := os.Getwd()
-	standalone := lookup("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") == ""
 	p := Policy{
 		Mode: settings.CacheMode, Standalone: standalone, Identity: id, Backend: c.Backend, Dir: dir,
 		Builder: func(name string) BuilderFacts { return builderFacts(name, lookup, job.Selected) },
@@ -175,6 +180,46 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 		return res, ErrStrict
 	}
 	return res, nil
+}
+
+// progressLines turns the shim's lines into BuildKit progress records, one
+// JSON SolveStatus a line, each a finished step named by the line, for a call
+// whose stderr is its `--progress rawjson` stream: what reads that stream
+// (docker compose, for one) shows them among the build's steps, where a line
+// of text would be taken for part of an error, or break a strict reader.
+type progressLines struct {
+	w   io.Writer
+	now func() time.Time
+	buf []byte
+}
+
+func (p *progressLines) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := string(p.buf[:i])
+		p.buf = p.buf[i+1:]
+		sum := sha256.Sum256([]byte("dockhand\x00" + line))
+		at := p.now().UTC()
+		type vertex struct {
+			Digest    string    `json:"digest"`
+			Name      string    `json:"name"`
+			Started   time.Time `json:"started"`
+			Completed time.Time `json:"completed"`
+		}
+		data, err := json.Marshal(struct {
+			Vertexes []vertex `json:"vertexes"`
+		}{[]vertex{{"sha256:" + hex.EncodeToString(sum[:]), line, at, at}}})
+		if err != nil {
+			return len(b), err
+		}
+		if _, err := p.w.Write(append(data, '\n')); err != nil {
+			return len(b), err
+		}
+	}
 }
 
 // Report prints what Rewrite did: one line per injection, one line when the

@@ -2,6 +2,7 @@ package buildx
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -249,5 +250,63 @@ func TestReport(t *testing.T) {
 		k + "-dev, reg.example/cache/web:" + k + "-main; read-only (a pull request from a fork)\n"
 	if b.String() != want {
 		t.Errorf("Report =\n %q\nwant\n %q", b.String(), want)
+	}
+}
+
+// With `--progress rawjson` (how docker compose runs bake) stderr is a stream
+// of BuildKit progress records: the shim's lines are records too, each a
+// finished step named by the line, and nothing else is written there. Other
+// progress modes keep the plain lines.
+func TestShimLinesInRawJSONProgress(t *testing.T) {
+	base := []string{"DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND=docker", "DOCKER_CONFIG=" + t.TempDir()}
+	for _, c := range []struct {
+		name  string
+		env   []string
+		args  []string
+		json  bool
+		lines int
+	}{
+		{"--progress rawjson", nil, []string{"buildx", "build", "--progress", "rawjson", "."}, true, 1},
+		{"--progress=rawjson, with a warning", []string{"DOCKHAND_CACHE=sometimes"}, []string{"buildx", "build", "--progress=rawjson", "."}, true, 2},
+		{"BUILDKIT_PROGRESS=rawjson", []string{"BUILDKIT_PROGRESS=rawjson"}, []string{"buildx", "build", "."}, true, 1},
+		{"--progress plain over BUILDKIT_PROGRESS=rawjson", []string{"BUILDKIT_PROGRESS=rawjson"}, []string{"buildx", "build", "--progress", "plain", "."}, false, 1},
+		{"default progress", nil, []string{"buildx", "build", "."}, false, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			environ := append(slices.Clone(base), c.env...)
+			if _, err := shimRewrite(c.args, lookupIn(environ), "/nonexistent/docker-buildx", environ, testJob(), &stderr); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if len(lines) != c.lines {
+				t.Fatalf("stderr = %q, want %d line(s)", stderr.String(), c.lines)
+			}
+			for _, l := range lines {
+				var rec struct {
+					Vertexes []struct {
+						Digest, Name       string
+						Started, Completed *time.Time
+					}
+				}
+				err := json.Unmarshal([]byte(l), &rec)
+				if !c.json {
+					if err == nil || !strings.HasPrefix(l, "dockhand: ") {
+						t.Errorf("line %q: want plain text", l)
+					}
+					continue
+				}
+				if err != nil || len(rec.Vertexes) != 1 {
+					t.Fatalf("line %q is not one progress record: %v", l, err)
+				}
+				v := rec.Vertexes[0]
+				if !strings.HasPrefix(v.Name, "dockhand: ") || !strings.HasPrefix(v.Digest, "sha256:") || v.Started == nil || v.Completed == nil {
+					t.Errorf("record %+v: want a finished step named by the shim's line", v)
+				}
+			}
+			if c.json && !strings.Contains(stderr.String(), `"name":"dockhand: cache `) {
+				t.Errorf("no record of the injection: %q", stderr.String())
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -59,9 +60,11 @@ docker compose -p c$T run --rm app cat /hi | sed "s/^/$O/"`, kit.Buildkitd.Addr)
 			if !slices.Equal(runs[1].out, []string{"out: hi"}) {
 				t.Errorf("result lines %q, want the image's /hi", runs[1].out)
 			}
-			// compose reads bake's stderr (its progress, as rawjson), so the
-			// shim's lines reach the job log only when the build fails: the
-			// cache it wrote shows the injection.
+			// compose reads bake's stderr as its progress (rawjson): the
+			// shim's line is a step of that progress, which compose shows.
+			if !regexp.MustCompile(`dockhand: cache [0-9a-f]{12} \(bake target app, `).MatchString(runs[1].log) {
+				t.Errorf("the job log does not show the injection for bake target app:\n%s", runs[1].log)
+			}
 			written := tagsWithPrefix(registryState(t, kit.Registry.Host, fmt.Sprintf("cache%d/pipeline", i)), "")
 			if len(written) != 1 || !strings.HasSuffix(written[0], "-main") {
 				t.Errorf("cache refs %q in %s/pipeline, want one, for bake target app, tagged KEY-main\n%s", written, repo, runs[1].log)
