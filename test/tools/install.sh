@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real components dockhand's end-to-end tests run into .tools/bin.
 # Pinned in test/tools/go.mod (buildkit, buildx, distribution, gofakes3),
-# test/tools/agent/go.mod (buildkite-agent) and DEBS below (runc, busybox, packer).
+# test/tools/agent/go.mod (buildkite-agent), test/tools/stack/*/go.mod (the
+# Elastic CI Stack's agent, buildx and compose) and DEBS below (runc, busybox, packer).
 # Idempotent: a second run with nothing changed only checks.
 set -euo pipefail
 
