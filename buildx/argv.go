@@ -3,6 +3,7 @@ package buildx
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -296,6 +297,21 @@ func (inv Invocation) values(name string) []string {
 		}
 	}
 	return out
+}
+
+// bakeFromStdin reports whether a bake call reads (part of) its definition
+// from stdin: `--file -`, as docker compose gives its services to bake.
+func (inv Invocation) bakeFromStdin() bool {
+	return inv.Command == CommandBake && slices.Contains(inv.values("file"), "-")
+}
+
+// progressMode is the progress output the call asks for: its --progress,
+// else BUILDKIT_PROGRESS, as buildx reads them ("" for buildx's default).
+func (inv Invocation) progressMode(lookup func(string) string) string {
+	if v, ok := inv.last("progress"); ok {
+		return v
+	}
+	return lookup("BUILDKIT_PROGRESS")
 }
 
 // last returns the last value given to a flag (pflag keeps the last).

@@ -242,8 +242,9 @@ func planBake(inv Invocation, p Policy, readOnly string) ([]Injection, []string,
 }
 
 // bakeOnlyInspects says why a bake call builds nothing whose cache dockhand
-// could plan: it prints, lists or evaluates, or its definition is remote or
-// on stdin ("" when it builds).
+// could plan: it prints, lists or evaluates, or its definition is remote
+// ("" when it builds). A definition on stdin is read like a file's: the shim
+// resolves it and hands the real plugin the same bytes (replayInput).
 func bakeOnlyInspects(inv Invocation) string {
 	for _, f := range []string{"print", "list-targets", "list-variables"} {
 		if inv.flagTrue(f) {
@@ -258,9 +259,6 @@ func bakeOnlyInspects(inv Invocation) string {
 	}
 	if len(inv.args) > 0 && isRemoteContext(inv.args[0]) {
 		return "the bake definition is remote"
-	}
-	if slices.Contains(inv.values("file"), "-") {
-		return "the bake definition comes from stdin"
 	}
 	return ""
 }

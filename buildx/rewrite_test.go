@@ -327,7 +327,11 @@ func TestRewriteBake(t *testing.T) {
 		{name: "--list-targets", args: "buildx bake --list-targets", reason: "prints"},
 		{name: "--call=check", args: "buildx bake --call=check", reason: "evaluates"},
 		{name: "--check", args: "buildx bake --check app", reason: "evaluates"},
-		{name: "definition on stdin", args: "buildx bake -f - app", reason: "stdin"},
+		// As docker compose calls it (always from v5; the shim reads the
+		// definition and hands it on, replayInput).
+		{name: "definition on stdin", args: "buildx bake --file - --progress rawjson --metadata-file /tmp/m.json --allow fs.read=/b/web",
+			targets: []BakeTarget{app}, imgs: []cachekey.Image{appImg}, at: 2},
+		{name: "definition on stdin and in a file", args: "buildx bake -f - -f=b.hcl app", targets: []BakeTarget{app}, imgs: []cachekey.Image{appImg}, at: 2},
 		{name: "remote definition", args: "buildx bake https://github.com/acme/web.git app", reason: "remote"},
 		{name: "--help", args: "buildx bake --help", reason: "help"},
 		{name: "unknown flag", args: "buildx bake --frob", reason: "unknown flag", warn: true},

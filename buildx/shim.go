@@ -3,6 +3,8 @@ package buildx
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
+	"golang.org/x/sys/unix"
 )
 
 // RealPluginVar names the variable the bootstrap exports with the path of the
@@ -135,6 +138,10 @@ func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.
 // rewrites the arguments and reports on stderr.
 func shimRewrite(args []string, lookup func(string) string, real string, environ []string, job *ShimJob, stderr io.Writer) (Result, error) {
 	c := job.Cache
+	standalone := lookup("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") == ""
+	if inv, err := ParseInvocation(args, standalone); err == nil && inv.progressMode(lookup) == "rawjson" {
+		stderr = &progressLines{w: stderr, now: time.Now}
+	}
 	settings, warnings := env.BuildSettings{CacheMode: c.Mode, Strict: c.Strict, Debug: c.Debug}.WithOverrides(lookup)
 	for _, w := range warnings {
 		joblog.Warnf(stderr, "%s", w)
@@ -148,7 +155,6 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 		id.Checkout = lookup("BUILDKITE_BUILD_CHECKOUT_PATH")
 	}
 	dir, _ := os.Getwd()
-	standalone := lookup("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") == ""
 	p := Policy{
 		Mode: settings.CacheMode, Standalone: standalone, Identity: id, Backend: c.Backend, Dir: dir,
 		Builder: func(name string) BuilderFacts { return builderFacts(name, lookup, job.Selected) },
@@ -158,7 +164,15 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 		if err != nil {
 			return nil, err
 		}
-		return ResolveBake(real, args, inv.SubIndex, environ, 30*time.Second)
+		var stdin []byte
+		if inv.bakeFromStdin() {
+			// docker compose (always, from v5) hands bake its services this
+			// way: read them, and give the real plugin the same bytes.
+			if stdin, err = replayInput(0); err != nil {
+				return nil, fmt.Errorf("reading the bake definition on stdin: %w", err)
+			}
+		}
+		return ResolveBake(real, args, inv.SubIndex, environ, stdin, 30*time.Second)
 	}
 	res := Rewrite(args, p)
 	Report(stderr, res, settings.Debug)
@@ -166,6 +180,46 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 		return res, ErrStrict
 	}
 	return res, nil
+}
+
+// progressLines turns the shim's lines into BuildKit progress records, one
+// JSON SolveStatus a line, each a finished step named by the line, for a call
+// whose stderr is its `--progress rawjson` stream: what reads that stream
+// (docker compose, for one) shows them among the build's steps, where a line
+// of text would be taken for part of an error, or break a strict reader.
+type progressLines struct {
+	w   io.Writer
+	now func() time.Time
+	buf []byte
+}
+
+func (p *progressLines) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := string(p.buf[:i])
+		p.buf = p.buf[i+1:]
+		sum := sha256.Sum256([]byte("dockhand\x00" + line))
+		at := p.now().UTC()
+		type vertex struct {
+			Digest    string    `json:"digest"`
+			Name      string    `json:"name"`
+			Started   time.Time `json:"started"`
+			Completed time.Time `json:"completed"`
+		}
+		data, err := json.Marshal(struct {
+			Vertexes []vertex `json:"vertexes"`
+		}{[]vertex{{"sha256:" + hex.EncodeToString(sum[:]), line, at, at}}})
+		if err != nil {
+			return len(b), err
+		}
+		if _, err := p.w.Write(append(data, '\n')); err != nil {
+			return len(b), err
+		}
+	}
 }
 
 // Report prints what Rewrite did: one line per injection, one line when the
@@ -249,8 +303,9 @@ func builderFacts(name string, lookup func(string) string, selected *SelectedBui
 // arguments (files, variables, --set, targets) to learn the targets the bake
 // will build, each with its context, Dockerfile and cache settings. It is the
 // one extra process the shim may start, and only for bake. The child gets no
-// plugin socket: docker accepts only one connection, the real run's.
-func ResolveBake(real string, args []string, subIndex int, environ []string, timeout time.Duration) ([]BakeTarget, error) {
+// plugin socket: docker accepts only one connection, the real run's. stdin
+// is the definition the call gives as `--file -` (nil when it gives none).
+func ResolveBake(real string, args []string, subIndex int, environ []string, stdin []byte, timeout time.Duration) ([]BakeTarget, error) {
 	if subIndex < 0 || subIndex >= len(args) {
 		return nil, errors.New("no bake subcommand in the arguments")
 	}
@@ -265,6 +320,9 @@ func ResolveBake(real string, args []string, subIndex int, environ []string, tim
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if i := strings.LastIndex(msg, "\n"); i >= 0 {
@@ -273,6 +331,35 @@ func ResolveBake(real string, args []string, subIndex int, environ []string, tim
 		return nil, fmt.Errorf("bake --print: %w: %s", err, msg)
 	}
 	return ParseBakePrint(stdout.Bytes())
+}
+
+// replayInput reads everything from fd (the shim's stdin) and puts the same
+// bytes back on fd: an in-memory file at offset 0, which the real plugin,
+// exec'ed next, reads as it would have read the original input. What was
+// read is put back even when reading failed part way.
+func replayInput(fd int) ([]byte, error) {
+	in := os.NewFile(uintptr(fd), "stdin")
+	data, readErr := io.ReadAll(in)
+	mem, err := unix.MemfdCreate("dockhand-bake-definition", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, errors.Join(readErr, fmt.Errorf("memfd_create: %w", err))
+	}
+	defer unix.Close(mem)
+	for rest := data; len(rest) > 0; {
+		n, err := unix.Write(mem, rest)
+		if err != nil {
+			return nil, errors.Join(readErr, fmt.Errorf("writing the copy of stdin: %w", err))
+		}
+		rest = rest[n:]
+	}
+	if _, err := unix.Seek(mem, 0, io.SeekStart); err != nil {
+		return nil, errors.Join(readErr, err)
+	}
+	// dup3 onto fd leaves the new fd without close-on-exec.
+	if err := unix.Dup3(mem, fd, 0); err != nil {
+		return nil, errors.Join(readErr, fmt.Errorf("replacing stdin: %w", err))
+	}
+	return data, readErr
 }
 
 // ParseBakePrint reads `docker buildx bake --print` output.

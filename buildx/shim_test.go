@@ -2,11 +2,14 @@ package buildx
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +79,7 @@ target "test" {
 	defer os.Chdir(wd)
 	env := []string{"HOME=" + dir, "DOCKER_CONFIG=" + filepath.Join(dir, "dc"), "PATH=/usr/bin:/bin", "DOCKER_CLI_PLUGIN_SOCKET=@nowhere"}
 	args := []string{"bake", "--set", "app.platform=linux/arm64"}
-	targets, err := ResolveBake(real, args, 0, env, time.Minute)
+	targets, err := ResolveBake(real, args, 0, env, nil, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +92,51 @@ target "test" {
 	if test := targets[1]; test.Target != "test" || !test.HasCacheFrom || test.HasCacheTo {
 		t.Errorf("test = %+v", test)
 	}
-	if _, err := ResolveBake(real, []string{"bake", "nosuchtarget"}, 0, env, time.Minute); err == nil || !strings.Contains(err.Error(), "nosuchtarget") {
+	if _, err := ResolveBake(real, []string{"bake", "nosuchtarget"}, 0, env, nil, time.Minute); err == nil || !strings.Contains(err.Error(), "nosuchtarget") {
 		t.Errorf("ResolveBake of a missing target: %v, want buildx's error", err)
+	}
+	// A definition on stdin, as docker compose gives it (JSON, absolute
+	// contexts), beside the file in the working dir.
+	stdin := []byte(`{"group": {"default": {"targets": ["web"]}}, "target": {"web": {"context": "/src/web", "dockerfile": "Dockerfile", "tags": ["c-web"]}}}`)
+	targets, err = ResolveBake(real, []string{"bake", "--file", "-", "--progress", "rawjson", "--metadata-file", filepath.Join(dir, "m.json")}, 0, env, stdin, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets) != 1 || targets[0].Name != "web" || targets[0].Context != "/src/web" || targets[0].Dockerfile != "Dockerfile" {
+		t.Errorf("targets of the definition on stdin = %+v, want web in /src/web", targets)
+	}
+}
+
+// replayInput reads the whole input and leaves the same bytes to read on the
+// same fd, from the start, for the process the shim execs next.
+func TestReplayInput(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := bytes.Repeat([]byte(`{"target":{"app":{"context":"/x"}}}`+"\n"), 5000) // more than a pipe holds
+	go func() {
+		w.Write(want)
+		w.Close()
+	}()
+	got, err := replayInput(int(r.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("replayInput read %d bytes, want %d", len(got), len(want))
+	}
+	again, err := io.ReadAll(r) // the same fd, now the in-memory copy
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, want) {
+		t.Errorf("the fd holds %d bytes after replayInput, want the %d read", len(again), len(want))
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(r.Fd()), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		t.Errorf("the fd is not the in-memory file (mode %o, %v)", st.Mode, err)
 	}
 }
 
@@ -204,5 +250,63 @@ func TestReport(t *testing.T) {
 		k + "-dev, reg.example/cache/web:" + k + "-main; read-only (a pull request from a fork)\n"
 	if b.String() != want {
 		t.Errorf("Report =\n %q\nwant\n %q", b.String(), want)
+	}
+}
+
+// With `--progress rawjson` (how docker compose runs bake) stderr is a stream
+// of BuildKit progress records: the shim's lines are records too, each a
+// finished step named by the line, and nothing else is written there. Other
+// progress modes keep the plain lines.
+func TestShimLinesInRawJSONProgress(t *testing.T) {
+	base := []string{"DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND=docker", "DOCKER_CONFIG=" + t.TempDir()}
+	for _, c := range []struct {
+		name  string
+		env   []string
+		args  []string
+		json  bool
+		lines int
+	}{
+		{"--progress rawjson", nil, []string{"buildx", "build", "--progress", "rawjson", "."}, true, 1},
+		{"--progress=rawjson, with a warning", []string{"DOCKHAND_CACHE=sometimes"}, []string{"buildx", "build", "--progress=rawjson", "."}, true, 2},
+		{"BUILDKIT_PROGRESS=rawjson", []string{"BUILDKIT_PROGRESS=rawjson"}, []string{"buildx", "build", "."}, true, 1},
+		{"--progress plain over BUILDKIT_PROGRESS=rawjson", []string{"BUILDKIT_PROGRESS=rawjson"}, []string{"buildx", "build", "--progress", "plain", "."}, false, 1},
+		{"default progress", nil, []string{"buildx", "build", "."}, false, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			environ := append(slices.Clone(base), c.env...)
+			if _, err := shimRewrite(c.args, lookupIn(environ), "/nonexistent/docker-buildx", environ, testJob(), &stderr); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if len(lines) != c.lines {
+				t.Fatalf("stderr = %q, want %d line(s)", stderr.String(), c.lines)
+			}
+			for _, l := range lines {
+				var rec struct {
+					Vertexes []struct {
+						Digest, Name       string
+						Started, Completed *time.Time
+					}
+				}
+				err := json.Unmarshal([]byte(l), &rec)
+				if !c.json {
+					if err == nil || !strings.HasPrefix(l, "dockhand: ") {
+						t.Errorf("line %q: want plain text", l)
+					}
+					continue
+				}
+				if err != nil || len(rec.Vertexes) != 1 {
+					t.Fatalf("line %q is not one progress record: %v", l, err)
+				}
+				v := rec.Vertexes[0]
+				if !strings.HasPrefix(v.Name, "dockhand: ") || !strings.HasPrefix(v.Digest, "sha256:") || v.Started == nil || v.Completed == nil {
+					t.Errorf("record %+v: want a finished step named by the shim's line", v)
+				}
+			}
+			if c.json && !strings.Contains(stderr.String(), `"name":"dockhand: cache `) {
+				t.Errorf("no record of the injection: %q", stderr.String())
+			}
+		})
 	}
 }

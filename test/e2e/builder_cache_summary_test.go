@@ -15,10 +15,9 @@ import (
 // is appended to the configuration.
 func embeddedRig(t *testing.T, kit *harness.Env, extra string) *rig {
 	t.Helper()
-	r := newRootRig(t) // root: the embedded kind needs euid 0 until rootless buildkitd lands
-	r.state = filepath.Join(shortDir(t), "state")
-	t.Cleanup(func() { stopEmbedded(t, r.state) })
-	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")
+	r := newRig(t)
+	r.shortState()
+	bkConfig := filepath.Join(r.tempDir(), "buildkitd.toml")
 	writeFile(t, bkConfig, fmt.Sprintf("[registry.%q]\n  http = true\n", kit.Registry.Host))
 	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"embedded\"]\n[embedded]\nconfig = %q\n%s", r.state, bkConfig, extra))
 	return r

@@ -22,9 +22,8 @@ var startedPid = regexp.MustCompile(`started the host's buildkitd \(pid (\d+)\)`
 // restarts it when it died.
 func TestEmbeddedBuilderSharedAndRestarted(t *testing.T) {
 	kit := harness.Start(t, harness.Options{})
-	r := newRootRig(t)                            // root: the embedded kind needs euid 0 until rootless buildkitd lands
-	r.state = filepath.Join(shortDir(t), "state") // the daemon's socket lives under it
-	t.Cleanup(func() { stopEmbedded(t, r.state) })
+	r := newRootRig(t) // root's embedded buildkitd (the stack user's, rootless: TestEmbeddedBuilderRootlessForTheStackUser)
+	r.shortState()
 	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")
 	writeFile(t, bkConfig, fmt.Sprintf("[worker.oci]\n  gc = false\n[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n", kit.Registry.Host))
 	writeFile(t, r.config, fmt.Sprintf(`state_dir = %q

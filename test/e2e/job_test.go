@@ -32,7 +32,8 @@ type rig struct {
 	userDir  string // the agent user's own docker config dir
 	hooks    string // global hooks (the agent's hooks-path)
 	addHooks []string
-	agentEnv []string // the agent's own environment (the host's), over the harness's
+	agentEnv []string         // the agent's own environment (the host's), over the harness's
+	versions harness.Versions // of the agent and of the user's plugins (useVersions)
 }
 
 // newRig is a rig whose agent runs as the stack's agent user (uid 2000),
@@ -152,7 +153,32 @@ func (r *rig) startAgent(agentDir string, args []string, env ...string) *harness
 			r.t.Fatal(err)
 		}
 	}
-	return harness.StartAgentAs(r.t, r.user, args, env...)
+	return harness.StartAgentWith(r.t, harness.AgentOptions{User: r.user, Version: r.versions.Agent}, args, env...)
+}
+
+// useVersions makes the rig's jobs, plain and dockhand, run the agent, buildx
+// and compose of v: the agent user's cli-plugins links point at those
+// plugins (compose is linked too), and the agent is started from its own dir.
+func (r *rig) useVersions(v harness.Versions) {
+	r.t.Helper()
+	bin, err := harness.FindToolBin(os.Environ())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for name, version := range map[string]string{"docker-buildx": v.Buildx, "docker-compose": v.Compose} {
+		real, err := harness.VersionedBin(bin, name, version)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		link := filepath.Join(r.userDir, "cli-plugins", name)
+		if err := os.Remove(link); err != nil && !os.IsNotExist(err) {
+			r.t.Fatal(err)
+		}
+		if err := os.Symlink(real, link); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.versions = v
 }
 
 // hook writes an executable hook script.
@@ -240,6 +266,28 @@ func (r *rig) jobDirs() []string {
 		}
 	}
 	return out
+}
+
+// shortState moves the rig's state dir to a short path of its own (the
+// embedded daemon's socket lives under it: sun_path holds 108 bytes), made
+// as install-dockhand.sh makes it: 0700, the rig's user's. The embedded
+// daemon is stopped when the test ends.
+func (r *rig) shortState() {
+	r.t.Helper()
+	base := shortDir(r.t)
+	r.state = filepath.Join(base, "state")
+	if err := os.Mkdir(r.state, 0o700); err != nil {
+		r.t.Fatal(err)
+	}
+	if r.user != nil {
+		if err := r.user.Chown(base); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := harness.Passable(r.state); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.t.Cleanup(func() { stopEmbedded(r.t, r.state) })
 }
 
 // shortDir is a short temp dir: the agent's job API socket lives under it.

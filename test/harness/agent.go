@@ -48,30 +48,44 @@ type Agent struct {
 // everything it started are killed when the test ends.
 func StartAgent(t testing.TB, args []string, extraEnv ...string) *Agent {
 	t.Helper()
-	return StartAgentAs(t, nil, args, extraEnv...)
+	return StartAgentWith(t, AgentOptions{}, args, extraEnv...)
 }
 
-// StartAgentAs is StartAgent as the user u (root when u is nil), as the
-// Elastic CI Stack runs it: HOME and TMPDIR are u's, and u's login
-// variables are set. What the arguments name (build path, hooks, config)
-// must be reachable for u: the caller's to arrange.
-func StartAgentAs(t testing.TB, u *User, args []string, extraEnv ...string) *Agent {
+// AgentOptions choose who runs the agent and which agent.
+type AgentOptions struct {
+	// User runs the agent (nil: root), as the Elastic CI Stack runs it:
+	// HOME and TMPDIR are the user's, and its login variables are set. What
+	// the arguments name (build path, hooks, config) must be reachable for
+	// the user: the caller's to arrange.
+	User *User
+	// Version is the agent's (see Versions; "" is the current one). Its own
+	// dir comes first on PATH, so the job's `buildkite-agent` (and dockhand's
+	// child bootstrap) is the same agent.
+	Version string
+}
+
+// StartAgentWith is StartAgent as o says.
+func StartAgentWith(t testing.TB, o AgentOptions, args []string, extraEnv ...string) *Agent {
 	t.Helper()
 	binDir, err := FindToolBin(os.Environ())
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(binDir, "buildkite-agent")
-	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
-		t.Fatalf("the real buildkite-agent is missing at %s: run make tools", bin)
+	bin, err := VersionedBin(binDir, "buildkite-agent", o.Version)
+	if err != nil {
+		t.Fatalf("the real buildkite-agent: %v", err)
+	}
+	path := binDir + string(os.PathListSeparator) + os.Getenv("PATH")
+	if o.Version != "" {
+		path = filepath.Dir(bin) + string(os.PathListSeparator) + path
 	}
 	home, tmp := t.TempDir(), t.TempDir()
 	env := baseEnv()
-	if u != nil {
-		home, tmp = u.TempDir(t), u.TempDir(t)
-		env = append(env, u.Env()...)
+	if o.User != nil {
+		home, tmp = o.User.TempDir(t), o.User.TempDir(t)
+		env = append(env, o.User.Env()...)
 	}
-	env = append(env, "HOME="+home, "TMPDIR="+tmp, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	env = append(env, "HOME="+home, "TMPDIR="+tmp, "PATH="+path)
 	env = append(env, extraEnv...)
 
 	p := &Agent{Home: home, Tmp: tmp, out: &lockedBuffer{}, done: make(chan struct{})}
@@ -80,8 +94,8 @@ func StartAgentAs(t testing.TB, u *User, args []string, extraEnv ...string) *Age
 	p.cmd.Dir = home
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if u != nil {
-		p.cmd.SysProcAttr.Credential = u.Credential()
+	if o.User != nil {
+		p.cmd.SysProcAttr.Credential = o.User.Credential()
 	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting the agent: %v", err)

@@ -88,7 +88,7 @@ func New(dir string) (*Kit, error) {
 		return nil, err
 	}
 	var missing []string
-	for _, t := range Tools {
+	for _, t := range append(slices.Clone(Tools), Stack.VersionedTools()...) {
 		if fi, err := os.Stat(filepath.Join(bin, t)); err != nil || fi.Mode()&0o111 == 0 {
 			missing = append(missing, t)
 		}

@@ -163,3 +163,53 @@ func TestStackUserReachesTheKitsSockets(t *testing.T) {
 		t.Error("outside the docker group, the kit's buildkitd answered")
 	}
 }
+
+// The kit's extra versions are the releases they are named for, each a build
+// of its own beside the current one: the agent says its version, and each CLI
+// plugin tells docker (and compose, which refuses a buildx with none) its
+// version in its metadata. The agent's dir holds it under its plain name, as
+// BUILDKITE_BIN_PATH needs.
+func TestVersionedComponents(t *testing.T) {
+	bin, err := harness.FindToolBin(os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, version string
+		args          []string
+		want          string
+	}{
+		{"buildkite-agent", harness.Stack.Agent, []string{"--version"}, "buildkite-agent version " + harness.Stack.Agent + "+"},
+		{"docker-buildx", harness.Stack.Buildx, []string{"docker-cli-plugin-metadata"}, `"Version":"v` + harness.Stack.Buildx + `"`},
+		{"docker-compose", harness.Stack.Compose, []string{"docker-cli-plugin-metadata"}, `"Version":"v` + harness.Stack.Compose + `"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			versioned, err := harness.VersionedBin(bin, c.name, c.version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			current, err := harness.VersionedBin(bin, c.name, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if filepath.Base(versioned) != c.name || filepath.Dir(versioned) == filepath.Dir(current) {
+				t.Errorf("%s %s is %s: want it named %s in a dir of its own", c.name, c.version, versioned, c.name)
+			}
+			outputs := map[string]string{}
+			for _, p := range []string{versioned, current} {
+				out, err := exec.Command(p, c.args...).CombinedOutput()
+				if err != nil {
+					t.Fatalf("%s %s: %v\n%s", p, strings.Join(c.args, " "), err, out)
+				}
+				outputs[p] = strings.Join(strings.Fields(string(out)), "")
+			}
+			want := strings.Join(strings.Fields(c.want), "")
+			if !strings.Contains(outputs[versioned], want) {
+				t.Errorf("%s says %q, want %q in it", versioned, outputs[versioned], c.want)
+			}
+			if strings.Contains(outputs[current], want) {
+				t.Errorf("the current %s says %q too: the kit has one version, not two", current, outputs[current])
+			}
+		})
+	}
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real components dockhand's end-to-end tests run into .tools/bin.
 # Pinned in test/tools/go.mod (buildkit, buildx, distribution, gofakes3),
-# test/tools/agent/go.mod (buildkite-agent) and DEBS below (runc, busybox, packer).
+# test/tools/agent/go.mod (buildkite-agent), test/tools/stack/*/go.mod (the
+# Elastic CI Stack's agent, buildx and compose) and DEBS below (runc, busybox, packer).
 # Idempotent: a second run with nothing changed only checks.
 set -euo pipefail
 
@@ -48,6 +49,33 @@ go build -trimpath -ldflags "-X github.com/buildkite/agent/v3/version.buildNumbe
 cd "$root/test/tools/rootlesskit"
 step "go build rootlesskit"
 go build -trimpath -o "$bin/rootlesskit" github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit
+# The Elastic CI Stack's versions, beside the current ones: buildkite-agent
+# (test/tools/stack/agent), buildx and compose (test/tools/stack/buildx,
+# test/tools/stack/compose), each a module of its own as their graphs clash.
+# Each goes to .tools/versions/NAME-VERSION/NAME, linked as .tools/bin/NAME-VERSION
+# (VERSION without the "v"): in a dir of its own it keeps its plain name, so
+# the agent's BUILDKITE_BIN_PATH (its own dir) holds the same agent, and the
+# tests can put that dir first on PATH. Stamped as the current ones are.
+stack_build() { # NAME MODULE-DIR MODULE PKG LDFLAGS-VAR
+  local name=$1 dir=$2 mod=$3 pkg=$4 var=$5 ver
+  cd "$root/test/tools/stack/$dir"
+  ver=$(go list -m -f '{{.Version}}' "$mod")
+  local out="$root/.tools/versions/$name-${ver#v}"
+  mkdir -p "$out"
+  local ldflags="-X $var=$ver"
+  [[ $name == buildkite-agent ]] && ldflags="-X $var=dockhand-test" # its version is its module's
+  step "go build $name $ver (the Elastic CI Stack's)"
+  nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$out/$name" "$pkg"
+  ln -sfn "../versions/$name-${ver#v}/$name" "$bin/$name-${ver#v}"
+  stack_tools+=("$name-${ver#v}")
+}
+stack_tools=()
+stack_build buildkite-agent agent github.com/buildkite/agent/v3 github.com/buildkite/agent/v3 \
+  github.com/buildkite/agent/v3/version.buildNumber
+stack_build docker-buildx buildx github.com/docker/buildx github.com/docker/buildx/cmd/buildx \
+  github.com/docker/buildx/version.Version
+stack_build docker-compose compose github.com/docker/compose/v5 github.com/docker/compose/v5/cmd \
+  github.com/docker/compose/v5/internal.Version
 
 # The upstream ECR credential helper, for `make bench` (test/tools/ecrlogin/go.mod).
 cd "$root/test/tools/ecrlogin"
