@@ -178,8 +178,9 @@ func HostTenantTokens(stateDir string) TenantTokens {
 	return TenantTokens{Dir: filepath.Join(stateDir, "namespace")}
 }
 
-// run runs a command and returns its stdout; a failure names the command
-// (without its arguments, which may hold a token) and its last stderr line.
+// runCommand runs a command and returns its stdout; a failure names the
+// command (without its arguments, which may hold a token) and the reason it
+// gave (proc.Reason: nsc's Failed: block, else its last stderr line).
 func runCommand(ctx context.Context, env []string, name string, args ...string) (string, error) {
 	out, errb, err := proc.Run(ctx, env, nil, name, args...)
 	if err == nil {
@@ -189,18 +190,11 @@ func runCommand(ctx context.Context, env []string, name string, args ...string) 
 	if ctx.Err() != nil {
 		return "", fmt.Errorf("%s: no answer in time", what)
 	}
-	msg := strings.TrimSpace(string(errb))
-	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-		msg = strings.TrimSpace(msg[i+1:])
-	}
+	msg := proc.Reason(string(errb))
 	if msg == "" {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
-	msg = strings.TrimPrefix(msg, "Error: ") // nsc's (cobra's) prefix
-	if len(msg) > 300 {
-		msg = msg[:300] + "…"
-	}
-	return "", fmt.Errorf("%s: %s", what, msg)
+	return "", fmt.Errorf("%s: %s", what, strings.TrimPrefix(msg, "Error: "))
 }
 
 // subcommand is the leading words of args, up to the first flag.

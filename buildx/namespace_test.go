@@ -67,7 +67,7 @@ func TestNamespaceCognitoSetUp(t *testing.T) {
 
 	write("auth")
 	_, _, err = n.SetUp(context.Background())
-	if err == nil || err.Error() != "nsc auth exchange-aws-cognito-token: permission denied: tenant tnt does not trust this identity" {
+	if err == nil || err.Error() != "nsc auth exchange-aws-cognito-token: it seems that's not allowed. We got: tenant tnt does not trust this identity" {
 		t.Errorf("refused auth: %v", err)
 	}
 	n.Auth = "oidc"

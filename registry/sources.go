@@ -33,12 +33,12 @@ func (h *Helper) nsc(ctx context.Context, serverURL string) (Credential, error) 
 	}
 	stdout, stderr, runErr := proc.Run(ctx, h.o.Env.ToSlice(), []byte(serverURL), bin, "get")
 	out := strings.TrimSpace(string(stdout))
-	if credentials.IsCredentialsMissingServerURLMessage(out) || isNotFoundMessage(out) ||
-		isNotFoundMessage(strings.TrimSpace(string(stderr))) {
+	// The real helper says "not found" on stderr, in a Failed: block.
+	msg := proc.Reason(string(stderr))
+	if credentials.IsCredentialsMissingServerURLMessage(out) || isNotFoundMessage(out) || isNotFoundMessage(msg) {
 		return Credential{}, fmt.Errorf("%w: %s has none", errNoCredentials, NSCHelper)
 	}
 	if runErr != nil {
-		msg := proc.LastLine(string(stderr))
 		if msg == "" {
 			msg = proc.LastLine(out)
 		}

@@ -55,17 +55,19 @@ func TestStaticCredentials(t *testing.T) {
 }
 
 // fakeNSC writes a docker-credential-nsc double speaking the credential
-// helper protocol: it serves nscr.io and answers not found for the rest.
+// helper protocol: it serves nscr.io and answers not found for the rest,
+// on stderr between "=" frames as the real helper prints every error.
 func fakeNSC(t *testing.T) string {
 	dir := t.TempDir()
 	script := `#!/bin/sh
-[ "$1" = get ] || { echo "not supported"; exit 1; }
+fail() { printf '\n====================\nFailed: %s\n====================\n' "$1" >&2; exit 1; }
+[ "$1" = get ] || fail "not supported"
 host=$(cat)
 echo "$host" >> "$(dirname "$0")/asked"
 case "$host" in
   nscr.io|https://nscr.io) printf '{"ServerURL":"%s","Username":"token","Secret":"nsc-token-abc"}\n' "$host" ;;
-  broken.nscr.io) echo "rpc error: unauthenticated" >&2; exit 1 ;;
-  *) echo "credentials not found in native keychain"; exit 1 ;;
+  broken.nscr.io) fail "failed to get nscloud registries: rpc error: unauthenticated" ;;
+  *) fail "credentials not found in native keychain" ;;
 esac
 `
 	if err := os.WriteFile(filepath.Join(dir, NSCHelper), []byte(script), 0o755); err != nil {

@@ -95,11 +95,51 @@ func isExecutable(p string) bool {
 // bytes: its own account of why it failed.
 func LastLine(stderr string) string {
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
-	line := strings.TrimSpace(lines[len(lines)-1])
-	if len(line) > 300 {
-		line = line[:300] + "…"
+	return capReason(strings.TrimSpace(lines[len(lines)-1]))
+}
+
+// Reason returns a child's account of its failure from its stderr: the text
+// of its last "Failed:" block when it prints one (nsc and
+// docker-credential-nsc do, then a frame of "=" or a help footer, so their
+// last line is never the reason), else its last line; at most 300 bytes.
+// The block's lines, wrapped by the child, are joined into one.
+func Reason(stderr string) string {
+	lines := strings.Split(stderr, "\n")
+	start := -1
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), failedHeader) {
+			start = i
+		}
 	}
-	return line
+	if start < 0 {
+		return LastLine(stderr)
+	}
+	var words []string
+	for i, l := range lines[start:] {
+		l = strings.TrimSpace(l)
+		if i == 0 {
+			l = strings.TrimSpace(strings.TrimPrefix(l, failedHeader))
+		} else if l == "" || strings.Trim(l, "=") == "" {
+			break
+		}
+		if l != "" {
+			words = append(words, l)
+		}
+	}
+	if len(words) == 0 {
+		return LastLine(stderr)
+	}
+	return capReason(strings.Join(words, " "))
+}
+
+// failedHeader opens the block in which nsc's tools say why they failed.
+const failedHeader = "Failed:"
+
+func capReason(s string) string {
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
 }
 
 // AgentBinary is the Buildkite agent's executable.

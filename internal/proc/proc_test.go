@@ -81,6 +81,34 @@ func TestLastLine(t *testing.T) {
 	}
 }
 
+// TestReason: nsc's two error formats (an API refusal, then its help
+// footer; a local error framed by "=" lines, then the footer) and
+// docker-credential-nsc's (framed, no footer) give the text of the Failed:
+// block, wrapped lines joined; anything else its last line.
+func TestReason(t *testing.T) {
+	footer := "\nSee https://namespace.so/docs for more help.\nAgents: fetch https://namespace.so/docs/llms.txt for the CLI reference.\n"
+	frame := "========================================"
+	for _, tc := range []struct{ name, stderr, want string }{
+		{"nsc API refusal", "\nFailed: it seems that's not allowed. We got: tenant tnt does not\ntrust this identity\n\n" + footer,
+			"it seems that's not allowed. We got: tenant tnt does not trust this identity"},
+		{"nsc unauthenticated", "\nFailed: no credentials found. We got: token expired\n\n\nPlease run nsc login.\n" + footer,
+			"no credentials found. We got: token expired"},
+		{"nsc local error", "\n" + frame + "\nFailed: not logged in: run nsc auth login\n" + frame + "\n" + footer,
+			"not logged in: run nsc auth login"},
+		{"credential helper", "\n" + frame + "\nFailed: credentials not found in native keychain\n" + frame + "\n",
+			"credentials not found in native keychain"},
+		{"message on the next lines", "progress\nFailed:\n  first\n  second\n" + frame + "\n", "first second"},
+		{"the last of two blocks", "Failed: early\n\nFailed: late\n\n", "late"},
+		{"no block", "warming up\nError: boom\n", "Error: boom"},
+		{"an empty block", "Failed:\n\nlast words\n", "last words"},
+		{"long", "Failed: " + strings.Repeat("x", 400) + "\n", strings.Repeat("x", 300) + "…"},
+	} {
+		if got := Reason(tc.stderr); got != tc.want {
+			t.Errorf("%s: Reason = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 // TestRunDoesNotWaitForAGrandchild: a child killed at its deadline, or one
 // that exits leaving a grandchild holding its stdout, is waited for at most
 // WaitDelay more.

@@ -54,7 +54,7 @@ tenant_id = "tnt_e2e"`)
 		atLeast time.Duration
 		bound   time.Duration
 	}{
-		{"refusing", func(b *nscBackend) { b.Reject = "auth" }, poolNode, "nsc auth exchange-oidc-token: permission denied", 0, deadline},
+		{"refusing", func(b *nscBackend) { b.Reject = "auth" }, poolNode, "nsc auth exchange-oidc-token: it seems that's not allowed. We got: tenant tnt_e2e does not trust this identity", 0, deadline},
 		{"hanging", func(b *nscBackend) { b.Hang = true }, poolNode, "not ready within 2s (probe_timeout 1.5s): nsc auth exchange-oidc-token: no answer in time", deadline, deadline + 500*time.Millisecond},
 		{"slow", func(b *nscBackend) { b.Latency = "3s" }, poolNode, "not ready within 2s (probe_timeout 1.5s): nsc auth exchange-oidc-token: no answer in time", deadline, deadline},
 		{"healthy", func(*nscBackend) {}, nsNode, "", 0, deadline},

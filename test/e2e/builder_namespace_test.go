@@ -148,15 +148,25 @@ docker buildx build --progress plain --push -t ` + ref + ":" + tag + " ."
 	if ep, _ := chosen(t, log); ep != poolNode {
 		t.Errorf("built on %s, want the pool's %s\n%s", ep, poolNode, section(log))
 	}
+	// The reason is nsc's own (its Failed: block), not its help footer's
+	// last line, in the log and in the metrics line.
+	const reason = "nsc auth exchange-oidc-token: it seems that's not allowed. We got: tenant tnt_e2e does not trust this identity"
 	fallbacks := 0
 	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, "builder: namespace failed: nsc auth exchange-oidc-token: permission denied") &&
+		if strings.Contains(l, "builder: namespace failed: "+reason) &&
 			strings.HasSuffix(strings.TrimSpace(l), "trying the next builder kind") {
 			fallbacks++
 		}
 	}
 	if fallbacks != 1 {
 		t.Errorf("want one line saying namespace failed and why:\n%s", section(log))
+	}
+	metrics, _ := os.ReadFile(filepath.Join(r.state, "metrics.jsonl"))
+	lines := strings.Split(strings.TrimSpace(string(metrics)), "\n")
+	var line struct{ FallbackReasons []string }
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &line); err != nil ||
+		len(line.FallbackReasons) != 1 || !strings.Contains(line.FallbackReasons[0], reason) {
+		t.Errorf("the metrics line's fallback reasons %q (%v), want nsc's: %s", line.FallbackReasons, err, reason)
 	}
 	if n := len(histories(t, p.kit.Kit, p.nodes[poolNode])); n != 1 {
 		t.Errorf("the pool ran %d builds, want 1", n)

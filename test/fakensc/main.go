@@ -19,6 +19,9 @@
 //	    needs the token; credHelpers["nscr.io"] = "nsc" in $DOCKER_CONFIG/config.json
 //	nsc version
 //
+// Failures are printed as the real tools print them (printError): the
+// reason in a "Failed:" block on stderr, then nsc's help footer.
+//
 // Every call is appended to the backend's log file (argv, with any --token
 // value replaced by <token>), for tests to assert on. The backend can make
 // every call slow (latency, as Namespace's API answering slowly would), or
@@ -73,9 +76,45 @@ func main() {
 		run = credentialHelper
 	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		printError(os.Stderr, filepath.Base(os.Args[0]), err)
 		os.Exit(1)
 	}
+}
+
+// apiError is Namespace's API refusing a call with a gRPC status code;
+// nsc words each code its own way.
+type apiError struct {
+	code string // PermissionDenied, Unauthenticated, Unavailable…
+	msg  string
+}
+
+func (e apiError) Error() string { return e.code + ": " + e.msg }
+
+// frame is the rule nsc's tools draw around a local error.
+const frame = "========================================"
+
+// printError prints a failure as the real tools do, on stderr: the reason in
+// a "Failed:" block — an API refusal worded by its code, anything else
+// between two frames — and, from nsc but not docker-credential-nsc, a help
+// footer whose last line points agents at the docs' llms.txt. The reason is
+// never the last line.
+func printError(w io.Writer, tool string, err error) {
+	var api apiError
+	switch {
+	case !errors.As(err, &api):
+		fmt.Fprintf(w, "\n%s\nFailed: %v\n%s\n", frame, err, frame)
+	case api.code == "PermissionDenied":
+		fmt.Fprintf(w, "\nFailed: it seems that's not allowed. We got: %s\n\n", api.msg)
+	case api.code == "Unauthenticated":
+		fmt.Fprintf(w, "\nFailed: no credentials found. We got: %s\n\n\nPlease run nsc login.\n", api.msg)
+	default:
+		fmt.Fprintf(w, "\nFailed: %s (%s).\n\nThis was unexpected; contact Namespace's support.\n", api.msg, api.code)
+	}
+	if tool == "docker-credential-nsc" {
+		return
+	}
+	fmt.Fprintf(w, "\nSee https://namespace.so/docs for more help.\n")
+	fmt.Fprintf(w, "Agents: fetch https://namespace.so/docs/llms.txt and look the failing command up in its CLI section.\n")
 }
 
 func run(args []string, stdout io.Writer) error {
@@ -195,7 +234,7 @@ func exchangeOIDC(b *Backend, args []string, stdout io.Writer) error {
 		return fmt.Errorf("invalid OIDC token: %w", err)
 	}
 	if !hasAudience(claims["aud"], audience) {
-		return fmt.Errorf("permission denied: token audience %v is not %s", claims["aud"], audience)
+		return apiError{"PermissionDenied", fmt.Sprintf("token audience %v is not %s", claims["aud"], audience)}
 	}
 	return storeToken(b, *tenant, stdout)
 }
@@ -216,10 +255,10 @@ func exchangeCognito(b *Backend, args []string, stdout io.Writer) error {
 
 func storeToken(b *Backend, tenant string, stdout io.Writer) error {
 	if b.Reject == "auth" {
-		return errors.New("permission denied: tenant " + tenant + " does not trust this identity")
+		return apiError{"PermissionDenied", "tenant " + tenant + " does not trust this identity"}
 	}
 	if tenant != b.TenantID {
-		return fmt.Errorf("permission denied: no tenant %q", tenant)
+		return apiError{"NotFound", fmt.Sprintf("no tenant %q", tenant)}
 	}
 	claims, _ := json.Marshal(map[string]any{"tenant_id": tenant, "exp": time.Now().Add(time.Hour).Unix()})
 	tok := "nsct_" + b64("{}") + "." + b64(string(claims)) + ".fake"
@@ -292,7 +331,7 @@ func loadToken() (string, error) {
 		return "", errors.New("not logged in")
 	}
 	if exp, _ := claims["exp"].(float64); time.Unix(int64(exp), 0).Before(time.Now()) {
-		return "", errors.New("login token expired")
+		return "", apiError{"Unauthenticated", "login token expired"}
 	}
 	tenant, _ := claims["tenant_id"].(string)
 	return tenant, nil
@@ -313,7 +352,7 @@ func setup(b *Backend, args []string, stdout io.Writer) error {
 		return err
 	}
 	if tenant != b.TenantID {
-		return fmt.Errorf("permission denied: token for tenant %q", tenant)
+		return apiError{"PermissionDenied", fmt.Sprintf("token for tenant %q", tenant)}
 	}
 	if *state == "" {
 		d, err := configDir()

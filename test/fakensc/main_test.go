@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fake builds this command into dir under name (nsc or
+// docker-credential-nsc) and returns its path.
+func fake(t *testing.T, dir, name string) string {
+	t.Helper()
+	bin := filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// call runs bin with the backend b, returning stdout and stderr.
+func call(t *testing.T, bin string, b Backend, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	data, _ := json.Marshal(b)
+	path := filepath.Join(dir, "backend.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"FAKENSC_BACKEND=" + path, "HOME=" + dir, "XDG_CONFIG_HOME=" + filepath.Join(dir, "config"), "DOCKER_CONFIG=" + filepath.Join(dir, "docker")}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// TestErrorsAsTheRealTools: nsc prints a refusal by the API as a Failed:
+// block worded by its code, a local error between two frames, and after
+// either its help footer, whose last line is about llms.txt;
+// docker-credential-nsc frames its errors (not found included) on stderr
+// with no footer and nothing on stdout.
+func TestErrorsAsTheRealTools(t *testing.T) {
+	dir := t.TempDir()
+	nsc := fake(t, dir, "nsc")
+	helper := filepath.Join(dir, "docker-credential-nsc")
+	if err := os.Symlink(nsc, helper); err != nil {
+		t.Fatal(err)
+	}
+	const jwt = "e30.eyJhdWQiOiJmZWRlcmF0aW9uLm5hbWVzcGFjZWFwaXMuY29tIn0.sig" // aud: Namespace's
+	for _, tc := range []struct {
+		name    string
+		bin     string
+		backend Backend
+		args    []string
+		block   string
+		footer  bool
+	}{
+		{"refused exchange", nsc, Backend{TenantID: "tnt", Reject: "auth"}, []string{"auth", "exchange-oidc-token", "--token", jwt, "--tenant_id", "tnt"},
+			"\nFailed: it seems that's not allowed. We got: tenant tnt does not trust this identity\n\n", true},
+		{"unknown tenant", nsc, Backend{TenantID: "tnt"}, []string{"auth", "exchange-oidc-token", "--token", jwt, "--tenant_id", "other"},
+			"\nFailed: no tenant \"other\" (NotFound).\n", true},
+		{"setup before login", nsc, Backend{TenantID: "tnt"}, []string{"docker", "buildx", "setup"},
+			"\n" + frame + "\nFailed: not logged in: run nsc auth login\n" + frame + "\n", true},
+		{"helper: not found", helper, Backend{TenantID: "tnt", RegistryPassword: "pw"}, []string{"get"},
+			"\n" + frame + "\nFailed: credentials not found in native keychain\n" + frame + "\n", false},
+	} {
+		stdout, stderr, err := call(t, tc.bin, tc.backend, "ghcr.io", tc.args...)
+		if err == nil || stdout != "" {
+			t.Errorf("%s: err %v, stdout %q; want a failure and nothing on stdout", tc.name, err, stdout)
+		}
+		if !strings.HasPrefix(stderr, tc.block) {
+			t.Errorf("%s: stderr %q, want it to open with %q", tc.name, stderr, tc.block)
+		}
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		last := lines[len(lines)-1]
+		if got := strings.HasPrefix(last, "Agents: fetch ") && strings.Contains(last, "llms.txt"); got != tc.footer {
+			t.Errorf("%s: last line %q; footer about llms.txt %v, want %v", tc.name, last, got, tc.footer)
+		}
+		if !tc.footer && last != frame {
+			t.Errorf("%s: last line %q, want the frame", tc.name, last)
+		}
+	}
+}
