@@ -36,6 +36,9 @@ type Namespace struct {
 	JobDir       string
 	DockerConfig string
 	Env          []string // the job's environment, for nsc and buildkite-agent
+	// HostPlatform is this host's os/arch: its node goes first (nsc writes
+	// one node per platform in the API's order, amd64 first).
+	HostPlatform string
 	Timeout      time.Duration
 	// DefaultLoad: the host has a docker engine, so builds with no output
 	// load their image into it, as they would on the engine's own builder
@@ -60,7 +63,8 @@ func (n Namespace) TokenFile() string {
 }
 
 // SetUp authenticates and sets the builder up. It returns the builder nsc
-// wrote and the variables the job needs (NSC_TOKEN_FILE).
+// wrote, the host platform's node first (rewritten so when nsc put another
+// first), and the variables the job needs (NSC_TOKEN_FILE).
 func (n *Namespace) SetUp(ctx context.Context) (Builder, map[string]string, error) {
 	if n.Timeout <= 0 {
 		n.Timeout = 60 * time.Second
@@ -91,6 +95,11 @@ func (n *Namespace) SetUp(ctx context.Context) (Builder, map[string]string, erro
 	b, err := ReadInstance(n.DockerConfig, env.BuilderNamespace, NamespaceName)
 	if err != nil {
 		return Builder{}, nil, fmt.Errorf("nsc docker buildx setup wrote no builder: %w", err)
+	}
+	if hostFirst(b.Nodes, n.HostPlatform) {
+		if err := WriteInstance(n.DockerConfig, b); err != nil {
+			return Builder{}, nil, fmt.Errorf("putting the %s node first: %w", n.HostPlatform, err)
+		}
 	}
 	return b, map[string]string{NamespaceTokenVar: n.TokenFile()}, nil
 }

@@ -48,7 +48,7 @@ func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp 
 	r.ns = &Namespace{
 		NSC: spec.Namespace.NSC, Agent: jobAgent(o.Env), Auth: cfg.Namespace.Auth, TenantID: cfg.Namespace.TenantID,
 		AWSRegion: cfg.Namespace.AWSRegion, IdentityPool: cfg.Namespace.IdentityPool,
-		JobDir: o.JobDir, DockerConfig: o.DockerConfig, Env: o.Env.ToSlice(), Timeout: timeout,
+		JobDir: o.JobDir, DockerConfig: o.DockerConfig, Env: o.Env.ToSlice(), Timeout: timeout, HostPlatform: spec.HostPlatform,
 		LoadDecided: func() bool {
 			select {
 			case <-probed:

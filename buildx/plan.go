@@ -235,16 +235,7 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 	if len(b.Nodes) == 0 {
 		// No pool node: the host's platform goes first, as buildx builds on
 		// the first node when no --platform is given.
-		slices.SortStableFunc(platformNodes, func(a, c Node) int {
-			am, cm := a.Platforms[0] == spec.HostPlatform, c.Platforms[0] == spec.HostPlatform
-			switch {
-			case am && !cm:
-				return -1
-			case cm && !am:
-				return 1
-			}
-			return 0
-		})
+		hostFirst(platformNodes, spec.HostPlatform)
 	}
 	b.Nodes = append(b.Nodes, platformNodes...)
 	if len(b.Nodes) == 0 {

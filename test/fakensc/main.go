@@ -11,7 +11,8 @@
 //	nsc docker buildx setup [--name N] [--state DIR] [--use] [--background] [--default_load]
 //	    needs the token; writes DIR/proxy/client_cert_and_key.pem and
 //	    server_<arch>_cert.pem, and the builder N (default nsc-remote) into
-//	    $DOCKER_CONFIG/buildx/instances, one remote node per platform
+//	    $DOCKER_CONFIG/buildx/instances, one remote node per platform, in
+//	    the API's order (amd64 first)
 //	nsc docker buildx cleanup [--name N]
 //	docker-credential-nsc get   (this binary under that name)
 //	    nscr.io -> {"Username": "token", "Secret": the backend's registry_password}
@@ -378,7 +379,7 @@ func setup(b *Backend, args []string, stdout io.Writer) error {
 		Files      map[string][]byte
 	}
 	var nodes []node
-	for _, bl := range b.Builders {
+	for _, bl := range apiOrder(b.Builders) {
 		osName, arch, _ := strings.Cut(bl.Platform, "/")
 		cert, err := os.ReadFile(bl.ClientCert)
 		if err != nil {
@@ -427,6 +428,24 @@ func setup(b *Backend, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "Configured buildx builder %q with %d remote node(s).\n", *name, len(nodes))
 	return nil
+}
+
+// apiOrder is the order in which Namespace's API lists a tenant's build
+// platforms, and nsc writes their nodes: amd64, then arm64, whatever order
+// the backend file gives.
+func apiOrder(bs []Builder) []Builder {
+	rank := func(b Builder) int {
+		switch b.Platform {
+		case "linux/amd64":
+			return 0
+		case "linux/arm64":
+			return 1
+		}
+		return 2
+	}
+	out := slices.Clone(bs)
+	slices.SortStableFunc(out, func(a, b Builder) int { return rank(a) - rank(b) })
+	return out
 }
 
 func cleanup(args []string) error {

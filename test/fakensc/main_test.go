@@ -21,10 +21,16 @@ func fake(t *testing.T, dir, name string) string {
 	return bin
 }
 
-// call runs bin with the backend b, returning stdout and stderr.
+// call runs bin with the backend b (its config, docker config and home in
+// a new dir), returning stdout and stderr.
 func call(t *testing.T, bin string, b Backend, stdin string, args ...string) (string, string, error) {
 	t.Helper()
-	dir := t.TempDir()
+	return callIn(t, t.TempDir(), bin, b, stdin, args...)
+}
+
+// callIn is call with its files in dir.
+func callIn(t *testing.T, dir, bin string, b Backend, stdin string, args ...string) (string, string, error) {
+	t.Helper()
 	data, _ := json.Marshal(b)
 	path := filepath.Join(dir, "backend.json")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -84,5 +90,31 @@ func TestErrorsAsTheRealTools(t *testing.T) {
 		if !tc.footer && last != frame {
 			t.Errorf("%s: last line %q, want the frame", tc.name, last)
 		}
+	}
+}
+
+// TestSetupWritesNodesInTheAPIsOrder: one node per platform, amd64 first,
+// whatever order the backend file lists them in, as nsc writes what
+// Namespace's API lists.
+func TestSetupWritesNodesInTheAPIsOrder(t *testing.T) {
+	dir := t.TempDir()
+	nsc := fake(t, dir, "nsc")
+	pem := filepath.Join(dir, "x.pem")
+	os.WriteFile(pem, []byte("PEM\n"), 0o600)
+	b := Backend{TenantID: "tnt"}
+	for _, p := range []string{"linux/arm64", "linux/amd64"} {
+		b.Builders = append(b.Builders, Builder{Platform: p, Endpoint: "tcp://" + p[6:] + ":443", ServerCA: pem, ClientCert: pem, ClientKey: pem})
+	}
+	home := t.TempDir()
+	if _, stderr, err := callIn(t, home, nsc, b, "", "auth", "exchange-aws-cognito-token", "--aws_region", "r", "--identity_pool", "p", "--tenant_id", "tnt"); err != nil {
+		t.Fatalf("login: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := callIn(t, home, nsc, b, "", "docker", "buildx", "setup", "--name", "ns"); err != nil {
+		t.Fatalf("setup: %v\n%s", err, stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(home, "docker", "buildx", "instances", "ns"))
+	var ng struct{ Nodes []struct{ Name, Endpoint string } }
+	if err != nil || json.Unmarshal(data, &ng) != nil || len(ng.Nodes) != 2 || ng.Nodes[0].Name != "amd64" || ng.Nodes[1].Endpoint != "tcp://arm64:443" {
+		t.Errorf("instance %s (%v), want amd64 then arm64", data, err)
 	}
 }
