@@ -113,7 +113,9 @@ func TestSetupWritesNodesInTheAPIsOrder(t *testing.T) {
 		t.Fatalf("setup: %v\n%s", err, stderr)
 	}
 	data, err := os.ReadFile(filepath.Join(home, "docker", "buildx", "instances", "ns"))
-	var ng struct{ Nodes []struct{ Name, Endpoint string } }
+	var ng struct {
+		Nodes []struct{ Name, Endpoint string }
+	}
 	if err != nil || json.Unmarshal(data, &ng) != nil || len(ng.Nodes) != 2 || ng.Nodes[0].Name != "amd64" || ng.Nodes[1].Endpoint != "tcp://arm64:443" {
 		t.Errorf("instance %s (%v), want amd64 then arm64", data, err)
 	}
