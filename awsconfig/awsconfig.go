@@ -27,6 +27,11 @@ type Settings struct {
 	// Region is the region asked ("" leaves the chain's: AWS_REGION,
 	// AWS_DEFAULT_REGION, the profile's region).
 	Region string
+	// RegionFromIMDS: with no region from the call or the chain, ask the
+	// instance metadata service (IMDSv2; AWS_EC2_METADATA_SERVICE_ENDPOINT
+	// and AWS_EC2_METADATA_DISABLED apply), as on an EC2 instance whose
+	// region no variable names yet.
+	RegionFromIMDS bool
 	// Retryer, when set, replaces the SDK's standard retryer (and with it
 	// AWS_MAX_ATTEMPTS and AWS_RETRY_MODE).
 	Retryer func() aws.Retryer
@@ -39,6 +44,9 @@ func Load(ctx context.Context, s Settings) (aws.Config, error) {
 	var opts []func(*config.LoadOptions) error
 	if s.Region != "" {
 		opts = append(opts, config.WithRegion(s.Region))
+	}
+	if s.RegionFromIMDS {
+		opts = append(opts, config.WithEC2IMDSRegion())
 	}
 	if s.Retryer != nil {
 		opts = append(opts, config.WithRetryer(s.Retryer))

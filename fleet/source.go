@@ -38,7 +38,7 @@ type Source struct {
 	Kind    string
 	Name    string // dns and srv: the name looked up
 	Port    int    // dns and ec2: the port every member listens on
-	Region  string // ec2: "" takes the SDK's (AWS_REGION)
+	Region  string // ec2: "" takes the SDK's (AWS_REGION), else the instance metadata's
 	Tags    []Tag  // ec2: all must match
 	Address string // ec2: "private" (default) or "public"
 }

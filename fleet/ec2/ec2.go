@@ -6,6 +6,7 @@ package ec2
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,10 +16,6 @@ import (
 	"github.com/dockhand-ci/dockhand/awsconfig"
 	"github.com/dockhand-ci/dockhand/fleet"
 )
-
-// maxPages bounds the pages read: more instances than fleet.MaxMembers are
-// garbage anyway.
-const maxPages = 5
 
 // Filters are the DescribeInstances filters of req: every tag, running only.
 func Filters(req fleet.EC2Request) []types.Filter {
@@ -30,7 +27,12 @@ func Filters(req fleet.EC2Request) []types.Filter {
 }
 
 // Describe returns the private (or public) addresses of the running
-// instances that carry every tag of req, by the request's deadline.
+// instances that carry every tag of req, by the request's deadline. EC2
+// pages a filtered listing over the account's instances, so pages may be
+// short or empty and still carry a NextToken: they are read to the end (or
+// the deadline), stopping as soon as the matches pass fleet.MaxMembers. A
+// request with no region takes the SDK's (AWS_REGION…), else the instance
+// metadata's; with neither it fails with one line saying so.
 func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 	if !req.Deadline.IsZero() {
 		var cancel context.CancelFunc
@@ -41,7 +43,13 @@ func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	cfg, err := awsconfig.Load(ctx, awsconfig.Settings{Region: req.Region})
+	cfg, err := awsconfig.Load(ctx, awsconfig.Settings{Region: req.Region, RegionFromIMDS: req.Region == ""})
+	if err == nil && cfg.Region == "" {
+		err = errors.New("no region")
+	}
+	if err != nil && req.Region == "" {
+		return nil, fmt.Errorf("ec2:// names no region, and neither AWS_REGION nor the instance metadata gives one (%v): name it, as in ec2://us-east-1?tag:KEY=VALUE", err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -49,13 +57,10 @@ func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 	in := &ec2.DescribeInstancesInput{Filters: Filters(req), MaxResults: aws.Int32(1000)}
 	var addrs []string
 	p := ec2.NewDescribeInstancesPaginator(client, in)
-	for page := 0; p.HasMorePages(); page++ {
-		if page == maxPages {
-			return nil, fmt.Errorf("ec2:DescribeInstances: more than %d pages of instances", maxPages)
-		}
+	for page := 1; p.HasMorePages(); page++ {
 		out, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("ec2:DescribeInstances: %w", err)
+			return nil, fmt.Errorf("ec2:DescribeInstances (page %d): %w", page, err)
 		}
 		for _, r := range out.Reservations {
 			for _, i := range r.Instances {
@@ -70,6 +75,9 @@ func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 					addrs = append(addrs, a)
 				}
 			}
+		}
+		if len(addrs) > fleet.MaxMembers {
+			return nil, fmt.Errorf("ec2:DescribeInstances: more than %d running instances carry these tags", fleet.MaxMembers)
 		}
 	}
 	return addrs, nil

@@ -2,6 +2,7 @@ package ec2
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -52,5 +53,65 @@ func TestDescribeRunningInstancesByTag(t *testing.T) {
 	start := time.Now()
 	if _, err := Describe(context.Background(), req); err == nil || time.Since(start) > 5*time.Second {
 		t.Errorf("with a slow EC2: %v after %s", err, time.Since(start))
+	}
+}
+
+// TestDescribeReadsEveryPage: EC2 pages a filtered listing, so a pool in an
+// account of 5,500 instances comes on pages that are mostly empty: every
+// page is read (six here), the tags' wildcards are EC2's, and past
+// fleet.MaxMembers matches the answer is refused without reading on.
+func TestDescribeReadsEveryPage(t *testing.T) {
+	s := ecrapi.StartForSDK(t, ecrapi.Options{Keys: map[string]string{"AKIAFLEETTEST0000001": "fleet-secret"}, Password: "p"}, "AWS_ENDPOINT_URL_EC2")
+	var is []ecrapi.Instance
+	for n := range 5500 {
+		role := "web"
+		if n == 10 || n == 5499 {
+			role = "buildkitd-" + fmt.Sprint(n)
+		}
+		is = append(is, ecrapi.Instance{ID: fmt.Sprintf("i-%d", n), Region: "us-east-1", State: "running",
+			PrivateIP: fmt.Sprintf("10.%d.%d.%d", n>>16, (n>>8)&255, n&255), Tags: map[string]string{"Role": role}})
+	}
+	s.SetInstances(is...)
+	req := fleet.EC2Request{Region: "us-east-1", Tags: []fleet.Tag{{Key: "Role", Value: "buildkitd-*"}}, Address: "private", Deadline: time.Now().Add(20 * time.Second)}
+	got, err := Describe(context.Background(), req)
+	if err != nil || !slices.Equal(got, []string{"10.0.0.10", "10.0.21.123"}) {
+		t.Errorf("Describe = %v, %v; want the two builders, on the first and the last page", got, err)
+	}
+	if n := s.Calls(ecrapi.OpDescribeInstances); n != 6 {
+		t.Errorf("%d DescribeInstances calls, want 6 (pages of 1000)", n)
+	}
+
+	for i := range is[:1200] {
+		is[i].Tags = map[string]string{"Role": "buildkitd-x"}
+	}
+	s.SetInstances(is...)
+	before := s.Calls(ecrapi.OpDescribeInstances)
+	if _, err := Describe(context.Background(), req); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d running instances", fleet.MaxMembers)) {
+		t.Errorf("1,200 matches: %v, want refused past the member cap", err)
+	}
+	if n := s.Calls(ecrapi.OpDescribeInstances) - before; n != 1 {
+		t.Errorf("past the cap after %d pages, want 1", n)
+	}
+}
+
+// TestDescribeRegion: ec2:// without a region (and no AWS_REGION, as on the
+// stack before its environment hook runs) takes the instance's region from
+// the metadata service (IMDSv2); with no metadata either, one line says to
+// name it.
+func TestDescribeRegion(t *testing.T) {
+	ecrapi.StartForSDK(t, ecrapi.Options{Keys: map[string]string{"AKIAFLEETTEST0000001": "fleet-secret"}, Password: "p"}, "AWS_ENDPOINT_URL_EC2").
+		SetInstances(ecrapi.Instance{ID: "i-1", Region: "eu-central-1", State: "running", PrivateIP: "10.0.0.1", Tags: map[string]string{"Role": "buildkitd"}})
+	req := fleet.EC2Request{Tags: []fleet.Tag{{Key: "Role", Value: "buildkitd"}}, Address: "private", Deadline: time.Now().Add(10 * time.Second)}
+	// StartForSDK turned instance metadata off: no region anywhere.
+	_, err := Describe(context.Background(), req)
+	if err == nil || !strings.HasPrefix(err.Error(), "ec2:// names no region, and neither AWS_REGION nor the instance metadata gives one") ||
+		!strings.HasSuffix(err.Error(), "name it, as in ec2://us-east-1?tag:KEY=VALUE") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("no region: %v, want one line saying to name it", err)
+	}
+	m := ecrapi.StartIMDS(t, "eu-central-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", m.URL)
+	if got, err := Describe(context.Background(), req); err != nil || !slices.Equal(got, []string{"10.0.0.1"}) || m.Gets() == 0 {
+		t.Errorf("region from the metadata: %v, %v after %d metadata GETs", got, err, m.Gets())
 	}
 }

@@ -76,7 +76,7 @@ func (f ec2Filter) match(i Instance) (bool, error) {
 		return slices.Contains(f.values, i.State), nil
 	case strings.HasPrefix(f.name, "tag:"):
 		v, ok := i.Tags[f.name[4:]]
-		return ok && slices.Contains(f.values, v), nil
+		return ok && slices.ContainsFunc(f.values, func(pattern string) bool { return globMatch(pattern, v) }), nil
 	case f.name == "tag-key":
 		for k := range i.Tags {
 			if slices.Contains(f.values, k) {
@@ -86,6 +86,31 @@ func (f ec2Filter) match(i Instance) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("the filter %q is not served by this fake", f.name)
+}
+
+// globMatch matches a filter value as EC2 does: * any run of characters
+// (none included), ? exactly one, a backslash escapes the next character.
+func globMatch(pattern, s string) bool {
+	p, v := []rune(pattern), []rune(s)
+	if len(p) == 0 {
+		return len(v) == 0
+	}
+	switch p[0] {
+	case '*':
+		for i := 0; i <= len(v); i++ {
+			if globMatch(string(p[1:]), string(v[i:])) {
+				return true
+			}
+		}
+		return false
+	case '?':
+		return len(v) > 0 && globMatch(string(p[1:]), string(v[1:]))
+	case '\\':
+		if len(p) > 1 {
+			p = p[1:]
+		}
+	}
+	return len(v) > 0 && v[0] == p[0] && globMatch(string(p[1:]), string(v[1:]))
 }
 
 type ec2Item struct {
@@ -181,12 +206,39 @@ func (s *Server) serveEC2(w http.ResponseWriter, r *http.Request, body []byte) {
 		fail(http.StatusBadRequest, "InvalidParameterValue", err.Error())
 		return
 	}
-	s.mu.Lock()
-	var matched []Instance
-	for _, i := range s.instances {
-		if i.Region != region {
-			continue
+	// Paging as EC2 pages a filtered listing: a page is the next MaxResults
+	// of the region's instances, filtered afterwards, so a page may hold
+	// fewer than MaxResults, or none, and still carry a NextToken.
+	size := 0 // no MaxResults: one page, all of them
+	if v := form.Get("MaxResults"); v != "" {
+		mr, err := strconv.Atoi(v)
+		if err != nil || mr < 5 || mr > 1000 {
+			fail(http.StatusBadRequest, "InvalidParameterValue", fmt.Sprintf("Value ( %s ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.", v))
+			return
 		}
+		size = mr
+	}
+	from := 0
+	if tok := form.Get("NextToken"); tok != "" {
+		if from, err = strconv.Atoi(strings.TrimPrefix(tok, "page-")); err != nil || !strings.HasPrefix(tok, "page-") || from < 0 {
+			fail(http.StatusBadRequest, "InvalidParameterValue", "Invalid value '"+tok+"' for nextToken")
+			return
+		}
+	}
+	s.mu.Lock()
+	var inRegion []Instance
+	for _, i := range s.instances {
+		if i.Region == region {
+			inRegion = append(inRegion, i)
+		}
+	}
+	from = min(from, len(inRegion))
+	if size == 0 {
+		size = len(inRegion)
+	}
+	to := min(from+size, len(inRegion))
+	var matched []Instance
+	for _, i := range inRegion[from:to] {
 		ok := true
 		for _, f := range filters {
 			m, err := f.match(i)
@@ -202,16 +254,8 @@ func (s *Server) serveEC2(w http.ResponseWriter, r *http.Request, body []byte) {
 		}
 	}
 	s.mu.Unlock()
-	// Paging: MaxResults per page, NextToken the offset.
-	from, _ := strconv.Atoi(form.Get("NextToken"))
-	size := len(matched)
-	if mr, err := strconv.Atoi(form.Get("MaxResults")); err == nil && mr > 0 {
-		size = mr
-	}
 	resp := describeInstancesResponse{RequestID: requestID()}
-	from = min(from, len(matched))
-	to := min(from+size, len(matched))
-	for _, i := range matched[from:to] {
+	for _, i := range matched {
 		it := ec2Item{InstanceID: i.ID, PrivateIP: i.PrivateIP, PublicIP: i.PublicIP}
 		it.InstanceState.Code, it.InstanceState.Name = stateCodes[i.State], i.State
 		keys := make([]string, 0, len(i.Tags))
@@ -227,8 +271,8 @@ func (s *Server) serveEC2(w http.ResponseWriter, r *http.Request, body []byte) {
 		}
 		resp.Reservations = append(resp.Reservations, ec2Reservation{ReservationID: "r-" + i.ID, OwnerID: "123456789012", Instances: []ec2Item{it}})
 	}
-	if to < len(matched) {
-		resp.NextToken = strconv.Itoa(to)
+	if to < len(inRegion) {
+		resp.NextToken = "page-" + strconv.Itoa(to)
 	}
 	data, _ := xml.Marshal(resp)
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
