@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -44,9 +43,11 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 			joblog.Printf(o.Log, "annotation not added (the job is not affected): %v", err)
 		}
 	}
+	log := o.Log
 	if r.Builder.Kind != "" {
 		if data, err := json.Marshal(r); err == nil {
-			fmt.Fprintf(o.Log, "--- :docker: dockhand job report\ndockhand: job report: %s\n", data)
+			log = joblog.OpenSection(o.Log, ":docker: dockhand job report")
+			joblog.Printf(log, "job report: %s", data)
 		}
 	}
 	line2, err := report.EMF(r, time.Now())
@@ -54,7 +55,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 		err = report.AppendMetrics(filepath.Join(n.stateDir, report.MetricsFile), line2, report.MaxMetricsSize)
 	}
 	if err != nil {
-		joblog.Warnf(o.Log, "no metrics line: %v", err)
+		joblog.Warnf(log, "no metrics line: %v", err)
 	}
 }
 

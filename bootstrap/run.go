@@ -429,11 +429,12 @@ func cleanupWithin(fn func() error, d time.Duration) error {
 	}
 }
 
-// writeSection prints the job log's collapsed dockhand section.
-func writeSection(w io.Writer, jobDir string, n setupNotes, took time.Duration) {
-	fmt.Fprintf(w, "--- :docker: dockhand\n")
+// writeSection prints the job log's dockhand section: collapsed, expanded
+// by its first warning.
+func writeSection(log io.Writer, jobDir string, n setupNotes, took time.Duration) {
+	w := joblog.OpenSection(log, ":docker: dockhand")
 	if n.fellBack != nil {
-		joblog.Printf(w, "state dir %s not usable (%v); using %s", n.wanted, n.fellBack, n.stateDir)
+		joblog.Warnf(w, "state dir %s not usable (%v); using %s", n.wanted, n.fellBack, n.stateDir)
 	}
 	if len(n.swept) > 0 {
 		joblog.Printf(w, "removed %d job dir(s) left by dead jobs", len(n.swept))
