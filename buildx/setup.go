@@ -333,7 +333,7 @@ func (s *Selection) Lines() []string {
 		}
 	}
 	for _, f := range s.Fallbacks {
-		lines = append(lines, "builder: "+f)
+		lines = append(lines, "warning: builder: "+f) // the next kind builds, yet not the one asked for
 	}
 	lines = append(lines, s.DiscoveryLines()...)
 	for _, n := range s.Notes {
