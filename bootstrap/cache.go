@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -62,11 +63,17 @@ func prepareCache(c *env.Config, e *agentenv.Environment, now time.Time, ensureR
 	lines := []string{cacheNote(s, why)}
 	if s != nil && s.Backend.Kind == env.CacheRegistry && cachekey.IsECR(s.Backend.Repository) && ensureRepo != nil && s.Identity.Pipeline != "" {
 		repo := s.Backend.PipelineRepository(s.Identity.Pipeline)
-		switch note, err := ensureRepo(repo, c.Cache.MaxAgeDays); {
+		st, err := ensureRepo(repo, c.Cache.MaxAgeDays)
+		switch {
 		case err != nil:
 			lines = append(lines, fmt.Sprintf("warning: cache repository %s: %v (cache export may fail; builds run anyway)", repo, err))
-		case note != "":
-			lines = append(lines, note)
+		default:
+			if l := st.line(repo, c.Cache.MaxAgeDays, now); l != "" {
+				lines = append(lines, l)
+			}
+			if slices.Contains(st.Missing, ecrCreateRepository) {
+				return nil, lines // nowhere to read or write: the builds run as without dockhand
+			}
 		}
 	}
 	if s == nil || s.Backend.Kind != env.CacheLocal {
@@ -203,34 +210,86 @@ func prepareLocalCache(s *buildx.CacheSettings, maxSize int64, now time.Time) (s
 		strings.Join(evicted, ", "), dir, left), nil
 }
 
-// ensureRepoFunc makes a registry cache repository ready, returning a line
-// for the job log when it did something.
-type ensureRepoFunc func(repository string, maxAgeDays int) (string, error)
+// ensureRepoFunc makes a registry cache repository ready, as far as the
+// instance role allows, and says what the host knows of it.
+type ensureRepoFunc func(repository string, maxAgeDays int) (repoState, error)
+
+// The IAM actions the ECR cache repository needs beyond pushing and pulling
+// (buildx/ecrcache's), and what grants them on the Elastic CI Stack.
+const (
+	ecrCreateRepository   = "ecr:CreateRepository"
+	ecrPutLifecyclePolicy = "ecr:PutLifecyclePolicy"
+)
+
+// deniedRetry is how long the host remembers that the instance role was
+// denied what the cache repository needs before asking ECR again: a role
+// is not changed every minute, and each job asking costs it a call.
+const deniedRetry = time.Hour
+
+// repoState is what the host knows of a cache repository: under the state
+// dir, one file per repository, shared by the host's jobs.
+type repoState struct {
+	Want    string    `json:"want"` // the repository and max age it is for
+	Created bool      `json:"created,omitempty"`
+	Missing []string  `json:"missing,omitempty"` // IAM actions the instance role was denied
+	At      time.Time `json:"at"`
+	Asked   bool      `json:"-"` // this job asked ECR (not remembered)
+}
+
+// line is what the job log says of the repository: what was done when this
+// job asked; once, as a warning, what the instance role lacks and what the
+// cache does instead, then quietly for the jobs that follow while the
+// denial is remembered; nothing when the host had it done already.
+func (st repoState) line(repo string, days int, now time.Time) string {
+	create, lifecycle := slices.Contains(st.Missing, ecrCreateRepository), slices.Contains(st.Missing, ecrPutLifecyclePolicy)
+	var l string
+	switch {
+	case create:
+		l = fmt.Sprintf("cache: the ECR repository %s does not exist and the instance role may not create it (it lacks %s): "+
+			"builds run without cache; grant %s (the Elastic CI Stack's ECRAccessPolicy full or a -pullthrough value) or create the repository",
+			repo, ecrCreateRepository, ecrCreateRepository)
+	case lifecycle:
+		l = fmt.Sprintf("cache: the ECR repository %s has no expiry: the instance role may not put its lifecycle policy (it lacks %s); "+
+			"cache is read and written, and kept until removed; grant %s (ECRAccessPolicy full) or put the policy yourself",
+			repo, ecrPutLifecyclePolicy, ecrPutLifecyclePolicy)
+	case !st.Asked:
+		return ""
+	case st.Created:
+		return fmt.Sprintf("cache: created the ECR repository %s, expiring cache not written for %d days", repo, days)
+	default:
+		return fmt.Sprintf("cache: ECR repository %s has its lifecycle policy (%d days)", repo, days)
+	}
+	if st.Asked {
+		return "warning: " + l
+	}
+	return fmt.Sprintf("%s (known to this host for %s; ECR is asked again after %s)", l, now.Sub(st.At).Round(time.Second), deniedRetry)
+}
 
 // ecrRepoEnsurer runs `dockhand-cloud ecr-cache-repo` for a repository at
-// most once per host and lifecycle setting: a marker under the state dir
-// remembers that it was done.
-func ecrRepoEnsurer(jobCtx context.Context, stateDir, cloudPath string, e *agentenv.Environment) ensureRepoFunc {
-	return func(repository string, days int) (string, error) {
+// most once per host and lifecycle setting, and at most once per
+// deniedRetry while the instance role lacks a permission: a file under the
+// state dir remembers the outcome.
+func ecrRepoEnsurer(jobCtx context.Context, stateDir, cloudPath string, e *agentenv.Environment, now func() time.Time) ensureRepoFunc {
+	return func(repository string, days int) (repoState, error) {
 		sum := sha256.Sum256([]byte(repository))
 		marker := filepath.Join(stateDir, "cache-repos", hex.EncodeToString(sum[:16]))
-		want := fmt.Sprintf("%s max_age_days=%d\n", repository, days)
-		if data, err := os.ReadFile(marker); err == nil && string(data) == want {
-			return "", nil
+		want := fmt.Sprintf("%s max_age_days=%d", repository, days)
+		var known repoState
+		if data, err := os.ReadFile(marker); err == nil && json.Unmarshal(data, &known) == nil && known.Want == want &&
+			(len(known.Missing) == 0 || now().Sub(known.At) < deniedRetry) {
+			return known, nil
 		}
 		ctx, cancel := context.WithTimeout(jobCtx, 40*time.Second)
 		defer cancel()
 		var reply cloud.ECRCacheRepoReply
 		req := cloud.ECRCacheRepoRequest{Repository: repository, MaxAgeDays: days}
 		if err := cloud.Run(ctx, cloudPath, e.ToSlice(), cloud.ECRCacheRepo, req, &reply); err != nil {
-			return "", err
+			return repoState{}, err
 		}
-		if err := os.MkdirAll(filepath.Dir(marker), 0o700); err == nil {
-			_ = safefile.Write(marker, []byte(want))
+		st := repoState{Want: want, Created: reply.Created, Missing: reply.Missing, At: now(), Asked: true}
+		if data, err := json.Marshal(st); err == nil && os.MkdirAll(filepath.Dir(marker), 0o700) == nil {
+			_ = safefile.Write(marker, data)
 		}
-		if reply.Created {
-			return fmt.Sprintf("cache: created the ECR repository %s, expiring cache not written for %d days", repository, days), nil
-		}
-		return fmt.Sprintf("cache: ECR repository %s has its lifecycle policy (%d days)", repository, days), nil
+		return st, nil
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/env"
 )
@@ -115,33 +116,40 @@ func TestPrepareCacheLocal(t *testing.T) {
 	}
 }
 
-func TestECRRepoEnsurer(t *testing.T) {
+// cloudEnsurer is an ecrRepoEnsurer on a stand-in dockhand-cloud speaking
+// the wire format (package cloud): the request as JSON on stdin, the reply
+// (by the shell case arms given) as JSON on stdout, a failure as one line on
+// stderr. Each call is logged, one line, to the file it returns; the clock
+// is *clock.
+func cloudEnsurer(t *testing.T, arms string, clock *time.Time) (ensureRepoFunc, string) {
 	dir := t.TempDir()
 	calls := filepath.Join(dir, "calls")
 	cloud := filepath.Join(dir, "dockhand-cloud")
-	// A stand-in speaking the wire format (package cloud): the request as
-	// JSON on stdin, the reply as JSON on stdout, a failure as one line on
-	// stderr.
-	script := "#!/bin/sh\nreq=$(cat)\necho \"$* $req\" >> " + calls + "\n" +
-		"case \"$req\" in *fail*) echo 'dockhand-cloud ecr-cache-repo: ecr:CreateRepository: AccessDenied' >&2; exit 1;; esac\n" +
-		"echo '{\"created\":true}'\n"
+	script := "#!/bin/sh\nreq=$(cat)\necho \"$* $req\" >> " + calls + "\ncase \"$req\" in\n" + arms + "\nesac\n"
 	if err := os.WriteFile(cloud, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ensure := ecrRepoEnsurer(context.Background(), filepath.Join(dir, "state"), cloud, agentenv.FromSlice([]string{"PATH=/usr/bin:/bin"}))
+	return ecrRepoEnsurer(context.Background(), filepath.Join(dir, "state"), cloud, agentenv.FromSlice([]string{"PATH=/usr/bin:/bin"}),
+		func() time.Time { return *clock }), calls
+}
+
+func TestECRRepoEnsurer(t *testing.T) {
+	clock := time.Now()
+	ensure, calls := cloudEnsurer(t, "*fail*) echo 'dockhand-cloud ecr-cache-repo: ecr:CreateRepository: ServerException' >&2; exit 1;;\n"+
+		"*) echo '{\"created\":true}';;", &clock)
 	repo := "123456789012.dkr.ecr.eu-west-1.amazonaws.com/cache/web"
-	note, err := ensure(repo, 14)
-	if err != nil || !strings.Contains(note, "created the ECR repository "+repo) {
-		t.Fatalf("first ensure = %q, %v", note, err)
+	st, err := ensure(repo, 14)
+	if err != nil || !st.Asked || !st.Created || !strings.Contains(st.line(repo, 14, clock), "created the ECR repository "+repo) {
+		t.Fatalf("first ensure = %+v, %v", st, err)
 	}
-	if note, err := ensure(repo, 14); err != nil || note != "" {
-		t.Errorf("second ensure on the host = %q, %v; want nothing done", note, err)
+	if st, err := ensure(repo, 14); err != nil || st.Asked || st.line(repo, 14, clock) != "" {
+		t.Errorf("second ensure on the host = %+v, %v; want nothing done, nothing said", st, err)
 	}
 	if _, err := ensure(repo, 30); err != nil {
 		t.Errorf("changed max age: %v", err)
 	}
 	_, err = ensure(repo+"-fail", 14)
-	if err == nil || err.Error() != "dockhand-cloud ecr-cache-repo: ecr:CreateRepository: AccessDenied" {
+	if err == nil || err.Error() != "dockhand-cloud ecr-cache-repo: ecr:CreateRepository: ServerException" {
 		t.Errorf("failing ensure: %v, want dockhand-cloud's last line", err)
 	}
 	data, _ := os.ReadFile(calls)
@@ -156,20 +164,58 @@ func TestECRRepoEnsurer(t *testing.T) {
 	c.Cache.Repository = "reg.example/cache"
 	e := agentenv.FromSlice([]string{"BUILDKITE_PIPELINE_SLUG=web", "BUILDKITE_BRANCH=main"})
 	called := false
-	prepareCache(c, e, time.Now(), func(string, int) (string, error) { called = true; return "", nil })
+	prepareCache(c, e, time.Now(), func(string, int) (repoState, error) { called = true; return repoState{}, nil })
 	if called {
 		t.Errorf("a non-ECR repository was ensured")
 	}
 	c.Cache.Repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"
 	var got string
-	_, lines := prepareCache(c, e, time.Now(), func(r string, days int) (string, error) {
+	_, lines := prepareCache(c, e, time.Now(), func(r string, days int) (repoState, error) {
 		got = fmt.Sprintf("%s %d", r, days)
-		return "", errors.New("no credentials")
+		return repoState{}, errors.New("no credentials")
 	})
 	if got != "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web 14" {
 		t.Errorf("ensured %q, want the pipeline's repository and max_age_days", got)
 	}
 	if len(lines) != 2 || !strings.Contains(lines[1], "warning: cache repository") || !strings.Contains(lines[1], "no credentials") {
 		t.Errorf("lines = %q, want one warning", lines)
+	}
+}
+
+// TestECRRepoDeniedBacksOff: an instance role without ecr:CreateRepository
+// (the stack's poweruser) is told once, as a warning naming the permission
+// and what the cache does instead (nothing: the builds run uncached, not
+// failing exports), and the host remembers it: the next jobs say it
+// quietly without asking ECR, until deniedRetry has passed. A role without
+// ecr:PutLifecyclePolicy keeps its cache, without expiry.
+func TestECRRepoDeniedBacksOff(t *testing.T) {
+	clock := time.Now()
+	ensure, calls := cloudEnsurer(t, "*lifecycle*) echo '{\"created\":true,\"missing\":[\"ecr:PutLifecyclePolicy\"]}';;\n"+
+		"*) echo '{\"created\":false,\"missing\":[\"ecr:CreateRepository\"]}';;", &clock)
+	c := env.Default("")
+	c.Cache.Repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"
+	job := func(pipeline string) (*buildx.CacheSettings, []string) {
+		return prepareCache(c, agentenv.FromSlice([]string{"BUILDKITE_PIPELINE_SLUG=" + pipeline, "BUILDKITE_BRANCH=main"}), clock, ensure)
+	}
+	asked := func() int { data, _ := os.ReadFile(calls); return strings.Count(string(data), "\n") }
+
+	s, lines := job("web")
+	if s != nil || len(lines) != 2 || !strings.HasPrefix(lines[1], "warning: cache: the ECR repository 123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web does not exist") ||
+		!strings.Contains(lines[1], "it lacks ecr:CreateRepository") || !strings.Contains(lines[1], "builds run without cache") || !strings.Contains(lines[1], "ECRAccessPolicy full") {
+		t.Errorf("denied create: %+v, %q; want no cache and one warning naming the permission", s, lines)
+	}
+	clock = clock.Add(10 * time.Minute)
+	s, lines = job("web")
+	if s != nil || len(lines) != 2 || strings.HasPrefix(lines[1], "warning:") || !strings.Contains(lines[1], "known to this host for 10m0s") || asked() != 1 {
+		t.Errorf("the next job: %+v, %q after %d calls; want it said quietly, remembered, ECR not asked", s, lines, asked())
+	}
+	clock = clock.Add(deniedRetry)
+	if _, lines = job("web"); asked() != 2 || !strings.HasPrefix(lines[1], "warning: ") {
+		t.Errorf("after %s: %d calls, %q; want ECR asked again", deniedRetry, asked(), lines)
+	}
+	s, lines = job("lifecycle")
+	if s == nil || len(lines) != 2 || !strings.HasPrefix(lines[1], "warning: cache: the ECR repository") || !strings.Contains(lines[1], "has no expiry") ||
+		!strings.Contains(lines[1], "it lacks ecr:PutLifecyclePolicy") {
+		t.Errorf("denied lifecycle policy: %+v, %q; want the cache on and one warning", s, lines)
 	}
 }

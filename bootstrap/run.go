@@ -342,13 +342,13 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 	cacheDone := make(chan time.Duration, 1)
 	go func() {
 		start := time.Now()
-		ensure := ecrRepoEnsurer(ctx, state, cloud.Path(o.Self), o.Env)
-		st.Cache, n.cache = prepareCache(o.Config, o.Env, start, func(repo string, days int) (string, error) {
-			note, err := ensure(repo, days)
-			if note != "" || err != nil { // "" and nil: the marker said it was done
+		ensure := ecrRepoEnsurer(ctx, state, cloud.Path(o.Self), o.Env, time.Now)
+		st.Cache, n.cache = prepareCache(o.Config, o.Env, start, func(repo string, days int) (repoState, error) {
+			rs, err := ensure(repo, days)
+			if rs.Asked || err != nil { // else the host knew it
 				n.ecrCalls++
 			}
-			return note, err
+			return rs, err
 		})
 		n.settings = st.Cache
 		cacheDone <- time.Since(start)

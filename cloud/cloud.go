@@ -86,9 +86,11 @@ type ECRCacheRepoRequest struct {
 	MaxAgeDays int    `json:"max_age_days"`
 }
 
-// ECRCacheRepoReply says whether the repository was created.
+// ECRCacheRepoReply says whether the repository was created, and which IAM
+// actions the cache needs were denied.
 type ECRCacheRepoReply struct {
-	Created bool `json:"created"`
+	Created bool     `json:"created"`
+	Missing []string `json:"missing,omitempty"` // ecr:CreateRepository: there is no repository
 }
 
 // Error is how a command failed, in one shape on every path.

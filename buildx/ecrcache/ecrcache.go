@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/smithy-go"
 	"github.com/dockhand-ci/dockhand/awsconfig"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
@@ -41,26 +42,43 @@ func Split(repository string) (hosts.Registry, string, error) {
 	return reg, name, nil
 }
 
+// Outcome is what Ensure did, or could not do for want of a permission.
+type Outcome struct {
+	Created bool
+	// Missing are the IAM actions the caller was denied that the cache
+	// needs: ecr:CreateRepository (the repository does not exist, so the
+	// cache has nowhere to go), ecr:PutLifecyclePolicy (the repository is
+	// there, without expiry).
+	Missing []string
+}
+
+// The IAM actions Ensure needs.
+const (
+	ActionCreateRepository   = "ecr:CreateRepository"
+	ActionPutLifecyclePolicy = "ecr:PutLifecyclePolicy"
+)
+
 // Ensure creates the repository if it is missing and puts the lifecycle
-// policy on it. It reports whether it created the repository. AWS
-// credentials and endpoints come from the environment (the SDK's default
-// chain, AWS_ENDPOINT_URL_ECR); nothing secret is an argument.
-func Ensure(ctx context.Context, repository string, maxAgeDays int) (bool, error) {
+// policy on it. A denied call is not an error but an Outcome.Missing
+// action: when creating is denied, a repository someone else made is used
+// as it is. AWS credentials and endpoints come from the environment (the
+// SDK's default chain, AWS_ENDPOINT_URL_ECR); nothing secret is an argument.
+func Ensure(ctx context.Context, repository string, maxAgeDays int) (Outcome, error) {
 	reg, name, err := Split(repository)
 	if err != nil {
-		return false, err
+		return Outcome{}, err
 	}
 	if maxAgeDays < 1 {
-		return false, fmt.Errorf("max age %d days: want at least 1", maxAgeDays)
+		return Outcome{}, fmt.Errorf("max age %d days: want at least 1", maxAgeDays)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cfg, err := awsconfig.Load(ctx, awsconfig.Settings{Region: reg.Region})
 	if err != nil {
-		return false, err
+		return Outcome{}, err
 	}
 	client := ecr.NewFromConfig(cfg)
-	created := true
+	var out Outcome
 	_, err = client.CreateRepository(ctx, &ecr.CreateRepositoryInput{
 		RepositoryName: aws.String(name),
 		RegistryId:     aws.String(reg.Account),
@@ -68,17 +86,35 @@ func Ensure(ctx context.Context, repository string, maxAgeDays int) (bool, error
 	})
 	var exists *types.RepositoryAlreadyExistsException
 	switch {
+	case err == nil:
+		out.Created = true
 	case errors.As(err, &exists):
-		created = false
-	case err != nil:
-		return false, fmt.Errorf("ecr:CreateRepository %s in %s: %w", name, reg.Region, err)
+	case denied(err):
+		// Someone with the permission may have made it.
+		_, derr := client.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RegistryId: aws.String(reg.Account), RepositoryNames: []string{name}})
+		if derr != nil {
+			out.Missing = append(out.Missing, ActionCreateRepository)
+			return out, nil
+		}
+	default:
+		return Outcome{}, fmt.Errorf("%s %s in %s: %w", ActionCreateRepository, name, reg.Region, err)
 	}
-	if _, err := client.PutLifecyclePolicy(ctx, &ecr.PutLifecyclePolicyInput{
+	_, err = client.PutLifecyclePolicy(ctx, &ecr.PutLifecyclePolicyInput{
 		RepositoryName:      aws.String(name),
 		RegistryId:          aws.String(reg.Account),
 		LifecyclePolicyText: aws.String(LifecyclePolicy(maxAgeDays)),
-	}); err != nil {
-		return created, fmt.Errorf("ecr:PutLifecyclePolicy on %s: %w", name, err)
+	})
+	switch {
+	case denied(err):
+		out.Missing = append(out.Missing, ActionPutLifecyclePolicy)
+	case err != nil:
+		return out, fmt.Errorf("%s on %s: %w", ActionPutLifecyclePolicy, name, err)
 	}
-	return created, nil
+	return out, nil
+}
+
+// denied reports whether IAM refused a call.
+func denied(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException"
 }

@@ -3,6 +3,7 @@ package ecrcache
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,10 +16,15 @@ const (
 )
 
 // fake starts the fake ECR API and points the SDK's default chain at it
-// through the environment, as an operator would (so: not parallel).
-func fake(t *testing.T) *ecrapi.Server {
+// through the environment, as an operator would (so: not parallel). The
+// key may do what allow lists (nil: everything).
+func fake(t *testing.T, allow ...string) *ecrapi.Server {
 	t.Helper()
-	s, err := ecrapi.Start(ecrapi.Options{Keys: map[string]string{key: secret}, Password: "unused"})
+	o := ecrapi.Options{Keys: map[string]string{key: secret}, Password: "unused"}
+	if allow != nil {
+		o.Allow = map[string][]string{key: allow}
+	}
+	s, err := ecrapi.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,9 +43,9 @@ func fake(t *testing.T) *ecrapi.Server {
 func TestEnsureCreatesOnceWithLifecyclePolicy(t *testing.T) {
 	s := fake(t)
 	repo := "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web"
-	created, err := Ensure(context.Background(), repo, 14)
-	if err != nil || !created {
-		t.Fatalf("Ensure = %v, %v; want created", created, err)
+	out, err := Ensure(context.Background(), repo, 14)
+	if err != nil || !out.Created || out.Missing != nil {
+		t.Fatalf("Ensure = %+v, %v; want created", out, err)
 	}
 	r, ok := s.Repository("123456789012", "eu-west-1", "build-cache/web")
 	if !ok {
@@ -64,9 +70,9 @@ func TestEnsureCreatesOnceWithLifecyclePolicy(t *testing.T) {
 		last.Selection.CountNumber != 14 || last.Action.Type != "expire" || last.RulePriority <= policy.Rules[0].RulePriority {
 		t.Errorf("lifecycle policy = %+v, want untagged after 1 day, then anything not pushed for 14 days (the any rule last)", policy)
 	}
-	created, err = Ensure(context.Background(), repo, 30)
-	if err != nil || created {
-		t.Fatalf("second Ensure = %v, %v; want it to exist", created, err)
+	out, err = Ensure(context.Background(), repo, 30)
+	if err != nil || out.Created {
+		t.Fatalf("second Ensure = %+v, %v; want it to exist", out, err)
 	}
 	if r, _ := s.Repository("123456789012", "eu-west-1", "build-cache/web"); !strings.Contains(r.LifecyclePolicy, `"countNumber":30`) {
 		t.Errorf("a changed max age was not applied: %s", r.LifecyclePolicy)
@@ -84,9 +90,46 @@ func TestEnsureErrors(t *testing.T) {
 	if _, err := Ensure(context.Background(), "123456789012.dkr.ecr.eu-west-1.amazonaws.com/c", 0); err == nil {
 		t.Errorf("max age 0 accepted")
 	}
-	s.DenyNext(1)
-	_, err := Ensure(context.Background(), "123456789012.dkr.ecr.eu-west-1.amazonaws.com/denied", 14)
-	if err == nil || !strings.Contains(err.Error(), "AccessDenied") || !strings.Contains(err.Error(), "ecr:CreateRepository denied") {
-		t.Errorf("denied: %v, want the API's error naming the call", err)
+	s.FailNext(4) // the SDK's three attempts at CreateRepository, and more
+	_, err := Ensure(context.Background(), "123456789012.dkr.ecr.eu-west-1.amazonaws.com/down", 14)
+	if err == nil || !strings.Contains(err.Error(), "ServerException") || !strings.Contains(err.Error(), "ecr:CreateRepository down in eu-west-1") {
+		t.Errorf("ECR failing: %v, want the API's error naming the call", err)
+	}
+}
+
+// TestEnsureWithTheStacksPolicies: what each Elastic CI Stack
+// ECRAccessPolicy lets Ensure do, the fake refusing as IAM does: poweruser
+// can neither create the repository nor put its lifecycle policy (one
+// made by someone else is used as it is), the -pullthrough values can
+// create it but not put the policy, full can do both; another account's
+// registry is refused whatever the policy.
+func TestEnsureWithTheStacksPolicies(t *testing.T) {
+	const repo = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web"
+	for _, tc := range []struct {
+		policy   string
+		existing bool
+		repo     string
+		created  bool
+		missing  []string
+	}{
+		{"full", false, repo, true, nil},
+		{"poweruser", false, repo, false, []string{ActionCreateRepository}},
+		{"poweruser", true, repo, false, []string{ActionPutLifecyclePolicy}},
+		{"poweruser-pullthrough", false, repo, true, []string{ActionPutLifecyclePolicy}},
+		{"readonly-pullthrough", false, repo, true, []string{ActionPutLifecyclePolicy}},
+		{"full", false, "210987654321.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web", false, []string{ActionCreateRepository}},
+	} {
+		s := fake(t, ecrapi.StackPolicy(tc.policy)...)
+		if tc.existing {
+			s.AddRepository("123456789012", "eu-west-1", "build-cache/web")
+		}
+		out, err := Ensure(context.Background(), tc.repo, 14)
+		if err != nil || out.Created != tc.created || !slices.Equal(out.Missing, tc.missing) {
+			t.Errorf("%s (repository there: %v) on %s: %+v, %v; want created %v, missing %v", tc.policy, tc.existing, tc.repo, out, err, tc.created, tc.missing)
+		}
+		_, there := s.Repository("123456789012", "eu-west-1", "build-cache/web")
+		if there != (tc.created || tc.existing) {
+			t.Errorf("%s: the repository is there: %v", tc.policy, there)
+		}
 	}
 }

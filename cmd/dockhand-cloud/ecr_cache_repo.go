@@ -12,6 +12,6 @@ import (
 // repository, created if missing, with its lifecycle policy; whether it was
 // created as a cloud.ECRCacheRepoReply on stdout.
 var ecrCacheRepo = jsonCommand(func(req cloud.ECRCacheRepoRequest) (cloud.ECRCacheRepoReply, error) {
-	created, err := ecrcache.Ensure(context.Background(), req.Repository, req.MaxAgeDays)
-	return cloud.ECRCacheRepoReply{Created: created}, err
+	out, err := ecrcache.Ensure(context.Background(), req.Repository, req.MaxAgeDays)
+	return cloud.ECRCacheRepoReply{Created: out.Created, Missing: out.Missing}, err
 })

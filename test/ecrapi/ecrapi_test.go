@@ -216,3 +216,47 @@ func (httpClient) post(url, contentType, body string) (string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }
+
+// TestIAMAsTheStackGrantsIt: a key limited to the stack's poweruser policy
+// gets tokens and describes repositories but may not create one nor put a
+// lifecycle policy: AccessDeniedException (HTTP 400, not retried), worded
+// as IAM words it; a repository call on another account's registry is
+// refused even for ecr:*.
+func TestIAMAsTheStackGrantsIt(t *testing.T) {
+	s, err := Start(Options{Keys: map[string]string{testKey: testSecret, "AKIAFAKEECRAPIFULL01": testSecret}, Password: "p",
+		Allow: map[string][]string{testKey: StackPolicy("poweruser"), "AKIAFAKEECRAPIFULL01": StackPolicy("full")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	power, full := client(s, testKey, testSecret), client(s, "AKIAFAKEECRAPIFULL01", testSecret)
+	if _, err := power.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{}); err != nil {
+		t.Errorf("poweruser GetAuthorizationToken: %v", err)
+	}
+	_, err = power.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("cache")})
+	want := "User: arn:aws:sts::123456789012:assumed-role/BuildkiteAgentRole/" + testKey + " is not authorized to perform: ecr:CreateRepository on resource: " +
+		"arn:aws:ecr:us-west-2:123456789012:repository/cache because no identity-based policy allows the ecr:CreateRepository action"
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDeniedException" || ae.ErrorMessage() != want {
+		t.Errorf("poweruser CreateRepository: %v, want AccessDeniedException: %s", err, want)
+	}
+	if n := s.Calls(OpCreateRepository); n != 1 {
+		t.Errorf("%d CreateRepository calls: a denial is not retried", n)
+	}
+	if _, err := full.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("cache")}); err != nil {
+		t.Fatalf("full CreateRepository: %v", err)
+	}
+	if _, err := power.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{"cache"}}); err != nil {
+		t.Errorf("poweruser DescribeRepositories: %v", err)
+	}
+	_, err = power.PutLifecyclePolicy(ctx, &ecr.PutLifecyclePolicyInput{RepositoryName: aws.String("cache"), LifecyclePolicyText: aws.String(`{"rules":[{}]}`)})
+	if apiCode(err) != "AccessDeniedException" {
+		t.Errorf("poweruser PutLifecyclePolicy: %v", err)
+	}
+	_, err = full.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("cache"), RegistryId: aws.String("210987654321")})
+	if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDeniedException" ||
+		!strings.HasSuffix(ae.ErrorMessage(), "on resource: arn:aws:ecr:us-west-2:210987654321:repository/cache because no resource-based policy allows the ecr:CreateRepository action") {
+		t.Errorf("another account's registry: %v", err)
+	}
+}

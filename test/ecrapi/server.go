@@ -65,6 +65,42 @@ type Options struct {
 	// RegistryHost names the registry of account in region, for
 	// proxyEndpoint and repositoryUri; default the real ECR hostname.
 	RegistryHost func(account, region string) string
+	// Allow lists, per access key, the IAM actions its identity policy
+	// grants (ecr:CreateRepository…; StackPolicy gives the Elastic CI
+	// Stack's); a key not listed may do everything. A call without its
+	// action is refused with AccessDeniedException, as IAM refuses it.
+	Allow map[string][]string
+	// Account is the account the keys belong to (default 123456789012):
+	// repository calls on another account's registry are refused, as no
+	// repository policy there lets this account in.
+	Account string
+}
+
+// StackPolicy is what the Elastic CI Stack's ECRAccessPolicy parameter
+// grants the agents' instance role, as IAM actions: AWS's managed policies
+// AmazonEC2ContainerRegistryReadOnly (readonly), …PowerUser (poweruser:
+// read, and push to existing repositories) and …FullAccess (full: ecr:*),
+// and for the -pullthrough values the stack's ECRPullThrough statement on
+// top (ecr:CreateRepository and the push and import actions).
+func StackPolicy(value string) []string {
+	read := []string{"ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
+		"ecr:GetRepositoryPolicy", "ecr:DescribeRepositories", "ecr:ListImages", "ecr:DescribeImages", "ecr:BatchGetImage",
+		"ecr:GetLifecyclePolicy", "ecr:GetLifecyclePolicyPreview", "ecr:ListTagsForResource", "ecr:DescribeImageScanFindings"}
+	push := []string{"ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"}
+	pullThrough := append([]string{"ecr:CreateRepository", "ecr:BatchImportUpstreamImage", "ecr:GetImageCopyStatus"}, push...)
+	switch value {
+	case "readonly":
+		return read
+	case "readonly-pullthrough":
+		return append(slices.Clone(read), pullThrough...)
+	case "poweruser":
+		return append(slices.Clone(read), push...)
+	case "poweruser-pullthrough":
+		return append(append(slices.Clone(read), push...), pullThrough...)
+	case "full":
+		return []string{"ecr:*"}
+	}
+	return []string{} // none
 }
 
 // Call is one request the fake received.
@@ -113,6 +149,9 @@ func Start(o Options) (*Server, error) {
 	}
 	if o.Password == "" {
 		return nil, errors.New("ecrapi: Options.Password is required")
+	}
+	if o.Account == "" {
+		o.Account = "123456789012"
 	}
 	if o.TokenTTL == 0 {
 		o.TokenTTL = 12 * time.Hour
@@ -195,6 +234,14 @@ func (s *Server) Repository(account, region, name string) (Repository, bool) {
 		return Repository{}, false
 	}
 	return *r, true
+}
+
+// AddRepository makes a repository as someone else (an administrator,
+// Terraform) would have, without a call.
+func (s *Server) AddRepository(account, region, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repo[account+"/"+region+"/"+name] = &Repository{Account: account, Region: region, Name: name, CreatedAt: time.Now()}
 }
 
 // Token returns the authorization token the fake issues: base64(USER:PASSWORD).
@@ -304,9 +351,12 @@ func (s *Server) handle(r *http.Request, body []byte) (any, error) {
 	s.log = append(s.log, call)
 	s.mu.Unlock()
 
-	account := "123456789012"
+	account := s.o.Account
 	if id, _ := in["registryId"].(string); id != "" {
 		account = id
+	}
+	if err := s.authorize(akid, call.Op, account, region, in); err != nil {
+		return nil, err
 	}
 	switch call.Op {
 	case OpGetAuthorizationToken:
@@ -321,6 +371,33 @@ func (s *Server) handle(r *http.Request, body []byte) (any, error) {
 		return s.putLifecyclePolicy(in, account, region)
 	}
 	return nil, newError(http.StatusBadRequest, "UnknownOperationException", "operation %q is not served by this fake", op)
+}
+
+// authorize refuses a call its key's identity policy does not grant, or
+// one on another account's repositories, as IAM words it.
+func (s *Server) authorize(akid, op, account, region string, in map[string]any) error {
+	action := "ecr:" + op
+	if op == OpPublicGetAuthorizationToken {
+		action = op
+	}
+	resource := "*"
+	if name, _ := in["repositoryName"].(string); name != "" {
+		resource = fmt.Sprintf("arn:aws:ecr:%s:%s:repository/%s", region, account, name)
+	} else if op == OpDescribeRepositories {
+		resource = fmt.Sprintf("arn:aws:ecr:%s:%s:repository/*", region, account)
+	}
+	who := fmt.Sprintf("arn:aws:sts::%s:assumed-role/BuildkiteAgentRole/%s", s.o.Account, akid)
+	deny := func(because string) error {
+		return newError(http.StatusBadRequest, "AccessDeniedException",
+			"User: %s is not authorized to perform: %s on resource: %s because %s", who, action, resource, because)
+	}
+	if allowed, listed := s.o.Allow[akid]; listed && !slices.Contains(allowed, action) && !slices.Contains(allowed, "ecr:*") {
+		return deny("no identity-based policy allows the " + action + " action")
+	}
+	if account != s.o.Account {
+		return deny("no resource-based policy allows the " + action + " action")
+	}
+	return nil
 }
 
 var credentialRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$`)
@@ -381,7 +458,7 @@ func (s *Server) ttl() time.Duration {
 func (s *Server) getAuthorizationToken(call Call, region string) any {
 	ids := call.RegistryIDs
 	if len(ids) == 0 {
-		ids = []string{"123456789012"}
+		ids = []string{s.o.Account}
 	}
 	exp := epoch(time.Now().Add(s.ttl()))
 	var data []map[string]any
