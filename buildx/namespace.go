@@ -50,8 +50,15 @@ type Namespace struct {
 	// Tokens shares the tenant token between the host's jobs (zero: each
 	// job exchanges its own).
 	Tokens TenantTokens
+	// Setups shares the builder setup between the host's jobs while its
+	// client certificate is valid (zero: each job runs nsc's setup).
+	Setups NamespaceSetups
 	// TokenNote says, after SetUp, where the tenant token came from.
 	TokenNote string
+	// SetupNote says, after SetUp, where the builder setup came from.
+	SetupNote string
+	// Reused is set by SetUp when the builder is a shared setup.
+	Reused bool
 }
 
 // nscDir holds nsc's files for the job.
@@ -85,23 +92,108 @@ func (n *Namespace) SetUp(ctx context.Context) (Builder, map[string]string, erro
 	if n.LoadDecided != nil {
 		n.DefaultLoad = n.LoadDecided()
 	}
+	var b Builder
+	var err error
+	if n.Setups.Dir == "" {
+		n.SetupNote = ""
+		b, err = n.setUpBuilder(ctx, nscEnv, state)
+	} else {
+		b, err = n.sharedBuilder(ctx, nscEnv)
+	}
+	if err != nil {
+		return Builder{}, nil, err
+	}
+	return b, map[string]string{NamespaceTokenVar: n.TokenFile()}, nil
+}
+
+// setUpBuilder runs `nsc docker buildx setup` with its state in state and
+// reads the builder it wrote into the job's docker config, the host
+// platform's node first.
+func (n *Namespace) setUpBuilder(ctx context.Context, nscEnv []string, state string) (Builder, error) {
 	setup := []string{"docker", "buildx", "setup", "--name", NamespaceName, "--state", state, "--background", "--use"}
 	if n.DefaultLoad {
 		setup = append(setup, "--default_load")
 	}
 	if _, err := runCommand(ctx, nscEnv, n.NSC, setup...); err != nil {
-		return Builder{}, nil, err
+		return Builder{}, err
 	}
 	b, err := ReadInstance(n.DockerConfig, env.BuilderNamespace, NamespaceName)
 	if err != nil {
-		return Builder{}, nil, fmt.Errorf("nsc docker buildx setup wrote no builder: %w", err)
+		return Builder{}, fmt.Errorf("nsc docker buildx setup wrote no builder: %w", err)
 	}
 	if hostFirst(b.Nodes, n.HostPlatform) {
 		if err := WriteInstance(n.DockerConfig, b); err != nil {
-			return Builder{}, nil, fmt.Errorf("putting the %s node first: %w", n.HostPlatform, err)
+			return Builder{}, fmt.Errorf("putting the %s node first: %w", n.HostPlatform, err)
 		}
 	}
-	return b, map[string]string{NamespaceTokenVar: n.TokenFile()}, nil
+	return b, nil
+}
+
+// sharedBuilder writes the host's shared builder setup into the job's
+// docker config when it is valid for a while yet; else it runs nsc's setup
+// (its state in a new host-wide dir) and shares it until its client
+// certificate, or the tenant token, expires. Both happen under the setup's
+// lock, so jobs starting together run one setup.
+func (n *Namespace) sharedBuilder(ctx context.Context, nscEnv []string) (Builder, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(n.Timeout)
+	}
+	release, err := n.Setups.Lock(n.TenantID, n.DefaultLoad, deadline)
+	if err != nil {
+		return Builder{}, fmt.Errorf("waiting for another job's builder setup: %w", err)
+	}
+	defer release()
+	if data, exp, ok := n.Setups.Get(n.TenantID, n.DefaultLoad); ok {
+		b, err := ParseInstance(env.BuilderNamespace, data)
+		if err == nil {
+			b.Name = NamespaceName
+			err = WriteInstance(n.DockerConfig, b)
+		}
+		if err == nil {
+			n.Reused = true
+			n.SetupNote = fmt.Sprintf("builder setup shared by the host's jobs, valid %s more", time.Until(exp).Round(time.Minute))
+			return b, nil
+		}
+	}
+	state, err := n.Setups.NewState(n.TenantID, n.DefaultLoad)
+	if err != nil {
+		return Builder{}, err
+	}
+	b, err := n.setUpBuilder(ctx, nscEnv, state)
+	if err != nil {
+		return Builder{}, err
+	}
+	n.SetupNote = "set the builder up, shared with the host's jobs"
+	if err := n.share(b, state); err != nil {
+		n.SetupNote = "set the builder up for this job (not shared: " + err.Error() + ")"
+	}
+	return b, nil
+}
+
+// share records the builder nsc just set up for the host's jobs, until its
+// client certificate or the tenant token expires.
+func (n *Namespace) share(b Builder, state string) error {
+	exp, err := certNotAfter(mustRead(b.Nodes[0].TLS.Cert))
+	if err != nil {
+		return fmt.Errorf("its client certificate: %w", err)
+	}
+	if data, err := os.ReadFile(n.TokenFile()); err == nil {
+		if tokenExp, err := TenantTokenExpiry(data); err == nil && tokenExp.Before(exp) {
+			exp = tokenExp
+		}
+	}
+	instance, err := InstanceJSON(b)
+	if err != nil {
+		return err
+	}
+	return n.Setups.Put(n.TenantID, n.DefaultLoad, instance, state, exp)
+}
+
+// mustRead is a file's contents, nothing when it cannot be read.
+func mustRead(path string) []byte {
+	data, _ := os.ReadFile(path)
+	return data
 }
 
 // authenticate puts a tenant token where nsc reads it in the job: the one

@@ -60,12 +60,16 @@ func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp 
 	}
 	if o.StateDir != "" {
 		r.ns.Tokens = HostTenantTokens(o.StateDir)
+		r.ns.Setups = HostNamespaceSetups(o.StateDir)
 	}
 	go func() {
 		defer close(r.done)
 		r.b, r.exports, r.err = r.ns.SetUp(ctx)
 		if r.err == nil {
 			r.err = probeNamespace(o, r.b, ctx)
+			if r.err != nil && r.ns.Reused {
+				r.ns.Setups.Drop(r.ns.TenantID, r.ns.DefaultLoad) // the next job sets up anew
+			}
 		}
 		if r.err != nil && ctx.Err() != nil {
 			r.err = fmt.Errorf("not ready within %s (probe_timeout %s): %w", timeout, cfg.ProbeTimeout, r.err)
@@ -95,7 +99,13 @@ func (r *namespaceRun) note() string {
 	}
 	select {
 	case <-r.done:
-		return strings.TrimSpace(r.ns.TokenNote)
+		var notes []string
+		for _, n := range []string{r.ns.TokenNote, r.ns.SetupNote} {
+			if n = strings.TrimSpace(n); n != "" {
+				notes = append(notes, n)
+			}
+		}
+		return strings.Join(notes, "; ")
 	default:
 		return ""
 	}

@@ -38,13 +38,7 @@ func (c TenantTokens) now() time.Time {
 
 // tenantFile names a tenant's token file: the tenant id when it is plain.
 func (c TenantTokens) tenantFile(tenant string) string {
-	safe := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, tenant)
-	return filepath.Join(c.Dir, "tenant-"+safe+".json")
+	return filepath.Join(c.Dir, "tenant-"+safeName(tenant)+".json")
 }
 
 // Lock takes the tenant's lock, waiting until deadline at most.

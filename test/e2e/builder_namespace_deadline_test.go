@@ -53,21 +53,33 @@ tenant_id = "tnt_e2e"`)
 		reason  string
 		atLeast time.Duration
 		bound   time.Duration
+		fresh   bool // the host's shared token and builder setup are removed first
 	}{
-		{"refusing", func(b *nscBackend) { b.Reject = "auth" }, poolNode, "nsc auth exchange-oidc-token: it seems that's not allowed. We got: tenant tnt_e2e does not trust this identity", 0, deadline},
-		{"hanging", func(b *nscBackend) { b.Hang = true }, poolNode, "not ready within 2s (probe_timeout 1.5s): nsc auth exchange-oidc-token: no answer in time", deadline, deadline + 500*time.Millisecond},
-		{"slow", func(b *nscBackend) { b.Latency = "3s" }, poolNode, "not ready within 2s (probe_timeout 1.5s): nsc auth exchange-oidc-token: no answer in time", deadline, deadline},
-		{"healthy", func(*nscBackend) {}, nsNode, "", 0, deadline},
-		// Namespace's builder is down (the token is the host's shared one by
-		// now): its probe fails within the deadline.
+		{"refusing", func(b *nscBackend) { b.Reject = "auth" }, poolNode, "nsc auth exchange-oidc-token: it seems that's not allowed. We got: tenant tnt_e2e does not trust this identity", 0, deadline, false},
+		{"hanging", func(b *nscBackend) { b.Hang = true }, poolNode, "not ready within 2s (probe_timeout 1.5s): nsc auth exchange-oidc-token: no answer in time", deadline, deadline + 500*time.Millisecond, false},
+		{"slow", func(b *nscBackend) { b.Latency = "3s" }, poolNode, "not ready within 2s (probe_timeout 1.5s): nsc auth exchange-oidc-token: no answer in time", deadline, deadline, false},
+		{"healthy", func(*nscBackend) {}, nsNode, "", 0, deadline, false},
+		// Namespace's API answering in 150 ms a call, as a real one far
+		// away: a cold host (an exchange, then the setup's 2 + 1 calls) is
+		// set up within the deadline; a warm one makes no call at all.
+		{"150ms per API call, cold", func(b *nscBackend) { b.APILatency = "150ms" }, nsNode, "", 0, deadline, true},
+		{"150ms per API call, warm", func(b *nscBackend) { b.APILatency = "150ms" }, nsNode, "", 0, deadline, false},
+		// Namespace's builder is down: its probe fails within the deadline.
+		// (A fresh host, or the builder set up earlier would be reused.)
 		{"builder down", func(b *nscBackend) {
 			b.Builders = []nscBuilderDef{b.Builders[0]}
 			b.Builders[0].Endpoint = "tcp://127.0.0.1:1"
-		}, poolNode, "its builder tcp://127.0.0.1:1 does not answer", 0, deadline},
+		}, poolNode, "its builder tcp://127.0.0.1:1 does not answer", 0, deadline, true},
 	} {
 		b := backend
 		tc.set(&b)
 		writeBackend(t, backendPath, b)
+		if tc.fresh {
+			if err := os.RemoveAll(filepath.Join(r.state, "namespace")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := nscCalls(calls)
 		id, agent := r.start("true", env)
 		f, log := r.finish(id, agent)
 		if f.ExitStatus != "0" {
@@ -92,9 +104,18 @@ tenant_id = "tnt_e2e"`)
 				!strings.HasSuffix(fails[0], "; trying the next builder kind") {
 				t.Errorf("%s nsc: want one line saying namespace failed: %s:\n%s", tc.name, tc.reason, section(log))
 			}
-		} else if !strings.Contains(log, `builder: namespace "`+buildx.NamespaceName+`"`) ||
-			!strings.Contains(log, "builder: namespace: exchanged a tenant token, shared with the host's jobs") {
-			t.Errorf("healthy nsc: want the namespace builder and a fresh shared token:\n%s", section(log))
+		} else if !strings.Contains(log, `builder: namespace "`+buildx.NamespaceName+`"`) {
+			t.Errorf("%s nsc: want the namespace builder:\n%s", tc.name, section(log))
+		}
+		switch tc.name {
+		case "healthy", "150ms per API call, cold":
+			if !strings.Contains(log, "builder: namespace: exchanged a tenant token, shared with the host's jobs; set the builder up, shared with the host's jobs") {
+				t.Errorf("%s nsc: want a fresh shared token and builder setup:\n%s", tc.name, section(log))
+			}
+		case "150ms per API call, warm":
+			if n := nscCalls(calls) - before; n != 0 || !strings.Contains(log, "; builder setup shared by the host's jobs, valid ") {
+				t.Errorf("warm host: %d nsc calls, want none (the shared token and builder setup):\n%s", n, section(log))
+			}
 		}
 	}
 
@@ -133,4 +154,10 @@ tenant_id = "tnt_e2e"`)
 	if shared != 7 {
 		t.Errorf("%d of 8 jobs used the shared token, want 7", shared)
 	}
+}
+
+// nscCalls counts the calls the fake nsc logged.
+func nscCalls(log string) int {
+	data, _ := os.ReadFile(log)
+	return strings.Count(string(data), "\n")
 }

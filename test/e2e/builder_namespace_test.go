@@ -28,12 +28,14 @@ func buildFakeNsc(t *testing.T) string {
 }
 
 type nscBackend struct {
-	TenantID string          `json:"tenant_id"`
-	Reject   string          `json:"reject,omitempty"`
-	Latency  string          `json:"latency,omitempty"`
-	Hang     bool            `json:"hang,omitempty"`
-	Builders []nscBuilderDef `json:"builders"`
-	Log      string          `json:"log"`
+	TenantID string `json:"tenant_id"`
+	Reject   string `json:"reject,omitempty"`
+	Latency  string `json:"latency,omitempty"`
+	// APILatency: what each of the command's calls to Namespace's API takes
+	APILatency string          `json:"api_latency,omitempty"`
+	Hang       bool            `json:"hang,omitempty"`
+	Builders   []nscBuilderDef `json:"builders"`
+	Log        string          `json:"log"`
 	// RegistryPassword: what the fake docker-credential-nsc serves for nscr.io
 	RegistryPassword string `json:"registry_password,omitempty"`
 }

@@ -49,12 +49,18 @@ import (
 
 // Backend is the fake control plane.
 type Backend struct {
-	TenantID string    `json:"tenant_id"`
-	Reject   string    `json:"reject,omitempty"`  // "auth": every token exchange is refused
-	Latency  string    `json:"latency,omitempty"` // a Go duration every call takes first
-	Hang     bool      `json:"hang,omitempty"`    // every call but version hangs
-	Builders []Builder `json:"builders"`
-	Log      string    `json:"log,omitempty"`
+	TenantID string `json:"tenant_id"`
+	Reject   string `json:"reject,omitempty"`  // "auth": every token exchange is refused
+	Latency  string `json:"latency,omitempty"` // a Go duration every call takes first
+	// APILatency is what each call to Namespace's API takes (a Go
+	// duration), as many times as the command makes calls: an exchange one,
+	// `docker buildx setup` 2 + one per platform (the profile, the client
+	// certificate, each platform's builder configuration), `docker login`
+	// one, docker-credential-nsc's get two.
+	APILatency string    `json:"api_latency,omitempty"`
+	Hang       bool      `json:"hang,omitempty"` // every call but version hangs
+	Builders   []Builder `json:"builders"`
+	Log        string    `json:"log,omitempty"`
 	// RegistryPassword is what docker-credential-nsc hands out for nscr.io
 	// (user "token"): the password of the test registry standing in for it.
 	RegistryPassword string `json:"registry_password,omitempty"`
@@ -145,9 +151,17 @@ func run(args []string, stdout io.Writer) error {
 	case len(args) >= 3 && args[0] == "docker" && args[1] == "buildx" && args[2] == "cleanup":
 		return cleanup(args[3:])
 	case len(args) >= 2 && args[0] == "docker" && args[1] == "login":
-		return dockerLogin(stdout)
+		return dockerLogin(b, stdout)
 	}
 	return fmt.Errorf("unknown command %q", strings.Join(args, " "))
+}
+
+// api waits for n calls to Namespace's API, one after the other, as nsc
+// makes them.
+func (b *Backend) api(n int) {
+	if d, err := time.ParseDuration(b.APILatency); err == nil && d > 0 {
+		time.Sleep(time.Duration(n) * d) // the API's latency, not a synchronisation
+	}
 }
 
 // hang starts a grandchild that outlives this process holding its output
@@ -255,6 +269,7 @@ func exchangeCognito(b *Backend, args []string, stdout io.Writer) error {
 }
 
 func storeToken(b *Backend, tenant string, stdout io.Writer) error {
+	b.api(1)
 	if b.Reject == "auth" {
 		return apiError{"PermissionDenied", "tenant " + tenant + " does not trust this identity"}
 	}
@@ -355,6 +370,7 @@ func setup(b *Backend, args []string, stdout io.Writer) error {
 	if tenant != b.TenantID {
 		return apiError{"PermissionDenied", fmt.Sprintf("token for tenant %q", tenant)}
 	}
+	b.api(2 + len(b.Builders))
 	if *state == "" {
 		d, err := configDir()
 		if err != nil {
@@ -470,10 +486,11 @@ func cleanup(args []string) error {
 // dockerLogin does what `nsc docker login` does with its default
 // --use_credential_helper: credHelpers["nscr.io"] = "nsc" in the docker
 // config, keeping every other key. It needs the tenant token.
-func dockerLogin(stdout io.Writer) error {
+func dockerLogin(b *Backend, stdout io.Writer) error {
 	if _, err := loadToken(); err != nil {
 		return err
 	}
+	b.api(1)
 	store, err := buildxStore()
 	if err != nil {
 		return err
@@ -523,6 +540,7 @@ func credentialHelper(args []string, stdout io.Writer) error {
 	if _, err := loadToken(); err != nil {
 		return err
 	}
+	b.api(2)
 	return json.NewEncoder(stdout).Encode(map[string]string{"ServerURL": host, "Username": "token", "Secret": b.RegistryPassword})
 }
 

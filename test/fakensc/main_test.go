@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fake builds this command into dir under name (nsc or
@@ -118,5 +119,36 @@ func TestSetupWritesNodesInTheAPIsOrder(t *testing.T) {
 	}
 	if err != nil || json.Unmarshal(data, &ng) != nil || len(ng.Nodes) != 2 || ng.Nodes[0].Name != "amd64" || ng.Nodes[1].Endpoint != "tcp://arm64:443" {
 		t.Errorf("instance %s (%v), want amd64 then arm64", data, err)
+	}
+}
+
+// TestAPILatencyPerCall: each call to Namespace's API takes api_latency,
+// as many times as the command makes calls: the exchange one, the setup of
+// two platforms four (the profile, the client certificate, each platform's
+// builder configuration). Lower bounds only: the latency is slept.
+func TestAPILatencyPerCall(t *testing.T) {
+	dir := t.TempDir()
+	nsc := fake(t, dir, "nsc")
+	pem := filepath.Join(dir, "x.pem")
+	os.WriteFile(pem, []byte("PEM\n"), 0o600)
+	b := Backend{TenantID: "tnt", APILatency: "100ms"}
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		b.Builders = append(b.Builders, Builder{Platform: p, Endpoint: "tcp://" + p[6:] + ":443", ServerCA: pem, ClientCert: pem, ClientKey: pem})
+	}
+	home := t.TempDir()
+	for _, tc := range []struct {
+		args  []string
+		calls int
+	}{
+		{[]string{"auth", "exchange-aws-cognito-token", "--aws_region", "r", "--identity_pool", "p", "--tenant_id", "tnt"}, 1},
+		{[]string{"docker", "buildx", "setup"}, 4},
+	} {
+		start := time.Now()
+		if _, stderr, err := callIn(t, home, nsc, b, "", tc.args...); err != nil {
+			t.Fatalf("%v: %v\n%s", tc.args, err, stderr)
+		}
+		if took := time.Since(start); took < time.Duration(tc.calls)*100*time.Millisecond {
+			t.Errorf("%v took %s, want at least %d calls of 100ms", tc.args, took, tc.calls)
+		}
 	}
 }
