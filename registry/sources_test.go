@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -245,5 +246,45 @@ func TestUnixHTTPTimesOut(t *testing.T) {
 	_, _, err = unixHTTP(filepath.Join(dir, "s.sock"), []byte("POST / HTTP/1.1\r\n\r\n"), 200*time.Millisecond)
 	if err == nil || time.Since(start) > 5*time.Second {
 		t.Errorf("a silent server: %v after %s", err, time.Since(start))
+	}
+}
+
+// TestPackagesTokenLivesFiveMinutes: Buildkite's API gives an OIDC token
+// requested without --lifetime (as the Packages route requests it) five
+// minutes. The job keeps it while more than two minutes are left: a get
+// 2m59s after the request is served from the job's cache, one at 3m01s
+// asks the agent for a new token. (The stand-in agent stamps each token
+// with the test's clock plus the API's default lifetime.)
+func TestPackagesTokenLivesFiveMinutes(t *testing.T) {
+	dir := t.TempDir()
+	clock := time.Now().Truncate(time.Second)
+	stamp := filepath.Join(dir, "exp")
+	agent := "#!/bin/sh\necho \"$*\" >> " + filepath.Join(dir, "calls") + "\nexp=$(cat " + stamp + ")\n" +
+		"printf 'e30.%s.sig\\n' \"$(printf '{\"exp\":%s}' \"$exp\" | base64 | tr -d '=\\n' | tr '+/' '-_')\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "buildkite-agent"), []byte(agent), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	get := func() (string, error) {
+		os.WriteFile(stamp, []byte(fmt.Sprint(clock.Add(5*time.Minute).Unix())), 0o600)
+		var stderr bytes.Buffer
+		h := New(Options{Stderr: &stderr, JobDir: dir, Now: func() time.Time { return clock },
+			Settings: Settings{Packages: []string{"acme/images"}},
+			Env:      agentenv.FromMap(map[string]string{"PATH": dir + ":/usr/bin:/bin", "BUILDKITE_JOB_ID": "j1"})})
+		_, secret, err := h.Get("packages.buildkite.com")
+		return secret, err
+	}
+	calls := func() int { data, _ := os.ReadFile(filepath.Join(dir, "calls")); return strings.Count(string(data), "\n") }
+	start := clock
+	first, err := get()
+	if err != nil || calls() != 1 || jwtExpiry(first) != start.Add(5*time.Minute) {
+		t.Fatalf("first get: %q, %v after %d calls", first, err, calls())
+	}
+	clock = start.Add(2*time.Minute + 59*time.Second)
+	if again, err := get(); err != nil || again != first || calls() != 1 {
+		t.Errorf("at 2m59s: %v, same token %v, %d agent calls; want the job's cached token", err, again == first, calls())
+	}
+	clock = start.Add(3*time.Minute + time.Second)
+	if renewed, err := get(); err != nil || renewed == first || calls() != 2 {
+		t.Errorf("at 3m01s: %v, new token %v, %d agent calls; want a new token from the agent", err, renewed != first, calls())
 	}
 }

@@ -194,6 +194,43 @@ func TestOIDCFromJob(t *testing.T) {
 	}
 }
 
+// TestOIDCLifetime: the real agent's --lifetime reaches the token's exp, as
+// Buildkite's API honours it; without one the token lives the API's default
+// five minutes; a negative one is refused. Each token is issued at the
+// request (iat is now), so a short lifetime is short.
+func TestOIDCLifetime(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	const aud = "federation.namespaceapis.com"
+	for _, tc := range []struct {
+		flag string
+		want int64
+	}{
+		{" --lifetime 120", 120},
+		{"", int64(OIDCDefaultLifetime / time.Second)},
+		{" --lifetime 0", int64(OIDCDefaultLifetime / time.Second)},
+	} {
+		before := time.Now().Unix()
+		id := addJob(s, "buildkite-agent oidc request-token --audience "+aud+tc.flag)
+		if f, log, _ := runJob(t, s, id); f.ExitStatus != "0" {
+			t.Fatalf("%q: finish %s; log:\n%s", tc.flag, f.Raw, Plain(log))
+		}
+		parts := strings.Split(s.OIDCToken(id, aud), ".")
+		if len(parts) != 3 {
+			t.Fatalf("%q: token %q", tc.flag, s.OIDCToken(id, aud))
+		}
+		payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		var claims struct{ Iat, Exp int64 }
+		if err := json.Unmarshal(payload, &claims); err != nil || claims.Exp-claims.Iat != tc.want || claims.Iat < before {
+			t.Errorf("%q: iat %d exp %d (%v), want a lifetime of %d s from now (%d)", tc.flag, claims.Iat, claims.Exp, err, tc.want, before)
+		}
+	}
+	id := addJob(s, "buildkite-agent oidc request-token --audience "+aud+" --lifetime -5")
+	if f, _, _ := runJob(t, s, id); f.ExitStatus == "0" || s.OIDCToken(id, aud) != "" {
+		t.Errorf("a negative lifetime: finish %s, want refused", f.Raw)
+	}
+}
+
 func TestPollMode(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)

@@ -70,7 +70,6 @@ type Server struct {
 	RegistrationToken string // the token agents must register with
 
 	srv     *httptest.Server
-	started time.Time
 
 	mu        sync.Mutex
 	changed   chan struct{} // closed and replaced on every state change
@@ -80,6 +79,7 @@ type Server struct {
 	nAgents   int
 	requests  []Request
 	audiences []string
+	issued    map[string]string // job id + "\x00" + audience -> the last token issued
 	metadata  map[string]map[string]string // build id -> key -> value
 	// annotations: build id -> scope + "\x00" + context -> annotation
 	annotations      map[string]map[string]*Annotation
@@ -90,7 +90,6 @@ type Server struct {
 func Start() (*Server, error) {
 	s := &Server{
 		RegistrationToken: "reg-token-" + NewJobID()[:8],
-		started:           time.Now(),
 		changed:           make(chan struct{}),
 		jobs:              map[string]*jobState{},
 		agents:            map[string]*agentState{},
@@ -285,23 +284,43 @@ func (s *Server) OIDCAudiences() []string {
 	return slices.Clone(s.audiences)
 }
 
-// OIDCToken returns the token the server hands out for a job and audience:
-// an unsigned JWT ("alg":"none") whose payload carries iss, sub, aud (the
-// audience), iat, nbf and exp (one hour after the server started).
+// OIDCToken returns the last token the server handed out for a job and
+// audience ("" before any).
 func (s *Server) OIDCToken(jobID, audience string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issued[jobID+"\x00"+audience]
+}
+
+// OIDCDefaultLifetime is the lifetime of a token requested without one
+// (buildkite-agent's --lifetime omitted or 0): Buildkite's API gives five
+// minutes.
+const OIDCDefaultLifetime = 5 * time.Minute
+
+// oidcSignature ends every token the server hands out: OIDCSignature is
+// what a test watches for to find any of them.
+const oidcSignature = "agentapi-fake-signature"
+
+// OIDCSignature is the last part of every token the server hands out.
+func OIDCSignature() string { return base64.RawURLEncoding.EncodeToString([]byte(oidcSignature)) }
+
+// issueOIDC makes the token for a job and audience, issued now for
+// lifetime: an unsigned JWT ("alg":"none") whose payload carries iss, sub,
+// aud (the audience), iat, nbf and exp (iat + lifetime).
+func issueOIDC(jobID, audience string, now time.Time, lifetime time.Duration) string {
 	enc := base64.RawURLEncoding
 	header, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})
-	iat := s.started.Unix()
+	iat := now.Unix()
 	payload, _ := json.Marshal(map[string]any{
 		"iss":    "https://agent.buildkite.com",
 		"sub":    "organization:org:pipeline:pipeline:ref:refs/heads/main:commit:HEAD:step:",
 		"aud":    audience,
 		"iat":    iat,
 		"nbf":    iat,
-		"exp":    iat + 3600,
+		"exp":    iat + int64(lifetime/time.Second),
 		"job_id": jobID,
 	})
-	return enc.EncodeToString(header) + "." + enc.EncodeToString(payload) + "." + enc.EncodeToString([]byte("agentapi-fake-signature"))
+	return enc.EncodeToString(header) + "." + enc.EncodeToString(payload) + "." + OIDCSignature()
 }
 
 // --- HTTP ---
@@ -742,6 +761,7 @@ func (s *Server) dataKeys(w http.ResponseWriter, r *http.Request, j *jobState) {
 func (s *Server) oidc(w http.ResponseWriter, r *http.Request, j *jobState) {
 	var req struct {
 		Audience string `json:"audience"`
+		Lifetime int    `json:"lifetime"` // seconds; 0 or absent: the default
 	}
 	if body := reqBody(r); len(body) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -749,11 +769,24 @@ func (s *Server) oidc(w http.ResponseWriter, r *http.Request, j *jobState) {
 			return
 		}
 	}
+	if req.Lifetime < 0 {
+		reply(w, http.StatusUnprocessableEntity, msg("lifetime must be a non-negative integer"))
+		return
+	}
+	lifetime := OIDCDefaultLifetime
+	if req.Lifetime > 0 {
+		lifetime = time.Duration(req.Lifetime) * time.Second
+	}
+	tok := issueOIDC(j.job.ID, req.Audience, time.Now(), lifetime)
 	s.mu.Lock()
 	s.audiences = append(s.audiences, req.Audience)
+	if s.issued == nil {
+		s.issued = map[string]string{}
+	}
+	s.issued[j.job.ID+"\x00"+req.Audience] = tok
 	s.broadcast()
 	s.mu.Unlock()
-	reply(w, http.StatusOK, map[string]string{"token": s.OIDCToken(j.job.ID, req.Audience)})
+	reply(w, http.StatusOK, map[string]string{"token": tok})
 }
 
 func maps(m map[string]string) map[string]string {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/test/harness"
@@ -66,9 +68,10 @@ func writeBackend(t *testing.T, path string, b nscBackend) {
 // TestNamespaceBuilderAndFallback: on a Namespace queue, the job
 // authenticates with its Buildkite OIDC token through nsc, nsc sets the
 // builder up in the job's docker config (here pointing at a local mTLS
-// buildkitd) and the build runs there; nsc's token and state stay in the job
-// dir. When nsc auth fails, the job falls back to the remote pool with one
-// line saying why.
+// buildkitd) and the build runs there; the job's copy of the tenant token is
+// in its job dir, nsc's state (its certificates) in the host's 0700
+// Namespace dir, shared with the host's later jobs. When nsc auth fails,
+// the job falls back to the remote pool with one warning saying why.
 func TestNamespaceBuilderAndFallback(t *testing.T) {
 	p := startPool(t, 2)
 	nsNode, poolNode := p.eps[0], p.eps[1]
@@ -118,13 +121,19 @@ docker buildx build --progress plain --push -t ` + ref + ":" + tag + " ."
 	if got := r.srv.OIDCAudiences(); !slices.Contains(got, buildx.NamespaceAudience) {
 		t.Errorf("OIDC audiences requested %q, want %s", got, buildx.NamespaceAudience)
 	}
-	if tok := r.srv.OIDCToken(id, buildx.NamespaceAudience); strings.Contains(log, tok) {
+	tok := r.srv.OIDCToken(id, buildx.NamespaceAudience)
+	if tok == "" || strings.Contains(log, tok) {
 		t.Error("the OIDC token is in the job log")
+	}
+	// It is on nsc's command line while the exchange runs: it lives two
+	// minutes (the agent's --lifetime, honoured by the API).
+	if got := oidcLifetime(t, tok); got != 2*time.Minute {
+		t.Errorf("the Namespace OIDC token lives %s, want 2m0s", got)
 	}
 	callLog, _ := os.ReadFile(calls)
 	for _, want := range []string{
 		"nsc auth exchange-oidc-token --token <token> --tenant_id tnt_e2e",
-		"nsc docker buildx setup --name " + buildx.NamespaceName + " --state " + r.state + "/jobs/",
+		"nsc docker buildx setup --name " + buildx.NamespaceName + " --state " + r.state + "/namespace/buildx/setup-tnt_e2e-",
 	} {
 		if !strings.Contains(string(callLog), want) {
 			t.Errorf("nsc was not called with %q; calls:\n%s", want, callLog)
@@ -231,4 +240,22 @@ docker buildx build --progress plain --push -t %s/ws/app:1 .
 	if strings.Contains(log, password) {
 		t.Errorf("the registry password is in the job log")
 	}
+}
+
+// oidcLifetime is what an agent OIDC token was issued for: exp - iat.
+func oidcLifetime(t *testing.T, token string) time.Duration {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %d parts", len(parts))
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims struct{ Iat, Exp int64 }
+	if err == nil {
+		err = json.Unmarshal(payload, &claims)
+	}
+	if err != nil {
+		t.Fatalf("the token's claims: %v", err)
+	}
+	return time.Duration(claims.Exp-claims.Iat) * time.Second
 }
