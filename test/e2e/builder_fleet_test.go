@@ -73,6 +73,7 @@ func TestDiscoveredFleetFollowsMembershipChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(aws.Close)
+	imds := ecrapi.StartIMDS(t, "us-east-1")
 	setMembers := func(idx ...int) {
 		var addrs []string
 		var is []ecrapi.Instance
@@ -119,6 +120,12 @@ func TestDiscoveredFleetFollowsMembershipChanges(t *testing.T) {
 			// sets is not used for the host's discovery.
 			"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:1",
 			"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent/config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+		}},
+		// No region in the endpoint and no AWS_REGION, as on the stack before
+		// its environment hook: the instance's region, from its metadata.
+		{"ec2 region from instance metadata", fmt.Sprintf("ec2://?tag:Role=buildkitd&port=%d", port), map[string]string{
+			"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.URL,
+			"AWS_CONFIG_FILE": "/nonexistent/config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
