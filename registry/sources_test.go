@@ -273,7 +273,10 @@ func TestPackagesTokenLivesFiveMinutes(t *testing.T) {
 		_, secret, err := h.Get("packages.buildkite.com")
 		return secret, err
 	}
-	calls := func() int { data, _ := os.ReadFile(filepath.Join(dir, "calls")); return strings.Count(string(data), "\n") }
+	calls := func() int {
+		data, _ := os.ReadFile(filepath.Join(dir, "calls"))
+		return strings.Count(string(data), "\n")
+	}
 	start := clock
 	first, err := get()
 	if err != nil || calls() != 1 || jwtExpiry(first) != start.Add(5*time.Minute) {

@@ -69,7 +69,7 @@ type Server struct {
 	Endpoint          string // http://127.0.0.1:PORT/v3
 	RegistrationToken string // the token agents must register with
 
-	srv     *httptest.Server
+	srv *httptest.Server
 
 	mu        sync.Mutex
 	changed   chan struct{} // closed and replaced on every state change
@@ -79,7 +79,7 @@ type Server struct {
 	nAgents   int
 	requests  []Request
 	audiences []string
-	issued    map[string]string // job id + "\x00" + audience -> the last token issued
+	issued    map[string]string            // job id + "\x00" + audience -> the last token issued
 	metadata  map[string]map[string]string // build id -> key -> value
 	// annotations: build id -> scope + "\x00" + context -> annotation
 	annotations      map[string]map[string]*Annotation
