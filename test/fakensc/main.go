@@ -25,8 +25,9 @@
 //
 // Every call is appended to the backend's log file (argv, with any --token
 // value replaced by <token>), for tests to assert on. The backend can make
-// every call slow (latency, as Namespace's API answering slowly would), or
-// hang: the call leaves a grandchild in its own session holding stdout and
+// every call slow (latency, as Namespace's API answering slowly would), each
+// call to the API a command makes slow (api_latency: real nsc's setup makes
+// 2 + one per platform, one after the other), or hang: the call leaves a grandchild in its own session holding stdout and
 // stderr, then never returns, as an nsc stuck on the network with a helper
 // process would.
 package main
