@@ -114,7 +114,7 @@ func TestStateDirOfAnotherUserFallsBack(t *testing.T) {
 	state, tmp := os.Getenv("DOCKHAND_TEST_STATE"), os.Getenv("DOCKHAND_TEST_TMP")
 	fix := fmt.Sprintf("fix: chown -R %d %s, as install-dockhand.sh --user does)", os.Getuid(), state)
 	using := fmt.Sprintf("; using %s/dockhand-%d\n", tmp, os.Getuid())
-	if !strings.Contains(log, "dockhand: state dir "+state+" not usable (") || !strings.Contains(log, fix) || !strings.Contains(log, using) {
+	if !strings.Contains(log, "dockhand: warning: state dir "+state+" not usable (") || !strings.Contains(log, fix) || !strings.Contains(log, using) {
 		t.Errorf("the log does not say why the state dir was passed over, how to fix it and what was used (%q, %q):\n%s", fix, using, log)
 	}
 }

@@ -108,7 +108,7 @@ echo "job-dir=$DOCKHAND_JOB_DIR"`, kit.BaseImage)
 		if f.ExitStatus != "0" {
 			t.Fatalf("state dir %s: exit %q, want 0\n%s", tc.state, f.ExitStatus, log)
 		}
-		line := lineWith(log, "dockhand: state dir "+tc.state+" not usable (")
+		line := lineWith(log, "dockhand: warning: state dir "+tc.state+" not usable (")
 		if !strings.Contains(line, tc.cause) || !strings.Contains(line, fmt.Sprintf("/dockhand-%d", r.user.UID)) {
 			t.Errorf("state dir %s: want one line naming %q and the private dir, got %q:\n%s", tc.state, tc.cause, line, section(log))
 		}
