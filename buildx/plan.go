@@ -22,6 +22,7 @@ const (
 type Spec struct {
 	Order        []string // builder kinds in preference order (builders)
 	Slug         string   // BUILDKITE_PIPELINE_SLUG: the routing key
+	JobID        string   // BUILDKITE_JOB_ID: draws a hot pipeline's spill (BoundedRoute)
 	HostPlatform string   // this host's os/arch, the default node's platform when only per-platform nodes exist
 	Remote       RemoteSpec
 	Namespace    NamespaceSpec
@@ -36,6 +37,9 @@ type RemoteSpec struct {
 	TLS       TLS
 	// Undiscovered are discovery sources that gave no node (see Discover).
 	Undiscovered []string
+	// BalanceFactor is remote.balance_factor: a node may have at most this
+	// percentage of the mean load (BoundedRoute); 0 is pure affinity.
+	BalanceFactor int
 }
 
 // NamespaceSpec says whether Namespace can be set up on this host.
@@ -190,8 +194,9 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 		o.Why = "no remote.endpoints or [[remote.platform]] configured"
 		return o
 	}
-	// pick routes the pipeline to the first healthy node of a group.
-	pick := func(eps []string) (string, int) {
+	// pick routes the pipeline to a healthy node of a group: its first in
+	// rendezvous order unless that one is over the load bound.
+	pick := func(eps []string) (string, int, string) {
 		var healthy []string
 		for _, ep := range eps {
 			res := results.Of(remoteTarget(r, ep))
@@ -202,9 +207,22 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 			}
 		}
 		if len(healthy) == 0 {
-			return "", 0
+			return "", 0, ""
 		}
-		return Rendezvous(spec.Slug, healthy)[0], len(healthy)
+		order := Rendezvous(spec.Slug, healthy)
+		loads := make([]NodeLoad, len(order))
+		for i, ep := range order {
+			n, known := results.Of(remoteTarget(r, ep)).Load()
+			loads[i] = NodeLoad{Endpoint: ep, Active: n, Known: known}
+		}
+		route := BoundedRoute(loads, r.BalanceFactor, score(spec.JobID, spec.Slug))
+		return route.Endpoint, len(healthy), route.Describe(loads)
+	}
+	withLoad := func(s, load string) string {
+		if load == "" {
+			return s + ")"
+		}
+		return s + "; " + load + ")"
 	}
 	node := func(name, ep string, platforms []string) Node {
 		n := Node{Name: name, Endpoint: ep, Platforms: platforms}
@@ -216,18 +234,18 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 	b := Builder{Kind: env.BuilderRemote, Name: RemoteName, Driver: DriverRemote}
 	var why, missing []string
 	if len(r.Endpoints) > 0 {
-		if ep, n := pick(r.Endpoints); ep != "" {
+		if ep, n, load := pick(r.Endpoints); ep != "" {
 			b.Nodes = append(b.Nodes, node(RemoteName+"0", ep, nil))
-			why = append(why, fmt.Sprintf("pipeline %q → %s (rendezvous over %d of %d healthy)", spec.Slug, ep, n, len(r.Endpoints)))
+			why = append(why, withLoad(fmt.Sprintf("pipeline %q → %s (rendezvous over %d of %d healthy", spec.Slug, ep, n, len(r.Endpoints)), load))
 		} else {
 			missing = append(missing, "remote.endpoints")
 		}
 	}
 	var platformNodes []Node
 	for _, pn := range r.Platforms {
-		if ep, n := pick(pn.Endpoints); ep != "" {
+		if ep, n, load := pick(pn.Endpoints); ep != "" {
 			platformNodes = append(platformNodes, node(RemoteName+"-"+strings.ReplaceAll(pn.Platform, "/", "-"), ep, []string{pn.Platform}))
-			why = append(why, fmt.Sprintf("%s → %s (%d of %d healthy)", pn.Platform, ep, n, len(pn.Endpoints)))
+			why = append(why, withLoad(fmt.Sprintf("%s → %s (%d of %d healthy", pn.Platform, ep, n, len(pn.Endpoints)), load))
 		} else {
 			missing = append(missing, pn.Platform)
 		}

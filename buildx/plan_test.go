@@ -502,3 +502,45 @@ func TestProbeSummarySocketDenied(t *testing.T) {
 		t.Errorf("Summary = %q, want %q", got, want)
 	}
 }
+
+// TestPlanRoutesByLoad: the plan takes the probes' loads (active builds,
+// plus the jobs this host routed since) into the pipeline's route, says so,
+// and routes a node whose load is unknown as if load were not counted.
+func TestPlanRoutesByLoad(t *testing.T) {
+	appNode := Rendezvous("app", []string{epA, epB})[0]
+	otherNode := map[string]string{epA: epB, epB: epA}[appNode]
+	withLoad := func(active map[string]int, routed map[string]int, loadErr map[string]string) Results {
+		rs := results([]string{epA, epB}, nil)
+		for k, r := range rs {
+			r.Active, r.Routed, r.LoadError = active[r.Endpoint], routed[r.Endpoint], loadErr[r.Endpoint]
+			rs[k] = r
+		}
+		return rs
+	}
+	spec := baseSpec(env.BuilderRemote)
+	for _, tc := range []struct {
+		name    string
+		factor  int
+		results Results
+		want    string
+		why     string
+	}{
+		{"idle: its node", 125, withLoad(nil, nil, nil), appNode, "builds " + appNode + " 0, " + otherNode + " 0; bound 1)"},
+		// (2+1)/2 × 1.25 → 2: its node with 2 is full.
+		{"its node busy: the other", 125, withLoad(map[string]int{appNode: 2}, nil, nil), otherNode, "; its node over it, spilled)"},
+		{"routed by this host count", 125, withLoad(map[string]int{appNode: 1}, map[string]int{appNode: 1}, nil), otherNode, "builds " + appNode + " 2, "},
+		{"affinity only", 0, withLoad(map[string]int{appNode: 5}, nil, nil), appNode, "(rendezvous over 2 of 2 healthy)"},
+		{"its node's history fails: kept", 125, withLoad(map[string]int{appNode: 7}, nil, map[string]string{appNode: "unknown service moby.buildkit.v1.Control"}), appNode, appNode + " unknown"},
+	} {
+		s := spec
+		s.Remote.BalanceFactor = tc.factor
+		o := Plan(s, tc.results)[0]
+		if o.State != Ready || o.Builder.Nodes[0].Endpoint != tc.want {
+			t.Errorf("%s: %v %+v, want %s", tc.name, o.State, o.Builder.Nodes, tc.want)
+			continue
+		}
+		if !strings.Contains(o.Why, tc.why) {
+			t.Errorf("%s: why %q, want it to hold %q", tc.name, o.Why, tc.why)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,7 +47,7 @@ type ProbeReport struct {
 const (
 	probeCacheFile    = "probes.json"
 	probeLockFile     = "probes.lock"
-	probeCacheVersion = 1
+	probeCacheVersion = 2 // 2: load (active builds, routed jobs)
 	// cloudGrace is what the dockhand-cloud process may take beyond the
 	// probes' own deadline (start-up and exit) before it is killed.
 	cloudGrace = 2 * time.Second
@@ -55,6 +56,10 @@ const (
 type probeCache struct {
 	Version int                    `json:"version"`
 	Results map[string]ProbeResult `json:"results"`
+	// Routed are the moments this host's jobs were routed to each target
+	// (by key): a job counts on its node's load until the node is probed
+	// again, when its build is among the node's own.
+	Routed map[string][]time.Time `json:"routed,omitempty"`
 }
 
 func (p *Prober) ctx() context.Context {
@@ -128,8 +133,34 @@ func (p *Prober) Probe(targets []ProbeTarget) ProbeReport {
 			}
 		}
 	}
+	for i, t := range targets {
+		rep.Results[i].Routed = routedSince(cache.Routed[t.Key()], rep.Results[i].At)
+	}
 	rep.Took = p.now().Sub(start)
 	return rep
+}
+
+// routedSince counts the routes after at.
+func routedSince(routes []time.Time, at time.Time) int {
+	n := 0
+	for _, r := range routes {
+		if r.After(at) {
+			n++
+		}
+	}
+	return n
+}
+
+// RecordRoute counts a job routed to t on t's load for the host's next
+// jobs, until t is probed again: what the node cannot show yet, since the
+// job's build has not started.
+func (p *Prober) RecordRoute(t ProbeTarget) error {
+	return p.update(func(c *probeCache) {
+		if c.Routed == nil {
+			c.Routed = map[string][]time.Time{}
+		}
+		c.Routed[t.Key()] = append(c.Routed[t.Key()], p.now())
+	})
 }
 
 // reachable connects to each shared healthy target, in parallel, and
@@ -174,7 +205,7 @@ func (p *Prober) reachable(targets []ProbeTarget, results []ProbeResult, shared 
 
 // Record shares results found another way (a buildkitd just started).
 func (p *Prober) Record(results ...ProbeResult) error {
-	return p.update(func(c probeCache) {
+	return p.update(func(c *probeCache) {
 		for _, r := range results {
 			c.Results[ProbeTarget{Kind: r.Kind, Endpoint: r.Endpoint}.Key()] = r
 		}
@@ -182,7 +213,7 @@ func (p *Prober) Record(results ...ProbeResult) error {
 }
 
 // update changes the shared cache under its lock.
-func (p *Prober) update(change func(probeCache)) error {
+func (p *Prober) update(change func(*probeCache)) error {
 	if p.CacheDir == "" || p.TTL <= 0 {
 		return nil
 	}
@@ -192,7 +223,7 @@ func (p *Prober) update(change func(probeCache)) error {
 	}
 	defer release()
 	cache := p.readCache()
-	change(cache)
+	change(&cache)
 	return p.writeCache(cache)
 }
 
@@ -254,6 +285,7 @@ func (p *Prober) readCache() probeCache {
 			c.Results[k] = r
 		}
 	}
+	c.Routed = read.Routed
 	return c
 }
 
@@ -261,6 +293,15 @@ func (p *Prober) writeCache(c probeCache) error {
 	for k, r := range c.Results {
 		if !p.fresh(r) {
 			delete(c.Results, k)
+		}
+	}
+	// A route older than TTL is older than every result it could add to.
+	for k, routes := range c.Routed {
+		routes = slices.DeleteFunc(routes, func(at time.Time) bool { return p.now().Sub(at) >= p.TTL })
+		if len(routes) == 0 {
+			delete(c.Routed, k)
+		} else {
+			c.Routed[k] = routes
 		}
 	}
 	return jsonfile.Write(filepath.Join(p.CacheDir, probeCacheFile), c)

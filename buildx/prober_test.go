@@ -164,3 +164,43 @@ func TestProbeFailureIsAResult(t *testing.T) {
 		t.Errorf("with a corrupt cache: %+v", r)
 	}
 }
+
+// TestRoutedJobsCountUntilTheNextProbe: a job routed to a node counts on
+// its load for the host's next jobs while they share the probe that could
+// not see it; a new probe (which sees the build itself) drops it.
+func TestRoutedJobsCountUntilTheNextProbe(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	var calls atomic.Int32
+	p := &Prober{CacheDir: dir, TTL: 5 * time.Second, Timeout: time.Second, Now: clock, Run: fakeRun(&calls, nil, clock), Dial: dialOK}
+	if r := p.Probe(twoTargets); r.Results[0].Routed != 0 {
+		t.Fatalf("first probe: %+v", r.Results[0])
+	}
+	for range 2 {
+		now = now.Add(time.Second)
+		if err := p.RecordRoute(twoTargets[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(time.Second)
+	r := p.Probe(twoTargets)
+	if r.Shared != 2 || r.Results[0].Routed != 2 || r.Results[1].Routed != 0 {
+		t.Errorf("shared probe after two routes: %+v", r)
+	}
+	if n, known := r.Results[0].Load(); !known || n != 2 {
+		t.Errorf("Load = %d, %v; want 2, known", n, known)
+	}
+	now = now.Add(5 * time.Second)
+	if r := p.Probe(twoTargets); r.Probed != 2 || r.Results[0].Routed != 0 {
+		t.Errorf("a new probe still counts the routes: %+v", r)
+	}
+	// Without a shared cache there is nothing to count.
+	q := &Prober{TTL: 5 * time.Second, Timeout: time.Second, Now: clock, Run: fakeRun(&calls, nil, clock)}
+	if err := q.RecordRoute(twoTargets[0]); err != nil {
+		t.Fatal(err)
+	}
+	if r := q.Probe(twoTargets); r.Results[0].Routed != 0 {
+		t.Errorf("no cache: %+v", r.Results[0])
+	}
+}

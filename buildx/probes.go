@@ -40,6 +40,26 @@ type ProbeResult struct {
 	Platforms []string      `json:"platforms,omitempty"` // the workers' platforms
 	Error     string        `json:"error,omitempty"`     // why it is not healthy, one line
 	At        time.Time     `json:"at"`                  // when it was probed
+	// Active is how many builds the node was running (or holding in its
+	// queue) when probed, from BuildKit's history of active builds.
+	Active int `json:"active"`
+	// LoadError says why Active is unknown (a node without the history
+	// API, or one whose history failed); the node is then routed to as if
+	// it had no load, never left out.
+	LoadError string `json:"load_error,omitempty"`
+	// Routed counts the jobs this host routed to the node since it was
+	// probed (filled in by the Prober from its shared cache, never by the
+	// probe): builds that the node may not show yet.
+	Routed int `json:"-"`
+}
+
+// Load is the node's known load and whether it is known: its active builds
+// plus the jobs this host sent it since the probe.
+func (r ProbeResult) Load() (int, bool) {
+	if r.Kind == ProbeBuildkit && r.OK && r.LoadError == "" {
+		return r.Active + r.Routed, true
+	}
+	return 0, false
 }
 
 // Summary is the result in a few words: "ok 3ms, BuildKit v0.34.2" or

@@ -91,9 +91,11 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 	return Spec{
 		Order:        cfg.Builders,
 		Slug:         get("BUILDKITE_PIPELINE_SLUG"),
+		JobID:        get("BUILDKITE_JOB_ID"),
 		HostPlatform: "linux/" + runtime.GOARCH,
 		Remote: RemoteSpec{Endpoints: cfg.Remote.Endpoints, Platforms: cfg.Remote.Platforms,
-			TLS: TLS{CA: cfg.Remote.CA, Cert: cfg.Remote.Cert, Key: cfg.Remote.Key, ServerName: cfg.Remote.ServerName}},
+			TLS:           TLS{CA: cfg.Remote.CA, Cert: cfg.Remote.Cert, Key: cfg.Remote.Key, ServerName: cfg.Remote.ServerName},
+			BalanceFactor: cfg.Remote.BalanceFactor},
 		Namespace: NamespaceSpec{NSC: nsc, TenantID: cfg.Namespace.TenantID, Auth: cfg.Namespace.Auth},
 		Local:     LocalSpec{DockerHost: dockerHost},
 		Embedded:  EmbeddedSpec{Socket: socket, Buildkitd: buildkitd, Rootless: rootless},
@@ -194,6 +196,13 @@ func Select(o SetupOptions) (*Selection, error) {
 			return sel, err
 		}
 		sel.Chosen, sel.Builder = i, &b
+		if b.Kind == env.BuilderRemote {
+			for _, n := range b.Nodes {
+				if err := prober.RecordRoute(remoteTarget(spec.Remote, n.Endpoint)); err != nil {
+					sel.Notes = append(sel.Notes, "warning: the host's next jobs will not count this one on its node's load: "+err.Error())
+				}
+			}
+		}
 		sel.Exports = builderExports(b, o.JobDir, exports)
 		for _, w := range sel.NodeWarnings(b) {
 			sel.Notes = append(sel.Notes, "warning: "+w)

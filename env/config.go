@@ -76,6 +76,10 @@ type Remote struct {
 	// (a pool on this very host, as in dockhand's own tests). Only the
 	// configuration file sets it: no variable, so no pipeline, can.
 	AllowLoopback bool
+	// BalanceFactor bounds a node's load for routing, in percent of the
+	// mean over the pool (consistent hashing with bounded loads); 0 routes
+	// by pipeline only.
+	BalanceFactor int
 }
 
 // PlatformNodes is one [[remote.platform]] entry: the native nodes for a

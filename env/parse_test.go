@@ -436,6 +436,11 @@ bulders = ["local"]
 			want: []string{testPath + `:2: cache.max_age_days: 0 is out of range (1 to 3650)`},
 		},
 		{
+			name: "balance_factor below the mean",
+			data: "[remote]\nbalance_factor = 90\n",
+			want: []string{testPath + `:2: remote.balance_factor: 90 is out of range (0 for pipeline affinity only, or 100 to 1000 percent of the mean load)`},
+		},
+		{
 			name: "duplicate key",
 			data: "strict = true\ndebug = false\nstrict = false\n",
 			want: []string{testPath + `:3: duplicate key "strict" (first defined on line 1)`},

@@ -104,6 +104,7 @@ func schema() []field {
 		{"remote.dns_server", tString, checkHostPort, func(c *Config) any { return &c.Remote.DNSServer }},
 		{"remote.ec2_endpoint_url", tString, httpURL, func(c *Config) any { return &c.Remote.EC2EndpointURL }},
 		{"remote.allow_loopback", tBool, nil, func(c *Config) any { return &c.Remote.AllowLoopback }},
+		{"remote.balance_factor", tInt, checkBalanceFactor, func(c *Config) any { return &c.Remote.BalanceFactor }},
 
 		{"namespace.nsc", tString, optionalAbsPath, func(c *Config) any { return &c.Namespace.NSC }},
 		{"namespace.auth", tString, oneOf(AuthOIDC, AuthCognito), func(c *Config) any { return &c.Namespace.Auth }},
@@ -157,6 +158,7 @@ func Default(queue string) *Config {
 	}
 	c.ProbeCacheTTL = 5 * time.Second // shared between jobs starting together
 	c.Remote.DiscoveryTTL = 10 * time.Second
+	c.Remote.BalanceFactor = DefaultBalanceFactor
 	for _, f := range schema() {
 		c.Sources[f.key] = Source{Kind: SourceDefault}
 	}
@@ -319,6 +321,19 @@ func oneOf(allowed ...string) func(any) error {
 		}
 		return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
 	}
+}
+
+// DefaultBalanceFactor is remote.balance_factor's default: a node may take
+// up to 1.25 times the pool's mean load before a pipeline spills.
+const DefaultBalanceFactor = 125
+
+// checkBalanceFactor takes 0 (routing by pipeline only) or a percentage of
+// at least 100 (below the mean no node could take every job).
+func checkBalanceFactor(v any) error {
+	if n := v.(int); n != 0 && (n < 100 || n > 1000) {
+		return fmt.Errorf("%d is out of range (0 for pipeline affinity only, or 100 to 1000 percent of the mean load)", n)
+	}
+	return nil
 }
 
 func intRange(lo, hi int) func(any) error {

@@ -157,6 +157,8 @@ var Variables = []Variable{
 		Doc: "Overrides shell, the real shell `dockhand shell` execs."},
 	{Name: "DOCKHAND_PROBE_TIMEOUT", Kind: Override, Key: "probe_timeout",
 		Doc: `Overrides probe_timeout, a Go duration such as "1500ms".`},
+	{Name: "DOCKHAND_REMOTE_BALANCE_FACTOR", Kind: Override, Key: "remote.balance_factor",
+		Doc: `Overrides remote.balance_factor, the most builds a remote node may have before a pipeline's jobs spill to its next node, in percent of the pool's mean (0: by pipeline only).`},
 	{Name: "DOCKHAND_REMOTE_DISCOVERY_TTL", Kind: Override, Key: "remote.discovery_ttl",
 		Doc: `Overrides remote.discovery_ttl, how long a discovered remote membership (dns://, srv://, ec2:// endpoints) serves the host's jobs (a Go duration; "0s" asks on every job).`},
 	{Name: "DOCKHAND_PROBE_CACHE_TTL", Kind: Override, Key: "probe_cache_ttl",

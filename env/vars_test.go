@@ -76,6 +76,7 @@ func TestEveryOverrideIsHandled(t *testing.T) {
 	}
 	samples["DOCKHAND_PROBE_CACHE_TTL"] = "1s"
 	samples["DOCKHAND_REMOTE_DISCOVERY_TTL"] = "30s"
+	samples["DOCKHAND_REMOTE_BALANCE_FACTOR"] = "150"
 	samples["DOCKHAND_BUILDERS_OPTIONAL"] = "true"
 	samples["DOCKHAND_ANNOTATE"] = "off"
 	fsys := files(map[string]string{"/other.toml": "strict = true\n"})

@@ -29,6 +29,7 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/dockhand-ci/dockhand/buildx"
+	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/client"
 )
 
@@ -128,6 +129,10 @@ func buildkit(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
 		return buildx.ProbeResult{Error: "buildkitd has no workers"}
 	}
 	r := buildx.ProbeResult{OK: true, Version: workers[0].BuildkitVersion.Version}
+	r.Active, err = activeBuilds(ctx, c)
+	if err != nil {
+		r.LoadError = Describe(err)
+	}
 	seen := map[string]bool{}
 	for _, w := range workers {
 		for _, p := range w.Platforms {
@@ -138,6 +143,29 @@ func buildkit(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
 		}
 	}
 	return r
+}
+
+// activeBuilds counts the builds a buildkitd is running or queueing: the
+// records its history lists as active (a build waiting for a step slot
+// under max-parallelism is one of them).
+func activeBuilds(ctx context.Context, c *client.Client) (int, error) {
+	stream, err := c.ControlClient().ListenBuildHistory(ctx, &controlapi.BuildHistoryRequest{ActiveOnly: true, EarlyExit: true})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if ev.GetType() == controlapi.BuildHistoryEventType_STARTED {
+			n++
+		}
+	}
 }
 
 // tlsAlert makes one TLS connection as the client would and returns the
