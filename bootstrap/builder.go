@@ -56,6 +56,8 @@ func builderLines(sel *buildx.Selection, warning string) []string {
 	}
 	switch {
 	case sel.Builder != nil || warning != "":
+	case sel.Spec.Untrusted != "" && !buildx.Configured(sel.Options):
+		// Lines says why: none for a fork's build.
 	case buildx.Configured(sel.Options):
 		lines = append(lines, "warning: builder: the docker engine does not answer; the job runs as without dockhand (docker commands meet the same engine)")
 	default:

@@ -20,10 +20,13 @@ const (
 
 // Spec is everything the choice depends on besides probe results, as data.
 type Spec struct {
-	Order        []string // builder kinds in preference order (builders)
-	Slug         string   // BUILDKITE_PIPELINE_SLUG: the routing key
-	JobID        string   // BUILDKITE_JOB_ID: draws a hot pipeline's spill (BoundedRoute)
-	HostPlatform string   // this host's os/arch, the default node's platform when only per-platform nodes exist
+	Order []string // builder kinds in preference order (builders)
+	Slug  string   // BUILDKITE_PIPELINE_SLUG: the routing key
+	JobID string   // BUILDKITE_JOB_ID: draws a hot pipeline's spill (BoundedRoute)
+	// Untrusted says why the job is untrusted (a pull request from a fork)
+	// and where that puts it ([untrusted]); "" for a trusted job.
+	Untrusted    string
+	HostPlatform string // this host's os/arch, the default node's platform when only per-platform nodes exist
 	Remote       RemoteSpec
 	Namespace    NamespaceSpec
 	Local        LocalSpec

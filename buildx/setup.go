@@ -11,6 +11,7 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/internal/proc"
@@ -88,7 +89,7 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 		r := HostRootless(uid, path, cfg.Embedded.Rootlesskit)
 		rootless = &r
 	}
-	return Spec{
+	spec := Spec{
 		Order:        cfg.Builders,
 		Slug:         get("BUILDKITE_PIPELINE_SLUG"),
 		JobID:        get("BUILDKITE_JOB_ID"),
@@ -100,6 +101,29 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 		Local:     LocalSpec{DockerHost: dockerHost},
 		Embedded:  EmbeddedSpec{Socket: socket, Buildkitd: buildkitd, Rootless: rootless},
 	}
+	if id := cachekey.IdentityFromEnv(get); id.IsFork() {
+		spec = ForUntrusted(spec, cfg.Untrusted, cachekey.NormalizeRepo(id.PullRequestRepo))
+	}
+	return spec
+}
+
+// ForUntrusted is spec for a build of a pull request from fork: it runs
+// where [untrusted] says, never on the builders trusted builds use, whose
+// cache mounts (RUN --mount=type=cache) it could write and they would read
+// (docs/cache.md).
+func ForUntrusted(spec Spec, u env.Untrusted, fork string) Spec {
+	spec.Untrusted = fmt.Sprintf("a pull request from a fork (%s): untrusted.builder = %q, never a builder of trusted builds", fork, u.Builder)
+	spec.Remote = RemoteSpec{TLS: spec.Remote.TLS, BalanceFactor: spec.Remote.BalanceFactor}
+	switch u.Builder {
+	case env.BuilderRemote:
+		spec.Order = []string{env.BuilderRemote}
+		spec.Remote.Endpoints = slices.Clone(u.Endpoints)
+	case env.BuilderEmbedded:
+		spec.Order = []string{env.BuilderEmbedded}
+	default:
+		spec.Order = nil
+	}
+	return spec
 }
 
 // NewProber is the prober for a host: dockhand-cloud next to self, the
@@ -324,6 +348,9 @@ func jobAgent(e *agentenv.Environment) string {
 // builder, why, the kinds passed over, each probe with its timing.
 func (s *Selection) Lines() []string {
 	var lines []string
+	if s.Spec.Untrusted != "" {
+		lines = append(lines, "builder: "+s.Spec.Untrusted)
+	}
 	if s.Builder != nil {
 		b := s.Builder
 		lines = append(lines, fmt.Sprintf("builder: %s %q on %s, chosen in %s", b.Kind, b.Name, strings.Join(b.Endpoints(), ", "), s.Took.Round(time.Millisecond)))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -142,6 +143,61 @@ func TestOnlyEngineDown(t *testing.T) {
 	} {
 		if got := onlyEngineDown(tc.opts); got != tc.want {
 			t.Errorf("onlyEngineDown(%v) = %v, want %v", tc.opts, got, tc.want)
+		}
+	}
+}
+
+// TestForksGoWhereUntrustedSays: a pull request from a fork never gets the
+// trusted builders: none, the untrusted pool, or the embedded builder, as
+// [untrusted] says; a pull request from the pipeline's own repository, or a
+// branch build, gets the trusted pool.
+func TestForksGoWhereUntrustedSays(t *testing.T) {
+	cfg := env.Default("")
+	cfg.Builders = []string{env.BuilderRemote, env.BuilderLocal}
+	cfg.Remote.Endpoints = []string{epA, epB}
+	cfg.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}}
+	cfg.Remote.CA = "/ca.pem"
+	base := []string{"PATH=/nowhere", "BUILDKITE_PIPELINE_SLUG=app", "BUILDKITE_REPO=git@github.com:org/app.git"}
+	fork := append(slices.Clone(base), "BUILDKITE_PULL_REQUEST=7", "BUILDKITE_PULL_REQUEST_REPO=https://github.com/Mallory/app")
+	own := append(slices.Clone(base), "BUILDKITE_PULL_REQUEST=8", "BUILDKITE_PULL_REQUEST_REPO=https://github.com/org/app")
+	spec := func(vars []string, u env.Untrusted) Spec {
+		c := *cfg
+		c.Untrusted = u
+		return SpecFor(&c, agentenv.FromSlice(vars), "/state", "/nowhere.sock")
+	}
+	for _, tc := range []struct {
+		name      string
+		vars      []string
+		u         env.Untrusted
+		order     []string
+		endpoints []string
+		platforms int
+		untrusted bool
+	}{
+		{"branch build: trusted pool", base, env.Untrusted{Builder: env.UntrustedNone}, cfg.Builders, cfg.Remote.Endpoints, 1, false},
+		{"own pull request: trusted pool", own, env.Untrusted{Builder: env.UntrustedNone}, cfg.Builders, cfg.Remote.Endpoints, 1, false},
+		{"fork, default: no builder", fork, env.Default("").Untrusted, nil, nil, 0, true},
+		{"fork: the untrusted pool only", fork, env.Untrusted{Builder: env.BuilderRemote, Endpoints: []string{epC}}, []string{env.BuilderRemote}, []string{epC}, 0, true},
+		{"fork: the embedded builder", fork, env.Untrusted{Builder: env.BuilderEmbedded}, []string{env.BuilderEmbedded}, nil, 0, true},
+	} {
+		s := spec(tc.vars, tc.u)
+		if !slices.Equal(s.Order, tc.order) || !slices.Equal(s.Remote.Endpoints, tc.endpoints) || len(s.Remote.Platforms) != tc.platforms {
+			t.Errorf("%s: order %q, endpoints %q, %d platforms; want %q, %q, %d", tc.name, s.Order, s.Remote.Endpoints, len(s.Remote.Platforms), tc.order, tc.endpoints, tc.platforms)
+		}
+		if (s.Untrusted != "") != tc.untrusted {
+			t.Errorf("%s: Untrusted = %q", tc.name, s.Untrusted)
+		}
+		if tc.untrusted && !strings.Contains(s.Untrusted, "github.com/mallory/app") {
+			t.Errorf("%s: the line does not name the fork: %q", tc.name, s.Untrusted)
+		}
+		if tc.untrusted && s.Remote.TLS.CA != "/ca.pem" {
+			t.Errorf("%s: the untrusted pool lost the TLS settings: %+v", tc.name, s.Remote.TLS)
+		}
+		// Whatever it is, no probe of a fork's job reaches a trusted node.
+		for _, tg := range Targets(s) {
+			if tc.untrusted && slices.Contains([]string{epA, epB, epArm}, tg.Endpoint) {
+				t.Errorf("%s: probes trusted node %s", tc.name, tg.Endpoint)
+			}
 		}
 	}
 }

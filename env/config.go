@@ -43,6 +43,7 @@ type Config struct {
 	Remote    Remote
 	Namespace Namespace
 	Embedded  Embedded
+	Untrusted Untrusted
 	Cache     Cache
 	Packages  Packages
 	Registry  RegistrySettings
@@ -105,6 +106,16 @@ type Embedded struct {
 	Config    string // a buildkitd.toml for it ("": none)
 	// Rootlesskit runs it for an unprivileged agent ("": rootlesskit on PATH).
 	Rootlesskit string
+}
+
+// Untrusted is the [untrusted] table: where builds of pull requests from
+// forks run, never on a builder trusted builds use (their cache mounts).
+type Untrusted struct {
+	// Builder is UntrustedNone (no builder of dockhand's), BuilderRemote
+	// (the pool in Endpoints) or BuilderEmbedded (the host's buildkitd,
+	// when trusted builds do not use it).
+	Builder   string
+	Endpoints []string // the untrusted pool: tcp:// nodes or discovery sources
 }
 
 // Cache is the [cache] table: BuildKit cache injection.

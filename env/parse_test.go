@@ -669,6 +669,26 @@ platform = "linux/ppc64le"
 			want:  []string{testPath + `:2: queue.build.remote.key: is set but remote.cert is not`},
 		},
 		{
+			name: "untrusted pool without nodes",
+			data: "[untrusted]\nbuilder = \"remote\"\n",
+			want: []string{testPath + `:2: untrusted.builder: is "remote" but untrusted.endpoints is empty`},
+		},
+		{
+			name: "untrusted nodes without the remote builder",
+			data: "[untrusted]\nendpoints = [\"tcp://u:1\"]\n",
+			want: []string{testPath + `:2: untrusted.endpoints: is set but untrusted.builder is "none", not "remote"`},
+		},
+		{
+			name: "untrusted pool sharing a trusted node",
+			data: "[remote]\nendpoints = [\"tcp://a:1\"]\n[untrusted]\nbuilder = \"remote\"\nendpoints = [\"tcp://u:1\", \"tcp://a:1\"]\n",
+			want: []string{testPath + `:5: untrusted.endpoints: "tcp://a:1" is also a trusted node ([remote]): forks' builds would share its cache mounts`},
+		},
+		{
+			name: "untrusted on the embedded builder trusted builds use",
+			data: "builders = [\"embedded\"]\n[untrusted]\nbuilder = \"embedded\"\n",
+			want: []string{testPath + `:3: untrusted.builder: is "embedded" but builders lists "embedded" too: forks' builds would share trusted builds' cache mounts; give them a pool (untrusted.endpoints) or "none"`},
+		},
+		{
 			name: "s3 backend without a bucket",
 			data: "[cache]\nbackend = \"s3\"\n",
 			want: []string{testPath + `:2: cache.backend: is "s3" but cache.s3.bucket is not set`},

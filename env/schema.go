@@ -26,6 +26,9 @@ const (
 	BuilderRemote    = "remote"
 	BuilderLocal     = "local"
 	BuilderEmbedded  = "embedded"
+	// UntrustedNone is untrusted.builder's "none": a fork's build gets no
+	// builder of dockhand's.
+	UntrustedNone = "none"
 )
 
 // Cache modes.
@@ -104,6 +107,8 @@ func schema() []field {
 		{"remote.dns_server", tString, checkHostPort, func(c *Config) any { return &c.Remote.DNSServer }},
 		{"remote.ec2_endpoint_url", tString, httpURL, func(c *Config) any { return &c.Remote.EC2EndpointURL }},
 		{"remote.allow_loopback", tBool, nil, func(c *Config) any { return &c.Remote.AllowLoopback }},
+		{"untrusted.builder", tString, oneOf(UntrustedNone, BuilderRemote, BuilderEmbedded), func(c *Config) any { return &c.Untrusted.Builder }},
+		{"untrusted.endpoints", tStrings, checkEndpoints, func(c *Config) any { return &c.Untrusted.Endpoints }},
 		{"remote.balance_factor", tInt, checkBalanceFactor, func(c *Config) any { return &c.Remote.BalanceFactor }},
 
 		{"namespace.nsc", tString, optionalAbsPath, func(c *Config) any { return &c.Namespace.NSC }},
@@ -145,6 +150,7 @@ func Default(queue string) *Config {
 		ProbeTimeout: 1500 * time.Millisecond,
 		Annotate:     AnnotateAuto,
 		Namespace:    Namespace{Auth: AuthOIDC},
+		Untrusted:    Untrusted{Builder: UntrustedNone},
 		Cache: Cache{
 			Mode:       CacheAuto,
 			Backend:    CacheRegistry,
@@ -672,6 +678,7 @@ func (c *Config) crossCheck() []error {
 	case c.Remote.Key != "" && c.Remote.Cert == "":
 		report("remote.key", "is set but remote.cert is not")
 	}
+	c.checkUntrusted(report)
 	if c.Cache.Backend == CacheS3 && c.Cache.Mode != CacheOff && c.Cache.S3.Bucket == "" {
 		report("cache.backend", `is "s3" but cache.s3.bucket is not set`)
 	}
@@ -684,6 +691,30 @@ func (c *Config) crossCheck() []error {
 		}
 	}
 	return errs
+}
+
+// checkUntrusted keeps forks' builds off trusted builders: a separate pool
+// shares no listed node with the trusted one, the embedded builder is
+// theirs only when trusted builds do not use it.
+func (c *Config) checkUntrusted(report func(key, msg string)) {
+	u := c.Untrusted
+	switch {
+	case u.Builder == BuilderRemote && len(u.Endpoints) == 0:
+		report("untrusted.builder", `is "remote" but untrusted.endpoints is empty`)
+	case u.Builder != BuilderRemote && len(u.Endpoints) > 0:
+		report("untrusted.endpoints", fmt.Sprintf(`is set but untrusted.builder is %q, not "remote"`, u.Builder))
+	case u.Builder == BuilderEmbedded && slices.Contains(c.Builders, BuilderEmbedded):
+		report("untrusted.builder", `is "embedded" but builders lists "embedded" too: forks' builds would share trusted builds' cache mounts; give them a pool (untrusted.endpoints) or "none"`)
+	}
+	trusted := slices.Clone(c.Remote.Endpoints)
+	for _, p := range c.Remote.Platforms {
+		trusted = append(trusted, p.Endpoints...)
+	}
+	for _, ep := range u.Endpoints {
+		if slices.Contains(trusted, ep) {
+			report("untrusted.endpoints", fmt.Sprintf("%q is also a trusted node ([remote]): forks' builds would share its cache mounts", ep))
+		}
+	}
 }
 
 // suggest returns the candidate closest to key, or "" if none is close.

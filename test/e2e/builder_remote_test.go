@@ -29,6 +29,13 @@ func startPool(t *testing.T, n int, opts ...harness.Options) *remotePool {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
+	return startPoolOf(t, n, o, harness.BuildkitdOptions{})
+}
+
+// startPoolOf starts n nodes like node (its name, address and TLS set
+// here).
+func startPoolOf(t *testing.T, n int, o harness.Options, node harness.BuildkitdOptions) *remotePool {
+	t.Helper()
 	kit := harness.Start(t, o)
 	fleet, err := kit.NewFleetTLS("fleet")
 	if err != nil {
@@ -36,9 +43,8 @@ func startPool(t *testing.T, n int, opts ...harness.Options) *remotePool {
 	}
 	p := &remotePool{kit: kit, fleet: fleet, nodes: map[string]*harness.Buildkitd{}}
 	for i := range n {
-		b, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{
-			Name: fmt.Sprintf("node-%d", i), TCP: true, TLS: &fleet.Server, InsecureRegistries: []string{kit.Registry.Host},
-		})
+		node.Name, node.TCP, node.TLS, node.InsecureRegistries = fmt.Sprintf("node-%d", i), true, &fleet.Server, []string{kit.Registry.Host}
+		b, err := kit.StartBuildkitdWith(node)
 		if err != nil {
 			t.Fatal(err)
 		}

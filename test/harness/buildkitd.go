@@ -32,6 +32,9 @@ type BuildkitdOptions struct {
 	// Env is extra environment for the daemon, such as the AWS credentials
 	// its S3 cache backend reads (never on its command line).
 	Env []string
+	// MaxParallelism limits the steps the worker runs at once (the
+	// worker's max-parallelism); 0 leaves BuildKit's default.
+	MaxParallelism int
 }
 
 // StartBuildkitdWith starts buildkitd with a fresh root.
@@ -44,7 +47,11 @@ func (k *Kit) StartBuildkitdWith(o BuildkitdOptions) (*Buildkitd, error) {
 		return nil, err
 	}
 	var config strings.Builder
-	config.WriteString("[worker.oci]\n  enabled = true\n  gc = false\n[worker.containerd]\n  enabled = false\n")
+	config.WriteString("[worker.oci]\n  enabled = true\n  gc = false\n")
+	if o.MaxParallelism > 0 {
+		fmt.Fprintf(&config, "  max-parallelism = %d\n", o.MaxParallelism)
+	}
+	config.WriteString("[worker.containerd]\n  enabled = false\n")
 	for _, r := range o.InsecureRegistries {
 		fmt.Fprintf(&config, "[registry.%q]\n  http = true\n", r)
 	}
