@@ -30,7 +30,7 @@ func TestRemotePoolSpreadsAHotPipeline(t *testing.T) {
 	}
 	job := func(i int, tag string) string {
 		return fmt.Sprintf(`printf 'FROM %s\nRUN echo %s-%d && sleep %d\n' > Dockerfile
-docker buildx build --progress plain .`, p.kit.BaseImage, tag, i, work)
+buildctl --tlsdir "$BUILDKIT_TLS_DIR" build --progress plain --frontend dockerfile.v0 --local context=. --local dockerfile=.`, p.kit.BaseImage, tag, i, work)
 	}
 	type run struct {
 		bootstrapRun
