@@ -20,6 +20,17 @@ import (
 // garbage (a misconfigured name or tag), not for a fleet.
 const MaxMembers = 256
 
+// DrainTag marks an EC2 builder that takes no new builds: discovery leaves
+// it out of the membership (unless every member has it), while the builds
+// it runs finish. Any value but "false" drains.
+const DrainTag = "dockhand:drain"
+
+// Draining reports whether a DrainTag value drains: present and not
+// "false" (in any case).
+func Draining(value string, present bool) bool {
+	return present && !strings.EqualFold(strings.TrimSpace(value), "false")
+}
+
 // EC2Request is what `dockhand-cloud fleet-ec2` reads as JSON on stdin.
 type EC2Request struct {
 	Region   string    `json:"region,omitempty"`

@@ -275,7 +275,7 @@ func TestInstallBuildkitd(t *testing.T) {
 	} {
 		expected[p] = w
 	}
-	for _, h := range []string{"buildkitd-start", "buildkitd-config", "buildkitd-volume", "buildkitd-fetch-tls"} {
+	for _, h := range []string{"buildkitd-start", "buildkitd-config", "buildkitd-volume", "buildkitd-fetch-tls", "buildkitd-drain"} {
 		expected["/usr/local/libexec/dockhand/"+h] = want{typ: "file", mode: 0o755, src: filepath.Join(files, h)}
 	}
 	for _, u := range []string{"buildkitd.service", "buildkitd-volume.service", "buildkitd-tls.service"} {

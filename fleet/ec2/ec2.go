@@ -55,7 +55,7 @@ func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 	}
 	client := ec2.NewFromConfig(cfg)
 	in := &ec2.DescribeInstancesInput{Filters: Filters(req), MaxResults: aws.Int32(1000)}
-	var addrs []string
+	var addrs, drained []string
 	p := ec2.NewDescribeInstancesPaginator(client, in)
 	for page := 1; p.HasMorePages(); page++ {
 		out, err := p.NextPage(ctx)
@@ -71,7 +71,11 @@ func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 				if req.Address == "public" {
 					a = aws.ToString(i.PublicIpAddress)
 				}
-				if a != "" {
+				switch {
+				case a == "":
+				case draining(i.Tags):
+					drained = append(drained, a)
+				default:
 					addrs = append(addrs, a)
 				}
 			}
@@ -80,5 +84,19 @@ func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 			return nil, fmt.Errorf("ec2:DescribeInstances: more than %d running instances carry these tags", fleet.MaxMembers)
 		}
 	}
+	if len(addrs) == 0 {
+		// Every builder is draining: a build on one beats no build.
+		return drained, nil
+	}
 	return addrs, nil
+}
+
+// draining reports whether an instance's tags drain it (fleet.DrainTag).
+func draining(tags []types.Tag) bool {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == fleet.DrainTag {
+			return fleet.Draining(aws.ToString(t.Value), true)
+		}
+	}
+	return false
 }

@@ -36,9 +36,29 @@ func TestDescribeRunningInstancesByTag(t *testing.T) {
 	if got, err := Describe(context.Background(), req); err != nil || !slices.Equal(got, []string{"3.0.0.1"}) {
 		t.Errorf("public: %v, %v", got, err)
 	}
+
 	if n := s.Calls(ecrapi.OpDescribeInstances); n != 2 {
 		t.Errorf("%d DescribeInstances calls, want 2", n)
 	}
+
+	// A draining builder (fleet.DrainTag) is no member; "false" does not
+	// drain; when every builder drains, they are all members still.
+	drain := func(v string) map[string]string {
+		return map[string]string{"Role": "buildkitd", "Env": "ci", fleet.DrainTag: v}
+	}
+	req.Address = "private"
+	s.SetInstances(append(slices.Clone(is),
+		ecrapi.Instance{ID: "i-7", Region: "us-east-1", State: "running", PrivateIP: "10.0.0.7", Tags: drain("true")},
+		ecrapi.Instance{ID: "i-8", Region: "us-east-1", State: "running", PrivateIP: "10.0.0.8", Tags: drain("")},
+		ecrapi.Instance{ID: "i-9", Region: "us-east-1", State: "running", PrivateIP: "10.0.0.9", Tags: drain("False")})...)
+	if got, err := Describe(context.Background(), req); err != nil || !slices.Equal(got, []string{"10.0.0.1", "10.0.0.5", "10.0.0.9"}) {
+		t.Errorf("with draining builders: %v, %v; want them left out", got, err)
+	}
+	s.SetInstances(ecrapi.Instance{ID: "i-7", Region: "us-east-1", State: "running", PrivateIP: "10.0.0.7", Tags: drain("true")})
+	if got, err := Describe(context.Background(), req); err != nil || !slices.Equal(got, []string{"10.0.0.7"}) {
+		t.Errorf("every builder draining: %v, %v; want them all still", got, err)
+	}
+	s.SetInstances(is...)
 
 	// A wrong key is refused by the signature check.
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")

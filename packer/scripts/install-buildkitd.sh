@@ -9,7 +9,7 @@
 # What it installs (under DESTDIR when given):
 #   /usr/local/bin/buildkitd, /usr/local/bin/buildctl                0755 root
 #   /usr/local/sbin/runc                                             0755 root, with --runc
-#   /usr/local/libexec/dockhand/buildkitd-{start,config,volume,fetch-tls}   0755 root
+#   /usr/local/libexec/dockhand/buildkitd-{start,config,volume,fetch-tls,drain}   0755 root
 #   /etc/systemd/system/buildkitd{,-volume,-tls}.service             0644 root
 #   /etc/systemd/system/multi-user.target.wants/buildkitd.service    enabled
 #   /etc/buildkit/buildkitd.toml.tmpl                                0644 root, kept if edited
@@ -79,7 +79,7 @@ for f in "$buildkitd" "$buildctl" ${runc:+"$runc"}; do
   [[ -f $f ]] || die "$f: no such file"
 done
 units=(buildkitd.service buildkitd-volume.service buildkitd-tls.service)
-helpers=(buildkitd-start buildkitd-config buildkitd-volume buildkitd-fetch-tls)
+helpers=(buildkitd-start buildkitd-config buildkitd-volume buildkitd-fetch-tls buildkitd-drain)
 for f in "${units[@]}" "${helpers[@]}" buildkitd.toml.tmpl buildkitd.env; do
   [[ -f $files/$f ]] || die "$files/$f: missing (pass --files DIR)"
 done

@@ -1,0 +1,84 @@
+package packer
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockhand-ci/dockhand/test/harness"
+)
+
+// TestBuildkitdDrainWaitsForBuilds: buildkitd.service's ExecStop, against a
+// real buildkitd, returns only once the build in flight has finished and the
+// node has been quiet for BUILDKITD_DRAIN_QUIET; with a build that outlasts
+// BUILDKITD_DRAIN_TIMEOUT it gives up at the bound, saying so; with buildkitd
+// gone it returns at once. It never fails the stop.
+func TestBuildkitdDrainWaitsForBuilds(t *testing.T) {
+	kit := harness.Start(t, harness.Options{})
+	b, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{Name: "drained", InsecureRegistries: []string{kit.Registry.Host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain := filepath.Join(harness.MustRepoRoot(t), "packer/files/buildkitd/buildkitd-drain")
+	env := []string{"BUILDKITD_SOCKET="+strings.TrimPrefix(b.Addr, "unix://"), "BUILDKITD_BUILDCTL="+tool(t, "buildctl"),
+		"BUILDKITD_DRAIN_TAG=false", "BUILDKITD_DRAIN_QUIET=1", "BUILDKITD_DRAIN_POLL=1"}
+	// build starts a build that runs for secs, and returns once buildkitd
+	// lists it as active, with a channel that says when it ended.
+	build := func(secs string) chan error {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM "+kit.BaseImage+"\nRUN sleep "+secs+"\n", 0o644)
+		cmd := kit.Command(dir, nil, "buildctl", "--addr", b.Addr, "build", "--frontend", "dockerfile.v0", "--local", "context=.", "--local", "dockerfile=.")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			out, _ := kit.Command(kit.Dir, nil, "buildctl", "--addr", b.Addr, "debug", "histories", "--format", "{{.Type}}").Output()
+			if strings.Contains(string(out), "STARTED") {
+				return done
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the build never showed as active:\n%s", out)
+			}
+			time.Sleep(50 * time.Millisecond) // polling buildkitd for the condition
+		}
+	}
+
+	done := build("4")
+	start := time.Now()
+	out, code := run(t, append(env, "BUILDKITD_DRAIN_TIMEOUT=120"), "bash", drain)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the build failed: %v", err)
+		}
+	default:
+		t.Errorf("the drain returned after %s while the build still ran:\n%s", time.Since(start), out)
+	}
+	if code != 0 || !strings.Contains(out, "buildkitd-drain: drained: no build for ") {
+		t.Errorf("drain: exit %d\n%s", code, out)
+	}
+
+	// A build longer than the bound: the drain gives up at it.
+	done = build("60")
+	start = time.Now()
+	out, code = run(t, append(env, "BUILDKITD_DRAIN_TIMEOUT=2"), "bash", drain)
+	if took := time.Since(start); code != 0 || took > 20*time.Second || !strings.Contains(out, "gave up after 2s (BUILDKITD_DRAIN_TIMEOUT) with 1 build(s) still active") {
+		t.Errorf("drain past its bound: exit %d after %s\n%s", code, took, out)
+	}
+	select {
+	case err := <-done:
+		t.Errorf("the long build ended before the drain gave up: %v", err)
+	default:
+	}
+
+	// Nothing to wait for when buildkitd is gone (the build fails with it).
+	b.Stop()
+	<-done
+	out, code = run(t, append(env, "BUILDKITD_DRAIN_TIMEOUT=120", "BUILDKITD_DRAIN_QUIET=abc"), "bash", drain)
+	if code != 0 || !strings.Contains(out, "does not answer") || !strings.Contains(out, "BUILDKITD_DRAIN_QUIET=abc is not a whole number") {
+		t.Errorf("drain with buildkitd gone: exit %d\n%s", code, out)
+	}
+}
