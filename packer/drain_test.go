@@ -21,7 +21,7 @@ func TestBuildkitdDrainWaitsForBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	drain := filepath.Join(harness.MustRepoRoot(t), "packer/files/buildkitd/buildkitd-drain")
-	env := []string{"BUILDKITD_SOCKET="+strings.TrimPrefix(b.Addr, "unix://"), "BUILDKITD_BUILDCTL="+tool(t, "buildctl"),
+	env := []string{"BUILDKITD_SOCKET=" + strings.TrimPrefix(b.Addr, "unix://"), "BUILDKITD_BUILDCTL=" + tool(t, "buildctl"),
 		"BUILDKITD_DRAIN_TAG=false", "BUILDKITD_DRAIN_QUIET=1", "BUILDKITD_DRAIN_POLL=1"}
 	// build starts a build that runs for secs, and returns once buildkitd
 	// lists it as active, with a channel that says when it ended.
