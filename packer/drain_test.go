@@ -1,8 +1,13 @@
 package packer
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,5 +85,73 @@ func TestBuildkitdDrainWaitsForBuilds(t *testing.T) {
 	out, code = run(t, append(env, "BUILDKITD_DRAIN_TIMEOUT=120", "BUILDKITD_DRAIN_QUIET=abc"), "bash", drain)
 	if code != 0 || !strings.Contains(out, "does not answer") || !strings.Contains(out, "BUILDKITD_DRAIN_QUIET=abc is not a whole number") {
 		t.Errorf("drain with buildkitd gone: exit %d\n%s", code, out)
+	}
+}
+
+// TestBuildkitdLifecycleCompletesTheHook: with a hook name, the watcher
+// waits while the instance is in service; when the metadata says the group
+// is terminating it, it stops buildkitd (which drains it) and only then
+// completes the hook, for its group and instance. Without a hook name it
+// does nothing.
+func TestBuildkitdLifecycleCompletesTheHook(t *testing.T) {
+	var state atomic.Value
+	state.Store("InService")
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+			io.WriteString(w, "tok")
+		case r.Header.Get("X-aws-ec2-metadata-token") != "tok":
+			http.Error(w, "no token", http.StatusUnauthorized)
+		case r.URL.Path == "/latest/meta-data/autoscaling/target-lifecycle-state":
+			io.WriteString(w, state.Load().(string))
+		case r.URL.Path == "/latest/meta-data/instance-id":
+			io.WriteString(w, "i-0abc")
+		case r.URL.Path == "/latest/meta-data/placement/region":
+			io.WriteString(w, "eu-west-1")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer imds.Close()
+	bin := t.TempDir()
+	calls := filepath.Join(bin, "calls")
+	for name, body := range map[string]string{
+		"systemctl": `echo "systemctl $*" >>` + calls,
+		"aws": `echo "aws $*" >>` + calls + `
+[[ $2 == describe-auto-scaling-instances ]] && echo builders-asg
+exit 0`,
+	} {
+		writeFile(t, filepath.Join(bin, name), "#!/bin/bash\n"+body+"\n", 0o755)
+	}
+	script := filepath.Join(harness.MustRepoRoot(t), "packer/files/buildkitd/buildkitd-lifecycle")
+	env := []string{"PATH=" + bin + ":/usr/bin:/bin", "BUILDKITD_IMDS=" + imds.URL, "BUILDKITD_LIFECYCLE_POLL=0.2"}
+
+	if out, code := run(t, env, "bash", script); code != 0 || !strings.Contains(out, "BUILDKITD_LIFECYCLE_HOOK is not set") {
+		t.Errorf("without a hook: exit %d\n%s", code, out)
+	}
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, code := run(t, append(env, "BUILDKITD_LIFECYCLE_HOOK=drain-buildkitd"), "bash", script)
+		done <- result{out, code}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("the watcher ended while the instance was in service: exit %d\n%s", r.code, r.out)
+	case <-time.After(time.Second): // several polls of an instance in service
+	}
+	if _, err := os.Stat(calls); err == nil {
+		t.Fatalf("the watcher acted while the instance was in service: %s", readFile(t, calls))
+	}
+	state.Store("Terminated")
+	r := <-done
+	want := "systemctl stop buildkitd.service\n" +
+		"aws autoscaling describe-auto-scaling-instances --region eu-west-1 --instance-ids i-0abc --query AutoScalingInstances[0].AutoScalingGroupName --output text\n" +
+		"aws autoscaling complete-lifecycle-action --region eu-west-1 --auto-scaling-group-name builders-asg --lifecycle-hook-name drain-buildkitd --instance-id i-0abc --lifecycle-action-result CONTINUE\n"
+	if r.code != 0 || readFile(t, calls) != want || !strings.Contains(r.out, "completed lifecycle hook drain-buildkitd of builders-asg for i-0abc") {
+		t.Errorf("on termination: exit %d\n%s\ncalls:\n%s\nwant:\n%s", r.code, r.out, readFile(t, calls), want)
 	}
 }

@@ -271,14 +271,15 @@ func TestInstallBuildkitd(t *testing.T) {
 		"/var/lib/buildkit":                 {typ: "dir", mode: 0o700},
 		"/etc/buildkit/buildkitd.toml.tmpl": {typ: "file", mode: 0o644, src: filepath.Join(files, "buildkitd.toml.tmpl")},
 		"/etc/default/buildkitd":            {typ: "file", mode: 0o644, src: filepath.Join(files, "buildkitd.env")},
-		"/etc/systemd/system/multi-user.target.wants/buildkitd.service": {typ: "link", link: "/etc/systemd/system/buildkitd.service"},
+		"/etc/systemd/system/multi-user.target.wants/buildkitd.service":           {typ: "link", link: "/etc/systemd/system/buildkitd.service"},
+		"/etc/systemd/system/multi-user.target.wants/buildkitd-lifecycle.service": {typ: "link", link: "/etc/systemd/system/buildkitd-lifecycle.service"},
 	} {
 		expected[p] = w
 	}
-	for _, h := range []string{"buildkitd-start", "buildkitd-config", "buildkitd-volume", "buildkitd-fetch-tls", "buildkitd-drain"} {
+	for _, h := range []string{"buildkitd-start", "buildkitd-config", "buildkitd-volume", "buildkitd-fetch-tls", "buildkitd-drain", "buildkitd-lifecycle"} {
 		expected["/usr/local/libexec/dockhand/"+h] = want{typ: "file", mode: 0o755, src: filepath.Join(files, h)}
 	}
-	for _, u := range []string{"buildkitd.service", "buildkitd-volume.service", "buildkitd-tls.service"} {
+	for _, u := range []string{"buildkitd.service", "buildkitd-volume.service", "buildkitd-tls.service", "buildkitd-lifecycle.service"} {
 		expected["/etc/systemd/system/"+u] = want{typ: "file", mode: 0o644, src: filepath.Join(files, u)}
 	}
 	first := manifest(t, dest)

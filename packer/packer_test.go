@@ -265,7 +265,7 @@ func TestInstallDocShowsTheDropIn(t *testing.T) {
 func TestScriptsParse(t *testing.T) {
 	root := harness.MustRepoRoot(t)
 	scripts, _ := filepath.Glob(filepath.Join(root, "packer/scripts/*.sh"))
-	for _, h := range []string{"buildkitd-start", "buildkitd-config", "buildkitd-volume", "buildkitd-fetch-tls", "buildkitd-drain"} {
+	for _, h := range []string{"buildkitd-start", "buildkitd-config", "buildkitd-volume", "buildkitd-fetch-tls", "buildkitd-drain", "buildkitd-lifecycle"} {
 		scripts = append(scripts, filepath.Join(root, "packer/files/buildkitd", h))
 	}
 	if len(scripts) < 7 {

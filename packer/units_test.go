@@ -71,7 +71,7 @@ func TestUnitsVerify(t *testing.T) {
 	builderRoot := filepath.Join(t.TempDir(), "root")
 	mustRun(t, nil, "bash", filepath.Join(root, "packer/scripts/install-buildkitd.sh"), "--destdir", builderRoot,
 		"--buildkitd", tool(t, "buildkitd"), "--buildctl", tool(t, "buildctl"), "--runc", tool(t, "runc"))
-	units := []string{"buildkitd.service", "buildkitd-volume.service", "buildkitd-tls.service"}
+	units := []string{"buildkitd.service", "buildkitd-volume.service", "buildkitd-tls.service", "buildkitd-lifecycle.service"}
 	if out, code := verifyUnits(t, builderRoot, nil, units...); code != 0 || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify %v: exit %d\n%s", units, code, out)
 	}

@@ -9,9 +9,9 @@
 # What it installs (under DESTDIR when given):
 #   /usr/local/bin/buildkitd, /usr/local/bin/buildctl                0755 root
 #   /usr/local/sbin/runc                                             0755 root, with --runc
-#   /usr/local/libexec/dockhand/buildkitd-{start,config,volume,fetch-tls,drain}   0755 root
-#   /etc/systemd/system/buildkitd{,-volume,-tls}.service             0644 root
-#   /etc/systemd/system/multi-user.target.wants/buildkitd.service    enabled
+#   /usr/local/libexec/dockhand/buildkitd-{start,config,volume,fetch-tls,drain,lifecycle}   0755 root
+#   /etc/systemd/system/buildkitd{,-volume,-tls,-lifecycle}.service  0644 root
+#   /etc/systemd/system/multi-user.target.wants/buildkitd{,-lifecycle}.service    enabled
 #   /etc/buildkit/buildkitd.toml.tmpl                                0644 root, kept if edited
 #   /etc/default/buildkitd                                           0644 root, kept if edited
 #   /etc/buildkit/tls/                                               0700 root, for the TLS files
@@ -78,8 +78,8 @@ fi
 for f in "$buildkitd" "$buildctl" ${runc:+"$runc"}; do
   [[ -f $f ]] || die "$f: no such file"
 done
-units=(buildkitd.service buildkitd-volume.service buildkitd-tls.service)
-helpers=(buildkitd-start buildkitd-config buildkitd-volume buildkitd-fetch-tls buildkitd-drain)
+units=(buildkitd.service buildkitd-volume.service buildkitd-tls.service buildkitd-lifecycle.service)
+helpers=(buildkitd-start buildkitd-config buildkitd-volume buildkitd-fetch-tls buildkitd-drain buildkitd-lifecycle)
 for f in "${units[@]}" "${helpers[@]}" buildkitd.toml.tmpl buildkitd.env; do
   [[ -f $files/$f ]] || die "$files/$f: missing (pass --files DIR)"
 done
@@ -109,6 +109,7 @@ config "$files/buildkitd.toml.tmpl" /etc/buildkit/buildkitd.toml.tmpl 644
 config "$files/buildkitd.env" /etc/default/buildkitd 644
 # What `systemctl enable buildkitd` does, so it works in an image root too.
 link /etc/systemd/system/buildkitd.service /etc/systemd/system/multi-user.target.wants/buildkitd.service
+link /etc/systemd/system/buildkitd-lifecycle.service /etc/systemd/system/multi-user.target.wants/buildkitd-lifecycle.service
 
 # The template must render (a bad edit fails here, not at boot).
 out=$(mktemp)
