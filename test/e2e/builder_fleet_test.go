@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -24,17 +23,7 @@ import (
 // third stays. Then the DNS server hangs: the next job still builds, on the
 // last good membership, and its log says so in one line.
 func TestDiscoveredFleetFollowsMembershipChanges(t *testing.T) {
-	kit := harness.Start(t, harness.Options{})
-	tls, err := kit.NewFleetTLS("fleet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	kit, tls, port := fleetKit(t)
 	var nodes []*harness.Buildkitd
 	var eps, ips []string
 	for i := range 4 {

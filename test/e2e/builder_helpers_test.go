@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -134,4 +135,23 @@ func section(log string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// fleetKit starts the components, a fleet's TLS material, and picks the
+// port the fleet's builders share on their own addresses (127.0.0.N:PORT),
+// as an Auto Scaling group's instances would.
+func fleetKit(t *testing.T) (*harness.Env, *harness.FleetTLS, int) {
+	t.Helper()
+	kit := harness.Start(t, harness.Options{})
+	tls, err := kit.NewFleetTLS("fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return kit, tls, port
 }
