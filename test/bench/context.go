@@ -28,11 +28,7 @@ type contextStack struct {
 // dockhand with buildx's per-job node identity (what it did before, the
 // node identity file removed at the start of each job).
 func contextBench(dockhand, toolBin, dir string, sizesMB []int) error {
-	kitDir := filepath.Join(dir, "context")
-	if err := os.MkdirAll(kitDir, 0o700); err != nil {
-		return err
-	}
-	kit, err := harness.New(kitDir)
+	kit, _, err := newKit(dir, "context")
 	if err != nil {
 		return err
 	}

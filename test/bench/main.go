@@ -30,7 +30,7 @@ type pair struct {
 
 func main() {
 	runs := flag.Int("runs", 200, "runs of each command for the fast benchmarks")
-	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace", "remap", "load", "engine", "firstget", "phases" or "baseline"`)
+	only := flag.String("only", "", `run one benchmark only: "selection", "context", "namespace", "remap", "load", "engine", "firstget", "phases", "pool" or "baseline"`)
 	baseline := flag.String("baseline", "", `with -only baseline: another build's dockhand binary (dockhand-cloud beside it) to compare this build's job path with`)
 	flag.Parse()
 	do := run
@@ -52,10 +52,12 @@ func main() {
 		do = runFirstGetOnly
 	case "phases":
 		do = runPhasesOnly
+	case "pool":
+		do = runPoolOnly
 	case "baseline":
 		do = func(runs int) error { return runBaselineOnly(runs, *baseline) }
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace, remap, load, engine, firstget, phases or baseline\n", *only)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want selection, context, namespace, remap, load, engine, firstget, phases, pool or baseline\n", *only)
 		os.Exit(2)
 	}
 	if err := do(*runs); err != nil {
@@ -136,6 +138,9 @@ func run(runs int) error {
 		return fmt.Errorf("namespace choice: %w", err)
 	}
 	remapBench()
+	if err := poolBench(dockhand, dir); err != nil {
+		return fmt.Errorf("pool simulation: %w", err)
+	}
 	if failed || credFailed || tagFailed || selFailed {
 		return fmt.Errorf("a bar was missed")
 	}
@@ -313,4 +318,14 @@ func pairsTable(pairs []pair) (failed bool, err error) {
 			p.name, p.dockhandIs, p.plainIs, p.runs, ms(d), ms(pl), ms(added), float64(d)/float64(pl), ms(p.bar), verdict)
 	}
 	return failed, nil
+}
+
+// newKit makes dir/name and a kit of components in it.
+func newKit(dir, name string) (*harness.Kit, string, error) {
+	kitDir := filepath.Join(dir, name)
+	if err := os.MkdirAll(kitDir, 0o700); err != nil {
+		return nil, "", err
+	}
+	kit, err := harness.New(kitDir)
+	return kit, kitDir, err
 }

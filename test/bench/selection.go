@@ -18,11 +18,7 @@ import (
 // then against four and one endpoint that accepts TCP and never answers.
 // Results are not shared between runs, so every run probes.
 func selectionBench(dockhand, dir string, runs int) (failed bool, err error) {
-	kitDir := filepath.Join(dir, "selection")
-	if err := os.MkdirAll(kitDir, 0o700); err != nil {
-		return false, err
-	}
-	kit, err := harness.New(kitDir)
+	kit, _, err := newKit(dir, "selection")
 	if err != nil {
 		return false, err
 	}
