@@ -86,6 +86,7 @@ key = %q
 server_name = "buildkitd.test"
 discovery_ttl = "1s"
 ec2_endpoint_url = %q
+allow_loopback = true # the pool's builders are on this host
 `, filepath.Join(dir, fmt.Sprintf("state-%d", h)), port, tls.Client.CA, tls.Client.Cert, tls.Client.Key, aws.URL))
 	}
 	awsEnv := []string{"AWS_ACCESS_KEY_ID=" + key, "AWS_SECRET_ACCESS_KEY=" + secret, "AWS_EC2_METADATA_DISABLED=true",
