@@ -31,11 +31,29 @@ func chooseBuilder(ctx context.Context, o Options, state, jobDir string) (*build
 		return sel, JobBuilder{}, "", nil
 	}
 	b := sel.Builder
+	if b.Driver != buildx.DriverDocker {
+		if err := updateJobConfig(filepath.Join(jobDir, "docker", "config.json"), aliasBuilder); err != nil {
+			return sel, JobBuilder{}, "", err
+		}
+	}
 	return sel, JobBuilder{Kind: b.Kind, Name: b.Name, Driver: b.Driver, Nodes: len(b.Nodes), Endpoint: b.Endpoint()}, "", nil
 }
 
+// aliasBuilder makes `docker build` run `docker buildx build` on the job's
+// current builder, as `docker buildx install` does (config.json's
+// aliases.builder). Without it docker runs it on the docker context's own
+// builder (it sets BUILDX_BUILDER=default), never on dockhand's.
+func aliasBuilder(cfg map[string]any) {
+	aliases, _ := cfg["aliases"].(map[string]any)
+	if aliases == nil {
+		aliases = map[string]any{}
+	}
+	aliases["builder"] = "buildx"
+	cfg["aliases"] = aliases
+}
+
 // setBuilderEnv adds the chosen builder's variables to the child's
-// environment: BUILDX_BUILDER, BUILDKIT_HOST and the TLS or nsc settings.
+// environment: BUILDKIT_HOST and the TLS or nsc settings.
 func setBuilderEnv(e *agentenv.Environment, sel *buildx.Selection) {
 	if sel == nil {
 		return

@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -43,5 +44,33 @@ func TestChooseBuilderWhenAllAreDown(t *testing.T) {
 	setBuilderEnv(e, sel)
 	if _, ok := e.Get(buildx.BuilderVar); ok {
 		t.Error("BUILDX_BUILDER exported without a builder")
+	}
+}
+
+// With dockhand's builder the job store's current builder, `docker build`
+// reaches it through the builder alias (as after `docker buildx install`);
+// the rest of the job's config is kept.
+func TestAliasBuilder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	cfg, err := JobConfig(UserDockerConfig{Settings: map[string]json.RawMessage{"detachKeys": json.RawMessage(`"ctrl-x"`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := updateJobConfig(path, aliasBuilder); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	var got struct {
+		Aliases    map[string]string `json:"aliases"`
+		DetachKeys string            `json:"detachKeys"`
+	}
+	if err := json.Unmarshal(data, &got); err != nil || got.Aliases["builder"] != "buildx" || got.DetachKeys != "ctrl-x" {
+		t.Errorf("config after the alias: %s (%v)", data, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("config.json mode: %v %v", fi, err)
 	}
 }

@@ -102,6 +102,20 @@ func Reconcile(jobDir, current string, e *agentenv.Environment) (r Reconciled, e
 
 // mergeCredHelpers adds credHelpers entries to a config.json, atomically.
 func mergeCredHelpers(path string, add map[string]string) error {
+	return updateJobConfig(path, func(cfg map[string]any) {
+		helpers, _ := cfg["credHelpers"].(map[string]any)
+		if helpers == nil {
+			helpers = map[string]any{}
+		}
+		for k, v := range add {
+			helpers[k] = v
+		}
+		cfg["credHelpers"] = helpers
+	})
+}
+
+// updateJobConfig changes the job's config.json with change, atomically.
+func updateJobConfig(path string, change func(map[string]any)) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading the job's docker config: %w", err)
@@ -110,14 +124,7 @@ func mergeCredHelpers(path string, add map[string]string) error {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return fmt.Errorf("reading the job's docker config %s: %w", path, err)
 	}
-	helpers, _ := cfg["credHelpers"].(map[string]any)
-	if helpers == nil {
-		helpers = map[string]any{}
-	}
-	for k, v := range add {
-		helpers[k] = v
-	}
-	cfg["credHelpers"] = helpers
+	change(cfg)
 	out, err := json.MarshalIndent(cfg, "", "\t")
 	if err != nil {
 		return err

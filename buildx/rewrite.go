@@ -20,6 +20,10 @@ type BuilderFacts struct {
 	// the pipeline is routed to, Namespace), so cache.mode=auto injects
 	// nothing for it.
 	Persistent bool
+	// StepOwn is set when the build runs on a builder the step chose itself
+	// (`--builder`, `docker buildx use`, `buildx create --use`) rather than
+	// the one dockhand chose: cache.mode=auto injects nothing for it.
+	StepOwn bool
 }
 
 // BakeTarget is one target of a bake, as `docker buildx bake --print`
@@ -95,6 +99,9 @@ func Rewrite(args []string, p Policy) Result {
 	facts := BuilderFacts{Name: inv.Builder}
 	if p.Builder != nil {
 		facts = p.Builder(inv.Builder)
+	}
+	if p.Mode != env.CacheAlways && facts.StepOwn {
+		return same(fmt.Sprintf("builder %s is the step's own choice (cache.mode auto)", facts.Name), false)
 	}
 	if p.Mode != env.CacheAlways && facts.Persistent {
 		return same(fmt.Sprintf("builder %s keeps its own cache (cache.mode auto)", facts.Name), false)

@@ -17,9 +17,13 @@ import (
 	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
+// BuilderVar is buildx's default for --builder. dockhand never sets it (its
+// builder is the job store's current builder); the shim reads it as buildx
+// does.
+const BuilderVar = "BUILDX_BUILDER"
+
 // Variables the builder choice exports to the job.
 const (
-	BuilderVar    = "BUILDX_BUILDER"
 	HostVar       = "BUILDKIT_HOST"
 	TLSDirVar     = "BUILDKIT_TLS_DIR"
 	TLSServerName = "BUILDKIT_TLS_SERVERNAME"
@@ -296,6 +300,11 @@ func wireBuilder(o SetupOptions, b Builder) error {
 			return fmt.Errorf("writing the builder %s: %w", alias.Name, err)
 		}
 	}
+	if b.Driver != DriverDocker {
+		if err := SetCurrent(filepath.Join(o.DockerConfig, "buildx"), jobCurrentKey(o), b.Name); err != nil {
+			return fmt.Errorf("selecting the builder %s: %w", b.Name, err)
+		}
+	}
 	if tls := b.Nodes[0].TLS; tls.Enabled() && strings.HasPrefix(b.Endpoint(), "tcp://") {
 		dir := filepath.Join(o.JobDir, "buildkit-tls")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -313,15 +322,30 @@ func wireBuilder(o SetupOptions, b Builder) error {
 	return nil
 }
 
-// builderExports are the job's variables for b. The engine's own builder
-// gets none: buildx and docker pick it as they would without dockhand, and a
-// step's own `docker buildx use` keeps working.
+// jobCurrentKey is the key the job's buildx files its current builder
+// under: the job's docker context, or its docker endpoint.
+func jobCurrentKey(o SetupOptions) string {
+	return CurrentKey(func(k string) string {
+		if k == "DOCKER_CONFIG" {
+			return o.DockerConfig
+		}
+		if o.Env == nil {
+			return ""
+		}
+		v, _ := o.Env.Get(k)
+		return v
+	})
+}
+
+// builderExports are the job's variables for b. BUILDX_BUILDER is not one:
+// dockhand's builder is the job's buildx store's current builder (wireBuilder),
+// so a step's own `docker buildx use` or `buildx create --use` takes over
+// from it as it would from any other. The engine's own builder gets none.
 func builderExports(b Builder, jobDir string, extra map[string]string) map[string]string {
 	m := map[string]string{}
 	if b.Driver == DriverDocker {
 		return m
 	}
-	m[BuilderVar] = b.Name
 	switch b.Driver {
 	case DriverRemote:
 		m[HostVar] = b.Endpoint()
@@ -392,7 +416,7 @@ func (s *Selection) Lines() []string {
 	}
 	if s.Builder != nil {
 		var vars []string
-		for _, k := range []string{BuilderVar, HostVar, TLSDirVar, TLSServerName, NamespaceTokenVar} {
+		for _, k := range []string{HostVar, TLSDirVar, TLSServerName, NamespaceTokenVar} {
 			if v, ok := s.Exports[k]; ok {
 				vars = append(vars, k+"="+v)
 			}

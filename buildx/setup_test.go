@@ -24,14 +24,14 @@ func TestBuilderExports(t *testing.T) {
 		want  map[string]string
 	}{
 		{"remote with mTLS", remote, nil, map[string]string{
-			BuilderVar: RemoteName, HostVar: epA, TLSDirVar: "/job/buildkit-tls", TLSServerName: "buildkitd.internal"}},
+			HostVar: epA, TLSDirVar: "/job/buildkit-tls", TLSServerName: "buildkitd.internal"}},
 		{"embedded on a unix socket", Builder{Kind: env.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, Nodes: []Node{{Name: "e0", Endpoint: embSock}}},
-			nil, map[string]string{BuilderVar: EmbeddedName, HostVar: embSock}},
+			nil, map[string]string{HostVar: embSock}},
 		{"local docker driver: nothing exported, as without dockhand", Builder{Kind: env.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}},
 			nil, map[string]string{}},
 		{"namespace adds nsc's token file", Builder{Kind: env.BuilderNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: epC, TLS: TLS{CA: "/s.pem", Cert: "/ck.pem", Key: "/ck.pem"}}}},
 			map[string]string{NamespaceTokenVar: "/job/nsc/config/ns/token.json"},
-			map[string]string{BuilderVar: NamespaceName, HostVar: epC, TLSDirVar: "/job/buildkit-tls", NamespaceTokenVar: "/job/nsc/config/ns/token.json"}},
+			map[string]string{HostVar: epC, TLSDirVar: "/job/buildkit-tls", NamespaceTokenVar: "/job/nsc/config/ns/token.json"}},
 	} {
 		got := builderExports(tc.b, "/job", tc.extra)
 		if len(got) != len(tc.want) {
@@ -66,6 +66,13 @@ func TestWireBuilder(t *testing.T) {
 	for name, target := range map[string]string{"ca.pem": "/etc/ca.pem", "cert.pem": "/etc/c.pem", "key.pem": "/etc/k.pem"} {
 		if got, err := os.Readlink(filepath.Join(job, "buildkit-tls", name)); err != nil || got != target {
 			t.Errorf("buildkit-tls/%s -> %q, %v; want %s", name, got, err, target)
+		}
+	}
+	// dockhand's builder is the store's current one, for any docker
+	// endpoint; BUILDX_BUILDER is not needed.
+	for _, host := range []string{"", "tcp://10.9.9.9:2375"} {
+		if got := SelectedBuilderName(lookupIn([]string{"DOCKER_CONFIG=" + dc, "DOCKER_HOST=" + host})); got != RemoteName {
+			t.Errorf("DOCKER_HOST=%q: buildx would run on %q, want %s", host, got, RemoteName)
 		}
 	}
 	data, _ := os.ReadFile(InstancePath(dc, RemoteName))

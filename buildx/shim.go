@@ -248,38 +248,16 @@ func Report(w io.Writer, res Result, debug bool) {
 	}
 }
 
-// buildxStore is the buildx state dir: $BUILDX_CONFIG, else
-// $DOCKER_CONFIG/buildx, else ~/.docker/buildx.
-func buildxStore(lookup func(string) string) string {
-	if d := lookup("BUILDX_CONFIG"); d != "" {
-		return d
-	}
-	if d := lookup("DOCKER_CONFIG"); d != "" {
-		return filepath.Join(d, "buildx")
-	}
-	if h := lookup("HOME"); h != "" {
-		return filepath.Join(h, ".docker", "buildx")
-	}
-	return ""
-}
-
 // builderFacts finds out what the builder called name (or, for "", the one
-// buildx would use) is, from the buildx store: a file read or two. A name
-// with no instance is a docker context, whose builder is the docker driver.
+// buildx would use: SelectedBuilderName) is, from the buildx store: a file
+// read or two. A name with no instance is a docker context, whose builder is
+// the docker driver. A builder other than the one dockhand chose for the job
+// is the step's own choice.
 func builderFacts(name string, lookup func(string) string, selected *SelectedBuilder) BuilderFacts {
 	if name == "" {
-		name = lookup("BUILDX_BUILDER")
+		name = SelectedBuilderName(lookup)
 	}
-	store := buildxStore(lookup)
-	if name == "" && store != "" {
-		var cur struct{ Name string }
-		if data, err := os.ReadFile(filepath.Join(store, "current")); err == nil && json.Unmarshal(data, &cur) == nil {
-			name = cur.Name
-		}
-	}
-	if name == "" {
-		name = "default"
-	}
+	store := StoreDir(lookup)
 	f := BuilderFacts{Name: name, Driver: DriverDocker}
 	if store != "" {
 		var ng nodeGroup
@@ -288,13 +266,18 @@ func builderFacts(name string, lookup func(string) string, selected *SelectedBui
 			f.Driver, f.Nodes = ng.Driver, len(ng.Nodes)
 		}
 	}
-	if selected != nil && strings.EqualFold(selected.Name, name) {
-		switch selected.Kind {
-		case env.BuilderNamespace:
-			f.Persistent = true
-		case env.BuilderRemote:
-			f.Persistent = selected.Nodes <= 1
-		}
+	if selected == nil {
+		return f
+	}
+	if !strings.EqualFold(selected.Name, name) && !(selected.Kind == env.BuilderNamespace && strings.EqualFold(name, NamespaceDocsName)) {
+		f.StepOwn = true
+		return f
+	}
+	switch selected.Kind {
+	case env.BuilderNamespace:
+		f.Persistent = true
+	case env.BuilderRemote:
+		f.Persistent = selected.Nodes <= 1
 	}
 	return f
 }
