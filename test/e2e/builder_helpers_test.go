@@ -25,9 +25,15 @@ type buildRecord struct {
 // plain unix socket.
 func histories(t *testing.T, k *harness.Kit, b *harness.Buildkitd) []buildRecord {
 	t.Helper()
-	out, err := k.Command(k.Dir, nil, "buildctl", "--addr", b.Addr, "debug", "histories", "--format", "{{json .}}").CombinedOutput()
+	return historiesAt(t, k, b.Addr)
+}
+
+// historiesAt is histories of the buildkitd at addr.
+func historiesAt(t *testing.T, k *harness.Kit, addr string) []buildRecord {
+	t.Helper()
+	out, err := k.Command(k.Dir, nil, "buildctl", "--addr", addr, "debug", "histories", "--format", "{{json .}}").CombinedOutput()
 	if err != nil {
-		t.Fatalf("buildctl debug histories on %s: %v\n%s", b.Addr, err, out)
+		t.Fatalf("buildctl debug histories on %s: %v\n%s", addr, err, out)
 	}
 	var recs []buildRecord
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -442,5 +443,115 @@ echo "${O}pushed"`},
 		if !slices.Equal(got, []string{"linux/amd64", "linux/arm64"}) {
 			t.Errorf("multi/app:%s platforms = %q, want linux/amd64 and linux/arm64", tag, got)
 		}
+	}
+}
+
+// ownBuilderStep is the S3-cache example of the Elastic stack's docs (seed
+// 002) with a remote-driver builder of its own at $OWN instead of a
+// docker-container one: the step creates it with --use, builds with a plain
+// `docker buildx build`, says which builder buildx chose and removes it.
+const ownBuilderStep = `docker buildx create --name mine --driver remote "$OWN" --use >/dev/null
+echo "${O}builder=$(docker buildx inspect | sed -n 's/^Name: *//p' | head -n 1)"
+docker buildx build --progress plain --push -t $REG/own:$T "$CTX/app"
+echo "${O}built"
+docker buildx rm mine >/dev/null`
+
+// TestTransparencyStepsOwnBuilder: a step that makes its own builder the
+// current one (`buildx create --use`) builds there, on every kind, as on the
+// plain stack: counted in the build histories of its daemon and of
+// dockhand's. dockhand adds no cache flags to the step's own builder (the
+// queue has a cache; cache.mode auto).
+func TestTransparencyStepsOwnBuilder(t *testing.T) {
+	kit := harness.Start(t, harness.Options{})
+	engine, err := kit.StartDockerd(harness.DockerdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{Name: "own", InsecureRegistries: []string{kit.Registry.Host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t)
+	r.state = filepath.Join(shortDir(t), "state")
+	t.Cleanup(func() { stopEmbedded(t, r.state) })
+	ctxDir := t.TempDir()
+	writeCorpusContexts(t, ctxDir, kit.BaseImage)
+	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")
+	writeFile(t, bkConfig, fmt.Sprintf("[worker.oci]\n  gc = false\n[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n", kit.Registry.Host))
+	cache := fmt.Sprintf("[cache]\nbackend = \"local\"\n[cache.local]\ndir = %q\n", t.TempDir())
+	kinds := []struct {
+		corpusKind
+		daemon string // dockhand's builder, whose history must not grow
+	}{
+		{corpusKind{name: "local", config: "builders = [\"local\"]\n", engine: true}, ""},
+		{corpusKind{name: "remote", config: fmt.Sprintf("builders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", kit.Buildkitd.Addr)}, kit.Buildkitd.Addr},
+		{corpusKind{name: "embedded", config: fmt.Sprintf("builders = [\"embedded\"]\n[embedded]\nconfig = %q\n", bkConfig)}, buildx.EmbeddedSocket(r.state)},
+	}
+	row := corpusRow{name: "buildx create --use, then buildx build", command: ownBuilderStep}
+	for i, kind := range kinds {
+		writeFile(t, r.config, fmt.Sprintf("state_dir = %q\n%s%s", r.state, kind.config, cache))
+		t.Run(kind.name, func(t *testing.T) {
+			var runs [2]corpusRun
+			for j, plain := range []bool{true, false} {
+				env := map[string]string{"DOCKER_HOST": engine.Host, "OWN": own.Addr, "CTX": ctxDir, "REG": kit.Registry.Host,
+					"T": fmt.Sprintf("own%d%d", i, j), "O": "out: "}
+				ownBefore := len(historiesAt(t, kit.Kit, own.Addr))
+				dhBefore := 0
+				if _, err := os.Stat(strings.TrimPrefix(kind.daemon, "unix://")); kind.daemon != "" && err == nil {
+					dhBefore = len(historiesAt(t, kit.Kit, kind.daemon)) // the embedded one starts with the first job
+				}
+				runs[j] = r.runCorpus(row, plain, env)
+				if kind.daemon != "" && !plain {
+					if n := len(historiesAt(t, kit.Kit, kind.daemon)) - dhBefore; n != 0 {
+						t.Errorf("dockhand's builder ran %d builds, want none: the step's build went there\n%s", n, runs[j].log)
+					}
+				}
+				if n := len(historiesAt(t, kit.Kit, own.Addr)) - ownBefore; n != 1 {
+					t.Errorf("plain=%v: the step's own builder ran %d builds, want 1\n%s", plain, n, runs[j].log)
+				}
+			}
+			sameRuns(t, runs[0], runs[1], "0")
+			if want := []string{"out: builder=mine", "out: built"}; !slices.Equal(runs[1].out, want) {
+				t.Errorf("dockhand run printed %q, want %q", runs[1].out, want)
+			}
+			if regexp.MustCompile(`dockhand: cache \S+ \(.*\): from`).MatchString(runs[1].log) {
+				t.Errorf("dockhand injected cache flags into the step's own builder:\n%s", runs[1].log)
+			}
+		})
+	}
+}
+
+// TestTransparencyNamespaceSetupUse: a step that runs Namespace's own
+// `nsc docker buildx setup --use` and then builds without --builder builds
+// on the builder nsc made current (nsc-remote), as on the plain stack, not
+// on dockhand's Namespace builder.
+func TestTransparencyNamespaceSetupUse(t *testing.T) {
+	p := startPool(t, 2)
+	nsc := buildFakeNsc(t)
+	r := newRig(t)
+	backend := filepath.Join(t.TempDir(), "backend.json")
+	writeBackend(t, backend, nscBackend{TenantID: "tnt_e2e", Log: filepath.Join(t.TempDir(), "calls.log"), Builders: []nscBuilderDef{
+		{Platform: "linux/amd64", Endpoint: p.eps[0], ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key},
+		{Platform: "linux/arm64", Endpoint: p.eps[1], ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key},
+	}})
+	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"namespace\"]\n[namespace]\nnsc = %q\ntenant_id = \"tnt_e2e\"\n", r.state, nsc))
+	ctxDir := t.TempDir()
+	writeFile(t, filepath.Join(ctxDir, "multi", "Dockerfile"), "FROM scratch\nCOPY hi /hi\n")
+	writeFile(t, filepath.Join(ctxDir, "multi", "hi"), "hi\n")
+	step := strings.Replace(namespaceDocsStep(true), "  --builder nsc-remote \\\n", "", 1)
+	step = strings.Replace(step, `cd "$CTX/multi"`, `cd "$CTX/multi"
+echo "${O}builder=$(docker buildx inspect | sed -n 's/^Name: *//p' | head -n 1)"`, 1)
+	if strings.Contains(step, "--builder") {
+		t.Fatalf("the step still names its builder:\n%s", step)
+	}
+	env := func(tag string) map[string]string {
+		return map[string]string{"NSC": nsc, "FAKENSC_BACKEND": backend, "CTX": ctxDir, "REG": p.kit.Registry.Host, "T": tag, "O": "out: "}
+	}
+	row := corpusRow{name: "nsc docker buildx setup --use, then buildx build", command: step}
+	plain := r.runCorpus(row, true, env("plain"))
+	dh := r.runCorpus(row, false, env("dockhand"))
+	sameRuns(t, plain, dh, "0")
+	if want := []string{"out: builder=" + buildx.NamespaceDocsName, "out: pushed"}; !slices.Equal(dh.out, want) {
+		t.Errorf("dockhand run printed %q, want %q\n%s", dh.out, want, dh.log)
 	}
 }
