@@ -346,6 +346,8 @@ echo "${O}pushed"`
 // dockhand (the fake nsc standing in for Namespace, two real mTLS buildkitd
 // for its amd64 and arm64 builders) as it does on the plain stack, and the
 // same step without its setup lines runs on dockhand's Namespace builder.
+// Building without --builder, the step runs on the builder its own `nsc
+// docker buildx setup --use` made current, on both.
 func TestNamespaceDocsPipelines(t *testing.T) {
 	p := startPool(t, 2)
 	nsc := buildFakeNsc(t)
@@ -366,6 +368,20 @@ func TestNamespaceDocsPipelines(t *testing.T) {
 	plain := r.runCorpus(row, true, env("plain"))
 	dh := r.runCorpus(row, false, env("dockhand"))
 	sameRuns(t, plain, dh, "0")
+	// The same step building without --builder: on the builder its own
+	// `nsc docker buildx setup --use` made current, not dockhand's.
+	step := strings.Replace(namespaceDocsStep(true), "  --builder nsc-remote \\\n", "", 1)
+	step = strings.Replace(step, `cd "$CTX/multi"`, `cd "$CTX/multi"
+echo "${O}builder=$(docker buildx inspect | sed -n 's/^Name: *//p' | head -n 1)"`, 1)
+	if strings.Contains(step, "--builder") {
+		t.Fatalf("the step still names its builder:\n%s", step)
+	}
+	usePlain := r.runCorpus(corpusRow{command: step}, true, env("useplain"))
+	useDh := r.runCorpus(corpusRow{command: step}, false, env("usedockhand"))
+	sameRuns(t, usePlain, useDh, "0")
+	if want := []string{"out: builder=" + buildx.NamespaceDocsName, "out: pushed"}; !slices.Equal(useDh.out, want) {
+		t.Errorf("without --builder, dockhand's run printed %q, want %q\n%s", useDh.out, want, useDh.log)
+	}
 	without := r.runCorpus(corpusRow{command: namespaceDocsStep(false)}, false, env("nosetup"))
 	if without.status != "0" || !slices.Equal(without.out, []string{"out: pushed"}) {
 		t.Errorf("the step without its setup lines: exit %s %q\n%s", without.status, without.out, without.log)
@@ -518,40 +534,5 @@ func TestTransparencyStepsOwnBuilder(t *testing.T) {
 				t.Errorf("dockhand injected cache flags into the step's own builder:\n%s", runs[1].log)
 			}
 		})
-	}
-}
-
-// TestTransparencyNamespaceSetupUse: a step that runs Namespace's own
-// `nsc docker buildx setup --use` and then builds without --builder builds
-// on the builder nsc made current (nsc-remote), as on the plain stack, not
-// on dockhand's Namespace builder.
-func TestTransparencyNamespaceSetupUse(t *testing.T) {
-	p := startPool(t, 2)
-	nsc := buildFakeNsc(t)
-	r := newRig(t)
-	backend := filepath.Join(t.TempDir(), "backend.json")
-	writeBackend(t, backend, nscBackend{TenantID: "tnt_e2e", Log: filepath.Join(t.TempDir(), "calls.log"), Builders: []nscBuilderDef{
-		{Platform: "linux/amd64", Endpoint: p.eps[0], ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key},
-		{Platform: "linux/arm64", Endpoint: p.eps[1], ServerCA: p.fleet.Client.CA, ClientCert: p.fleet.Client.Cert, ClientKey: p.fleet.Client.Key},
-	}})
-	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"namespace\"]\n[namespace]\nnsc = %q\ntenant_id = \"tnt_e2e\"\n", r.state, nsc))
-	ctxDir := t.TempDir()
-	writeFile(t, filepath.Join(ctxDir, "multi", "Dockerfile"), "FROM scratch\nCOPY hi /hi\n")
-	writeFile(t, filepath.Join(ctxDir, "multi", "hi"), "hi\n")
-	step := strings.Replace(namespaceDocsStep(true), "  --builder nsc-remote \\\n", "", 1)
-	step = strings.Replace(step, `cd "$CTX/multi"`, `cd "$CTX/multi"
-echo "${O}builder=$(docker buildx inspect | sed -n 's/^Name: *//p' | head -n 1)"`, 1)
-	if strings.Contains(step, "--builder") {
-		t.Fatalf("the step still names its builder:\n%s", step)
-	}
-	env := func(tag string) map[string]string {
-		return map[string]string{"NSC": nsc, "FAKENSC_BACKEND": backend, "CTX": ctxDir, "REG": p.kit.Registry.Host, "T": tag, "O": "out: "}
-	}
-	row := corpusRow{name: "nsc docker buildx setup --use, then buildx build", command: step}
-	plain := r.runCorpus(row, true, env("plain"))
-	dh := r.runCorpus(row, false, env("dockhand"))
-	sameRuns(t, plain, dh, "0")
-	if want := []string{"out: builder=" + buildx.NamespaceDocsName, "out: pushed"}; !slices.Equal(dh.out, want) {
-		t.Errorf("dockhand run printed %q, want %q\n%s", dh.out, want, dh.log)
 	}
 }
