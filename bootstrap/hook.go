@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	agentenv "github.com/buildkite/agent/v3/env"
@@ -30,7 +31,21 @@ func EnvironmentHook(e *agentenv.Environment, out, log io.Writer) error {
 	if r.From != "" {
 		joblog.Printf(log, "DOCKER_CONFIG was %s; using the job's %s%s", r.From, r.DockerConfig, importedNote(r))
 	}
-	_, err = fmt.Fprintf(out, "export %s=%s\n", DockerConfigVar, shellQuote(r.DockerConfig))
+	if _, err := fmt.Fprintf(out, "export %s=%s\n", DockerConfigVar, shellQuote(r.DockerConfig)); err != nil {
+		return err
+	}
+	// A hook that pointed buildx at a host-level store: the job keeps its
+	// own, which has dockhand's builder, with that store's builders added.
+	store := filepath.Join(r.DockerConfig, "buildx")
+	switch line, err := adoptHostStore(e, store); {
+	case err != nil:
+		joblog.Warnf(log, "%v; the job's own store has dockhand's builder only", err)
+	case line == "":
+		return nil
+	default:
+		joblog.Printf(log, "%s", line)
+	}
+	_, err = fmt.Fprintf(out, "export %s=%s\n", BuildxConfigVar, shellQuote(store))
 	return err
 }
 

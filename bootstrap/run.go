@@ -250,6 +250,8 @@ type setupNotes struct {
 	userConfig error
 	cache      []string // the cache lines of the job log section
 	nodeID     string   // the buildx node identity's line
+	hostStore  string   // the line on a host-level BUILDX_CONFIG, if any
+	storeErr   error    // copying that store's builders failed
 	phases     *phases  // how long each step of the setup took
 	debug      bool     // DOCKHAND_DEBUG: print the phases
 	settings   *buildx.CacheSettings
@@ -330,6 +332,7 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 			return fail(err)
 		}
 	}
+	n.hostStore, n.storeErr = adoptHostStore(o.Env, filepath.Join(job.Path, "docker", "buildx"))
 	n.realBuildx = buildx.FindReal(buildx.PluginDirs(user.ExtraDirs, userDir), o.Self)
 	n.phases.mark("docker config", time.Now())
 	n.nodeID = seedNodeIdentity(state, filepath.Join(job.Path, "docker", "buildx"), o.Env)
@@ -362,6 +365,9 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 		return fail(err) // cancelled: the builder may have been passed over for it
 	}
 	n.phases.markBeside("builder", "cache", cacheTook, time.Now())
+	if n.builder != nil {
+		settings.NSCTokenFile = n.builder.NamespaceToken
+	}
 	if err := WriteState(job.Path, st); err != nil {
 		return fail(err)
 	}
@@ -387,6 +393,11 @@ func exports(e *agentenv.Environment, jobDir, realBuildx string) *agentenv.Envir
 	out.Set(JobDirVar, jobDir)
 	if realBuildx != "" {
 		out.Set(buildx.RealPluginVar, realBuildx)
+	}
+	if host, _ := e.Get(BuildxConfigVar); host != "" {
+		// A host-level store: the job's own holds dockhand's builder
+		// (adoptHostStore seeded it with the host's builders).
+		out.Set(BuildxConfigVar, filepath.Join(jobDir, "docker", "buildx"))
 	}
 	path, _ := e.Get("PATH")
 	out.Set("PATH", filepath.Join(jobDir, "bin")+string(os.PathListSeparator)+path)
@@ -454,6 +465,12 @@ func writeSection(log io.Writer, jobDir string, n setupNotes, took time.Duration
 	}
 	if n.nodeID != "" {
 		joblog.Printf(w, "%s", n.nodeID)
+	}
+	if n.hostStore != "" {
+		joblog.Printf(w, "%s", n.hostStore)
+	}
+	if n.storeErr != nil {
+		joblog.Warnf(w, "%v; the job's own store has dockhand's builder only", n.storeErr)
 	}
 	for _, l := range builderLines(n.builder, n.builderMsg) {
 		joblog.Printf(w, "%s", l)

@@ -58,7 +58,11 @@ type Selection struct {
 	Notes     []string // what the chosen kind's setup reused or did
 	Started   string   // what was started (the embedded buildkitd), if anything
 	Exports   map[string]string
-	Took      time.Duration
+	// NamespaceToken is the job's Namespace tenant token file, on the
+	// namespace kind: for dockhand's credential helper, never exported
+	// (NSC_TOKEN_FILE would shadow a step's own `nsc auth` login).
+	NamespaceToken string
+	Took           time.Duration
 }
 
 // SpecFor builds the choice's inputs from the configuration and the job's
@@ -231,7 +235,8 @@ func Select(o SetupOptions) (*Selection, error) {
 				}
 			}
 		}
-		sel.Exports = builderExports(b, o.JobDir, exports)
+		sel.Exports = builderExports(b, o.JobDir)
+		sel.NamespaceToken = exports[NamespaceTokenVar]
 		for _, w := range sel.NodeWarnings(b) {
 			sel.Notes = append(sel.Notes, "warning: "+w)
 		}
@@ -341,7 +346,7 @@ func jobCurrentKey(o SetupOptions) string {
 // dockhand's builder is the job's buildx store's current builder (wireBuilder),
 // so a step's own `docker buildx use` or `buildx create --use` takes over
 // from it as it would from any other. The engine's own builder gets none.
-func builderExports(b Builder, jobDir string, extra map[string]string) map[string]string {
+func builderExports(b Builder, jobDir string) map[string]string {
 	m := map[string]string{}
 	if b.Driver == DriverDocker {
 		return m
@@ -355,9 +360,6 @@ func builderExports(b Builder, jobDir string, extra map[string]string) map[strin
 				m[TLSServerName] = tls.ServerName
 			}
 		}
-	}
-	for k, v := range extra {
-		m[k] = v
 	}
 	return m
 }
@@ -416,7 +418,7 @@ func (s *Selection) Lines() []string {
 	}
 	if s.Builder != nil {
 		var vars []string
-		for _, k := range []string{HostVar, TLSDirVar, TLSServerName, NamespaceTokenVar} {
+		for _, k := range []string{HostVar, TLSDirVar, TLSServerName} {
 			if v, ok := s.Exports[k]; ok {
 				vars = append(vars, k+"="+v)
 			}

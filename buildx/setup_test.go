@@ -18,22 +18,20 @@ func TestBuilderExports(t *testing.T) {
 		{Name: "n1", Endpoint: epArm, TLS: TLS{CA: "/ca.pem"}},
 	}}
 	for _, tc := range []struct {
-		name  string
-		b     Builder
-		extra map[string]string
-		want  map[string]string
+		name string
+		b    Builder
+		want map[string]string
 	}{
-		{"remote with mTLS", remote, nil, map[string]string{
+		{"remote with mTLS", remote, map[string]string{
 			HostVar: epA, TLSDirVar: "/job/buildkit-tls", TLSServerName: "buildkitd.internal"}},
 		{"embedded on a unix socket", Builder{Kind: env.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, Nodes: []Node{{Name: "e0", Endpoint: embSock}}},
-			nil, map[string]string{HostVar: embSock}},
+			map[string]string{HostVar: embSock}},
 		{"local docker driver: nothing exported, as without dockhand", Builder{Kind: env.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}},
-			nil, map[string]string{}},
-		{"namespace adds nsc's token file", Builder{Kind: env.BuilderNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: epC, TLS: TLS{CA: "/s.pem", Cert: "/ck.pem", Key: "/ck.pem"}}}},
-			map[string]string{NamespaceTokenVar: "/job/nsc/config/ns/token.json"},
-			map[string]string{HostVar: epC, TLSDirVar: "/job/buildkit-tls", NamespaceTokenVar: "/job/nsc/config/ns/token.json"}},
+			map[string]string{}},
+		{"namespace: no NSC_TOKEN_FILE, which would shadow a step's own nsc login", Builder{Kind: env.BuilderNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: epC, TLS: TLS{CA: "/s.pem", Cert: "/ck.pem", Key: "/ck.pem"}}}},
+			map[string]string{HostVar: epC, TLSDirVar: "/job/buildkit-tls"}},
 	} {
-		got := builderExports(tc.b, "/job", tc.extra)
+		got := builderExports(tc.b, "/job")
 		if len(got) != len(tc.want) {
 			t.Errorf("%s: exports %v, want %v", tc.name, got, tc.want)
 			continue

@@ -27,6 +27,11 @@ type Settings struct {
 	ECRAliases  map[string]string `json:"ecr_aliases,omitempty"`  // host -> the ECR registry host whose credentials it gets
 	NSCRAliases map[string]string `json:"nscr_aliases,omitempty"` // host -> the Namespace registry host whose credentials it gets
 	Packages    []string          `json:"packages,omitempty"`     // Buildkite Package Registries, ORG/REGISTRY
+	// NSCTokenFile is the job's Namespace tenant token (on the namespace
+	// builder), for docker-credential-nsc when the environment names none.
+	// It is not in the job's environment: there NSC_TOKEN_FILE would shadow a
+	// step's own `nsc auth` login.
+	NSCTokenFile string `json:"nsc_token_file,omitempty"`
 }
 
 // Route is where the credentials for one registry host come from.

@@ -24,6 +24,10 @@ import (
 // NSCHelper is Namespace's credential helper, found on PATH.
 const NSCHelper = "docker-credential-nsc"
 
+// NSCTokenFileVar is where nsc and docker-credential-nsc read a tenant token
+// before their own config dir.
+const NSCTokenFileVar = "NSC_TOKEN_FILE"
+
 // nsc delegates to docker-credential-nsc, speaking the same protocol.
 func (h *Helper) nsc(ctx context.Context, serverURL string) (Credential, error) {
 	path, _ := h.o.Env.Get("PATH")
@@ -31,7 +35,11 @@ func (h *Helper) nsc(ctx context.Context, serverURL string) (Credential, error) 
 	if err != nil {
 		return Credential{}, err
 	}
-	stdout, stderr, runErr := proc.Run(ctx, h.o.Env.ToSlice(), []byte(serverURL), bin, "get")
+	env := h.o.Env.ToSlice()
+	if _, ok := h.o.Env.Get(NSCTokenFileVar); !ok && h.o.Settings.NSCTokenFile != "" {
+		env = append(env, NSCTokenFileVar+"="+h.o.Settings.NSCTokenFile)
+	}
+	stdout, stderr, runErr := proc.Run(ctx, env, []byte(serverURL), bin, "get")
 	out := strings.TrimSpace(string(stdout))
 	// The real helper says "not found" on stderr, in a Failed: block.
 	msg := proc.Reason(string(stderr))

@@ -65,6 +65,7 @@ fail() { printf '\n====================\nFailed: %s\n====================\n' "$1
 [ "$1" = get ] || fail "not supported"
 host=$(cat)
 echo "$host" >> "$(dirname "$0")/asked"
+echo "${NSC_TOKEN_FILE:-none}" >> "$(dirname "$0")/token-files"
 case "$host" in
   nscr.io|https://nscr.io) printf '{"ServerURL":"%s","Username":"token","Secret":"nsc-token-abc"}\n' "$host" ;;
   broken.nscr.io) fail "failed to get nscloud registries: rpc error: unauthenticated" ;;
@@ -104,6 +105,30 @@ func TestNamespaceDelegation(t *testing.T) {
 	h = New(Options{Stderr: &stderr, Env: agentenv.FromMap(map[string]string{"PATH": "/usr/bin:/bin"})})
 	if _, _, err := h.Get("nscr.io"); err == nil || !strings.Contains(stderr.String(), "docker-credential-nsc is not on PATH") {
 		t.Errorf("without nsc: %v, %q", err, stderr.String())
+	}
+}
+
+// The job's Namespace token reaches docker-credential-nsc from the job
+// state, not the job's environment; a NSC_TOKEN_FILE the job sets itself
+// wins.
+func TestNamespaceTokenFile(t *testing.T) {
+	dir := fakeNSC(t)
+	settings := Settings{NSCTokenFile: "/job/nsc/config/ns/token.json"}
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"PATH": dir + ":/usr/bin:/bin"}, "/job/nsc/config/ns/token.json"},
+		{map[string]string{"PATH": dir + ":/usr/bin:/bin", NSCTokenFileVar: "/step/own.json"}, "/step/own.json"},
+	} {
+		os.Remove(filepath.Join(dir, "token-files"))
+		h := New(Options{Settings: settings, Env: agentenv.FromMap(c.env)})
+		if _, _, err := h.Get("nscr.io"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "token-files")); strings.TrimSpace(string(got)) != c.want {
+			t.Errorf("env %v: docker-credential-nsc got NSC_TOKEN_FILE=%q, want %q", c.env, got, c.want)
+		}
 	}
 }
 

@@ -91,8 +91,9 @@ tenant_id = "tnt_e2e"`), `probe_timeout = "1s"`, `probe_timeout = "3s"`, 1))
 
 	ref := p.kit.Registry.Host + "/namespace/app"
 	command := func(tag string) string {
-		return `echo "token-file=$NSC_TOKEN_FILE"
-test -f "$NSC_TOKEN_FILE" && stat -c 'token-mode=%a' "$NSC_TOKEN_FILE"
+		return `echo "token-env=[$NSC_TOKEN_FILE]"
+tok="$DOCKHAND_JOB_DIR/nsc/config/ns/token.json"
+test -f "$tok" && stat -c 'token-mode=%a' "$tok"
 printf 'FROM ` + p.kit.BaseImage + `\nRUN echo ` + tag + ` > /t\n' > Dockerfile
 docker buildx build --progress plain --push -t ` + ref + ":" + tag + " ."
 	}
@@ -109,8 +110,11 @@ docker buildx build --progress plain --push -t ` + ref + ":" + tag + " ."
 	if !strings.Contains(log, `builder: namespace "`+buildx.NamespaceName+`"`) {
 		t.Errorf("the log does not name the namespace builder:\n%s", section(log))
 	}
-	if !strings.Contains(log, "token-mode=600") || !strings.Contains(log, "token-file="+r.state+"/jobs/") {
+	if !strings.Contains(log, "token-mode=600") {
 		t.Errorf("the job's nsc token is not a 0600 file in its job dir:\n%s", log)
+	}
+	if !strings.Contains(log, "token-env=[]") {
+		t.Errorf("NSC_TOKEN_FILE is in the job's environment, where it would shadow a step's own nsc login:\n%s", log)
 	}
 	if n := len(histories(t, p.kit.Kit, p.nodes[nsNode])); n != 1 {
 		t.Errorf("the Namespace builder ran %d builds, want 1", n)
