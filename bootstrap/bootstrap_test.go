@@ -71,7 +71,7 @@ func TestParseUserDockerConfigDropsSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := JobConfig(u)
+	cfg, err := JobConfig(u, Credentials{Helpers: []string{"nscr.io", "public.ecr.aws"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,12 +84,18 @@ func TestParseUserDockerConfigDropsSecrets(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"credsStore", "detachKeys", "plugins", "proxies"}
+	// No credsStore: a docker config without dockhand's helper must still
+	// be readable (public pulls, the job's own logins in auths).
+	want := []string{"credHelpers", "detachKeys", "plugins", "proxies"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("job config keys = %q, want %q", keys, want)
 	}
-	if string(got["credsStore"]) != `"dockhand"` {
-		t.Errorf("credsStore = %s", got["credsStore"])
+	if string(got["credHelpers"]) != "{\n\t\t\"nscr.io\": \"dockhand\",\n\t\t\"public.ecr.aws\": \"dockhand\"\n\t}" {
+		t.Errorf("credHelpers = %s", got["credHelpers"])
+	}
+	withStore, err := JobConfig(u, Credentials{Store: true})
+	if err != nil || !strings.Contains(string(withStore), `"credsStore": "dockhand"`) || strings.Contains(string(withStore), "credHelpers") {
+		t.Errorf("registry.creds_store: %s, %v", withStore, err)
 	}
 	if !slices.Equal(u.ExtraDirs, []string{"/opt/plugins"}) {
 		t.Errorf("ExtraDirs = %q", u.ExtraDirs)
@@ -125,7 +131,7 @@ func TestExportsNeverAddLegacyDockerNames(t *testing.T) {
 
 func TestReconcileCarriesLoginsAndHelpers(t *testing.T) {
 	jobDir := t.TempDir()
-	if err := SeedDockerConfig(filepath.Join(jobDir, "docker"), UserDockerConfig{}, "/usr/local/bin/dockhand"); err != nil {
+	if err := SeedDockerConfig(filepath.Join(jobDir, "docker"), UserDockerConfig{}, Credentials{}, "/usr/local/bin/dockhand"); err != nil {
 		t.Fatal(err)
 	}
 	stack := t.TempDir() // what the Elastic stack's environment hook made
@@ -146,7 +152,7 @@ func TestReconcileCarriesLoginsAndHelpers(t *testing.T) {
 	}
 	data, _ := os.ReadFile(filepath.Join(jobDir, "docker", "config.json"))
 	if !strings.Contains(string(data), `"123456789012.dkr.ecr.us-east-1.amazonaws.com": "ecr-login"`) ||
-		!strings.Contains(string(data), `"credsStore": "dockhand"`) {
+		!strings.Contains(string(data), `"auth": "Y2k6czNjcmV0"`) || strings.Contains(string(data), "credsStore") {
 		t.Errorf("job config after reconcile:\n%s", data)
 	}
 	if _, err := os.Stat(filepath.Join(stack, "config.json")); err != nil {
@@ -160,7 +166,7 @@ func TestReconcileCarriesLoginsAndHelpers(t *testing.T) {
 
 func TestReconcileToleratesEmptyAndBrokenConfigs(t *testing.T) {
 	jobDir := t.TempDir()
-	SeedDockerConfig(filepath.Join(jobDir, "docker"), UserDockerConfig{}, "/x/dockhand")
+	SeedDockerConfig(filepath.Join(jobDir, "docker"), UserDockerConfig{}, Credentials{}, "/x/dockhand")
 	empty := t.TempDir()
 	if r, err := Reconcile(jobDir, empty, nil); err != nil || r.From != empty || len(r.Imported) != 0 {
 		t.Errorf("empty dir: %+v, %v", r, err)

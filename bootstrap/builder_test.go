@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -52,7 +53,7 @@ func TestChooseBuilderWhenAllAreDown(t *testing.T) {
 // the rest of the job's config is kept.
 func TestAliasBuilder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.json")
-	cfg, err := JobConfig(UserDockerConfig{Settings: map[string]json.RawMessage{"detachKeys": json.RawMessage(`"ctrl-x"`)}})
+	cfg, err := JobConfig(UserDockerConfig{Settings: map[string]json.RawMessage{"detachKeys": json.RawMessage(`"ctrl-x"`)}}, Credentials{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,5 +73,24 @@ func TestAliasBuilder(t *testing.T) {
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("config.json mode: %v %v", fi, err)
+	}
+}
+
+// The job's config names dockhand's helper for the registries it can name,
+// the cache repository's and registry.ecr_registries among them; a
+// credsStore only with registry.creds_store.
+func TestJobCredentials(t *testing.T) {
+	cfg := env.Default("")
+	cfg.Cache.Repository = "123456789012.dkr.ecr.us-east-1.amazonaws.com/buildkit-cache"
+	cfg.Registry.ECRRegistries = []string{"210987654321.dkr.ecr.eu-west-1.amazonaws.com"}
+	c := jobCredentials(cfg)
+	for _, h := range []string{"123456789012.dkr.ecr.us-east-1.amazonaws.com", "210987654321.dkr.ecr.eu-west-1.amazonaws.com", "nscr.io", "public.ecr.aws"} {
+		if !slices.Contains(c.Helpers, h) || c.Store {
+			t.Errorf("credentials %+v: want %s in credHelpers, no credsStore", c, h)
+		}
+	}
+	cfg.Registry.CredsStore = true
+	if c := jobCredentials(cfg); !c.Store || len(c.Helpers) != 0 {
+		t.Errorf("with registry.creds_store: %+v", c)
 	}
 }

@@ -38,7 +38,7 @@ func TestHostBuildxConfig(t *testing.T) {
 	host := hostStore(t)
 	jobDir := t.TempDir()
 	dc := filepath.Join(jobDir, "docker")
-	if err := SeedDockerConfig(dc, UserDockerConfig{}, "/usr/local/bin/dockhand"); err != nil {
+	if err := SeedDockerConfig(dc, UserDockerConfig{}, Credentials{}, "/usr/local/bin/dockhand"); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dc, "buildx")

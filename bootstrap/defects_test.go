@@ -145,7 +145,7 @@ func startRedactionRecorder(t *testing.T) (sock, token string, got func() []stri
 func TestDefect09_HookImportedLoginsRedacted(t *testing.T) {
 	sock, token, got := startRedactionRecorder(t)
 	jobDir := t.TempDir()
-	if err := SeedDockerConfig(filepath.Join(jobDir, "docker"), UserDockerConfig{}, "/usr/local/bin/dockhand"); err != nil {
+	if err := SeedDockerConfig(filepath.Join(jobDir, "docker"), UserDockerConfig{}, Credentials{}, "/usr/local/bin/dockhand"); err != nil {
 		t.Fatal(err)
 	}
 	stack := t.TempDir()

@@ -12,8 +12,22 @@ import (
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
-// CredsStore is the credential helper every job's docker config names.
+// CredsStore is dockhand's credential helper, as a docker config names it.
 const CredsStore = "dockhand"
+
+// Credentials is how the job's config.json reaches dockhand's credential
+// helper. By default it names the helper in credHelpers for the registries
+// dockhand serves that can be named, and nothing else: the job's own
+// `docker login`s go where docker puts them without a credsStore
+// (config.json's auths, 0600 in the 0700 job dir), so a docker CLI, crane,
+// ko or kaniko given the job's config without dockhand's helper (in a
+// container, say) finds the step's logins and pulls public images, as on
+// the plain stack. Store (registry.creds_store) names it as credsStore
+// instead: every registry, at that cost.
+type Credentials struct {
+	Helpers []string
+	Store   bool
+}
 
 // carriedKeys are the settings of the agent user's own docker config that a
 // job's config keeps: nothing that holds or points at credentials
@@ -59,14 +73,24 @@ func ParseUserDockerConfig(data []byte) (UserDockerConfig, error) {
 	return u, nil
 }
 
-// JobConfig builds the job's config.json: the carried settings plus
-// credsStore (hooks' credHelpers are merged in later by Reconcile).
-func JobConfig(u UserDockerConfig) ([]byte, error) {
+// JobConfig builds the job's config.json: the carried settings plus the
+// way to dockhand's helper (hooks' logins and credHelpers are merged in
+// later by Reconcile).
+func JobConfig(u UserDockerConfig, c Credentials) ([]byte, error) {
 	out := map[string]any{}
 	for k, v := range u.Settings {
 		out[k] = v
 	}
-	out["credsStore"] = CredsStore
+	if c.Store {
+		out["credsStore"] = CredsStore
+	}
+	if len(c.Helpers) > 0 {
+		helpers := map[string]string{}
+		for _, h := range c.Helpers {
+			helpers[h] = CredsStore
+		}
+		out["credHelpers"] = helpers
+	}
 	return json.MarshalIndent(out, "", "\t")
 }
 
@@ -89,13 +113,13 @@ func readUserDockerConfig(dir string) (UserDockerConfig, error) {
 
 // SeedDockerConfig creates the job's DOCKER_CONFIG dir: config.json, the
 // buildx shim in cli-plugins and an empty buildx store.
-func SeedDockerConfig(dir string, u UserDockerConfig, self string) error {
+func SeedDockerConfig(dir string, u UserDockerConfig, c Credentials, self string) error {
 	for _, d := range []string{dir, filepath.Join(dir, "cli-plugins"), filepath.Join(dir, "buildx")} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	cfg, err := JobConfig(u)
+	cfg, err := JobConfig(u, c)
 	if err != nil {
 		return err
 	}

@@ -91,8 +91,18 @@ func Reconcile(jobDir, current string, e *agentenv.Environment) (r Reconciled, e
 		}
 		r.Imported = append(r.Imported, host)
 	}
-	if len(fc.CredHelpers) > 0 {
-		if err := mergeCredHelpers(filepath.Join(r.DockerConfig, "config.json"), fc.CredHelpers); err != nil {
+	if len(fc.CredHelpers) > 0 || len(r.Imported) > 0 {
+		// The logins also go where docker reads them without dockhand's
+		// helper: the job config's auths, as docker wrote them there.
+		var raw struct {
+			Auths map[string]json.RawMessage `json:"auths"`
+		}
+		_ = json.Unmarshal(data, &raw)
+		auths := map[string]json.RawMessage{}
+		for _, host := range r.Imported {
+			auths[host] = raw.Auths[host]
+		}
+		if err := mergeCredentials(filepath.Join(r.DockerConfig, "config.json"), auths, fc.CredHelpers); err != nil {
 			return r, err
 		}
 		r.Imported = append(r.Imported, slices.Sorted(maps.Keys(fc.CredHelpers))...)
@@ -100,18 +110,34 @@ func Reconcile(jobDir, current string, e *agentenv.Environment) (r Reconciled, e
 	return r, nil
 }
 
-// mergeCredHelpers adds credHelpers entries to a config.json, atomically.
-func mergeCredHelpers(path string, add map[string]string) error {
+// mergeCredentials adds auths entries (keeping the job's own for a host)
+// and credHelpers entries to a config.json, atomically.
+func mergeCredentials(path string, auths map[string]json.RawMessage, helpers map[string]string) error {
 	return updateJobConfig(path, func(cfg map[string]any) {
-		helpers, _ := cfg["credHelpers"].(map[string]any)
-		if helpers == nil {
-			helpers = map[string]any{}
+		for key, add := range map[string]map[string]any{"auths": anyMap(auths), "credHelpers": anyMap(helpers)} {
+			if len(add) == 0 {
+				continue
+			}
+			m, _ := cfg[key].(map[string]any)
+			if m == nil {
+				m = map[string]any{}
+			}
+			for k, v := range add {
+				if _, ok := m[k]; !ok || key == "credHelpers" {
+					m[k] = v
+				}
+			}
+			cfg[key] = m
 		}
-		for k, v := range add {
-			helpers[k] = v
-		}
-		cfg["credHelpers"] = helpers
 	})
+}
+
+func anyMap[V any](m map[string]V) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // updateJobConfig changes the job's config.json with change, atomically.

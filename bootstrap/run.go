@@ -318,7 +318,7 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 	if userDir != "" {
 		user.PluginDirs = append(slices.Clone(user.ExtraDirs), filepath.Join(userDir, "cli-plugins"))
 	}
-	if err := SeedDockerConfig(filepath.Join(job.Path, "docker"), user, o.Self); err != nil {
+	if err := SeedDockerConfig(filepath.Join(job.Path, "docker"), user, jobCredentials(o.Config), o.Self); err != nil {
 		return fail(err)
 	}
 	bin := filepath.Join(job.Path, "bin")
@@ -454,7 +454,7 @@ func writeSection(log io.Writer, jobDir string, n setupNotes, took time.Duration
 		joblog.Warnf(w, "dead jobs' dirs left in place: %v", n.sweepErr)
 	}
 	joblog.Printf(w, "job dir %s", jobDir)
-	joblog.Printf(w, "DOCKER_CONFIG=%s (credsStore %s; job-scoped docker login)", filepath.Join(jobDir, "docker"), CredsStore)
+	joblog.Printf(w, "DOCKER_CONFIG=%s (credential helper %s; job-scoped docker login)", filepath.Join(jobDir, "docker"), CredsStore)
 	if n.realBuildx != "" {
 		joblog.Printf(w, "buildx shim in front of %s", n.realBuildx)
 	} else {

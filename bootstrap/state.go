@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/env"
@@ -43,6 +44,17 @@ func RegistrySettings(cfg *env.Config) registry.Settings {
 		NSCRAliases: cfg.Registry.NSCRAliasMap(),
 		Packages:    cfg.Packages.Registries,
 	}
+}
+
+// jobCredentials is how the job's config reaches dockhand's helper (see
+// Credentials): credHelpers for the registries it can name, the ECR cache
+// repository's among them, unless registry.creds_store asks for credsStore.
+func jobCredentials(cfg *env.Config) Credentials {
+	if cfg.Registry.CredsStore {
+		return Credentials{Store: true}
+	}
+	extra := append(slices.Clone(cfg.Registry.ECRRegistries), cfg.Cache.Repository)
+	return Credentials{Helpers: registry.NamedHosts(RegistrySettings(cfg), extra...)}
 }
 
 // JobBuilder is the builder recorded in the job state.

@@ -159,6 +159,16 @@ type RegistrySettings struct {
 	// recently used ECR tokens that are about to need a refresh, so the
 	// job's first get is served from the cache (default true)
 	RefreshTokens bool
+	// ECRRegistries are ECR private registries (ACCOUNT.dkr.ecr.REGION.…)
+	// the job's docker config sends to dockhand's helper besides those named
+	// elsewhere (the cache repository's, ecr_aliases' targets)
+	ECRRegistries []string
+	// CredsStore: the job's config.json names dockhand's helper as its
+	// credsStore, so any ECR registry (and nscr.io subdomain) is served
+	// without a login; a docker config then needs dockhand's helper to be
+	// read at all (default false: credHelpers for the registries dockhand
+	// can name, the job's own logins in config.json as docker writes them)
+	CredsStore bool
 }
 
 // Options says where Load finds its inputs.

@@ -81,6 +81,23 @@ func checkECRAliases(v any) error {
 	return checkAliases(v.([]string), "ECR_HOST", hosts.ECR, "an ECR private registry host (ACCOUNT.dkr.ecr.REGION.amazonaws.com)")
 }
 
+// checkECRRegistries checks registry.ecr_registries: ECR private registry
+// hosts, each once.
+func checkECRRegistries(v any) error {
+	seen := map[string]bool{}
+	for _, item := range v.([]string) {
+		r := hosts.Parse(item)
+		if r.Kind != hosts.ECR || r.Host != strings.ToLower(strings.TrimSpace(item)) {
+			return fmt.Errorf("%q is not an ECR private registry host (ACCOUNT.dkr.ecr.REGION.amazonaws.com)", item)
+		}
+		if seen[r.Host] {
+			return fmt.Errorf("host %q is listed twice", r.Host)
+		}
+		seen[r.Host] = true
+	}
+	return nil
+}
+
 func checkNSCRAliases(v any) error {
 	return checkAliases(v.([]string), "NAMESPACE_HOST", hosts.Namespace, "a Namespace registry host (nscr.io)")
 }

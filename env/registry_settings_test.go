@@ -45,6 +45,9 @@ func TestRegistrySettingsErrors(t *testing.T) {
 		{`registry.nscr_aliases = ["r:5001=ghcr.io"]`, `"ghcr.io" is not a Namespace registry host`},
 		{`registry.nscr_aliases = ["nscr.io=nscr.io"]`, `is already a known registry`},
 		{`registry.nscr_aliases = ["r=nscr.io", "R=nscr.io"]`, `host "r" is listed twice`},
+		{`registry.ecr_registries = ["ghcr.io"]`, `registry.ecr_registries: "ghcr.io" is not an ECR private registry host`},
+		{`registry.ecr_registries = ["https://123456789012.dkr.ecr.us-east-1.amazonaws.com/repo"]`, `is not an ECR private registry host`},
+		{`registry.ecr_registries = ["123456789012.dkr.ecr.us-east-1.amazonaws.com", "123456789012.DKR.ecr.us-east-1.amazonaws.com"]`, `is listed twice`},
 		{`registry.statik = []`, `did you mean "registry.static"?`},
 	} {
 		_, err := Parse(testPath, []byte(tc.data+"\n"), "")

@@ -138,6 +138,8 @@ func schema() []field {
 		{"registry.ecr_aliases", tStrings, checkECRAliases, func(c *Config) any { return &c.Registry.ECRAliases }},
 		{"registry.nscr_aliases", tStrings, checkNSCRAliases, func(c *Config) any { return &c.Registry.NSCRAliases }},
 		{"registry.refresh_tokens", tBool, nil, func(c *Config) any { return &c.Registry.RefreshTokens }},
+		{"registry.ecr_registries", tStrings, checkECRRegistries, func(c *Config) any { return &c.Registry.ECRRegistries }},
+		{"registry.creds_store", tBool, nil, func(c *Config) any { return &c.Registry.CredsStore }},
 	}
 }
 

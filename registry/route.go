@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
@@ -93,6 +96,46 @@ func Resolve(serverURL string, s Settings) Route {
 		route.Source, route.File = SourceStatic, file
 	}
 	return route
+}
+
+// dockerHubKey is the key docker files Docker Hub's credentials under.
+const dockerHubKey = "https://index.docker.io/v1/"
+
+// NamedHosts are the registries whose credentials come from dockhand that a
+// docker config can name in credHelpers (which matches whole hosts only):
+// the configured ones (static files, aliases, Buildkite Packages), the
+// fixed Namespace and ECR Public hosts, and extra (the ECR cache
+// repository's, say). Sorted, each once. It is pure.
+func NamedHosts(s Settings, extra ...string) []string {
+	set := map[string]bool{"nscr.io": true, "public.ecr.aws": true, "ecr-public.aws.com": true}
+	add := func(host string) {
+		if r := hosts.Parse(host); r.Host != "" {
+			if dockerHubHosts[r.Host] {
+				set[dockerHubKey] = true
+				return
+			}
+			set[r.Host] = true
+		}
+	}
+	for h := range s.Static {
+		add(h)
+	}
+	for h, target := range s.ECRAliases {
+		add(h)
+		add(target)
+	}
+	for h := range s.NSCRAliases {
+		add(h)
+	}
+	if len(s.Packages) > 0 {
+		add(hosts.PackagesHost)
+	}
+	for _, h := range extra {
+		if r := hosts.Parse(h); Resolve(r.Host, s).Source != SourceNone {
+			add(r.Host)
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
 }
 
 // PackagesAudience is the OIDC audience of a Buildkite Package Registry,

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -69,5 +70,26 @@ func TestResolveNSCRAlias(t *testing.T) {
 	}
 	if got := Resolve("registry.internal:5002", s); got.Source != SourceNone {
 		t.Errorf("an unlisted host = %+v, want none", got)
+	}
+}
+
+func TestNamedHosts(t *testing.T) {
+	s := Settings{
+		Static:      map[string]string{"ghcr.io": "/etc/ghcr.json", "docker.io": "/etc/hub.json"},
+		ECRAliases:  map[string]string{"registry.internal:5000": "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+		NSCRAliases: map[string]string{"mirror.internal": "nscr.io"},
+		Packages:    []string{"acme/images"},
+	}
+	got := NamedHosts(s, "https://210987654321.dkr.ecr.eu-west-1.amazonaws.com", "plain.example:5000", "")
+	want := []string{
+		"123456789012.dkr.ecr.us-east-1.amazonaws.com", "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
+		"ecr-public.aws.com", "ghcr.io", "https://index.docker.io/v1/", "mirror.internal", "nscr.io",
+		"packages.buildkite.com", "public.ecr.aws", "registry.internal:5000",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("NamedHosts =\n %q\nwant\n %q", got, want)
+	}
+	if got := NamedHosts(Settings{}); !slices.Equal(got, []string{"ecr-public.aws.com", "nscr.io", "public.ecr.aws"}) {
+		t.Errorf("NamedHosts of no settings = %q", got)
 	}
 }

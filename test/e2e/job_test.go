@@ -311,7 +311,8 @@ printf 'FROM %s\nRUN echo built-in-a-job > /f\n' > Dockerfile
 docker buildx create --name kit --driver remote %s >/dev/null
 docker buildx build --builder kit --progress plain --push -t %s .
 test ! -e "$DOCKER_CONFIG/../credentials.json"
-grep -q '"credsStore": "dockhand"' "$DOCKER_CONFIG/config.json"
+grep -q '"nscr.io": "dockhand"' "$DOCKER_CONFIG/config.json"
+! grep -q credsStore "$DOCKER_CONFIG/config.json"
 grep -q ctrl-e "$DOCKER_CONFIG/config.json"
 ! grep -q leak.example "$DOCKER_CONFIG/config.json"`, kit.BaseImage, kit.Buildkitd.Addr, ref)
 	id, agent := r.start(command, nil)

@@ -69,6 +69,13 @@ docker push $AREG/login:$T >/dev/null
 docker rmi $AREG/login:$T >/dev/null
 docker run --rm $AREG/login:$T cat /hi | sed "s/^/$O/"
 docker logout $AREG >/dev/null`},
+	{name: "the job's docker config read by a docker CLI without dockhand's helper", command: `echo "$APASS" | docker login $AREG -u user --password-stdin >/dev/null
+d=$(command -v docker)
+bare() { env -i PATH=/nonexistent HOME="$HOME" DOCKER_CONFIG="$DOCKER_CONFIG" DOCKER_HOST="$DOCKER_HOST" "$d" "$@"; }
+bare pull $BASE >/dev/null && echo "${O}public pull"
+bare tag $BASE $AREG/bare:$T
+bare push $AREG/bare:$T >/dev/null && echo "${O}logged-in push"
+docker logout $AREG >/dev/null`},
 	{name: "a failing build fails the step", builds: true, command: `echo "${O}before"
 docker build -t fail-$T "$CTX/fail"
 echo "${O}not reached"`},
