@@ -112,7 +112,8 @@ docker buildx build --builder kit --progress plain --push -t %s/iso/app:%s .`, k
 	first := fmt.Sprintf(`set -e
 echo "job-docker-config=$DOCKER_CONFIG"
 printf '%%s\n' "$LOGIN_PASSWORD" | docker login --username ci --password-stdin %[1]s
-test "$(stat -c %%a "$DOCKHAND_JOB_DIR/credentials.json")" = 600
+test "$(stat -c %%a "$DOCKER_CONFIG/config.json")" = 600
+grep -q '"%[1]s"' "$DOCKER_CONFIG/config.json"
 %[2]s
 docker logout %[1]s
 if printf %%s %[1]s | docker-credential-dockhand get; then echo "STILL-LOGGED-IN"; exit 7; fi
