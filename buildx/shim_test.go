@@ -187,6 +187,11 @@ func TestBuilderFacts(t *testing.T) {
 	if got := builderFacts("", vars(), nil); got.Name != "multi" || got.Nodes != 2 {
 		t.Errorf("with a current builder: %+v, want multi", got)
 	}
+	// buildx files a current builder under the docker endpoint it was chosen
+	// on: on another endpoint it is not the one buildx runs on.
+	if got := builderFacts("", vars("DOCKER_HOST=tcp://10.0.0.9:2375"), nil); got.Name != "default" || got.Driver != DriverDocker {
+		t.Errorf("another endpoint's current builder: %+v, want the context's own (default, docker)", got)
+	}
 }
 
 func testJob() *ShimJob {

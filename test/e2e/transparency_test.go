@@ -543,3 +543,61 @@ func TestTransparencyStepsOwnBuilder(t *testing.T) {
 		})
 	}
 }
+
+// TestHostLevelBuildxConfig: the agent's environment points buildx at a
+// host-level store (BUILDX_CONFIG) holding a builder of the host's,
+// current there. Under dockhand a plain `docker buildx build` runs on
+// dockhand's builder, the host's builder still builds when named, and the
+// host store is left as it was.
+func TestHostLevelBuildxConfig(t *testing.T) {
+	kit := harness.Start(t, harness.Options{})
+	shared, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{Name: "shared", InsecureRegistries: []string{kit.Registry.Host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t)
+	host := filepath.Join(t.TempDir(), "host-buildx")
+	hostEnv := []string{"BUILDX_CONFIG=" + host, "DOCKER_CONFIG=" + r.userDir}
+	if out, err := kit.Command(r.userDir, hostEnv, "docker", "buildx", "create", "--name", "shared", "--driver", "remote", "--use", shared.Addr).CombinedOutput(); err != nil {
+		t.Fatalf("docker buildx create on the host store: %v\n%s", err, out)
+	}
+	before := storeListing(t, host)
+	r.agentEnv = []string{"BUILDX_CONFIG=" + host}
+	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", r.state, kit.Buildkitd.Addr))
+	ctxDir := t.TempDir()
+	writeCorpusContexts(t, ctxDir, kit.BaseImage)
+	dhBefore, sharedBefore := len(historiesAt(t, kit.Kit, kit.Buildkitd.Addr)), len(historiesAt(t, kit.Kit, shared.Addr))
+	id, agent := r.start(`set -e
+echo "out: store=$BUILDX_CONFIG"
+docker buildx build --progress plain --push -t $REG/hostcfg:dockhand "$CTX/app"
+docker buildx build --builder shared --progress plain --push -t $REG/hostcfg:shared "$CTX/app"
+echo "out: built"`, map[string]string{"CTX": ctxDir, "REG": kit.Registry.Host})
+	f, log := r.finish(id, agent)
+	if f.ExitStatus != "0" || !strings.Contains(log, "out: built") {
+		t.Fatalf("exit %s\n%s", f.ExitStatus, log)
+	}
+	if n := len(historiesAt(t, kit.Kit, kit.Buildkitd.Addr)) - dhBefore; n != 1 {
+		t.Errorf("dockhand's builder ran %d builds, want the plain buildx build\n%s", n, log)
+	}
+	if n := len(historiesAt(t, kit.Kit, shared.Addr)) - sharedBefore; n != 1 {
+		t.Errorf("the host's builder ran %d builds, want the one that named it\n%s", n, log)
+	}
+	if !strings.Contains(log, "out: store="+r.state+"/jobs/") || !strings.Contains(log, "BUILDX_CONFIG="+host+" is the host's store") {
+		t.Errorf("the job's BUILDX_CONFIG is not its own store, or the log does not say so:\n%s", log)
+	}
+	if after := storeListing(t, host); !slices.Equal(before, after) {
+		t.Errorf("the host store changed:\nbefore %q\nafter  %q", before, after)
+	}
+}
+
+// storeListing lists a buildx store's builders and current file.
+func storeListing(t *testing.T, store string) []string {
+	t.Helper()
+	entries, _ := os.ReadDir(filepath.Join(store, "instances"))
+	var out []string
+	for _, e := range entries {
+		out = append(out, "instances/"+e.Name())
+	}
+	cur, _ := os.ReadFile(filepath.Join(store, "current"))
+	return append(out, "current="+string(cur))
+}
