@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,6 +120,10 @@ func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.
 	if err != nil {
 		return err
 	}
+	if name := dockerBuildBuilder(args, lookup, job); name != "" {
+		environ = append(slices.Clip(environ), BuilderVar+"="+name)
+		lookup = lookupIn(environ)
+	}
 	if job != nil && job.Cache != nil && (len(args) == 0 || args[0] != MetadataCommand) {
 		res, err := shimRewrite(args, lookup, real, environ, job, stderr)
 		if err != nil {
@@ -132,6 +137,49 @@ func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.
 		return fmt.Errorf("running %s: %w", real, err)
 	}
 	return nil
+}
+
+// dockerBuildBuilder is the builder a plain `docker build` runs on in the
+// job: dockhand's, whatever the step made current. Without dockhand docker
+// runs `docker build` on the docker context's own builder whatever `docker
+// buildx use` said (it sets BUILDX_BUILDER to the context); the job's
+// builder alias, which sends `docker build` to buildx on the job's BuildKit
+// kinds, stops that, so the shim does it with dockhand's builder, which
+// stands in for the context's. It knows a `docker build` by the command path
+// docker passes every plugin (OTEL_RESOURCE_ATTRIBUTES); "" when the call
+// is not one, names its builder, or dockhand chose no BuildKit builder.
+func dockerBuildBuilder(args []string, lookup func(string) string, job *ShimJob) string {
+	if job == nil || job.Selected == nil || job.Selected.Kind == env.BuilderLocal || lookup(BuilderVar) != "" {
+		return ""
+	}
+	switch dockerCommandPath(lookup("OTEL_RESOURCE_ATTRIBUTES")) {
+	case "docker", "docker image": // forwarded from `docker build`, `docker image build`
+	default:
+		return ""
+	}
+	inv, err := ParseInvocation(args, false)
+	if err != nil || inv.Command != CommandBuild || inv.Builder != "" {
+		return ""
+	}
+	return job.Selected.Name
+}
+
+// dockerCommandPath is the docker command a plugin runs for, from the
+// baggage docker puts in OTEL_RESOURCE_ATTRIBUTES
+// (docker.cli.cobra.command_path=docker%20buildx); "" when absent.
+func dockerCommandPath(attrs string) string {
+	path := ""
+	for _, member := range strings.Split(attrs, ",") {
+		kv, _, _ := strings.Cut(member, ";")
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k != "docker.cli.cobra.command_path" {
+			continue
+		}
+		if u, err := url.PathUnescape(v); err == nil {
+			path = u
+		}
+	}
+	return path
 }
 
 // shimRewrite builds the policy from the job and the call's environment,

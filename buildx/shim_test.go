@@ -317,3 +317,34 @@ func TestShimLinesInRawJSONProgress(t *testing.T) {
 		})
 	}
 }
+
+// A `docker build` (docker passes its command path to the plugin) runs on
+// dockhand's builder whatever the step made current, as without dockhand it
+// runs on the context's own; everything else is left to buildx's rule.
+func TestDockerBuildBuilder(t *testing.T) {
+	const forwarded = "OTEL_RESOURCE_ATTRIBUTES=service.name=ci,docker.cli.cobra.command_path=docker"
+	remote := &ShimJob{Selected: &SelectedBuilder{Kind: env.BuilderRemote, Name: RemoteName, Nodes: 1}}
+	build := []string{"buildx", "build", "-t", "x", "."}
+	for _, c := range []struct {
+		name string
+		args []string
+		env  []string
+		job  *ShimJob
+		want string
+	}{
+		{"docker build", build, []string{forwarded}, remote, RemoteName},
+		{"docker image build", build, []string{"OTEL_RESOURCE_ATTRIBUTES=docker.cli.cobra.command_path=docker%20image"}, remote, RemoteName},
+		{"docker buildx build: the current builder", build, []string{"OTEL_RESOURCE_ATTRIBUTES=docker.cli.cobra.command_path=docker%20buildx"}, remote, ""},
+		{"an older docker that says nothing", build, nil, remote, ""},
+		{"docker build --builder", []string{"buildx", "build", "--builder", "mine", "."}, []string{forwarded}, remote, ""},
+		{"BUILDX_BUILDER set", build, []string{forwarded, "BUILDX_BUILDER=mine"}, remote, ""},
+		{"docker builder prune", []string{"buildx", "prune", "-f"}, []string{"OTEL_RESOURCE_ATTRIBUTES=docker.cli.cobra.command_path=docker%20builder"}, remote, ""},
+		{"the local kind: docker picks the engine itself", build, []string{forwarded}, &ShimJob{Selected: &SelectedBuilder{Kind: env.BuilderLocal, Name: "default"}}, ""},
+		{"no builder chosen", build, []string{forwarded}, &ShimJob{}, ""},
+		{"outside a job", build, []string{forwarded}, nil, ""},
+	} {
+		if got := dockerBuildBuilder(c.args, lookupIn(c.env), c.job); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}

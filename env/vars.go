@@ -87,6 +87,8 @@ var Variables = []Variable{
 		Doc: "buildx's default for --builder, ahead of the store's current builder; the buildx shim reads it as buildx does. dockhand does not set it: its builder is the job's buildx store's current one, which a step's own `docker buildx use` replaces (docs/transparency.md)."},
 	{Name: "NSC_TOKEN_FILE", Kind: Reads,
 		Doc: "Never set in the job (it would shadow a step's own `nsc auth … --tenant_id` login, which nsc stores in its config dir): on the namespace builder the job's tenant token is a 0600 file in the job dir, which dockhand's credential helper gives docker-credential-nsc, unless the job sets its own NSC_TOKEN_FILE."},
+	{Name: "OTEL_RESOURCE_ATTRIBUTES", Kind: Reads,
+		Doc: "Set by docker (23 and later) for every CLI plugin with the command it runs for (docker.cli.cobra.command_path): the buildx shim knows a forwarded `docker build` by it and runs it on dockhand's builder, as docker runs it on the default builder (docs/transparency.md)."},
 	{Name: "DOCKER_CONTEXT", Kind: Reads,
 		Doc: "With DOCKER_HOST and config.json's currentContext: the docker context, whose name (or, for the default context, its endpoint) keys buildx's current builder; the buildx shim reads it as buildx does."},
 	{Name: "BUILDKITE_ORGANIZATION_SLUG", Kind: Reads,
