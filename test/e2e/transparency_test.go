@@ -500,24 +500,28 @@ func TestTransparencyStepsOwnBuilder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As the corpus: the agent runs as the stack's user (uid 2000) for every
+	// kind but embedded, whose buildkitd needs root until it runs rootless.
 	r := newRig(t)
-	r.state = filepath.Join(shortDir(t), "state")
-	t.Cleanup(func() { stopEmbedded(t, r.state) })
-	ctxDir := t.TempDir()
+	root := newRootRig(t)
+	root.state = filepath.Join(shortDir(t), "state") // the embedded daemon's socket lives under it
+	t.Cleanup(func() { stopEmbedded(t, root.state) })
+	ctxDir := r.tempDir()
 	writeCorpusContexts(t, ctxDir, kit.BaseImage)
-	bkConfig := filepath.Join(t.TempDir(), "buildkitd.toml")
+	bkConfig := filepath.Join(r.tempDir(), "buildkitd.toml")
 	writeFile(t, bkConfig, fmt.Sprintf("[worker.oci]\n  gc = false\n[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n", kit.Registry.Host))
-	cache := fmt.Sprintf("[cache]\nbackend = \"local\"\n[cache.local]\ndir = %q\n", t.TempDir())
+	cache := fmt.Sprintf("[cache]\nbackend = \"local\"\n[cache.local]\ndir = %q\n", r.tempDir())
 	kinds := []struct {
 		corpusKind
 		daemon string // dockhand's builder, whose history must not grow
 	}{
-		{corpusKind{name: "local", config: "builders = [\"local\"]\n", engine: true}, ""},
-		{corpusKind{name: "remote", config: fmt.Sprintf("builders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", kit.Buildkitd.Addr)}, kit.Buildkitd.Addr},
-		{corpusKind{name: "embedded", config: fmt.Sprintf("builders = [\"embedded\"]\n[embedded]\nconfig = %q\n", bkConfig)}, buildx.EmbeddedSocket(r.state)},
+		{corpusKind{name: "local", config: "builders = [\"local\"]\n", engine: true, rig: r}, ""},
+		{corpusKind{name: "remote", config: fmt.Sprintf("builders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", kit.Buildkitd.Addr), rig: r}, kit.Buildkitd.Addr},
+		{corpusKind{name: "embedded", config: fmt.Sprintf("builders = [\"embedded\"]\n[embedded]\nconfig = %q\n", bkConfig), rig: root}, buildx.EmbeddedSocket(root.state)},
 	}
 	row := corpusRow{name: "buildx create --use, then buildx build", command: ownBuilderStep}
 	for i, kind := range kinds {
+		r := kind.rig
 		writeFile(t, r.config, fmt.Sprintf("state_dir = %q\n%s%s", r.state, kind.config, cache))
 		t.Run(kind.name, func(t *testing.T) {
 			var runs [2]corpusRun
@@ -562,7 +566,7 @@ func TestHostLevelBuildxConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRig(t)
-	host := filepath.Join(t.TempDir(), "host-buildx")
+	host := filepath.Join(r.tempDir(), "host-buildx") // the agent user's, as a host's BUILDX_CONFIG would be
 	hostEnv := []string{"BUILDX_CONFIG=" + host, "DOCKER_CONFIG=" + r.userDir}
 	if out, err := kit.Command(r.userDir, hostEnv, "docker", "buildx", "create", "--name", "shared", "--driver", "remote", "--use", shared.Addr).CombinedOutput(); err != nil {
 		t.Fatalf("docker buildx create on the host store: %v\n%s", err, out)
@@ -570,7 +574,7 @@ func TestHostLevelBuildxConfig(t *testing.T) {
 	before := storeListing(t, host)
 	r.agentEnv = []string{"BUILDX_CONFIG=" + host}
 	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\nbuilders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", r.state, kit.Buildkitd.Addr))
-	ctxDir := t.TempDir()
+	ctxDir := r.tempDir()
 	writeCorpusContexts(t, ctxDir, kit.BaseImage)
 	dhBefore, sharedBefore := len(historiesAt(t, kit.Kit, kit.Buildkitd.Addr)), len(historiesAt(t, kit.Kit, shared.Addr))
 	id, agent := r.start(`set -e
