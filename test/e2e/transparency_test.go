@@ -500,12 +500,10 @@ func TestTransparencyStepsOwnBuilder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As the corpus: the agent runs as the stack's user (uid 2000) for every
-	// kind but embedded, whose buildkitd needs root until it runs rootless.
+	// As the corpus: the agent runs as the stack's user (uid 2000); the
+	// embedded daemon's socket lives under the state dir.
 	r := newRig(t)
-	root := newRootRig(t)
-	root.state = filepath.Join(shortDir(t), "state") // the embedded daemon's socket lives under it
-	t.Cleanup(func() { stopEmbedded(t, root.state) })
+	r.shortState()
 	ctxDir := r.tempDir()
 	writeCorpusContexts(t, ctxDir, kit.BaseImage)
 	bkConfig := filepath.Join(r.tempDir(), "buildkitd.toml")
@@ -515,13 +513,12 @@ func TestTransparencyStepsOwnBuilder(t *testing.T) {
 		corpusKind
 		daemon string // dockhand's builder, whose history must not grow
 	}{
-		{corpusKind{name: "local", config: "builders = [\"local\"]\n", engine: true, rig: r}, ""},
-		{corpusKind{name: "remote", config: fmt.Sprintf("builders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", kit.Buildkitd.Addr), rig: r}, kit.Buildkitd.Addr},
-		{corpusKind{name: "embedded", config: fmt.Sprintf("builders = [\"embedded\"]\n[embedded]\nconfig = %q\n", bkConfig), rig: root}, buildx.EmbeddedSocket(root.state)},
+		{corpusKind{name: "local", config: "builders = [\"local\"]\n", engine: true}, ""},
+		{corpusKind{name: "remote", config: fmt.Sprintf("builders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", kit.Buildkitd.Addr)}, kit.Buildkitd.Addr},
+		{corpusKind{name: "embedded", config: fmt.Sprintf("builders = [\"embedded\"]\n[embedded]\nconfig = %q\n", bkConfig)}, buildx.EmbeddedSocket(r.state)},
 	}
 	row := corpusRow{name: "buildx create --use, then buildx build", command: ownBuilderStep}
 	for i, kind := range kinds {
-		r := kind.rig
 		writeFile(t, r.config, fmt.Sprintf("state_dir = %q\n%s%s", r.state, kind.config, cache))
 		t.Run(kind.name, func(t *testing.T) {
 			var runs [2]corpusRun
