@@ -367,10 +367,17 @@ func ResolveBake(real string, args []string, subIndex int, environ []string, std
 // replayInput reads everything from fd (the shim's stdin) and puts the same
 // bytes back on fd: an in-memory file at offset 0, which the real plugin,
 // exec'ed next, reads as it would have read the original input. What was
-// read is put back even when reading failed part way.
+// read is put back even when reading failed part way. It reads through a
+// dup of fd: an *os.File made for fd itself would close fd when the garbage
+// collector finalizes it, before the real plugin is exec'ed.
 func replayInput(fd int) ([]byte, error) {
-	in := os.NewFile(uintptr(fd), "stdin")
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		return nil, fmt.Errorf("dup of stdin: %w", err)
+	}
+	in := os.NewFile(uintptr(dup), "stdin")
 	data, readErr := io.ReadAll(in)
+	in.Close()
 	mem, err := unix.MemfdCreate("dockhand-bake-definition", unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, errors.Join(readErr, fmt.Errorf("memfd_create: %w", err))

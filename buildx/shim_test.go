@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -137,6 +138,41 @@ func TestReplayInput(t *testing.T) {
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(r.Fd()), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		t.Errorf("the fd is not the in-memory file (mode %o, %v)", st.Mode, err)
+	}
+}
+
+// replayInput's fd stays open after the garbage collector has run: the
+// file it read through must not be one whose finalizer closes the fd (the
+// shim's stdin) before the real plugin is exec'ed with it.
+func TestReplayInputSurvivesGC(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() {
+		w.Write([]byte("target \"app\" {}\n"))
+		w.Close()
+	}()
+	if _, err := replayInput(int(r.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	// Several collections, each waited for until its finalizers have run.
+	for range 3 {
+		ran := make(chan struct{})
+		sentinel := new([64]byte)
+		runtime.SetFinalizer(sentinel, func(*[64]byte) { close(ran) })
+		sentinel = nil
+		runtime.GC()
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no finalizer ran within 10s of runtime.GC")
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(r.Fd()), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		t.Fatalf("after a GC the fd is not the in-memory copy of the input (mode %o, %v)", st.Mode, err)
 	}
 }
 
