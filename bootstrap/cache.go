@@ -71,7 +71,7 @@ func prepareCache(c *env.Config, e *agentenv.Environment, now time.Time, ensureR
 			if l := st.line(repo, c.Cache.MaxAgeDays, now); l != "" {
 				lines = append(lines, l)
 			}
-			if slices.Contains(st.Missing, ecrCreateRepository) {
+			if slices.Contains(st.Missing, cloud.ECRCreateRepository) {
 				return nil, lines // nowhere to read or write: the builds run as without dockhand
 			}
 		}
@@ -214,13 +214,6 @@ func prepareLocalCache(s *buildx.CacheSettings, maxSize int64, now time.Time) (s
 // instance role allows, and says what the host knows of it.
 type ensureRepoFunc func(repository string, maxAgeDays int) (repoState, error)
 
-// The IAM actions the ECR cache repository needs beyond pushing and pulling
-// (buildx/ecrcache's), and what grants them on the Elastic CI Stack.
-const (
-	ecrCreateRepository   = "ecr:CreateRepository"
-	ecrPutLifecyclePolicy = "ecr:PutLifecyclePolicy"
-)
-
 // deniedRetry is how long the host remembers that the instance role was
 // denied what the cache repository needs before asking ECR again: a role
 // is not changed every minute, and each job asking costs it a call.
@@ -241,17 +234,17 @@ type repoState struct {
 // cache does instead, then quietly for the jobs that follow while the
 // denial is remembered; nothing when the host had it done already.
 func (st repoState) line(repo string, days int, now time.Time) string {
-	create, lifecycle := slices.Contains(st.Missing, ecrCreateRepository), slices.Contains(st.Missing, ecrPutLifecyclePolicy)
+	create, lifecycle := slices.Contains(st.Missing, cloud.ECRCreateRepository), slices.Contains(st.Missing, cloud.ECRPutLifecyclePolicy)
 	var l string
 	switch {
 	case create:
 		l = fmt.Sprintf("cache: the ECR repository %s does not exist and the instance role may not create it (it lacks %s): "+
 			"builds run without cache; grant %s (the Elastic CI Stack's ECRAccessPolicy full or a -pullthrough value) or create the repository",
-			repo, ecrCreateRepository, ecrCreateRepository)
+			repo, cloud.ECRCreateRepository, cloud.ECRCreateRepository)
 	case lifecycle:
 		l = fmt.Sprintf("cache: the ECR repository %s has no expiry: the instance role may not put its lifecycle policy (it lacks %s); "+
 			"cache is read and written, and kept until removed; grant %s (ECRAccessPolicy full) or put the policy yourself",
-			repo, ecrPutLifecyclePolicy, ecrPutLifecyclePolicy)
+			repo, cloud.ECRPutLifecyclePolicy, cloud.ECRPutLifecyclePolicy)
 	case !st.Asked:
 		return ""
 	case st.Created:

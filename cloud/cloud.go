@@ -90,8 +90,15 @@ type ECRCacheRepoRequest struct {
 // actions the cache needs were denied.
 type ECRCacheRepoReply struct {
 	Created bool     `json:"created"`
-	Missing []string `json:"missing,omitempty"` // ecr:CreateRepository: there is no repository
+	Missing []string `json:"missing,omitempty"` // ECRCreateRepository: there is no repository
 }
+
+// The IAM actions the ECR cache repository needs beyond pushing and
+// pulling, as ECRCacheRepoReply.Missing names them.
+const (
+	ECRCreateRepository   = "ecr:CreateRepository"
+	ECRPutLifecyclePolicy = "ecr:PutLifecyclePolicy"
+)
 
 // Error is how a command failed, in one shape on every path.
 type Error struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/smithy-go"
 	"github.com/dockhand-ci/dockhand/awsconfig"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
@@ -51,12 +52,6 @@ type Outcome struct {
 	// there, without expiry).
 	Missing []string
 }
-
-// The IAM actions Ensure needs.
-const (
-	ActionCreateRepository   = "ecr:CreateRepository"
-	ActionPutLifecyclePolicy = "ecr:PutLifecyclePolicy"
-)
 
 // Ensure creates the repository if it is missing and puts the lifecycle
 // policy on it. A denied call is not an error but an Outcome.Missing
@@ -93,11 +88,11 @@ func Ensure(ctx context.Context, repository string, maxAgeDays int) (Outcome, er
 		// Someone with the permission may have made it.
 		_, derr := client.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RegistryId: aws.String(reg.Account), RepositoryNames: []string{name}})
 		if derr != nil {
-			out.Missing = append(out.Missing, ActionCreateRepository)
+			out.Missing = append(out.Missing, cloud.ECRCreateRepository)
 			return out, nil
 		}
 	default:
-		return Outcome{}, fmt.Errorf("%s %s in %s: %w", ActionCreateRepository, name, reg.Region, err)
+		return Outcome{}, fmt.Errorf("%s %s in %s: %w", cloud.ECRCreateRepository, name, reg.Region, err)
 	}
 	_, err = client.PutLifecyclePolicy(ctx, &ecr.PutLifecyclePolicyInput{
 		RepositoryName:      aws.String(name),
@@ -106,9 +101,9 @@ func Ensure(ctx context.Context, repository string, maxAgeDays int) (Outcome, er
 	})
 	switch {
 	case denied(err):
-		out.Missing = append(out.Missing, ActionPutLifecyclePolicy)
+		out.Missing = append(out.Missing, cloud.ECRPutLifecyclePolicy)
 	case err != nil:
-		return out, fmt.Errorf("%s on %s: %w", ActionPutLifecyclePolicy, name, err)
+		return out, fmt.Errorf("%s on %s: %w", cloud.ECRPutLifecyclePolicy, name, err)
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/test/ecrapi"
 )
 
@@ -113,11 +114,11 @@ func TestEnsureWithTheStacksPolicies(t *testing.T) {
 		missing  []string
 	}{
 		{"full", false, repo, true, nil},
-		{"poweruser", false, repo, false, []string{ActionCreateRepository}},
-		{"poweruser", true, repo, false, []string{ActionPutLifecyclePolicy}},
-		{"poweruser-pullthrough", false, repo, true, []string{ActionPutLifecyclePolicy}},
-		{"readonly-pullthrough", false, repo, true, []string{ActionPutLifecyclePolicy}},
-		{"full", false, "210987654321.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web", false, []string{ActionCreateRepository}},
+		{"poweruser", false, repo, false, []string{cloud.ECRCreateRepository}},
+		{"poweruser", true, repo, false, []string{cloud.ECRPutLifecyclePolicy}},
+		{"poweruser-pullthrough", false, repo, true, []string{cloud.ECRPutLifecyclePolicy}},
+		{"readonly-pullthrough", false, repo, true, []string{cloud.ECRPutLifecyclePolicy}},
+		{"full", false, "210987654321.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web", false, []string{cloud.ECRCreateRepository}},
 	} {
 		s := fake(t, ecrapi.StackPolicy(tc.policy)...)
 		if tc.existing {
