@@ -25,10 +25,10 @@ const MaxMembers = 256
 // it runs finish. Any value but "false" drains.
 const DrainTag = "dockhand:drain"
 
-// Draining reports whether a DrainTag value drains: present and not
-// "false" (in any case).
-func Draining(value string, present bool) bool {
-	return present && !strings.EqualFold(strings.TrimSpace(value), "false")
+// Draining reports whether the value of a DrainTag an instance carries
+// drains it: any but "false" (in any case).
+func Draining(value string) bool {
+	return !strings.EqualFold(strings.TrimSpace(value), "false")
 }
 
 // EC2Request is what `dockhand-cloud fleet-ec2` reads as JSON on stdin.

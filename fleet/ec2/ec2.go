@@ -48,7 +48,7 @@ func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 		err = errors.New("no region")
 	}
 	if err != nil && req.Region == "" {
-		return nil, fmt.Errorf("ec2:// names no region, and neither AWS_REGION nor the instance metadata gives one (%v): name it, as in ec2://us-east-1?tag:KEY=VALUE", err)
+		return nil, fmt.Errorf("ec2:// names no region, and neither AWS_REGION nor the instance metadata gives one (%w): name it, as in ec2://us-east-1?tag:KEY=VALUE", err)
 	}
 	if err != nil {
 		return nil, err
@@ -95,7 +95,7 @@ func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
 func draining(tags []types.Tag) bool {
 	for _, t := range tags {
 		if aws.ToString(t.Key) == fleet.DrainTag {
-			return fleet.Draining(aws.ToString(t.Value), true)
+			return fleet.Draining(aws.ToString(t.Value))
 		}
 	}
 	return false
