@@ -142,6 +142,26 @@ func (p *Agent) Wait(ctx context.Context) (int, error) {
 // KillTree SIGKILLs the process group of pid and every descendant of pid
 // (the bootstrap and the job's commands run in process groups of their own).
 func KillTree(pid int) {
+	desc := Descendants(pid)
+	// Deepest first, each waited for until its (still living) parent has
+	// reaped it, so nothing is left as a zombie for init to collect.
+	deadline := time.Now().Add(3 * time.Second)
+	for i := len(desc) - 1; i >= 0; i-- {
+		syscall.Kill(desc[i], syscall.SIGKILL)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(desc[i]))); err != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// Descendants lists the processes below pid, breadth first, without pid
+// itself, from /proc.
+func Descendants(pid int) []int {
 	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -165,25 +185,12 @@ func KillTree(pid int) {
 			children[pp] = append(children[pp], p)
 		}
 	}
-	var desc []int // breadth first, without pid itself
+	var desc []int
 	for todo := children[pid]; len(todo) > 0; todo = todo[1:] {
 		desc = append(desc, todo[0])
 		todo = append(todo, children[todo[0]]...)
 	}
-	// Deepest first, each waited for until its (still living) parent has
-	// reaped it, so nothing is left as a zombie for init to collect.
-	deadline := time.Now().Add(3 * time.Second)
-	for i := len(desc) - 1; i >= 0; i-- {
-		syscall.Kill(desc[i], syscall.SIGKILL)
-		for time.Now().Before(deadline) {
-			if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(desc[i]))); err != nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	syscall.Kill(-pid, syscall.SIGKILL)
-	syscall.Kill(pid, syscall.SIGKILL)
+	return desc
 }
 
 // Output is what the agent printed so far.
