@@ -1,16 +1,13 @@
 package packer
 
 import (
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/test/ecrapi"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -94,25 +91,7 @@ func TestBuildkitdDrainWaitsForBuilds(t *testing.T) {
 // completes the hook, for its group and instance. Without a hook name it
 // does nothing.
 func TestBuildkitdLifecycleCompletesTheHook(t *testing.T) {
-	var state atomic.Value
-	state.Store("InService")
-	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
-			io.WriteString(w, "tok")
-		case r.Header.Get("X-aws-ec2-metadata-token") != "tok":
-			http.Error(w, "no token", http.StatusUnauthorized)
-		case r.URL.Path == "/latest/meta-data/autoscaling/target-lifecycle-state":
-			io.WriteString(w, state.Load().(string))
-		case r.URL.Path == "/latest/meta-data/instance-id":
-			io.WriteString(w, "i-0abc")
-		case r.URL.Path == "/latest/meta-data/placement/region":
-			io.WriteString(w, "eu-west-1")
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer imds.Close()
+	imds := ecrapi.StartIMDS(t, "eu-west-1")
 	bin := t.TempDir()
 	calls := filepath.Join(bin, "calls")
 	for name, body := range map[string]string{
@@ -146,12 +125,12 @@ exit 0`,
 	if _, err := os.Stat(calls); err == nil {
 		t.Fatalf("the watcher acted while the instance was in service: %s", readFile(t, calls))
 	}
-	state.Store("Terminated")
+	imds.SetLifecycleState("Terminated")
 	r := <-done
 	want := "systemctl stop buildkitd.service\n" +
-		"aws autoscaling describe-auto-scaling-instances --region eu-west-1 --instance-ids i-0abc --query AutoScalingInstances[0].AutoScalingGroupName --output text\n" +
-		"aws autoscaling complete-lifecycle-action --region eu-west-1 --auto-scaling-group-name builders-asg --lifecycle-hook-name drain-buildkitd --instance-id i-0abc --lifecycle-action-result CONTINUE\n"
-	if r.code != 0 || readFile(t, calls) != want || !strings.Contains(r.out, "completed lifecycle hook drain-buildkitd of builders-asg for i-0abc") {
+		"aws autoscaling describe-auto-scaling-instances --region eu-west-1 --instance-ids " + ecrapi.IMDSInstanceID + " --query AutoScalingInstances[0].AutoScalingGroupName --output text\n" +
+		"aws autoscaling complete-lifecycle-action --region eu-west-1 --auto-scaling-group-name builders-asg --lifecycle-hook-name drain-buildkitd --instance-id " + ecrapi.IMDSInstanceID + " --lifecycle-action-result CONTINUE\n"
+	if r.code != 0 || readFile(t, calls) != want || !strings.Contains(r.out, "completed lifecycle hook drain-buildkitd of builders-asg for "+ecrapi.IMDSInstanceID) {
 		t.Errorf("on termination: exit %d\n%s\ncalls:\n%s\nwant:\n%s", r.code, r.out, readFile(t, calls), want)
 	}
 }

@@ -14,26 +14,40 @@ import (
 // IMDS is a fake EC2 instance metadata service, IMDSv2 only (the Elastic CI
 // Stack's instances require session tokens): a PUT to /latest/api/token
 // with a TTL header gets a token, and every GET must carry it. It serves
-// the instance identity document (where the SDK reads the region) and
-// placement/region. The SDK finds it through
-// AWS_EC2_METADATA_SERVICE_ENDPOINT.
+// the instance identity document (where the SDK reads the region),
+// placement/region, instance-id and autoscaling/target-lifecycle-state. The
+// SDK finds it through AWS_EC2_METADATA_SERVICE_ENDPOINT.
 type IMDS struct {
-	URL    string
-	region string
-	srv    *httptest.Server
-	mu     sync.Mutex
-	tokens map[string]bool
-	gets   int
+	URL       string
+	region    string
+	srv       *httptest.Server
+	mu        sync.Mutex
+	tokens    map[string]bool
+	gets      int
+	lifecycle string
 }
+
+// IMDSInstanceID is the instance's id, in its identity document and
+// meta-data/instance-id.
+const IMDSInstanceID = "i-0123456789abcdef0"
 
 // StartIMDS starts a metadata service for an instance in region, closed
 // when t ends.
 func StartIMDS(t testing.TB, region string) *IMDS {
-	m := &IMDS{region: region, tokens: map[string]bool{}}
+	m := &IMDS{region: region, tokens: map[string]bool{}, lifecycle: "InService"}
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
 	m.URL = m.srv.URL
 	t.Cleanup(m.srv.Close)
 	return m
+}
+
+// SetLifecycleState sets what meta-data/autoscaling/target-lifecycle-state
+// answers ("InService" at the start; "Terminated" when the instance's Auto
+// Scaling group is terminating it).
+func (m *IMDS) SetLifecycleState(state string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lifecycle = state
 }
 
 // Gets counts the GETs answered (with a valid token).
@@ -65,6 +79,7 @@ func (m *IMDS) serve(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		m.gets++
 	}
+	lifecycle := m.lifecycle
 	m.mu.Unlock()
 	if r.Method != http.MethodGet {
 		http.Error(w, "", http.StatusMethodNotAllowed)
@@ -77,11 +92,15 @@ func (m *IMDS) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/latest/dynamic/instance-identity/document":
 		doc, _ := json.Marshal(map[string]string{"region": m.region, "availabilityZone": m.region + "a",
-			"accountId": "123456789012", "instanceId": "i-0123456789abcdef0", "architecture": "x86_64"})
+			"accountId": "123456789012", "instanceId": IMDSInstanceID, "architecture": "x86_64"})
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(doc)
 	case "/latest/meta-data/placement/region":
 		w.Write([]byte(m.region))
+	case "/latest/meta-data/instance-id":
+		w.Write([]byte(IMDSInstanceID))
+	case "/latest/meta-data/autoscaling/target-lifecycle-state":
+		w.Write([]byte(lifecycle))
 	default:
 		http.NotFound(w, r)
 	}
