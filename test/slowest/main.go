@@ -55,6 +55,7 @@ func main() {
 // slowest top-level tests and whether anything failed.
 func summarize(r io.Reader, w io.Writer, n int) ([]result, bool, error) {
 	outputs := map[string]*strings.Builder{} // package or package.Test → its output so far
+	var order []string                       // outputs' keys as they came
 	var tests []result
 	failed := false
 	s := bufio.NewScanner(r)
@@ -77,6 +78,7 @@ func summarize(r io.Reader, w io.Writer, n int) ([]result, bool, error) {
 		case "output":
 			if outputs[key] == nil {
 				outputs[key] = &strings.Builder{}
+				order = append(order, key)
 			}
 			outputs[key].WriteString(e.Output)
 		case "pass", "skip":
@@ -88,6 +90,16 @@ func summarize(r io.Reader, w io.Writer, n int) ([]result, bool, error) {
 			delete(outputs, key)
 		case "fail":
 			failed = true
+			if e.Test == "" {
+				// Tests that never ended: the binary died under them (a
+				// timeout's panic, a crash), and their output says where.
+				for _, k := range order {
+					if b := outputs[k]; b != nil && strings.HasPrefix(k, e.Package+".") {
+						fmt.Fprint(w, b.String())
+						delete(outputs, k)
+					}
+				}
+			}
 			if b := outputs[key]; b != nil {
 				fmt.Fprint(w, b.String())
 			}

@@ -52,3 +52,25 @@ func TestSummarizePassingRunIsNotFailed(t *testing.T) {
 		t.Errorf("failed = %v, err = %v; want false, nil", failed, err)
 	}
 }
+
+// A test the binary died under (go test -timeout's panic) has no end event
+// of its own: its output, which says where it hung, is shown with the
+// package's failure.
+func TestSummarizeShowsATimedOutTest(t *testing.T) {
+	const timedOut = `{"Action":"run","Package":"a","Test":"TestHang"}
+{"Action":"output","Package":"a","Test":"TestHang","Output":"    x_test.go:5: before the hang\n"}
+{"Action":"output","Package":"a","Test":"TestHang","Output":"panic: test timed out after 2s\n"}
+{"Action":"fail","Package":"a","Elapsed":2}
+`
+	var out strings.Builder
+	_, failed, err := summarize(strings.NewReader(timedOut), &out, 5)
+	if err != nil || !failed {
+		t.Fatalf("failed = %v, err = %v; want true, nil", failed, err)
+	}
+	got := out.String()
+	for _, want := range []string{"before the hang", "panic: test timed out after 2s", "FAIL a\t2.0s"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
