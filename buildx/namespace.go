@@ -174,9 +174,13 @@ func (n *Namespace) sharedBuilder(ctx context.Context, nscEnv []string) (Builder
 // share records the builder nsc just set up for the host's jobs, until its
 // client certificate or the tenant token expires.
 func (n *Namespace) share(b Builder, state string) error {
-	exp, err := certNotAfter(mustRead(b.Nodes[0].TLS.Cert))
+	cert, err := os.ReadFile(b.Nodes[0].TLS.Cert)
 	if err != nil {
 		return fmt.Errorf("its client certificate: %w", err)
+	}
+	exp, err := certNotAfter(cert)
+	if err != nil {
+		return fmt.Errorf("its client certificate %s: %w", b.Nodes[0].TLS.Cert, err)
 	}
 	if data, err := os.ReadFile(n.TokenFile()); err == nil {
 		if tokenExp, err := TenantTokenExpiry(data); err == nil && tokenExp.Before(exp) {
@@ -188,12 +192,6 @@ func (n *Namespace) share(b Builder, state string) error {
 		return err
 	}
 	return n.Setups.Put(n.TenantID, n.DefaultLoad, instance, state, exp)
-}
-
-// mustRead is a file's contents, nothing when it cannot be read.
-func mustRead(path string) []byte {
-	data, _ := os.ReadFile(path)
-	return data
 }
 
 // authenticate puts a tenant token where nsc reads it in the job: the one
