@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/report"
+	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
 // TestIssue23_3_JobEndReportBoundedByGracePeriod: the job's command has
@@ -43,7 +43,7 @@ exit 0
 `), 0o700)
 	cfg := env.Default("")
 	cfg.StateDir, cfg.Builders, cfg.Cache.Mode = state, nil, env.CacheOff
-	var log lockedBuffer
+	var log harness.LockedBuffer // a report still running after Run has returned may write to it
 	got := make(chan runResult, 1)
 	go func() {
 		exit, err := Run(Options{Env: agentenv.FromMap(map[string]string{"BUILDKITE_JOB_ID": "j1", "PATH": bin + ":/usr/bin:/bin",
@@ -62,23 +62,4 @@ exit 0
 	if !strings.Contains(log.String(), "job report: not finished within 1s") {
 		t.Errorf("the log does not say the report was cut short:\n%s", log.String())
 	}
-}
-
-// lockedBuffer is a log that a report still running after Run has returned
-// may write to while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -16,18 +16,22 @@ import (
 	"time"
 )
 
-type lockedBuffer struct {
+// LockedBuffer is a buffer that one goroutine may write while another
+// reads it: a process's output, a log a background goroutine writes.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+// String is what was written so far.
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -37,7 +41,7 @@ func (l *lockedBuffer) String() string {
 type Agent struct {
 	Home, Tmp string
 	cmd       *exec.Cmd
-	out       *lockedBuffer
+	out       *LockedBuffer
 	done      chan struct{}
 	err       error // from Wait, valid once done is closed
 }
@@ -88,7 +92,7 @@ func StartAgentWith(t testing.TB, o AgentOptions, args []string, extraEnv ...str
 	env = append(env, "HOME="+home, "TMPDIR="+tmp, "PATH="+path)
 	env = append(env, extraEnv...)
 
-	p := &Agent{Home: home, Tmp: tmp, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &Agent{Home: home, Tmp: tmp, out: &LockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = env
 	p.cmd.Dir = home
