@@ -108,6 +108,8 @@ buildctl --tlsdir "$BUILDKIT_TLS_DIR" --tlsservername buildkitd.test build --fro
 	rolled := make(chan string, 1)
 	go func() {
 		var log strings.Builder
+		// Sent however the goroutine ends: a t.Fatal in launch ends it early.
+		defer func() { rolled <- log.String() }()
 		for _, b := range old {
 			launch()
 			mu.Lock()
@@ -127,7 +129,6 @@ buildctl --tlsdir "$BUILDKIT_TLS_DIR" --tlsservername buildkitd.test build --fro
 			publish()
 			mu.Unlock()
 		}
-		rolled <- log.String()
 	}()
 
 	type result struct {

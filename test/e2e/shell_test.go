@@ -24,7 +24,10 @@ func runShell(t *testing.T, argv []string, dir, stdin string, env []string) shel
 	return runShellAs(t, nil, argv, dir, stdin, env)
 }
 
-// runShellAs is runShell as user u (nil: as the test).
+// runShellAs is runShell as user u (nil: as the test). A command that
+// cannot be run fails t with Errorf, not Fatalf, and returns exit code -1:
+// tests call it from goroutines of their own, where FailNow would end the
+// goroutine and leave the test waiting for its result.
 func runShellAs(t *testing.T, u *harness.User, argv []string, dir, stdin string, env []string) shellResult {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -39,7 +42,8 @@ func runShellAs(t *testing.T, u *harness.User, argv []string, dir, stdin string,
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("running %q: %v", argv, err)
+		t.Errorf("running %q: %v", argv, err)
+		return shellResult{stdout: out.String(), stderr: errb.String() + err.Error(), code: -1}
 	}
 	r := shellResult{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
