@@ -34,7 +34,7 @@ func ensureSubIDs(name string) error {
 		return nil
 	}
 	if out, err := exec.Command("usermod", append(args, name)...).CombinedOutput(); err != nil {
-		return fmt.Errorf("usermod %s: %v: %s", strings.Join(append(args, name), " "), err, out)
+		return fmt.Errorf("usermod %s: %w: %s", strings.Join(append(args, name), " "), err, out)
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func StackUser() (*User, error) {
 	defer release()
 	if _, err := user.LookupGroup(StackGroupName); err != nil {
 		if out, err := exec.Command("groupadd", "--system", StackGroupName).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("groupadd %s: %v: %s", StackGroupName, err, out)
+			return nil, fmt.Errorf("groupadd %s: %w: %s", StackGroupName, err, out)
 		}
 	}
 	if _, err := user.Lookup(StackUserName); err != nil {
@@ -57,7 +57,7 @@ func StackUser() (*User, error) {
 			args = append(args, "--uid", strconv.Itoa(StackUserUID))
 		}
 		if out, err := exec.Command("useradd", append(args, StackUserName)...).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("useradd %s: %v: %s", StackUserName, err, out)
+			return nil, fmt.Errorf("useradd %s: %w: %s", StackUserName, err, out)
 		}
 	}
 	if err := ensureSubIDs(StackUserName); err != nil {
