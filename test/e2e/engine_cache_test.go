@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -80,6 +83,74 @@ func TestLocalKindCacheOnEngines(t *testing.T) {
 			s3 := runJob(t, r, engineBuild(workDockerfile(kit.BaseImage, "RUN echo ran-s3 > /s3")), env(hosts[0]))
 			if !strings.Contains(s3, "read-only (the docker driver cannot export s3 cache)") {
 				t.Errorf("the s3 injection line does not say it is read-only:\n%s", s3)
+			}
+		})
+	}
+}
+
+// TestEngineReadsImageManifestCache: what the engine's own builder does with
+// a registry cache in the format dockhand writes to ECR (image-manifest=true,
+// oci-mediatypes=true, which BuildKit 0.12 introduced and 0.34 writes by
+// default everywhere; the kit's registry, like ECR, refuses the older
+// index-style cache), written by the kit's buildkitd. A plain
+// `--cache-from` of it passes on every engine. The current engine's
+// BuildKit finds the RUN step in it. 20.10's BuildKit 0.8 takes the image
+// manifest for an image with inline cache and drops it ("invalid image with
+// mismatching manifest and config" in the engine's log, which a build with
+// no --cache-from does not print): a miss, never a failed build, so
+// dockhand's --cache-from on the local kind is harmless there.
+func TestEngineReadsImageManifestCache(t *testing.T) {
+	kit := harness.Start(t, harness.Options{})
+	seedEnv, err := kit.DockerConfig(t.TempDir(), "kit", kit.Buildkitd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.TempDir()
+	writeFile(t, filepath.Join(ctx, "Dockerfile"), fmt.Sprintf("FROM %s\nRUN echo ran-one-%d > /one\n", kit.BaseImage, time.Now().UnixNano()))
+	ref := kit.Registry.Host + "/format/manifest:k"
+	out, err := kit.Command(ctx, seedEnv, "docker", "buildx", "build", "--progress", "plain",
+		"--cache-to", "type=registry,ref="+ref+",mode=max,image-manifest=true,oci-mediatypes=true", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("seeding the cache: %v\n%s", err, out)
+	}
+	const dropped = "invalid image with mismatching manifest and config"
+	for _, v := range []harness.EngineVariant{harness.Engine2010, harness.EngineCurrent, harness.EngineCurrentContainerd} {
+		t.Run(v.Name, func(t *testing.T) {
+			d, err := kit.StartDockerd(harness.DockerdOptions{Name: "format-" + v.Name, Engine: v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Stop()
+			// The real buildx plugin; its builder is the engine's own.
+			env, err := kit.DockerConfig(t.TempDir(), "kit", kit.Buildkitd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env = append(env, "DOCKER_HOST="+d.Host, "BUILDX_BUILDER=default")
+			for _, from := range []bool{false, true} {
+				// Nothing of an earlier build left in the engine.
+				if out, err := kit.Command("", env, "docker", "builder", "prune", "-af").CombinedOutput(); err != nil {
+					t.Fatalf("docker builder prune: %v\n%s", err, out)
+				}
+				before, _ := os.ReadFile(d.LogPath())
+				args := []string{"buildx", "build", "--progress", "plain", "."}
+				if from {
+					args = append(args, "--cache-from", "type=registry,ref="+ref)
+				}
+				out, err := kit.Command(ctx, env, "docker", args...).CombinedOutput()
+				if err != nil {
+					t.Fatalf("build (--cache-from: %v) failed: %v\n%s", from, err, out)
+				}
+				after, _ := os.ReadFile(d.LogPath())
+				droppedNow := strings.Contains(string(after[len(before):]), dropped)
+				steps := runSteps(string(out))
+				t.Logf("%s, --cache-from %v: %+v, cache dropped as an image: %v", v.Name, from, steps, droppedNow)
+				if want := from && !v.Current; droppedNow != want {
+					t.Errorf("--cache-from %v: the engine's log says the cache was dropped as an image: %v, want %v", from, droppedNow, want)
+				}
+				if wantCached := from && v.Current; (steps.Cached == 1) != wantCached || steps.Total != 1 {
+					t.Errorf("--cache-from %v: %+v, want the RUN step CACHED: %v\n%s", from, steps, wantCached, out)
+				}
 			}
 		})
 	}

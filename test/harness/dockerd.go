@@ -189,6 +189,9 @@ func (d *Dockerd) ping() error {
 	return nil
 }
 
+// LogPath is the engine's log file (its stdout and stderr).
+func (d *Dockerd) LogPath() string { return d.proc.log }
+
 // Stop stops the engine (and its containerd), as a host whose docker is down.
 func (d *Dockerd) Stop() { d.proc.stop() }
 
