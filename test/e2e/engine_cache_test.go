@@ -63,8 +63,8 @@ func TestLocalKindCacheOnEngines(t *testing.T) {
 				if len(written) != 1 {
 					t.Errorf("cache tags %q after the first host's job, want %s-main", written, keys[0])
 				}
-				if steps.Total != 2 || steps.Cached != 2 || steps.Executed != 0 {
-					t.Errorf("a fresh host's build: %+v, want every RUN step CACHED from the first host's export\n%s", steps, second)
+				if steps.Total != 2 || steps.Executed != 0 {
+					t.Errorf("a fresh host's build: %+v, want every RUN step from the first host's export (CACHED, or loaded)\n%s", steps, second)
 				}
 			} else {
 				if !strings.Contains(first, "read-only (the docker driver cannot export cache (the engine's classic image store))") {
@@ -106,7 +106,7 @@ func TestEngineReadsImageManifestCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.TempDir()
-	writeFile(t, filepath.Join(ctx, "Dockerfile"), fmt.Sprintf("FROM %s\nRUN echo ran-one-%d > /one\n", kit.BaseImage, time.Now().UnixNano()))
+	writeFile(t, filepath.Join(ctx, "Dockerfile"), fmt.Sprintf("FROM %s\nRUN echo ran-one-%d && echo one > /one\n", kit.BaseImage, time.Now().UnixNano()))
 	ref := kit.Registry.Host + "/format/manifest:k"
 	out, err := kit.Command(ctx, seedEnv, "docker", "buildx", "build", "--progress", "plain",
 		"--cache-to", "type=registry,ref="+ref+",mode=max,image-manifest=true,oci-mediatypes=true", ".").CombinedOutput()
@@ -148,8 +148,10 @@ func TestEngineReadsImageManifestCache(t *testing.T) {
 				if want := from && !v.Current; droppedNow != want {
 					t.Errorf("--cache-from %v: the engine's log says the cache was dropped as an image: %v, want %v", from, droppedNow, want)
 				}
-				if wantCached := from && v.Current; (steps.Cached == 1) != wantCached || steps.Total != 1 {
-					t.Errorf("--cache-from %v: %+v, want the RUN step CACHED: %v\n%s", from, steps, wantCached, out)
+				// A hit is CACHED, or loaded from the cache (its layer
+				// downloaded) when it is the last step: either way it did not run.
+				if wantHit := from && v.Current; (steps.Executed == 0) != wantHit || steps.Total != 1 {
+					t.Errorf("--cache-from %v: %+v, want the RUN step from the cache: %v\n%s", from, steps, wantHit, out)
 				}
 			}
 		})
