@@ -305,8 +305,9 @@ func planLocal(l LocalSpec, results Results) Option {
 	}
 	// The engine's own builder, exactly what the job gets without dockhand:
 	// images built earlier in the step are usable as FROM, results land in
-	// the engine, nothing is pulled. It cannot export cache (the classic
-	// image store), so the shim only adds --cache-from; a docker-container
+	// the engine, nothing is pulled. On the classic image store it cannot
+	// export cache, so the shim only adds --cache-from (on the containerd
+	// store it writes registry and local cache too); a docker-container
 	// builder could export but would lose the first two and pull its image
 	// (docs/cache.md, "The local builder").
 	o.State = Ready

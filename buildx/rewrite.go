@@ -55,6 +55,11 @@ type Policy struct {
 	// `docker buildx bake --print`); it is called only when a bake is to be
 	// injected.
 	Bake func() ([]BakeTarget, error)
+	// EngineStore tells where the docker engine behind a docker-driver
+	// builder keeps its images (StoreContainerd, StoreClassic, or "" when
+	// unknown); it is asked only when that decides whether the build may
+	// write the cache. nil is unknown.
+	EngineStore func(builder string) string
 }
 
 // Injection is the cache of one image added to a call.
@@ -108,7 +113,7 @@ func Rewrite(args []string, p Policy) Result {
 	}
 	readOnly := ""
 	if facts.Driver == DriverDocker {
-		readOnly = "the docker driver cannot export cache"
+		readOnly = dockerDriverReadOnly(p, facts.Name)
 	}
 	var flags []string
 	var injections []Injection
@@ -134,6 +139,22 @@ func Rewrite(args []string, p Policy) Result {
 	out := make([]string, 0, len(args)+len(flags))
 	out = append(append(append(out, args[:at]...), flags...), args[at:]...)
 	return Result{Args: out, Changed: true, Reason: reason, Warn: warn, Injections: injections}
+}
+
+// dockerDriverReadOnly says why a build on the engine's own builder (the
+// docker driver) writes no cache, or "" when it may: the engine exports
+// cache only when it keeps its images in containerd, and then only to a
+// registry or a local directory (it has no s3 exporter: buildx would fail
+// the build with `unknown cache exporter: "s3"`, ignore-error or not). A
+// classic-store engine makes buildx refuse --cache-to outright.
+func dockerDriverReadOnly(p Policy, builder string) string {
+	if p.Backend.Kind == env.CacheS3 {
+		return "the docker driver cannot export s3 cache"
+	}
+	if p.EngineStore == nil || p.EngineStore(builder) != StoreContainerd {
+		return "the docker driver cannot export cache (the engine's classic image store)"
+	}
+	return ""
 }
 
 // cacheFlags renders a plan as flags with the given prefixes.

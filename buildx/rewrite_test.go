@@ -135,6 +135,28 @@ func TestRewriteBuild(t *testing.T) {
 			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
 		}, img: &dockerfile, at: 2, reason: "read-only",
 			block: "--cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-dev --cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-main"},
+		// The engine's own builder writes the cache only on the containerd
+		// image store, and only to a registry or a directory.
+		{name: "docker driver on the containerd store reads and writes", args: "buildx build .", mod: func(p *Policy) {
+			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
+			p.EngineStore = func(string) string { return StoreContainerd }
+		}, img: &dockerfile, at: 2},
+		{name: "docker driver on the classic store only reads", args: "buildx build .", mod: func(p *Policy) {
+			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
+			p.EngineStore = func(string) string { return StoreClassic }
+		}, img: &dockerfile, at: 2, reason: "classic image store",
+			block: "--cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-dev --cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-main"},
+		{name: "docker driver, store unknown: only reads", args: "buildx build .", mod: func(p *Policy) {
+			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
+			p.EngineStore = func(string) string { return "" }
+		}, img: &dockerfile, at: 2, reason: "read-only",
+			block: "--cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-dev --cache-from=type=registry,ref=reg.example/cache/web:619a0faf8f37-main"},
+		{name: "docker driver on the containerd store never writes s3 (no exporter)", args: "buildx build .", mod: func(p *Policy) {
+			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
+			p.EngineStore = func(string) string { return StoreContainerd }
+			p.Backend = cachekey.Backend{Kind: env.CacheS3, S3: cachekey.S3Backend{Bucket: "b", Region: "r"}}
+		}, img: &dockerfile, at: 2, reason: "cannot export s3 cache",
+			block: "--cache-from=type=s3,bucket=b,region=r,prefix=web/,name=619a0faf8f37-dev --cache-from=type=s3,bucket=b,region=r,prefix=web/,name=619a0faf8f37-main"},
 		{name: "docker driver with --no-cache: nothing", args: "buildx build --no-cache .", mod: func(p *Policy) {
 			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
 		}, reason: "neither reads nor writes"},

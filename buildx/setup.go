@@ -383,7 +383,7 @@ func (s *Selection) Lines() []string {
 		lines = append(lines, "builder: why: "+s.Options[s.Chosen].Why)
 		if b.Driver == DriverDocker {
 			lines = append(lines, "builder: as without dockhand: builds run on the engine's own builder and land in its images; "+
-				"dockhand only adds --cache-from where a cache is configured (this builder cannot export cache)")
+				"where a cache is configured dockhand adds --cache-from, and --cache-to only if the engine keeps its images in containerd (a classic-store engine cannot export cache)")
 		}
 	}
 	for i, o := range s.Options {

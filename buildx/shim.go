@@ -206,6 +206,9 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 	p := Policy{
 		Mode: settings.CacheMode, Standalone: standalone, Identity: id, Backend: c.Backend, Dir: dir,
 		Builder: func(name string) BuilderFacts { return builderFacts(name, lookup, job.Selected) },
+		EngineStore: func(builder string) string {
+			return EngineImageStore(lookup, builder, 2*time.Second)
+		},
 	}
 	p.Bake = func() ([]BakeTarget, error) {
 		inv, err := ParseInvocation(args, standalone)

@@ -229,29 +229,18 @@ func minTime(a, b time.Time) time.Time {
 
 // docker pings a docker daemon's API and asks its version.
 func docker(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
-	u, err := url.Parse(t.Endpoint)
+	hc, base, err := buildx.EngineClient(t.Endpoint)
 	if err != nil {
-		return buildx.ProbeResult{Error: fmt.Sprintf("bad docker host %q", t.Endpoint)}
+		return buildx.ProbeResult{Error: err.Error()}
 	}
-	tr := &http.Transport{DisableKeepAlives: true}
-	base := "http://docker"
-	switch u.Scheme {
-	case "unix":
-		if _, err := os.Stat(u.Path); errors.Is(err, fs.ErrPermission) {
-			return buildx.ProbeResult{Error: deniedSocket(u.Path)}
+	sock, isUnix := strings.CutPrefix(t.Endpoint, "unix://")
+	if isUnix {
+		if _, err := os.Stat(sock); errors.Is(err, fs.ErrPermission) {
+			return buildx.ProbeResult{Error: deniedSocket(sock)}
 		} else if err != nil {
-			return buildx.ProbeResult{Error: "no socket at " + u.Path}
+			return buildx.ProbeResult{Error: "no socket at " + sock}
 		}
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", u.Path)
-		}
-	case "tcp":
-		base = "http://" + u.Host
-	default:
-		return buildx.ProbeResult{Error: fmt.Sprintf("docker host %q: only unix:// and tcp:// can be probed", t.Endpoint)}
 	}
-	hc := &http.Client{Transport: tr}
 	get := func(path string) ([]byte, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		if err != nil {
@@ -271,8 +260,8 @@ func docker(ctx context.Context, t buildx.ProbeTarget) buildx.ProbeResult {
 		}
 		return body, nil
 	}
-	if _, err := get("/_ping"); errors.Is(err, syscall.EACCES) && u.Scheme == "unix" {
-		return buildx.ProbeResult{Error: deniedSocket(u.Path)}
+	if _, err := get("/_ping"); errors.Is(err, syscall.EACCES) && isUnix {
+		return buildx.ProbeResult{Error: deniedSocket(sock)}
 	} else if err != nil {
 		return buildx.ProbeResult{Error: Describe(err)}
 	}

@@ -93,7 +93,8 @@ func run(runs int) error {
 	if err != nil {
 		return fmt.Errorf("buildx shim: %w", err)
 	}
-	engine, stop, err := startEngine(dir)
+	newest := harness.EngineVariants()[len(harness.EngineVariants())-1]
+	engine, stop, err := startEngine(dir, newest)
 	if err != nil {
 		return err
 	}
@@ -101,7 +102,7 @@ func run(runs int) error {
 	failed, err := pairsTable([]pair{
 		shellPair(dockhand, dir, runs),
 		bootstrapPair(dockhand, toolBin, dir, max(runs/4, 20)),
-		enginePair(dockhand, toolBin, dir, engine.Host, 20),
+		enginePair(dockhand, toolBin, dir, engine, 20),
 		shim,
 	})
 	if err != nil {
@@ -229,12 +230,12 @@ func bootstrapPair(dockhand, toolBin, dir string, runs int) pair {
 // docker engine (built-in defaults: namespace and remote not configured,
 // local probed), so dockhand's whole setup — job dir, docker config, the
 // engine's probe, the builder choice — is what it adds.
-func enginePair(dockhand, toolBin, dir, dockerHost string, runs int) pair {
+func enginePair(dockhand, toolBin, dir string, engine *harness.Dockerd, runs int) pair {
 	config := filepath.Join(dir, "engine.toml")
 	os.WriteFile(config, []byte(fmt.Sprintf("state_dir = %q\n", filepath.Join(dir, "engine-state"))), 0o600)
-	env := append(bootstrapEnv(toolBin, dir), "DOCKER_HOST="+dockerHost)
+	env := append(bootstrapEnv(toolBin, dir), "DOCKER_HOST="+engine.Host)
 	return pair{
-		name: "setup on a docker engine host", bar: 50 * time.Millisecond, runs: runs,
+		name: "setup on a docker engine host, engine " + engine.Variant.Name, bar: 50 * time.Millisecond, runs: runs,
 		dockhand: command(env, dir, dockhand, "bootstrap", "--config", config), dockhandIs: "dockhand bootstrap, builder local",
 		plain: command(env, dir, filepath.Join(toolBin, "buildkite-agent"), "bootstrap"), plainIs: "buildkite-agent bootstrap",
 	}
@@ -253,7 +254,8 @@ func bootstrapEnv(toolBin, dir string) []string {
 	}
 }
 
-// runEngineOnly is the setup benchmark on a docker engine host, then each
+// runEngineOnly is the setup benchmark on a docker engine host, on Debian's
+// 20.10 and on the current engine as new installs set it up, then each
 // section of engineSections.
 func runEngineOnly(int) error {
 	dockhand, toolBin, dir, done, err := setup()
@@ -261,12 +263,28 @@ func runEngineOnly(int) error {
 		return err
 	}
 	defer done()
-	engine, stop, err := startEngine(dir)
-	if err != nil {
-		return err
+	var pairs []pair
+	var stops []func()
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	variants := harness.EngineVariants()
+	for _, v := range []harness.EngineVariant{variants[0], variants[len(variants)-1]} {
+		engine, stop, err := startEngine(dir, v)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, stop)
+		pairs = append(pairs, enginePair(dockhand, toolBin, dir, engine, 20))
 	}
-	defer stop()
-	failed, err := pairsTable([]pair{enginePair(dockhand, toolBin, dir, engine.Host, 20)})
+	failed, err := pairsTable(pairs)
+	// The engines are not part of what follows.
+	for _, stop := range stops {
+		stop()
+	}
+	stops = nil
 	for _, section := range engineSections {
 		if err != nil {
 			break
@@ -287,15 +305,16 @@ var engineSections = []func(dockhand, toolBin, dir string) (bool, error){
 	func(dockhand, toolBin, dir string) (bool, error) { return embeddedBench(dockhand, toolBin, dir, 5, 20) },
 }
 
-// startEngine starts a docker engine in a kit under dir; stop ends both.
-func startEngine(dir string) (engine *harness.Dockerd, stop func(), err error) {
-	kit, err := harness.New(filepath.Join(dir, "kit"))
+// startEngine starts a docker engine, variant v, in a kit under dir; stop
+// ends both.
+func startEngine(dir string, v harness.EngineVariant) (engine *harness.Dockerd, stop func(), err error) {
+	kit, err := harness.New(filepath.Join(dir, "kit-"+v.Name))
 	if err != nil {
 		return nil, nil, err
 	}
-	if engine, err = kit.StartDockerd(harness.DockerdOptions{}); err != nil {
+	if engine, err = kit.StartDockerd(harness.DockerdOptions{Engine: v}); err != nil {
 		kit.Close()
-		return nil, nil, fmt.Errorf("docker engine: %w", err)
+		return nil, nil, fmt.Errorf("docker engine %s: %w", v.Name, err)
 	}
 	return engine, func() { kit.Close() }, nil
 }

@@ -213,3 +213,71 @@ func TestVersionedComponents(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineVariants: each engine the kit runs is what its variant says —
+// the version, the image store, userns-remap, the data root's own mount —
+// as `docker info` reports it, and it builds and runs an image (FROM the
+// kit's base, pulled from the kit's registry).
+func TestEngineVariants(t *testing.T) {
+	kit := harness.Start(t, harness.Options{})
+	for _, v := range harness.EngineVariants() {
+		t.Run(v.Name, func(t *testing.T) {
+			d, err := kit.StartDockerd(harness.DockerdOptions{Name: "engine-" + v.Name, Engine: v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Stop()
+			env := []string{"DOCKER_HOST=" + d.Host, "DOCKER_CONFIG=" + t.TempDir()}
+			out, err := kit.Command("", env, "docker", "info", "--format",
+				"{{.ServerVersion}}|{{.Driver}}|{{json .DriverStatus}}|{{json .SecurityOptions}}|{{.DockerRootDir}}").CombinedOutput()
+			if err != nil {
+				t.Fatalf("docker info: %v\n%s", err, out)
+			}
+			f := strings.Split(strings.TrimSpace(string(out)), "|")
+			if len(f) != 5 {
+				t.Fatalf("docker info: %q", out)
+			}
+			version, driver, status, security, root := f[0], f[1], f[2], f[3], f[4]
+			major, _ := strconv.Atoi(strings.SplitN(version, ".", 2)[0])
+			if v.Current != (major >= 25) || (!v.Current && !strings.HasPrefix(version, "20.10.")) {
+				t.Errorf("server version %s, want %s", version, map[bool]string{true: "25 or later", false: "20.10"}[v.Current])
+			}
+			if snap := strings.Contains(status, "io.containerd.snapshotter.v1"); snap != v.ContainerdStore {
+				t.Errorf("driver %s %s: containerd image store = %v, want %v", driver, status, snap, v.ContainerdStore)
+			}
+			if remap := strings.Contains(security, "name=userns"); remap != v.UsernsRemap {
+				t.Errorf("security options %s: userns = %v, want %v", security, remap, v.UsernsRemap)
+			}
+			if mounted := isMountPoint(t, d.DataDir); mounted != v.DataMount {
+				t.Errorf("data root %s (%s) is a mount point: %v, want %v", d.DataDir, root, mounted, v.DataMount)
+			}
+			ctx := t.TempDir()
+			if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM "+kit.BaseImage+"\nRUN echo hi > /hi\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tag := "variant-" + strings.ReplaceAll(v.Name, ".", "-")
+			if out, err := kit.Command(ctx, env, "docker", "build", "-q", "-t", tag, ".").CombinedOutput(); err != nil {
+				t.Fatalf("docker build: %v\n%s", err, out)
+			}
+			out, err = kit.Command("", env, "docker", "run", "--rm", tag, "cat", "/hi").CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "hi" {
+				t.Errorf("docker run: %v: %q, want hi", err, out)
+			}
+		})
+	}
+}
+
+// isMountPoint reports whether dir is on another file system than its
+// parent (a bind mount of a dir onto itself, which dockerd makes of its data
+// root, is not).
+func isMountPoint(t *testing.T, dir string) bool {
+	t.Helper()
+	var st, parent syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(filepath.Dir(dir), &parent); err != nil {
+		t.Fatal(err)
+	}
+	return st.Dev != parent.Dev
+}

@@ -168,6 +168,28 @@ if [[ ! -x /usr/sbin/dockerd || ! -x /usr/bin/containerd || "$(cat "$engine_stam
   echo "${ENGINE_DEBS[*]}" >"$engine_stamp"
 fi
 ln -sf /usr/sbin/dockerd "$bin/dockerd"
+
+# A current engine beside it (test/tools/engine/go.mod: dockerd 28.5 with the
+# containerd 2 it is released with), as the Elastic CI Stack runs Docker 25+.
+# Its containerd and shim go into a dir of their own, .tools/engine/bin, which
+# the harness puts first on that engine's PATH only: Debian's containerd 1.6
+# cannot run a containerd 2 shim, so they must not shadow it in .tools/bin.
+cd "$root/test/tools/engine"
+engine_bin="$root/.tools/engine/bin"
+mkdir -p "$engine_bin"
+docker_version=$(go list -m -f '{{.Version}}' github.com/docker/docker)
+docker_version=${docker_version#v}
+docker_version=${docker_version%+incompatible}
+containerd_version=$(go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
+step "go build dockerd $docker_version, containerd $containerd_version"
+# No cgo: the btrfs, devicemapper and zfs drivers (which need it) are left out;
+# overlay2, vfs and the containerd snapshotters are what the kit uses.
+CGO_ENABLED=0 go build -trimpath -tags 'exclude_graphdriver_btrfs exclude_graphdriver_devicemapper no_btrfs no_devmapper no_zfs' \
+  -ldflags "-X github.com/docker/docker/dockerversion.Version=$docker_version -X github.com/docker/docker/dockerversion.GitCommit=v$docker_version \
+  -X github.com/containerd/containerd/v2/version.Version=$containerd_version" \
+  -o "$engine_bin/" github.com/docker/docker/cmd/dockerd github.com/docker/docker/cmd/docker-proxy \
+  github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+ln -sf ../engine/bin/dockerd "$bin/dockerd-current"
 # Each test engine gets a bridge of its own (test/harness/dockerd.go): ip(8).
 command -v ip >/dev/null || { apt-get update >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 >/dev/null; }
 
@@ -192,7 +214,7 @@ elif [[ ! -x "$bin/docker" || -L "$bin/docker" ]]; then
   GOBIN="$bin" GOFLAGS= go install github.com/docker/cli/cmd/docker@v29.9.3+incompatible
 fi
 
-for t in buildkitd buildctl docker-buildx docker-compose dockerd registry s3server buildkite-agent docker-credential-ecr-login runc busybox packer jq docker rootlesskit; do
+for t in buildkitd buildctl docker-buildx docker-compose dockerd registry s3server buildkite-agent docker-credential-ecr-login runc busybox packer jq docker rootlesskit dockerd-current; do
   [[ -x "$bin/$t" ]] || { echo "tools: $t missing from $bin" >&2; exit 1; }
 done
 step "ready in $bin"
