@@ -21,7 +21,9 @@ vet:
 
 # staticcheck, pinned in test/tools/staticcheck/go.mod and built by `make tools`.
 # A finding kept on purpose carries a `//lint:ignore CHECK reason` comment.
+# `go mod tidy -diff`: go.mod and go.sum say exactly what the code needs.
 lint:
+	$(GO) mod tidy -diff
 	$(TOOLS_BIN)/staticcheck ./...
 
 # Every test, the end-to-end ones included: they start their own daemons from
