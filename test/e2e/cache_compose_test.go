@@ -28,7 +28,9 @@ func TestComposeBuildCache(t *testing.T) {
 	writeFile(t, filepath.Join(ctxDir, "Dockerfile"), "FROM "+kit.BaseImage+"\nRUN echo hi > /hi\n")
 	writeFile(t, filepath.Join(ctxDir, "compose.yaml"), "services:\n  app:\n    build: .\n    image: compose-cache:${T}\n    network_mode: none\n")
 	// The step builds on a builder of its own (a plain remote buildkitd, which
-	// keeps no cache across hosts), as a pipeline that sets BUILDX_BUILDER does.
+	// keeps no cache across hosts), as a pipeline that sets BUILDX_BUILDER does;
+	// cache.mode "always" has dockhand inject into a builder the step chose
+	// (by default it leaves such a builder alone: docs/cache.md).
 	command := fmt.Sprintf(`docker buildx create --name kit$T --driver remote %s >/dev/null
 cd "$CTX"
 BUILDX_BUILDER=kit$T docker compose -p c$T build
@@ -43,7 +45,7 @@ docker compose -p c$T run --rm app cat /hi | sed "s/^/$O/"`, kit.Buildkitd.Addr)
 	} {
 		t.Run(c.versions.String(), func(t *testing.T) {
 			repo := fmt.Sprintf("%s/cache%d", kit.Registry.Host, i)
-			r := cacheRig(t, fmt.Sprintf("[cache]\nbackend = \"registry\"\nrepository = %q\n", repo))
+			r := cacheRig(t, fmt.Sprintf("[cache]\nmode = \"always\"\nbackend = \"registry\"\nrepository = %q\n", repo))
 			r.useVersions(c.versions)
 			var runs [2]corpusRun
 			for j, plain := range []bool{true, false} {
