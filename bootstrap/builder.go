@@ -36,7 +36,8 @@ func chooseBuilder(ctx context.Context, o Options, state, jobDir string) (*build
 			return sel, JobBuilder{}, "", err
 		}
 	}
-	return sel, JobBuilder{Kind: b.Kind, Name: b.Name, Driver: b.Driver, Nodes: len(b.Nodes), Endpoint: b.Endpoint()}, "", nil
+	return sel, JobBuilder{Kind: b.Kind, Name: b.Name, Driver: b.Driver, Nodes: len(b.Nodes), Endpoint: b.Endpoint(),
+		Retry: buildx.NewRetryPlan(sel, o.Config, buildx.ProbeCacheDir(state))}, "", nil
 }
 
 // aliasBuilder makes `docker build` run `docker buildx build` on the job's
