@@ -19,6 +19,7 @@ import (
 	"github.com/dockhand-ci/dockhand/env"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/jsonfile"
+	"golang.org/x/sys/unix"
 )
 
 // RetryPlan is what the shim needs to run a lost build again: the bootstrap
@@ -394,20 +395,39 @@ func ReadRetries(jobDir string) []Retry {
 
 // runChild runs the real plugin as a child with the shim's stdin and
 // stdout, its stderr copied to stderr and kept (the end) to classify a
-// failure, and the signals a job gets forwarded. It returns the exit
-// status (128+N for a child killed by signal N) and the end of stderr.
+// failure, and the signals a job gets forwarded. When stderr is a terminal
+// the child's is a terminal too (a pseudo-terminal of the same size, no
+// output processing), so buildx shows the progress display it would show
+// without dockhand. It returns the exit status (128+N for a child killed
+// by signal N) and the end of stderr.
 func runChild(real string, args, environ []string, stderr io.Writer) (int, string) {
 	var end tail
 	cmd := exec.Command(real, args...)
 	cmd.Env = environ
 	cmd.Stdin, cmd.Stdout = os.Stdin, os.Stdout
-	cmd.Stderr = io.MultiWriter(stderr, &end)
+	copied := io.MultiWriter(stderr, &end)
+	cmd.Stderr = copied
+	var master *os.File
+	var drained chan struct{}
+	if m, slave, err := terminalLike(childTerminal); err == nil {
+		master, cmd.Stderr = m, slave
+		defer slave.Close()
+		defer master.Close()
+		drained = make(chan struct{})
+		go func() {
+			io.Copy(copied, master) // ends with EIO once the child's side is closed
+			close(drained)
+		}()
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
 		joblog.Warnf(stderr, "running %s: %v", real, err)
 		return 127, ""
+	}
+	if master != nil {
+		cmd.Stderr.(*os.File).Close() // the child holds it now
 	}
 	done := make(chan struct{})
 	go func() {
@@ -422,6 +442,13 @@ func runChild(real string, args, environ []string, stderr io.Writer) (int, strin
 	}()
 	err := cmd.Wait()
 	close(done)
+	if drained != nil {
+		// A grandchild that kept the terminal open must not hold the job.
+		select {
+		case <-drained:
+		case <-time.After(5 * time.Second):
+		}
+	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -433,4 +460,49 @@ func runChild(real string, args, environ []string, stderr io.Writer) (int, strin
 		return 1, string(end.b)
 	}
 	return 0, string(end.b)
+}
+
+// childTerminal is the shim's stderr as a file: whether it is a terminal
+// decides what the child's stderr is. Tests replace it.
+var childTerminal = os.Stderr
+
+// terminalLike opens a pseudo-terminal the size of f when f is a terminal:
+// its master to read, its slave for the child, with output processing off
+// so the bytes reach f as the child wrote them. An error when f is not a
+// terminal or no pseudo-terminal can be had: the child then gets a pipe.
+func terminalLike(f *os.File) (master, slave *os.File, err error) {
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return nil, nil, err
+	}
+	if master, slave, err = openPTY(); err != nil {
+		return nil, nil, err
+	}
+	if t, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS); err == nil {
+		t.Oflag &^= unix.OPOST
+		unix.IoctlSetTermios(int(slave.Fd()), unix.TCSETS, t)
+	}
+	unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, ws)
+	return master, slave, nil
+}
+
+// openPTY opens a new pseudo-terminal: its master and its slave.
+func openPTY() (master, slave *os.File, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*os.File, *os.File, error) { m.Close(); return nil, nil, err }
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		return fail(err)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		return fail(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	return m, s, nil
 }

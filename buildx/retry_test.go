@@ -220,3 +220,56 @@ func TestRetryableOnlyForThePoolsBuilds(t *testing.T) {
 		})
 	}
 }
+
+func TestRetryFollowsTheStepsSetting(t *testing.T) {
+	job := &ShimJob{Selected: &SelectedBuilder{Kind: "remote", Name: RemoteName, Retry: &RetryPlan{On: true}}}
+	for _, c := range []struct {
+		environ []string
+		on      bool
+		config  bool
+	}{
+		{nil, true, true},
+		{[]string{"DOCKHAND_RETRY_LOST_BUILDS=false"}, false, true},
+		{[]string{"DOCKHAND_RETRY_LOST_BUILDS=true"}, true, false},
+		{nil, false, false},
+		{[]string{"DOCKHAND_RETRY_LOST_BUILDS=maybe"}, true, true}, // ignored, with a warning
+	} {
+		job.Selected.Retry.On = c.config
+		s, warnings := shimSettings(job, lookupIn(c.environ))
+		if s.RetryLost != c.on {
+			t.Errorf("config %v, %q: RetryLost = %v, want %v", c.config, c.environ, s.RetryLost, c.on)
+		}
+		if bad := len(c.environ) > 0 && strings.HasSuffix(c.environ[0], "maybe"); bad != (len(warnings) == 1) {
+			t.Errorf("%q: warnings %q", c.environ, warnings)
+		}
+	}
+}
+
+func TestRunChildKeepsATerminal(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "plugin")
+	os.WriteFile(script, []byte("#!/bin/sh\nif [ -t 2 ]; then echo 'stderr is a terminal' >&2; else echo 'stderr is a pipe' >&2; fi\nprintf 'a\\nb\\n' >&2\nexit 3\n"), 0o755)
+	run := func() (int, string) {
+		var out bytes.Buffer
+		code, end := runChild(script, nil, []string{"PATH=/usr/bin:/bin"}, &out)
+		if out.String() != end {
+			t.Errorf("copied %q, kept %q", out.String(), end)
+		}
+		return code, end
+	}
+	childTerminal = nil
+	if code, end := run(); code != 3 || end != "stderr is a pipe\na\nb\n" {
+		t.Errorf("without a terminal: exit %d, %q", code, end)
+	}
+	// A terminal to stand for the job's (the agent's pseudo-terminal).
+	jobTerm, jobSide, err := openPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jobTerm.Close()
+	childTerminal = jobSide
+	defer func() { childTerminal = os.Stderr; jobSide.Close() }()
+	if code, end := run(); code != 3 || end != "stderr is a terminal\na\nb\n" {
+		t.Errorf("with a terminal: exit %d, %q (want the bytes unchanged: no \\r added)", code, end)
+	}
+}
