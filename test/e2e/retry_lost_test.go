@@ -18,13 +18,19 @@ import (
 // holds it; later ones are answered at once). The job still passes: the
 // shim ran the build again, once, on the pipeline's next node; the job log
 // and the annotation say so. A RUN that exits 1 is not run again: one
-// build in the node's history.
+// build in the node's history. A step with DOCKHAND_RETRY_LOST_BUILDS=false
+// whose node dies fails, as without dockhand.
 func TestLostBuildRunsAgainOnTheNextNode(t *testing.T) {
-	p := startPool(t, 2)
+	p := startPool(t, 3)
 	r := newRig(t)
-	writeFile(t, r.config, p.config(r.state, p.fleet.Client, p.eps, `probe_cache_ttl = "60s"`))
+	// Routing by pipeline only (balance_factor 0): the host counts the jobs
+	// it routed on their node for the probe cache's TTL, which would spill
+	// this test's serial jobs; the node each build runs on must be known.
+	cfg := p.config(r.state, p.fleet.Client, p.eps, `probe_cache_ttl = "60s"`)
+	writeFile(t, r.config, strings.Replace(cfg, "[remote]\n", "[remote]\nbalance_factor = 0\n", 1))
 	const slug = "retry-app"
-	home, other := buildx.Rendezvous(slug, p.eps)[0], buildx.Rendezvous(slug, p.eps)[1]
+	order := buildx.Rendezvous(slug, p.eps)
+	first, home, other := order[0], order[1], order[2]
 	ref := p.kit.Registry.Host + "/retry/app"
 	env := map[string]string{"BUILDKITE_PIPELINE_SLUG": slug, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
 
@@ -39,11 +45,13 @@ docker buildx build --progress plain -t %s:fail .
 	if strings.Contains(log, "lost its node") {
 		t.Errorf("a RUN's own failure was taken for a lost node:\n%s", log)
 	}
-	if n := len(histories(t, p.kit.Kit, p.nodes[home])); n != 1 {
+	if n := len(histories(t, p.kit.Kit, p.nodes[first])); n != 1 {
 		t.Errorf("the pipeline's node ran %d builds, want the failed one only", n)
 	}
-	if n := len(histories(t, p.kit.Kit, p.nodes[other])); n != 0 {
-		t.Errorf("the other node ran %d builds, want 0: a failed RUN was run again", n)
+	for _, ep := range []string{home, other} {
+		if n := len(histories(t, p.kit.Kit, p.nodes[ep])); n != 0 {
+			t.Errorf("node %s ran %d builds, want 0: a failed RUN was run again", ep, n)
+		}
 	}
 
 	// The node dies mid-build.
@@ -51,13 +59,18 @@ docker buildx build --progress plain -t %s:fail .
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The next RUN to ask kills the node named here (the RUN runs on it)
+	// and gets no answer; later ones are answered at once.
+	var mu sync.Mutex
+	kill := ""
 	release := make(chan struct{})
-	var once sync.Once
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		first := false
-		once.Do(func() { first = true })
-		if first {
-			p.nodes[home].Stop() // the RUN is running on it
+		mu.Lock()
+		victim := kill
+		kill = ""
+		mu.Unlock()
+		if victim != "" {
+			p.nodes[victim].Stop()
 			select {
 			case <-release:
 			case <-req.Context().Done():
@@ -68,9 +81,30 @@ docker buildx build --progress plain -t %s:fail .
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { close(release); srv.Close() })
-	id, agent = r.start(fmt.Sprintf(`printf 'FROM %s\nRUN wget -q -O /answer http://%s/run && cat /answer\n' > Dockerfile
-docker buildx build --progress plain --push -t %s:1 .
-`, p.kit.BaseImage, l.Addr(), ref), env)
+	waiting := func(tag string) string {
+		return fmt.Sprintf(`printf 'FROM %s\nRUN wget -q -O /answer http://%s/%s && cat /answer\n' > Dockerfile
+docker buildx build --progress plain --push -t %s:%s .
+`, p.kit.BaseImage, l.Addr(), tag, ref, tag)
+	}
+
+	// Retries off for the step: its node dies, the step fails.
+	kill = first
+	id, agent = r.start(waiting("off"), map[string]string{"BUILDKITE_PIPELINE_SLUG": slug, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1", "DOCKHAND_RETRY_LOST_BUILDS": "false"})
+	f, log = r.finish(id, agent)
+	if f.ExitStatus == "0" || strings.Contains(log, "lost its node") {
+		t.Errorf("with DOCKHAND_RETRY_LOST_BUILDS=false the lost build passed or ran again: %+v\n%s", f, log)
+	}
+	for _, ep := range []string{home, other} {
+		if n := len(histories(t, p.kit.Kit, p.nodes[ep])); n != 0 {
+			t.Errorf("node %s ran %d builds with retries off, want 0", ep, n)
+		}
+	}
+
+	// Retries on (the default): the pipeline's node now is home.
+	mu.Lock()
+	kill = home
+	mu.Unlock()
+	id, agent = r.start(waiting("1"), env)
 	f, log = r.finish(id, agent)
 	if f.ExitStatus != "0" {
 		t.Fatalf("the job whose node died: %+v\n%s", f, log)
