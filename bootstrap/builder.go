@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
@@ -36,7 +38,8 @@ func chooseBuilder(ctx context.Context, o Options, state, jobDir string) (*build
 			return sel, JobBuilder{}, "", err
 		}
 	}
-	return sel, JobBuilder{Kind: b.Kind, Name: b.Name, Driver: b.Driver, Nodes: len(b.Nodes), Endpoint: b.Endpoint()}, "", nil
+	return sel, JobBuilder{Kind: b.Kind, Name: b.Name, Driver: b.Driver, Nodes: len(b.Nodes), Endpoint: b.Endpoint(),
+		Retry: buildx.NewRetryPlan(sel, o.Config, buildx.ProbeCacheDir(state))}, "", nil
 }
 
 // aliasBuilder makes `docker build` run `docker buildx build` on the job's
@@ -89,14 +92,26 @@ const historyWait = 6 * time.Second
 
 // jobHistory reads the builds that finished on the job's builder during the
 // job (BuildKit's build history, once), and a warning line when it could
-// not. The job's own are picked out of them by the job report.
-func jobHistory(o Options, sel *buildx.Selection, since time.Time) (buildx.HistoryResponse, string) {
+// not. The job's own are picked out of them by the job report. The nodes
+// lost builds ran again on are read too.
+func jobHistory(o Options, sel *buildx.Selection, retries []buildx.Retry, since time.Time) (buildx.HistoryResponse, string) {
 	if sel == nil || sel.Builder == nil || len(buildx.HistoryTargets(*sel.Builder)) == 0 {
 		return buildx.HistoryResponse{}, ""
 	}
+	b := *sel.Builder
+	b.Nodes = slices.Clone(b.Nodes)
+	for _, r := range retries {
+		if r.Node != "" && !slices.ContainsFunc(b.Nodes, func(n buildx.Node) bool { return n.Endpoint == r.Node }) {
+			n := buildx.Node{Name: buildx.RetryName + "0", Endpoint: r.Node}
+			if strings.HasPrefix(r.Node, "tcp://") {
+				n.TLS = sel.Spec.Remote.TLS
+			}
+			b.Nodes = append(b.Nodes, n)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
 	defer cancel()
-	h, err := buildx.BuildHistory(ctx, cloud.Path(o.Self), o.Env.ToSlice(), *sel.Builder, since)
+	h, err := buildx.BuildHistory(ctx, cloud.Path(o.Self), o.Env.ToSlice(), b, since)
 	if err != nil {
 		return h, fmt.Sprintf("warning: no cache summary: %v", err)
 	}

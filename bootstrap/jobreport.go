@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/proc"
@@ -21,7 +22,8 @@ import (
 // fail the job: a failure costs one line, and Run waits for it no longer
 // than the grace period (reportWithin).
 func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup time.Duration) {
-	hist, warning := jobHistory(o, n.builder, start)
+	retries := buildx.ReadRetries(jobDir)
+	hist, warning := jobHistory(o, n.builder, retries, start)
 	get := func(k string) string { v, _ := o.Env.Get(k); return v }
 	id := cachekey.IdentityFromEnv(get)
 	if n.settings != nil {
@@ -33,6 +35,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 		Setup: setup, History: hist,
 		ECRAPICalls: n.ecrCalls + registry.ECRCalls(jobDir),
 		JobBuilds:   report.JobBuilds(filepath.Join(jobDir, "docker")),
+		Retries:     retries,
 	})
 	// The job's own builds only: the builder may be shared.
 	if line := cmp.Or(warning, r.CacheLine()); line != "" {

@@ -64,6 +64,9 @@ type JobBuilder struct {
 	Driver   string `json:"driver,omitempty"`   // remote, docker-container or docker
 	Nodes    int    `json:"nodes,omitempty"`    // its node count (one per platform on a multi-node builder)
 	Endpoint string `json:"endpoint,omitempty"` // the default node's endpoint
+	// Retry is how the buildx shim runs a lost build again (nil: it does
+	// not; it execs buildx as always).
+	Retry *buildx.RetryPlan `json:"retry,omitempty"`
 }
 
 // WriteState records the job's state in its dir.

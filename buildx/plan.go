@@ -94,6 +94,10 @@ type Option struct {
 	Why      string   // Ready: why this builder and node; otherwise why not
 	Failures []string // per unhealthy candidate: "ENDPOINT: reason"
 	Builder  Builder  // Ready and NeedsStart
+	// Fallbacks are, for a remote builder of one pool node, the pipeline's
+	// other healthy nodes in rendezvous order: where a lost build runs
+	// again (RetryPlan).
+	Fallbacks []string
 }
 
 // Targets lists what to probe for spec: the remote nodes and the embedded
@@ -199,6 +203,7 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 	}
 	// pick routes the pipeline to a healthy node of a group: its first in
 	// rendezvous order unless that one is over the load bound.
+	var poolOrder []string // the default pool's healthy nodes in rendezvous order
 	pick := func(eps []string) (string, int, string) {
 		var healthy []string
 		for _, ep := range eps {
@@ -219,6 +224,7 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 			loads[i] = NodeLoad{Endpoint: ep, Active: n, Known: known}
 		}
 		route := BoundedRoute(loads, r.BalanceFactor, score(spec.JobID, spec.Slug))
+		poolOrder = order
 		return route.Endpoint, len(healthy), route.Describe(loads)
 	}
 	withLoad := func(s, load string) string {
@@ -239,6 +245,7 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 	if len(r.Endpoints) > 0 {
 		if ep, n, load := pick(r.Endpoints); ep != "" {
 			b.Nodes = append(b.Nodes, node(RemoteName+"0", ep, nil))
+			o.Fallbacks = slices.DeleteFunc(slices.Clone(poolOrder), func(e string) bool { return e == ep })
 			why = append(why, withLoad(fmt.Sprintf("pipeline %q → %s (rendezvous over %d of %d healthy", spec.Slug, ep, n, len(r.Endpoints)), load))
 		} else {
 			missing = append(missing, "remote.endpoints")
@@ -263,6 +270,9 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 		o.State = Down
 		o.Why = "no healthy node"
 		return o
+	}
+	if len(b.Nodes) != 1 {
+		o.Fallbacks = nil // a multi-platform builder is not run again elsewhere
 	}
 	b.DefaultLoad = dockerUp && Loadable(b.Nodes)
 	o.State, o.Builder = Ready, b

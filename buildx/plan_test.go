@@ -544,3 +544,27 @@ func TestPlanRoutesByLoad(t *testing.T) {
 		}
 	}
 }
+
+// A one-node pool builder knows where a lost build runs again: the
+// pipeline's other healthy nodes in its rendezvous order; a per-platform
+// builder has none.
+func TestPlanRemoteFallbacks(t *testing.T) {
+	eps := []string{"tcp://10.0.0.1:1234", "tcp://10.0.0.2:1234", "tcp://10.0.0.3:1234", "tcp://10.0.0.4:1234"}
+	spec := Spec{Order: []string{env.BuilderRemote}, Slug: "app", Remote: RemoteSpec{Endpoints: eps, TLS: tlsFiles}}
+	o := Plan(spec, results(eps[:3], map[string]string{eps[3]: "connection refused"}))[0]
+	want := slices.DeleteFunc(Rendezvous("app", eps[:3]), func(e string) bool { return e == o.Builder.Endpoint() })
+	if o.State != Ready || !slices.Equal(o.Fallbacks, want) || len(want) != 2 {
+		t.Errorf("fallbacks %q, want %q (the healthy others in rendezvous order)", o.Fallbacks, want)
+	}
+	sel := &Selection{Survey: Survey{Spec: spec, Options: []Option{o}}, Chosen: 0, Builder: &o.Builder}
+	cfg := &env.Config{}
+	cfg.Remote.RetryLostBuilds = true
+	if p := NewRetryPlan(sel, cfg, "/state/builders"); p == nil || p.Endpoint != o.Builder.Endpoint() || !slices.Equal(p.Fallbacks, want) || !p.On || p.TLS != tlsFiles {
+		t.Errorf("retry plan %+v", p)
+	}
+	spec.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{"tcp://10.0.1.1:1234"}}}
+	o = Plan(spec, results(append(slices.Clone(eps[:3]), "tcp://10.0.1.1:1234"), nil))[0]
+	if len(o.Builder.Nodes) != 2 || o.Fallbacks != nil {
+		t.Errorf("a two-node builder: %d nodes, fallbacks %q, want none", len(o.Builder.Nodes), o.Fallbacks)
+	}
+}

@@ -212,6 +212,15 @@ func (p *Prober) Record(results ...ProbeResult) error {
 	})
 }
 
+// MarkDown shares that t is down, for why, with the host's next jobs until
+// the cache's TTL has passed: a node that lost a build mid-build is not
+// routed to again on the strength of an older healthy probe.
+func (p *Prober) MarkDown(t ProbeTarget, why string) error {
+	return p.update(func(c *probeCache) {
+		c.Results[t.Key()] = ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, Error: why, At: p.now()}
+	})
+}
+
 // update changes the shared cache under its lock.
 func (p *Prober) update(change func(*probeCache)) error {
 	if p.CacheDir == "" || p.TTL <= 0 {

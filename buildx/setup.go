@@ -143,10 +143,17 @@ func NewProber(cfg *env.Config, e *agentenv.Environment, stateDir, self string) 
 		Timeout: cfg.ProbeTimeout,
 		TTL:     cfg.ProbeCacheTTL,
 	}
-	if stateDir != "" {
-		p.CacheDir = filepath.Join(stateDir, "builders")
-	}
+	p.CacheDir = ProbeCacheDir(stateDir)
 	return p
+}
+
+// ProbeCacheDir is where a host's jobs share probe results: STATE/builders
+// ("" without a state dir).
+func ProbeCacheDir(stateDir string) string {
+	if stateDir == "" {
+		return ""
+	}
+	return filepath.Join(stateDir, "builders")
 }
 
 // daemonEnv is the environment of the processes dockhand starts for the

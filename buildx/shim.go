@@ -90,6 +90,8 @@ type SelectedBuilder struct {
 	Kind  string // namespace, remote, local or embedded
 	Name  string // the buildx instance
 	Nodes int
+	// Retry says how a lost build runs again (nil: it does not).
+	Retry *RetryPlan
 }
 
 // lookupIn returns a lookup over KEY=VALUE strings, the last one winning.
@@ -124,15 +126,26 @@ func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.
 		environ = append(slices.Clip(environ), BuilderVar+"="+name)
 		lookup = lookupIn(environ)
 	}
+	settings, warnings := shimSettings(job, lookup)
 	if job != nil && job.Cache != nil && (len(args) == 0 || args[0] != MetadataCommand) {
-		res, err := shimRewrite(args, lookup, real, environ, job, stderr)
+		res, err := shimRewrite(args, lookup, real, environ, job, settings, warnings, stderr)
 		if err != nil {
 			return err
 		}
 		args = res.Args
+	} else {
+		for _, w := range warnings {
+			joblog.Warnf(stderr, "%s", w)
+		}
+	}
+	environ = append(slices.Clip(environ), loopGuardVar+"="+pid)
+	if call := retryable(args, lookup, job, settings.RetryLost); call != nil {
+		// The one path that does not exec: the shim stays to run a lost
+		// build again on another node.
+		call.real, call.environ, call.stderr = real, environ, stderr
+		return call.run()
 	}
 	argv := append([]string{real}, args...)
-	environ = append(slices.Clip(environ), loopGuardVar+"="+pid)
 	if err := syscall.Exec(real, argv, environ); err != nil {
 		return fmt.Errorf("running %s: %w", real, err)
 	}
@@ -184,13 +197,12 @@ func dockerCommandPath(attrs string) string {
 
 // shimRewrite builds the policy from the job and the call's environment,
 // rewrites the arguments and reports on stderr.
-func shimRewrite(args []string, lookup func(string) string, real string, environ []string, job *ShimJob, stderr io.Writer) (Result, error) {
+func shimRewrite(args []string, lookup func(string) string, real string, environ []string, job *ShimJob, settings env.BuildSettings, warnings []string, stderr io.Writer) (Result, error) {
 	c := job.Cache
 	standalone := lookup("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") == ""
 	if inv, err := ParseInvocation(args, standalone); err == nil && inv.progressMode(lookup) == "rawjson" {
 		stderr = &progressLines{w: stderr, now: time.Now}
 	}
-	settings, warnings := env.BuildSettings{CacheMode: c.Mode, Strict: c.Strict, Debug: c.Debug}.WithOverrides(lookup)
 	for _, w := range warnings {
 		joblog.Warnf(stderr, "%s", w)
 	}
@@ -231,6 +243,23 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 		return res, ErrStrict
 	}
 	return res, nil
+}
+
+// shimSettings are the job's build settings with the call's pipeline-safe
+// variables applied, and the warnings of those that do not apply. Outside a
+// job they are the zero settings.
+func shimSettings(job *ShimJob, lookup func(string) string) (env.BuildSettings, []string) {
+	if job == nil {
+		return env.BuildSettings{}, nil
+	}
+	var s env.BuildSettings
+	if c := job.Cache; c != nil {
+		s = env.BuildSettings{CacheMode: c.Mode, Strict: c.Strict, Debug: c.Debug}
+	}
+	if job.Selected != nil && job.Selected.Retry != nil {
+		s.RetryLost = job.Selected.Retry.On
+	}
+	return s.WithOverrides(lookup)
 }
 
 // progressLines turns the shim's lines into BuildKit progress records, one

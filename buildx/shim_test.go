@@ -265,7 +265,7 @@ func TestShimRewriteEnvironment(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var stderr bytes.Buffer
 			environ := append(slices.Clone(base), c.env...)
-			res, err := shimRewrite(c.args, lookupIn(environ), "/nonexistent/docker-buildx", environ, testJob(), &stderr)
+			res, err := testRewrite(c.args, environ, &stderr)
 			if !errors.Is(err, c.err) {
 				t.Fatalf("err = %v, want %v", err, c.err)
 			}
@@ -318,7 +318,7 @@ func TestShimLinesInRawJSONProgress(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var stderr bytes.Buffer
 			environ := append(slices.Clone(base), c.env...)
-			if _, err := shimRewrite(c.args, lookupIn(environ), "/nonexistent/docker-buildx", environ, testJob(), &stderr); err != nil {
+			if _, err := testRewrite(c.args, environ, &stderr); err != nil {
 				t.Fatal(err)
 			}
 			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
@@ -383,4 +383,11 @@ func TestDockerBuildBuilder(t *testing.T) {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
+}
+
+// testRewrite runs shimRewrite for testJob as the shim would.
+func testRewrite(args, environ []string, stderr io.Writer) (Result, error) {
+	job := testJob()
+	settings, warnings := shimSettings(job, lookupIn(environ))
+	return shimRewrite(args, lookupIn(environ), "/nonexistent/docker-buildx", environ, job, settings, warnings, stderr)
 }

@@ -81,6 +81,9 @@ type Remote struct {
 	// mean over the pool (consistent hashing with bounded loads); 0 routes
 	// by pipeline only.
 	BalanceFactor int
+	// RetryLostBuilds: a build whose node died mid-build runs again, once,
+	// on the pipeline's next healthy node (docs/reliability.md).
+	RetryLostBuilds bool
 }
 
 // PlatformNodes is one [[remote.platform]] entry: the native nodes for a
@@ -333,15 +336,17 @@ func (c *Config) applyVar(v Variable, value string, inJob bool) (warning string,
 
 // BuildSettings are the settings a job's step may change from one build to
 // the next: the buildx shim reads their pipeline-safe variables
-// (DOCKHAND_CACHE, DOCKHAND_STRICT, DOCKHAND_DEBUG) again on every call.
+// (DOCKHAND_CACHE, DOCKHAND_STRICT, DOCKHAND_DEBUG,
+// DOCKHAND_RETRY_LOST_BUILDS) again on every call.
 type BuildSettings struct {
 	CacheMode string // cache.mode
 	Strict    bool   // strict
 	Debug     bool   // debug
+	RetryLost bool   // remote.retry_lost_builds
 }
 
 // buildKeys are the configuration keys of BuildSettings.
-var buildKeys = []string{"cache.mode", "strict", "debug"}
+var buildKeys = []string{"cache.mode", "strict", "debug", "remote.retry_lost_builds"}
 
 // WithOverrides returns s with the pipeline-safe variables of its keys found
 // through lookup applied by the rules Load applies in a job: a value Load
@@ -349,6 +354,7 @@ var buildKeys = []string{"cache.mode", "strict", "debug"}
 func (s BuildSettings) WithOverrides(lookup func(string) string) (BuildSettings, []string) {
 	c := &Config{Strict: s.Strict, Debug: s.Debug, Sources: map[string]Source{}}
 	c.Cache.Mode = s.CacheMode
+	c.Remote.RetryLostBuilds = s.RetryLost
 	var warnings []string
 	for _, v := range Variables {
 		if v.Kind != PipelineSafe || !slices.Contains(buildKeys, v.Key) {
@@ -360,7 +366,7 @@ func (s BuildSettings) WithOverrides(lookup func(string) string) (BuildSettings,
 			}
 		}
 	}
-	return BuildSettings{CacheMode: c.Cache.Mode, Strict: c.Strict, Debug: c.Debug}, warnings
+	return BuildSettings{CacheMode: c.Cache.Mode, Strict: c.Strict, Debug: c.Debug, RetryLost: c.Remote.RetryLostBuilds}, warnings
 }
 
 // override applies one environment variable to the key it overrides; undo

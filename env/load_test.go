@@ -45,7 +45,7 @@ func TestLoadPath(t *testing.T) {
 		{
 			name: "DOCKHAND_CONFIG is ignored in a job", env: []string{"BUILDKITE_JOB_ID=j1", "DOCKHAND_CONFIG=/envvar.toml"},
 			wantPath: DefaultPath, wantShell: "/bin/default",
-			warnings: []string{"ignoring DOCKHAND_CONFIG from the job environment: only DOCKHAND_CACHE, DOCKHAND_BUILDERS, DOCKHAND_STRICT, DOCKHAND_DEBUG may be set by a pipeline"},
+			warnings: []string{"ignoring DOCKHAND_CONFIG from the job environment: only DOCKHAND_CACHE, DOCKHAND_BUILDERS, DOCKHAND_STRICT, DOCKHAND_DEBUG, DOCKHAND_RETRY_LOST_BUILDS may be set by a pipeline"},
 		},
 		{name: "flag in a job", flag: "/flag.toml", env: []string{"BUILDKITE_JOB_ID=j1"}, wantPath: "/flag.toml", wantShell: "/bin/flag"},
 		{name: "queue from the agent tag", flag: "/queues.toml", env: []string{"BUILDKITE_AGENT_META_DATA_QUEUE=build"}, wantPath: "/queues.toml", wantShell: "/bin/build"},
@@ -175,10 +175,10 @@ bucket = "b"
 				"builders": "env DOCKHAND_BUILDERS", "strict": "env DOCKHAND_STRICT",
 			},
 			warnings: []string{
-				"ignoring DOCKHAND_CACHE_BACKEND from the job environment: only DOCKHAND_CACHE, DOCKHAND_BUILDERS, DOCKHAND_STRICT, DOCKHAND_DEBUG may be set by a pipeline",
-				"ignoring DOCKHAND_PROBE_TIMEOUT from the job environment: only DOCKHAND_CACHE, DOCKHAND_BUILDERS, DOCKHAND_STRICT, DOCKHAND_DEBUG may be set by a pipeline",
-				"ignoring DOCKHAND_SHELL from the job environment: only DOCKHAND_CACHE, DOCKHAND_BUILDERS, DOCKHAND_STRICT, DOCKHAND_DEBUG may be set by a pipeline",
-				"ignoring DOCKHAND_STATE_DIR from the job environment: only DOCKHAND_CACHE, DOCKHAND_BUILDERS, DOCKHAND_STRICT, DOCKHAND_DEBUG may be set by a pipeline",
+				"ignoring DOCKHAND_CACHE_BACKEND from the job environment: only DOCKHAND_CACHE, DOCKHAND_BUILDERS, DOCKHAND_STRICT, DOCKHAND_DEBUG, DOCKHAND_RETRY_LOST_BUILDS may be set by a pipeline",
+				"ignoring DOCKHAND_PROBE_TIMEOUT from the job environment: only DOCKHAND_CACHE, DOCKHAND_BUILDERS, DOCKHAND_STRICT, DOCKHAND_DEBUG, DOCKHAND_RETRY_LOST_BUILDS may be set by a pipeline",
+				"ignoring DOCKHAND_SHELL from the job environment: only DOCKHAND_CACHE, DOCKHAND_BUILDERS, DOCKHAND_STRICT, DOCKHAND_DEBUG, DOCKHAND_RETRY_LOST_BUILDS may be set by a pipeline",
+				"ignoring DOCKHAND_STATE_DIR from the job environment: only DOCKHAND_CACHE, DOCKHAND_BUILDERS, DOCKHAND_STRICT, DOCKHAND_DEBUG, DOCKHAND_RETRY_LOST_BUILDS may be set by a pipeline",
 			},
 		},
 		{

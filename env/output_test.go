@@ -62,12 +62,12 @@ func TestWriteText(t *testing.T) {
 	}
 	eq, hash := strings.Index(table[0], "= "), strings.Index(table[0], "  # ")
 	for _, want := range []string{
-		`builders                = ["remote"]`,
-		`cache.mode              = "off"`,
-		`debug                   = true`,
-		`probe_timeout           = "2s"`,
-		`remote.platform         = [{platform = "linux/arm64", endpoints = ["tcp://arm:1234"]}]`,
-		`cache.local.max_size    = 20000000000`,
+		`builders                 = ["remote"]`,
+		`cache.mode               = "off"`,
+		`debug                    = true`,
+		`probe_timeout            = "2s"`,
+		`remote.platform          = [{platform = "linux/arm64", endpoints = ["tcp://arm:1234"]}]`,
+		`cache.local.max_size     = 20000000000`,
 	} {
 		found := false
 		for _, l := range table {

@@ -110,6 +110,7 @@ func schema() []field {
 		{"untrusted.builder", tString, oneOf(UntrustedNone, BuilderRemote, BuilderEmbedded), func(c *Config) any { return &c.Untrusted.Builder }},
 		{"untrusted.endpoints", tStrings, checkEndpoints, func(c *Config) any { return &c.Untrusted.Endpoints }},
 		{"remote.balance_factor", tInt, checkBalanceFactor, func(c *Config) any { return &c.Remote.BalanceFactor }},
+		{"remote.retry_lost_builds", tBool, nil, func(c *Config) any { return &c.Remote.RetryLostBuilds }},
 
 		{"namespace.nsc", tString, optionalAbsPath, func(c *Config) any { return &c.Namespace.NSC }},
 		{"namespace.auth", tString, oneOf(AuthOIDC, AuthCognito), func(c *Config) any { return &c.Namespace.Auth }},
@@ -167,6 +168,10 @@ func Default(queue string) *Config {
 	c.ProbeCacheTTL = 5 * time.Second // shared between jobs starting together
 	c.Remote.DiscoveryTTL = 10 * time.Second
 	c.Remote.BalanceFactor = DefaultBalanceFactor
+	// On: a rerun happens only when the node is found unreachable after
+	// the build failed, and pushes and loads are idempotent, so the cost of
+	// being on is one rerun; the cost of off is a failed step.
+	c.Remote.RetryLostBuilds = true
 	for _, f := range schema() {
 		c.Sources[f.key] = Source{Kind: SourceDefault}
 	}

@@ -183,6 +183,8 @@ var Variables = []Variable{
 		Doc: "Overrides strict (a boolean): a build whose cache flags the buildx shim could not work out (arguments it cannot read, bake targets it cannot learn, a job state it cannot read) fails instead of running without them. Builders are builders_optional's business."},
 	{Name: "DOCKHAND_DEBUG", Kind: PipelineSafe, Key: "debug",
 		Doc: "Overrides debug (a boolean): verbose dockhand output in the job log."},
+	{Name: "DOCKHAND_RETRY_LOST_BUILDS", Kind: PipelineSafe, Key: "remote.retry_lost_builds",
+		Doc: "Overrides remote.retry_lost_builds (a boolean): a build whose remote node died or became unreachable mid-build runs again, once, on the pipeline's next healthy node; false keeps the step's build on its one node (a build that failed on its own is never run again)."},
 }
 
 // Lookup returns the Variable called name.

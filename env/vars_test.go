@@ -45,7 +45,7 @@ func TestVariablesTable(t *testing.T) {
 		}
 	}
 	safe := strings.Join(pipelineSafeNames(), ",")
-	if want := "DOCKHAND_CACHE,DOCKHAND_BUILDERS,DOCKHAND_STRICT,DOCKHAND_DEBUG"; safe != want {
+	if want := "DOCKHAND_CACHE,DOCKHAND_BUILDERS,DOCKHAND_STRICT,DOCKHAND_DEBUG,DOCKHAND_RETRY_LOST_BUILDS"; safe != want {
 		t.Errorf("pipeline-safe = %s, want %s", safe, want)
 	}
 }
@@ -64,15 +64,16 @@ func TestLookup(t *testing.T) {
 // its own and checks that it changes where a key comes from.
 func TestEveryOverrideIsHandled(t *testing.T) {
 	samples := map[string]string{
-		"DOCKHAND_CONFIG":        "/other.toml",
-		"DOCKHAND_STATE_DIR":     "/srv/dockhand",
-		"DOCKHAND_SHELL":         "/bin/zsh",
-		"DOCKHAND_PROBE_TIMEOUT": "2s",
-		"DOCKHAND_CACHE_BACKEND": "local",
-		"DOCKHAND_CACHE":         "off",
-		"DOCKHAND_BUILDERS":      "local",
-		"DOCKHAND_STRICT":        "true",
-		"DOCKHAND_DEBUG":         "true",
+		"DOCKHAND_CONFIG":            "/other.toml",
+		"DOCKHAND_STATE_DIR":         "/srv/dockhand",
+		"DOCKHAND_SHELL":             "/bin/zsh",
+		"DOCKHAND_PROBE_TIMEOUT":     "2s",
+		"DOCKHAND_CACHE_BACKEND":     "local",
+		"DOCKHAND_CACHE":             "off",
+		"DOCKHAND_BUILDERS":          "local",
+		"DOCKHAND_STRICT":            "true",
+		"DOCKHAND_DEBUG":             "true",
+		"DOCKHAND_RETRY_LOST_BUILDS": "false",
 	}
 	samples["DOCKHAND_PROBE_CACHE_TTL"] = "1s"
 	samples["DOCKHAND_REMOTE_DISCOVERY_TTL"] = "30s"

@@ -32,6 +32,10 @@ func Markdown(r Report) string {
 		cached, total, ms(r.Builder.ChoiceMS), ms(r.SetupMS), barCached, barExecuted)
 	b.WriteString("| build | node | time | cached steps | cache read | cache written | context | pushed |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, x := range r.Retries {
+		b.WriteString(RetryRow(x))
+		b.WriteByte('\n')
+	}
 	for i, x := range r.Builds {
 		row := Row(r, x)
 		if left := len(r.Builds) - i; b.Len()+len(row)+1+len(moreRow(left)) > annotationBudget {
@@ -106,6 +110,20 @@ func Row(r Report, x Build) string {
 		pushed = strings.Join(refs, "<br>")
 	}
 	return "| " + strings.Join([]string{name, node, timeCell, steps, read, written, Bytes(x.ContextBytes), pushed}, " | ") + " |"
+}
+
+// RetryRow is the row of a build that lost its node: where, why, and where
+// it ran again (or why it did not).
+func RetryRow(x Retry) string {
+	name := "lost its node: " + cell(x.Reason)
+	node := code(x.Lost) + "<br>→ " + code(x.Node) + " (run again, once)"
+	switch {
+	case x.Node == "":
+		node = code(x.Lost) + "<br>not run again: " + cell(x.Error)
+	case x.Error != "":
+		name += "<br>failed again: " + cell(x.Error)
+	}
+	return "| " + strings.Join([]string{name, node, "—", "—", "—", "—", "—", "—"}, " | ") + " |"
 }
 
 // Bar is a row's time bar: barWidth cells split between time in cached

@@ -38,6 +38,9 @@ type Report struct {
 	ECRAPICalls int      `json:"ecr_api_calls"`
 	Builds      []Build  `json:"builds"`
 	Errors      []string `json:"errors,omitempty"` // nodes whose history could not be read
+	// Retries are the builds that lost their node and ran again
+	// (remote.retry_lost_builds).
+	Retries []Retry `json:"retries,omitempty"`
 
 	metricQueue string // the metrics line's Queue dimension (MetricQueue)
 }
@@ -99,6 +102,14 @@ type Build struct {
 	Error           string   `json:"error,omitempty"`
 }
 
+// Retry is a build that lost its node mid-build and ran again on another.
+type Retry struct {
+	Lost   string `json:"lost"`            // the node lost
+	Reason string `json:"reason"`          // the build's error there
+	Node   string `json:"node,omitempty"`  // where it ran again ("": nowhere)
+	Error  string `json:"error,omitempty"` // why the rerun failed too, when it did
+}
+
 // Pushed is an image ref a build pushed, with the manifest's digest.
 type Pushed struct {
 	Ref    string `json:"ref"`
@@ -129,6 +140,8 @@ type Inputs struct {
 	// pipelines), and a bake build is named by its target. None: no build
 	// is reported.
 	JobBuilds map[string]string
+	// Retries are the job's lost builds run again (buildx.ReadRetries).
+	Retries []buildx.Retry
 }
 
 // New makes the job report.
@@ -174,6 +187,12 @@ func New(in Inputs) Report {
 				r.Builder.Nodes = append(r.Builder.Nodes, RedactRef(n.Endpoint))
 				names[n.Endpoint] = n.Name
 			}
+		}
+	}
+	for _, rt := range in.Retries {
+		r.Retries = append(r.Retries, Retry{Lost: RedactRef(rt.Lost), Reason: rt.Reason, Node: RedactRef(rt.Node), Error: rt.Error})
+		if rt.Node != "" && names[rt.Node] == "" {
+			names[rt.Node] = buildx.RetryName + "0"
 		}
 	}
 	for _, rec := range in.History.Records {

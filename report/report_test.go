@@ -611,3 +611,22 @@ func TestIssue23_6_MetricQueueCappedToConfiguredQueues(t *testing.T) {
 		}
 	}
 }
+
+func TestRetriesInTheReportAndAnnotation(t *testing.T) {
+	r := New(Inputs{JobID: "j1", Retries: []buildx.Retry{
+		{Lost: "tcp://user:pw@10.0.0.1:1234", Reason: "ERROR: failed to solve: rpc error: code = Unavailable desc = error reading from server: EOF", Node: "tcp://10.0.0.2:1234"},
+		{Lost: "tcp://10.0.0.2:1234", Reason: "ERROR: connection reset by peer", Error: "no other node of the pool answers (tcp://10.0.0.3:1234)"},
+	}})
+	if len(r.Retries) != 2 || r.Retries[0].Lost != "tcp://10.0.0.1:1234" || r.Retries[0].Node != "tcp://10.0.0.2:1234" {
+		t.Fatalf("retries = %+v", r.Retries)
+	}
+	md := Markdown(r)
+	for _, want := range []string{
+		"| lost its node: ERROR&#58; failed to solve&#58; rpc error&#58; code &#61; Unavailable desc &#61; error reading from server&#58; EOF | <code>tcp&#58;//10&#46;0&#46;0&#46;1&#58;1234</code><br>→ <code>tcp&#58;//10&#46;0&#46;0&#46;2&#58;1234</code> (run again, once) |",
+		"| lost its node: ERROR&#58; connection reset by peer | <code>tcp&#58;//10&#46;0&#46;0&#46;2&#58;1234</code><br>not run again: no other node of the pool answers &#40;",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("annotation lacks %q:\n%s", want, md)
+		}
+	}
+}

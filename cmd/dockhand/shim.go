@@ -31,14 +31,18 @@ func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
 			} else {
 				job = &buildx.ShimJob{Cache: st.Cache}
 				if b := st.Builder; b.Kind != "" {
-					job.Selected = &buildx.SelectedBuilder{Kind: b.Kind, Name: b.Name, Nodes: b.Nodes}
+					job.Selected = &buildx.SelectedBuilder{Kind: b.Kind, Name: b.Name, Nodes: b.Nodes, Retry: b.Retry}
 				}
 			}
 		}
 	}
 	err := buildx.Shim(args, e.ToSlice(), self(), job, io.err)
-	if errors.Is(err, buildx.ErrStrict) {
+	var exit buildx.ExitError
+	switch {
+	case errors.Is(err, buildx.ErrStrict):
 		return childExit{1} // the shim said why
+	case errors.As(err, &exit):
+		return childExit{exit.Code} // the real plugin's, run as a child
 	}
 	return err
 }
