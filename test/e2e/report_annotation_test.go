@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"net/http"
@@ -232,7 +233,7 @@ func TestIssue23_1_OtherPipelinesBuildsNotOnTheBuildPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, r.config, "annotate = \"always\"\n"+string(data))
-	dir := t.TempDir()
+	dir := r.tempDir() // the jobs (the agent's user) read the fifos
 	releaseLint, releaseB := filepath.Join(dir, "lint"), filepath.Join(dir, "b")
 	for _, fifo := range []string{releaseLint, releaseB} {
 		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -260,7 +261,7 @@ func TestIssue23_1_OtherPipelinesBuildsNotOnTheBuildPage(t *testing.T) {
 		"buildctl build --frontend dockerfile.v0 --local context=. --local dockerfile=. --output type=image,name=%s,push=true\n", imageA), pipeline("a"))
 	fCtl, logCtl := r.finish(ctl, ctlAgent)
 	for _, fifo := range []string{releaseLint, releaseB} {
-		if err := os.WriteFile(fifo, []byte("go\n"), 0o600); err != nil {
+		if err := releaseReader(fifo, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -307,5 +308,23 @@ func TestIssue23_1_OtherPipelinesBuildsNotOnTheBuildPage(t *testing.T) {
 	}
 	if !strings.Contains(html.UnescapeString(r.srv.Annotations(b)[0].Body), "pipeline-b-secret") {
 		t.Errorf("pipeline b's annotation lacks its own image")
+	}
+}
+
+// releaseReader writes a line to the fifo a job is reading, failing after d
+// when no reader has it open (a job that ended early), rather than blocking
+// the test until its timeout as a plain open for writing would.
+func releaseReader(fifo string, d time.Duration) error {
+	for deadline := time.Now().Add(d); ; {
+		f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			_, err = f.WriteString("go\n")
+			f.Close()
+			return err
+		}
+		if !errors.Is(err, syscall.ENXIO) || time.Now().After(deadline) {
+			return fmt.Errorf("releasing the job reading %s: %w", fifo, err)
+		}
+		time.Sleep(20 * time.Millisecond) // bounded poll for the reader to open it
 	}
 }
