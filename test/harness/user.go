@@ -63,7 +63,21 @@ func StackUser() (*User, error) {
 	if err := ensureSubIDs(StackUserName); err != nil {
 		return nil, err
 	}
+	reachTools()
 	return lookupUser(StackUserName)
+}
+
+// reachTools lets the user reach the real components and the dockhand under
+// test wherever the checkout is (a clone under a 0700 home, say): search
+// permission on their dirs' ancestors, nothing listable. Best effort: a
+// component it cannot reach fails its test with the path named.
+func reachTools() {
+	if bin, err := FindToolBin(os.Environ()); err == nil {
+		_ = Passable(filepath.Join(bin, "buildkite-agent"))
+	}
+	if p := os.Getenv("DOCKHAND_BIN"); p != "" {
+		_ = Passable(p)
+	}
 }
 
 func lookupUser(name string) (*User, error) {
