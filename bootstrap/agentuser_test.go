@@ -18,7 +18,7 @@ import (
 // left. Before, every later job on the host failed on the sweep.
 func TestUnremovableDeadJobDirOnlyWarns(t *testing.T) {
 	if !harness.IsUserRun() {
-		needRoot(t, "running as the agent user needs root")
+		harness.NeedRoot(t, "running as the agent user needs root")
 		u := harness.MustStackUser(t)
 		root := u.TempDir(t)
 		state := filepath.Join(root, "state")
@@ -88,7 +88,7 @@ func TestStateDirOfAnotherUserFallsBack(t *testing.T) {
 		"root's jobs .lock": func(state string) { os.Chown(filepath.Join(state, "jobs", ".lock"), 0, 0) },
 	}
 	if !harness.IsUserRun() {
-		needRoot(t, "running as the agent user needs root")
+		harness.NeedRoot(t, "running as the agent user needs root")
 		u := harness.MustStackUser(t)
 		for name, spoil := range cases {
 			t.Run(name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dockhand-ci/dockhand/test/harness"
 	"io"
 	"net"
 	"net/http"
@@ -341,7 +342,7 @@ func TestDefect02_StateDirOfAnotherUserNotUsed(t *testing.T) {
 // (A tmpfs of 64 KiB, filled, is the full disk: mounting it needs root, as
 // `make test` has.)
 func TestDefect07_FullDiskFallsBackToTmpdir(t *testing.T) {
-	needRoot(t, "mounting the full tmpfs needs root")
+	harness.NeedRoot(t, "mounting the full tmpfs needs root")
 	root := t.TempDir()
 	full := filepath.Join(root, "full")
 	os.Mkdir(full, 0o700)
@@ -386,7 +387,7 @@ func asUser(t *testing.T, uid int, script string) (bool, string) {
 // docs/credentials.md says so), a job cannot find another's dir by listing
 // STATE/jobs, and cannot guess its name (128 random bits).
 func TestDefect08_JobDirsOfOtherJobs(t *testing.T) {
-	needRoot(t, "running as the agent users needs root")
+	harness.NeedRoot(t, "running as the agent users needs root")
 	const agent, other = 65534, 65533
 	root := t.TempDir()
 	os.Chmod(filepath.Dir(root), 0o755) // the users must reach the state dir
@@ -420,17 +421,4 @@ func TestDefect08_JobDirsOfOtherJobs(t *testing.T) {
 	if removed, err := Sweep(context.Background(), state); err != nil || len(removed) != 1 {
 		t.Errorf("Sweep = %q, %v", removed, err)
 	}
-}
-
-// needRoot skips a test that needs root when run by hand as another user;
-// in CI (CI set), which runs as root, a missing root is a failure.
-func needRoot(t *testing.T, why string) {
-	t.Helper()
-	if os.Getuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI is set but the tests do not run as root: %s", why)
-	}
-	t.Skip(why)
 }

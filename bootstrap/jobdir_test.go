@@ -117,7 +117,7 @@ func itoa(i int) string { return fmt.Sprint(i) }
 // ignores the mode, hid that they could not.
 func TestJobDirsAsTheAgentUser(t *testing.T) {
 	if !harness.IsUserRun() {
-		needRoot(t, "running as the agent user needs root")
+		harness.NeedRoot(t, "running as the agent user needs root")
 		u := harness.MustStackUser(t)
 		state := filepath.Join(u.TempDir(t), "state")
 		if err := os.Mkdir(state, 0o700); err != nil {

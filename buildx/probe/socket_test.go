@@ -17,9 +17,7 @@ import (
 // the stack's user, uid 2000, as root would be let in.
 func TestDockerSocketDeniedSaysWhy(t *testing.T) {
 	if !harness.IsUserRun() {
-		if os.Getuid() != 0 {
-			t.Skip("running as the agent user needs root")
-		}
+		harness.NeedRoot(t, "running as the agent user needs root")
 		u := harness.MustStackUser(t)
 		dir := u.TempDir(t)
 		sock := filepath.Join(dir, "docker.sock")

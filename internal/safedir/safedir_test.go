@@ -14,9 +14,7 @@ import (
 // root's bypass of file modes cannot hide a walk that reads each dir.
 func TestCheckThroughDirsTheUserCannotList(t *testing.T) {
 	if !harness.IsUserRun() {
-		if os.Getuid() != 0 {
-			t.Skip("running as the agent user needs root")
-		}
+		harness.NeedRoot(t, "running as the agent user needs root")
 		u := harness.MustStackUser(t)
 		passable := filepath.Join(u.TempDir(t), "passable")
 		state := filepath.Join(passable, "state")

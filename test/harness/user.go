@@ -204,3 +204,17 @@ func (u *User) RunTest(t testing.TB, name string, env ...string) {
 		t.Fatalf("%s as %s (uid %d) did not run:\n%s", name, u.Name, u.UID, out)
 	}
 }
+
+// NeedRoot skips a test that must make or become the stack user when it is
+// run by hand as another user; in CI (CI set), which runs as root, a missing
+// root fails the test instead.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI is set but the tests do not run as root: %s", why)
+	}
+	t.Skip(why)
+}
