@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -67,8 +67,8 @@ func runAsUser(t *testing.T) string {
 		t.Fatal("the user's run runs as root")
 	}
 	state, bin := os.Getenv("DOCKHAND_TEST_STATE"), os.Getenv("DOCKHAND_TEST_BIN")
-	cfg := env.Default("")
-	cfg.StateDir, cfg.Builders, cfg.Cache.Mode = state, nil, env.CacheOff
+	cfg := config.Default("")
+	cfg.StateDir, cfg.Builders, cfg.Cache.Mode = state, nil, config.CacheOff
 	var log strings.Builder
 	exit, err := Run(Options{Env: agentenv.FromMap(map[string]string{"BUILDKITE_JOB_ID": "j1", "PATH": bin + ":/usr/bin:/bin", "TMPDIR": os.Getenv("DOCKHAND_TEST_TMP")}),
 		Config: cfg, Self: filepath.Join(bin, "dockhand"), Log: &log, UID: os.Getuid()})

@@ -12,15 +12,15 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 func TestChooseBuilderWhenAllAreDown(t *testing.T) {
 	state := t.TempDir()
 	job := filepath.Join(state, "jobs", "j")
 	os.MkdirAll(filepath.Join(job, "docker"), 0o700)
-	cfg := env.Default("")
-	cfg.Builders = []string{env.BuilderRemote}
+	cfg := config.Default("")
+	cfg.Builders = []string{config.BuilderRemote}
 	cfg.Remote.Endpoints = []string{"tcp://10.9.9.9:1234"}
 	o := Options{Config: cfg, Env: agentenv.FromSlice([]string{"PATH=" + t.TempDir()}),
 		Self: filepath.Join(t.TempDir(), "dockhand")} // no dockhand-cloud: every probe fails
@@ -80,7 +80,7 @@ func TestAliasBuilder(t *testing.T) {
 // the cache repository's and registry.ecr_registries among them; a
 // credsStore only with registry.creds_store.
 func TestJobCredentials(t *testing.T) {
-	cfg := env.Default("")
+	cfg := config.Default("")
 	cfg.Cache.Repository = "123456789012.dkr.ecr.us-east-1.amazonaws.com/buildkit-cache"
 	cfg.Registry.ECRRegistries = []string{"210987654321.dkr.ecr.eu-west-1.amazonaws.com"}
 	c := jobCredentials(cfg)

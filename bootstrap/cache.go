@@ -17,7 +17,7 @@ import (
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/cloud"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
@@ -25,8 +25,8 @@ import (
 // queue's [cache] settings and the job's identity as the agent gave it,
 // recorded before any job code runs. It returns nil, and why, when there is
 // nothing to inject.
-func cacheSettings(c *env.Config, e *agentenv.Environment) (*buildx.CacheSettings, string) {
-	if c.Cache.Mode == env.CacheOff {
+func cacheSettings(c *config.Config, e *agentenv.Environment) (*buildx.CacheSettings, string) {
+	if c.Cache.Mode == config.CacheOff {
 		return nil, fmt.Sprintf("off (cache.mode from %s)", c.Sources["cache.mode"])
 	}
 	lookup := func(k string) string { v, _ := e.Get(k); return v }
@@ -58,10 +58,10 @@ func cacheSettings(c *env.Config, e *agentenv.Environment) (*buildx.CacheSetting
 //
 // On ECR, ensureRepo makes the pipeline's repository; a failure is a warning
 // (the export fails on its own, ignored, and the build runs).
-func prepareCache(c *env.Config, e *agentenv.Environment, now time.Time, ensureRepo ensureRepoFunc) (*buildx.CacheSettings, []string) {
+func prepareCache(c *config.Config, e *agentenv.Environment, now time.Time, ensureRepo ensureRepoFunc) (*buildx.CacheSettings, []string) {
 	s, why := cacheSettings(c, e)
 	lines := []string{cacheNote(s, why)}
-	if s != nil && s.Backend.Kind == env.CacheRegistry && cachekey.IsECR(s.Backend.Repository) && ensureRepo != nil && s.Identity.Pipeline != "" {
+	if s != nil && s.Backend.Kind == config.CacheRegistry && cachekey.IsECR(s.Backend.Repository) && ensureRepo != nil && s.Identity.Pipeline != "" {
 		repo := s.Backend.PipelineRepository(s.Identity.Pipeline)
 		st, err := ensureRepo(repo, c.Cache.MaxAgeDays)
 		switch {
@@ -76,7 +76,7 @@ func prepareCache(c *env.Config, e *agentenv.Environment, now time.Time, ensureR
 			}
 		}
 	}
-	if s == nil || s.Backend.Kind != env.CacheLocal {
+	if s == nil || s.Backend.Kind != config.CacheLocal {
 		return s, lines
 	}
 	note, err := prepareLocalCache(s, c.Cache.Local.MaxSize, now)
@@ -97,11 +97,11 @@ func cacheNote(s *buildx.CacheSettings, why string) string {
 	b := s.Backend
 	where := ""
 	switch b.Kind {
-	case env.CacheRegistry:
+	case config.CacheRegistry:
 		where = b.Repository
-	case env.CacheS3:
+	case config.CacheS3:
 		where = "s3://" + b.S3.Bucket + "/" + b.S3.Prefix
-	case env.CacheLocal:
+	case config.CacheLocal:
 		where = b.LocalDir
 	}
 	id := s.Identity

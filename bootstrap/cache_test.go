@@ -14,7 +14,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 func TestCacheSettings(t *testing.T) {
@@ -23,7 +23,7 @@ func TestCacheSettings(t *testing.T) {
 		"BUILDKITE_PIPELINE_DEFAULT_BRANCH=main", "BUILDKITE_PULL_REQUEST=9",
 		"BUILDKITE_REPO=git@github.com:acme/web.git", "BUILDKITE_PULL_REQUEST_REPO=https://github.com/eve/web.git",
 	})
-	c := env.Default("")
+	c := config.Default("")
 	if s, why := cacheSettings(c, e); s != nil || !strings.Contains(why, "cache.repository is not set") {
 		t.Errorf("defaults: %+v %q, want nothing to inject until a repository is set", s, why)
 	}
@@ -44,7 +44,7 @@ func TestCacheSettings(t *testing.T) {
 			t.Errorf("cacheNote = %q, want %q in it", note, part)
 		}
 	}
-	c.Cache.Mode = env.CacheOff
+	c.Cache.Mode = config.CacheOff
 	if s, why := cacheSettings(c, e); s != nil || !strings.HasPrefix(why, "off") {
 		t.Errorf("mode off: %+v %q", s, why)
 	}
@@ -98,8 +98,8 @@ func TestPruneLocalCache(t *testing.T) {
 
 func TestPrepareCacheLocal(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
-	c := env.Default("")
-	c.Cache.Backend, c.Cache.Local.Dir = env.CacheLocal, dir
+	c := config.Default("")
+	c.Cache.Backend, c.Cache.Local.Dir = config.CacheLocal, dir
 	e := agentenv.FromSlice([]string{"BUILDKITE_PIPELINE_SLUG=web", "BUILDKITE_BRANCH=main"})
 	s, lines := prepareCache(c, e, time.Now(), nil)
 	if s == nil || len(lines) != 1 {
@@ -160,7 +160,7 @@ func TestECRRepoEnsurer(t *testing.T) {
 		t.Errorf("dockhand-cloud calls:\n%s\nwant\n%s", data, want)
 	}
 	// Only ECR repositories of the registry backend are ensured.
-	c := env.Default("")
+	c := config.Default("")
 	c.Cache.Repository = "reg.example/cache"
 	e := agentenv.FromSlice([]string{"BUILDKITE_PIPELINE_SLUG=web", "BUILDKITE_BRANCH=main"})
 	called := false
@@ -192,7 +192,7 @@ func TestECRRepoDeniedBacksOff(t *testing.T) {
 	clock := time.Now()
 	ensure, calls := cloudEnsurer(t, "*lifecycle*) echo '{\"created\":true,\"missing\":[\"ecr:PutLifecyclePolicy\"]}';;\n"+
 		"*) echo '{\"created\":false,\"missing\":[\"ecr:CreateRepository\"]}';;", &clock)
-	c := env.Default("")
+	c := config.Default("")
 	c.Cache.Repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"
 	job := func(pipeline string) (*buildx.CacheSettings, []string) {
 		return prepareCache(c, agentenv.FromSlice([]string{"BUILDKITE_PIPELINE_SLUG=" + pipeline, "BUILDKITE_BRANCH=main"}), clock, ensure)

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // Regression tests for the defects of issue 12 that live in the bootstrap,
@@ -94,11 +94,11 @@ func TestDefect12_EvictionOnlyRemovesOCILayouts(t *testing.T) {
 	}
 	for _, tt := range []struct{ state, cache string }{{"/var/lib/dockhand", "/var/lib/dockhand"}, {"/var/lib/dockhand", "/var/lib"}, {"/var/lib/dockhand/", "/var/lib/dockhand"}} {
 		file := fmt.Sprintf("state_dir = %q\n[cache]\nbackend = \"local\"\n[cache.local]\ndir = %q\n", tt.state, tt.cache)
-		if _, err := env.Parse("x.toml", []byte(file), ""); err == nil || !strings.Contains(err.Error(), "cache.local.dir") {
+		if _, err := config.Parse("x.toml", []byte(file), ""); err == nil || !strings.Contains(err.Error(), "cache.local.dir") {
 			t.Errorf("state_dir %s with cache.local.dir %s: %v, want an error naming cache.local.dir", tt.state, tt.cache, err)
 		}
 	}
-	if _, err := env.Parse("x.toml", []byte("state_dir = \"/var/lib/dockhand\"\n[cache]\nbackend = \"local\"\n[cache.local]\ndir = \"/var/lib/dockhand/cache\"\n"), ""); err != nil {
+	if _, err := config.Parse("x.toml", []byte("state_dir = \"/var/lib/dockhand\"\n[cache]\nbackend = \"local\"\n[cache.local]\ndir = \"/var/lib/dockhand/cache\"\n"), ""); err != nil {
 		t.Errorf("a cache dir inside the state dir was refused: %v", err)
 	}
 }
@@ -178,7 +178,7 @@ func TestDefect04_BootstrapHonoursSignalWhileWaitingForLock(t *testing.T) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	cfg := env.Default("")
+	cfg := config.Default("")
 	cfg.StateDir = state
 	sigs := make(chan os.Signal, 1)
 	sigs <- syscall.SIGTERM // the agent cancels the job while setup waits
@@ -202,10 +202,10 @@ func TestDefect05_CancelDuringSetupIsHonoured(t *testing.T) {
 	nsc := filepath.Join(dir, "nsc")
 	os.WriteFile(nsc, []byte("#!/bin/sh\necho $$ >"+pidFile+"\necho up >"+started+"\nexec sleep 300\n"), 0o700)
 	state := filepath.Join(dir, "state")
-	cfg := env.Default("")
+	cfg := config.Default("")
 	cfg.StateDir = state
-	cfg.Builders = []string{env.BuilderNamespace}
-	cfg.Namespace.NSC, cfg.Namespace.TenantID, cfg.Namespace.Auth = nsc, "tenant", env.AuthCognito
+	cfg.Builders = []string{config.BuilderNamespace}
+	cfg.Namespace.NSC, cfg.Namespace.TenantID, cfg.Namespace.Auth = nsc, "tenant", config.AuthCognito
 	sigs := make(chan os.Signal, 1)
 	got := runAsync(cfg, filepath.Join(dir, "dockhand"), sigs)
 	if _, err := os.ReadFile(started); err != nil { // blocks until nsc runs
@@ -233,7 +233,7 @@ type runResult struct {
 }
 
 // runAsync runs one job's bootstrap with cfg in the background.
-func runAsync(cfg *env.Config, self string, sigs chan os.Signal) <-chan runResult {
+func runAsync(cfg *config.Config, self string, sigs chan os.Signal) <-chan runResult {
 	got := make(chan runResult, 1)
 	go func() {
 		exit, err := Run(Options{Env: agentenv.FromMap(map[string]string{"BUILDKITE_JOB_ID": "j1", "PATH": "/usr/bin:/bin"}),
@@ -359,8 +359,8 @@ func TestDefect07_FullDiskFallsBackToTmpdir(t *testing.T) {
 	os.WriteFile(filepath.Join(bin, "buildkite-agent"), []byte("#!/bin/sh\ntest -d \"$DOCKHAND_JOB_DIR\" || exit 3\nexit 7\n"), 0o700)
 	tmp := filepath.Join(root, "tmp")
 	os.Mkdir(tmp, 0o700)
-	cfg := env.Default("")
-	cfg.StateDir, cfg.Builders, cfg.Cache.Mode = state, nil, env.CacheOff
+	cfg := config.Default("")
+	cfg.StateDir, cfg.Builders, cfg.Cache.Mode = state, nil, config.CacheOff
 	var log strings.Builder
 	exit, err := Run(Options{Env: agentenv.FromMap(map[string]string{"BUILDKITE_JOB_ID": "j1", "PATH": bin + ":/usr/bin:/bin", "TMPDIR": tmp}),
 		Config: cfg, Self: filepath.Join(bin, "dockhand"), Log: &log, UID: os.Getuid()})

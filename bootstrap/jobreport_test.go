@@ -9,7 +9,7 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/report"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -41,8 +41,8 @@ func TestIssue23_3_JobEndReportBoundedByGracePeriod(t *testing.T) {
 mkdir -p "$DOCKHAND_JOB_DIR/docker/buildx/refs/b/node0" && mkfifo "$DOCKHAND_JOB_DIR/docker/buildx/refs/b/node0/ref" || exit 3
 exit 0
 `), 0o700)
-	cfg := env.Default("")
-	cfg.StateDir, cfg.Builders, cfg.Cache.Mode = state, nil, env.CacheOff
+	cfg := config.Default("")
+	cfg.StateDir, cfg.Builders, cfg.Cache.Mode = state, nil, config.CacheOff
 	var log harness.LockedBuffer // a report still running after Run has returned may write to it
 	got := make(chan runResult, 1)
 	go func() {

@@ -23,7 +23,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cloud"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/registry"
@@ -38,7 +38,7 @@ const (
 // Options are what one bootstrap needs; everything comes in as data.
 type Options struct {
 	Env    *agentenv.Environment // the environment the agent gave the bootstrap
-	Config *env.Config
+	Config *config.Config
 	Self   string    // the dockhand executable
 	Log    io.Writer // the job log (stdout, the agent's PTY)
 	UID    int

@@ -8,7 +8,7 @@ import (
 	"slices"
 
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 	"github.com/dockhand-ci/dockhand/registry"
 )
@@ -37,7 +37,7 @@ type JobState struct {
 // RegistrySettings turns the configuration's [packages] and [registry]
 // tables into what the credential helper serves; the bootstrap records them
 // in the job state, and the helper outside a job takes them from here too.
-func RegistrySettings(cfg *env.Config) registry.Settings {
+func RegistrySettings(cfg *config.Config) registry.Settings {
 	return registry.Settings{
 		Static:      cfg.Registry.StaticCredentials(),
 		ECRAliases:  cfg.Registry.ECRAliasMap(),
@@ -49,7 +49,7 @@ func RegistrySettings(cfg *env.Config) registry.Settings {
 // jobCredentials is how the job's config reaches dockhand's helper (see
 // Credentials): credHelpers for the registries it can name, the ECR cache
 // repository's among them, unless registry.creds_store asks for credsStore.
-func jobCredentials(cfg *env.Config) Credentials {
+func jobCredentials(cfg *config.Config) Credentials {
 	if cfg.Registry.CredsStore {
 		return Credentials{Store: true}
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 func TestTokenRefreshLine(t *testing.T) {
@@ -30,7 +30,7 @@ func TestTokenRefreshLine(t *testing.T) {
 
 // Off: nothing starts, and the job's start and end wait for nothing.
 func TestTokenRefreshOff(t *testing.T) {
-	cfg := env.Default("")
+	cfg := config.Default("")
 	cfg.Registry.RefreshTokens = false
 	r := startTokenRefresh(Options{Config: cfg}, t.TempDir())
 	if r != nil {
@@ -45,7 +45,7 @@ func TestTokenRefreshOff(t *testing.T) {
 // On, with an empty cache: the claim finds nothing due, ends at once, and
 // the exit waits for nothing.
 func TestTokenRefreshNothingDue(t *testing.T) {
-	r := startTokenRefresh(Options{Config: env.Default("")}, t.TempDir())
+	r := startTokenRefresh(Options{Config: config.Default("")}, t.TempDir())
 	if r == nil {
 		t.Fatal("no refresh with the default settings")
 	}

@@ -8,14 +8,14 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/cloud"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/fleet"
 )
 
 // NewDiscoverer is the discoverer of a host's remote fleet: bounded by
 // probe_timeout, memberships shared under STATE/builders for
 // remote.discovery_ttl, EC2 asked through dockhand-cloud next to self.
-func NewDiscoverer(cfg *env.Config, e *agentenv.Environment, stateDir, self string) *fleet.Discoverer {
+func NewDiscoverer(cfg *config.Config, e *agentenv.Environment, stateDir, self string) *fleet.Discoverer {
 	d := &fleet.Discoverer{
 		Timeout:  cfg.ProbeTimeout,
 		TTL:      cfg.Remote.DiscoveryTTL,
@@ -98,9 +98,9 @@ func Discover(d *fleet.Discoverer, r RemoteSpec) (RemoteSpec, []fleet.Membership
 		return out
 	}
 	r.Endpoints = expand(r.Endpoints)
-	platforms := make([]env.PlatformNodes, 0, len(r.Platforms))
+	platforms := make([]config.PlatformNodes, 0, len(r.Platforms))
 	for _, p := range r.Platforms {
-		platforms = append(platforms, env.PlatformNodes{Platform: p.Platform, Endpoints: expand(p.Endpoints)})
+		platforms = append(platforms, config.PlatformNodes{Platform: p.Platform, Endpoints: expand(p.Endpoints)})
 	}
 	r.Platforms = platforms
 	return r, ms

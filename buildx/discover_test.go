@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/fleet"
 )
 
@@ -29,7 +29,7 @@ func TestDiscoverExpandsSourcesInPlace(t *testing.T) {
 	}}
 	r := RemoteSpec{
 		Endpoints: []string{"tcp://static:1234", amd},
-		Platforms: []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{arm}}},
+		Platforms: []config.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{arm}}},
 	}
 	got, ms := Discover(d, r)
 	if want := []string{"tcp://static:1234", "tcp://10.0.0.1:1234", "tcp://10.0.0.2:1234"}; !slices.Equal(got.Endpoints, want) {
@@ -54,7 +54,7 @@ func TestDiscoverExpandsSourcesInPlace(t *testing.T) {
 }
 
 func TestAWSEnvForDiscoveryIgnoresAJobsEndpoints(t *testing.T) {
-	e := env.FromSlice([]string{"PATH=/bin", "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIA1", "AWS_ENDPOINT_URL=http://evil", "AWS_ENDPOINT_URL_EC2=http://evil", "SECRET=x"})
+	e := config.FromSlice([]string{"PATH=/bin", "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIA1", "AWS_ENDPOINT_URL=http://evil", "AWS_ENDPOINT_URL_EC2=http://evil", "SECRET=x"})
 	got := awsEnv(e, "http://127.0.0.1:9000")
 	want := []string{"AWS_ACCESS_KEY_ID=AKIA1", "AWS_ENDPOINT_URL_EC2=http://127.0.0.1:9000", "AWS_REGION=us-east-1", "PATH=/bin"}
 	if !slices.Equal(got, want) {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
@@ -117,7 +117,7 @@ func (n *Namespace) setUpBuilder(ctx context.Context, nscEnv []string, state str
 	if _, err := runCommand(ctx, nscEnv, n.NSC, setup...); err != nil {
 		return Builder{}, err
 	}
-	b, err := ReadInstance(n.DockerConfig, env.BuilderNamespace, NamespaceName)
+	b, err := ReadInstance(n.DockerConfig, config.BuilderNamespace, NamespaceName)
 	if err != nil {
 		return Builder{}, fmt.Errorf("nsc docker buildx setup wrote no builder: %w", err)
 	}
@@ -145,7 +145,7 @@ func (n *Namespace) sharedBuilder(ctx context.Context, nscEnv []string) (Builder
 	}
 	defer release()
 	if data, exp, ok := n.Setups.Get(n.TenantID, n.DefaultLoad); ok {
-		b, err := ParseInstance(env.BuilderNamespace, data)
+		b, err := ParseInstance(config.BuilderNamespace, data)
 		if err == nil {
 			b.Name = NamespaceName
 			err = WriteInstance(n.DockerConfig, b)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // fakeNSC builds the repository's nsc double (test/fakensc).
@@ -60,7 +60,7 @@ func TestNamespaceCognitoSetUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Kind != env.BuilderNamespace || b.Name != NamespaceName || len(b.Nodes) != 2 || b.Nodes[1].Platforms[0] != "linux/arm64" ||
+	if b.Kind != config.BuilderNamespace || b.Name != NamespaceName || len(b.Nodes) != 2 || b.Nodes[1].Platforms[0] != "linux/arm64" ||
 		!strings.HasPrefix(b.Nodes[0].TLS.Cert, filepath.Join(job, "nsc", "state")) {
 		t.Errorf("builder = %+v", b)
 	}
@@ -110,7 +110,7 @@ func TestNamespaceHostPlatformFirst(t *testing.T) {
 		if len(b.Nodes) != 2 || b.Nodes[0].Platforms[0] != tc.first {
 			t.Errorf("host %s: nodes %+v, want %s first", tc.host, b.Nodes, tc.first)
 		}
-		onDisk, err := ReadInstance(n.DockerConfig, env.BuilderNamespace, NamespaceName)
+		onDisk, err := ReadInstance(n.DockerConfig, config.BuilderNamespace, NamespaceName)
 		if err != nil || len(onDisk.Nodes) != 2 || onDisk.Nodes[0].Platforms[0] != tc.first ||
 			onDisk.Nodes[0].TLS != b.Nodes[0].TLS || !strings.HasPrefix(onDisk.Nodes[0].Endpoint, "tcp://"+strings.TrimPrefix(tc.first, "linux/")) {
 			t.Errorf("host %s: buildx reads %+v (%v), want the %s node first with its own endpoint and certificates", tc.host, onDisk, err, tc.first)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // namespaceGrace is what Namespace's setup may take beyond probe_timeout:
@@ -34,7 +34,7 @@ type namespaceRun struct {
 // (BuildKit ListWorkers over the mTLS connection nsc configured) within
 // what is left of the deadline, so a Namespace outage falls back in time.
 func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp func() bool) *namespaceRun {
-	if !slices.Contains(spec.Order, env.BuilderNamespace) || planNamespace(spec.Namespace).State != NeedsSetup {
+	if !slices.Contains(spec.Order, config.BuilderNamespace) || planNamespace(spec.Namespace).State != NeedsSetup {
 		return nil
 	}
 	cfg := o.Config

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // fakeExchange writes an nsc stand-in that counts its calls in count and
@@ -159,16 +159,16 @@ func TestSelectDoesNotWaitForNamespacePastTheDeadline(t *testing.T) {
 	if err := os.WriteFile(nsc, []byte("#!/bin/sh\nsetsid sleep 5 &\nexec sleep 30\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg := env.Default("")
-	cfg.Builders = []string{env.BuilderNamespace}
+	cfg := config.Default("")
+	cfg.Builders = []string{config.BuilderNamespace}
 	cfg.ProbeTimeout = 300 * time.Millisecond
-	cfg.Namespace = env.Namespace{NSC: nsc, Auth: env.AuthCognito, TenantID: "tnt", AWSRegion: "us-east-1", IdentityPool: "p"}
+	cfg.Namespace = config.Namespace{NSC: nsc, Auth: config.AuthCognito, TenantID: "tnt", AWSRegion: "us-east-1", IdentityPool: "p"}
 	job := filepath.Join(dir, "state", "jobs", "j")
 	if err := os.MkdirAll(filepath.Join(job, "docker"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	sel, err := Select(SetupOptions{Config: cfg, Env: env.FromSlice([]string{"PATH=/usr/bin:/bin"}), StateDir: filepath.Join(dir, "state"),
+	sel, err := Select(SetupOptions{Config: cfg, Env: config.FromSlice([]string{"PATH=/usr/bin:/bin"}), StateDir: filepath.Join(dir, "state"),
 		JobDir: job, DockerConfig: filepath.Join(job, "docker"), Self: filepath.Join(dir, "dockhand"), DockerSocket: filepath.Join(dir, "none.sock")})
 	took := time.Since(start)
 	if err == nil || sel.Builder != nil {

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // Instance names dockhand gives its builders.
@@ -36,7 +36,7 @@ type Spec struct {
 // RemoteSpec is the configured buildkitd pool.
 type RemoteSpec struct {
 	Endpoints []string
-	Platforms []env.PlatformNodes
+	Platforms []config.PlatformNodes
 	TLS       TLS
 	// Undiscovered are discovery sources that gave no node (see Discover).
 	Undiscovered []string
@@ -112,12 +112,12 @@ func Targets(spec Spec) []ProbeTarget {
 			ts = append(ts, t)
 		}
 	}
-	if slices.Contains(spec.Order, env.BuilderRemote) {
+	if slices.Contains(spec.Order, config.BuilderRemote) {
 		for _, ep := range spec.Remote.AllEndpoints() {
 			add(remoteTarget(spec.Remote, ep))
 		}
 	}
-	if slices.Contains(spec.Order, env.BuilderEmbedded) && spec.Embedded.Socket != "" {
+	if slices.Contains(spec.Order, config.BuilderEmbedded) && spec.Embedded.Socket != "" {
 		add(ProbeTarget{Kind: ProbeBuildkit, Endpoint: spec.Embedded.Socket})
 	}
 	if spec.Local.DockerHost != "" {
@@ -174,13 +174,13 @@ func Plan(spec Spec, results Results) []Option {
 	var opts []Option
 	for _, kind := range spec.Order {
 		switch kind {
-		case env.BuilderRemote:
+		case config.BuilderRemote:
 			opts = append(opts, planRemote(spec, results, dockerUp))
-		case env.BuilderNamespace:
+		case config.BuilderNamespace:
 			opts = append(opts, planNamespace(spec.Namespace))
-		case env.BuilderLocal:
+		case config.BuilderLocal:
 			opts = append(opts, planLocal(spec.Local, results))
-		case env.BuilderEmbedded:
+		case config.BuilderEmbedded:
 			opts = append(opts, planEmbedded(spec.Embedded, results, dockerUp))
 		default:
 			opts = append(opts, Option{Kind: kind, State: NotConfigured, Why: "unknown builder kind"})
@@ -191,7 +191,7 @@ func Plan(spec Spec, results Results) []Option {
 
 func planRemote(spec Spec, results Results, dockerUp bool) Option {
 	r := spec.Remote
-	o := Option{Kind: env.BuilderRemote}
+	o := Option{Kind: config.BuilderRemote}
 	if len(r.Undiscovered) > 0 && len(r.AllEndpoints()) == 0 {
 		o.State = Down
 		o.Why = "discovery found no node (" + strings.Join(r.Undiscovered, ", ") + ")"
@@ -240,7 +240,7 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 		}
 		return n
 	}
-	b := Builder{Kind: env.BuilderRemote, Name: RemoteName, Driver: DriverRemote}
+	b := Builder{Kind: config.BuilderRemote, Name: RemoteName, Driver: DriverRemote}
 	var why, missing []string
 	if len(r.Endpoints) > 0 {
 		if ep, n, load := pick(r.Endpoints); ep != "" {
@@ -284,7 +284,7 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 }
 
 func planNamespace(n NamespaceSpec) Option {
-	o := Option{Kind: env.BuilderNamespace}
+	o := Option{Kind: config.BuilderNamespace}
 	switch {
 	case n.NSC == "":
 		o.Why = "nsc not found (namespace.nsc or PATH)"
@@ -298,7 +298,7 @@ func planNamespace(n NamespaceSpec) Option {
 }
 
 func planLocal(l LocalSpec, results Results) Option {
-	o := Option{Kind: env.BuilderLocal}
+	o := Option{Kind: config.BuilderLocal}
 	if l.DockerHost == "" {
 		o.Why = "no docker daemon on this host (DOCKER_HOST or /var/run/docker.sock)"
 		return o
@@ -321,18 +321,18 @@ func planLocal(l LocalSpec, results Results) Option {
 	// builder could export but would lose the first two and pull its image
 	// (docs/cache.md, "The local builder").
 	o.State = Ready
-	o.Builder = Builder{Kind: env.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: l.DockerHost}}}
+	o.Builder = Builder{Kind: config.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: l.DockerHost}}}
 	o.Why = fmt.Sprintf("the host's docker daemon (%s), its own builder", l.DockerHost)
 	return o
 }
 
 func planEmbedded(e EmbeddedSpec, results Results, dockerUp bool) Option {
-	o := Option{Kind: env.BuilderEmbedded}
+	o := Option{Kind: config.BuilderEmbedded}
 	if e.Socket == "" {
 		o.Why = "no state dir for its socket"
 		return o
 	}
-	o.Builder = Builder{Kind: env.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: dockerUp,
+	o.Builder = Builder{Kind: config.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: dockerUp,
 		Nodes: []Node{{Name: EmbeddedName + "0", Endpoint: e.Socket}}}
 	res := results.Of(ProbeTarget{Kind: ProbeBuildkit, Endpoint: e.Socket})
 	switch {

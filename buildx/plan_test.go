@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 func TestRendezvousIsStableAndMinimallyDisruptive(t *testing.T) {
@@ -123,80 +123,80 @@ func TestPlan(t *testing.T) {
 	}{
 		{
 			name:    "remote first, both healthy: the pipeline's node",
-			spec:    func() Spec { return baseSpec(env.BuilderRemote, env.BuilderLocal) },
+			spec:    func() Spec { return baseSpec(config.BuilderRemote, config.BuilderLocal) },
 			results: results([]string{epA, epB, docker}, nil),
-			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName, load: true, why: `pipeline "app" → ` + appNode + " (rendezvous over 2 of 2 healthy)"},
+			want:    &want{kind: config.BuilderRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName, load: true, why: `pipeline "app" → ` + appNode + " (rendezvous over 2 of 2 healthy)"},
 			states:  []State{Ready, Ready},
 		},
 		{
 			name:    "the pipeline's node down: the other one",
-			spec:    func() Spec { return baseSpec(env.BuilderRemote, env.BuilderLocal) },
+			spec:    func() Spec { return baseSpec(config.BuilderRemote, config.BuilderLocal) },
 			results: results([]string{otherNode, docker}, map[string]string{appNode: "connection refused"}),
-			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{otherNode}, driver: DriverRemote, name: RemoteName, load: true, why: "1 of 2 healthy"},
+			want:    &want{kind: config.BuilderRemote, state: Ready, endpoints: []string{otherNode}, driver: DriverRemote, name: RemoteName, load: true, why: "1 of 2 healthy"},
 		},
 		{
 			name:    "no docker daemon: no default-load",
-			spec:    func() Spec { s := baseSpec(env.BuilderRemote); s.Local.DockerHost = ""; return s },
+			spec:    func() Spec { s := baseSpec(config.BuilderRemote); s.Local.DockerHost = ""; return s },
 			results: results([]string{epA, epB}, nil),
-			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName, load: false},
+			want:    &want{kind: config.BuilderRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName, load: false},
 		},
 		{
 			name:    "docker daemon down: no default-load either",
-			spec:    func() Spec { return baseSpec(env.BuilderRemote) },
+			spec:    func() Spec { return baseSpec(config.BuilderRemote) },
 			results: results([]string{epA, epB}, map[string]string{docker: "connection refused"}),
-			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode}, load: false, driver: DriverRemote, name: RemoteName},
+			want:    &want{kind: config.BuilderRemote, state: Ready, endpoints: []string{appNode}, load: false, driver: DriverRemote, name: RemoteName},
 		},
 		{
 			name:    "remote all down: falls to local",
-			spec:    func() Spec { return baseSpec(env.BuilderRemote, env.BuilderLocal) },
+			spec:    func() Spec { return baseSpec(config.BuilderRemote, config.BuilderLocal) },
 			results: results([]string{docker}, map[string]string{epA: "connection refused", epB: "no answer within 1.5s"}),
-			want:    &want{kind: env.BuilderLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default", why: "its own builder"},
+			want:    &want{kind: config.BuilderLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default", why: "its own builder"},
 			states:  []State{Down, Ready},
 		},
 		{
 			name:    "local is the engine's own builder, never a docker-container one",
-			spec:    func() Spec { return baseSpec(env.BuilderLocal) },
+			spec:    func() Spec { return baseSpec(config.BuilderLocal) },
 			results: results([]string{docker}, nil),
-			want:    &want{kind: env.BuilderLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default", load: false, why: "its own builder"},
+			want:    &want{kind: config.BuilderLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default", load: false, why: "its own builder"},
 		},
 		{
 			name:    "local without a daemon is not configured; nothing usable",
-			spec:    func() Spec { s := baseSpec(env.BuilderLocal); s.Local.DockerHost = ""; return s },
+			spec:    func() Spec { s := baseSpec(config.BuilderLocal); s.Local.DockerHost = ""; return s },
 			results: Results{},
 			states:  []State{NotConfigured},
 		},
 		{
 			name:    "local daemon not answering is down",
-			spec:    func() Spec { return baseSpec(env.BuilderLocal) },
+			spec:    func() Spec { return baseSpec(config.BuilderLocal) },
 			results: results(nil, map[string]string{docker: "connection refused"}),
 			states:  []State{Down},
 		},
 		{
 			name: "namespace configured comes first and needs setup",
 			spec: func() Spec {
-				s := baseSpec(env.BuilderNamespace, env.BuilderRemote)
+				s := baseSpec(config.BuilderNamespace, config.BuilderRemote)
 				s.Namespace = NamespaceSpec{NSC: "/usr/bin/nsc", TenantID: "tnt", Auth: "oidc"}
 				return s
 			},
 			results: results([]string{epA, epB}, nil),
-			want:    &want{kind: env.BuilderNamespace, state: NeedsSetup, why: "tenant tnt"},
+			want:    &want{kind: config.BuilderNamespace, state: NeedsSetup, why: "tenant tnt"},
 			states:  []State{NeedsSetup, Ready},
 		},
 		{
 			name: "namespace without nsc is skipped",
 			spec: func() Spec {
-				s := baseSpec(env.BuilderNamespace, env.BuilderRemote)
+				s := baseSpec(config.BuilderNamespace, config.BuilderRemote)
 				s.Namespace = NamespaceSpec{TenantID: "tnt"}
 				return s
 			},
 			results: results([]string{epA, epB}, nil),
-			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName},
+			want:    &want{kind: config.BuilderRemote, state: Ready, endpoints: []string{appNode}, driver: DriverRemote, name: RemoteName},
 			states:  []State{NotConfigured, Ready},
 		},
 		{
 			name: "namespace without a tenant is skipped",
 			spec: func() Spec {
-				s := baseSpec(env.BuilderNamespace)
+				s := baseSpec(config.BuilderNamespace)
 				s.Namespace = NamespaceSpec{NSC: "/usr/bin/nsc"}
 				return s
 			},
@@ -204,107 +204,111 @@ func TestPlan(t *testing.T) {
 			states:  []State{NotConfigured},
 		},
 		{
-			name:    "embedded running is ready",
-			spec:    func() Spec { s := baseSpec(env.BuilderRemote, env.BuilderEmbedded); s.Remote = RemoteSpec{}; return s },
+			name: "embedded running is ready",
+			spec: func() Spec {
+				s := baseSpec(config.BuilderRemote, config.BuilderEmbedded)
+				s.Remote = RemoteSpec{}
+				return s
+			},
 			results: results([]string{embSock}, nil),
-			want:    &want{kind: env.BuilderEmbedded, state: Ready, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, why: "shared buildkitd"},
+			want:    &want{kind: config.BuilderEmbedded, state: Ready, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, why: "shared buildkitd"},
 			states:  []State{NotConfigured, Ready},
 		},
 		{
 			name:    "embedded not running needs a start",
-			spec:    func() Spec { s := baseSpec(env.BuilderEmbedded); return s },
+			spec:    func() Spec { s := baseSpec(config.BuilderEmbedded); return s },
 			results: results([]string{docker}, map[string]string{embSock: "no socket"}),
-			want:    &want{kind: env.BuilderEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, load: true, why: "starting"},
+			want:    &want{kind: config.BuilderEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, load: true, why: "starting"},
 		},
 		{
 			name:    "embedded without buildkitd is down",
-			spec:    func() Spec { s := baseSpec(env.BuilderEmbedded); s.Embedded.Buildkitd = ""; return s },
+			spec:    func() Spec { s := baseSpec(config.BuilderEmbedded); s.Embedded.Buildkitd = ""; return s },
 			results: results(nil, map[string]string{embSock: "no socket"}),
 			states:  []State{Down},
 		},
 		{
 			name: "unprivileged: embedded starts rootless",
 			spec: func() Spec {
-				s := baseSpec(env.BuilderEmbedded)
+				s := baseSpec(config.BuilderEmbedded)
 				s.Embedded.Rootless = &Rootless{Rootlesskit: "/usr/local/bin/rootlesskit", User: "buildkite-agent"}
 				return s
 			},
 			results: results([]string{docker}, map[string]string{embSock: "no socket"}),
-			want:    &want{kind: env.BuilderEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, load: true, why: "rootless under /usr/local/bin/rootlesskit"},
+			want:    &want{kind: config.BuilderEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, load: true, why: "rootless under /usr/local/bin/rootlesskit"},
 		},
 		{
 			name: "unprivileged without what rootless needs: down, the next kind",
 			spec: func() Spec {
-				s := baseSpec(env.BuilderEmbedded, env.BuilderLocal)
+				s := baseSpec(config.BuilderEmbedded, config.BuilderLocal)
 				s.Embedded.Rootless = &Rootless{Rootlesskit: "/usr/local/bin/rootlesskit", User: "buildkite-agent", Problem: "newuidmap is not on PATH; install the uidmap package"}
 				return s
 			},
 			results: results([]string{docker}, map[string]string{embSock: "no socket"}),
-			want:    &want{kind: env.BuilderLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default"},
+			want:    &want{kind: config.BuilderLocal, state: Ready, endpoints: []string{docker}, driver: DriverDocker, name: "default"},
 			states:  []State{Down, Ready},
 		},
 		{
 			name: "unprivileged, a daemon already up: ready whatever is missing to start one",
 			spec: func() Spec {
-				s := baseSpec(env.BuilderEmbedded)
+				s := baseSpec(config.BuilderEmbedded)
 				s.Embedded.Rootless = &Rootless{Problem: "rootlesskit is not on PATH"}
 				return s
 			},
 			results: results([]string{embSock}, nil),
-			want:    &want{kind: env.BuilderEmbedded, state: Ready, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, why: "shared buildkitd"},
+			want:    &want{kind: config.BuilderEmbedded, state: Ready, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName, why: "shared buildkitd"},
 		},
 		{
 			name:    "remote with nothing configured is skipped",
-			spec:    func() Spec { s := baseSpec(env.BuilderRemote); s.Remote = RemoteSpec{}; return s },
+			spec:    func() Spec { s := baseSpec(config.BuilderRemote); s.Remote = RemoteSpec{}; return s },
 			results: Results{},
 			states:  []State{NotConfigured},
 		},
 		{
 			name: "per-platform nodes make one multi-node builder, pool node first",
 			spec: func() Spec {
-				s := baseSpec(env.BuilderRemote)
-				s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm, epArm2}}}
+				s := baseSpec(config.BuilderRemote)
+				s.Remote.Platforms = []config.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm, epArm2}}}
 				return s
 			},
 			results: results([]string{epA, epB, epArm, epArm2, docker}, nil),
-			want: &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode, Rendezvous("app", []string{epArm, epArm2})[0]},
+			want: &want{kind: config.BuilderRemote, state: Ready, endpoints: []string{appNode, Rendezvous("app", []string{epArm, epArm2})[0]},
 				platforms: [][]string{nil, {"linux/arm64"}}, driver: DriverRemote, name: RemoteName, load: false, why: "linux/arm64 → "},
 		},
 		{
 			name: "only per-platform nodes: the host's platform first",
 			spec: func() Spec {
-				s := baseSpec(env.BuilderRemote)
+				s := baseSpec(config.BuilderRemote)
 				s.Remote.Endpoints = nil
-				s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}, {Platform: "linux/amd64", Endpoints: []string{epC}}}
+				s.Remote.Platforms = []config.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}, {Platform: "linux/amd64", Endpoints: []string{epC}}}
 				return s
 			},
 			results: results([]string{epArm, epC}, nil),
-			want: &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{epC, epArm},
+			want: &want{kind: config.BuilderRemote, state: Ready, endpoints: []string{epC, epArm},
 				platforms: [][]string{{"linux/amd64"}, {"linux/arm64"}}, driver: DriverRemote, name: RemoteName},
 		},
 		{
 			name: "a platform without a healthy node is left out and named",
 			spec: func() Spec {
-				s := baseSpec(env.BuilderRemote)
-				s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}}
+				s := baseSpec(config.BuilderRemote)
+				s.Remote.Platforms = []config.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}}
 				return s
 			},
 			results: results([]string{epA, epB}, map[string]string{epArm: "connection refused"}),
-			want: &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{appNode}, platforms: [][]string{nil},
+			want: &want{kind: config.BuilderRemote, state: Ready, endpoints: []string{appNode}, platforms: [][]string{nil},
 				driver: DriverRemote, name: RemoteName, why: "no healthy node for linux/arm64"},
 		},
 		{
 			name:    "everything down",
-			spec:    func() Spec { return baseSpec(env.BuilderRemote, env.BuilderLocal, env.BuilderEmbedded) },
+			spec:    func() Spec { return baseSpec(config.BuilderRemote, config.BuilderLocal, config.BuilderEmbedded) },
 			results: results(nil, map[string]string{epA: "connection refused", epB: "TLS: bad certificate", docker: "no socket", embSock: "no socket"}),
-			want:    &want{kind: env.BuilderEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName},
+			want:    &want{kind: config.BuilderEmbedded, state: NeedsStart, endpoints: []string{embSock}, driver: DriverRemote, name: EmbeddedName},
 			states:  []State{Down, Down, NeedsStart},
 		},
 		{
 			name:    "an endpoint that was not probed counts as down",
-			spec:    func() Spec { return baseSpec(env.BuilderRemote) },
+			spec:    func() Spec { return baseSpec(config.BuilderRemote) },
 			results: results([]string{epA}, nil),
-			want:    &want{kind: env.BuilderRemote, state: Ready, endpoints: []string{epA}, driver: DriverRemote, name: RemoteName},
+			want:    &want{kind: config.BuilderRemote, state: Ready, endpoints: []string{epA}, driver: DriverRemote, name: RemoteName},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -355,7 +359,7 @@ func TestPlan(t *testing.T) {
 			if o.Builder.Driver != w.driver || o.Builder.Name != w.name || o.Builder.DefaultLoad != w.load {
 				t.Errorf("builder = %s %s load=%v, want %s %s load=%v", o.Builder.Name, o.Builder.Driver, o.Builder.DefaultLoad, w.name, w.driver, w.load)
 			}
-			if o.Kind == env.BuilderRemote {
+			if o.Kind == config.BuilderRemote {
 				for _, n := range o.Builder.Nodes {
 					if n.TLS != tlsFiles {
 						t.Errorf("node %s TLS = %+v", n.Name, n.TLS)
@@ -367,9 +371,9 @@ func TestPlan(t *testing.T) {
 }
 
 func TestTargets(t *testing.T) {
-	s := baseSpec(env.BuilderNamespace, env.BuilderRemote, env.BuilderLocal)
+	s := baseSpec(config.BuilderNamespace, config.BuilderRemote, config.BuilderLocal)
 	s.Remote.Endpoints = []string{epA, "unix:///run/buildkit/buildkitd.sock"}
-	s.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm, epA}}}
+	s.Remote.Platforms = []config.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm, epA}}}
 	got := Targets(s)
 	var eps []string
 	for _, tg := range got {
@@ -382,7 +386,7 @@ func TestTargets(t *testing.T) {
 	if !slices.Equal(eps, want) {
 		t.Errorf("targets = %q, want %q (each once; no embedded when not wanted)", eps, want)
 	}
-	s = baseSpec(env.BuilderEmbedded)
+	s = baseSpec(config.BuilderEmbedded)
 	s.Local.DockerHost = ""
 	if got := Targets(s); len(got) != 1 || got[0].Endpoint != embSock {
 		t.Errorf("embedded-only targets = %+v", got)
@@ -390,13 +394,13 @@ func TestTargets(t *testing.T) {
 }
 
 func TestNoBuilderErrorNamesEachCandidate(t *testing.T) {
-	s := baseSpec(env.BuilderNamespace, env.BuilderRemote, env.BuilderLocal, env.BuilderEmbedded)
+	s := baseSpec(config.BuilderNamespace, config.BuilderRemote, config.BuilderLocal, config.BuilderEmbedded)
 	s.Namespace = NamespaceSpec{NSC: "/usr/bin/nsc", TenantID: "t"}
 	s.Local.DockerHost = ""
 	opts := Plan(s, results(nil, map[string]string{epA: "connection refused", epB: "no answer within 1.5s", embSock: "no socket"}))
 	err := &NoBuilderError{Options: opts, Setup: map[string]string{
-		env.BuilderNamespace: "nsc auth exchange-oidc-token: permission denied",
-		env.BuilderEmbedded:  "starting buildkitd: must be root",
+		config.BuilderNamespace: "nsc auth exchange-oidc-token: permission denied",
+		config.BuilderEmbedded:  "starting buildkitd: must be root",
 	}}
 	want := "no builder available: namespace: nsc auth exchange-oidc-token: permission denied; remote: " +
 		epA + ": connection refused, " + epB + ": no answer within 1.5s; embedded: starting buildkitd: must be root"
@@ -406,7 +410,7 @@ func TestNoBuilderErrorNamesEachCandidate(t *testing.T) {
 	if strings.Contains(err.Error(), "\n") {
 		t.Error("the error is more than one line")
 	}
-	if !Configured(opts) || Configured(Plan(Spec{Order: []string{env.BuilderLocal, env.BuilderRemote}}, nil)) {
+	if !Configured(opts) || Configured(Plan(Spec{Order: []string{config.BuilderLocal, config.BuilderRemote}}, nil)) {
 		t.Error("Configured is wrong")
 	}
 }
@@ -430,7 +434,7 @@ func TestLoadable(t *testing.T) {
 }
 
 func TestInstanceJSON(t *testing.T) {
-	b := Builder{Kind: env.BuilderRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
+	b := Builder{Kind: config.BuilderRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
 		{Name: "dockhand-remote0", Endpoint: epA, TLS: TLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "buildkitd"}},
 		{Name: "dockhand-remote-linux-arm64-v8", Endpoint: epArm, Platforms: []string{"linux/arm64/v8"}, TLS: TLS{CA: "/ca.pem"}},
 	}}
@@ -445,7 +449,7 @@ func TestInstanceJSON(t *testing.T) {
 		t.Errorf("instance =\n%s\nwant\n%s", data, want)
 	}
 	// default-load on every node when asked; unix endpoints get no TLS.
-	single := Builder{Kind: env.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: true,
+	single := Builder{Kind: config.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, DefaultLoad: true,
 		Nodes: []Node{{Name: "n0", Endpoint: embSock, TLS: TLS{CA: "/ca.pem"}}}}
 	data, _ = InstanceJSON(single)
 	var ng map[string]any
@@ -454,7 +458,7 @@ func TestInstanceJSON(t *testing.T) {
 	if len(opts) != 1 || opts["default-load"] != "true" {
 		t.Errorf("single unix node driver opts = %v, want only default-load", opts)
 	}
-	back, err := ParseInstance(env.BuilderRemote, mustJSON(t, b))
+	back, err := ParseInstance(config.BuilderRemote, mustJSON(t, b))
 	if err != nil || back.Name != b.Name || !slices.Equal(back.Endpoints(), b.Endpoints()) || back.Nodes[0].TLS != b.Nodes[0].TLS ||
 		!slices.Equal(back.Nodes[1].Platforms, []string{"linux/arm64/v8"}) {
 		t.Errorf("ParseInstance round trip = %+v, %v", back, err)
@@ -485,7 +489,7 @@ func mustJSON(t *testing.T, b Builder) []byte {
 // and how to fix it in its one line; the next kind is ready.
 func TestPlanLocalSocketDenied(t *testing.T) {
 	denied := SocketDenied + "uid 2000 may not use the socket /run/docker.sock (mode 0660, group docker; this process is not in that group): add the agent user to group docker"
-	opts := Plan(baseSpec(env.BuilderLocal, env.BuilderRemote), results([]string{epA, epB}, map[string]string{docker: denied}))
+	opts := Plan(baseSpec(config.BuilderLocal, config.BuilderRemote), results([]string{epA, epB}, map[string]string{docker: denied}))
 	if len(opts) != 2 || opts[0].State != Down || opts[1].State != Ready {
 		t.Fatalf("Plan = %+v, want local down and remote ready", opts)
 	}
@@ -517,7 +521,7 @@ func TestPlanRoutesByLoad(t *testing.T) {
 		}
 		return rs
 	}
-	spec := baseSpec(env.BuilderRemote)
+	spec := baseSpec(config.BuilderRemote)
 	for _, tc := range []struct {
 		name    string
 		factor  int
@@ -550,19 +554,19 @@ func TestPlanRoutesByLoad(t *testing.T) {
 // builder has none.
 func TestPlanRemoteFallbacks(t *testing.T) {
 	eps := []string{"tcp://10.0.0.1:1234", "tcp://10.0.0.2:1234", "tcp://10.0.0.3:1234", "tcp://10.0.0.4:1234"}
-	spec := Spec{Order: []string{env.BuilderRemote}, Slug: "app", Remote: RemoteSpec{Endpoints: eps, TLS: tlsFiles}}
+	spec := Spec{Order: []string{config.BuilderRemote}, Slug: "app", Remote: RemoteSpec{Endpoints: eps, TLS: tlsFiles}}
 	o := Plan(spec, results(eps[:3], map[string]string{eps[3]: "connection refused"}))[0]
 	want := slices.DeleteFunc(Rendezvous("app", eps[:3]), func(e string) bool { return e == o.Builder.Endpoint() })
 	if o.State != Ready || !slices.Equal(o.Fallbacks, want) || len(want) != 2 {
 		t.Errorf("fallbacks %q, want %q (the healthy others in rendezvous order)", o.Fallbacks, want)
 	}
 	sel := &Selection{Survey: Survey{Spec: spec, Options: []Option{o}}, Chosen: 0, Builder: &o.Builder}
-	cfg := &env.Config{}
+	cfg := &config.Config{}
 	cfg.Remote.RetryLostBuilds = true
 	if p := NewRetryPlan(sel, cfg, "/state/builders"); p == nil || p.Endpoint != o.Builder.Endpoint() || !slices.Equal(p.Fallbacks, want) || !p.On || p.TLS != tlsFiles {
 		t.Errorf("retry plan %+v", p)
 	}
-	spec.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{"tcp://10.0.1.1:1234"}}}
+	spec.Remote.Platforms = []config.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{"tcp://10.0.1.1:1234"}}}
 	o = Plan(spec, results(append(slices.Clone(eps[:3]), "tcp://10.0.1.1:1234"), nil))[0]
 	if len(o.Builder.Nodes) != 2 || o.Fallbacks != nil {
 		t.Errorf("a two-node builder: %d nodes, fallbacks %q, want none", len(o.Builder.Nodes), o.Fallbacks)

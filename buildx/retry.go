@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/jsonfile"
 	"golang.org/x/sys/unix"
@@ -43,8 +43,8 @@ type RetryPlan struct {
 // NewRetryPlan is the job's retry plan for sel, nil when a lost build
 // cannot run again (not a one-node remote builder, no other healthy node).
 // probeCache is the host's probe cache dir ("" when none).
-func NewRetryPlan(sel *Selection, cfg *env.Config, probeCache string) *RetryPlan {
-	if sel == nil || sel.Builder == nil || sel.Builder.Kind != env.BuilderRemote || sel.Chosen < 0 || sel.Chosen >= len(sel.Options) {
+func NewRetryPlan(sel *Selection, cfg *config.Config, probeCache string) *RetryPlan {
+	if sel == nil || sel.Builder == nil || sel.Builder.Kind != config.BuilderRemote || sel.Chosen < 0 || sel.Chosen >= len(sel.Options) {
 		return nil
 	}
 	o := sel.Options[sel.Chosen]
@@ -227,7 +227,7 @@ func retryable(args []string, lookup func(string) string, job *ShimJob, on bool)
 		return nil
 	}
 	sel := job.Selected
-	if sel.Kind != env.BuilderRemote || len(sel.Retry.Fallbacks) == 0 || lookup("BUILDX_CONFIG") != "" || lookup("DOCKER_CONFIG") == "" {
+	if sel.Kind != config.BuilderRemote || len(sel.Retry.Fallbacks) == 0 || lookup("BUILDX_CONFIG") != "" || lookup("DOCKER_CONFIG") == "" {
 		return nil
 	}
 	inv, err := ParseInvocation(args, lookup("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") == "")

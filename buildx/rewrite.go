@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/dockhand-ci/dockhand/cachekey"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // BuilderFacts is what the shim knows of the builder a build runs on.
@@ -89,7 +89,7 @@ func Rewrite(args []string, p Policy) Result {
 	same := func(reason string, warn bool) Result {
 		return Result{Args: args, Reason: reason, Warn: warn}
 	}
-	if p.Mode == env.CacheOff {
+	if p.Mode == config.CacheOff {
 		return same("cache.mode is off", false)
 	}
 	inv, err := ParseInvocation(args, p.Standalone)
@@ -105,10 +105,10 @@ func Rewrite(args []string, p Policy) Result {
 	if p.Builder != nil {
 		facts = p.Builder(inv.Builder)
 	}
-	if p.Mode != env.CacheAlways && facts.StepOwn {
+	if p.Mode != config.CacheAlways && facts.StepOwn {
 		return same(fmt.Sprintf("builder %s is the step's own choice (cache.mode auto)", facts.Name), false)
 	}
-	if p.Mode != env.CacheAlways && facts.Persistent {
+	if p.Mode != config.CacheAlways && facts.Persistent {
 		return same(fmt.Sprintf("builder %s keeps its own cache (cache.mode auto)", facts.Name), false)
 	}
 	readOnly := ""
@@ -148,7 +148,7 @@ func Rewrite(args []string, p Policy) Result {
 // the build with `unknown cache exporter: "s3"`, ignore-error or not). A
 // classic-store engine makes buildx refuse --cache-to outright.
 func dockerDriverReadOnly(p Policy, builder string) string {
-	if p.Backend.Kind == env.CacheS3 {
+	if p.Backend.Kind == config.CacheS3 {
 		return "the docker driver cannot export s3 cache"
 	}
 	if p.EngineStore == nil || p.EngineStore(builder) != StoreContainerd {

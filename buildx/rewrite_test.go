@@ -8,17 +8,17 @@ import (
 	"testing"
 
 	"github.com/dockhand-ci/dockhand/cachekey"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // testPolicy is a branch build of pipeline "web" checked out at /b/web, with
 // the registry backend, run from the checkout.
 func testPolicy() Policy {
 	return Policy{
-		Mode: env.CacheAuto,
+		Mode: config.CacheAuto,
 		Identity: cachekey.Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "false",
 			Repo: "git@github.com:acme/web.git", Checkout: "/b/web"},
-		Backend: cachekey.Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"},
+		Backend: cachekey.Backend{Kind: config.CacheRegistry, Repository: "reg.example/cache"},
 		Dir:     "/b/web",
 	}
 }
@@ -154,7 +154,7 @@ func TestRewriteBuild(t *testing.T) {
 		{name: "docker driver on the containerd store never writes s3 (no exporter)", args: "buildx build .", mod: func(p *Policy) {
 			p.Builder = func(name string) BuilderFacts { return BuilderFacts{Name: "default", Driver: "docker"} }
 			p.EngineStore = func(string) string { return StoreContainerd }
-			p.Backend = cachekey.Backend{Kind: env.CacheS3, S3: cachekey.S3Backend{Bucket: "b", Region: "r"}}
+			p.Backend = cachekey.Backend{Kind: config.CacheS3, S3: cachekey.S3Backend{Bucket: "b", Region: "r"}}
 		}, img: &dockerfile, at: 2, reason: "cannot export s3 cache",
 			block: "--cache-from=type=s3,bucket=b,region=r,prefix=web/,name=619a0faf8f37-dev --cache-from=type=s3,bucket=b,region=r,prefix=web/,name=619a0faf8f37-main"},
 		{name: "docker driver with --no-cache: nothing", args: "buildx build --no-cache .", mod: func(p *Policy) {
@@ -166,7 +166,7 @@ func TestRewriteBuild(t *testing.T) {
 			}
 		}, reason: "keeps its own cache"},
 		{name: "always: persistent builder too", args: "buildx build .", mod: func(p *Policy) {
-			p.Mode = env.CacheAlways
+			p.Mode = config.CacheAlways
 			p.Builder = func(name string) BuilderFacts {
 				return BuilderFacts{Name: "dockhand", Driver: "remote", Nodes: 1, Persistent: true}
 			}
@@ -176,7 +176,7 @@ func TestRewriteBuild(t *testing.T) {
 				return BuilderFacts{Name: name, Driver: "remote", Persistent: name == ""}
 			}
 		}, img: &dockerfile, at: 4},
-		{name: "off", args: "buildx build .", mod: func(p *Policy) { p.Mode = env.CacheOff }, reason: "cache.mode is off"},
+		{name: "off", args: "buildx build .", mod: func(p *Policy) { p.Mode = config.CacheOff }, reason: "cache.mode is off"},
 		{name: "fork: read-only", args: "buildx build .", mod: func(p *Policy) {
 			p.Identity.PullRequest, p.Identity.PullRequestRepo = "5", "https://github.com/mallory/web"
 		}, img: &dockerfile, at: 2, reason: "fork",
@@ -390,7 +390,7 @@ func TestRewriteBake(t *testing.T) {
 	p := testPolicy()
 	p.Bake = func() ([]BakeTarget, error) { t.Fatal("bake --print run for a --print call"); return nil, nil }
 	Rewrite(splitArgs("buildx bake --print"), p)
-	p.Mode = env.CacheOff
+	p.Mode = config.CacheOff
 	Rewrite(splitArgs("buildx bake"), p)
 }
 
@@ -451,9 +451,9 @@ func FuzzRewrite(f *testing.F) {
 		case 1:
 			p.Identity.PullRequest = "3"
 		case 2:
-			p.Backend = cachekey.Backend{Kind: env.CacheS3, S3: cachekey.S3Backend{Bucket: "b", EndpointURL: "http://h:1"}}
+			p.Backend = cachekey.Backend{Kind: config.CacheS3, S3: cachekey.S3Backend{Bucket: "b", EndpointURL: "http://h:1"}}
 		case 3:
-			p.Backend = cachekey.Backend{Kind: env.CacheLocal, LocalDir: "/c,d"}
+			p.Backend = cachekey.Backend{Kind: config.CacheLocal, LocalDir: "/c,d"}
 		case 4:
 			p.Builder = func(string) BuilderFacts { return BuilderFacts{Driver: "docker"} }
 		}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // fakeHost is a host for CheckRootless: the executables on PATH and the
@@ -144,7 +144,7 @@ func TestRootlessProblemIsOneLineAndTheNextKind(t *testing.T) {
 	f := stackHost()
 	f.path = []string{"rootlesskit"}
 	r := CheckRootless(f.host(2000, "buildkite-agent"))
-	spec := baseSpec(env.BuilderEmbedded, env.BuilderLocal)
+	spec := baseSpec(config.BuilderEmbedded, config.BuilderLocal)
 	spec.Embedded.Rootless = &r
 	opts := Plan(spec, results([]string{docker}, map[string]string{embSock: "dial unix: no such file or directory"}))
 	sel := &Selection{Survey: Survey{Spec: spec, Options: opts}, Chosen: FirstUsable(opts)}

@@ -13,7 +13,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/cloud"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
@@ -35,7 +35,7 @@ const DefaultDockerSocket = "/var/run/docker.sock"
 
 // SetupOptions are what Select needs for one job, as data.
 type SetupOptions struct {
-	Config       *env.Config
+	Config       *config.Config
 	Env          *agentenv.Environment // the job's environment
 	StateDir     string                // the resolved state dir
 	JobDir       string
@@ -68,7 +68,7 @@ type Selection struct {
 // SpecFor builds the choice's inputs from the configuration and the job's
 // environment. It looks for nsc, buildkitd and the docker socket; it starts
 // nothing.
-func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket string) Spec {
+func SpecFor(cfg *config.Config, e *agentenv.Environment, stateDir, dockerSocket string) Spec {
 	get := func(k string) string { v, _ := e.Get(k); return v }
 	path := get("PATH")
 	if dockerSocket == "" {
@@ -93,7 +93,7 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 		socket = EmbeddedSocket(stateDir)
 	}
 	var rootless *Rootless
-	if uid := os.Geteuid(); uid != 0 && slices.Contains(cfg.Builders, env.BuilderEmbedded) {
+	if uid := os.Geteuid(); uid != 0 && slices.Contains(cfg.Builders, config.BuilderEmbedded) {
 		r := HostRootless(uid, path, cfg.Embedded.Rootlesskit)
 		rootless = &r
 	}
@@ -119,15 +119,15 @@ func SpecFor(cfg *env.Config, e *agentenv.Environment, stateDir, dockerSocket st
 // where [untrusted] says, never on the builders trusted builds use, whose
 // cache mounts (RUN --mount=type=cache) it could write and they would read
 // (docs/cache.md).
-func ForUntrusted(spec Spec, u env.Untrusted, fork string) Spec {
+func ForUntrusted(spec Spec, u config.Untrusted, fork string) Spec {
 	spec.Untrusted = fmt.Sprintf("a pull request from a fork (%s): untrusted.builder = %q, never a builder of trusted builds", fork, u.Builder)
 	spec.Remote = RemoteSpec{TLS: spec.Remote.TLS, BalanceFactor: spec.Remote.BalanceFactor}
 	switch u.Builder {
-	case env.BuilderRemote:
-		spec.Order = []string{env.BuilderRemote}
+	case config.BuilderRemote:
+		spec.Order = []string{config.BuilderRemote}
 		spec.Remote.Endpoints = slices.Clone(u.Endpoints)
-	case env.BuilderEmbedded:
-		spec.Order = []string{env.BuilderEmbedded}
+	case config.BuilderEmbedded:
+		spec.Order = []string{config.BuilderEmbedded}
 	default:
 		spec.Order = nil
 	}
@@ -136,7 +136,7 @@ func ForUntrusted(spec Spec, u env.Untrusted, fork string) Spec {
 
 // NewProber is the prober for a host: dockhand-cloud next to self, the
 // configured timeout, results shared under STATE/builders.
-func NewProber(cfg *env.Config, e *agentenv.Environment, stateDir, self string) *Prober {
+func NewProber(cfg *config.Config, e *agentenv.Environment, stateDir, self string) *Prober {
 	p := &Prober{
 		Cloud:   cloud.Path(self),
 		Env:     daemonEnv(e),
@@ -235,7 +235,7 @@ func Select(o SetupOptions) (*Selection, error) {
 			return sel, err
 		}
 		sel.Chosen, sel.Builder = i, &b
-		if b.Kind == env.BuilderRemote {
+		if b.Kind == config.BuilderRemote {
 			for _, n := range b.Nodes {
 				if err := prober.RecordRoute(remoteTarget(spec.Remote, n.Endpoint)); err != nil {
 					sel.Notes = append(sel.Notes, "warning: the host's next jobs will not count this one on its node's load: "+err.Error())
@@ -285,7 +285,7 @@ func onlyEngineDown(opts []Option) bool {
 	for _, o := range opts {
 		switch {
 		case o.State == NotConfigured:
-		case o.Kind == env.BuilderLocal && o.State == Down:
+		case o.Kind == config.BuilderLocal && o.State == Down:
 			down = true
 		default:
 			return false
@@ -297,12 +297,12 @@ func onlyEngineDown(opts []Option) bool {
 // wireBuilder writes the builder's instance file (nsc wrote its own) and the
 // TLS links buildctl users need.
 func wireBuilder(o SetupOptions, b Builder) error {
-	if b.Kind != env.BuilderNamespace && b.Driver != DriverDocker {
+	if b.Kind != config.BuilderNamespace && b.Driver != DriverDocker {
 		if err := WriteInstance(o.DockerConfig, b); err != nil {
 			return fmt.Errorf("writing the builder %s: %w", b.Name, err)
 		}
 	}
-	if b.Kind == env.BuilderNamespace {
+	if b.Kind == config.BuilderNamespace {
 		// Pipelines written from Namespace's docs name `--builder nsc-remote`
 		// (what their own `nsc docker buildx setup` creates): the name works
 		// without those setup lines, and a step that keeps them replaces it.

@@ -9,11 +9,11 @@ import (
 	"testing"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 func TestBuilderExports(t *testing.T) {
-	remote := Builder{Kind: env.BuilderRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
+	remote := Builder{Kind: config.BuilderRemote, Name: RemoteName, Driver: DriverRemote, Nodes: []Node{
 		{Name: "n0", Endpoint: epA, TLS: TLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "buildkitd.internal"}},
 		{Name: "n1", Endpoint: epArm, TLS: TLS{CA: "/ca.pem"}},
 	}}
@@ -24,11 +24,11 @@ func TestBuilderExports(t *testing.T) {
 	}{
 		{"remote with mTLS", remote, map[string]string{
 			HostVar: epA, TLSDirVar: "/job/buildkit-tls", TLSServerName: "buildkitd.internal"}},
-		{"embedded on a unix socket", Builder{Kind: env.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, Nodes: []Node{{Name: "e0", Endpoint: embSock}}},
+		{"embedded on a unix socket", Builder{Kind: config.BuilderEmbedded, Name: EmbeddedName, Driver: DriverRemote, Nodes: []Node{{Name: "e0", Endpoint: embSock}}},
 			map[string]string{HostVar: embSock}},
-		{"local docker driver: nothing exported, as without dockhand", Builder{Kind: env.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}},
+		{"local docker driver: nothing exported, as without dockhand", Builder{Kind: config.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}},
 			map[string]string{}},
-		{"namespace: no NSC_TOKEN_FILE, which would shadow a step's own nsc login", Builder{Kind: env.BuilderNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: epC, TLS: TLS{CA: "/s.pem", Cert: "/ck.pem", Key: "/ck.pem"}}}},
+		{"namespace: no NSC_TOKEN_FILE, which would shadow a step's own nsc login", Builder{Kind: config.BuilderNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: epC, TLS: TLS{CA: "/s.pem", Cert: "/ck.pem", Key: "/ck.pem"}}}},
 			map[string]string{HostVar: epC, TLSDirVar: "/job/buildkit-tls"}},
 	} {
 		got := builderExports(tc.b, "/job")
@@ -48,7 +48,7 @@ func TestWireBuilder(t *testing.T) {
 	job := t.TempDir()
 	dc := filepath.Join(job, "docker")
 	o := SetupOptions{JobDir: job, DockerConfig: dc}
-	b := Builder{Kind: env.BuilderRemote, Name: RemoteName, Driver: DriverRemote, DefaultLoad: true,
+	b := Builder{Kind: config.BuilderRemote, Name: RemoteName, Driver: DriverRemote, DefaultLoad: true,
 		Nodes: []Node{{Name: "n0", Endpoint: epA, TLS: TLS{CA: "/etc/ca.pem", Cert: "/etc/c.pem", Key: "/etc/k.pem"}}}}
 	if err := wireBuilder(o, b); err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestWireBuilder(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("instance file: %v %v", err, fi)
 	}
-	back, err := ReadInstance(dc, env.BuilderRemote, RemoteName)
+	back, err := ReadInstance(dc, config.BuilderRemote, RemoteName)
 	if err != nil || back.Endpoint() != epA || !back.DefaultLoad || back.Nodes[0].TLS != b.Nodes[0].TLS {
 		t.Errorf("instance read back = %+v, %v", back, err)
 	}
@@ -78,7 +78,7 @@ func TestWireBuilder(t *testing.T) {
 		t.Error("key material in the instance file")
 	}
 	// The docker driver has no instance; nsc's instance is left as nsc wrote it.
-	if err := wireBuilder(o, Builder{Kind: env.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}}); err != nil {
+	if err := wireBuilder(o, Builder{Kind: config.BuilderLocal, Name: "default", Driver: DriverDocker, Nodes: []Node{{Name: "default", Endpoint: docker}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(InstancePath(dc, "default")); !os.IsNotExist(err) {
@@ -86,7 +86,7 @@ func TestWireBuilder(t *testing.T) {
 	}
 	nsData := []byte(`{"Name":"dockhand-namespace","Driver":"remote","Nodes":[{"Name":"amd64","Endpoint":"tcp://x:443","Platforms":null,"DriverOpts":{"default-load":"false"},"Flags":null,"Files":null}],"Dynamic":false}`)
 	os.WriteFile(InstancePath(dc, NamespaceName), nsData, 0o600)
-	if err := wireBuilder(o, Builder{Kind: env.BuilderNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: "tcp://x:443"}}}); err != nil {
+	if err := wireBuilder(o, Builder{Kind: config.BuilderNamespace, Name: NamespaceName, Driver: DriverRemote, Nodes: []Node{{Name: "amd64", Endpoint: "tcp://x:443"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(InstancePath(dc, NamespaceName)); string(got) != string(nsData) {
@@ -100,21 +100,21 @@ func TestSelect(t *testing.T) {
 	os.MkdirAll(filepath.Join(job, "docker"), 0o700)
 	e := agentenv.FromSlice([]string{"PATH=" + t.TempDir(), "BUILDKITE_PIPELINE_SLUG=app"})
 	self := filepath.Join(t.TempDir(), "dockhand") // no dockhand-cloud beside it
-	opts := func(cfg *env.Config) SetupOptions {
+	opts := func(cfg *config.Config) SetupOptions {
 		return SetupOptions{Config: cfg, Env: e, StateDir: state, JobDir: job, DockerConfig: filepath.Join(job, "docker"),
 			Self: self, DockerSocket: filepath.Join(state, "no-docker.sock")}
 	}
 
 	// Nothing configured: no builder, no error, nothing probed.
-	sel, err := Select(opts(env.Default("")))
+	sel, err := Select(opts(config.Default("")))
 	if err != nil || sel.Builder != nil || len(sel.Targets) != 0 {
 		t.Errorf("nothing configured: %+v, %v", sel, err)
 	}
 
 	// Endpoints that cannot be probed (dockhand-cloud is missing): every
 	// candidate is named with why.
-	cfg := env.Default("")
-	cfg.Builders = []string{env.BuilderRemote}
+	cfg := config.Default("")
+	cfg.Builders = []string{config.BuilderRemote}
 	cfg.Remote.Endpoints = []string{epA, epB}
 	sel, err = Select(opts(cfg))
 	var none *NoBuilderError
@@ -128,7 +128,7 @@ func TestSelect(t *testing.T) {
 	}
 
 	// The embedded kind with no buildkitd anywhere is down, with the reason.
-	cfg.Builders = []string{env.BuilderEmbedded}
+	cfg.Builders = []string{config.BuilderEmbedded}
 	_, err = Select(opts(cfg))
 	if !errors.As(err, &none) || !strings.Contains(err.Error(), "embedded: ") {
 		t.Errorf("embedded without buildkitd: %v", err)
@@ -141,10 +141,10 @@ func TestOnlyEngineDown(t *testing.T) {
 		opts []Option
 		want bool
 	}{
-		{[]Option{opt(env.BuilderNamespace, NotConfigured), opt(env.BuilderRemote, NotConfigured), opt(env.BuilderLocal, Down)}, true},
-		{[]Option{opt(env.BuilderRemote, Down), opt(env.BuilderLocal, Down)}, false}, // a configured pool is down: 125
-		{[]Option{opt(env.BuilderLocal, NotConfigured)}, false},
-		{[]Option{opt(env.BuilderLocal, Down), opt(env.BuilderEmbedded, Down)}, false},
+		{[]Option{opt(config.BuilderNamespace, NotConfigured), opt(config.BuilderRemote, NotConfigured), opt(config.BuilderLocal, Down)}, true},
+		{[]Option{opt(config.BuilderRemote, Down), opt(config.BuilderLocal, Down)}, false}, // a configured pool is down: 125
+		{[]Option{opt(config.BuilderLocal, NotConfigured)}, false},
+		{[]Option{opt(config.BuilderLocal, Down), opt(config.BuilderEmbedded, Down)}, false},
 	} {
 		if got := onlyEngineDown(tc.opts); got != tc.want {
 			t.Errorf("onlyEngineDown(%v) = %v, want %v", tc.opts, got, tc.want)
@@ -157,15 +157,15 @@ func TestOnlyEngineDown(t *testing.T) {
 // [untrusted] says; a pull request from the pipeline's own repository, or a
 // branch build, gets the trusted pool.
 func TestForksGoWhereUntrustedSays(t *testing.T) {
-	cfg := env.Default("")
-	cfg.Builders = []string{env.BuilderRemote, env.BuilderLocal}
+	cfg := config.Default("")
+	cfg.Builders = []string{config.BuilderRemote, config.BuilderLocal}
 	cfg.Remote.Endpoints = []string{epA, epB}
-	cfg.Remote.Platforms = []env.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}}
+	cfg.Remote.Platforms = []config.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{epArm}}}
 	cfg.Remote.CA = "/ca.pem"
 	base := []string{"PATH=/nowhere", "BUILDKITE_PIPELINE_SLUG=app", "BUILDKITE_REPO=git@github.com:org/app.git"}
 	fork := append(slices.Clone(base), "BUILDKITE_PULL_REQUEST=7", "BUILDKITE_PULL_REQUEST_REPO=https://github.com/Mallory/app")
 	own := append(slices.Clone(base), "BUILDKITE_PULL_REQUEST=8", "BUILDKITE_PULL_REQUEST_REPO=https://github.com/org/app")
-	spec := func(vars []string, u env.Untrusted) Spec {
+	spec := func(vars []string, u config.Untrusted) Spec {
 		c := *cfg
 		c.Untrusted = u
 		return SpecFor(&c, agentenv.FromSlice(vars), "/state", "/nowhere.sock")
@@ -173,17 +173,17 @@ func TestForksGoWhereUntrustedSays(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		vars      []string
-		u         env.Untrusted
+		u         config.Untrusted
 		order     []string
 		endpoints []string
 		platforms int
 		untrusted bool
 	}{
-		{"branch build: trusted pool", base, env.Untrusted{Builder: env.UntrustedNone}, cfg.Builders, cfg.Remote.Endpoints, 1, false},
-		{"own pull request: trusted pool", own, env.Untrusted{Builder: env.UntrustedNone}, cfg.Builders, cfg.Remote.Endpoints, 1, false},
-		{"fork, default: no builder", fork, env.Default("").Untrusted, nil, nil, 0, true},
-		{"fork: the untrusted pool only", fork, env.Untrusted{Builder: env.BuilderRemote, Endpoints: []string{epC}}, []string{env.BuilderRemote}, []string{epC}, 0, true},
-		{"fork: the embedded builder", fork, env.Untrusted{Builder: env.BuilderEmbedded}, []string{env.BuilderEmbedded}, nil, 0, true},
+		{"branch build: trusted pool", base, config.Untrusted{Builder: config.UntrustedNone}, cfg.Builders, cfg.Remote.Endpoints, 1, false},
+		{"own pull request: trusted pool", own, config.Untrusted{Builder: config.UntrustedNone}, cfg.Builders, cfg.Remote.Endpoints, 1, false},
+		{"fork, default: no builder", fork, config.Default("").Untrusted, nil, nil, 0, true},
+		{"fork: the untrusted pool only", fork, config.Untrusted{Builder: config.BuilderRemote, Endpoints: []string{epC}}, []string{config.BuilderRemote}, []string{epC}, 0, true},
+		{"fork: the embedded builder", fork, config.Untrusted{Builder: config.BuilderEmbedded}, []string{config.BuilderEmbedded}, nil, 0, true},
 	} {
 		s := spec(tc.vars, tc.u)
 		if !slices.Equal(s.Order, tc.order) || !slices.Equal(s.Remote.Endpoints, tc.endpoints) || len(s.Remote.Platforms) != tc.platforms {

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/cachekey"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"golang.org/x/sys/unix"
 )
@@ -162,7 +162,7 @@ func Shim(args []string, environ []string, self string, job *ShimJob, stderr io.
 // docker passes every plugin (OTEL_RESOURCE_ATTRIBUTES); "" when the call
 // is not one, names its builder, or dockhand chose no BuildKit builder.
 func dockerBuildBuilder(args []string, lookup func(string) string, job *ShimJob) string {
-	if job == nil || job.Selected == nil || job.Selected.Kind == env.BuilderLocal || lookup(BuilderVar) != "" {
+	if job == nil || job.Selected == nil || job.Selected.Kind == config.BuilderLocal || lookup(BuilderVar) != "" {
 		return ""
 	}
 	switch dockerCommandPath(lookup("OTEL_RESOURCE_ATTRIBUTES")) {
@@ -197,7 +197,7 @@ func dockerCommandPath(attrs string) string {
 
 // shimRewrite builds the policy from the job and the call's environment,
 // rewrites the arguments and reports on stderr.
-func shimRewrite(args []string, lookup func(string) string, real string, environ []string, job *ShimJob, settings env.BuildSettings, warnings []string, stderr io.Writer) (Result, error) {
+func shimRewrite(args []string, lookup func(string) string, real string, environ []string, job *ShimJob, settings config.BuildSettings, warnings []string, stderr io.Writer) (Result, error) {
 	c := job.Cache
 	standalone := lookup("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") == ""
 	if inv, err := ParseInvocation(args, standalone); err == nil && inv.progressMode(lookup) == "rawjson" {
@@ -248,13 +248,13 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 // shimSettings are the job's build settings with the call's pipeline-safe
 // variables applied, and the warnings of those that do not apply. Outside a
 // job they are the zero settings.
-func shimSettings(job *ShimJob, lookup func(string) string) (env.BuildSettings, []string) {
+func shimSettings(job *ShimJob, lookup func(string) string) (config.BuildSettings, []string) {
 	if job == nil {
-		return env.BuildSettings{}, nil
+		return config.BuildSettings{}, nil
 	}
-	var s env.BuildSettings
+	var s config.BuildSettings
 	if c := job.Cache; c != nil {
-		s = env.BuildSettings{CacheMode: c.Mode, Strict: c.Strict, Debug: c.Debug}
+		s = config.BuildSettings{CacheMode: c.Mode, Strict: c.Strict, Debug: c.Debug}
 	}
 	if job.Selected != nil && job.Selected.Retry != nil {
 		s.RetryLost = job.Selected.Retry.On
@@ -349,14 +349,14 @@ func builderFacts(name string, lookup func(string) string, selected *SelectedBui
 	if selected == nil {
 		return f
 	}
-	if !strings.EqualFold(selected.Name, name) && !(selected.Kind == env.BuilderNamespace && strings.EqualFold(name, NamespaceDocsName)) {
+	if !strings.EqualFold(selected.Name, name) && !(selected.Kind == config.BuilderNamespace && strings.EqualFold(name, NamespaceDocsName)) {
 		f.StepOwn = true
 		return f
 	}
 	switch selected.Kind {
-	case env.BuilderNamespace:
+	case config.BuilderNamespace:
 		f.Persistent = true
-	case env.BuilderRemote:
+	case config.BuilderRemote:
 		f.Persistent = selected.Nodes <= 1
 	}
 	return f

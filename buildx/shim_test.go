@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/cachekey"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -191,7 +191,7 @@ func TestBuilderFacts(t *testing.T) {
 	vars := func(kv ...string) func(string) string {
 		return lookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...))
 	}
-	remote := &SelectedBuilder{Kind: env.BuilderRemote, Name: "kit", Nodes: 1}
+	remote := &SelectedBuilder{Kind: config.BuilderRemote, Name: "kit", Nodes: 1}
 	for _, c := range []struct {
 		name     string
 		builder  string
@@ -209,11 +209,11 @@ func TestBuilderFacts(t *testing.T) {
 		{"dockhand's single remote node is persistent", "kit", vars(), remote, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1, Persistent: true}},
 		{"another builder than dockhand's is the step's own", "dc", vars(), remote, BuilderFacts{Name: "dc", Driver: "docker-container", Nodes: 1, StepOwn: true}},
 		{"the engine's builder when dockhand chose a remote one", "default", vars(), remote, BuilderFacts{Name: "default", Driver: "docker", StepOwn: true}},
-		{"nsc-remote is dockhand's Namespace builder too", "nsc-remote", vars(), &SelectedBuilder{Kind: env.BuilderNamespace, Name: NamespaceName, Nodes: 1}, BuilderFacts{Name: "nsc-remote", Driver: "docker", Persistent: true}},
-		{"namespace is persistent", "kit", vars(), &SelectedBuilder{Kind: env.BuilderNamespace, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1, Persistent: true}},
-		{"multi-node remote is not", "multi", vars(), &SelectedBuilder{Kind: env.BuilderRemote, Name: "multi", Nodes: 2}, BuilderFacts{Name: "multi", Driver: "remote", Nodes: 2}},
-		{"embedded is not", "kit", vars(), &SelectedBuilder{Kind: env.BuilderEmbedded, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
-		{"local is not", "kit", vars(), &SelectedBuilder{Kind: env.BuilderLocal, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
+		{"nsc-remote is dockhand's Namespace builder too", "nsc-remote", vars(), &SelectedBuilder{Kind: config.BuilderNamespace, Name: NamespaceName, Nodes: 1}, BuilderFacts{Name: "nsc-remote", Driver: "docker", Persistent: true}},
+		{"namespace is persistent", "kit", vars(), &SelectedBuilder{Kind: config.BuilderNamespace, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1, Persistent: true}},
+		{"multi-node remote is not", "multi", vars(), &SelectedBuilder{Kind: config.BuilderRemote, Name: "multi", Nodes: 2}, BuilderFacts{Name: "multi", Driver: "remote", Nodes: 2}},
+		{"embedded is not", "kit", vars(), &SelectedBuilder{Kind: config.BuilderEmbedded, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
+		{"local is not", "kit", vars(), &SelectedBuilder{Kind: config.BuilderLocal, Name: "kit", Nodes: 1}, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
 	} {
 		if got := builderFacts(c.builder, c.lookup, c.selected); got != c.want {
 			t.Errorf("%s: builderFacts(%q) = %+v, want %+v", c.name, c.builder, got, c.want)
@@ -232,8 +232,8 @@ func TestBuilderFacts(t *testing.T) {
 
 func testJob() *ShimJob {
 	return &ShimJob{Cache: &CacheSettings{
-		Mode:     env.CacheAuto,
-		Backend:  cachekey.Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"},
+		Mode:     config.CacheAuto,
+		Backend:  cachekey.Backend{Kind: config.CacheRegistry, Repository: "reg.example/cache"},
 		Identity: cachekey.Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main"},
 	}}
 }
@@ -359,7 +359,7 @@ func TestShimLinesInRawJSONProgress(t *testing.T) {
 // runs on the context's own; everything else is left to buildx's rule.
 func TestDockerBuildBuilder(t *testing.T) {
 	const forwarded = "OTEL_RESOURCE_ATTRIBUTES=service.name=ci,docker.cli.cobra.command_path=docker"
-	remote := &ShimJob{Selected: &SelectedBuilder{Kind: env.BuilderRemote, Name: RemoteName, Nodes: 1}}
+	remote := &ShimJob{Selected: &SelectedBuilder{Kind: config.BuilderRemote, Name: RemoteName, Nodes: 1}}
 	build := []string{"buildx", "build", "-t", "x", "."}
 	for _, c := range []struct {
 		name string
@@ -375,7 +375,7 @@ func TestDockerBuildBuilder(t *testing.T) {
 		{"docker build --builder", []string{"buildx", "build", "--builder", "mine", "."}, []string{forwarded}, remote, ""},
 		{"BUILDX_BUILDER set", build, []string{forwarded, "BUILDX_BUILDER=mine"}, remote, ""},
 		{"docker builder prune", []string{"buildx", "prune", "-f"}, []string{"OTEL_RESOURCE_ATTRIBUTES=docker.cli.cobra.command_path=docker%20builder"}, remote, ""},
-		{"the local kind: docker picks the engine itself", build, []string{forwarded}, &ShimJob{Selected: &SelectedBuilder{Kind: env.BuilderLocal, Name: "default"}}, ""},
+		{"the local kind: docker picks the engine itself", build, []string{forwarded}, &ShimJob{Selected: &SelectedBuilder{Kind: config.BuilderLocal, Name: "default"}}, ""},
 		{"no builder chosen", build, []string{forwarded}, &ShimJob{}, ""},
 		{"outside a job", build, []string{forwarded}, nil, ""},
 	} {

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/fleet"
 )
 
@@ -25,10 +25,10 @@ type Survey struct {
 // newSurvey makes the spec and its probe targets, asking a changing pool's
 // sources for its members. shareDir is the state dir whose discovery results
 // the host's jobs share ("" asks afresh and shares nothing).
-func newSurvey(cfg *env.Config, e *agentenv.Environment, stateDir, shareDir, self, dockerSocket string) Survey {
+func newSurvey(cfg *config.Config, e *agentenv.Environment, stateDir, shareDir, self, dockerSocket string) Survey {
 	spec := SpecFor(cfg, e, stateDir, dockerSocket)
 	var discovery []fleet.Membership
-	if slices.Contains(spec.Order, env.BuilderRemote) {
+	if slices.Contains(spec.Order, config.BuilderRemote) {
 		spec.Remote, discovery = Discover(NewDiscoverer(cfg, e, shareDir, self), spec.Remote)
 	}
 	return Survey{Spec: spec, Targets: Targets(spec), Discovery: discovery}
@@ -50,7 +50,7 @@ func (s *Survey) probe(p *Prober) Results {
 // host's jobs and starting nothing: what `dockhand doctor` shows. stateDir
 // is the state dir jobs on this host use, where the embedded buildkitd's
 // socket is.
-func TakeSurvey(cfg *env.Config, e *agentenv.Environment, stateDir, self string) Survey {
+func TakeSurvey(cfg *config.Config, e *agentenv.Environment, stateDir, self string) Survey {
 	s := newSurvey(cfg, e, stateDir, "", self, "")
 	s.probe(NewProber(cfg, e, "", self))
 	return s
@@ -77,11 +77,11 @@ func (s *Survey) NodeWarnings(b Builder) []string {
 func (spec Spec) KindOf(t ProbeTarget) string {
 	switch {
 	case t.Kind == ProbeDocker:
-		return env.BuilderLocal
+		return config.BuilderLocal
 	case t.Endpoint == spec.Embedded.Socket:
-		return env.BuilderEmbedded
+		return config.BuilderEmbedded
 	}
-	return env.BuilderRemote
+	return config.BuilderRemote
 }
 
 // WhyNot says why o was passed over, with each candidate's failure.

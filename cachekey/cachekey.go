@@ -14,7 +14,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
@@ -105,18 +105,18 @@ type S3Backend struct {
 // Usable says why b cannot hold a cache, or nil when it can.
 func (b Backend) Usable() error {
 	switch b.Kind {
-	case env.CacheRegistry:
+	case config.CacheRegistry:
 		if b.Repository == "" {
 			return errors.New("cache.repository is not set")
 		}
 		if err := checkRepository(b.Repository); err != nil {
 			return fmt.Errorf("cache.repository: %w", err)
 		}
-	case env.CacheS3:
+	case config.CacheS3:
 		if b.S3.Bucket == "" {
 			return errors.New("cache.s3.bucket is not set")
 		}
-	case env.CacheLocal:
+	case config.CacheLocal:
 		if !path.IsAbs(b.LocalDir) {
 			return fmt.Errorf("cache.local.dir %q is not an absolute path", b.LocalDir)
 		}
@@ -376,10 +376,10 @@ func (b Backend) LocalCacheDir(pipeline string) string {
 // from returns the --cache-from value reading tag, and a readable name.
 func (b Backend) from(pipeline, tag string) (string, string) {
 	switch b.Kind {
-	case env.CacheS3:
+	case config.CacheS3:
 		return csv(append([]string{"type=s3"}, append(b.s3Attrs(pipeline), "name="+tag)...)...),
 			"s3://" + b.S3.Bucket + "/" + b.S3.Prefix + pathComponent(pipeline) + "/manifests/" + tag
-	case env.CacheLocal:
+	case config.CacheLocal:
 		dir := b.LocalCacheDir(pipeline)
 		return csv("type=local", "src="+dir, "tag="+tag), dir + ":" + tag
 	default:
@@ -395,11 +395,11 @@ var exportAttrs = []string{"mode=max", "ignore-error=true"}
 // to returns the --cache-to value writing tag, and a readable name.
 func (b Backend) to(pipeline, tag string) (string, string) {
 	switch b.Kind {
-	case env.CacheS3:
+	case config.CacheS3:
 		attrs := append([]string{"type=s3"}, b.s3Attrs(pipeline)...)
 		attrs = append(append(attrs, "name="+tag), exportAttrs...)
 		return csv(attrs...), "s3://" + b.S3.Bucket + "/" + b.S3.Prefix + pathComponent(pipeline) + "/manifests/" + tag
-	case env.CacheLocal:
+	case config.CacheLocal:
 		dir := b.LocalCacheDir(pipeline)
 		return csv(append([]string{"type=local", "dest=" + dir, "tag=" + tag}, exportAttrs...)...), dir + ":" + tag
 	default:

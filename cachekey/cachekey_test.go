@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 var validTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
@@ -165,17 +165,17 @@ func TestBackendUsable(t *testing.T) {
 		b   Backend
 		err string
 	}{
-		{Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"}, ""},
-		{Backend{Kind: env.CacheRegistry, Repository: "127.0.0.1:5000/a/b"}, ""},
-		{Backend{Kind: env.CacheRegistry}, "cache.repository is not set"},
-		{Backend{Kind: env.CacheRegistry, Repository: "https://reg.example/cache"}, "scheme"},
-		{Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache:latest"}, "tag or digest"},
-		{Backend{Kind: env.CacheRegistry, Repository: "reg.example"}, "not HOST/PATH"},
-		{Backend{Kind: env.CacheRegistry, Repository: "reg.example/a,b"}, "comma"},
-		{Backend{Kind: env.CacheS3, S3: S3Backend{Bucket: "b"}}, ""},
-		{Backend{Kind: env.CacheS3}, "cache.s3.bucket is not set"},
-		{Backend{Kind: env.CacheLocal, LocalDir: "/var/cache"}, ""},
-		{Backend{Kind: env.CacheLocal, LocalDir: "cache"}, "not an absolute path"},
+		{Backend{Kind: config.CacheRegistry, Repository: "reg.example/cache"}, ""},
+		{Backend{Kind: config.CacheRegistry, Repository: "127.0.0.1:5000/a/b"}, ""},
+		{Backend{Kind: config.CacheRegistry}, "cache.repository is not set"},
+		{Backend{Kind: config.CacheRegistry, Repository: "https://reg.example/cache"}, "scheme"},
+		{Backend{Kind: config.CacheRegistry, Repository: "reg.example/cache:latest"}, "tag or digest"},
+		{Backend{Kind: config.CacheRegistry, Repository: "reg.example"}, "not HOST/PATH"},
+		{Backend{Kind: config.CacheRegistry, Repository: "reg.example/a,b"}, "comma"},
+		{Backend{Kind: config.CacheS3, S3: S3Backend{Bucket: "b"}}, ""},
+		{Backend{Kind: config.CacheS3}, "cache.s3.bucket is not set"},
+		{Backend{Kind: config.CacheLocal, LocalDir: "/var/cache"}, ""},
+		{Backend{Kind: config.CacheLocal, LocalDir: "cache"}, "not an absolute path"},
 		{Backend{Kind: "gha"}, "unknown cache backend"},
 	} {
 		err := tc.b.Usable()
@@ -218,11 +218,11 @@ func TestImageKey(t *testing.T) {
 }
 
 func TestPlanFor(t *testing.T) {
-	reg := Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"}
-	ecr := Backend{Kind: env.CacheRegistry, Repository: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"}
-	s3 := Backend{Kind: env.CacheS3, S3: S3Backend{Bucket: "bk", Region: "eu-west-1", Prefix: "buildkit/"}}
-	s3compat := Backend{Kind: env.CacheS3, S3: S3Backend{Bucket: "bk", Prefix: "p/", EndpointURL: "http://127.0.0.1:9000"}}
-	local := Backend{Kind: env.CacheLocal, LocalDir: "/var/lib/dockhand/cache"}
+	reg := Backend{Kind: config.CacheRegistry, Repository: "reg.example/cache"}
+	ecr := Backend{Kind: config.CacheRegistry, Repository: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"}
+	s3 := Backend{Kind: config.CacheS3, S3: S3Backend{Bucket: "bk", Region: "eu-west-1", Prefix: "buildkit/"}}
+	s3compat := Backend{Kind: config.CacheS3, S3: S3Backend{Bucket: "bk", Prefix: "p/", EndpointURL: "http://127.0.0.1:9000"}}
+	local := Backend{Kind: config.CacheLocal, LocalDir: "/var/lib/dockhand/cache"}
 	img := Image{Context: ".", Dockerfile: "Dockerfile"}
 	k := img.Key()
 	branch := Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "false"}
@@ -264,7 +264,7 @@ func TestPlanFor(t *testing.T) {
 			[]string{"type=local,dest=/var/lib/dockhand/cache/web,tag=" + k + "-dev,mode=max,ignore-error=true"}, "", ""},
 		{"no pipeline", Identity{Branch: "dev"}, reg, "", nil, nil, "", "pipeline slug"},
 		{"no branch at all", Identity{Pipeline: "web"}, reg, "", nil, nil, "", "neither the branch"},
-		{"unusable backend", branch, Backend{Kind: env.CacheRegistry}, "", nil, nil, "", "cache.repository is not set"},
+		{"unusable backend", branch, Backend{Kind: config.CacheRegistry}, "", nil, nil, "", "cache.repository is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := PlanFor(tc.id, tc.b, img, tc.readOnly)

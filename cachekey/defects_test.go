@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // Regression tests for the defects of issue 12 that live in the cache-key
@@ -14,7 +14,7 @@ import (
 // A branch named like a pull request's ref ("pr-12") and pull request 12
 // never share a cache tag: neither reads nor writes the other's cache.
 func TestDefect16_BranchPr12VsPullRequest12(t *testing.T) {
-	reg := Backend{Kind: env.CacheRegistry, Repository: "reg.example/cache"}
+	reg := Backend{Kind: config.CacheRegistry, Repository: "reg.example/cache"}
 	img := Image{Context: ".", Dockerfile: "Dockerfile"}
 	pr := Identity{Pipeline: "web", Branch: "dev", DefaultBranch: "main", PullRequest: "12"}
 	for _, branch := range []string{"pr-12", "PR-12", "pr-12/x"} {

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 const module = "github.com/dockhand-ci/dockhand/"
@@ -181,7 +181,7 @@ func TestArchitectureDiagramIsTheImportGraph(t *testing.T) {
 func TestArchitectureNamesDeclaredFunctions(t *testing.T) {
 	d, pkgs := readDoc(t), goList(t)
 	keys := map[string]bool{}
-	for _, e := range env.Default("").Entries() {
+	for _, e := range config.Default("").Entries() {
 		keys[e.Key] = true
 	}
 	decls := map[string]map[string]bool{}
@@ -297,7 +297,7 @@ func declared(t *testing.T, dir string) map[string]bool {
 func TestArchitecturePlacesEveryConfigurationKey(t *testing.T) {
 	d := readDoc(t)
 	var schema []string
-	for _, e := range env.Default("").Entries() {
+	for _, e := range config.Default("").Entries() {
 		schema = append(schema, e.Key)
 	}
 	matches := func(pattern, key string) bool {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // AnnotateWait bounds `buildkite-agent annotate` (it retries a failed
@@ -23,9 +23,9 @@ func Context(jobID string) string { return "dockhand-" + jobID }
 // Wanted reports whether the mode asks for an annotation of r.
 func Wanted(mode string, r Report) bool {
 	switch mode {
-	case env.AnnotateOff:
+	case config.AnnotateOff:
 		return false
-	case env.AnnotateAlways:
+	case config.AnnotateAlways:
 		return r.Builder.Kind != ""
 	default:
 		return len(r.Builds) > 0

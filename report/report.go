@@ -20,7 +20,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // Version is the job report's schema version (docs/job-report.md).
@@ -305,11 +305,11 @@ func buildOf(rec buildx.BuildRecord, cache *buildx.CacheSettings, id cachekey.Id
 func ownRef(c *buildx.CacheSettings, pipeline string, e buildx.CacheEntry) bool {
 	b := c.Backend
 	switch b.Kind {
-	case env.CacheRegistry:
-		return e.Type == env.CacheRegistry && strings.HasPrefix(e.Ref, b.PipelineRepository(pipeline)+":")
-	case env.CacheS3:
-		return e.Type == env.CacheS3 && strings.HasPrefix(e.Ref, "s3://"+b.S3.Bucket+"/"+b.S3.Prefix)
-	case env.CacheLocal:
+	case config.CacheRegistry:
+		return e.Type == config.CacheRegistry && strings.HasPrefix(e.Ref, b.PipelineRepository(pipeline)+":")
+	case config.CacheS3:
+		return e.Type == config.CacheS3 && strings.HasPrefix(e.Ref, "s3://"+b.S3.Bucket+"/"+b.S3.Prefix)
+	case config.CacheLocal:
 		return strings.HasPrefix(e.Ref, b.LocalCacheDir(pipeline))
 	}
 	return false

@@ -22,7 +22,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -35,7 +35,7 @@ func fixedInputs() Inputs {
 	id := cachekey.Identity{Pipeline: "app", Branch: "feature/login", DefaultBranch: "main", PullRequest: "12",
 		Repo: "git@github.com:acme/app.git", PullRequestRepo: "https://github.com/acme/app"}
 	cache := &buildx.CacheSettings{Mode: "auto", Identity: id,
-		Backend: cachekey.Backend{Kind: env.CacheRegistry, Repository: "registry.example:5000/cache"}}
+		Backend: cachekey.Backend{Kind: config.CacheRegistry, Repository: "registry.example:5000/cache"}}
 	node := "unix:///var/lib/dockhand/buildkitd.sock"
 	sel := &buildx.Selection{
 		Survey: buildx.Survey{
@@ -170,7 +170,7 @@ func TestCacheWrite(t *testing.T) {
 	wrote := []buildx.CacheExportStep{{Name: "exporting cache to registry"}}
 	branch := cachekey.Identity{Pipeline: "app", Branch: "dev", PullRequest: "false"}
 	fork := cachekey.Identity{Pipeline: "app", Branch: "m:dev", PullRequest: "13", Repo: "https://github.com/acme/app", PullRequestRepo: "https://github.com/mallory/app"}
-	cache := &buildx.CacheSettings{Backend: cachekey.Backend{Kind: env.CacheRegistry, Repository: "reg/cache"}}
+	cache := &buildx.CacheSettings{Backend: cachekey.Backend{Kind: config.CacheRegistry, Repository: "reg/cache"}}
 	for _, tc := range []struct {
 		name    string
 		id      cachekey.Identity
@@ -452,9 +452,9 @@ func TestWanted(t *testing.T) {
 		r    Report
 		want bool
 	}{
-		{env.AnnotateAuto, built, true}, {env.AnnotateAuto, idle, false},
-		{env.AnnotateAlways, idle, true}, {env.AnnotateAlways, Report{}, false},
-		{env.AnnotateOff, built, false},
+		{config.AnnotateAuto, built, true}, {config.AnnotateAuto, idle, false},
+		{config.AnnotateAlways, idle, true}, {config.AnnotateAlways, Report{}, false},
+		{config.AnnotateOff, built, false},
 	} {
 		if got := Wanted(tc.mode, tc.r); got != tc.want {
 			t.Errorf("Wanted(%s, %d builds) = %v", tc.mode, len(tc.r.Builds), got)

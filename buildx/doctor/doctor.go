@@ -11,7 +11,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // Diagnosis is what `dockhand doctor` shows about builders: the choice a
@@ -30,14 +30,14 @@ type Diagnosis struct {
 // dir jobs on this host use (the configured one or its fallback), where the
 // embedded buildkitd's socket is. buildctlVersion is the local buildctl's
 // version ("" when there is none), compared with the builders'.
-func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctlVersion string) Diagnosis {
+func Diagnose(cfg *config.Config, e *agentenv.Environment, stateDir, self, buildctlVersion string) Diagnosis {
 	d := Diagnosis{Survey: buildx.TakeSurvey(cfg, e, stateDir, self)}
 	d.Chosen = buildx.FirstUsable(d.Options)
 	d.Warnings = Warnings(d.Spec, d.Probes.Results, buildctlVersion)
 	if d.Chosen >= 0 && d.Options[d.Chosen].State == buildx.Ready {
 		d.Warnings = append(d.Warnings, d.NodeWarnings(d.Options[d.Chosen].Builder)...)
 	}
-	if slices.Contains(d.Spec.Order, env.BuilderNamespace) && d.Spec.Namespace.TenantID != "" && stateDir != "" {
+	if slices.Contains(d.Spec.Order, config.BuilderNamespace) && d.Spec.Namespace.TenantID != "" && stateDir != "" {
 		d.NamespaceToken = buildx.NamespaceTokenState(buildx.HostTenantTokens(stateDir), d.Spec.Namespace.TenantID)
 	}
 	return d
@@ -48,7 +48,7 @@ func Diagnose(cfg *env.Config, e *agentenv.Environment, stateDir, self, buildctl
 // every cache) and a local buildctl whose version differs from a builder's.
 func Warnings(spec buildx.Spec, results []buildx.ProbeResult, buildctlVersion string) []string {
 	var w []string
-	if slices.Contains(spec.Order, env.BuilderRemote) && !spec.Remote.TLS.Enabled() {
+	if slices.Contains(spec.Order, config.BuilderRemote) && !spec.Remote.TLS.Enabled() {
 		for _, ep := range spec.Remote.AllEndpoints() {
 			if strings.HasPrefix(ep, "tcp://") {
 				w = append(w, fmt.Sprintf("remote endpoint %s is plaintext tcp://: anyone who reaches it controls the builder and reads its cache; set remote.ca, remote.cert and remote.key (dockhand certs makes them)", ep))

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 const (
@@ -43,7 +43,7 @@ func probed(s buildx.Spec, down map[string]string) (buildx.Results, []buildx.Pro
 }
 
 func TestWarnings(t *testing.T) {
-	plain := spec(env.BuilderRemote)
+	plain := spec(config.BuilderRemote)
 	plain.Remote.TLS = buildx.TLS{}
 	plain.Remote.Endpoints = []string{epA, "unix:///run/buildkit/buildkitd.sock"}
 	ok := []buildx.ProbeResult{
@@ -59,10 +59,10 @@ func TestWarnings(t *testing.T) {
 		buildctl string
 		want     []string
 	}{
-		{"mTLS, same version", spec(env.BuilderRemote), "v0.34.2", []string{"v0.33.0"}},
+		{"mTLS, same version", spec(config.BuilderRemote), "v0.34.2", []string{"v0.33.0"}},
 		{"plaintext tcp warned, unix not", plain, "", []string{epA + " is plaintext tcp://"}},
-		{"plaintext but remote not wanted", func() buildx.Spec { s := plain; s.Order = []string{env.BuilderLocal}; return s }(), "", nil},
-		{"no buildctl: no version check", spec(env.BuilderRemote), "", nil},
+		{"plaintext but remote not wanted", func() buildx.Spec { s := plain; s.Order = []string{config.BuilderLocal}; return s }(), "", nil},
+		{"no buildctl: no version check", spec(config.BuilderRemote), "", nil},
 	} {
 		got := Warnings(tc.spec, ok, tc.buildctl)
 		if len(got) != len(tc.want) {
@@ -84,7 +84,7 @@ func TestWarnings(t *testing.T) {
 }
 
 func TestDiagnosisTextAndJSON(t *testing.T) {
-	s := spec(env.BuilderNamespace, env.BuilderRemote)
+	s := spec(config.BuilderNamespace, config.BuilderRemote)
 	res, list := probed(s, map[string]string{epB: "connection refused"})
 	d := Diagnosis{Survey: buildx.Survey{Spec: s, Targets: buildx.Targets(s), Probes: buildx.ProbeReport{Results: list}, Options: buildx.Plan(s, res)}}
 	if d.Chosen = buildx.FirstUsable(d.Options); d.Chosen != 1 {
@@ -102,10 +102,10 @@ func TestDiagnosisTextAndJSON(t *testing.T) {
 		}
 	}
 	j := d.JSON()
-	if j.Kind != env.BuilderRemote || j.State != "ready" || len(j.Options) != 2 || j.Options[0].State != "not configured" || len(j.Probes) != 3 || j.Probes[2].Kind != env.BuilderLocal {
+	if j.Kind != config.BuilderRemote || j.State != "ready" || len(j.Options) != 2 || j.Options[0].State != "not configured" || len(j.Probes) != 3 || j.Probes[2].Kind != config.BuilderLocal {
 		t.Errorf("JSON = %+v", j)
 	}
-	bare := buildx.Spec{Order: []string{env.BuilderRemote}}
+	bare := buildx.Spec{Order: []string{config.BuilderRemote}}
 	none := Diagnosis{Survey: buildx.Survey{Spec: bare, Options: buildx.Plan(bare, nil)}, Chosen: -1}
 	if j := none.JSON(); j.Kind != "" || j.Reason != "none configured" || j.Endpoints == nil || j.Probes == nil || j.Warnings == nil {
 		t.Errorf("JSON with nothing configured = %+v", j)

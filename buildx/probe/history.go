@@ -20,7 +20,7 @@ import (
 	"github.com/moby/buildkit/client"
 
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // History sums the builds each node finished since req.Since, from
@@ -138,11 +138,11 @@ func CacheImports(attr string) []buildx.CacheEntry {
 		a := e.Attrs
 		ref := a["ref"]
 		switch e.Type {
-		case env.CacheS3:
+		case config.CacheS3:
 			ref = "s3://" + a["bucket"] + "/" + a["prefix"] + "manifests/" + a["name"]
 		case "gha", "azblob":
 			ref = a["name"]
-		case env.CacheLocal:
+		case config.CacheLocal:
 			if a["src"] != "" {
 				ref = a["src"] + ":" + a["tag"]
 			} else {

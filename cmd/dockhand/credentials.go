@@ -13,7 +13,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/cloud"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
@@ -25,16 +25,16 @@ func cloudBinary() string { return cloud.Path(self()) }
 // usual one. The helper runs on every registry request of a build, so
 // warnings are not repeated here (the bootstrap printed them); a broken
 // file means the built-in defaults.
-func helperConfig(jobDir string, e *agentenv.Environment) *env.Config {
+func helperConfig(jobDir string, e *agentenv.Environment) *config.Config {
 	path := ""
 	if jobDir != "" {
 		if st, err := bootstrap.ReadState(jobDir); err == nil {
 			path = st.ConfigPath
 		}
 	}
-	cfg, _, err := env.Load(env.Options{Flag: path, Env: e})
+	cfg, _, err := config.Load(config.Options{Flag: path, Env: e})
 	if err != nil {
-		return env.Default(env.Queue(e))
+		return config.Default(config.Queue(e))
 	}
 	return cfg
 }
@@ -42,7 +42,7 @@ func helperConfig(jobDir string, e *agentenv.Environment) *env.Config {
 // tokenStateDir is the state dir holding the host's shared token cache: the
 // one the job's dir lives in (STATE/jobs/JOB), else the configured one (or
 // its fallback, as the bootstrap picks it).
-func tokenStateDir(jobDir string, cfg *env.Config, e *agentenv.Environment) string {
+func tokenStateDir(jobDir string, cfg *config.Config, e *agentenv.Environment) string {
 	if jobDir != "" {
 		if jobs := filepath.Dir(jobDir); filepath.Base(jobs) == "jobs" {
 			return filepath.Dir(jobs)
@@ -57,7 +57,7 @@ func tokenStateDir(jobDir string, cfg *env.Config, e *agentenv.Environment) stri
 }
 
 // helperFor builds the credential helper for configuration cfg.
-func helperFor(cfg *env.Config, e *agentenv.Environment, stderr io.Writer) *registry.Helper {
+func helperFor(cfg *config.Config, e *agentenv.Environment, stderr io.Writer) *registry.Helper {
 	jobDir, _ := e.Get(registry.JobDirVar)
 	return newHelper(jobDir, tokenStateDir(jobDir, cfg, e), bootstrap.RegistrySettings(cfg), cfg.Debug, e, stderr)
 }
@@ -89,7 +89,7 @@ func credentialHelper(args []string, e *agentenv.Environment, io stdio) error {
 	}
 	var h *registry.Helper
 	if st.Registry != nil {
-		h = newHelper(jobDir, tokenStateDir(jobDir, env.Default(env.Queue(e)), e), *st.Registry, st.Debug, e, io.err)
+		h = newHelper(jobDir, tokenStateDir(jobDir, config.Default(config.Queue(e)), e), *st.Registry, st.Debug, e, io.err)
 	} else {
 		h = helperFor(helperConfig(jobDir, e), e, io.err)
 	}
@@ -111,7 +111,7 @@ func (h *hostList) Set(v string) error {
 // configuredRegistries lists the registries the configuration names: ECR
 // aliases, static credentials, Buildkite Packages and the cache repository's
 // host, then the ones asked for on the command line.
-func configuredRegistries(cfg *env.Config, extra []string) []string {
+func configuredRegistries(cfg *config.Config, extra []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(h string) {
@@ -180,7 +180,7 @@ func checkCredentials(h *registry.Helper, hosts []string) []credentialCheck {
 // writeCredentialChecks is doctor's credentials section: for each
 // registry, whether a credential can be had and where it comes from. The
 // secret is never printed.
-func writeCredentialChecks(w io.Writer, cfg *env.Config, checks []credentialCheck) {
+func writeCredentialChecks(w io.Writer, cfg *config.Config, checks []credentialCheck) {
 	fmt.Fprintf(w, "\n# credentials (docker-credential-dockhand)\n")
 	if len(checks) == 0 {
 		fmt.Fprintf(w, "#   no registry configured; ECR, ECR Public and nscr.io hosts are served as they come (check one with --registry HOST)\n")

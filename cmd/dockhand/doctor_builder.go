@@ -8,7 +8,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx/doctor"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
@@ -16,7 +16,7 @@ import (
 // probed through dockhand-cloud, with nothing started or written. The
 // embedded buildkitd is looked for in the state dir jobs use, fallback
 // included.
-func diagnoseBuilder(cfg *env.Config, e *agentenv.Environment) doctor.Diagnosis {
+func diagnoseBuilder(cfg *config.Config, e *agentenv.Environment) doctor.Diagnosis {
 	return doctor.Diagnose(cfg, e, tokenStateDir("", cfg, e), self(), localBuildctlVersion(e))
 }
 

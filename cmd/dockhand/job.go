@@ -12,7 +12,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/registry"
 	"golang.org/x/sys/unix"
@@ -40,21 +40,21 @@ func self() string {
 // jobConfig loads the configuration for a job. An invalid file must not fail
 // a build that would pass without dockhand: the job runs on the built-in
 // defaults and the log says why, once.
-func jobConfig(path string, e *agentenv.Environment, io stdio) *env.Config {
-	cfg, warnings, err := env.Load(env.Options{Flag: path, Env: e})
+func jobConfig(path string, e *agentenv.Environment, io stdio) *config.Config {
+	cfg, warnings, err := config.Load(config.Options{Flag: path, Env: e})
 	for _, w := range warnings {
 		joblog.Warnf(io.err, "%s", w)
 	}
 	if err != nil {
 		joblog.Warnf(io.err, "using built-in defaults: %v", err)
-		cfg = env.Default(env.Queue(e))
+		cfg = config.Default(config.Queue(e))
 	}
 	return cfg
 }
 
 func runBootstrap(args []string, e *agentenv.Environment, io stdio) error {
 	f := newFlags(modeBootstrap, "", io)
-	configPath := f.String("config", "", "configuration file (env DOCKHAND_CONFIG outside a job; default "+env.DefaultPath+")")
+	configPath := f.String("config", "", "configuration file (env DOCKHAND_CONFIG outside a job; default "+config.DefaultPath+")")
 	if _, err := f.parse(args); err != nil {
 		return err
 	}

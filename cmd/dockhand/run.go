@@ -11,7 +11,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/cloud"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // version is set at link time by `make build`.
@@ -183,14 +183,14 @@ func (f *flags) parse(args []string) ([]string, error) {
 // credential sources and the builder a job would get (buildx/doctor).
 func runDoctor(args []string, e *agentenv.Environment, io stdio) error {
 	f := newFlags(modeDoctor, "", io)
-	configPath := f.String("config", "", "configuration file (env DOCKHAND_CONFIG; default "+env.DefaultPath+")")
+	configPath := f.String("config", "", "configuration file (env DOCKHAND_CONFIG; default "+config.DefaultPath+")")
 	asJSON := f.Bool("json", false, "print JSON instead of text")
 	var registries hostList
 	f.Var(&registries, "registry", "also check the credentials of this registry host (repeatable)")
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
-	cfg, warnings, err := env.Load(env.Options{Flag: *configPath, Env: e})
+	cfg, warnings, err := config.Load(config.Options{Flag: *configPath, Env: e})
 	for _, w := range warnings {
 		fmt.Fprintf(io.err, "dockhand doctor: warning: %s\n", w)
 	}

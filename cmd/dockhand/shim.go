@@ -6,7 +6,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/registry"
 )
@@ -21,7 +21,7 @@ func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
 			st, err := bootstrap.ReadState(dir)
 			if err != nil {
 				joblog.Printf(io.err, "cache not injected: %v", err)
-				settings, warnings := env.BuildSettings{}.WithOverrides(func(k string) string { v, _ := e.Get(k); return v })
+				settings, warnings := config.BuildSettings{}.WithOverrides(func(k string) string { v, _ := e.Get(k); return v })
 				for _, w := range warnings {
 					joblog.Warnf(io.err, "%s", w)
 				}

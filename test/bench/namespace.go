@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -51,12 +51,12 @@ func namespaceBench(dockhand, dir string, runs int) error {
 	}
 	backendPath := filepath.Join(nsDir, "backend.json")
 	calls := filepath.Join(nsDir, "calls.log")
-	cfg := env.Default("bench")
-	cfg.Builders = []string{env.BuilderNamespace}
+	cfg := config.Default("bench")
+	cfg.Builders = []string{config.BuilderNamespace}
 	cfg.ProbeTimeout = 5 * time.Second
-	cfg.Namespace = env.Namespace{NSC: nsc, Auth: env.AuthCognito, TenantID: "tnt_bench", AWSRegion: "us-east-1", IdentityPool: "pool"}
+	cfg.Namespace = config.Namespace{NSC: nsc, Auth: config.AuthCognito, TenantID: "tnt_bench", AWSRegion: "us-east-1", IdentityPool: "pool"}
 	state := filepath.Join(nsDir, "state")
-	e := env.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=bench", "FAKENSC_BACKEND=" + backendPath})
+	e := config.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=bench", "FAKENSC_BACKEND=" + backendPath})
 	setup := buildx.SetupOptions{Config: cfg, Env: e, StateDir: state, Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")}
 	// What a job finds on the host: nothing (cold), the tenant token only
 	// (as before the builder setup was shared), or both.
@@ -79,7 +79,7 @@ func namespaceBench(dockhand, dir string, runs int) error {
 			}
 		}
 		sel, took, err := selectAsJob(setup)
-		if err == nil && (sel.Builder == nil || sel.Builder.Kind != env.BuilderNamespace) {
+		if err == nil && (sel.Builder == nil || sel.Builder.Kind != config.BuilderNamespace) {
 			err = fmt.Errorf("namespace not chosen: %v", sel.Lines())
 		}
 		return took, err

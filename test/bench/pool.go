@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -84,8 +84,8 @@ func poolBench(dockhand, dir string) error {
 	if err != nil {
 		return err
 	}
-	cfg := env.Default("bench")
-	cfg.Builders = []string{env.BuilderRemote}
+	cfg := config.Default("bench")
+	cfg.Builders = []string{config.BuilderRemote}
 	cfg.Remote.Endpoints = eps
 	cfg.Remote.CA, cfg.Remote.Cert, cfg.Remote.Key = fleet.Client.CA, fleet.Client.Cert, fleet.Client.Key
 
@@ -130,7 +130,7 @@ func pipelineOf(k int) string {
 
 var cachedDep = regexp.MustCompile(`(?m)^#(\d+) \[[^\]]*\] RUN echo dep-`)
 
-func poolRun(m poolMode, cfg *env.Config, dockhand string, kit *harness.Kit, base string, eps []string, dir string) (poolResult, error) {
+func poolRun(m poolMode, cfg *config.Config, dockhand string, kit *harness.Kit, base string, eps []string, dir string) (poolResult, error) {
 	c := *cfg
 	tls := []string{"--tlscacert", c.Remote.CA, "--tlscert", c.Remote.Cert, "--tlskey", c.Remote.Key}
 	c.Remote.BalanceFactor = m.factor
@@ -154,7 +154,7 @@ func poolRun(m poolMode, cfg *env.Config, dockhand string, kit *harness.Kit, bas
 					ep = eps[rng.IntN(len(eps))]
 					mu.Unlock()
 				} else {
-					e := env.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=" + slug, fmt.Sprintf("BUILDKITE_JOB_ID=job-%d", k)})
+					e := config.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=" + slug, fmt.Sprintf("BUILDKITE_JOB_ID=job-%d", k)})
 					var sel *buildx.Selection
 					sel, _, err = selectAsJob(buildx.SetupOptions{Config: &c, Env: e, StateDir: state, Self: dockhand,
 						DockerSocket: filepath.Join(dir, "no-docker.sock")})

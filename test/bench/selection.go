@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/env"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -41,12 +41,12 @@ func selectionBench(dockhand, dir string, runs int) (failed bool, err error) {
 	}
 	defer hang.Close()
 
-	cfg := env.Default("bench")
-	cfg.Builders = []string{env.BuilderRemote}
+	cfg := config.Default("bench")
+	cfg.Builders = []string{config.BuilderRemote}
 	cfg.Remote.CA, cfg.Remote.Cert, cfg.Remote.Key = fleet.Client.CA, fleet.Client.Cert, fleet.Client.Key
 	cfg.ProbeCacheTTL = 0
 	state := filepath.Join(dir, "selection-state")
-	e := env.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=bench"})
+	e := config.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=bench"})
 	setup := buildx.SetupOptions{Config: cfg, Env: e, StateDir: state, Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")}
 	selectOnce := func() (time.Duration, error) {
 		sel, took, err := selectAsJob(setup)

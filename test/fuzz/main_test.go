@@ -14,7 +14,7 @@ func TestListFindsEveryFuzzTarget(t *testing.T) {
 	}
 	for _, want := range []target{
 		{"github.com/dockhand-ci/dockhand/registry", "FuzzHelperStdin"},
-		{"github.com/dockhand-ci/dockhand/env", "FuzzParse"},
+		{"github.com/dockhand-ci/dockhand/config", "FuzzParse"},
 		{"github.com/dockhand-ci/dockhand/registry/hosts", "FuzzParse"},
 		{"github.com/dockhand-ci/dockhand/buildx", "FuzzRewrite"},
 		{"github.com/dockhand-ci/dockhand/cachekey", "FuzzSanitizeTag"},

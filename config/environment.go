@@ -6,7 +6,7 @@
 // The package never reads the process environment itself: callers pass the
 // environment in as data (an *agentenv.Environment), which keeps every
 // function here pure and testable.
-package env
+package config
 
 import (
 	"fmt"
