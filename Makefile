@@ -34,7 +34,7 @@ lint:
 # never caches. test/slowest shows failures as go test does and lists the
 # slowest tests at the end. Then every fuzz target for a few seconds.
 FUZZTIME_TEST ?= 3s
-E2E_PKGS := ./test/e2e ./test/harness ./buildx/probe ./packer
+E2E_PKGS := ./test/e2e ./test/harness ./builder/buildkit ./packer
 UNIT_PKGS = $(filter-out $(patsubst ./%,github.com/dockhand-ci/dockhand/%,$(E2E_PKGS)),$(shell $(GO) list ./...))
 test: tools build vet lint test-unit
 	set -o pipefail; DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) test -json -count=1 -timeout 60m $(E2E_PKGS) | $(GO) run ./test/slowest

@@ -10,36 +10,38 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cloud"
+	"github.com/dockhand-ci/dockhand/jobstate"
 )
 
 // chooseBuilder picks and wires the job's builder (see buildx.Select). When
 // every configured builder is down the job fails (exit 125, one line naming
 // each candidate), unless the queue's builders are optional: then it runs
 // without dockhand's builder and the log says why.
-func chooseBuilder(ctx context.Context, o Options, state, jobDir string) (*buildx.Selection, JobBuilder, string, error) {
-	sel, err := buildx.Select(buildx.SetupOptions{
+func chooseBuilder(ctx context.Context, o Options, state, jobDir string) (*builder.Selection, jobstate.Builder, string, error) {
+	sel, err := builder.Select(builder.SetupOptions{
 		Config: o.Config, Env: o.Env, StateDir: state, JobDir: jobDir,
 		DockerConfig: filepath.Join(jobDir, "docker"), Self: o.Self, Ctx: ctx,
 	})
-	var none *buildx.NoBuilderError
+	var none *builder.NoBuilderError
 	switch {
 	case errors.As(err, &none) && o.Config.BuildersOptional:
-		return sel, JobBuilder{}, fmt.Sprintf("warning: %v; builders_optional is set, so the job runs without dockhand's builder", err), nil
+		return sel, jobstate.Builder{}, fmt.Sprintf("warning: %v; builders_optional is set, so the job runs without dockhand's builder", err), nil
 	case err != nil:
-		return sel, JobBuilder{}, "", err
+		return sel, jobstate.Builder{}, "", err
 	case sel.Builder == nil:
-		return sel, JobBuilder{}, "", nil
+		return sel, jobstate.Builder{}, "", nil
 	}
 	b := sel.Builder
 	if b.Driver != buildx.DriverDocker {
 		if err := updateJobConfig(filepath.Join(jobDir, "docker", "config.json"), aliasBuilder); err != nil {
-			return sel, JobBuilder{}, "", err
+			return sel, jobstate.Builder{}, "", err
 		}
 	}
-	return sel, JobBuilder{Kind: b.Kind, Name: b.Name, Driver: b.Driver, Nodes: len(b.Nodes), Endpoint: b.Endpoint(),
-		Retry: buildx.NewRetryPlan(sel, o.Config, buildx.ProbeCacheDir(state))}, "", nil
+	return sel, jobstate.Builder{Kind: b.Kind, Name: b.Name, Driver: b.Driver, Nodes: len(b.Nodes), Endpoint: b.Endpoint(),
+		Retry: builder.NewRetryPlan(sel, o.Config, builder.ProbeCacheDir(state))}, "", nil
 }
 
 // aliasBuilder makes `docker build` run `docker buildx build` on the job's
@@ -57,7 +59,7 @@ func aliasBuilder(cfg map[string]any) {
 
 // setBuilderEnv adds the chosen builder's variables to the child's
 // environment: BUILDKIT_HOST and the TLS or nsc settings.
-func setBuilderEnv(e *agentenv.Environment, sel *buildx.Selection) {
+func setBuilderEnv(e *agentenv.Environment, sel *builder.Selection) {
 	if sel == nil {
 		return
 	}
@@ -67,7 +69,7 @@ func setBuilderEnv(e *agentenv.Environment, sel *buildx.Selection) {
 }
 
 // builderLines are the builder's lines of the job log section.
-func builderLines(sel *buildx.Selection, warning string) []string {
+func builderLines(sel *builder.Selection, warning string) []string {
 	var lines []string
 	if warning != "" {
 		lines = append(lines, warning)
@@ -77,9 +79,9 @@ func builderLines(sel *buildx.Selection, warning string) []string {
 	}
 	switch {
 	case sel.Builder != nil || warning != "":
-	case sel.Spec.Untrusted != "" && !buildx.Configured(sel.Options):
+	case sel.Spec.Untrusted != "" && !builder.Configured(sel.Options):
 		// Lines says why: none for a fork's build.
-	case buildx.Configured(sel.Options):
+	case builder.Configured(sel.Options):
 		lines = append(lines, "warning: builder: the docker engine does not answer; the job runs as without dockhand (docker commands meet the same engine)")
 	default:
 		lines = append(lines, "builder: none configured on this host for this queue; docker uses its own default builder")
@@ -94,9 +96,9 @@ const historyWait = 6 * time.Second
 // job (BuildKit's build history, once), and a warning line when it could
 // not. The job's own are picked out of them by the job report. The nodes
 // lost builds ran again on are read too.
-func jobHistory(o Options, sel *buildx.Selection, retries []buildx.Retry, since time.Time) (buildx.HistoryResponse, string) {
-	if sel == nil || sel.Builder == nil || len(buildx.HistoryTargets(*sel.Builder)) == 0 {
-		return buildx.HistoryResponse{}, ""
+func jobHistory(o Options, sel *builder.Selection, retries []jobstate.Retry, since time.Time) (builder.HistoryResponse, string) {
+	if sel == nil || sel.Builder == nil || len(builder.HistoryTargets(*sel.Builder)) == 0 {
+		return builder.HistoryResponse{}, ""
 	}
 	b := *sel.Builder
 	b.Nodes = slices.Clone(b.Nodes)
@@ -111,7 +113,7 @@ func jobHistory(o Options, sel *buildx.Selection, retries []buildx.Retry, since 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
 	defer cancel()
-	h, err := buildx.BuildHistory(ctx, cloud.Path(o.Self), o.Env.ToSlice(), b, since)
+	h, err := builder.BuildHistory(ctx, cloud.Path(o.Self), o.Env.ToSlice(), b, since)
 	if err != nil {
 		return h, fmt.Sprintf("warning: no cache summary: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/config"
 )
@@ -26,7 +27,7 @@ func TestChooseBuilderWhenAllAreDown(t *testing.T) {
 		Self: filepath.Join(t.TempDir(), "dockhand")} // no dockhand-cloud: every probe fails
 
 	_, jb, warning, err := chooseBuilder(context.Background(), o, state, job)
-	var none *buildx.NoBuilderError
+	var none *builder.NoBuilderError
 	if !errors.As(err, &none) || jb.Kind != "" || warning != "" {
 		t.Fatalf("all down: %+v %q %v", jb, warning, err)
 	}

@@ -14,23 +14,23 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
+	"github.com/dockhand-ci/dockhand/jobstate"
 )
 
 // cacheSettings is what the job's buildx shim injects cache flags from: the
 // queue's [cache] settings and the job's identity as the agent gave it,
 // recorded before any job code runs. It returns nil, and why, when there is
 // nothing to inject.
-func cacheSettings(c *config.Config, e *agentenv.Environment) (*buildx.CacheSettings, string) {
+func cacheSettings(c *config.Config, e *agentenv.Environment) (*jobstate.CacheSettings, string) {
 	if c.Cache.Mode == config.CacheOff {
 		return nil, fmt.Sprintf("off (cache.mode from %s)", c.Sources["cache.mode"])
 	}
 	lookup := func(k string) string { v, _ := e.Get(k); return v }
-	s := &buildx.CacheSettings{
+	s := &jobstate.CacheSettings{
 		Mode: c.Cache.Mode,
 		Backend: cachekey.Backend{
 			Kind:       c.Cache.Backend,
@@ -58,7 +58,7 @@ func cacheSettings(c *config.Config, e *agentenv.Environment) (*buildx.CacheSett
 //
 // On ECR, ensureRepo makes the pipeline's repository; a failure is a warning
 // (the export fails on its own, ignored, and the build runs).
-func prepareCache(c *config.Config, e *agentenv.Environment, now time.Time, ensureRepo ensureRepoFunc) (*buildx.CacheSettings, []string) {
+func prepareCache(c *config.Config, e *agentenv.Environment, now time.Time, ensureRepo ensureRepoFunc) (*jobstate.CacheSettings, []string) {
 	s, why := cacheSettings(c, e)
 	lines := []string{cacheNote(s, why)}
 	if s != nil && s.Backend.Kind == config.CacheRegistry && cachekey.IsECR(s.Backend.Repository) && ensureRepo != nil && s.Identity.Pipeline != "" {
@@ -90,7 +90,7 @@ func prepareCache(c *config.Config, e *agentenv.Environment, now time.Time, ensu
 }
 
 // cacheNote describes the job's cache for the job log section.
-func cacheNote(s *buildx.CacheSettings, why string) string {
+func cacheNote(s *jobstate.CacheSettings, why string) string {
 	if s == nil {
 		return "cache: " + why
 	}
@@ -193,7 +193,7 @@ func isOCILayout(dir string) bool {
 }
 
 // prepareLocalCache makes the local backend's dir and keeps it bounded.
-func prepareLocalCache(s *buildx.CacheSettings, maxSize int64, now time.Time) (string, error) {
+func prepareLocalCache(s *jobstate.CacheSettings, maxSize int64, now time.Time) (string, error) {
 	dir := s.Backend.LocalDir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("creating the local cache dir: %w", err)

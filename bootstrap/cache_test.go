@@ -12,9 +12,9 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/jobstate"
 )
 
 func TestCacheSettings(t *testing.T) {
@@ -194,7 +194,7 @@ func TestECRRepoDeniedBacksOff(t *testing.T) {
 		"*) echo '{\"created\":false,\"missing\":[\"ecr:CreateRepository\"]}';;", &clock)
 	c := config.Default("")
 	c.Cache.Repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"
-	job := func(pipeline string) (*buildx.CacheSettings, []string) {
+	job := func(pipeline string) (*jobstate.CacheSettings, []string) {
 		return prepareCache(c, agentenv.FromSlice([]string{"BUILDKITE_PIPELINE_SLUG=" + pipeline, "BUILDKITE_BRANCH=main"}), clock, ensure)
 	}
 	asked := func() int { data, _ := os.ReadFile(calls); return strings.Count(string(data), "\n") }

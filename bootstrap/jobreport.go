@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/proc"
+	"github.com/dockhand-ci/dockhand/jobstate"
 	"github.com/dockhand-ci/dockhand/registry"
 	"github.com/dockhand-ci/dockhand/report"
 )
@@ -22,7 +22,7 @@ import (
 // fail the job: a failure costs one line, and Run waits for it no longer
 // than the grace period (reportWithin).
 func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup time.Duration) {
-	retries := buildx.ReadRetries(jobDir)
+	retries := jobstate.ReadRetries(jobDir)
 	hist, warning := jobHistory(o, n.builder, retries, start)
 	get := func(k string) string { v, _ := o.Env.Get(k); return v }
 	id := cachekey.IdentityFromEnv(get)

@@ -21,12 +21,15 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/proc"
+	"github.com/dockhand-ci/dockhand/jobstate"
 	"github.com/dockhand-ci/dockhand/registry"
+	"github.com/dockhand-ci/dockhand/shim"
 )
 
 // Variables the bootstrap exports to the job.
@@ -254,11 +257,11 @@ type setupNotes struct {
 	storeErr   error    // copying that store's builders failed
 	phases     *phases  // how long each step of the setup took
 	debug      bool     // DOCKHAND_DEBUG: print the phases
-	settings   *buildx.CacheSettings
+	settings   *jobstate.CacheSettings
 	ecrCalls   int // ECR API requests made while preparing
 
-	builder    *buildx.Selection // the builder choice
-	builderMsg string            // a warning about it, if any
+	builder    *builder.Selection // the builder choice
+	builderMsg string             // a warning about it, if any
 
 	refresh *tokenRefresh // the ECR token refresh beside the job, nil when off
 }
@@ -338,7 +341,7 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 	n.nodeID = seedNodeIdentity(state, filepath.Join(job.Path, "docker", "buildx"), o.Env)
 	n.phases.mark("node identity", time.Now())
 	settings := RegistrySettings(o.Config)
-	st := JobState{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx,
+	st := jobstate.State{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx,
 		Registry: &settings, Debug: o.Config.Debug}
 	// The cache's setup (the ECR repository check, the local cache's
 	// pruning) runs beside the builder choice (its probes).
@@ -368,7 +371,7 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 	if n.builder != nil {
 		settings.NSCTokenFile = n.builder.NamespaceToken
 	}
-	if err := WriteState(job.Path, st); err != nil {
+	if err := jobstate.Write(job.Path, st); err != nil {
 		return fail(err)
 	}
 	n.phases.mark("job state", time.Now())
@@ -392,7 +395,7 @@ func exports(e *agentenv.Environment, jobDir, realBuildx string) *agentenv.Envir
 	out.Set(DockerConfigVar, filepath.Join(jobDir, "docker"))
 	out.Set(JobDirVar, jobDir)
 	if realBuildx != "" {
-		out.Set(buildx.RealPluginVar, realBuildx)
+		out.Set(shim.RealPluginVar, realBuildx)
 	}
 	if host, _ := e.Get(BuildxConfigVar); host != "" {
 		// A host-level store: the job's own holds dockhand's builder

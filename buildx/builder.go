@@ -22,6 +22,18 @@ const (
 	DriverDocker = "docker"
 )
 
+// Instance names dockhand gives its builders.
+const (
+	RemoteName    = "dockhand-remote"
+	NamespaceName = "dockhand-namespace"
+	EmbeddedName  = "dockhand-embedded"
+	// RetryName is the instance the shim runs a lost build again on.
+	RetryName = RemoteName + "-retry"
+	// NamespaceDocsName is the builder Namespace's own setup creates and its
+	// docs' pipelines name with --builder.
+	NamespaceDocsName = "nsc-remote"
+)
+
 // TLS is the client side of a builder's mTLS: absolute paths, never the
 // material itself.
 type TLS struct {

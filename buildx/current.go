@@ -22,9 +22,14 @@ type currentFile struct {
 	Global bool
 }
 
-// defaultDockerHost is the docker CLI's endpoint for the default context when
-// DOCKER_HOST is unset.
-const defaultDockerHost = "unix:///var/run/docker.sock"
+// BuilderVar is buildx's default for --builder. dockhand never sets it (its
+// builder is the job store's current builder); the shim reads it as buildx
+// does.
+const BuilderVar = "BUILDX_BUILDER"
+
+// DefaultDockerHost is the docker CLI's endpoint for the default context
+// when DOCKER_HOST is unset.
+const DefaultDockerHost = "unix:///var/run/docker.sock"
 
 // StoreDir is the buildx store dir buildx uses for an environment:
 // $BUILDX_CONFIG, else $DOCKER_CONFIG/buildx, else ~/.docker/buildx.
@@ -81,7 +86,7 @@ func CurrentKey(lookup func(string) string) string {
 	if h := lookup("DOCKER_HOST"); h != "" {
 		return h
 	}
-	return defaultDockerHost
+	return DefaultDockerHost
 }
 
 // defaultsName is the file under defaults/ that holds the builder set with

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -112,7 +113,7 @@ func TestCurrentBuilderAgreesWithBuildx(t *testing.T) {
 func TestSelectedBuilderName(t *testing.T) {
 	dc := t.TempDir()
 	store := filepath.Join(dc, "buildx")
-	if err := SetCurrent(store, defaultDockerHost, "dockhand-remote"); err != nil {
+	if err := SetCurrent(store, DefaultDockerHost, "dockhand-remote"); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"dockhand-remote", "mine"} {
@@ -127,7 +128,7 @@ func TestSelectedBuilderName(t *testing.T) {
 		t.Fatalf("current: %v %v", fi, err)
 	}
 	vars := func(kv ...string) func(string) string {
-		return lookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...))
+		return config.LookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...))
 	}
 	for _, c := range []struct {
 		name   string
@@ -164,14 +165,16 @@ func TestCurrentKey(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{"default socket", nil, defaultDockerHost},
+		{"default socket", nil, DefaultDockerHost},
 		{"DOCKER_HOST", []string{"DOCKER_HOST=tcp://h:2375"}, "tcp://h:2375"},
 		{"DOCKER_CONTEXT", []string{"DOCKER_CONTEXT=ctx"}, "ctx"},
 		{"DOCKER_HOST beats DOCKER_CONTEXT", []string{"DOCKER_CONTEXT=ctx", "DOCKER_HOST=tcp://h:2375"}, "tcp://h:2375"},
 		{"config.json's currentContext", []string{"DOCKER_CONFIG=" + dc}, "remote-ctx"},
 	} {
-		if got := CurrentKey(lookupIn(c.env)); got != c.want {
+		if got := CurrentKey(config.LookupIn(c.env)); got != c.want {
 			t.Errorf("%s: CurrentKey = %q, want %q", c.name, got, c.want)
 		}
 	}
 }
+
+// lookupKV looks KEY up in KEY=VALUE strings, the last one winning.

@@ -1,6 +1,8 @@
-// Package buildx is dockhand's side of docker buildx: finding the real
-// plugin, the docker-buildx shim that stands in for it in a job's docker
-// config, and (with later issues) builder selection and cache flags.
+// Package buildx is what docker buildx keeps on disk and how it reads it:
+// the builder instance files, the store's current builder (buildx's own
+// rule), the dirs it is found in as a docker CLI plugin, the node identity
+// that keys a build context's uploads, and the names of the instances
+// dockhand writes. It runs nothing and chooses nothing.
 package buildx
 
 import (

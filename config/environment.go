@@ -1,4 +1,4 @@
-// Package env holds dockhand's view of the job environment and its
+// Package config holds dockhand's view of the job environment and its
 // configuration: the variables dockhand reads and sets, the TOML
 // configuration file with its per-queue sections, and the DOCKHAND_*
 // environment overrides, each resolved value carrying where it came from.
@@ -19,6 +19,19 @@ import (
 // or exec.Cmd.Env. Entries without '=' are dropped.
 func FromSlice(s []string) *agentenv.Environment {
 	return agentenv.FromSlice(s)
+}
+
+// LookupIn is a lookup over KEY=VALUE strings, the last one winning, as a
+// child given them as its environment would see them; unset is "".
+func LookupIn(environ []string) func(string) string {
+	return func(k string) string {
+		for i := len(environ) - 1; i >= 0; i-- {
+			if v, ok := strings.CutPrefix(environ[i], k+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
 }
 
 // lookup returns the value of name in e; a nil environment is empty.

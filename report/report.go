@@ -18,9 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/jobstate"
 )
 
 // Version is the job report's schema version (docs/job-report.md).
@@ -130,10 +132,10 @@ type Inputs struct {
 	JobID, Queue string
 	Queues       []string // the configuration's [queue.NAME] sections
 	Identity     cachekey.Identity
-	Cache        *buildx.CacheSettings // nil: no cache injected
-	Selection    *buildx.Selection     // nil: no builder choice
+	Cache        *jobstate.CacheSettings // nil: no cache injected
+	Selection    *builder.Selection      // nil: no builder choice
 	Setup        time.Duration
-	History      buildx.HistoryResponse
+	History      builder.HistoryResponse
 	ECRAPICalls  int
 	// JobBuilds are the job's own builds (JobBuilds): only their history
 	// records are reported (a builder may be shared with other jobs and
@@ -141,7 +143,7 @@ type Inputs struct {
 	// is reported.
 	JobBuilds map[string]string
 	// Retries are the job's lost builds run again (buildx.ReadRetries).
-	Retries []buildx.Retry
+	Retries []jobstate.Retry
 }
 
 // New makes the job report.
@@ -226,13 +228,13 @@ func MetricQueue(queue string, configured []string) string {
 }
 
 // fallbacks lists the kinds passed over before the chosen builder.
-func fallbacks(s *buildx.Selection) []string {
+func fallbacks(s *builder.Selection) []string {
 	var out []string
 	for i, o := range s.Options {
 		if s.Builder != nil && i >= s.Chosen {
 			break
 		}
-		if o.State == buildx.Down {
+		if o.State == builder.Down {
 			out = append(out, o.Kind)
 		}
 	}
@@ -240,7 +242,7 @@ func fallbacks(s *buildx.Selection) []string {
 }
 
 // buildOf turns one history record into a report row.
-func buildOf(rec buildx.BuildRecord, cache *buildx.CacheSettings, id cachekey.Identity) Build {
+func buildOf(rec builder.BuildRecord, cache *jobstate.CacheSettings, id cachekey.Identity) Build {
 	b := Build{
 		Target: rec.Target, Dockerfile: rec.Dockerfile, Platforms: rec.Platforms,
 		Node:        RedactRef(rec.Node),
@@ -302,7 +304,7 @@ func buildOf(rec buildx.BuildRecord, cache *buildx.CacheSettings, id cachekey.Id
 
 // ownRef reports whether a cache import is one of dockhand's: under the
 // pipeline's place in the job's backend.
-func ownRef(c *buildx.CacheSettings, pipeline string, e buildx.CacheEntry) bool {
+func ownRef(c *jobstate.CacheSettings, pipeline string, e builder.CacheEntry) bool {
 	b := c.Backend
 	switch b.Kind {
 	case config.CacheRegistry:
@@ -322,7 +324,7 @@ func (r Report) CacheLine() string {
 	if r.Builder.Kind == "" || len(r.Builds) == 0 {
 		return ""
 	}
-	h := buildx.HistoryResponse{Builds: len(r.Builds)}
+	h := builder.HistoryResponse{Builds: len(r.Builds)}
 	for _, b := range r.Builds {
 		h.CachedSteps += b.CachedSteps
 		h.TotalSteps += b.TotalSteps

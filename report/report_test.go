@@ -20,9 +20,11 @@ import (
 	"github.com/yuin/goldmark/extension"
 	"github.com/yuin/goldmark/renderer/html"
 
+	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/jobstate"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -34,14 +36,14 @@ var t0 = time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
 func fixedInputs() Inputs {
 	id := cachekey.Identity{Pipeline: "app", Branch: "feature/login", DefaultBranch: "main", PullRequest: "12",
 		Repo: "git@github.com:acme/app.git", PullRequestRepo: "https://github.com/acme/app"}
-	cache := &buildx.CacheSettings{Mode: "auto", Identity: id,
+	cache := &jobstate.CacheSettings{Mode: "auto", Identity: id,
 		Backend: cachekey.Backend{Kind: config.CacheRegistry, Repository: "registry.example:5000/cache"}}
 	node := "unix:///var/lib/dockhand/buildkitd.sock"
-	sel := &buildx.Selection{
-		Survey: buildx.Survey{
-			Targets: []buildx.ProbeTarget{{Kind: buildx.ProbeBuildkit, Endpoint: "tcp://user:secret@pool-1:1234"}, {Kind: buildx.ProbeBuildkit, Endpoint: node}},
-			Probes:  buildx.ProbeReport{Results: []buildx.ProbeResult{{Error: "connection refused"}, {OK: true}}},
-			Options: []buildx.Option{{Kind: "remote", State: buildx.Down}, {Kind: "embedded", State: buildx.Ready}},
+	sel := &builder.Selection{
+		Survey: builder.Survey{
+			Targets: []builder.ProbeTarget{{Kind: builder.ProbeBuildkit, Endpoint: "tcp://user:secret@pool-1:1234"}, {Kind: builder.ProbeBuildkit, Endpoint: node}},
+			Probes:  builder.ProbeReport{Results: []builder.ProbeResult{{Error: "connection refused"}, {OK: true}}},
+			Options: []builder.Option{{Kind: "remote", State: builder.Down}, {Kind: "embedded", State: builder.Ready}},
 		},
 		Chosen: 1,
 		Builder: &buildx.Builder{Kind: "embedded", Name: "dockhand-embedded", Driver: buildx.DriverRemote,
@@ -51,21 +53,21 @@ func fixedInputs() Inputs {
 	pr := "registry.example:5000/cache/app:0123456789ab-pr-12"
 	branch := "registry.example:5000/cache/app:0123456789ab-feature-login-1a2b3c4d"
 	main := "registry.example:5000/cache/app:0123456789ab-main"
-	imports := []buildx.CacheEntry{{Type: "registry", Ref: pr}, {Type: "registry", Ref: branch}, {Type: "registry", Ref: main}}
+	imports := []builder.CacheEntry{{Type: "registry", Ref: pr}, {Type: "registry", Ref: branch}, {Type: "registry", Ref: main}}
 	return Inputs{
 		JobID: "0190-job", Queue: "build", Queues: []string{"build"}, Identity: id, Cache: cache, Selection: sel,
 		Setup: 180 * time.Millisecond, ECRAPICalls: 1,
 		JobBuilds: map[string]string{"r1": "", "r2": ""},
-		History: buildx.HistoryResponse{Builds: 2, CachedSteps: 5, TotalSteps: 8, Records: []buildx.BuildRecord{
+		History: builder.HistoryResponse{Builds: 2, CachedSteps: 5, TotalSteps: 8, Records: []builder.BuildRecord{
 			{Node: node, Ref: "r1", Dockerfile: "Dockerfile", Created: t0, Completed: t0.Add(12300 * time.Millisecond),
 				CachedSteps: 1, TotalSteps: 4, CacheImports: imports,
-				CacheExports: []buildx.CacheExportStep{{Name: "exporting cache to registry"}},
+				CacheExports: []builder.CacheExportStep{{Name: "exporting cache to registry"}},
 				ContextBytes: 2345, CachedTime: 100 * time.Millisecond, ExecutedTime: 11 * time.Second},
 			{Node: node, Ref: "r2", Target: "release", Images: []string{"ci:t0ken@registry.example:5000/app:1"}, Push: true,
 				Digest:  "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 				Created: t0.Add(13 * time.Second), Completed: t0.Add(15 * time.Second),
 				CachedSteps: 4, TotalSteps: 4, CacheImports: imports,
-				CacheExports: []buildx.CacheExportStep{{Name: "exporting cache to registry", Error: "unauthorized | denied"}},
+				CacheExports: []builder.CacheExportStep{{Name: "exporting cache to registry", Error: "unauthorized | denied"}},
 				ContextBytes: 512, CachedTime: 300 * time.Millisecond, ExecutedTime: 900 * time.Millisecond},
 			// Another job's build on the same builder.
 			{Node: node, Ref: "other-job", Created: t0.Add(14 * time.Second), Completed: t0.Add(16 * time.Second), TotalSteps: 3},
@@ -83,7 +85,7 @@ func TestNew(t *testing.T) {
 	}
 	in := fixedInputs()
 	in.Selection.Started = "started the embedded buildkitd"
-	in.Selection.Probes.Results[1] = buildx.ProbeResult{Error: "no socket"}
+	in.Selection.Probes.Results[1] = builder.ProbeResult{Error: "no socket"}
 	if got := New(in).Builder.ProbeFailures; len(got) != 1 {
 		t.Errorf("probe failures %v: the embedded daemon the job started is not a failure", got)
 	}
@@ -166,28 +168,28 @@ func TestIssue23_1_OnlyTheJobsOwnBuildsAreReported(t *testing.T) {
 }
 
 func TestCacheWrite(t *testing.T) {
-	own := []buildx.CacheEntry{{Type: "registry", Ref: "reg/cache/app:k-dev"}, {Type: "registry", Ref: "reg/cache/app:k-main"}}
-	wrote := []buildx.CacheExportStep{{Name: "exporting cache to registry"}}
+	own := []builder.CacheEntry{{Type: "registry", Ref: "reg/cache/app:k-dev"}, {Type: "registry", Ref: "reg/cache/app:k-main"}}
+	wrote := []builder.CacheExportStep{{Name: "exporting cache to registry"}}
 	branch := cachekey.Identity{Pipeline: "app", Branch: "dev", PullRequest: "false"}
 	fork := cachekey.Identity{Pipeline: "app", Branch: "m:dev", PullRequest: "13", Repo: "https://github.com/acme/app", PullRequestRepo: "https://github.com/mallory/app"}
-	cache := &buildx.CacheSettings{Backend: cachekey.Backend{Kind: config.CacheRegistry, Repository: "reg/cache"}}
+	cache := &jobstate.CacheSettings{Backend: cachekey.Backend{Kind: config.CacheRegistry, Repository: "reg/cache"}}
 	for _, tc := range []struct {
 		name    string
 		id      cachekey.Identity
-		cache   *buildx.CacheSettings
-		imports []buildx.CacheEntry
-		exports []buildx.CacheExportStep
+		cache   *jobstate.CacheSettings
+		imports []builder.CacheEntry
+		exports []builder.CacheExportStep
 		want    string
 		to      string
 	}{
 		{"branch writes its ref", branch, cache, own, wrote, WriteDone, "reg/cache/app:k-dev"},
 		{"fork writes nothing", fork, cache, own, nil, WriteSkippedFork, ""},
 		{"read-only builder", branch, cache, own, nil, WriteNone, ""},
-		{"user's own cache flags", branch, cache, []buildx.CacheEntry{{Type: "registry", Ref: "other/cache:x"}}, wrote, "", ""},
+		{"user's own cache flags", branch, cache, []builder.CacheEntry{{Type: "registry", Ref: "other/cache:x"}}, wrote, "", ""},
 		{"no dockhand cache", branch, nil, own, wrote, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := buildOf(buildx.BuildRecord{CacheImports: tc.imports, CacheExports: tc.exports}, tc.cache, tc.id)
+			b := buildOf(builder.BuildRecord{CacheImports: tc.imports, CacheExports: tc.exports}, tc.cache, tc.id)
 			if b.CacheWrite != tc.want || b.CacheTo != tc.to {
 				t.Errorf("write %q to %q, want %q to %q", b.CacheWrite, b.CacheTo, tc.want, tc.to)
 			}
@@ -265,13 +267,13 @@ func TestIssue23_2_HostileTextStaysInItsCell(t *testing.T) {
 	in := fixedInputs()
 	in.JobBuilds = map[string]string{"evil": ""}
 	in.Selection.Builder.Nodes[0].Name = "node " + hostile
-	in.History.Records = []buildx.BuildRecord{{
+	in.History.Records = []builder.BuildRecord{{
 		Node: in.Selection.Builder.Nodes[0].Endpoint, Ref: "evil", Created: t0, Completed: t0.Add(time.Second),
 		Target: "release\n\n# owned\r\n| x | y |\n\n" + hostile, Dockerfile: "Dockerfile.*evil*",
 		Images: []string{"registry.example/" + hostile}, Push: true, Digest: "sha256:" + hex64,
 		Error:        "process \"/bin/sh -c " + hostile + "\" did not complete successfully: exit code: 1",
 		CacheImports: in.History.Records[0].CacheImports,
-		CacheExports: []buildx.CacheExportStep{{Name: "exporting cache to registry", Error: "denied " + hostile}},
+		CacheExports: []builder.CacheExportStep{{Name: "exporting cache to registry", Error: "denied " + hostile}},
 	}}
 	md := Markdown(New(in))
 	checkGolden(t, "annotation-hostile.md", md)
@@ -520,7 +522,7 @@ func TestIssue21_9_AnnotationCappedUnderAgentLimit(t *testing.T) {
 	for i := range builds {
 		ref := fmt.Sprintf("b%d", i)
 		in.JobBuilds[ref] = ""
-		in.History.Records = append(in.History.Records, buildx.BuildRecord{Node: "unix:///run/b.sock", Ref: ref,
+		in.History.Records = append(in.History.Records, builder.BuildRecord{Node: "unix:///run/b.sock", Ref: ref,
 			Created: t0, Completed: t0.Add(time.Second), TotalSteps: 3,
 			Images: []string{fmt.Sprintf("registry.example/team/%s:%d", strings.Repeat("app.", 60), i)}, Push: true,
 			Digest: "sha256:" + hex64, Error: "process \"/bin/sh -c make " + strings.Repeat("x.", 100) + "\" failed"})
@@ -613,7 +615,7 @@ func TestIssue23_6_MetricQueueCappedToConfiguredQueues(t *testing.T) {
 }
 
 func TestRetriesInTheReportAndAnnotation(t *testing.T) {
-	r := New(Inputs{JobID: "j1", Retries: []buildx.Retry{
+	r := New(Inputs{JobID: "j1", Retries: []jobstate.Retry{
 		{Lost: "tcp://user:pw@10.0.0.1:1234", Reason: "ERROR: failed to solve: rpc error: code = Unavailable desc = error reading from server: EOF", Node: "tcp://10.0.0.2:1234"},
 		{Lost: "tcp://10.0.0.2:1234", Reason: "ERROR: connection reset by peer", Error: "no other node of the pool answers (tcp://10.0.0.3:1234)"},
 	}})

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx/certs"
+	"github.com/dockhand-ci/dockhand/fleet/certs"
 )
 
 // listFlag is a repeatable flag whose values may also be comma-separated.

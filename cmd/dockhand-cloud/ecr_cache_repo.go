@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 
-	"github.com/dockhand-ci/dockhand/buildx/ecrcache"
+	"github.com/dockhand-ci/dockhand/cachekey/ecrcache"
 	"github.com/dockhand-ci/dockhand/cloud"
 )
 

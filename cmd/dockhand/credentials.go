@@ -14,6 +14,7 @@ import (
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/jobstate"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
@@ -28,7 +29,7 @@ func cloudBinary() string { return cloud.Path(self()) }
 func helperConfig(jobDir string, e *agentenv.Environment) *config.Config {
 	path := ""
 	if jobDir != "" {
-		if st, err := bootstrap.ReadState(jobDir); err == nil {
+		if st, err := jobstate.Read(jobDir); err == nil {
 			path = st.ConfigPath
 		}
 	}
@@ -83,9 +84,9 @@ func newHelper(jobDir, stateDir string, settings registry.Settings, debug bool, 
 // registry request of a build, so it parses no configuration there.
 func credentialHelper(args []string, e *agentenv.Environment, io stdio) error {
 	jobDir, _ := e.Get(registry.JobDirVar)
-	var st bootstrap.JobState
+	var st jobstate.State
 	if jobDir != "" {
-		st, _ = bootstrap.ReadState(jobDir)
+		st, _ = jobstate.Read(jobDir)
 	}
 	var h *registry.Helper
 	if st.Registry != nil {

@@ -7,7 +7,7 @@ import (
 	"os/exec"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/buildx/doctor"
+	"github.com/dockhand-ci/dockhand/builder/doctor"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 )

@@ -14,6 +14,7 @@ import (
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
+	"github.com/dockhand-ci/dockhand/jobstate"
 	"github.com/dockhand-ci/dockhand/registry"
 	"golang.org/x/sys/unix"
 )
@@ -101,7 +102,7 @@ func reraise(sig syscall.Signal) {
 func shell(args []string, e *agentenv.Environment, io stdio) error {
 	realShell := ""
 	if jobDir, _ := e.Get(registry.JobDirVar); jobDir != "" {
-		st, err := bootstrap.ReadState(jobDir)
+		st, err := jobstate.Read(jobDir)
 		if err != nil {
 			joblog.Warnf(io.err, "%v", err)
 		}

@@ -4,21 +4,21 @@ import (
 	"errors"
 
 	agentenv "github.com/buildkite/agent/v3/env"
-	"github.com/dockhand-ci/dockhand/bootstrap"
-	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
+	"github.com/dockhand-ci/dockhand/jobstate"
 	"github.com/dockhand-ci/dockhand/registry"
+	"github.com/dockhand-ci/dockhand/shim"
 )
 
 // buildxShim runs as the job's docker-buildx: it reads what the bootstrap
 // recorded for the job (one small JSON file) and hands over to buildx.Shim,
 // which execs the real plugin. docker's metadata call reads nothing.
 func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
-	var job *buildx.ShimJob
-	if len(args) == 0 || args[0] != buildx.MetadataCommand {
+	var job *jobstate.State
+	if len(args) == 0 || args[0] != shim.MetadataCommand {
 		if dir, _ := e.Get(registry.JobDirVar); dir != "" {
-			st, err := bootstrap.ReadState(dir)
+			st, err := jobstate.Read(dir)
 			if err != nil {
 				joblog.Printf(io.err, "cache not injected: %v", err)
 				settings, warnings := config.BuildSettings{}.WithOverrides(func(k string) string { v, _ := e.Get(k); return v })
@@ -29,17 +29,14 @@ func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
 					return childExit{1}
 				}
 			} else {
-				job = &buildx.ShimJob{Cache: st.Cache}
-				if b := st.Builder; b.Kind != "" {
-					job.Selected = &buildx.SelectedBuilder{Kind: b.Kind, Name: b.Name, Nodes: b.Nodes, Retry: b.Retry}
-				}
+				job = &st
 			}
 		}
 	}
-	err := buildx.Shim(args, e.ToSlice(), self(), job, io.err)
-	var exit buildx.ExitError
+	err := shim.Shim(args, e.ToSlice(), self(), job, io.err)
+	var exit shim.ExitError
 	switch {
-	case errors.Is(err, buildx.ErrStrict):
+	case errors.Is(err, shim.ErrStrict):
 		return childExit{1} // the shim said why
 	case errors.As(err, &exit):
 		return childExit{exit.Code} // the real plugin's, run as a child

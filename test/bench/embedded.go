@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/builder/embedded"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -85,7 +85,7 @@ func (s *embeddedSide) run(argv ...string) ([]byte, error) {
 
 // stop ends the side's daemon and removes its state, as on a fresh host.
 func (s *embeddedSide) stop() error {
-	if b, err := os.ReadFile(filepath.Join(buildx.EmbeddedDir(s.state), buildx.EmbeddedPidFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(embedded.EmbeddedDir(s.state), embedded.EmbeddedPidFile)); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			if err := harness.StopPid(pid, 10*time.Second); err != nil {
 				return err

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -57,7 +57,7 @@ func namespaceBench(dockhand, dir string, runs int) error {
 	cfg.Namespace = config.Namespace{NSC: nsc, Auth: config.AuthCognito, TenantID: "tnt_bench", AWSRegion: "us-east-1", IdentityPool: "pool"}
 	state := filepath.Join(nsDir, "state")
 	e := config.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=bench", "FAKENSC_BACKEND=" + backendPath})
-	setup := buildx.SetupOptions{Config: cfg, Env: e, StateDir: state, Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")}
+	setup := builder.SetupOptions{Config: cfg, Env: e, StateDir: state, Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")}
 	// What a job finds on the host: nothing (cold), the tenant token only
 	// (as before the builder setup was shared), or both.
 	type warmth struct {

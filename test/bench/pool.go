@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -155,8 +155,8 @@ func poolRun(m poolMode, cfg *config.Config, dockhand string, kit *harness.Kit, 
 					mu.Unlock()
 				} else {
 					e := config.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=" + slug, fmt.Sprintf("BUILDKITE_JOB_ID=job-%d", k)})
-					var sel *buildx.Selection
-					sel, _, err = selectAsJob(buildx.SetupOptions{Config: &c, Env: e, StateDir: state, Self: dockhand,
+					var sel *builder.Selection
+					sel, _, err = selectAsJob(builder.SetupOptions{Config: &c, Env: e, StateDir: state, Self: dockhand,
 						DockerSocket: filepath.Join(dir, "no-docker.sock")})
 					if err == nil && sel.Builder != nil {
 						ep = sel.Builder.Endpoint()

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/builder"
 )
 
 // remapBench reports what a fleet change costs in cold caches: the fraction
@@ -21,8 +21,8 @@ func remapBench() {
 		for i := range nodes {
 			nodes[i] = fmt.Sprintf("tcp://10.0.%d.%d:1234", i/200, 10+i%200)
 		}
-		join := buildx.Moved(slugs, nodes[:n], nodes)
-		leave := buildx.Moved(slugs, nodes[:n], nodes[1:n])
+		join := builder.Moved(slugs, nodes[:n], nodes)
+		leave := builder.Moved(slugs, nodes[:n], nodes[1:n])
 		fmt.Printf("| one node joins %d (N=%d) | %.1f%% | %.1f%% |\n", n, n+1, join*100, 100/float64(n+1))
 		fmt.Printf("| one node of %d leaves (N=%d) | %.1f%% | %.1f%% |\n", n, n, leave*100, 100/float64(n))
 	}

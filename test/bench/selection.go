@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -47,7 +47,7 @@ func selectionBench(dockhand, dir string, runs int) (failed bool, err error) {
 	cfg.ProbeCacheTTL = 0
 	state := filepath.Join(dir, "selection-state")
 	e := config.FromSlice([]string{"PATH=/usr/bin:/bin", "BUILDKITE_PIPELINE_SLUG=bench"})
-	setup := buildx.SetupOptions{Config: cfg, Env: e, StateDir: state, Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")}
+	setup := builder.SetupOptions{Config: cfg, Env: e, StateDir: state, Self: dockhand, DockerSocket: filepath.Join(dir, "no-docker.sock")}
 	selectOnce := func() (time.Duration, error) {
 		sel, took, err := selectAsJob(setup)
 		if err == nil && sel.Builder == nil {
@@ -111,7 +111,7 @@ func runSelectionOnly(runs int) error {
 // settings, in a job dir of its own below o.StateDir holding the job's
 // docker config, removed afterwards. It returns the choice and how long
 // Select took.
-func selectAsJob(o buildx.SetupOptions) (*buildx.Selection, time.Duration, error) {
+func selectAsJob(o builder.SetupOptions) (*builder.Selection, time.Duration, error) {
 	jobs := filepath.Join(o.StateDir, "jobs")
 	if err := os.MkdirAll(jobs, 0o700); err != nil {
 		return nil, 0, err
@@ -126,7 +126,7 @@ func selectAsJob(o buildx.SetupOptions) (*buildx.Selection, time.Duration, error
 		return nil, 0, err
 	}
 	start := time.Now()
-	sel, err := buildx.Select(o)
+	sel, err := builder.Select(o)
 	return sel, time.Since(start), err
 }
 

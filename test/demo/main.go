@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/builder/embedded"
 	"github.com/dockhand-ci/dockhand/test/agentapi"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -91,7 +91,7 @@ repository = "%s/dockhand-cache"
 	var states []string
 	defer func() {
 		for _, st := range states {
-			if b, err := os.ReadFile(filepath.Join(buildx.EmbeddedDir(st), buildx.EmbeddedPidFile)); err == nil {
+			if b, err := os.ReadFile(filepath.Join(embedded.EmbeddedDir(st), embedded.EmbeddedPidFile)); err == nil {
 				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 					_ = harness.StopPid(pid, 10*time.Second)
 				}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -66,7 +66,7 @@ buildctl --tlsdir "$BUILDKIT_TLS_DIR" build --progress plain --frontend dockerfi
 
 	// Later, the pool idle: two jobs one after the other, both on the
 	// pipeline's node. Their time is the serial estimate's unit.
-	home := buildx.Rendezvous(slug, p.eps)[0]
+	home := builder.Rendezvous(slug, p.eps)[0]
 	var alone time.Duration
 	for i := range 2 {
 		r := runBootstrap(t, configs[i], slug, job(i, "idle"))

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/test/ecrapi"
 	"github.com/dockhand-ci/dockhand/test/fakedns"
 	"github.com/dockhand-ci/dockhand/test/harness"
@@ -43,7 +43,7 @@ func TestDiscoveredFleetFollowsMembershipChanges(t *testing.T) {
 	var slugs [3]string
 	for i := 0; slugs[0] == "" || slugs[1] == "" || slugs[2] == ""; i++ {
 		s := fmt.Sprintf("fleet-app-%d", i)
-		b, a := buildx.Rendezvous(s, before)[0], buildx.Rendezvous(s, after)[0]
+		b, a := builder.Rendezvous(s, before)[0], builder.Rendezvous(s, after)[0]
 		switch {
 		case b == eps[0] && slugs[0] == "":
 			slugs[0] = s
@@ -53,7 +53,7 @@ func TestDiscoveredFleetFollowsMembershipChanges(t *testing.T) {
 			slugs[2] = s
 		}
 	}
-	movedTo := buildx.Rendezvous(slugs[0], after)[0]
+	movedTo := builder.Rendezvous(slugs[0], after)[0]
 
 	dns := fakedns.Start(t)
 	const key, secret = "AKIAFLEETE2E00000001", "fleet-e2e-secret"

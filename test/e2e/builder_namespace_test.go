@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/builder/namespace"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -122,10 +123,10 @@ docker buildx build --progress plain --push -t ` + ref + ":" + tag + " ."
 	if code := manifestStatus(t, p.kit.Registry.Host, "namespace/app", "ns"); code != 200 {
 		t.Errorf("image: HTTP %d", code)
 	}
-	if got := r.srv.OIDCAudiences(); !slices.Contains(got, buildx.NamespaceAudience) {
-		t.Errorf("OIDC audiences requested %q, want %s", got, buildx.NamespaceAudience)
+	if got := r.srv.OIDCAudiences(); !slices.Contains(got, namespace.NamespaceAudience) {
+		t.Errorf("OIDC audiences requested %q, want %s", got, namespace.NamespaceAudience)
 	}
-	tok := r.srv.OIDCToken(id, buildx.NamespaceAudience)
+	tok := r.srv.OIDCToken(id, namespace.NamespaceAudience)
 	if tok == "" || strings.Contains(log, tok) {
 		t.Error("the OIDC token is in the job log")
 	}

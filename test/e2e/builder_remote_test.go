@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/builder"
+	"github.com/dockhand-ci/dockhand/builder/doctor"
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/buildx/doctor"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -85,8 +86,8 @@ func TestRemotePoolAffinityAndFailover(t *testing.T) {
 	// still seen at once (it refuses the connect that checks a shared result).
 	writeFile(t, r.config, p.config(r.state, p.fleet.Client, p.eps, `probe_cache_ttl = "60s"`))
 	const slug = "affinity-app"
-	home := buildx.Rendezvous(slug, p.eps)[0]
-	other := buildx.Rendezvous(slug, p.eps)[1]
+	home := builder.Rendezvous(slug, p.eps)[0]
+	other := builder.Rendezvous(slug, p.eps)[1]
 	ref := p.kit.Registry.Host + "/affinity/app"
 	dockerfile := fmt.Sprintf(`printf 'FROM %s\nRUN echo "$RANDOM$RANDOM" > /r\n' > Dockerfile
 printf 'target "default" {\n  tags = ["%s:bake"]\n  output = ["type=registry"]\n}\n' > docker-bake.hcl

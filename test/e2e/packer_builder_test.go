@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx/certs"
+	"github.com/dockhand-ci/dockhand/fleet/certs"
 	"github.com/dockhand-ci/dockhand/test/harness"
 	"github.com/dockhand-ci/dockhand/test/unitfile"
 )

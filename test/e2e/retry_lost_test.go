@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/builder"
 )
 
 // TestLostBuildRunsAgainOnTheNextNode: the pool node running a job's build
@@ -29,7 +29,7 @@ func TestLostBuildRunsAgainOnTheNextNode(t *testing.T) {
 	cfg := p.config(r.state, p.fleet.Client, p.eps, `probe_cache_ttl = "60s"`)
 	writeFile(t, r.config, strings.Replace(cfg, "[remote]\n", "[remote]\nbalance_factor = 0\n", 1))
 	const slug = "retry-app"
-	order := buildx.Rendezvous(slug, p.eps)
+	order := builder.Rendezvous(slug, p.eps)
 	first, home, other := order[0], order[1], order[2]
 	ref := p.kit.Registry.Host + "/retry/app"
 	env := map[string]string{"BUILDKITE_PIPELINE_SLUG": slug, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}

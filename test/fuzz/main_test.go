@@ -16,7 +16,7 @@ func TestListFindsEveryFuzzTarget(t *testing.T) {
 		{"github.com/dockhand-ci/dockhand/registry", "FuzzHelperStdin"},
 		{"github.com/dockhand-ci/dockhand/config", "FuzzParse"},
 		{"github.com/dockhand-ci/dockhand/registry/hosts", "FuzzParse"},
-		{"github.com/dockhand-ci/dockhand/buildx", "FuzzRewrite"},
+		{"github.com/dockhand-ci/dockhand/shim", "FuzzRewrite"},
 		{"github.com/dockhand-ci/dockhand/cachekey", "FuzzSanitizeTag"},
 	} {
 		if !slices.Contains(targets, want) {

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/buildx/certs"
+	"github.com/dockhand-ci/dockhand/fleet/certs"
 )
 
 // BuildkitdOptions configure StartBuildkitdWith.
