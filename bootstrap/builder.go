@@ -96,9 +96,9 @@ const historyWait = 6 * time.Second
 // job (BuildKit's build history, once), and a warning line when it could
 // not. The job's own are picked out of them by the job report. The nodes
 // lost builds ran again on are read too.
-func jobHistory(o Options, sel *builder.Selection, retries []jobstate.Retry, since time.Time) (builder.HistoryResponse, string) {
+func jobHistory(o Options, sel *builder.Selection, retries []jobstate.Retry, since time.Time) (cloud.HistoryResponse, string) {
 	if sel == nil || sel.Builder == nil || len(builder.HistoryTargets(*sel.Builder)) == 0 {
-		return builder.HistoryResponse{}, ""
+		return cloud.HistoryResponse{}, ""
 	}
 	b := *sel.Builder
 	b.Nodes = slices.Clone(b.Nodes)

@@ -5,6 +5,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cachekey"
 )
 
 // seedNodeIdentity gives the job's buildx config dir the node identity of
@@ -12,7 +13,8 @@ import (
 // job's context uploads diff against the previous job's. It returns the job
 // log line. A failure only costs speed: buildx then makes a per-job identity.
 func seedNodeIdentity(state, buildxDir string, e *agentenv.Environment) string {
-	scope, ok := buildx.NodeScopeFromEnv(func(k string) string { v, _ := e.Get(k); return v })
+	lookup := func(k string) string { v, _ := e.Get(k); return v }
+	scope, ok := buildx.NodeScopeFromEnv(lookup, forkOf(lookup))
 	if !ok {
 		return "buildx: per-job node identity (the job names no pipeline): context uploads start from scratch"
 	}
@@ -31,4 +33,13 @@ func seedNodeIdentity(state, buildxDir string, e *agentenv.Environment) string {
 		where += " and fork " + scope.Fork
 	}
 	return "buildx: node identity kept per " + where + " on this host: context uploads send only what changed"
+}
+
+// forkOf is the normalised repository of the job's pull request when it
+// comes from a fork, as the cache-key policy decides it; "" otherwise.
+func forkOf(lookup func(string) string) string {
+	if id := cachekey.IdentityFromEnv(lookup); id.IsFork() {
+		return cachekey.NormalizeRepo(id.PullRequestRepo)
+	}
+	return ""
 }

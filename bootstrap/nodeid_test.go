@@ -46,3 +46,27 @@ func TestSeedNodeIdentity(t *testing.T) {
 		t.Errorf("no pipeline: id %q, line %q; want none (buildx makes its own)", id, line)
 	}
 }
+
+// TestForkOf: the node identity of a pull request from a fork is the
+// fork's own; one from the pipeline's repository shares the pipeline's.
+func TestForkOf(t *testing.T) {
+	base := map[string]string{"BUILDKITE_REPO": "git@github.com:org/app.git", "BUILDKITE_PULL_REQUEST": "12"}
+	for _, tc := range []struct{ name, prRepo, want string }{
+		{"not a pull request", "", ""},
+		{"pull request from the same repo", "https://github.com/org/app", ""},
+		{"fork", "https://github.com/mallory/app.git", "github.com/mallory/app"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"BUILDKITE_PULL_REQUEST_REPO": tc.prRepo}
+			for k, v := range base {
+				env[k] = v
+			}
+			if tc.prRepo == "" {
+				env["BUILDKITE_PULL_REQUEST"] = "false"
+			}
+			if got := forkOf(func(k string) string { return env[k] }); got != tc.want {
+				t.Errorf("forkOf = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -28,12 +28,12 @@ func NewDiscoverer(cfg *config.Config, e *agentenv.Environment, stateDir, self s
 		d.CacheDir = filepath.Join(stateDir, "builders")
 	}
 	cloudPath, cloudEnv := cloud.Path(self), awsEnv(e, cfg.Remote.EC2EndpointURL)
-	d.EC2 = func(ctx context.Context, req fleet.EC2Request) ([]string, error) {
+	d.EC2 = func(ctx context.Context, req cloud.EC2Request) ([]string, error) {
 		// dockhand-cloud's own start and exit are allowed on top of the
 		// request's deadline, which the SDK call keeps.
 		ctx, cancel := context.WithDeadline(ctx, req.Deadline.Add(cloudGrace))
 		defer cancel()
-		var reply fleet.EC2Reply
+		var reply cloud.EC2Reply
 		if err := cloud.Run(ctx, cloudPath, cloudEnv, cloud.FleetEC2, req, &reply); err != nil {
 			return nil, err
 		}

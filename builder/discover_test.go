@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/fleet"
 )
@@ -18,7 +19,7 @@ import (
 func TestDiscoverExpandsSourcesInPlace(t *testing.T) {
 	amd := "ec2://us-east-1?tag:Role=amd&port=1234"
 	arm := "ec2://us-east-1?tag:Role=arm&port=1234"
-	d := &fleet.Discoverer{Timeout: time.Second, EC2: func(_ context.Context, req fleet.EC2Request) ([]string, error) {
+	d := &fleet.Discoverer{Timeout: time.Second, EC2: func(_ context.Context, req cloud.EC2Request) ([]string, error) {
 		switch req.Tags[0].Value {
 		case "amd":
 			return []string{"10.0.0.2", "10.0.0.1"}, nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/builder/namespace"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 )
 
@@ -119,9 +120,9 @@ func probeNamespace(o SetupOptions, b buildx.Builder, ctx context.Context) error
 	dl, _ := ctx.Deadline()
 	p := NewProber(o.Config, o.Env, "", o.Self)
 	p.Timeout = max(time.Until(dl)-cloudStart, 100*time.Millisecond)
-	var ts []ProbeTarget
+	var ts []cloud.ProbeTarget
 	for _, n := range b.Nodes {
-		ts = append(ts, ProbeTarget{Kind: ProbeBuildkit, Endpoint: n.Endpoint, TLS: n.TLS})
+		ts = append(ts, cloud.ProbeTarget{Kind: cloud.ProbeBuildkit, Endpoint: n.Endpoint, TLS: n.TLS})
 	}
 	rep := p.Probe(ts)
 	for i, r := range rep.Results {

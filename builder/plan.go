@@ -13,6 +13,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/builder/embedded"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 )
 
@@ -101,10 +102,10 @@ type Option struct {
 // Targets lists what to probe for spec: the remote nodes and the embedded
 // socket when their kinds are wanted, and the host's docker daemon when
 // there is one (whether it is up decides default-load).
-func Targets(spec Spec) []ProbeTarget {
-	var ts []ProbeTarget
+func Targets(spec Spec) []cloud.ProbeTarget {
+	var ts []cloud.ProbeTarget
 	seen := map[string]bool{}
-	add := func(t ProbeTarget) {
+	add := func(t cloud.ProbeTarget) {
 		if !seen[t.Key()] {
 			seen[t.Key()] = true
 			ts = append(ts, t)
@@ -116,10 +117,10 @@ func Targets(spec Spec) []ProbeTarget {
 		}
 	}
 	if slices.Contains(spec.Order, config.BuilderEmbedded) && spec.Embedded.Socket != "" {
-		add(ProbeTarget{Kind: ProbeBuildkit, Endpoint: spec.Embedded.Socket})
+		add(cloud.ProbeTarget{Kind: cloud.ProbeBuildkit, Endpoint: spec.Embedded.Socket})
 	}
 	if spec.Local.DockerHost != "" {
-		add(ProbeTarget{Kind: ProbeDocker, Endpoint: spec.Local.DockerHost})
+		add(cloud.ProbeTarget{Kind: cloud.ProbeDocker, Endpoint: spec.Local.DockerHost})
 	}
 	return ts
 }
@@ -139,8 +140,8 @@ func (r RemoteSpec) AllEndpoints() []string {
 }
 
 // remoteTarget is the probe of one remote endpoint: TLS applies to tcp://.
-func remoteTarget(r RemoteSpec, ep string) ProbeTarget {
-	t := ProbeTarget{Kind: ProbeBuildkit, Endpoint: ep}
+func remoteTarget(r RemoteSpec, ep string) cloud.ProbeTarget {
+	t := cloud.ProbeTarget{Kind: cloud.ProbeBuildkit, Endpoint: ep}
 	if strings.HasPrefix(ep, "tcp://") {
 		t.TLS = r.TLS
 	}
@@ -148,19 +149,19 @@ func remoteTarget(r RemoteSpec, ep string) ProbeTarget {
 }
 
 // Results are probe results by target key.
-type Results map[string]ProbeResult
+type Results map[string]cloud.ProbeResult
 
 // Of returns the result for t; a target that was not probed is down.
-func (rs Results) Of(t ProbeTarget) ProbeResult {
+func (rs Results) Of(t cloud.ProbeTarget) cloud.ProbeResult {
 	if r, ok := rs[t.Key()]; ok {
 		return r
 	}
-	return ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, Error: "not probed"}
+	return cloud.ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, Error: "not probed"}
 }
 
 // DockerUp reports whether the host's docker engine answered its probe.
 func (spec Spec) DockerUp(results Results) bool {
-	return spec.Local.DockerHost != "" && results.Of(ProbeTarget{Kind: ProbeDocker, Endpoint: spec.Local.DockerHost}).OK
+	return spec.Local.DockerHost != "" && results.Of(cloud.ProbeTarget{Kind: cloud.ProbeDocker, Endpoint: spec.Local.DockerHost}).OK
 }
 
 // Plan says, for each kind of spec.Order in that order, whether and how it
@@ -301,12 +302,12 @@ func planLocal(l LocalSpec, results Results) Option {
 		o.Why = "no docker daemon on this host (DOCKER_HOST or /var/run/docker.sock)"
 		return o
 	}
-	res := results.Of(ProbeTarget{Kind: ProbeDocker, Endpoint: l.DockerHost})
+	res := results.Of(cloud.ProbeTarget{Kind: cloud.ProbeDocker, Endpoint: l.DockerHost})
 	if !res.OK {
 		o.State = Down
 		o.Failures = []string{l.DockerHost + ": " + res.Error}
 		o.Why = "the docker daemon does not answer"
-		if strings.HasPrefix(res.Error, SocketDenied) {
+		if strings.HasPrefix(res.Error, cloud.SocketDenied) {
 			o.Why = "this user may not use the docker daemon's socket"
 		}
 		return o
@@ -332,7 +333,7 @@ func planEmbedded(e EmbeddedSpec, results Results, dockerUp bool) Option {
 	}
 	o.Builder = buildx.Builder{Kind: config.BuilderEmbedded, Name: buildx.EmbeddedName, Driver: buildx.DriverRemote, DefaultLoad: dockerUp,
 		Nodes: []buildx.Node{{Name: buildx.EmbeddedName + "0", Endpoint: e.Socket}}}
-	res := results.Of(ProbeTarget{Kind: ProbeBuildkit, Endpoint: e.Socket})
+	res := results.Of(cloud.ProbeTarget{Kind: cloud.ProbeBuildkit, Endpoint: e.Socket})
 	switch {
 	case res.OK:
 		o.State = Ready

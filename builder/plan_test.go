@@ -10,6 +10,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/builder/embedded"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 )
 
@@ -61,22 +62,22 @@ func TestRendezvousIsStableAndMinimallyDisruptive(t *testing.T) {
 // fail with their reason. tcp:// targets carry tlsFiles, as Targets makes them.
 func results(ok []string, down map[string]string) Results {
 	rs := Results{}
-	add := func(ep string, r ProbeResult) {
-		r.Kind, r.Endpoint = ProbeBuildkit, ep
+	add := func(ep string, r cloud.ProbeResult) {
+		r.Kind, r.Endpoint = cloud.ProbeBuildkit, ep
 		if strings.Contains(ep, "docker.sock") {
-			r.Kind = ProbeDocker
+			r.Kind = cloud.ProbeDocker
 		}
-		t := ProbeTarget{Kind: r.Kind, Endpoint: ep}
+		t := cloud.ProbeTarget{Kind: r.Kind, Endpoint: ep}
 		if strings.HasPrefix(ep, "tcp://") {
 			t.TLS = tlsFiles
 		}
 		rs[t.Key()] = r
 	}
 	for _, ep := range ok {
-		add(ep, ProbeResult{OK: true, Version: "v0.34.2"})
+		add(ep, cloud.ProbeResult{OK: true, Version: "v0.34.2"})
 	}
 	for ep, why := range down {
-		add(ep, ProbeResult{Error: why})
+		add(ep, cloud.ProbeResult{Error: why})
 	}
 	return rs
 }
@@ -490,7 +491,7 @@ func mustJSON(t *testing.T, b buildx.Builder) []byte {
 // An engine socket the agent user may not use: local is down and says why
 // and how to fix it in its one line; the next kind is ready.
 func TestPlanLocalSocketDenied(t *testing.T) {
-	denied := SocketDenied + "uid 2000 may not use the socket /run/docker.sock (mode 0660, group docker; this process is not in that group): add the agent user to group docker"
+	denied := cloud.SocketDenied + "uid 2000 may not use the socket /run/docker.sock (mode 0660, group docker; this process is not in that group): add the agent user to group docker"
 	opts := Plan(baseSpec(config.BuilderLocal, config.BuilderRemote), results([]string{epA, epB}, map[string]string{docker: denied}))
 	if len(opts) != 2 || opts[0].State != Down || opts[1].State != Ready {
 		t.Fatalf("Plan = %+v, want local down and remote ready", opts)
@@ -503,7 +504,7 @@ func TestPlanLocalSocketDenied(t *testing.T) {
 
 // The probe's line does not repeat the denied socket's cause and fix.
 func TestProbeSummarySocketDenied(t *testing.T) {
-	r := ProbeResult{Kind: ProbeDocker, Error: SocketDenied + "uid 2000 may not use the socket /run/docker.sock: add the agent user to group docker", Latency: 300_000}
+	r := cloud.ProbeResult{Kind: cloud.ProbeDocker, Error: cloud.SocketDenied + "uid 2000 may not use the socket /run/docker.sock: add the agent user to group docker", Latency: 300_000}
 	if got, want := r.Summary(), "down after 300µs: permission denied"; got != want {
 		t.Errorf("Summary = %q, want %q", got, want)
 	}

@@ -28,7 +28,7 @@ type Prober struct {
 	TTL      time.Duration   // how long a result is shared; 0 shares nothing
 	Now      func() time.Time
 	// Run performs the probes; nil runs Cloud. Tests replace it.
-	Run func(ctx context.Context, req ProbeRequest) ([]ProbeResult, error)
+	Run func(ctx context.Context, req cloud.ProbeRequest) ([]cloud.ProbeResult, error)
 	// Dial checks that a shared healthy endpoint still accepts
 	// connections; nil is net.DialTimeout. Tests replace it.
 	Dial func(network, addr string, timeout time.Duration) error
@@ -36,10 +36,10 @@ type Prober struct {
 
 // ProbeReport is what one Probe call found.
 type ProbeReport struct {
-	Results []ProbeResult // one per target, in order
-	Probed  int           // targets this call probed itself
-	Shared  int           // targets whose result came from another job
-	Age     time.Duration // age of the oldest shared result
+	Results []cloud.ProbeResult // one per target, in order
+	Probed  int                 // targets this call probed itself
+	Shared  int                 // targets whose result came from another job
+	Age     time.Duration       // age of the oldest shared result
 	Took    time.Duration
 	Note    string // why results could not be shared, if so
 }
@@ -54,8 +54,8 @@ const (
 )
 
 type probeCache struct {
-	Version int                    `json:"version"`
-	Results map[string]ProbeResult `json:"results"`
+	Version int                          `json:"version"`
+	Results map[string]cloud.ProbeResult `json:"results"`
 	// Routed are the moments this host's jobs were routed to each target
 	// (by key): a job counts on its node's load until the node is probed
 	// again, when its build is among the node's own.
@@ -79,9 +79,9 @@ func (p *Prober) now() time.Time {
 // Probe returns a result for every target: fresh shared results where
 // there are some, new probes for the rest. It never fails: a probe that
 // cannot run is a result with the reason.
-func (p *Prober) Probe(targets []ProbeTarget) ProbeReport {
+func (p *Prober) Probe(targets []cloud.ProbeTarget) ProbeReport {
 	start := p.now()
-	rep := ProbeReport{Results: make([]ProbeResult, len(targets))}
+	rep := ProbeReport{Results: make([]cloud.ProbeResult, len(targets))}
 	if len(targets) == 0 {
 		return rep
 	}
@@ -96,11 +96,11 @@ func (p *Prober) Probe(targets []ProbeTarget) ProbeReport {
 			defer release()
 		}
 	}
-	cache := probeCache{Version: probeCacheVersion, Results: map[string]ProbeResult{}}
+	cache := probeCache{Version: probeCacheVersion, Results: map[string]cloud.ProbeResult{}}
 	if sharing {
 		cache = p.readCache()
 	}
-	var todo []ProbeTarget
+	var todo []cloud.ProbeTarget
 	var todoIdx []int
 	shared := make([]bool, len(targets))
 	for i, t := range targets {
@@ -154,7 +154,7 @@ func routedSince(routes []time.Time, at time.Time) int {
 // RecordRoute counts a job routed to t on t's load for the host's next
 // jobs, until t is probed again: what the node cannot show yet, since the
 // job's build has not started.
-func (p *Prober) RecordRoute(t ProbeTarget) error {
+func (p *Prober) RecordRoute(t cloud.ProbeTarget) error {
 	return p.update(func(c *probeCache) {
 		if c.Routed == nil {
 			c.Routed = map[string][]time.Time{}
@@ -165,7 +165,7 @@ func (p *Prober) RecordRoute(t ProbeTarget) error {
 
 // reachable connects to each shared healthy target, in parallel, and
 // reports those that no longer accept connections.
-func (p *Prober) reachable(targets []ProbeTarget, results []ProbeResult, shared []bool) []bool {
+func (p *Prober) reachable(targets []cloud.ProbeTarget, results []cloud.ProbeResult, shared []bool) []bool {
 	gone := make([]bool, len(targets))
 	timeout := min(p.Timeout, 500*time.Millisecond)
 	dial := p.Dial
@@ -204,10 +204,10 @@ func (p *Prober) reachable(targets []ProbeTarget, results []ProbeResult, shared 
 }
 
 // Record shares results found another way (a buildkitd just started).
-func (p *Prober) Record(results ...ProbeResult) error {
+func (p *Prober) Record(results ...cloud.ProbeResult) error {
 	return p.update(func(c *probeCache) {
 		for _, r := range results {
-			c.Results[ProbeTarget{Kind: r.Kind, Endpoint: r.Endpoint}.Key()] = r
+			c.Results[cloud.ProbeTarget{Kind: r.Kind, Endpoint: r.Endpoint}.Key()] = r
 		}
 	})
 }
@@ -215,9 +215,9 @@ func (p *Prober) Record(results ...ProbeResult) error {
 // MarkDown shares that t is down, for why, with the host's next jobs until
 // the cache's TTL has passed: a node that lost a build mid-build is not
 // routed to again on the strength of an older healthy probe.
-func (p *Prober) MarkDown(t ProbeTarget, why string) error {
+func (p *Prober) MarkDown(t cloud.ProbeTarget, why string) error {
 	return p.update(func(c *probeCache) {
-		c.Results[t.Key()] = ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, Error: why, At: p.now()}
+		c.Results[t.Key()] = cloud.ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, Error: why, At: p.now()}
 	})
 }
 
@@ -236,15 +236,15 @@ func (p *Prober) update(change func(*probeCache)) error {
 	return p.writeCache(cache)
 }
 
-func (p *Prober) fresh(r ProbeResult) bool {
+func (p *Prober) fresh(r cloud.ProbeResult) bool {
 	age := p.now().Sub(r.At)
 	return age >= -time.Second && age < p.TTL
 }
 
 // run probes targets with dockhand-cloud (or p.Run), bounded by Timeout.
-func (p *Prober) run(targets []ProbeTarget) []ProbeResult {
+func (p *Prober) run(targets []cloud.ProbeTarget) []cloud.ProbeResult {
 	deadline := p.now().Add(p.Timeout)
-	req := ProbeRequest{Deadline: deadline, Timeout: p.Timeout, Targets: targets}
+	req := cloud.ProbeRequest{Deadline: deadline, Timeout: p.Timeout, Targets: targets}
 	ctx, cancel := context.WithDeadline(p.ctx(), deadline.Add(cloudGrace))
 	defer cancel()
 	runner := p.Run
@@ -256,17 +256,17 @@ func (p *Prober) run(targets []ProbeTarget) []ProbeResult {
 		err = fmt.Errorf("%d results for %d targets", len(results), len(targets))
 	}
 	if err != nil {
-		results = make([]ProbeResult, len(targets))
+		results = make([]cloud.ProbeResult, len(targets))
 		for i, t := range targets {
-			results[i] = ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, Error: "probe failed: " + err.Error(), At: p.now()}
+			results[i] = cloud.ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, Error: "probe failed: " + err.Error(), At: p.now()}
 		}
 	}
 	return results
 }
 
 // exec runs `dockhand-cloud probe`.
-func (p *Prober) exec(ctx context.Context, req ProbeRequest) ([]ProbeResult, error) {
-	var resp ProbeResponse
+func (p *Prober) exec(ctx context.Context, req cloud.ProbeRequest) ([]cloud.ProbeResult, error) {
+	var resp cloud.ProbeResponse
 	if err := cloud.Run(ctx, p.Cloud, p.Env, cloud.Probe, req, &resp); err != nil {
 		return nil, err
 	}
@@ -288,7 +288,7 @@ func (p *Prober) lock(deadline time.Time) (func(), error) {
 func (p *Prober) Cached() Results { return p.readCache().Results }
 
 func (p *Prober) readCache() probeCache {
-	c := probeCache{Version: probeCacheVersion, Results: map[string]ProbeResult{}}
+	c := probeCache{Version: probeCacheVersion, Results: map[string]cloud.ProbeResult{}}
 	read, err := jsonfile.Read[probeCache](filepath.Join(p.CacheDir, probeCacheFile))
 	if err != nil || read.Version != probeCacheVersion {
 		return c // missing, unreadable or another version's: start afresh

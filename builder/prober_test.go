@@ -18,23 +18,23 @@ import (
 
 // fakeRun answers every target as healthy, counting calls; release (if not
 // nil) holds each call until it is closed.
-func fakeRun(calls *atomic.Int32, release chan struct{}, clock func() time.Time) func(context.Context, ProbeRequest) ([]ProbeResult, error) {
-	return func(_ context.Context, req ProbeRequest) ([]ProbeResult, error) {
+func fakeRun(calls *atomic.Int32, release chan struct{}, clock func() time.Time) func(context.Context, cloud.ProbeRequest) ([]cloud.ProbeResult, error) {
+	return func(_ context.Context, req cloud.ProbeRequest) ([]cloud.ProbeResult, error) {
 		calls.Add(1)
 		if release != nil {
 			<-release
 		}
-		out := make([]ProbeResult, len(req.Targets))
+		out := make([]cloud.ProbeResult, len(req.Targets))
 		for i, t := range req.Targets {
-			out[i] = ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, OK: true, At: clock()}
+			out[i] = cloud.ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, OK: true, At: clock()}
 		}
 		return out, nil
 	}
 }
 
-var twoTargets = []ProbeTarget{
-	{Kind: ProbeBuildkit, Endpoint: "tcp://10.0.0.1:1234", TLS: buildx.TLS{CA: "/ca.pem"}},
-	{Kind: ProbeBuildkit, Endpoint: "tcp://10.0.0.2:1234"},
+var twoTargets = []cloud.ProbeTarget{
+	{Kind: cloud.ProbeBuildkit, Endpoint: "tcp://10.0.0.1:1234", TLS: buildx.TLS{CA: "/ca.pem"}},
+	{Kind: cloud.ProbeBuildkit, Endpoint: "tcp://10.0.0.2:1234"},
 }
 
 func TestConcurrentJobsProbeOnce(t *testing.T) {
@@ -93,7 +93,7 @@ func TestProbeCacheExpiresAndKeysByTLS(t *testing.T) {
 		t.Errorf("within the TTL: %+v", r)
 	}
 	// Another client certificate is another target.
-	other := []ProbeTarget{{Kind: ProbeBuildkit, Endpoint: "tcp://10.0.0.1:1234", TLS: buildx.TLS{CA: "/ca.pem", Cert: "/other.pem", Key: "/other-key.pem"}}}
+	other := []cloud.ProbeTarget{{Kind: cloud.ProbeBuildkit, Endpoint: "tcp://10.0.0.1:1234", TLS: buildx.TLS{CA: "/ca.pem", Cert: "/other.pem", Key: "/other-key.pem"}}}
 	if r := p.Probe(other); r.Probed != 1 {
 		t.Errorf("other TLS material shared a result: %+v", r)
 	}
@@ -102,10 +102,10 @@ func TestProbeCacheExpiresAndKeysByTLS(t *testing.T) {
 		t.Errorf("after the TTL: %+v", r)
 	}
 	// Record shares a result found another way.
-	if err := p.Record(ProbeResult{Kind: ProbeBuildkit, Endpoint: "unix:///s.sock", OK: true, At: now}); err != nil {
+	if err := p.Record(cloud.ProbeResult{Kind: cloud.ProbeBuildkit, Endpoint: "unix:///s.sock", OK: true, At: now}); err != nil {
 		t.Fatal(err)
 	}
-	if r := p.Probe([]ProbeTarget{{Kind: ProbeBuildkit, Endpoint: "unix:///s.sock"}}); r.Shared != 1 || !r.Results[0].OK {
+	if r := p.Probe([]cloud.ProbeTarget{{Kind: cloud.ProbeBuildkit, Endpoint: "unix:///s.sock"}}); r.Shared != 1 || !r.Results[0].OK {
 		t.Errorf("a recorded result is not shared: %+v", r)
 	}
 	// A shared healthy endpoint that now refuses connections is probed
@@ -143,7 +143,7 @@ func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
 func TestProbeFailureIsAResult(t *testing.T) {
-	p := &Prober{Timeout: time.Second, Run: func(context.Context, ProbeRequest) ([]ProbeResult, error) {
+	p := &Prober{Timeout: time.Second, Run: func(context.Context, cloud.ProbeRequest) ([]cloud.ProbeResult, error) {
 		return nil, errors.New("boom")
 	}}
 	r := p.Probe(twoTargets)

@@ -264,7 +264,7 @@ func startEmbedded(ctx context.Context, o SetupOptions, spec Spec, prober *Probe
 	if err != nil {
 		return "", err
 	}
-	_ = prober.Record(ProbeResult{Kind: ProbeBuildkit, Endpoint: spec.Embedded.Socket, OK: true, At: time.Now()})
+	_ = prober.Record(cloud.ProbeResult{Kind: cloud.ProbeBuildkit, Endpoint: spec.Embedded.Socket, OK: true, At: time.Now()})
 	if started {
 		how := ""
 		if emb.Rootless != nil {

@@ -11,6 +11,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
 func TestBuilderExports(t *testing.T) {
@@ -70,7 +71,7 @@ func TestWireBuilder(t *testing.T) {
 	// dockhand's builder is the store's current one, for any docker
 	// endpoint; BUILDX_BUILDER is not needed.
 	for _, host := range []string{"", "tcp://10.9.9.9:2375"} {
-		if got := buildx.SelectedBuilderName(config.LookupIn([]string{"DOCKER_CONFIG=" + dc, "DOCKER_HOST=" + host})); got != buildx.RemoteName {
+		if got := buildx.SelectedBuilderName(proc.LookupIn([]string{"DOCKER_CONFIG=" + dc, "DOCKER_HOST=" + host})); got != buildx.RemoteName {
 			t.Errorf("DOCKER_HOST=%q: buildx would run on %q, want %s", host, got, buildx.RemoteName)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/fleet"
 )
@@ -17,7 +18,7 @@ import (
 // starts, writes); `dockhand doctor` only shows it (buildx/doctor).
 type Survey struct {
 	Spec      Spec
-	Targets   []ProbeTarget
+	Targets   []cloud.ProbeTarget
 	Probes    ProbeReport
 	Options   []Option
 	Discovery []fleet.Membership
@@ -75,9 +76,9 @@ func (s *Survey) NodeWarnings(b buildx.Builder) []string {
 }
 
 // KindOf names the builder kind a probe target belongs to.
-func (spec Spec) KindOf(t ProbeTarget) string {
+func (spec Spec) KindOf(t cloud.ProbeTarget) string {
 	switch {
-	case t.Kind == ProbeDocker:
+	case t.Kind == cloud.ProbeDocker:
 		return config.BuilderLocal
 	case t.Endpoint == spec.Embedded.Socket:
 		return config.BuilderEmbedded

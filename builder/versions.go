@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 )
 
 // MinBuildKit is the oldest BuildKit the cache flags dockhand injects work
@@ -56,13 +57,13 @@ func older(a, b string) bool {
 // builder's nodes: a node older than MinBuildKit, and nodes of one
 // multi-node builder that run different versions (a build across them can
 // behave differently per platform). results are probe results by endpoint.
-func VersionWarnings(b buildx.Builder, results map[string]ProbeResult) []string {
+func VersionWarnings(b buildx.Builder, results map[string]cloud.ProbeResult) []string {
 	var w []string
 	var seen []string
 	versions := map[string][]string{}
 	for _, n := range b.Nodes {
 		r, ok := results[n.Endpoint]
-		if !ok || !r.OK || r.Version == "" || r.Kind != ProbeBuildkit {
+		if !ok || !r.OK || r.Version == "" || r.Kind != cloud.ProbeBuildkit {
 			continue
 		}
 		if older(r.Version, MinBuildKit) {
@@ -84,8 +85,8 @@ func VersionWarnings(b buildx.Builder, results map[string]ProbeResult) []string 
 }
 
 // resultsByEndpoint indexes probe results by endpoint.
-func resultsByEndpoint(rs []ProbeResult) map[string]ProbeResult {
-	m := make(map[string]ProbeResult, len(rs))
+func resultsByEndpoint(rs []cloud.ProbeResult) map[string]cloud.ProbeResult {
+	m := make(map[string]cloud.ProbeResult, len(rs))
 	for _, r := range rs {
 		m[r.Endpoint] = r
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 )
 
 func TestOlder(t *testing.T) {
@@ -29,17 +30,17 @@ func TestOlder(t *testing.T) {
 
 func TestVersionWarnings(t *testing.T) {
 	b := buildx.Builder{Name: buildx.RemoteName, Nodes: []buildx.Node{{Endpoint: "tcp://a:1"}, {Endpoint: "tcp://b:1"}, {Endpoint: "tcp://c:1"}}}
-	res := func(vs ...string) map[string]ProbeResult {
-		m := map[string]ProbeResult{}
+	res := func(vs ...string) map[string]cloud.ProbeResult {
+		m := map[string]cloud.ProbeResult{}
 		for i, v := range vs {
 			ep := b.Nodes[i].Endpoint
-			m[ep] = ProbeResult{Kind: ProbeBuildkit, Endpoint: ep, OK: true, Version: v}
+			m[ep] = cloud.ProbeResult{Kind: cloud.ProbeBuildkit, Endpoint: ep, OK: true, Version: v}
 		}
 		return m
 	}
 	for _, tc := range []struct {
 		name string
-		in   map[string]ProbeResult
+		in   map[string]cloud.ProbeResult
 		want []string
 	}{
 		{"same, recent", res("v0.34.2", "v0.34.2", "v0.34.2"), nil},

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -128,7 +128,7 @@ func TestSelectedBuilderName(t *testing.T) {
 		t.Fatalf("current: %v %v", fi, err)
 	}
 	vars := func(kv ...string) func(string) string {
-		return config.LookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...))
+		return proc.LookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...))
 	}
 	for _, c := range []struct {
 		name   string
@@ -171,7 +171,7 @@ func TestCurrentKey(t *testing.T) {
 		{"DOCKER_HOST beats DOCKER_CONTEXT", []string{"DOCKER_CONTEXT=ctx", "DOCKER_HOST=tcp://h:2375"}, "tcp://h:2375"},
 		{"config.json's currentContext", []string{"DOCKER_CONFIG=" + dc}, "remote-ctx"},
 	} {
-		if got := CurrentKey(config.LookupIn(c.env)); got != c.want {
+		if got := CurrentKey(proc.LookupIn(c.env)); got != c.want {
 			t.Errorf("%s: CurrentKey = %q, want %q", c.name, got, c.want)
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/internal/filelock"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
@@ -46,9 +45,11 @@ type NodeScope struct {
 }
 
 // NodeScopeFromEnv is the job's scope from its BUILDKITE_* variables as the
-// agent gave them. ok is false when the job names no pipeline: such a job
-// keeps buildx's own per-job identity.
-func NodeScopeFromEnv(lookup func(string) string) (s NodeScope, ok bool) {
+// agent gave them, and fork, the normalised repository of a pull request
+// from a fork ("" for any other job; the cache-key policy decides it). ok is
+// false when the job names no pipeline: such a job keeps buildx's own
+// per-job identity.
+func NodeScopeFromEnv(lookup func(string) string, fork string) (s NodeScope, ok bool) {
 	if id := strings.TrimSpace(lookup("BUILDKITE_PIPELINE_ID")); id != "" {
 		s.Pipeline = "id:" + id
 	} else if slug := strings.TrimSpace(lookup("BUILDKITE_PIPELINE_SLUG")); slug != "" {
@@ -56,10 +57,7 @@ func NodeScopeFromEnv(lookup func(string) string) (s NodeScope, ok bool) {
 	} else {
 		return s, false
 	}
-	s.Checkout = CheckoutPath(lookup)
-	if id := cachekey.IdentityFromEnv(lookup); id.IsFork() {
-		s.Fork = cachekey.NormalizeRepo(id.PullRequestRepo)
-	}
+	s.Checkout, s.Fork = CheckoutPath(lookup), fork
 	return s, true
 }
 

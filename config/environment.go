@@ -21,19 +21,6 @@ func FromSlice(s []string) *agentenv.Environment {
 	return agentenv.FromSlice(s)
 }
 
-// LookupIn is a lookup over KEY=VALUE strings, the last one winning, as a
-// child given them as its environment would see them; unset is "".
-func LookupIn(environ []string) func(string) string {
-	return func(k string) string {
-		for i := len(environ) - 1; i >= 0; i-- {
-			if v, ok := strings.CutPrefix(environ[i], k+"="); ok {
-				return v
-			}
-		}
-		return ""
-	}
-}
-
 // lookup returns the value of name in e; a nil environment is empty.
 func lookup(e *agentenv.Environment, name string) (string, bool) {
 	if e == nil {

@@ -30,6 +30,7 @@ type doc struct {
 	nodes     map[string]bool     // every package the diagram names
 	idents    []string            // `pkg.Name` and `pkg.Type.Method` anywhere
 	keys      []string            // the first column of the Configuration keys table, split at commas
+	layers    [][]string          // the Layers table: its packages, top layer first
 	sectionOf map[string][]string // section title -> its lines
 }
 
@@ -44,6 +45,7 @@ func readDoc(t *testing.T) doc {
 	cell := regexp.MustCompile("^\\| *(`[^|]+) *\\|")
 	code := regexp.MustCompile("`([^`]+)`")
 	edge := regexp.MustCompile(`^\s*(\S+)\s*-->\s*(\S+)\s*$`)
+	layer := regexp.MustCompile(`^\| *(\d+) *\|(.*)\|\s*$`)
 	node := regexp.MustCompile(`^\s*([a-z][\w/-]*)\s*(\[\[.*)?$`)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
@@ -68,6 +70,13 @@ func readDoc(t *testing.T) doc {
 			}
 			continue
 		}
+		if m := layer.FindStringSubmatch(line); m != nil && section == "Packages" {
+			var in []string
+			for _, c := range code.FindAllStringSubmatch(m[2], -1) {
+				in = append(in, c[1])
+			}
+			d.layers = append(d.layers, in)
+		}
 		first := ""
 		if m := cell.FindStringSubmatch(line); m != nil {
 			first = m[1]
@@ -87,9 +96,9 @@ func readDoc(t *testing.T) doc {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if len(d.packages) == 0 || len(d.edges) == 0 || len(d.keys) == 0 {
-		t.Fatalf("architecture.md: found %d packages, %d edges, %d configuration keys; has its layout changed?",
-			len(d.packages), len(d.edges), len(d.keys))
+	if len(d.packages) == 0 || len(d.edges) == 0 || len(d.keys) == 0 || len(d.layers) == 0 {
+		t.Fatalf("architecture.md: found %d packages, %d edges, %d configuration keys, %d layers; has its layout changed?",
+			len(d.packages), len(d.edges), len(d.keys), len(d.layers))
 	}
 	return d
 }
@@ -314,6 +323,42 @@ func TestArchitecturePlacesEveryConfigurationKey(t *testing.T) {
 	for _, k := range schema {
 		if !slices.ContainsFunc(d.keys, func(p string) bool { return matches(p, k) }) {
 			t.Errorf("configuration key %s is not placed in architecture.md's Configuration keys table", k)
+		}
+	}
+}
+
+// TestArchitectureLayersPointDown fails when a package imports one of its
+// own layer or a layer above it (internal/* may import each other), or
+// when a package is in no layer or in two.
+func TestArchitectureLayersPointDown(t *testing.T) {
+	d, pkgs := readDoc(t), goList(t)
+	layerOf := map[string]int{}
+	for i, in := range d.layers {
+		for _, p := range in {
+			if j, ok := layerOf[p]; ok {
+				t.Errorf("architecture.md puts %s in layers %d and %d", p, j+1, i+1)
+			}
+			layerOf[p] = i
+		}
+	}
+	for _, p := range pkgs {
+		if strings.HasPrefix(p.path, "test/") || p.path == "docs" || p.path == "packer" {
+			continue
+		}
+		from, ok := layerOf[p.path]
+		if !ok {
+			t.Errorf("package %s is in no layer of architecture.md", p.path)
+			continue
+		}
+		for imp := range p.imports {
+			to, ok := layerOf[imp]
+			if !ok {
+				continue // reported as its own package
+			}
+			sideways := to == from && strings.HasPrefix(p.path, "internal/") && strings.HasPrefix(imp, "internal/")
+			if to < from || (to == from && !sideways) {
+				t.Errorf("%s (layer %d) imports %s (layer %d): imports point down only", p.path, from+1, imp, to+1)
+			}
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/internal/jsonfile"
 )
 
@@ -29,20 +30,6 @@ const DrainTag = "dockhand:drain"
 // drains it: any but "false" (in any case).
 func Draining(value string) bool {
 	return !strings.EqualFold(strings.TrimSpace(value), "false")
-}
-
-// EC2Request is what `dockhand-cloud fleet-ec2` reads as JSON on stdin.
-type EC2Request struct {
-	Region   string    `json:"region,omitempty"`
-	Tags     []Tag     `json:"tags"`
-	Address  string    `json:"address"` // private or public
-	Deadline time.Time `json:"deadline"`
-}
-
-// EC2Reply is its answer: the addresses of the running instances, as EC2
-// gave them (checked by the caller).
-type EC2Reply struct {
-	Addresses []string `json:"addresses"`
 }
 
 // MaxLastGood bounds the age of a last good membership that stands in for
@@ -66,7 +53,7 @@ type Discoverer struct {
 	// tests); link-local, broadcast, unspecified and multicast ones never.
 	AllowLoopback bool
 	// EC2 lists the addresses of running instances; nil fails EC2 sources.
-	EC2 func(ctx context.Context, req EC2Request) ([]string, error)
+	EC2 func(ctx context.Context, req cloud.EC2Request) ([]string, error)
 }
 
 // Membership is what one source resolved to for this job.
@@ -290,7 +277,7 @@ func (d *Discoverer) ask(ctx context.Context, s Source) (answer, skipped []strin
 			return nil, nil, errors.New("EC2 discovery is not available here")
 		}
 		dl, _ := ctx.Deadline()
-		addrs, err := d.EC2(ctx, EC2Request{Region: s.Region, Tags: s.Tags, Address: s.Address, Deadline: dl})
+		addrs, err := d.EC2(ctx, cloud.EC2Request{Region: s.Region, Tags: s.Tags, Address: s.Address, Deadline: dl})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/test/fakedns"
 	"github.com/miekg/dns"
 )
@@ -32,9 +33,9 @@ func TestParse(t *testing.T) {
 	}{
 		{in: "dns://builders.internal:1234", want: Source{Kind: KindDNS, Name: "builders.internal", Port: 1234}},
 		{in: "srv://_buildkit._tcp.builders.internal", want: Source{Kind: KindSRV, Name: "_buildkit._tcp.builders.internal"}},
-		{in: "ec2://us-east-1?tag:Role=buildkitd&port=1234", want: Source{Kind: KindEC2, Region: "us-east-1", Port: 1234, Address: "private", Tags: []Tag{{"Role", "buildkitd"}}}},
+		{in: "ec2://us-east-1?tag:Role=buildkitd&port=1234", want: Source{Kind: KindEC2, Region: "us-east-1", Port: 1234, Address: "private", Tags: []cloud.Tag{{Key: "Role", Value: "buildkitd"}}}},
 		{in: "ec2://?tag:aws:autoscaling:groupName=builders&tag:Env=ci&port=1234&address=public",
-			want: Source{Kind: KindEC2, Port: 1234, Address: "public", Tags: []Tag{{"Env", "ci"}, {"aws:autoscaling:groupName", "builders"}}}},
+			want: Source{Kind: KindEC2, Port: 1234, Address: "public", Tags: []cloud.Tag{{Key: "Env", Value: "ci"}, {Key: "aws:autoscaling:groupName", Value: "builders"}}}},
 		{in: "dns://builders.internal", err: "is not dns://NAME:PORT"},
 		{in: "dns://bad name:1", err: "not a discovery URL"},
 		{in: "dns://b.internal:1234?x=1", err: "is not dns://NAME:PORT"},
@@ -217,8 +218,8 @@ func TestBadSourcesFallBackToTheLastGoodMembership(t *testing.T) {
 			clk := &clock{t: time.Now()}
 			d := newDiscoverer(t, srv.Addr, clk)
 			d.Now = nil // real time: the timeout is measured
-			d.EC2 = func(ctx context.Context, req EC2Request) ([]string, error) {
-				if req.Deadline.IsZero() || req.Tags[0] != (Tag{"Role", "buildkitd"}) {
+			d.EC2 = func(ctx context.Context, req cloud.EC2Request) ([]string, error) {
+				if req.Deadline.IsZero() || req.Tags[0] != (cloud.Tag{Key: "Role", Value: "buildkitd"}) {
 					return nil, errors.New("bad request")
 				}
 				mu.Lock()

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/dockhand-ci/dockhand/cloud"
 )
 
 // Source kinds.
@@ -25,22 +27,16 @@ const (
 	KindEC2 = "ec2" // ec2://[REGION]?tag:KEY=VALUE&port=PORT[&address=private|public]: running instances
 )
 
-// Tag is one EC2 tag filter.
-type Tag struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
-
 // Source is a discovered membership's origin, parsed from an endpoint of
 // remote.endpoints or a [[remote.platform]] entry.
 type Source struct {
 	Raw     string // as configured: the cache key and what the log names
 	Kind    string
-	Name    string // dns and srv: the name looked up
-	Port    int    // dns and ec2: the port every member listens on
-	Region  string // ec2: "" takes the SDK's (AWS_REGION), else the instance metadata's
-	Tags    []Tag  // ec2: all must match
-	Address string // ec2: "private" (default) or "public"
+	Name    string      // dns and srv: the name looked up
+	Port    int         // dns and ec2: the port every member listens on
+	Region  string      // ec2: "" takes the SDK's (AWS_REGION), else the instance metadata's
+	Tags    []cloud.Tag // ec2: all must match
+	Address string      // ec2: "private" (default) or "public"
 }
 
 // IsSource reports whether an endpoint names a discovery source rather
@@ -94,7 +90,7 @@ func Parse(endpoint string) (Source, error) {
 			}
 			switch {
 			case strings.HasPrefix(k, "tag:") && len(k) > 4:
-				s.Tags = append(s.Tags, Tag{Key: k[4:], Value: vs[0]})
+				s.Tags = append(s.Tags, cloud.Tag{Key: k[4:], Value: vs[0]})
 			case k == "port":
 				port, err := strconv.Atoi(vs[0])
 				if err != nil || port < 1 || port > 65535 {

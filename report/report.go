@@ -21,6 +21,7 @@ import (
 	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/jobstate"
 )
@@ -135,7 +136,7 @@ type Inputs struct {
 	Cache        *jobstate.CacheSettings // nil: no cache injected
 	Selection    *builder.Selection      // nil: no builder choice
 	Setup        time.Duration
-	History      builder.HistoryResponse
+	History      cloud.HistoryResponse
 	ECRAPICalls  int
 	// JobBuilds are the job's own builds (JobBuilds): only their history
 	// records are reported (a builder may be shared with other jobs and
@@ -242,7 +243,7 @@ func fallbacks(s *builder.Selection) []string {
 }
 
 // buildOf turns one history record into a report row.
-func buildOf(rec builder.BuildRecord, cache *jobstate.CacheSettings, id cachekey.Identity) Build {
+func buildOf(rec cloud.BuildRecord, cache *jobstate.CacheSettings, id cachekey.Identity) Build {
 	b := Build{
 		Target: rec.Target, Dockerfile: rec.Dockerfile, Platforms: rec.Platforms,
 		Node:        RedactRef(rec.Node),
@@ -304,7 +305,7 @@ func buildOf(rec builder.BuildRecord, cache *jobstate.CacheSettings, id cachekey
 
 // ownRef reports whether a cache import is one of dockhand's: under the
 // pipeline's place in the job's backend.
-func ownRef(c *jobstate.CacheSettings, pipeline string, e builder.CacheEntry) bool {
+func ownRef(c *jobstate.CacheSettings, pipeline string, e cloud.CacheEntry) bool {
 	b := c.Backend
 	switch b.Kind {
 	case config.CacheRegistry:
@@ -324,7 +325,7 @@ func (r Report) CacheLine() string {
 	if r.Builder.Kind == "" || len(r.Builds) == 0 {
 		return ""
 	}
-	h := builder.HistoryResponse{Builds: len(r.Builds)}
+	h := cloud.HistoryResponse{Builds: len(r.Builds)}
 	for _, b := range r.Builds {
 		h.CachedSteps += b.CachedSteps
 		h.TotalSteps += b.TotalSteps

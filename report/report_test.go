@@ -23,6 +23,7 @@ import (
 	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/jobstate"
 )
@@ -41,8 +42,8 @@ func fixedInputs() Inputs {
 	node := "unix:///var/lib/dockhand/buildkitd.sock"
 	sel := &builder.Selection{
 		Survey: builder.Survey{
-			Targets: []builder.ProbeTarget{{Kind: builder.ProbeBuildkit, Endpoint: "tcp://user:secret@pool-1:1234"}, {Kind: builder.ProbeBuildkit, Endpoint: node}},
-			Probes:  builder.ProbeReport{Results: []builder.ProbeResult{{Error: "connection refused"}, {OK: true}}},
+			Targets: []cloud.ProbeTarget{{Kind: cloud.ProbeBuildkit, Endpoint: "tcp://user:secret@pool-1:1234"}, {Kind: cloud.ProbeBuildkit, Endpoint: node}},
+			Probes:  builder.ProbeReport{Results: []cloud.ProbeResult{{Error: "connection refused"}, {OK: true}}},
 			Options: []builder.Option{{Kind: "remote", State: builder.Down}, {Kind: "embedded", State: builder.Ready}},
 		},
 		Chosen: 1,
@@ -53,21 +54,21 @@ func fixedInputs() Inputs {
 	pr := "registry.example:5000/cache/app:0123456789ab-pr-12"
 	branch := "registry.example:5000/cache/app:0123456789ab-feature-login-1a2b3c4d"
 	main := "registry.example:5000/cache/app:0123456789ab-main"
-	imports := []builder.CacheEntry{{Type: "registry", Ref: pr}, {Type: "registry", Ref: branch}, {Type: "registry", Ref: main}}
+	imports := []cloud.CacheEntry{{Type: "registry", Ref: pr}, {Type: "registry", Ref: branch}, {Type: "registry", Ref: main}}
 	return Inputs{
 		JobID: "0190-job", Queue: "build", Queues: []string{"build"}, Identity: id, Cache: cache, Selection: sel,
 		Setup: 180 * time.Millisecond, ECRAPICalls: 1,
 		JobBuilds: map[string]string{"r1": "", "r2": ""},
-		History: builder.HistoryResponse{Builds: 2, CachedSteps: 5, TotalSteps: 8, Records: []builder.BuildRecord{
+		History: cloud.HistoryResponse{Builds: 2, CachedSteps: 5, TotalSteps: 8, Records: []cloud.BuildRecord{
 			{Node: node, Ref: "r1", Dockerfile: "Dockerfile", Created: t0, Completed: t0.Add(12300 * time.Millisecond),
 				CachedSteps: 1, TotalSteps: 4, CacheImports: imports,
-				CacheExports: []builder.CacheExportStep{{Name: "exporting cache to registry"}},
+				CacheExports: []cloud.CacheExportStep{{Name: "exporting cache to registry"}},
 				ContextBytes: 2345, CachedTime: 100 * time.Millisecond, ExecutedTime: 11 * time.Second},
 			{Node: node, Ref: "r2", Target: "release", Images: []string{"ci:t0ken@registry.example:5000/app:1"}, Push: true,
 				Digest:  "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 				Created: t0.Add(13 * time.Second), Completed: t0.Add(15 * time.Second),
 				CachedSteps: 4, TotalSteps: 4, CacheImports: imports,
-				CacheExports: []builder.CacheExportStep{{Name: "exporting cache to registry", Error: "unauthorized | denied"}},
+				CacheExports: []cloud.CacheExportStep{{Name: "exporting cache to registry", Error: "unauthorized | denied"}},
 				ContextBytes: 512, CachedTime: 300 * time.Millisecond, ExecutedTime: 900 * time.Millisecond},
 			// Another job's build on the same builder.
 			{Node: node, Ref: "other-job", Created: t0.Add(14 * time.Second), Completed: t0.Add(16 * time.Second), TotalSteps: 3},
@@ -85,7 +86,7 @@ func TestNew(t *testing.T) {
 	}
 	in := fixedInputs()
 	in.Selection.Started = "started the embedded buildkitd"
-	in.Selection.Probes.Results[1] = builder.ProbeResult{Error: "no socket"}
+	in.Selection.Probes.Results[1] = cloud.ProbeResult{Error: "no socket"}
 	if got := New(in).Builder.ProbeFailures; len(got) != 1 {
 		t.Errorf("probe failures %v: the embedded daemon the job started is not a failure", got)
 	}
@@ -168,8 +169,8 @@ func TestIssue23_1_OnlyTheJobsOwnBuildsAreReported(t *testing.T) {
 }
 
 func TestCacheWrite(t *testing.T) {
-	own := []builder.CacheEntry{{Type: "registry", Ref: "reg/cache/app:k-dev"}, {Type: "registry", Ref: "reg/cache/app:k-main"}}
-	wrote := []builder.CacheExportStep{{Name: "exporting cache to registry"}}
+	own := []cloud.CacheEntry{{Type: "registry", Ref: "reg/cache/app:k-dev"}, {Type: "registry", Ref: "reg/cache/app:k-main"}}
+	wrote := []cloud.CacheExportStep{{Name: "exporting cache to registry"}}
 	branch := cachekey.Identity{Pipeline: "app", Branch: "dev", PullRequest: "false"}
 	fork := cachekey.Identity{Pipeline: "app", Branch: "m:dev", PullRequest: "13", Repo: "https://github.com/acme/app", PullRequestRepo: "https://github.com/mallory/app"}
 	cache := &jobstate.CacheSettings{Backend: cachekey.Backend{Kind: config.CacheRegistry, Repository: "reg/cache"}}
@@ -177,19 +178,19 @@ func TestCacheWrite(t *testing.T) {
 		name    string
 		id      cachekey.Identity
 		cache   *jobstate.CacheSettings
-		imports []builder.CacheEntry
-		exports []builder.CacheExportStep
+		imports []cloud.CacheEntry
+		exports []cloud.CacheExportStep
 		want    string
 		to      string
 	}{
 		{"branch writes its ref", branch, cache, own, wrote, WriteDone, "reg/cache/app:k-dev"},
 		{"fork writes nothing", fork, cache, own, nil, WriteSkippedFork, ""},
 		{"read-only builder", branch, cache, own, nil, WriteNone, ""},
-		{"user's own cache flags", branch, cache, []builder.CacheEntry{{Type: "registry", Ref: "other/cache:x"}}, wrote, "", ""},
+		{"user's own cache flags", branch, cache, []cloud.CacheEntry{{Type: "registry", Ref: "other/cache:x"}}, wrote, "", ""},
 		{"no dockhand cache", branch, nil, own, wrote, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := buildOf(builder.BuildRecord{CacheImports: tc.imports, CacheExports: tc.exports}, tc.cache, tc.id)
+			b := buildOf(cloud.BuildRecord{CacheImports: tc.imports, CacheExports: tc.exports}, tc.cache, tc.id)
 			if b.CacheWrite != tc.want || b.CacheTo != tc.to {
 				t.Errorf("write %q to %q, want %q to %q", b.CacheWrite, b.CacheTo, tc.want, tc.to)
 			}
@@ -267,13 +268,13 @@ func TestIssue23_2_HostileTextStaysInItsCell(t *testing.T) {
 	in := fixedInputs()
 	in.JobBuilds = map[string]string{"evil": ""}
 	in.Selection.Builder.Nodes[0].Name = "node " + hostile
-	in.History.Records = []builder.BuildRecord{{
+	in.History.Records = []cloud.BuildRecord{{
 		Node: in.Selection.Builder.Nodes[0].Endpoint, Ref: "evil", Created: t0, Completed: t0.Add(time.Second),
 		Target: "release\n\n# owned\r\n| x | y |\n\n" + hostile, Dockerfile: "Dockerfile.*evil*",
 		Images: []string{"registry.example/" + hostile}, Push: true, Digest: "sha256:" + hex64,
 		Error:        "process \"/bin/sh -c " + hostile + "\" did not complete successfully: exit code: 1",
 		CacheImports: in.History.Records[0].CacheImports,
-		CacheExports: []builder.CacheExportStep{{Name: "exporting cache to registry", Error: "denied " + hostile}},
+		CacheExports: []cloud.CacheExportStep{{Name: "exporting cache to registry", Error: "denied " + hostile}},
 	}}
 	md := Markdown(New(in))
 	checkGolden(t, "annotation-hostile.md", md)
@@ -522,7 +523,7 @@ func TestIssue21_9_AnnotationCappedUnderAgentLimit(t *testing.T) {
 	for i := range builds {
 		ref := fmt.Sprintf("b%d", i)
 		in.JobBuilds[ref] = ""
-		in.History.Records = append(in.History.Records, builder.BuildRecord{Node: "unix:///run/b.sock", Ref: ref,
+		in.History.Records = append(in.History.Records, cloud.BuildRecord{Node: "unix:///run/b.sock", Ref: ref,
 			Created: t0, Completed: t0.Add(time.Second), TotalSteps: 3,
 			Images: []string{fmt.Sprintf("registry.example/team/%s:%d", strings.Repeat("app.", 60), i)}, Push: true,
 			Digest: "sha256:" + hex64, Error: "process \"/bin/sh -c make " + strings.Repeat("x.", 100) + "\" failed"})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/jobstate"
@@ -307,7 +308,7 @@ func (c *retryCall) markDown(endpoint, reason string) {
 		return
 	}
 	p := &builder.Prober{CacheDir: c.plan.ProbeCache, TTL: c.plan.ProbeTTL, Timeout: time.Second}
-	t := builder.ProbeTarget{Kind: builder.ProbeBuildkit, Endpoint: endpoint}
+	t := cloud.ProbeTarget{Kind: cloud.ProbeBuildkit, Endpoint: endpoint}
 	if strings.HasPrefix(endpoint, "tcp://") {
 		t.TLS = c.plan.TLS
 	}

@@ -14,7 +14,8 @@ import (
 
 	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
-	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/cloud"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/jobstate"
 )
 
@@ -138,7 +139,7 @@ func TestRetryCall(t *testing.T) {
 				Endpoint: a, Fallbacks: []string{b, c}, On: true, ProbeCache: filepath.Join(dir, "builders"), ProbeTTL: time.Minute,
 			}}}
 			args := []string{"buildx", "build", "--builder", buildx.RemoteName, "-t", "x", "."}
-			call := retryable(args, config.LookupIn(environ), job, true)
+			call := retryable(args, proc.LookupIn(environ), job, true)
 			if call == nil {
 				t.Fatal("not retryable")
 			}
@@ -182,7 +183,7 @@ func TestRetryCall(t *testing.T) {
 			p := &builder.Prober{CacheDir: filepath.Join(dir, "builders"), TTL: time.Minute}
 			cached := p.Cached()
 			for _, ep := range tc.markDown {
-				r, ok := cached[builder.ProbeTarget{Kind: builder.ProbeBuildkit, Endpoint: ep}.Key()]
+				r, ok := cached[cloud.ProbeTarget{Kind: cloud.ProbeBuildkit, Endpoint: ep}.Key()]
 				if !ok || r.OK || !strings.HasPrefix(r.Error, "lost a build: ") {
 					t.Errorf("%s not marked down: %+v", ep, r)
 				}
@@ -219,7 +220,7 @@ func TestRetryableOnlyForThePoolsBuilds(t *testing.T) {
 		{"BUILDX_CONFIG elsewhere", []string{"buildx", "build", "."}, append(environ, "BUILDX_CONFIG=/x"), job("remote"), true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := retryable(c.args, config.LookupIn(c.environ), c.job, c.on) != nil; got != c.want {
+			if got := retryable(c.args, proc.LookupIn(c.environ), c.job, c.on) != nil; got != c.want {
 				t.Errorf("retryable = %v, want %v", got, c.want)
 			}
 		})
@@ -240,7 +241,7 @@ func TestRetryFollowsTheStepsSetting(t *testing.T) {
 		{[]string{"DOCKHAND_RETRY_LOST_BUILDS=maybe"}, true, true}, // ignored, with a warning
 	} {
 		job.Chosen().Retry.On = c.config
-		s, warnings := shimSettings(job, config.LookupIn(c.environ))
+		s, warnings := shimSettings(job, proc.LookupIn(c.environ))
 		if s.RetryLost != c.on {
 			t.Errorf("config %v, %q: RetryLost = %v, want %v", c.config, c.environ, s.RetryLost, c.on)
 		}

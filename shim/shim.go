@@ -29,6 +29,7 @@ import (
 	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/engine"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/jobstate"
 	"golang.org/x/sys/unix"
 )
@@ -78,7 +79,7 @@ func ShimTarget(lookup func(string) string, self string, log io.Writer) (string,
 // real plugin's. It never writes to stdout; its few lines go to stderr, which
 // is the job log.
 func Shim(args []string, environ []string, self string, job *jobstate.State, stderr io.Writer) error {
-	lookup := config.LookupIn(environ)
+	lookup := proc.LookupIn(environ)
 	pid := strconv.Itoa(os.Getpid())
 	if lookup(loopGuardVar) == pid {
 		return fmt.Errorf("%w: %s=%s runs dockhand's shim again instead of buildx; point it at the real plugin or unset it",
@@ -90,7 +91,7 @@ func Shim(args []string, environ []string, self string, job *jobstate.State, std
 	}
 	if name := dockerBuildBuilder(args, lookup, job); name != "" {
 		environ = append(slices.Clip(environ), buildx.BuilderVar+"="+name)
-		lookup = config.LookupIn(environ)
+		lookup = proc.LookupIn(environ)
 	}
 	settings, warnings := shimSettings(job, lookup)
 	if job != nil && job.Cache != nil && (len(args) == 0 || args[0] != MetadataCommand) {

@@ -17,6 +17,7 @@ import (
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/jobstate"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -191,7 +192,7 @@ func TestBuilderFacts(t *testing.T) {
 	write("instances/multi", `{"Name":"multi","Driver":"remote","Nodes":[{"Name":"a"},{"Name":"b"}]}`)
 	write("instances/dc", `{"Name":"dc","Driver":"docker-container","Nodes":[{"Name":"dc0"}]}`)
 	vars := func(kv ...string) func(string) string {
-		return config.LookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...))
+		return proc.LookupIn(append([]string{"DOCKER_CONFIG=" + dc}, kv...))
 	}
 	remote := &jobstate.Builder{Kind: config.BuilderRemote, Name: "kit", Nodes: 1}
 	for _, c := range []struct {
@@ -207,7 +208,7 @@ func TestBuilderFacts(t *testing.T) {
 		{"--builder beats BUILDX_BUILDER", "multi", vars("BUILDX_BUILDER=dc"), nil, BuilderFacts{Name: "multi", Driver: "remote", Nodes: 2}},
 		{"a docker context", "default", vars(), nil, BuilderFacts{Name: "default", Driver: "docker"}},
 		{"nothing named: the docker driver", "", vars(), nil, BuilderFacts{Name: "default", Driver: "docker"}},
-		{"BUILDX_CONFIG", "kit", config.LookupIn([]string{"BUILDX_CONFIG=" + store}), nil, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
+		{"BUILDX_CONFIG", "kit", proc.LookupIn([]string{"BUILDX_CONFIG=" + store}), nil, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1}},
 		{"dockhand's single remote node is persistent", "kit", vars(), remote, BuilderFacts{Name: "kit", Driver: "remote", Nodes: 1, Persistent: true}},
 		{"another builder than dockhand's is the step's own", "dc", vars(), remote, BuilderFacts{Name: "dc", Driver: "docker-container", Nodes: 1, StepOwn: true}},
 		{"the engine's builder when dockhand chose a remote one", "default", vars(), remote, BuilderFacts{Name: "default", Driver: "docker", StepOwn: true}},
@@ -381,7 +382,7 @@ func TestDockerBuildBuilder(t *testing.T) {
 		{"no builder chosen", build, []string{forwarded}, &jobstate.State{}, ""},
 		{"outside a job", build, []string{forwarded}, nil, ""},
 	} {
-		if got := dockerBuildBuilder(c.args, config.LookupIn(c.env), c.job); got != c.want {
+		if got := dockerBuildBuilder(c.args, proc.LookupIn(c.env), c.job); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
@@ -390,6 +391,6 @@ func TestDockerBuildBuilder(t *testing.T) {
 // testRewrite runs shimRewrite for testJob as the shim would.
 func testRewrite(args, environ []string, stderr io.Writer) (Result, error) {
 	job := testJob()
-	settings, warnings := shimSettings(job, config.LookupIn(environ))
-	return shimRewrite(args, config.LookupIn(environ), "/nonexistent/docker-buildx", environ, job, settings, warnings, stderr)
+	settings, warnings := shimSettings(job, proc.LookupIn(environ))
+	return shimRewrite(args, proc.LookupIn(environ), "/nonexistent/docker-buildx", environ, job, settings, warnings, stderr)
 }

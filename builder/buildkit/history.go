@@ -19,7 +19,7 @@ import (
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/client"
 
-	"github.com/dockhand-ci/dockhand/builder"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 )
 
@@ -27,8 +27,8 @@ import (
 // BuildKit's build history: how many, and how many of their steps came from
 // the cache; and lists them one by one with what their records and progress
 // logs say. A node that cannot be asked is reported, not fatal.
-func History(ctx context.Context, req builder.HistoryRequest) builder.HistoryResponse {
-	var resp builder.HistoryResponse
+func History(ctx context.Context, req cloud.HistoryRequest) cloud.HistoryResponse {
+	var resp cloud.HistoryResponse
 	for _, t := range req.Nodes {
 		if err := nodeHistory(ctx, t, req, &resp); err != nil {
 			resp.Errors = append(resp.Errors, t.Endpoint+": "+Describe(err))
@@ -38,7 +38,7 @@ func History(ctx context.Context, req builder.HistoryRequest) builder.HistoryRes
 	return resp
 }
 
-func nodeHistory(ctx context.Context, t builder.ProbeTarget, req builder.HistoryRequest, resp *builder.HistoryResponse) error {
+func nodeHistory(ctx context.Context, t cloud.ProbeTarget, req cloud.HistoryRequest, resp *cloud.HistoryResponse) error {
 	c, err := client.New(ctx, t.Endpoint, clientOpts(t)...)
 	if err != nil {
 		return err
@@ -79,9 +79,9 @@ func nodeHistory(ctx context.Context, t builder.ProbeTarget, req builder.History
 }
 
 // recordOf is what a history record itself says about a build.
-func recordOf(node string, r *controlapi.BuildHistoryRecord) builder.BuildRecord {
+func recordOf(node string, r *controlapi.BuildHistoryRecord) cloud.BuildRecord {
 	attrs := r.GetFrontendAttrs()
-	rec := builder.BuildRecord{
+	rec := cloud.BuildRecord{
 		Node:        node,
 		Ref:         r.GetRef(),
 		Target:      attrs["target"],
@@ -122,7 +122,7 @@ func recordOf(node string, r *controlapi.BuildHistoryRecord) builder.BuildRecord
 // CacheImports reads the "cache-imports" frontend attribute (the client's
 // --cache-from entries as JSON) into where each reads from. Only the place
 // is kept: other attributes may be credentials.
-func CacheImports(attr string) []builder.CacheEntry {
+func CacheImports(attr string) []cloud.CacheEntry {
 	if attr == "" {
 		return nil
 	}
@@ -133,7 +133,7 @@ func CacheImports(attr string) []builder.CacheEntry {
 	if err := json.Unmarshal([]byte(attr), &entries); err != nil {
 		return nil
 	}
-	out := make([]builder.CacheEntry, 0, len(entries))
+	out := make([]cloud.CacheEntry, 0, len(entries))
 	for _, e := range entries {
 		a := e.Attrs
 		ref := a["ref"]
@@ -149,7 +149,7 @@ func CacheImports(attr string) []builder.CacheEntry {
 				ref = a["tag"]
 			}
 		}
-		out = append(out, builder.CacheEntry{Type: e.Type, Ref: ref})
+		out = append(out, cloud.CacheEntry{Type: e.Type, Ref: ref})
 	}
 	return out
 }
@@ -157,7 +157,7 @@ func CacheImports(attr string) []builder.CacheEntry {
 // readProgress reads a build's progress log from the node's content store
 // (BuildKit keeps it with the record: a 4-byte little-endian length before
 // each StatusResponse) and adds what it says to rec.
-func readProgress(ctx context.Context, store content.Provider, d *controlapi.Descriptor, rec *builder.BuildRecord) error {
+func readProgress(ctx context.Context, store content.Provider, d *controlapi.Descriptor, rec *cloud.BuildRecord) error {
 	ra, err := store.ReaderAt(ctx, ocispecs.Descriptor{MediaType: d.GetMediaType(), Digest: digest.Digest(d.GetDigest()), Size: d.GetSize()})
 	if err != nil {
 		return fmt.Errorf("opening the progress log: %w", err)
@@ -230,7 +230,7 @@ func (p *Progress) Add(sr *controlapi.StatusResponse) {
 // Apply writes what the log says into rec: context bytes (every local
 // source but the Dockerfile), time in cached and executed steps, and the
 // cache exports with their errors.
-func (p *Progress) Apply(rec *builder.BuildRecord) {
+func (p *Progress) Apply(rec *cloud.BuildRecord) {
 	for id, n := range p.transfer {
 		if id != "transferring dockerfile:" {
 			rec.ContextBytes += n
@@ -239,7 +239,7 @@ func (p *Progress) Apply(rec *builder.BuildRecord) {
 	for _, dg := range p.order {
 		v := p.vertices[dg]
 		if strings.HasPrefix(v.GetName(), "exporting cache to ") {
-			rec.CacheExports = append(rec.CacheExports, builder.CacheExportStep{Name: v.GetName(), Error: firstLine(v.GetError())})
+			rec.CacheExports = append(rec.CacheExports, cloud.CacheExportStep{Name: v.GetName(), Error: firstLine(v.GetError())})
 			continue
 		}
 		if v.GetStarted() == nil || v.GetCompleted() == nil {

@@ -10,7 +10,7 @@ import (
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/dockhand-ci/dockhand/builder"
+	"github.com/dockhand-ci/dockhand/cloud"
 )
 
 // progressLog encodes status messages as BuildKit stores a build's progress
@@ -62,7 +62,7 @@ func TestProgress(t *testing.T) {
 	if err := p.Read(bytes.NewReader(log)); err != nil {
 		t.Fatal(err)
 	}
-	var rec builder.BuildRecord
+	var rec cloud.BuildRecord
 	p.Apply(&rec)
 	if rec.ContextBytes != 4106 {
 		t.Errorf("context bytes %d, want 4096+10 (the context's last count and a named context, not the Dockerfile)", rec.ContextBytes)
@@ -70,7 +70,7 @@ func TestProgress(t *testing.T) {
 	if rec.CachedTime != 50*time.Millisecond || rec.ExecutedTime != 3200*time.Millisecond {
 		t.Errorf("cached %s executed %s, want 50ms and 3.2s", rec.CachedTime, rec.ExecutedTime)
 	}
-	if want := []builder.CacheExportStep{{Name: "exporting cache to registry", Error: "unauthorized"}}; !slices.Equal(rec.CacheExports, want) {
+	if want := []cloud.CacheExportStep{{Name: "exporting cache to registry", Error: "unauthorized"}}; !slices.Equal(rec.CacheExports, want) {
 		t.Errorf("cache exports %+v, want %+v", rec.CacheExports, want)
 	}
 	if err := new(Progress).Read(bytes.NewReader(log[:len(log)-3])); err == nil {
@@ -83,7 +83,7 @@ func TestCacheImports(t *testing.T) {
 		`{"Type":"s3","Attrs":{"bucket":"b","prefix":"buildkit/app/","name":"k-main","secret_access_key":"SECRET","access_key_id":"AKIA"}},` +
 		`{"Type":"local","Attrs":{"src":"/cache/app","tag":"k-main"}}]`
 	got := CacheImports(attr)
-	want := []builder.CacheEntry{
+	want := []cloud.CacheEntry{
 		{Type: "registry", Ref: "reg/cache/app:k-main"},
 		{Type: "s3", Ref: "s3://b/buildkit/app/manifests/k-main"},
 		{Type: "local", Ref: "/cache/app:k-main"},

@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/containerd/platforms"
-	"github.com/dockhand-ci/dockhand/builder"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/engine"
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/client"
@@ -36,7 +36,7 @@ import (
 
 // Run probes every target of req in parallel and returns one result per
 // target, in order, all within req.Deadline.
-func Run(ctx context.Context, req builder.ProbeRequest) []builder.ProbeResult {
+func Run(ctx context.Context, req cloud.ProbeRequest) []cloud.ProbeResult {
 	if !req.Deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
@@ -46,16 +46,16 @@ func Run(ctx context.Context, req builder.ProbeRequest) []builder.ProbeResult {
 	if timeout <= 0 {
 		timeout = time.Until(req.Deadline)
 	}
-	results := make([]builder.ProbeResult, len(req.Targets))
+	results := make([]cloud.ProbeResult, len(req.Targets))
 	var wg sync.WaitGroup
 	for i, t := range req.Targets {
 		wg.Go(func() {
 			start := time.Now()
-			var r builder.ProbeResult
+			var r cloud.ProbeResult
 			switch t.Kind {
-			case builder.ProbeBuildkit:
+			case cloud.ProbeBuildkit:
 				r = buildkit(ctx, t)
-			case builder.ProbeDocker:
+			case cloud.ProbeDocker:
 				r = docker(ctx, t)
 			default:
 				r.Error = fmt.Sprintf("unknown probe kind %q", t.Kind)
@@ -84,7 +84,7 @@ func roundTimeout(d time.Duration) time.Duration {
 
 // buildkit asks a buildkitd for its workers.
 // clientOpts are the BuildKit client options for t: mTLS on tcp://.
-func clientOpts(t builder.ProbeTarget) []client.ClientOpt {
+func clientOpts(t cloud.ProbeTarget) []client.ClientOpt {
 	var opts []client.ClientOpt
 	if t.TLS.Enabled() && strings.HasPrefix(t.Endpoint, "tcp://") {
 		serverName := t.TLS.ServerName
@@ -101,16 +101,16 @@ func clientOpts(t builder.ProbeTarget) []client.ClientOpt {
 	return opts
 }
 
-func buildkit(ctx context.Context, t builder.ProbeTarget) builder.ProbeResult {
+func buildkit(ctx context.Context, t cloud.ProbeTarget) cloud.ProbeResult {
 	opts := clientOpts(t)
 	if sock, ok := strings.CutPrefix(t.Endpoint, "unix://"); ok {
 		if _, err := os.Stat(sock); err != nil {
-			return builder.ProbeResult{Error: "no socket at " + sock}
+			return cloud.ProbeResult{Error: "no socket at " + sock}
 		}
 	}
 	c, err := client.New(ctx, t.Endpoint, opts...)
 	if err != nil {
-		return builder.ProbeResult{Error: Describe(err)}
+		return cloud.ProbeResult{Error: Describe(err)}
 	}
 	defer c.Close()
 	workers, err := c.ListWorkers(ctx)
@@ -124,12 +124,12 @@ func buildkit(ctx context.Context, t builder.ProbeTarget) builder.ProbeResult {
 				why = "TLS: " + alert
 			}
 		}
-		return builder.ProbeResult{Error: why}
+		return cloud.ProbeResult{Error: why}
 	}
 	if len(workers) == 0 {
-		return builder.ProbeResult{Error: "buildkitd has no workers"}
+		return cloud.ProbeResult{Error: "buildkitd has no workers"}
 	}
-	r := builder.ProbeResult{OK: true, Version: workers[0].BuildkitVersion.Version}
+	r := cloud.ProbeResult{OK: true, Version: workers[0].BuildkitVersion.Version}
 	r.Active, err = activeBuilds(ctx, c)
 	if err != nil {
 		r.LoadError = Describe(err)
@@ -171,7 +171,7 @@ func activeBuilds(ctx context.Context, c *client.Client) (int, error) {
 
 // tlsAlert makes one TLS connection as the client would and returns the
 // error the server answers with ("" when the server accepts it).
-func tlsAlert(ctx context.Context, t builder.ProbeTarget) string {
+func tlsAlert(ctx context.Context, t cloud.ProbeTarget) string {
 	u, err := url.Parse(t.Endpoint)
 	if err != nil {
 		return ""
@@ -229,17 +229,17 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // docker pings a docker daemon's API and asks its version.
-func docker(ctx context.Context, t builder.ProbeTarget) builder.ProbeResult {
+func docker(ctx context.Context, t cloud.ProbeTarget) cloud.ProbeResult {
 	hc, base, err := engine.Client(t.Endpoint)
 	if err != nil {
-		return builder.ProbeResult{Error: err.Error()}
+		return cloud.ProbeResult{Error: err.Error()}
 	}
 	sock, isUnix := strings.CutPrefix(t.Endpoint, "unix://")
 	if isUnix {
 		if _, err := os.Stat(sock); errors.Is(err, fs.ErrPermission) {
-			return builder.ProbeResult{Error: deniedSocket(sock)}
+			return cloud.ProbeResult{Error: deniedSocket(sock)}
 		} else if err != nil {
-			return builder.ProbeResult{Error: "no socket at " + sock}
+			return cloud.ProbeResult{Error: "no socket at " + sock}
 		}
 	}
 	get := func(path string) ([]byte, error) {
@@ -262,11 +262,11 @@ func docker(ctx context.Context, t builder.ProbeTarget) builder.ProbeResult {
 		return body, nil
 	}
 	if _, err := get("/_ping"); errors.Is(err, syscall.EACCES) && isUnix {
-		return builder.ProbeResult{Error: deniedSocket(sock)}
+		return cloud.ProbeResult{Error: deniedSocket(sock)}
 	} else if err != nil {
-		return builder.ProbeResult{Error: Describe(err)}
+		return cloud.ProbeResult{Error: Describe(err)}
 	}
-	r := builder.ProbeResult{OK: true}
+	r := cloud.ProbeResult{OK: true}
 	if body, err := get("/version"); err == nil {
 		var v struct{ Version string }
 		if json.Unmarshal(body, &v) == nil {
@@ -283,7 +283,7 @@ func docker(ctx context.Context, t builder.ProbeTarget) builder.ProbeResult {
 func deniedSocket(path string) string {
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
-		return fmt.Sprintf(builder.SocketDenied+"uid %d may not reach the socket %s (%v): let the agent user search the dirs above it", os.Getuid(), path, err)
+		return fmt.Sprintf(cloud.SocketDenied+"uid %d may not reach the socket %s (%v): let the agent user search the dirs above it", os.Getuid(), path, err)
 	}
 	group := strconv.Itoa(int(st.Gid))
 	if g, err := user.LookupGroupId(group); err == nil {
@@ -291,9 +291,9 @@ func deniedSocket(path string) string {
 	}
 	mode := st.Mode & 0o777
 	if mode&0o060 != 0o060 {
-		return fmt.Sprintf(builder.SocketDenied+"uid %d may not use the socket %s (mode %04o, group %s): make it the docker group's, read-write (dockerd --group docker), and put the agent user in that group", os.Getuid(), path, mode, group)
+		return fmt.Sprintf(cloud.SocketDenied+"uid %d may not use the socket %s (mode %04o, group %s): make it the docker group's, read-write (dockerd --group docker), and put the agent user in that group", os.Getuid(), path, mode, group)
 	}
-	return fmt.Sprintf(builder.SocketDenied+"uid %d may not use the socket %s (mode %04o, group %s; this process is not in that group): add the agent user to group %s (usermod -aG %s USER) and restart the agent, which keeps the groups it started with", os.Getuid(), path, mode, group, group, group)
+	return fmt.Sprintf(cloud.SocketDenied+"uid %d may not use the socket %s (mode %04o, group %s; this process is not in that group): add the agent user to group %s (usermod -aG %s USER) and restart the agent, which keeps the groups it started with", os.Getuid(), path, mode, group, group, group)
 }
 
 // Describe turns a dial, TLS or gRPC error into a short reason for the job

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -46,21 +46,21 @@ func TestProbeRealBuildkitd(t *testing.T) {
 	refused := refusedAddr(t)
 	client := buildx.TLS{CA: fleet.Client.CA, Cert: fleet.Client.Cert, Key: fleet.Client.Key}
 	rogue := buildx.TLS{CA: fleet.Rogue.CA, Cert: fleet.Rogue.Cert, Key: fleet.Rogue.Key}
-	targets := []builder.ProbeTarget{
-		{Kind: builder.ProbeBuildkit, Endpoint: bk.TCPAddr, TLS: client},
-		{Kind: builder.ProbeBuildkit, Endpoint: bk.TCPAddr, TLS: rogue},
-		{Kind: builder.ProbeBuildkit, Endpoint: bk.TCPAddr, TLS: buildx.TLS{CA: fleet.Client.CA}},
-		{Kind: builder.ProbeBuildkit, Endpoint: bk.TCPAddr},
-		{Kind: builder.ProbeBuildkit, Endpoint: bk.TCPAddr, TLS: buildx.TLS{CA: fleet.Client.CA, Cert: fleet.Client.Cert, Key: fleet.Client.Key, ServerName: "wrong.test"}},
-		{Kind: builder.ProbeBuildkit, Endpoint: hang.Addr, TLS: client},
-		{Kind: builder.ProbeBuildkit, Endpoint: refused, TLS: client},
-		{Kind: builder.ProbeBuildkit, Endpoint: bk.Addr},
-		{Kind: builder.ProbeBuildkit, Endpoint: "unix://" + filepath.Join(t.TempDir(), "none.sock")},
-		{Kind: builder.ProbeDocker, Endpoint: "unix://" + filepath.Join(t.TempDir(), "docker.sock")},
+	targets := []cloud.ProbeTarget{
+		{Kind: cloud.ProbeBuildkit, Endpoint: bk.TCPAddr, TLS: client},
+		{Kind: cloud.ProbeBuildkit, Endpoint: bk.TCPAddr, TLS: rogue},
+		{Kind: cloud.ProbeBuildkit, Endpoint: bk.TCPAddr, TLS: buildx.TLS{CA: fleet.Client.CA}},
+		{Kind: cloud.ProbeBuildkit, Endpoint: bk.TCPAddr},
+		{Kind: cloud.ProbeBuildkit, Endpoint: bk.TCPAddr, TLS: buildx.TLS{CA: fleet.Client.CA, Cert: fleet.Client.Cert, Key: fleet.Client.Key, ServerName: "wrong.test"}},
+		{Kind: cloud.ProbeBuildkit, Endpoint: hang.Addr, TLS: client},
+		{Kind: cloud.ProbeBuildkit, Endpoint: refused, TLS: client},
+		{Kind: cloud.ProbeBuildkit, Endpoint: bk.Addr},
+		{Kind: cloud.ProbeBuildkit, Endpoint: "unix://" + filepath.Join(t.TempDir(), "none.sock")},
+		{Kind: cloud.ProbeDocker, Endpoint: "unix://" + filepath.Join(t.TempDir(), "docker.sock")},
 	}
 	const timeout = 1500 * time.Millisecond
 	start := time.Now()
-	res := Run(context.Background(), builder.ProbeRequest{Deadline: start.Add(timeout), Targets: targets})
+	res := Run(context.Background(), cloud.ProbeRequest{Deadline: start.Add(timeout), Targets: targets})
 	took := time.Since(start)
 	if took > timeout+300*time.Millisecond {
 		t.Errorf("the probe took %s, more than its %s deadline allows", took, timeout)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockhand-ci/dockhand/builder"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
@@ -34,13 +34,13 @@ func TestDockerSocketDeniedSaysWhy(t *testing.T) {
 		return
 	}
 	sock := os.Getenv("DOCKHAND_TEST_SOCKET")
-	r := docker(context.Background(), builder.ProbeTarget{Kind: builder.ProbeDocker, Endpoint: "unix://" + sock})
+	r := docker(context.Background(), cloud.ProbeTarget{Kind: cloud.ProbeDocker, Endpoint: "unix://" + sock})
 	want := "may not use the socket " + sock + " (mode 0660, group root; this process is not in that group): add the agent user to group root"
 	if r.OK || !strings.Contains(r.Error, want) {
 		t.Errorf("probe = %+v, want an error saying %q", r, want)
 	}
 	hidden := os.Getenv("DOCKHAND_TEST_HIDDEN")
-	r = docker(context.Background(), builder.ProbeTarget{Kind: builder.ProbeDocker, Endpoint: "unix://" + hidden})
+	r = docker(context.Background(), cloud.ProbeTarget{Kind: cloud.ProbeDocker, Endpoint: "unix://" + hidden})
 	if want := "may not reach the socket " + hidden; r.OK || !strings.Contains(r.Error, want) {
 		t.Errorf("probe = %+v, want an error saying %q", r, want)
 	}

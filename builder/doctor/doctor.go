@@ -12,6 +12,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/builder/namespace"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 )
 
@@ -47,7 +48,7 @@ func Diagnose(cfg *config.Config, e *agentenv.Environment, stateDir, self, build
 // Warnings are the builder settings an operator should fix: plaintext
 // tcp:// endpoints (anyone who reaches them controls the builder and reads
 // every cache) and a local buildctl whose version differs from a builder's.
-func Warnings(spec builder.Spec, results []builder.ProbeResult, buildctlVersion string) []string {
+func Warnings(spec builder.Spec, results []cloud.ProbeResult, buildctlVersion string) []string {
 	var w []string
 	if slices.Contains(spec.Order, config.BuilderRemote) && !spec.Remote.TLS.Enabled() {
 		for _, ep := range spec.Remote.AllEndpoints() {
@@ -59,7 +60,7 @@ func Warnings(spec builder.Spec, results []builder.ProbeResult, buildctlVersion 
 	if buildctlVersion != "" {
 		seen := map[string]bool{}
 		for _, r := range results {
-			if r.Kind != builder.ProbeBuildkit || !r.OK || r.Version == "" || r.Version == buildctlVersion || seen[r.Version] {
+			if r.Kind != cloud.ProbeBuildkit || !r.OK || r.Version == "" || r.Version == buildctlVersion || seen[r.Version] {
 				continue
 			}
 			seen[r.Version] = true

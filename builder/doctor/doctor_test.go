@@ -6,6 +6,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
 )
 
@@ -30,10 +31,10 @@ func spec(order ...string) builder.Spec {
 
 // probed is what the probes of s's targets found: down where down says why,
 // up (BuildKit v0.34.2) elsewhere.
-func probed(s builder.Spec, down map[string]string) (builder.Results, []builder.ProbeResult) {
-	rs, list := builder.Results{}, []builder.ProbeResult{}
+func probed(s builder.Spec, down map[string]string) (builder.Results, []cloud.ProbeResult) {
+	rs, list := builder.Results{}, []cloud.ProbeResult{}
 	for _, t := range builder.Targets(s) {
-		r := builder.ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, OK: true, Version: "v0.34.2"}
+		r := cloud.ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, OK: true, Version: "v0.34.2"}
 		if why, ok := down[t.Endpoint]; ok {
 			r.OK, r.Version, r.Error = false, "", why
 		}
@@ -47,12 +48,12 @@ func TestWarnings(t *testing.T) {
 	plain := spec(config.BuilderRemote)
 	plain.Remote.TLS = buildx.TLS{}
 	plain.Remote.Endpoints = []string{epA, "unix:///run/buildkit/buildkitd.sock"}
-	ok := []builder.ProbeResult{
-		{Kind: builder.ProbeBuildkit, Endpoint: epA, OK: true, Version: "v0.34.2"},
-		{Kind: builder.ProbeBuildkit, Endpoint: epB, OK: true, Version: "v0.33.0"},
-		{Kind: builder.ProbeBuildkit, Endpoint: epC, OK: true, Version: "v0.33.0"},
-		{Kind: builder.ProbeBuildkit, Endpoint: epArm, Version: "v0.1.0"}, // down: not compared
-		{Kind: builder.ProbeDocker, Endpoint: docker, OK: true, Version: "28.0.0"},
+	ok := []cloud.ProbeResult{
+		{Kind: cloud.ProbeBuildkit, Endpoint: epA, OK: true, Version: "v0.34.2"},
+		{Kind: cloud.ProbeBuildkit, Endpoint: epB, OK: true, Version: "v0.33.0"},
+		{Kind: cloud.ProbeBuildkit, Endpoint: epC, OK: true, Version: "v0.33.0"},
+		{Kind: cloud.ProbeBuildkit, Endpoint: epArm, Version: "v0.1.0"}, // down: not compared
+		{Kind: cloud.ProbeDocker, Endpoint: docker, OK: true, Version: "28.0.0"},
 	}
 	for _, tc := range []struct {
 		name     string

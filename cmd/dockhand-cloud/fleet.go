@@ -3,14 +3,14 @@ package main
 import (
 	"context"
 
-	"github.com/dockhand-ci/dockhand/fleet"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/fleet/ec2"
 )
 
 // fleetEC2 is `dockhand-cloud fleet-ec2`: the running instances of a
 // builder fleet by tag, a fleet.EC2Request on stdin, a fleet.EC2Reply (or an
 // error line on stderr) back.
-var fleetEC2 = jsonCommand(func(req fleet.EC2Request) (fleet.EC2Reply, error) {
+var fleetEC2 = jsonCommand(func(req cloud.EC2Request) (cloud.EC2Reply, error) {
 	addrs, err := ec2.Describe(context.Background(), req)
-	return fleet.EC2Reply{Addresses: addrs}, err
+	return cloud.EC2Reply{Addresses: addrs}, err
 })

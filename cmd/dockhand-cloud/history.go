@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/builder/buildkit"
+	"github.com/dockhand-ci/dockhand/cloud"
 )
 
 // maxHistoryWait bounds one `history` call: it runs at the end of a job.
@@ -13,7 +13,7 @@ const maxHistoryWait = 5 * time.Second
 
 // historyCommand is `dockhand-cloud history`: a buildx.HistoryRequest as JSON
 // on stdin, a buildx.HistoryResponse as JSON on stdout.
-var historyCommand = jsonCommand(func(req builder.HistoryRequest) (builder.HistoryResponse, error) {
+var historyCommand = jsonCommand(func(req cloud.HistoryRequest) (cloud.HistoryResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), maxHistoryWait)
 	defer cancel()
 	return buildkit.History(ctx, req), nil

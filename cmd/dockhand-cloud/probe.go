@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/builder/buildkit"
+	"github.com/dockhand-ci/dockhand/cloud"
 )
 
 // maxProbeWait bounds a request without a deadline, or with a far one.
@@ -13,9 +13,9 @@ const maxProbeWait = 2 * time.Minute
 
 // probeCommand is `dockhand-cloud probe`: a buildx.ProbeRequest as JSON on
 // stdin, a buildx.ProbeResponse as JSON on stdout.
-var probeCommand = jsonCommand(func(req builder.ProbeRequest) (builder.ProbeResponse, error) {
+var probeCommand = jsonCommand(func(req cloud.ProbeRequest) (cloud.ProbeResponse, error) {
 	if req.Deadline.IsZero() || time.Until(req.Deadline) > maxProbeWait {
 		req.Deadline = time.Now().Add(maxProbeWait)
 	}
-	return builder.ProbeResponse{Results: buildkit.Run(context.Background(), req)}, nil
+	return cloud.ProbeResponse{Results: buildkit.Run(context.Background(), req)}, nil
 })

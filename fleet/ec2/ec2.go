@@ -14,11 +14,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/dockhand-ci/dockhand/awsconfig"
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/fleet"
 )
 
 // Filters are the DescribeInstances filters of req: every tag, running only.
-func Filters(req fleet.EC2Request) []types.Filter {
+func Filters(req cloud.EC2Request) []types.Filter {
 	fs := []types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"running"}}}
 	for _, t := range req.Tags {
 		fs = append(fs, types.Filter{Name: aws.String("tag:" + t.Key), Values: []string{t.Value}})
@@ -33,7 +34,7 @@ func Filters(req fleet.EC2Request) []types.Filter {
 // the deadline), stopping as soon as the matches pass fleet.MaxMembers. A
 // request with no region takes the SDK's (AWS_REGION…), else the instance
 // metadata's; with neither it fails with one line saying so.
-func Describe(ctx context.Context, req fleet.EC2Request) ([]string, error) {
+func Describe(ctx context.Context, req cloud.EC2Request) ([]string, error) {
 	if !req.Deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)

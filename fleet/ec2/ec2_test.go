@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/fleet"
 	"github.com/dockhand-ci/dockhand/test/ecrapi"
 )
@@ -27,7 +28,7 @@ func TestDescribeRunningInstancesByTag(t *testing.T) {
 	is = append(is, ecrapi.Instance{ID: "i-5", Region: "us-east-1", State: "running", PrivateIP: "10.0.0.5", Tags: builder},
 		ecrapi.Instance{ID: "i-6", Region: "us-east-1", State: "running", PrivateIP: "10.1.0.1", Tags: map[string]string{"Role": "web"}})
 	s.SetInstances(is...)
-	req := fleet.EC2Request{Region: "us-east-1", Tags: []fleet.Tag{{Key: "Env", Value: "ci"}, {Key: "Role", Value: "buildkitd"}}, Address: "private", Deadline: time.Now().Add(10 * time.Second)}
+	req := cloud.EC2Request{Region: "us-east-1", Tags: []cloud.Tag{{Key: "Env", Value: "ci"}, {Key: "Role", Value: "buildkitd"}}, Address: "private", Deadline: time.Now().Add(10 * time.Second)}
 	got, err := Describe(context.Background(), req)
 	if err != nil || !slices.Equal(got, []string{"10.0.0.1", "10.0.0.5"}) {
 		t.Fatalf("Describe = %v, %v; want the two running ci builders of us-east-1", got, err)
@@ -92,7 +93,7 @@ func TestDescribeReadsEveryPage(t *testing.T) {
 			PrivateIP: fmt.Sprintf("10.%d.%d.%d", n>>16, (n>>8)&255, n&255), Tags: map[string]string{"Role": role}})
 	}
 	s.SetInstances(is...)
-	req := fleet.EC2Request{Region: "us-east-1", Tags: []fleet.Tag{{Key: "Role", Value: "buildkitd-*"}}, Address: "private", Deadline: time.Now().Add(20 * time.Second)}
+	req := cloud.EC2Request{Region: "us-east-1", Tags: []cloud.Tag{{Key: "Role", Value: "buildkitd-*"}}, Address: "private", Deadline: time.Now().Add(20 * time.Second)}
 	got, err := Describe(context.Background(), req)
 	if err != nil || !slices.Equal(got, []string{"10.0.0.10", "10.0.21.123"}) {
 		t.Errorf("Describe = %v, %v; want the two builders, on the first and the last page", got, err)
@@ -121,7 +122,7 @@ func TestDescribeReadsEveryPage(t *testing.T) {
 func TestDescribeRegion(t *testing.T) {
 	ecrapi.StartForSDK(t, ecrapi.Options{Keys: map[string]string{"AKIAFLEETTEST0000001": "fleet-secret"}, Password: "p"}, "AWS_ENDPOINT_URL_EC2").
 		SetInstances(ecrapi.Instance{ID: "i-1", Region: "eu-central-1", State: "running", PrivateIP: "10.0.0.1", Tags: map[string]string{"Role": "buildkitd"}})
-	req := fleet.EC2Request{Tags: []fleet.Tag{{Key: "Role", Value: "buildkitd"}}, Address: "private", Deadline: time.Now().Add(10 * time.Second)}
+	req := cloud.EC2Request{Tags: []cloud.Tag{{Key: "Role", Value: "buildkitd"}}, Address: "private", Deadline: time.Now().Add(10 * time.Second)}
 	// StartForSDK turned instance metadata off: no region anywhere.
 	_, err := Describe(context.Background(), req)
 	if err == nil || !strings.HasPrefix(err.Error(), "ec2:// names no region, and neither AWS_REGION nor the instance metadata gives one") ||

@@ -160,3 +160,16 @@ func FindAgent(e interface{ Get(string) (string, bool) }) (string, error) {
 	}
 	return p, nil
 }
+
+// LookupIn is a lookup over KEY=VALUE strings, the last one winning, as a
+// child given them as its environment would see them; unset is "".
+func LookupIn(environ []string) func(string) string {
+	return func(k string) string {
+		for i := len(environ) - 1; i >= 0; i-- {
+			if v, ok := strings.CutPrefix(environ[i], k+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+}
