@@ -45,7 +45,7 @@ func TestDiscoverExpandsSourcesInPlace(t *testing.T) {
 
 	none := RemoteSpec{Endpoints: []string{"ec2://us-east-1?tag:Role=gone&port=1234"}}
 	got, ms = Discover(d, none)
-	opt := planRemote(Spec{Remote: got, Slug: "app"}, Results{}, false)
+	opt := remoteKind{}.plan(Spec{Remote: got, Slug: "app"}, Results{}, false)
 	if opt.State != Down || !strings.Contains(opt.Why, "discovery found no node (ec2://us-east-1?tag:Role=gone&port=1234)") {
 		t.Errorf("no node discovered: %+v", opt)
 	}

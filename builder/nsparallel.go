@@ -37,7 +37,7 @@ type namespaceRun struct {
 // (BuildKit ListWorkers over the mTLS connection nsc configured) within
 // what is left of the deadline, so a Namespace outage falls back in time.
 func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp func() bool) *namespaceRun {
-	if !slices.Contains(spec.Order, config.BuilderNamespace) || planNamespace(spec.Namespace).State != NeedsSetup {
+	if !slices.Contains(spec.Order, config.BuilderNamespace) || (namespaceKind{}).plan(spec, nil, false).State != NeedsSetup {
 		return nil
 	}
 	cfg := o.Config

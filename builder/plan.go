@@ -99,9 +99,9 @@ type Option struct {
 	Fallbacks []string
 }
 
-// Targets lists what to probe for spec: the remote nodes and the embedded
-// socket when their kinds are wanted, and the host's docker daemon when
-// there is one (whether it is up decides default-load).
+// Targets lists what to probe for spec: each wanted kind's targets (the
+// remote nodes, the embedded socket), then the host's docker daemon when
+// there is one (whether it is up decides default-load), each once.
 func Targets(spec Spec) []cloud.ProbeTarget {
 	var ts []cloud.ProbeTarget
 	seen := map[string]bool{}
@@ -111,16 +111,15 @@ func Targets(spec Spec) []cloud.ProbeTarget {
 			ts = append(ts, t)
 		}
 	}
-	if slices.Contains(spec.Order, config.BuilderRemote) {
-		for _, ep := range spec.Remote.AllEndpoints() {
-			add(remoteTarget(spec.Remote, ep))
+	for _, name := range kindNames {
+		if slices.Contains(spec.Order, name) && name != config.BuilderLocal {
+			for _, t := range kinds[name].targets(spec) {
+				add(t)
+			}
 		}
 	}
-	if slices.Contains(spec.Order, config.BuilderEmbedded) && spec.Embedded.Socket != "" {
-		add(cloud.ProbeTarget{Kind: cloud.ProbeBuildkit, Endpoint: spec.Embedded.Socket})
-	}
-	if spec.Local.DockerHost != "" {
-		add(cloud.ProbeTarget{Kind: cloud.ProbeDocker, Endpoint: spec.Local.DockerHost})
+	for _, t := range kinds[config.BuilderLocal].targets(spec) {
+		add(t)
 	}
 	return ts
 }
@@ -171,24 +170,18 @@ func (spec Spec) DockerUp(results Results) bool {
 func Plan(spec Spec, results Results) []Option {
 	dockerUp := spec.DockerUp(results)
 	var opts []Option
-	for _, kind := range spec.Order {
-		switch kind {
-		case config.BuilderRemote:
-			opts = append(opts, planRemote(spec, results, dockerUp))
-		case config.BuilderNamespace:
-			opts = append(opts, planNamespace(spec.Namespace))
-		case config.BuilderLocal:
-			opts = append(opts, planLocal(spec.Local, results))
-		case config.BuilderEmbedded:
-			opts = append(opts, planEmbedded(spec.Embedded, results, dockerUp))
-		default:
-			opts = append(opts, Option{Kind: kind, State: NotConfigured, Why: "unknown builder kind"})
+	for _, name := range spec.Order {
+		k, ok := kinds[name]
+		if !ok {
+			opts = append(opts, Option{Kind: name, State: NotConfigured, Why: "unknown builder kind"})
+			continue
 		}
+		opts = append(opts, k.plan(spec, results, dockerUp))
 	}
 	return opts
 }
 
-func planRemote(spec Spec, results Results, dockerUp bool) Option {
+func (remoteKind) plan(spec Spec, results Results, dockerUp bool) Option {
 	r := spec.Remote
 	o := Option{Kind: config.BuilderRemote}
 	if len(r.Undiscovered) > 0 && len(r.AllEndpoints()) == 0 {
@@ -282,7 +275,8 @@ func planRemote(spec Spec, results Results, dockerUp bool) Option {
 	return o
 }
 
-func planNamespace(n NamespaceSpec) Option {
+func (namespaceKind) plan(spec Spec, _ Results, _ bool) Option {
+	n := spec.Namespace
 	o := Option{Kind: config.BuilderNamespace}
 	switch {
 	case n.NSC == "":
@@ -296,7 +290,8 @@ func planNamespace(n NamespaceSpec) Option {
 	return o
 }
 
-func planLocal(l LocalSpec, results Results) Option {
+func (localKind) plan(spec Spec, results Results, _ bool) Option {
+	l := spec.Local
 	o := Option{Kind: config.BuilderLocal}
 	if l.DockerHost == "" {
 		o.Why = "no docker daemon on this host (DOCKER_HOST or /var/run/docker.sock)"
@@ -325,7 +320,8 @@ func planLocal(l LocalSpec, results Results) Option {
 	return o
 }
 
-func planEmbedded(e EmbeddedSpec, results Results, dockerUp bool) Option {
+func (embeddedKind) plan(spec Spec, results Results, dockerUp bool) Option {
+	e := spec.Embedded
 	o := Option{Kind: config.BuilderEmbedded}
 	if e.Socket == "" {
 		o.Why = "no state dir for its socket"

@@ -75,17 +75,6 @@ func (s *Survey) NodeWarnings(b buildx.Builder) []string {
 	return VersionWarnings(b, resultsByEndpoint(s.Probes.Results))
 }
 
-// KindOf names the builder kind a probe target belongs to.
-func (spec Spec) KindOf(t cloud.ProbeTarget) string {
-	switch {
-	case t.Kind == cloud.ProbeDocker:
-		return config.BuilderLocal
-	case t.Endpoint == spec.Embedded.Socket:
-		return config.BuilderEmbedded
-	}
-	return config.BuilderRemote
-}
-
 // WhyNot says why o was passed over, with each candidate's failure.
 func (o Option) WhyNot() string {
 	why := o.Why

@@ -31,6 +31,9 @@ const (
 	UntrustedNone = "none"
 )
 
+// BuilderKinds are every builder kind `builders` may name.
+var BuilderKinds = []string{BuilderNamespace, BuilderRemote, BuilderLocal, BuilderEmbedded}
+
 // Cache modes.
 const (
 	CacheAuto   = "auto"
@@ -506,10 +509,9 @@ func checkBuilders(v any) error {
 	if len(kinds) == 0 {
 		return errors.New("must list at least one builder kind")
 	}
-	valid := []string{BuilderNamespace, BuilderRemote, BuilderLocal, BuilderEmbedded}
 	for i, k := range kinds {
-		if !slices.Contains(valid, k) {
-			return fmt.Errorf("unknown builder kind %q (want %s)", k, strings.Join(valid, ", "))
+		if !slices.Contains(BuilderKinds, k) {
+			return fmt.Errorf("unknown builder kind %q (want %s)", k, strings.Join(BuilderKinds, ", "))
 		}
 		if slices.Contains(kinds[:i], k) {
 			return fmt.Errorf("builder kind %q is listed twice", k)
