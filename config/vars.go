@@ -212,8 +212,8 @@ func pipelineSafeNames() []string {
 // docs/variables.md, grouped by kind.
 func VariablesMarkdown() string {
 	var b strings.Builder
-	b.WriteString("# Environment variables\n\nEvery variable dockhand reads or sets. Generated from `env/vars.go` by\n" +
-		"`go test ./env -run TestVariablesDoc -update`; a test fails when the two differ.\n")
+	b.WriteString("# Environment variables\n\nEvery variable dockhand reads or sets. Generated from `config/vars.go` by\n" +
+		"`go test ./config -run TestVariablesDoc -update`; a test fails when the two differ.\n")
 	titles := map[Kind]string{
 		Reads:        "Read from the agent and the job",
 		Sets:         "Exported to the job",

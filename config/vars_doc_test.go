@@ -21,6 +21,6 @@ func TestVariablesDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(got) != want {
-		t.Errorf("%s is out of date with env/vars.go: run go test ./env -run TestVariablesDoc -update", path)
+		t.Errorf("%s is out of date with env/vars.go: run go test ./config -run TestVariablesDoc -update", path)
 	}
 }
