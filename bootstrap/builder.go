@@ -16,7 +16,7 @@ import (
 	"github.com/dockhand-ci/dockhand/jobstate"
 )
 
-// chooseBuilder picks and wires the job's builder (see buildx.Select). When
+// chooseBuilder picks and wires the job's builder (see builder.Select). When
 // every configured builder is down the job fails (exit 125, one line naming
 // each candidate), unless the queue's builders are optional: then it runs
 // without dockhand's builder and the log says why.

@@ -143,7 +143,7 @@ type Inputs struct {
 	// pipelines), and a bake build is named by its target. None: no build
 	// is reported.
 	JobBuilds map[string]string
-	// Retries are the job's lost builds run again (buildx.ReadRetries).
+	// Retries are the job's lost builds run again (jobstate.ReadRetries).
 	Retries []jobstate.Retry
 }
 

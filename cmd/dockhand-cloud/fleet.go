@@ -8,7 +8,7 @@ import (
 )
 
 // fleetEC2 is `dockhand-cloud fleet-ec2`: the running instances of a
-// builder fleet by tag, a fleet.EC2Request on stdin, a fleet.EC2Reply (or an
+// builder fleet by tag, a cloud.EC2Request on stdin, a cloud.EC2Reply (or an
 // error line on stderr) back.
 var fleetEC2 = jsonCommand(func(req cloud.EC2Request) (cloud.EC2Reply, error) {
 	addrs, err := ec2.Describe(context.Background(), req)

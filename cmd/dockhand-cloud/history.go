@@ -11,8 +11,8 @@ import (
 // maxHistoryWait bounds one `history` call: it runs at the end of a job.
 const maxHistoryWait = 5 * time.Second
 
-// historyCommand is `dockhand-cloud history`: a buildx.HistoryRequest as JSON
-// on stdin, a buildx.HistoryResponse as JSON on stdout.
+// historyCommand is `dockhand-cloud history`: a cloud.HistoryRequest as JSON
+// on stdin, a cloud.HistoryResponse as JSON on stdout.
 var historyCommand = jsonCommand(func(req cloud.HistoryRequest) (cloud.HistoryResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), maxHistoryWait)
 	defer cancel()

@@ -11,8 +11,8 @@ import (
 // maxProbeWait bounds a request without a deadline, or with a far one.
 const maxProbeWait = 2 * time.Minute
 
-// probeCommand is `dockhand-cloud probe`: a buildx.ProbeRequest as JSON on
-// stdin, a buildx.ProbeResponse as JSON on stdout.
+// probeCommand is `dockhand-cloud probe`: a cloud.ProbeRequest as JSON on
+// stdin, a cloud.ProbeResponse as JSON on stdout.
 var probeCommand = jsonCommand(func(req cloud.ProbeRequest) (cloud.ProbeResponse, error) {
 	if req.Deadline.IsZero() || time.Until(req.Deadline) > maxProbeWait {
 		req.Deadline = time.Now().Add(maxProbeWait)

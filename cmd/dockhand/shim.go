@@ -12,7 +12,7 @@ import (
 )
 
 // buildxShim runs as the job's docker-buildx: it reads what the bootstrap
-// recorded for the job (one small JSON file) and hands over to buildx.Shim,
+// recorded for the job (one small JSON file) and hands over to shim.Shim,
 // which execs the real plugin. docker's metadata call reads nothing.
 func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
 	var job *jobstate.State

@@ -13,7 +13,7 @@ import (
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
-// namespaceBench measures a job's choice of Namespace (buildx.Select: the
+// namespaceBench measures a job's choice of Namespace (builder.Select: the
 // tenant token, then `nsc docker buildx setup`, then a probe of the builder
 // it set up) with the fake nsc's API answering each call after 0 ms and
 // 150 ms, on a host where nothing is shared yet (cold), where only the
@@ -84,7 +84,7 @@ func namespaceBench(dockhand, dir string, runs int) error {
 		}
 		return took, err
 	}
-	fmt.Printf("\n| Namespace choice (`buildx.Select`, fake nsc, cognito auth, one platform) | runs | nsc calls a job | median | p90 |\n|---|---|---|---|---|\n")
+	fmt.Printf("\n| Namespace choice (`builder.Select`, fake nsc, cognito auth, one platform) | runs | nsc calls a job | median | p90 |\n|---|---|---|---|---|\n")
 	for _, latency := range []string{"0ms", "150ms"} {
 		data, _ := json.Marshal(map[string]any{"tenant_id": "tnt_bench", "api_latency": latency, "log": calls,
 			"builders": []map[string]string{{"platform": "linux/amd64", "endpoint": node.TCPAddr,

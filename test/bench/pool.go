@@ -19,7 +19,7 @@ import (
 // The pool simulation: real buildkitd, each running few steps at once;
 // jobs from several hosts (each its own state dir, probing on its own);
 // pipelines drawn from a skewed mix (one hot pipeline). Every job's builder
-// is chosen as a job's is (buildx.Select with dockhand-cloud's probes),
+// is chosen as a job's is (builder.Select with dockhand-cloud's probes),
 // then it builds: the pipeline's dependency step (cached where that
 // pipeline built before) and a step of its own.
 const (

@@ -12,7 +12,7 @@ import (
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
 
-// selectionBench measures a job's builder choice (buildx.Select, as the
+// selectionBench measures a job's builder choice (builder.Select, as the
 // bootstrap runs it: dockhand-cloud probes every endpoint over mTLS, then
 // the plan, the instance file and the TLS links) against five real buildkitd,
 // then against four and one endpoint that accepts TCP and never answers.
@@ -56,7 +56,7 @@ func selectionBench(dockhand, dir string, runs int) (failed bool, err error) {
 		return took, err
 	}
 
-	fmt.Printf("\n| builder selection (`buildx.Select` with `dockhand-cloud probe`, mTLS, probe_timeout %s) | runs | median | p90 | max | bar |\n|---|---|---|---|---|---|\n", cfg.ProbeTimeout)
+	fmt.Printf("\n| builder selection (`builder.Select` with `dockhand-cloud probe`, mTLS, probe_timeout %s) | runs | median | p90 | max | bar |\n|---|---|---|---|---|---|\n", cfg.ProbeTimeout)
 	for _, c := range []struct {
 		name  string
 		eps   []string
@@ -107,7 +107,7 @@ func runSelectionOnly(runs int) error {
 	return nil
 }
 
-// selectAsJob runs buildx.Select as a new job's bootstrap does: with o's
+// selectAsJob runs builder.Select as a new job's bootstrap does: with o's
 // settings, in a job dir of its own below o.StateDir holding the job's
 // docker config, removed afterwards. It returns the choice and how long
 // Select took.
