@@ -63,7 +63,7 @@ func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp 
 	}
 	if o.StateDir != "" {
 		r.ns.Tokens = namespace.HostTenantTokens(o.StateDir)
-		r.ns.Setups = namespace.HostNamespaceSetups(o.StateDir)
+		r.ns.Setups = namespace.HostSetups(o.StateDir)
 	}
 	go func() {
 		defer close(r.done)

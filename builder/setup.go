@@ -88,7 +88,7 @@ func SpecFor(cfg *config.Config, e *agentenv.Environment, stateDir, dockerSocket
 	}
 	socket := ""
 	if stateDir != "" {
-		socket = embedded.EmbeddedSocket(stateDir)
+		socket = embedded.Socket(stateDir)
 	}
 	var rootless *embedded.Rootless
 	if uid := os.Geteuid(); uid != 0 && slices.Contains(cfg.Builders, config.BuilderEmbedded) {
@@ -241,7 +241,7 @@ func Select(o SetupOptions) (*Selection, error) {
 			}
 		}
 		sel.Exports = builderExports(b, o.JobDir)
-		sel.NamespaceToken = exports[namespace.NamespaceTokenVar]
+		sel.NamespaceToken = exports[namespace.TokenVar]
 		for _, w := range sel.NodeWarnings(b) {
 			sel.Notes = append(sel.Notes, "warning: "+w)
 		}
@@ -256,7 +256,7 @@ func Select(o SetupOptions) (*Selection, error) {
 // startEmbedded starts the host's buildkitd unless another job did, and
 // records it as up for the host's jobs. It says what happened.
 func startEmbedded(ctx context.Context, o SetupOptions, spec Spec, prober *Prober) (string, error) {
-	emb := embedded.Embedded{Dir: embedded.EmbeddedDir(o.StateDir), Buildkitd: spec.Embedded.Buildkitd, Config: o.Config.Embedded.Config, Env: daemonEnv(o.Env),
+	emb := embedded.Embedded{Dir: embedded.Dir(o.StateDir), Buildkitd: spec.Embedded.Buildkitd, Config: o.Config.Embedded.Config, Env: daemonEnv(o.Env),
 		Rootless: spec.Embedded.Rootless}
 	t0 := time.Now()
 	started, pid, err := emb.Ensure(ctx)

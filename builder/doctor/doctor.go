@@ -40,7 +40,7 @@ func Diagnose(cfg *config.Config, e *agentenv.Environment, stateDir, self, build
 		d.Warnings = append(d.Warnings, d.NodeWarnings(d.Options[d.Chosen].Builder)...)
 	}
 	if slices.Contains(d.Spec.Order, config.BuilderNamespace) && d.Spec.Namespace.TenantID != "" && stateDir != "" {
-		d.NamespaceToken = namespace.NamespaceTokenState(namespace.HostTenantTokens(stateDir), d.Spec.Namespace.TenantID)
+		d.NamespaceToken = namespace.TokenState(namespace.HostTenantTokens(stateDir), d.Spec.Namespace.TenantID)
 	}
 	return d
 }

@@ -32,17 +32,17 @@ import (
 const (
 	embeddedDirName = "buildkitd"
 	embeddedSock    = "buildkitd.sock"
-	EmbeddedPidFile = "pid"
+	PidFile         = "pid"
 	embeddedLog     = "buildkitd.log"
 	maxSocketPath   = 107 // sun_path holds 108 bytes, NUL included
 )
 
-// EmbeddedDir is where the host's shared buildkitd lives under a state dir.
-func EmbeddedDir(stateDir string) string { return filepath.Join(stateDir, embeddedDirName) }
+// Dir is where the host's shared buildkitd lives under a state dir.
+func Dir(stateDir string) string { return filepath.Join(stateDir, embeddedDirName) }
 
-// EmbeddedSocket is its endpoint.
-func EmbeddedSocket(stateDir string) string {
-	return "unix://" + filepath.Join(EmbeddedDir(stateDir), embeddedSock)
+// Socket is its endpoint.
+func Socket(stateDir string) string {
+	return "unix://" + filepath.Join(Dir(stateDir), embeddedSock)
 }
 
 // Embedded is one buildkitd per host, on a unix socket under the state dir,
@@ -51,7 +51,7 @@ func EmbeddedSocket(stateDir string) string {
 // it, restarted by the next job when it died. As root it runs as root; as
 // an unprivileged user, rootless under rootlesskit (Rootless).
 type Embedded struct {
-	Dir          string   // EmbeddedDir(state)
+	Dir          string   // Dir(state)
 	Buildkitd    string   // the executable
 	Config       string   // a buildkitd.toml, optional
 	Env          []string // the daemon's environment (PATH, to find runc; proxies)
@@ -133,7 +133,7 @@ func (e Embedded) start(ctx context.Context) (int, error) {
 	pid := cmd.Process.Pid
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }() // reaps it if it dies while this job runs
-	if err := safefile.Write(filepath.Join(e.Dir, EmbeddedPidFile), []byte(strconv.Itoa(pid)+"\n")); err != nil {
+	if err := safefile.Write(filepath.Join(e.Dir, PidFile), []byte(strconv.Itoa(pid)+"\n")); err != nil {
 		stopPid(pid, 5*time.Second)
 		return 0, err
 	}
@@ -157,7 +157,7 @@ func (e Embedded) start(ctx context.Context) (int, error) {
 }
 
 func (e Embedded) recordedPid() int {
-	b, err := os.ReadFile(filepath.Join(e.Dir, EmbeddedPidFile))
+	b, err := os.ReadFile(filepath.Join(e.Dir, PidFile))
 	if err != nil {
 		return 0
 	}

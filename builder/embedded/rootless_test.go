@@ -147,7 +147,7 @@ func TestEnsureRootlessProblemStartsNothing(t *testing.T) {
 	if err == nil || started || pid != 0 || !strings.Contains(err.Error(), "newuidmap is not on PATH") {
 		t.Fatalf("Ensure = %v %d %v, want the problem", started, pid, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, EmbeddedPidFile)); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, PidFile)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a pid file was written: %v", err)
 	}
 }

@@ -17,13 +17,13 @@ import (
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 )
 
-// NamespaceAudience is the OIDC audience Namespace federates Buildkite
+// Audience is the OIDC audience Namespace federates Buildkite
 // tokens for.
-const NamespaceAudience = "federation.namespaceapis.com"
+const Audience = "federation.namespaceapis.com"
 
-// NamespaceTokenVar is where docker-credential-nsc (nscr.io credentials)
+// TokenVar is where docker-credential-nsc (nscr.io credentials)
 // finds the job's Namespace token.
-const NamespaceTokenVar = "NSC_TOKEN_FILE"
+const TokenVar = "NSC_TOKEN_FILE"
 
 // Namespace sets a job up on Namespace's remote builders with nsc, keeping
 // everything nsc writes (its token, its state, its certificates) inside the
@@ -55,7 +55,7 @@ type Namespace struct {
 	Tokens TenantTokens
 	// Setups shares the builder setup between the host's jobs while its
 	// client certificate is valid (zero: each job runs nsc's setup).
-	Setups NamespaceSetups
+	Setups Setups
 	// TokenNote says, after SetUp, where the tenant token came from.
 	TokenNote string
 	// SetupNote says, after SetUp, where the builder setup came from.
@@ -106,7 +106,7 @@ func (n *Namespace) SetUp(ctx context.Context) (buildx.Builder, map[string]strin
 	if err != nil {
 		return buildx.Builder{}, nil, err
 	}
-	return b, map[string]string{NamespaceTokenVar: n.TokenFile()}, nil
+	return b, map[string]string{TokenVar: n.TokenFile()}, nil
 }
 
 // setUpBuilder runs `nsc docker buildx setup` with its state in state and
@@ -255,7 +255,7 @@ func (n *Namespace) exchange(ctx context.Context, env []string) error {
 	// real bootstrap runs) is not needed; the variable is the way every
 	// agent version accepts to skip it.
 	agentEnv := withEnv(n.Env, map[string]string{"BUILDKITE_AGENT_OIDC_REQUEST_TOKEN_SKIP_TOKEN_REDACTION": "true"})
-	token, err := runCommand(ctx, agentEnv, n.Agent, "oidc", "request-token", "--audience", NamespaceAudience, "--lifetime", "120")
+	token, err := runCommand(ctx, agentEnv, n.Agent, "oidc", "request-token", "--audience", Audience, "--lifetime", "120")
 	if err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ func TestNamespaceCognitoSetUp(t *testing.T) {
 		!strings.HasPrefix(b.Nodes[0].TLS.Cert, filepath.Join(job, "nsc", "state")) {
 		t.Errorf("builder = %+v", b)
 	}
-	if exports[NamespaceTokenVar] != n.TokenFile() {
+	if exports[TokenVar] != n.TokenFile() {
 		t.Errorf("exports = %v", exports)
 	}
 	fi, err := os.Stat(n.TokenFile())

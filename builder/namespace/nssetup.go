@@ -21,7 +21,7 @@ import (
 // that no build starts with a certificate about to lapse.
 const setupMargin = 10 * time.Minute
 
-// NamespaceSetups shares `nsc docker buildx setup` between a host's jobs:
+// Setups shares `nsc docker buildx setup` between a host's jobs:
 // real nsc makes 2 + one-per-platform API calls and fetches a new client
 // certificate on every run, so a job reuses the builder another job set up
 // while its certificate is valid. What is shared is nsc's non-secret
@@ -29,18 +29,18 @@ const setupMargin = 10 * time.Minute
 // DIR/setup-TENANT.json; nsc's state (the client certificate and key, the
 // servers' CAs) stays in a 0700 dir under DIR, its files 0600, one dir per
 // setup so a new setup never rewrites files a running build reads.
-type NamespaceSetups struct {
+type Setups struct {
 	Dir string
 	Now func() time.Time
 }
 
-// HostNamespaceSetups are the Namespace builder setups the host's jobs
+// HostSetups are the Namespace builder setups the host's jobs
 // share, under the state dir.
-func HostNamespaceSetups(stateDir string) NamespaceSetups {
-	return NamespaceSetups{Dir: filepath.Join(stateDir, "namespace")}
+func HostSetups(stateDir string) Setups {
+	return Setups{Dir: filepath.Join(stateDir, "namespace")}
 }
 
-func (s NamespaceSetups) now() time.Time {
+func (s Setups) now() time.Time {
 	if s.Now != nil {
 		return s.Now()
 	}
@@ -65,17 +65,17 @@ func setupKey(tenant string, defaultLoad bool) string {
 	return key
 }
 
-func (s NamespaceSetups) file(key string) string { return filepath.Join(s.Dir, key+".json") }
+func (s Setups) file(key string) string { return filepath.Join(s.Dir, key+".json") }
 
 // Lock takes the lock of a tenant's setup, waiting until deadline at most.
-func (s NamespaceSetups) Lock(tenant string, defaultLoad bool, deadline time.Time) (func(), error) {
+func (s Setups) Lock(tenant string, defaultLoad bool, deadline time.Time) (func(), error) {
 	return jsonfile.LockUntil(context.Background(), s.file(setupKey(tenant, defaultLoad))+".lock", deadline)
 }
 
 // Get returns the shared setup's instance file (to be written into a job's
 // docker config) and its expiry, when it is valid for longer than the
 // margin and its state is still there.
-func (s NamespaceSetups) Get(tenant string, defaultLoad bool) ([]byte, time.Time, bool) {
+func (s Setups) Get(tenant string, defaultLoad bool) ([]byte, time.Time, bool) {
 	var st sharedSetup
 	data, err := os.ReadFile(s.file(setupKey(tenant, defaultLoad)))
 	if err != nil || json.Unmarshal(data, &st) != nil || st.Expires.Sub(s.now()) < setupMargin {
@@ -88,7 +88,7 @@ func (s NamespaceSetups) Get(tenant string, defaultLoad bool) ([]byte, time.Time
 }
 
 // NewState makes the state dir for a new setup (0700).
-func (s NamespaceSetups) NewState(tenant string, defaultLoad bool) (string, error) {
+func (s Setups) NewState(tenant string, defaultLoad bool) (string, error) {
 	dir := filepath.Join(s.Dir, "buildx", fmt.Sprintf("%s-%d", setupKey(tenant, defaultLoad), s.now().UnixNano()))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
@@ -99,7 +99,7 @@ func (s NamespaceSetups) NewState(tenant string, defaultLoad bool) (string, erro
 // Put shares a setup nsc just made, valid until expires, and removes the
 // state of the tenant's setups that have expired (no job may still use
 // them).
-func (s NamespaceSetups) Put(tenant string, defaultLoad bool, instance []byte, state string, expires time.Time) error {
+func (s Setups) Put(tenant string, defaultLoad bool, instance []byte, state string, expires time.Time) error {
 	data, err := json.Marshal(sharedSetup{Instance: instance, State: state, Expires: expires})
 	if err != nil {
 		return err
@@ -113,13 +113,13 @@ func (s NamespaceSetups) Put(tenant string, defaultLoad bool, instance []byte, s
 
 // Drop forgets a shared setup (its builder did not answer): the next job
 // sets one up anew.
-func (s NamespaceSetups) Drop(tenant string, defaultLoad bool) {
+func (s Setups) Drop(tenant string, defaultLoad bool) {
 	_ = os.Remove(s.file(setupKey(tenant, defaultLoad)))
 }
 
 // sweep removes the state dirs of key's earlier setups made more than a day
 // ago: certificates that old have been replaced, and a job lasts less.
-func (s NamespaceSetups) sweep(key, keep string) {
+func (s Setups) sweep(key, keep string) {
 	dirs, _ := filepath.Glob(filepath.Join(s.Dir, "buildx", key+"-*"))
 	for _, d := range dirs {
 		if fi, err := os.Stat(d); err == nil && d != keep && s.now().Sub(fi.ModTime()) > 24*time.Hour {

@@ -91,7 +91,7 @@ func TestNamespaceSetupSharedByTheHost(t *testing.T) {
 		n.JobDir = filepath.Join(dir, name)
 		n.DockerConfig = filepath.Join(n.JobDir, "docker")
 		os.MkdirAll(n.DockerConfig, 0o700)
-		n.Tokens, n.Setups = HostTenantTokens(state), HostNamespaceSetups(state)
+		n.Tokens, n.Setups = HostTenantTokens(state), HostSetups(state)
 		b, _, err := n.SetUp(context.Background())
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

@@ -108,9 +108,9 @@ func TenantTokenExpiry(data []byte) (time.Time, error) {
 	return time.Unix(int64(claims.Exp), 0), nil
 }
 
-// NamespaceTokenState says, for doctor, whether the host's jobs have a
+// TokenState says, for doctor, whether the host's jobs have a
 // tenant token to share for tenant and how long it lasts.
-func NamespaceTokenState(c TenantTokens, tenant string) string {
+func TokenState(c TenantTokens, tenant string) string {
 	data, err := os.ReadFile(c.tenantFile(tenant))
 	if err != nil {
 		return fmt.Sprintf("tenant %s: no shared tenant token yet (the next job exchanges one)", tenant)

@@ -131,18 +131,18 @@ func TestNamespaceTokenState(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
 	c := TenantTokens{Dir: dir, Now: func() time.Time { return now }}
-	if got := NamespaceTokenState(c, "tnt"); !strings.Contains(got, "no shared tenant token yet") {
+	if got := TokenState(c, "tnt"); !strings.Contains(got, "no shared tenant token yet") {
 		t.Errorf("none: %q", got)
 	}
 	claims := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"exp":%d}`, now.Add(time.Hour).Unix())))
 	if err := c.Put("tnt", []byte(`{"bearer_token":"nsct_e30.`+claims+`.sig"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if got := NamespaceTokenState(c, "tnt"); got != "tenant tnt: shared tenant token valid until 2026-12-02T04:00:00Z" {
+	if got := TokenState(c, "tnt"); got != "tenant tnt: shared tenant token valid until 2026-12-02T04:00:00Z" {
 		t.Errorf("valid: %q", got)
 	}
 	now = now.Add(55 * time.Minute)
-	if got := NamespaceTokenState(c, "tnt"); !strings.Contains(got, "the next job exchanges a new one") {
+	if got := TokenState(c, "tnt"); !strings.Contains(got, "the next job exchanges a new one") {
 		t.Errorf("near expiry: %q", got)
 	}
 }

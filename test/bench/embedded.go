@@ -85,7 +85,7 @@ func (s *embeddedSide) run(argv ...string) ([]byte, error) {
 
 // stop ends the side's daemon and removes its state, as on a fresh host.
 func (s *embeddedSide) stop() error {
-	if b, err := os.ReadFile(filepath.Join(embedded.EmbeddedDir(s.state), embedded.EmbeddedPidFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(embedded.Dir(s.state), embedded.PidFile)); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			if err := harness.StopPid(pid, 10*time.Second); err != nil {
 				return err

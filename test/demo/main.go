@@ -91,7 +91,7 @@ repository = "%s/dockhand-cache"
 	var states []string
 	defer func() {
 		for _, st := range states {
-			if b, err := os.ReadFile(filepath.Join(embedded.EmbeddedDir(st), embedded.EmbeddedPidFile)); err == nil {
+			if b, err := os.ReadFile(filepath.Join(embedded.Dir(st), embedded.PidFile)); err == nil {
 				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 					_ = harness.StopPid(pid, 10*time.Second)
 				}

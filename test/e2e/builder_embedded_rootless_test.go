@@ -29,7 +29,7 @@ func TestEmbeddedBuilderRootlessForTheStackUser(t *testing.T) {
 	kit := harness.Start(t, harness.Options{})
 	h := newStackUserHost(t, kit, `["embedded"]`, "", "")
 	u, state := h.user, h.state
-	sock := embedded.EmbeddedSocket(state)
+	sock := embedded.Socket(state)
 	ref := kit.Registry.Host + "/rootless/app"
 	command := func(tag string) string {
 		return fmt.Sprintf(`echo "buildkit-host=$BUILDKIT_HOST uid=$(id -u)"
@@ -193,7 +193,7 @@ docker buildx build --progress plain --push -t %s/rootless/fallback:1 .`, kit.Ba
 	if len(about) != 1 || about[0] != want {
 		t.Errorf("lines about the embedded kind:\n%s\nwant exactly:\n%s", strings.Join(about, "\n"), want)
 	}
-	if _, err := os.Stat(filepath.Join(embedded.EmbeddedDir(h.state), embedded.EmbeddedPidFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(embedded.Dir(h.state), embedded.PidFile)); !os.IsNotExist(err) {
 		t.Errorf("a daemon was started (pid file: %v)", err)
 	}
 	if code := manifestStatus(t, kit.Registry.Host, "rootless/fallback", "1"); code != 200 {

@@ -31,7 +31,7 @@ builders = ["remote", "local", "embedded"]
 [embedded]
 config = %q
 `, r.state, bkConfig))
-	sock := embedded.EmbeddedSocket(r.state)
+	sock := embedded.Socket(r.state)
 	ref := kit.Registry.Host + "/embedded/app"
 	command := func(tag string) string {
 		return fmt.Sprintf(`echo "buildkit-host=$BUILDKIT_HOST"
@@ -101,7 +101,7 @@ docker buildx build --progress plain --push -t %s:%s .`, kit.BaseImage, tag, ref
 
 func readPid(t *testing.T, state string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(embedded.EmbeddedDir(state), embedded.EmbeddedPidFile))
+	b, err := os.ReadFile(filepath.Join(embedded.Dir(state), embedded.PidFile))
 	if err != nil {
 		t.Fatal(err)
 	}

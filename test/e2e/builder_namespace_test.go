@@ -123,10 +123,10 @@ docker buildx build --progress plain --push -t ` + ref + ":" + tag + " ."
 	if code := manifestStatus(t, p.kit.Registry.Host, "namespace/app", "ns"); code != 200 {
 		t.Errorf("image: HTTP %d", code)
 	}
-	if got := r.srv.OIDCAudiences(); !slices.Contains(got, namespace.NamespaceAudience) {
-		t.Errorf("OIDC audiences requested %q, want %s", got, namespace.NamespaceAudience)
+	if got := r.srv.OIDCAudiences(); !slices.Contains(got, namespace.Audience) {
+		t.Errorf("OIDC audiences requested %q, want %s", got, namespace.Audience)
 	}
-	tok := r.srv.OIDCToken(id, namespace.NamespaceAudience)
+	tok := r.srv.OIDCToken(id, namespace.Audience)
 	if tok == "" || strings.Contains(log, tok) {
 		t.Error("the OIDC token is in the job log")
 	}

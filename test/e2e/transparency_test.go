@@ -546,7 +546,7 @@ func TestTransparencyStepsOwnBuilder(t *testing.T) {
 	}{
 		{corpusKind{name: "local", config: "builders = [\"local\"]\n", engine: true}, ""},
 		{corpusKind{name: "remote", config: fmt.Sprintf("builders = [\"remote\"]\n[remote]\nendpoints = [%q]\n", kit.Buildkitd.Addr)}, kit.Buildkitd.Addr},
-		{corpusKind{name: "embedded", config: fmt.Sprintf("builders = [\"embedded\"]\n[embedded]\nconfig = %q\n", bkConfig)}, embedded.EmbeddedSocket(r.state)},
+		{corpusKind{name: "embedded", config: fmt.Sprintf("builders = [\"embedded\"]\n[embedded]\nconfig = %q\n", bkConfig)}, embedded.Socket(r.state)},
 	}
 	row := corpusRow{name: "buildx create --use, then buildx build", command: ownBuilderStep}
 	for i, kind := range kinds {
