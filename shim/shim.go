@@ -51,11 +51,11 @@ var ErrStrict = errors.New("cache not injected and DOCKHAND_STRICT is set")
 // itself (the "real" plugin was dockhand, a copy the file checks cannot see).
 const loopGuardVar = "DOCKHAND_SHIM_PID"
 
-// ShimTarget returns the real plugin the shim should exec: the recorded one,
+// Target returns the real plugin the shim should exec: the recorded one,
 // else the first found in the usual dirs. A recorded one that is dockhand
 // itself is passed over, with a warning on log. It is separated from Exec
 // so it can be tested.
-func ShimTarget(lookup func(string) string, self string, log io.Writer) (string, error) {
+func Target(lookup func(string) string, self string, log io.Writer) (string, error) {
 	if p := lookup(RealPluginVar); p != "" {
 		if !buildx.IsSelf(p, self) {
 			return p, nil
@@ -85,7 +85,7 @@ func Shim(args []string, environ []string, self string, job *jobstate.State, std
 		return fmt.Errorf("%w: %s=%s runs dockhand's shim again instead of buildx; point it at the real plugin or unset it",
 			ErrNoRealPlugin, RealPluginVar, lookup(RealPluginVar))
 	}
-	real, err := ShimTarget(lookup, self, stderr)
+	real, err := Target(lookup, self, stderr)
 	if err != nil {
 		return err
 	}

@@ -16,13 +16,13 @@ func TestShimTarget(t *testing.T) {
 	exe(t, filepath.Join(home, ".docker", "cli-plugins", buildx.PluginName))
 	env := map[string]string{RealPluginVar: recorded, "HOME": home}
 	lookup := func(k string) string { return env[k] }
-	if got, err := ShimTarget(lookup, "/usr/local/bin/dockhand", nil); err != nil || got != recorded {
-		t.Errorf("ShimTarget with a recorded plugin = %q, %v", got, err)
+	if got, err := Target(lookup, "/usr/local/bin/dockhand", nil); err != nil || got != recorded {
+		t.Errorf("Target with a recorded plugin = %q, %v", got, err)
 	}
 	delete(env, RealPluginVar)
 	want := filepath.Join(home, ".docker", "cli-plugins", buildx.PluginName)
-	if got, err := ShimTarget(lookup, "/usr/local/bin/dockhand", nil); err != nil || got != want {
-		t.Errorf("ShimTarget from HOME = %q, %v; want %q", got, err, want)
+	if got, err := Target(lookup, "/usr/local/bin/dockhand", nil); err != nil || got != want {
+		t.Errorf("Target from HOME = %q, %v; want %q", got, err, want)
 	}
 	// A recorded plugin that is dockhand itself is passed over, with one
 	// warning in the job log.
@@ -30,18 +30,18 @@ func TestShimTarget(t *testing.T) {
 	exe(t, self)
 	env[RealPluginVar] = self
 	var log bytes.Buffer
-	if got, err := ShimTarget(lookup, self, &log); err != nil || got != want {
-		t.Errorf("ShimTarget with itself recorded = %q, %v; want %q", got, err, want)
+	if got, err := Target(lookup, self, &log); err != nil || got != want {
+		t.Errorf("Target with itself recorded = %q, %v; want %q", got, err, want)
 	}
 	if w := "dockhand: warning: ignoring " + RealPluginVar + "=" + self + ": it is dockhand's shim, not buildx; looking for the real plugin\n"; log.String() != w {
 		t.Errorf("log = %q, want %q", log.String(), w)
 	}
 	delete(env, RealPluginVar)
 	env["HOME"] = filepath.Join(dir, "nobody")
-	if _, err := ShimTarget(lookup, "/usr/local/bin/dockhand", nil); err == nil {
+	if _, err := Target(lookup, "/usr/local/bin/dockhand", nil); err == nil {
 		// the machine may have a system plugin; only a miss everywhere must error
 		if buildx.FindReal(buildx.SystemPluginDirs, "") == "" {
-			t.Error("ShimTarget found a plugin where there is none")
+			t.Error("Target found a plugin where there is none")
 		}
 	}
 }
