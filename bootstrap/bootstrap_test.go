@@ -10,6 +10,7 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/registry"
 )
 
@@ -174,7 +175,32 @@ func TestReconcileToleratesEmptyAndBrokenConfigs(t *testing.T) {
 	broken := t.TempDir()
 	os.WriteFile(filepath.Join(broken, "config.json"), []byte("{"), 0o600)
 	r, err := Reconcile(jobDir, broken, nil)
-	if err != nil || len(r.Warnings) != 1 {
+	if err != nil || len(r.Lines) != 1 || r.Lines[0].Severity != joblog.Warning {
 		t.Errorf("broken config: %+v, %v", r, err)
+	}
+}
+
+// TestReconcileHandsBackTheHelpersWarnings: what the credential helper
+// could not do while a login was carried over (the job's log redactor out
+// of reach) comes back from Reconcile as a warning line, with no text read
+// back, and the environment hook prints it once, as a warning.
+func TestReconcileHandsBackTheHelpersWarnings(t *testing.T) {
+	jobDir := t.TempDir()
+	SeedDockerConfig(filepath.Join(jobDir, "docker"), UserDockerConfig{}, Credentials{}, "/x/dockhand")
+	stack := t.TempDir()
+	os.WriteFile(filepath.Join(stack, "config.json"), []byte(`{"auths": {"127.0.0.1:5000": {"auth": "Y2k6czNjcmV0"}}}`), 0o600)
+	e := agentenv.FromMap(map[string]string{JobDirVar: jobDir, DockerConfigVar: stack,
+		"BUILDKITE_AGENT_JOB_API_SOCKET": filepath.Join(t.TempDir(), "gone.sock"), "BUILDKITE_AGENT_JOB_API_TOKEN": "t0ken"})
+	const lost = "could not add a credential to the job's log redactor: "
+	r, err := Reconcile(jobDir, stack, e)
+	if err != nil || len(r.Lines) != 1 || r.Lines[0].Severity != joblog.Warning || !strings.HasPrefix(r.Lines[0].Text, lost) {
+		t.Fatalf("Reconcile = %+v, %v; want one warning that the redactor was not reached", r, err)
+	}
+	var out, log strings.Builder
+	if err := EnvironmentHook(e, &out, &log); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(log.String(), "dockhand: warning: "+lost) != 1 || strings.Contains(log.String(), "warning: warning") {
+		t.Errorf("hook log:\n%s\nwant the warning once", log.String())
 	}
 }

@@ -3,7 +3,6 @@ package bootstrap
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cloud"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/jobstate"
 )
 
@@ -20,7 +20,7 @@ import (
 // every configured builder is down the job fails (exit 125, one line naming
 // each candidate), unless the queue's builders are optional: then it runs
 // without dockhand's builder and the log says why.
-func chooseBuilder(ctx context.Context, o Options, state, jobDir string) (*builder.Selection, jobstate.Builder, string, error) {
+func chooseBuilder(ctx context.Context, o Options, state, jobDir string) (*builder.Selection, jobstate.Builder, *joblog.Line, error) {
 	sel, err := builder.Select(builder.SetupOptions{
 		Config: o.Config, Env: o.Env, StateDir: state, JobDir: jobDir,
 		DockerConfig: filepath.Join(jobDir, "docker"), Self: o.Self, Ctx: ctx,
@@ -28,20 +28,21 @@ func chooseBuilder(ctx context.Context, o Options, state, jobDir string) (*build
 	var none *builder.NoBuilderError
 	switch {
 	case errors.As(err, &none) && o.Config.BuildersOptional:
-		return sel, jobstate.Builder{}, fmt.Sprintf("warning: %v; builders_optional is set, so the job runs without dockhand's builder", err), nil
+		w := joblog.Warningf("%v; builders_optional is set, so the job runs without dockhand's builder", err)
+		return sel, jobstate.Builder{}, &w, nil
 	case err != nil:
-		return sel, jobstate.Builder{}, "", err
+		return sel, jobstate.Builder{}, nil, err
 	case sel.Builder == nil:
-		return sel, jobstate.Builder{}, "", nil
+		return sel, jobstate.Builder{}, nil, nil
 	}
 	b := sel.Builder
 	if b.Driver != buildx.DriverDocker {
 		if err := updateJobConfig(filepath.Join(jobDir, "docker", "config.json"), aliasBuilder); err != nil {
-			return sel, jobstate.Builder{}, "", err
+			return sel, jobstate.Builder{}, nil, err
 		}
 	}
 	return sel, jobstate.Builder{Kind: b.Kind, Name: b.Name, Driver: b.Driver, Nodes: len(b.Nodes), Endpoint: b.Endpoint(),
-		Retry: builder.NewRetryPlan(sel, o.Config, builder.ProbeCacheDir(state))}, "", nil
+		Retry: builder.NewRetryPlan(sel, o.Config, builder.ProbeCacheDir(state))}, nil, nil
 }
 
 // aliasBuilder makes `docker build` run `docker buildx build` on the job's
@@ -69,22 +70,22 @@ func setBuilderEnv(e *agentenv.Environment, sel *builder.Selection) {
 }
 
 // builderLines are the builder's lines of the job log section.
-func builderLines(sel *builder.Selection, warning string) []string {
-	var lines []string
-	if warning != "" {
-		lines = append(lines, warning)
+func builderLines(sel *builder.Selection, warning *joblog.Line) []joblog.Line {
+	var lines []joblog.Line
+	if warning != nil {
+		lines = append(lines, *warning)
 	}
 	if sel == nil {
 		return lines
 	}
 	switch {
-	case sel.Builder != nil || warning != "":
+	case sel.Builder != nil || warning != nil:
 	case sel.Spec.Untrusted != "" && !builder.Configured(sel.Options):
 		// Lines says why: none for a fork's build.
 	case builder.Configured(sel.Options):
-		lines = append(lines, "warning: builder: the docker engine does not answer; the job runs as without dockhand (docker commands meet the same engine)")
+		lines = append(lines, joblog.Warningf("builder: the docker engine does not answer; the job runs as without dockhand (docker commands meet the same engine)"))
 	default:
-		lines = append(lines, "builder: none configured on this host for this queue; docker uses its own default builder")
+		lines = append(lines, joblog.Notef("builder: none configured on this host for this queue; docker uses its own default builder"))
 	}
 	return append(lines, sel.Lines()...)
 }
@@ -96,9 +97,9 @@ const historyWait = 6 * time.Second
 // job (BuildKit's build history, once), and a warning line when it could
 // not. The job's own are picked out of them by the job report. The nodes
 // lost builds ran again on are read too.
-func jobHistory(o Options, sel *builder.Selection, retries []jobstate.Retry, since time.Time) (cloud.HistoryResponse, string) {
+func jobHistory(o Options, sel *builder.Selection, retries []jobstate.Retry, since time.Time) (cloud.HistoryResponse, *joblog.Line) {
 	if sel == nil || sel.Builder == nil || len(builder.HistoryTargets(*sel.Builder)) == 0 {
-		return cloud.HistoryResponse{}, ""
+		return cloud.HistoryResponse{}, nil
 	}
 	b := *sel.Builder
 	b.Nodes = slices.Clone(b.Nodes)
@@ -115,7 +116,8 @@ func jobHistory(o Options, sel *builder.Selection, retries []jobstate.Retry, sin
 	defer cancel()
 	h, err := builder.BuildHistory(ctx, cloud.Path(o.Self), o.Env.ToSlice(), b, since)
 	if err != nil {
-		return h, fmt.Sprintf("warning: no cache summary: %v", err)
+		w := joblog.Warningf("no cache summary: %v", err)
+		return h, &w
 	}
-	return h, ""
+	return h, nil
 }

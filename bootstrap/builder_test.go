@@ -14,6 +14,7 @@ import (
 	"github.com/dockhand-ci/dockhand/builder"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 func TestChooseBuilderWhenAllAreDown(t *testing.T) {
@@ -28,19 +29,20 @@ func TestChooseBuilderWhenAllAreDown(t *testing.T) {
 
 	_, jb, warning, err := chooseBuilder(context.Background(), o, state, job)
 	var none *builder.NoBuilderError
-	if !errors.As(err, &none) || jb.Kind != "" || warning != "" {
-		t.Fatalf("all down: %+v %q %v", jb, warning, err)
+	if !errors.As(err, &none) || jb.Kind != "" || warning != nil {
+		t.Fatalf("all down: %+v %v %v", jb, warning, err)
 	}
 
 	cfg.BuildersOptional = true
 	sel, jb, warning, err := chooseBuilder(context.Background(), o, state, job)
-	if err != nil || jb.Kind != "" || !strings.Contains(warning, "no builder available: remote: tcp://10.9.9.9:1234: probe failed") ||
-		!strings.Contains(warning, "builders_optional is set") {
-		t.Fatalf("optional: %+v %q %v", jb, warning, err)
+	if err != nil || jb.Kind != "" || warning == nil || warning.Severity != joblog.Warning ||
+		!strings.Contains(warning.Text, "no builder available: remote: tcp://10.9.9.9:1234: probe failed") ||
+		!strings.Contains(warning.Text, "builders_optional is set") {
+		t.Fatalf("optional: %+v %v %v", jb, warning, err)
 	}
-	lines := strings.Join(builderLines(sel, warning), "\n")
-	if !strings.HasPrefix(lines, "warning: no builder available") || strings.Contains(lines, "none configured") {
-		t.Errorf("log lines:\n%s", lines)
+	lines := builderLines(sel, warning)
+	if len(lines) == 0 || lines[0] != *warning || slices.ContainsFunc(lines, func(l joblog.Line) bool { return strings.Contains(l.Text, "none configured") }) {
+		t.Errorf("log lines: %v", lines)
 	}
 	e := agentenv.New()
 	setBuilderEnv(e, sel)

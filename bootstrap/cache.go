@@ -17,6 +17,7 @@ import (
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 	"github.com/dockhand-ci/dockhand/jobstate"
 )
@@ -58,17 +59,17 @@ func cacheSettings(c *config.Config, e *agentenv.Environment) (*jobstate.CacheSe
 //
 // On ECR, ensureRepo makes the pipeline's repository; a failure is a warning
 // (the export fails on its own, ignored, and the build runs).
-func prepareCache(c *config.Config, e *agentenv.Environment, now time.Time, ensureRepo ensureRepoFunc) (*jobstate.CacheSettings, []string) {
+func prepareCache(c *config.Config, e *agentenv.Environment, now time.Time, ensureRepo ensureRepoFunc) (*jobstate.CacheSettings, []joblog.Line) {
 	s, why := cacheSettings(c, e)
-	lines := []string{cacheNote(s, why)}
+	lines := []joblog.Line{{Text: cacheNote(s, why)}}
 	if s != nil && s.Backend.Kind == config.CacheRegistry && cachekey.IsECR(s.Backend.Repository) && ensureRepo != nil && s.Identity.Pipeline != "" {
 		repo := s.Backend.PipelineRepository(s.Identity.Pipeline)
 		st, err := ensureRepo(repo, c.Cache.MaxAgeDays)
 		switch {
 		case err != nil:
-			lines = append(lines, fmt.Sprintf("warning: cache repository %s: %v (cache export may fail; builds run anyway)", repo, err))
+			lines = append(lines, joblog.Warningf("cache repository %s: %v (cache export may fail; builds run anyway)", repo, err))
 		default:
-			if l := st.line(repo, c.Cache.MaxAgeDays, now); l != "" {
+			if l := st.line(repo, c.Cache.MaxAgeDays, now); l.Text != "" {
 				lines = append(lines, l)
 			}
 			if slices.Contains(st.Missing, cloud.ECRCreateRepository) {
@@ -81,10 +82,10 @@ func prepareCache(c *config.Config, e *agentenv.Environment, now time.Time, ensu
 	}
 	note, err := prepareLocalCache(s, c.Cache.Local.MaxSize, now)
 	if err != nil {
-		return nil, append(lines, "warning: cache not injected: "+err.Error())
+		return nil, append(lines, joblog.Warningf("cache not injected: %v", err))
 	}
 	if note != "" {
-		lines = append(lines, note)
+		lines = append(lines, joblog.Line{Text: note})
 	}
 	return s, lines
 }
@@ -232,8 +233,9 @@ type repoState struct {
 // line is what the job log says of the repository: what was done when this
 // job asked; once, as a warning, what the instance role lacks and what the
 // cache does instead, then quietly for the jobs that follow while the
-// denial is remembered; nothing when the host had it done already.
-func (st repoState) line(repo string, days int, now time.Time) string {
+// denial is remembered; nothing (no text) when the host had it done
+// already.
+func (st repoState) line(repo string, days int, now time.Time) joblog.Line {
 	create, lifecycle := slices.Contains(st.Missing, cloud.ECRCreateRepository), slices.Contains(st.Missing, cloud.ECRPutLifecyclePolicy)
 	var l string
 	switch {
@@ -246,16 +248,16 @@ func (st repoState) line(repo string, days int, now time.Time) string {
 			"cache is read and written, and kept until removed; grant %s (ECRAccessPolicy full) or put the policy yourself",
 			repo, cloud.ECRPutLifecyclePolicy, cloud.ECRPutLifecyclePolicy)
 	case !st.Asked:
-		return ""
+		return joblog.Line{}
 	case st.Created:
-		return fmt.Sprintf("cache: created the ECR repository %s, expiring cache not written for %d days", repo, days)
+		return joblog.Notef("cache: created the ECR repository %s, expiring cache not written for %d days", repo, days)
 	default:
-		return fmt.Sprintf("cache: ECR repository %s has its lifecycle policy (%d days)", repo, days)
+		return joblog.Notef("cache: ECR repository %s has its lifecycle policy (%d days)", repo, days)
 	}
 	if st.Asked {
-		return "warning: " + l
+		return joblog.Line{Severity: joblog.Warning, Text: l}
 	}
-	return fmt.Sprintf("%s (known to this host for %s; ECR is asked again after %s)", l, now.Sub(st.At).Round(time.Second), deniedRetry)
+	return joblog.Notef("%s (known to this host for %s; ECR is asked again after %s)", l, now.Sub(st.At).Round(time.Second), deniedRetry)
 }
 
 // ecrRepoEnsurer runs `dockhand-cloud ecr-cache-repo` for a repository at

@@ -14,6 +14,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/jobstate"
 )
 
@@ -111,7 +112,7 @@ func TestPrepareCacheLocal(t *testing.T) {
 	// A dir that cannot be made: no injection, one warning, no failure.
 	c.Cache.Local.Dir = "/proc/dockhand-cannot-create"
 	s, lines = prepareCache(c, e, time.Now(), nil)
-	if s != nil || len(lines) != 2 || !strings.Contains(lines[1], "warning: cache not injected: creating the local cache dir") {
+	if s != nil || len(lines) != 2 || lines[1].Severity != joblog.Warning || !strings.HasPrefix(lines[1].Text, "cache not injected: creating the local cache dir") {
 		t.Errorf("unusable dir: %+v, %q", s, lines)
 	}
 }
@@ -139,10 +140,10 @@ func TestECRRepoEnsurer(t *testing.T) {
 		"*) echo '{\"created\":true}';;", &clock)
 	repo := "123456789012.dkr.ecr.eu-west-1.amazonaws.com/cache/web"
 	st, err := ensure(repo, 14)
-	if err != nil || !st.Asked || !st.Created || !strings.Contains(st.line(repo, 14, clock), "created the ECR repository "+repo) {
+	if err != nil || !st.Asked || !st.Created || !strings.Contains(st.line(repo, 14, clock).Text, "created the ECR repository "+repo) {
 		t.Fatalf("first ensure = %+v, %v", st, err)
 	}
-	if st, err := ensure(repo, 14); err != nil || st.Asked || st.line(repo, 14, clock) != "" {
+	if st, err := ensure(repo, 14); err != nil || st.Asked || st.line(repo, 14, clock).Text != "" {
 		t.Errorf("second ensure on the host = %+v, %v; want nothing done, nothing said", st, err)
 	}
 	if _, err := ensure(repo, 30); err != nil {
@@ -177,7 +178,7 @@ func TestECRRepoEnsurer(t *testing.T) {
 	if got != "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web 14" {
 		t.Errorf("ensured %q, want the pipeline's repository and max_age_days", got)
 	}
-	if len(lines) != 2 || !strings.Contains(lines[1], "warning: cache repository") || !strings.Contains(lines[1], "no credentials") {
+	if len(lines) != 2 || lines[1].Severity != joblog.Warning || !strings.HasPrefix(lines[1].Text, "cache repository") || !strings.Contains(lines[1].Text, "no credentials") {
 		t.Errorf("lines = %q, want one warning", lines)
 	}
 }
@@ -194,28 +195,28 @@ func TestECRRepoDeniedBacksOff(t *testing.T) {
 		"*) echo '{\"created\":false,\"missing\":[\"ecr:CreateRepository\"]}';;", &clock)
 	c := config.Default("")
 	c.Cache.Repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache"
-	job := func(pipeline string) (*jobstate.CacheSettings, []string) {
+	job := func(pipeline string) (*jobstate.CacheSettings, []joblog.Line) {
 		return prepareCache(c, agentenv.FromSlice([]string{"BUILDKITE_PIPELINE_SLUG=" + pipeline, "BUILDKITE_BRANCH=main"}), clock, ensure)
 	}
 	asked := func() int { data, _ := os.ReadFile(calls); return strings.Count(string(data), "\n") }
 
 	s, lines := job("web")
-	if s != nil || len(lines) != 2 || !strings.HasPrefix(lines[1], "warning: cache: the ECR repository 123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web does not exist") ||
-		!strings.Contains(lines[1], "it lacks ecr:CreateRepository") || !strings.Contains(lines[1], "builds run without cache") || !strings.Contains(lines[1], "ECRAccessPolicy full") {
+	if s != nil || len(lines) != 2 || lines[1].Severity != joblog.Warning || !strings.HasPrefix(lines[1].Text, "cache: the ECR repository 123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web does not exist") ||
+		!strings.Contains(lines[1].Text, "it lacks ecr:CreateRepository") || !strings.Contains(lines[1].Text, "builds run without cache") || !strings.Contains(lines[1].Text, "ECRAccessPolicy full") {
 		t.Errorf("denied create: %+v, %q; want no cache and one warning naming the permission", s, lines)
 	}
 	clock = clock.Add(10 * time.Minute)
 	s, lines = job("web")
-	if s != nil || len(lines) != 2 || strings.HasPrefix(lines[1], "warning:") || !strings.Contains(lines[1], "known to this host for 10m0s") || asked() != 1 {
+	if s != nil || len(lines) != 2 || lines[1].Severity != joblog.Note || !strings.Contains(lines[1].Text, "known to this host for 10m0s") || asked() != 1 {
 		t.Errorf("the next job: %+v, %q after %d calls; want it said quietly, remembered, ECR not asked", s, lines, asked())
 	}
 	clock = clock.Add(deniedRetry)
-	if _, lines = job("web"); asked() != 2 || !strings.HasPrefix(lines[1], "warning: ") {
+	if _, lines = job("web"); asked() != 2 || lines[1].Severity != joblog.Warning {
 		t.Errorf("after %s: %d calls, %q; want ECR asked again", deniedRetry, asked(), lines)
 	}
 	s, lines = job("lifecycle")
-	if s == nil || len(lines) != 2 || !strings.HasPrefix(lines[1], "warning: cache: the ECR repository") || !strings.Contains(lines[1], "has no expiry") ||
-		!strings.Contains(lines[1], "it lacks ecr:PutLifecyclePolicy") {
+	if s == nil || len(lines) != 2 || lines[1].Severity != joblog.Warning || !strings.HasPrefix(lines[1].Text, "cache: the ECR repository") || !strings.Contains(lines[1].Text, "has no expiry") ||
+		!strings.Contains(lines[1].Text, "it lacks ecr:PutLifecyclePolicy") {
 		t.Errorf("denied lifecycle policy: %+v, %q; want the cache on and one warning", s, lines)
 	}
 }

@@ -14,10 +14,11 @@ import (
 // environment hook after the global ones. It reconciles the docker config
 // and writes the shell statements for the hook to eval on out, so the agent
 // picks the change up through its hook environment diff. Notes go to log.
-func EnvironmentHook(e *agentenv.Environment, out, log io.Writer) error {
+func EnvironmentHook(e *agentenv.Environment, out, stderr io.Writer) error {
+	log := joblog.New(stderr)
 	jobDir, _ := e.Get(JobDirVar)
 	if jobDir == "" {
-		joblog.Printf(log, "this job was not started by `dockhand bootstrap`; nothing to reconcile")
+		log.Printf("this job was not started by `dockhand bootstrap`; nothing to reconcile")
 		return nil
 	}
 	current, _ := e.Get(DockerConfigVar)
@@ -25,11 +26,9 @@ func EnvironmentHook(e *agentenv.Environment, out, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range r.Warnings {
-		joblog.Warnf(log, "%s", w)
-	}
+	log.Print(r.Lines...)
 	if r.From != "" {
-		joblog.Printf(log, "DOCKER_CONFIG was %s; using the job's %s%s", r.From, r.DockerConfig, importedNote(r))
+		log.Printf("DOCKER_CONFIG was %s; using the job's %s%s", r.From, r.DockerConfig, importedNote(r))
 	}
 	if _, err := fmt.Fprintf(out, "export %s=%s\n", DockerConfigVar, shellQuote(r.DockerConfig)); err != nil {
 		return err
@@ -39,11 +38,11 @@ func EnvironmentHook(e *agentenv.Environment, out, log io.Writer) error {
 	store := filepath.Join(r.DockerConfig, "buildx")
 	switch line, err := adoptHostStore(e, store); {
 	case err != nil:
-		joblog.Warnf(log, "%v; the job's own store has dockhand's builder only", err)
+		log.Warnf("%v; the job's own store has dockhand's builder only", err)
 	case line == "":
 		return nil
 	default:
-		joblog.Printf(log, "%s", line)
+		log.Printf("%s", line)
 	}
 	_, err = fmt.Fprintf(out, "export %s=%s\n", BuildxConfigVar, shellQuote(store))
 	return err

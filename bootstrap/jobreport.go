@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"path/filepath"
@@ -37,20 +36,23 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 		JobBuilds:   report.JobBuilds(filepath.Join(jobDir, "docker")),
 		Retries:     retries,
 	})
+	log := joblog.New(o.Log)
 	// The job's own builds only: the builder may be shared.
-	if line := cmp.Or(warning, r.CacheLine()); line != "" {
-		joblog.Printf(o.Log, "%s", line)
+	switch line := r.CacheLine(); {
+	case warning != nil:
+		log.Print(*warning)
+	case line != "":
+		log.Printf("%s", line)
 	}
 	if report.Wanted(o.Config.Annotate, r) {
 		if err := annotate(o, r); err != nil {
-			joblog.Printf(o.Log, "annotation not added (the job is not affected): %v", err)
+			log.Printf("annotation not added (the job is not affected): %v", err)
 		}
 	}
-	log := o.Log
 	if r.Builder.Kind != "" {
 		if data, err := json.Marshal(r); err == nil {
-			log = joblog.OpenSection(o.Log, ":docker: dockhand job report")
-			joblog.Printf(log, "job report: %s", data)
+			log = log.Section(":docker: dockhand job report")
+			log.Printf("job report: %s", data)
 		}
 	}
 	line2, err := report.EMF(r, time.Now())
@@ -58,7 +60,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 		err = report.AppendMetrics(filepath.Join(n.stateDir, report.MetricsFile), line2, report.MaxMetricsSize)
 	}
 	if err != nil {
-		joblog.Warnf(log, "no metrics line: %v", err)
+		log.Warnf("no metrics line: %v", err)
 	}
 }
 

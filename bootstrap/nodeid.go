@@ -1,29 +1,28 @@
 package bootstrap
 
 import (
-	"fmt"
-
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 // seedNodeIdentity gives the job's buildx config dir the node identity of
 // the job's pipeline and checkout on this host (buildx.NodeScope), so the
 // job's context uploads diff against the previous job's. It returns the job
 // log line. A failure only costs speed: buildx then makes a per-job identity.
-func seedNodeIdentity(state, buildxDir string, e *agentenv.Environment) string {
+func seedNodeIdentity(state, buildxDir string, e *agentenv.Environment) joblog.Line {
 	lookup := func(k string) string { v, _ := e.Get(k); return v }
 	scope, ok := buildx.NodeScopeFromEnv(lookup, forkOf(lookup))
 	if !ok {
-		return "buildx: per-job node identity (the job names no pipeline): context uploads start from scratch"
+		return joblog.Notef("buildx: per-job node identity (the job names no pipeline): context uploads start from scratch")
 	}
 	key, err := buildx.HostNodeKey(state)
 	if err == nil {
 		err = buildx.SeedNodeID(buildxDir, buildx.NodeID(key, scope))
 	}
 	if err != nil {
-		return fmt.Sprintf("warning: buildx node identity: %v (context uploads start from scratch)", err)
+		return joblog.Warningf("buildx node identity: %v (context uploads start from scratch)", err)
 	}
 	where := "pipeline"
 	if scope.Checkout != "" {
@@ -32,7 +31,7 @@ func seedNodeIdentity(state, buildxDir string, e *agentenv.Environment) string {
 	if scope.Fork != "" {
 		where += " and fork " + scope.Fork
 	}
-	return "buildx: node identity kept per " + where + " on this host: context uploads send only what changed"
+	return joblog.Notef("buildx: node identity kept per %s on this host: context uploads send only what changed", where)
 }
 
 // forkOf is the normalised repository of the job's pull request when it

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/safefile"
 	"github.com/dockhand-ci/dockhand/registry"
 )
@@ -21,7 +22,10 @@ type Reconciled struct {
 	DockerConfig string   // the job's docker config dir, for DOCKER_CONFIG
 	From         string   // the docker config the environment pointed at instead ("" if none)
 	Imported     []string // registries whose logins or helpers were carried over
-	Warnings     []string
+	// Lines are what the job log should say of it, with their severity:
+	// what could not be carried over, what the credential helper could
+	// not do (a login not added to the log redactor).
+	Lines []joblog.Line
 }
 
 // foreignConfig is what dockhand reads of a docker config another hook
@@ -59,19 +63,13 @@ func Reconcile(jobDir, current string, e *agentenv.Environment) (r Reconciled, e
 	}
 	var fc foreignConfig
 	if err := json.Unmarshal(data, &fc); err != nil {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s/config.json is not valid JSON; nothing carried over", current))
+		r.Lines = append(r.Lines, joblog.Warningf("%s/config.json is not valid JSON; nothing carried over", current))
 		return r, nil
 	}
 	if fc.CredsStore != "" && fc.CredsStore != CredsStore {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s names credsStore %q; its logins stay in that store", current, fc.CredsStore))
+		r.Lines = append(r.Lines, joblog.Warningf("%s names credsStore %q; its logins stay in that store", current, fc.CredsStore))
 	}
-	var redactLog strings.Builder
-	logins := registry.New(registry.Options{JobDir: jobDir, Env: e, Stderr: &redactLog})
-	defer func() {
-		for line := range strings.Lines(redactLog.String()) {
-			r.Warnings = append(r.Warnings, strings.TrimPrefix(strings.TrimSpace(line), "dockhand: "))
-		}
-	}()
+	logins := registry.New(registry.Options{JobDir: jobDir, Env: e, Log: joblog.Keep(&r.Lines)})
 	for _, host := range slices.Sorted(maps.Keys(fc.Auths)) {
 		a := fc.Auths[host]
 		user, secret := a.Username, a.Password

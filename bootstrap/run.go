@@ -95,7 +95,7 @@ func Run(o Options) (Exit, error) {
 			deadline = max(time.Until(signalled.Add(grace-time.Second)), 0)
 		}
 		if err := cleanupWithin(job.Remove, deadline); err != nil {
-			joblog.Printf(o.Log, "cleanup: %v (the next job on this host finishes it)", err)
+			joblog.New(o.Log).Printf("cleanup: %v (the next job on this host finishes it)", err)
 		}
 	}()
 
@@ -152,7 +152,7 @@ func Run(o Options) (Exit, error) {
 				// After the job's report, so a refresh still running has
 				// had that time too.
 				if line := notes.refresh.stop(refreshExitWait); line != "" && notes.debug {
-					joblog.Printf(o.Log, "%s", line)
+					joblog.New(o.Log).Printf("%s", line)
 				}
 			}
 			return exitOf(cmd, err)
@@ -179,7 +179,7 @@ func reportWithin(log io.Writer, grace time.Duration, sigs <-chan os.Signal, rep
 	case <-sigs:
 		return time.Now()
 	case <-t.C:
-		joblog.Printf(log, "job report: not finished within %s, the grace period (the job is not affected)", grace)
+		joblog.New(log).Printf("job report: not finished within %s, the grace period (the job is not affected)", grace)
 	}
 	return time.Time{}
 }
@@ -251,17 +251,17 @@ type setupNotes struct {
 	sweepErr   error // what the sweep could not remove
 	realBuildx string
 	userConfig error
-	cache      []string // the cache lines of the job log section
-	nodeID     string   // the buildx node identity's line
-	hostStore  string   // the line on a host-level BUILDX_CONFIG, if any
-	storeErr   error    // copying that store's builders failed
-	phases     *phases  // how long each step of the setup took
-	debug      bool     // DOCKHAND_DEBUG: print the phases
+	cache      []joblog.Line // the cache lines of the job log section
+	nodeID     joblog.Line   // the buildx node identity's line
+	hostStore  string        // the line on a host-level BUILDX_CONFIG, if any
+	storeErr   error         // copying that store's builders failed
+	phases     *phases       // how long each step of the setup took
+	debug      bool          // DOCKHAND_DEBUG: print the phases
 	settings   *jobstate.CacheSettings
 	ecrCalls   int // ECR API requests made while preparing
 
 	builder    *builder.Selection // the builder choice
-	builderMsg string             // a warning about it, if any
+	builderMsg *joblog.Line       // a warning about it, if any
 
 	refresh *tokenRefresh // the ECR token refresh beside the job, nil when off
 }
@@ -446,43 +446,39 @@ func cleanupWithin(fn func() error, d time.Duration) error {
 // writeSection prints the job log's dockhand section: collapsed, expanded
 // by its first warning.
 func writeSection(log io.Writer, jobDir string, n setupNotes, took time.Duration) {
-	w := joblog.OpenSection(log, ":docker: dockhand")
+	w := joblog.New(log).Section(":docker: dockhand")
 	if n.fellBack != nil {
-		joblog.Warnf(w, "state dir %s not usable (%v); using %s", n.wanted, n.fellBack, n.stateDir)
+		w.Warnf("state dir %s not usable (%v); using %s", n.wanted, n.fellBack, n.stateDir)
 	}
 	if len(n.swept) > 0 {
-		joblog.Printf(w, "removed %d job dir(s) left by dead jobs", len(n.swept))
+		w.Printf("removed %d job dir(s) left by dead jobs", len(n.swept))
 	}
 	if n.sweepErr != nil {
-		joblog.Warnf(w, "dead jobs' dirs left in place: %v", n.sweepErr)
+		w.Warnf("dead jobs' dirs left in place: %v", n.sweepErr)
 	}
-	joblog.Printf(w, "job dir %s", jobDir)
-	joblog.Printf(w, "DOCKER_CONFIG=%s (credential helper %s; job-scoped docker login)", filepath.Join(jobDir, "docker"), CredsStore)
+	w.Printf("job dir %s", jobDir)
+	w.Printf("DOCKER_CONFIG=%s (credential helper %s; job-scoped docker login)", filepath.Join(jobDir, "docker"), CredsStore)
 	if n.realBuildx != "" {
-		joblog.Printf(w, "buildx shim in front of %s", n.realBuildx)
+		w.Printf("buildx shim in front of %s", n.realBuildx)
 	} else {
-		joblog.Warnf(w, "no docker-buildx plugin found in %s", strings.Join(buildx.SystemPluginDirs, ", "))
+		w.Warnf("no docker-buildx plugin found in %s", strings.Join(buildx.SystemPluginDirs, ", "))
 	}
-	for _, l := range n.cache {
-		joblog.Printf(w, "%s", l)
-	}
-	if n.nodeID != "" {
-		joblog.Printf(w, "%s", n.nodeID)
+	w.Print(n.cache...)
+	if n.nodeID.Text != "" {
+		w.Print(n.nodeID)
 	}
 	if n.hostStore != "" {
-		joblog.Printf(w, "%s", n.hostStore)
+		w.Printf("%s", n.hostStore)
 	}
 	if n.storeErr != nil {
-		joblog.Warnf(w, "%v; the job's own store has dockhand's builder only", n.storeErr)
+		w.Warnf("%v; the job's own store has dockhand's builder only", n.storeErr)
 	}
-	for _, l := range builderLines(n.builder, n.builderMsg) {
-		joblog.Printf(w, "%s", l)
-	}
+	w.Print(builderLines(n.builder, n.builderMsg)...)
 	if n.userConfig != nil {
-		joblog.Warnf(w, "ignoring the agent user's docker config: %v", n.userConfig)
+		w.Warnf("ignoring the agent user's docker config: %v", n.userConfig)
 	}
-	joblog.Printf(w, "ready in %s", took.Round(time.Millisecond))
+	w.Printf("ready in %s", took.Round(time.Millisecond))
 	if n.debug && n.phases != nil {
-		joblog.Printf(w, "%s", n.phases.line())
+		w.Printf("%s", n.phases.line())
 	}
 }

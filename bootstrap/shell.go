@@ -30,7 +30,7 @@ func ShellCommand(realShell string, args []string) ([]string, error) {
 // Shell replaces the process with the real shell. Before that it checks that
 // DOCKER_CONFIG still points at the job's docker config and, if a hook
 // replaced it, reconciles and restores it, printing one line on log.
-func Shell(realShell string, args []string, e *agentenv.Environment, log io.Writer) error {
+func Shell(realShell string, args []string, e *agentenv.Environment, stderr io.Writer) error {
 	argv, err := ShellCommand(realShell, args)
 	if err != nil {
 		return err
@@ -38,15 +38,14 @@ func Shell(realShell string, args []string, e *agentenv.Environment, log io.Writ
 	if jobDir, ok := e.Get(JobDirVar); ok && jobDir != "" {
 		current, _ := e.Get(DockerConfigVar)
 		r, err := Reconcile(jobDir, current, e)
+		log := joblog.New(stderr)
 		switch {
 		case err != nil:
-			joblog.Printf(log, "DOCKER_CONFIG is %s, not the job's; left as it is: %v", current, err)
+			log.Printf("DOCKER_CONFIG is %s, not the job's; left as it is: %v", current, err)
 		case r.From != "" || current == "":
-			for _, w := range r.Warnings {
-				joblog.Warnf(log, "%s", w)
-			}
+			log.Print(r.Lines...)
 			e.Set(DockerConfigVar, r.DockerConfig)
-			joblog.Printf(log, "DOCKER_CONFIG was %q; restored the job's docker config %s%s", current, r.DockerConfig, importedNote(r))
+			log.Printf("DOCKER_CONFIG was %q; restored the job's docker config %s%s", current, r.DockerConfig, importedNote(r))
 		}
 	}
 	// The job's PATH by the one rule dockhand has (internal/proc.LookPath):

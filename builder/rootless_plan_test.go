@@ -25,8 +25,8 @@ func TestRootlessProblemIsOneLineAndTheNextKind(t *testing.T) {
 	sel.Builder = &b
 	var about []string
 	for _, l := range sel.Lines() {
-		if strings.Contains(l, "embedded") {
-			about = append(about, l)
+		if strings.Contains(l.Text, "embedded") {
+			about = append(about, l.Text)
 		}
 	}
 	if len(about) != 1 || !strings.Contains(about[0], "builder: not embedded: ") || !strings.Contains(about[0], "newuidmap is not on PATH; install the uidmap package") {

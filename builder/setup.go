@@ -17,6 +17,7 @@ import (
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
@@ -53,7 +54,7 @@ type Selection struct {
 	Chosen    int             // index in Options; -1 when none
 	Builder   *buildx.Builder // nil: the job runs without dockhand's builder
 	Fallbacks []string        // one line per kind that failed to set up before the chosen one
-	Notes     []string        // what the chosen kind's setup reused or did
+	Notes     []joblog.Line   // what the chosen kind's setup reused or did, and what the job should know of it
 	Started   string          // what was started (the embedded buildkitd), if anything
 	Exports   map[string]string
 	// NamespaceToken is the job's Namespace tenant token file, on the
@@ -212,7 +213,7 @@ func Select(o SetupOptions) (*Selection, error) {
 			}
 			nb, exp, err := nsRun.wait()
 			if note := nsRun.note(); note != "" {
-				sel.Notes = append(sel.Notes, "namespace: "+note)
+				sel.Notes = append(sel.Notes, joblog.Notef("namespace: %s", note))
 			}
 			if err != nil {
 				failed(opt.Kind, err)
@@ -236,14 +237,14 @@ func Select(o SetupOptions) (*Selection, error) {
 		if b.Kind == config.BuilderRemote {
 			for _, n := range b.Nodes {
 				if err := prober.RecordRoute(remoteTarget(spec.Remote, n.Endpoint)); err != nil {
-					sel.Notes = append(sel.Notes, "warning: the host's next jobs will not count this one on its node's load: "+err.Error())
+					sel.Notes = append(sel.Notes, joblog.Warningf("the host's next jobs will not count this one on its node's load: %v", err))
 				}
 			}
 		}
 		sel.Exports = builderExports(b, o.JobDir)
 		sel.NamespaceToken = exports[namespace.TokenVar]
 		for _, w := range sel.NodeWarnings(b) {
-			sel.Notes = append(sel.Notes, "warning: "+w)
+			sel.Notes = append(sel.Notes, joblog.Line{Severity: joblog.Warning, Text: w})
 		}
 		return sel, nil
 	}
@@ -377,17 +378,22 @@ func jobAgent(e *agentenv.Environment) string {
 
 // Lines describe the selection for the job log, one fact a line: the
 // builder, why, the kinds passed over, each probe with its timing.
-func (s *Selection) Lines() []string {
-	var lines []string
+func (s *Selection) Lines() []joblog.Line {
+	var lines []joblog.Line
+	note := func(texts ...string) {
+		for _, t := range texts {
+			lines = append(lines, joblog.Line{Text: t})
+		}
+	}
 	if s.Spec.Untrusted != "" {
-		lines = append(lines, "builder: "+s.Spec.Untrusted)
+		note("builder: " + s.Spec.Untrusted)
 	}
 	if s.Builder != nil {
 		b := s.Builder
-		lines = append(lines, fmt.Sprintf("builder: %s %q on %s, chosen in %s", b.Kind, b.Name, strings.Join(b.Endpoints(), ", "), s.Took.Round(time.Millisecond)))
-		lines = append(lines, "builder: why: "+s.Options[s.Chosen].Why)
+		note(fmt.Sprintf("builder: %s %q on %s, chosen in %s", b.Kind, b.Name, strings.Join(b.Endpoints(), ", "), s.Took.Round(time.Millisecond)))
+		note("builder: why: " + s.Options[s.Chosen].Why)
 		if b.Driver == buildx.DriverDocker {
-			lines = append(lines, "builder: as without dockhand: builds run on the engine's own builder and land in its images; "+
+			note("builder: as without dockhand: builds run on the engine's own builder and land in its images; " +
 				"where a cache is configured dockhand adds --cache-from, and --cache-to only if the engine keeps its images in containerd (a classic-store engine cannot export cache)")
 		}
 	}
@@ -396,30 +402,31 @@ func (s *Selection) Lines() []string {
 			break
 		}
 		if o.State == NotConfigured || o.State == Down {
-			lines = append(lines, o.WhyNot())
+			note(o.WhyNot())
 		}
 	}
 	for _, f := range s.Fallbacks {
-		lines = append(lines, "warning: builder: "+f) // the next kind builds, yet not the one asked for
+		lines = append(lines, joblog.Warningf("builder: %s", f)) // the next kind builds, yet not the one asked for
 	}
-	lines = append(lines, s.DiscoveryLines()...)
+	note(s.DiscoveryLines()...)
 	for _, n := range s.Notes {
-		lines = append(lines, "builder: "+n)
+		n.Text = "builder: " + n.Text
+		lines = append(lines, n)
 	}
 	if s.Started != "" {
-		lines = append(lines, "builder: "+s.Started)
+		note("builder: " + s.Started)
 	}
-	lines = append(lines, s.ProbeLines()...)
+	note(s.ProbeLines()...)
 	switch {
 	case s.Probes.Shared > 0 && s.Probes.Probed == 0:
-		lines = append(lines, fmt.Sprintf("builder: probes shared by another job %s ago", s.Probes.Age.Round(time.Millisecond)))
+		note(fmt.Sprintf("builder: probes shared by another job %s ago", s.Probes.Age.Round(time.Millisecond)))
 	case s.Probes.Shared > 0:
-		lines = append(lines, fmt.Sprintf("builder: %d probe(s) shared by another job %s ago, %d probed", s.Probes.Shared, s.Probes.Age.Round(time.Millisecond), s.Probes.Probed))
+		note(fmt.Sprintf("builder: %d probe(s) shared by another job %s ago, %d probed", s.Probes.Shared, s.Probes.Age.Round(time.Millisecond), s.Probes.Probed))
 	case s.Probes.Probed > 0:
-		lines = append(lines, fmt.Sprintf("builder: probed %d endpoint(s) in %s", s.Probes.Probed, s.Probes.Took.Round(time.Millisecond)))
+		note(fmt.Sprintf("builder: probed %d endpoint(s) in %s", s.Probes.Probed, s.Probes.Took.Round(time.Millisecond)))
 	}
 	if s.Probes.Note != "" {
-		lines = append(lines, "builder: "+s.Probes.Note)
+		note("builder: " + s.Probes.Note)
 	}
 	if s.Builder != nil {
 		var vars []string
@@ -429,7 +436,7 @@ func (s *Selection) Lines() []string {
 			}
 		}
 		if len(vars) > 0 {
-			lines = append(lines, "builder: "+strings.Join(vars, " "))
+			note("builder: " + strings.Join(vars, " "))
 		}
 	}
 	return lines

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 // Regression tests for the defects of issue 12 that live in the credential
@@ -59,7 +61,7 @@ func TestDefect11_StoreRefusesEmptySecret(t *testing.T) {
 	static := filepath.Join(root, "static.json")
 	os.WriteFile(static, []byte(`{"username":"su","password":"sp"}`), 0o600)
 	var stderr bytes.Buffer
-	h := New(Options{JobDir: jobDir, StateDir: filepath.Join(root, "state"), Stderr: &stderr,
+	h := New(Options{JobDir: jobDir, StateDir: filepath.Join(root, "state"), Log: joblog.New(&stderr),
 		Settings: Settings{Static: map[string]string{"static.example": static}}})
 	if _, err := serve(t, h, "store", `{"ServerURL":"static.example","Username":"u","Secret":""}`); err == nil {
 		t.Errorf("store with an empty Secret was accepted")
@@ -112,7 +114,7 @@ func TestDefect04_HelperLockWaitsBounded(t *testing.T) {
 	holdLock(t, filepath.Join(jobDir, StoreFile+".lock"))
 	var stderr bytes.Buffer
 	h := New(Options{
-		StateDir: r.state, JobDir: jobDir, Env: r.env, UID: 1000, Stderr: &stderr, Now: r.clock.Now, FetchECR: r.fetch.fetch,
+		StateDir: r.state, JobDir: jobDir, Env: r.env, UID: 1000, Log: joblog.New(&stderr), Now: r.clock.Now, FetchECR: r.fetch.fetch,
 		FileStamp: func(string) (int64, time.Time, bool) { return 0, time.Time{}, false },
 		LockWait:  time.Second, Timeout: 2 * time.Second,
 	})

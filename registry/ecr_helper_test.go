@@ -15,6 +15,7 @@ import (
 	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
@@ -84,7 +85,7 @@ func newECRRig(t *testing.T) *ecrRig {
 
 func (r *ecrRig) helper(stderr *bytes.Buffer) *Helper {
 	return New(Options{
-		StateDir: r.state, Env: r.env, UID: 1000, Stderr: stderr, Now: r.clock.Now, FetchECR: r.fetch.fetch,
+		StateDir: r.state, Env: r.env, UID: 1000, Log: joblog.New(stderr), Now: r.clock.Now, FetchECR: r.fetch.fetch,
 		FileStamp: func(string) (int64, time.Time, bool) { return 0, time.Time{}, false },
 	})
 }

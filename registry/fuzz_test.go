@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/docker/docker-credential-helpers/credentials"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/registry/hosts"
 )
 
@@ -60,7 +61,7 @@ func FuzzHelperStdin(f *testing.F) {
 	}
 	var stderr bytes.Buffer
 	h := New(Options{
-		JobDir: jobDir, StateDir: stateDir, Stderr: &stderr, FetchECR: fetch, LockWait: time.Second, Timeout: time.Second,
+		JobDir: jobDir, StateDir: stateDir, Log: joblog.New(&stderr), FetchECR: fetch, LockWait: time.Second, Timeout: time.Second,
 		Settings: Settings{
 			Static:     map[string]string{"static.example": static},
 			ECRAliases: map[string]string{"alias.example:5000": "123456789012.dkr.ecr.us-east-1.amazonaws.com"},

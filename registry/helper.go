@@ -50,9 +50,10 @@ type Options struct {
 	UID int
 	// Cloud is the dockhand-cloud executable, which fetches ECR tokens.
 	Cloud string
-	// Stderr gets one line per problem (never a secret); nil discards.
-	Stderr io.Writer
-	Debug  bool
+	// Log gets one warning per problem (never a secret) and, with Debug,
+	// where each credential came from; nil discards.
+	Log   *joblog.Logger
+	Debug bool
 
 	// Seams for tests; zero values are the real thing.
 	Now       func() time.Time
@@ -81,9 +82,6 @@ func NewHelper(jobDir string) *Helper { return New(Options{JobDir: jobDir}) }
 func New(o Options) *Helper {
 	if o.Env == nil {
 		o.Env = agentenv.New()
-	}
-	if o.Stderr == nil {
-		o.Stderr = io.Discard
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -171,12 +169,12 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 	c, route, err := h.Lookup(serverURL)
 	if err != nil {
 		if !errors.Is(err, errNoCredentials) {
-			h.warnf("no credentials for %s from %s: %v", route.Host, route.Source, err)
+			h.o.Log.Warnf("no credentials for %s from %s: %v", route.Host, route.Source, err)
 		}
 		return "", "", credentials.NewErrCredentialsNotFound()
 	}
 	if h.o.Debug {
-		h.warnf("credentials for %s from %s (%s)", route.Host, c.Source, c.Detail)
+		h.o.Log.Printf("credentials for %s from %s (%s)", route.Host, c.Source, c.Detail)
 	}
 	if c.Source != SourceJobLogin {
 		h.redact(c.Secret)
@@ -309,9 +307,9 @@ func tokenOf(r ECRTokenReply, requested time.Time) Token {
 		RequestedAt: requested, ExpiresAt: r.ExpiresAt, KeyID: r.KeyID}
 }
 
-// warnf prints one line on stderr, the job log.
+// warnf prints one warning on the job log.
 func (h *Helper) warnf(format string, args ...any) {
-	joblog.Printf(h.o.Stderr, format, args...)
+	h.o.Log.Warnf(format, args...)
 }
 
 // Serve answers one credential-helper call (get, store, erase, list,

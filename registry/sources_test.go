@@ -16,6 +16,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/docker/docker-credential-helpers/credentials"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 func TestStaticCredentials(t *testing.T) {
@@ -29,7 +30,7 @@ func TestStaticCredentials(t *testing.T) {
 	empty := filepath.Join(dir, "empty.json")
 	os.WriteFile(empty, []byte(`{"username":"bot"}`), 0o600)
 	var stderr bytes.Buffer
-	h := New(Options{Stderr: &stderr, Settings: Settings{Static: map[string]string{
+	h := New(Options{Log: joblog.New(&stderr), Settings: Settings{Static: map[string]string{
 		"ghcr.io": good, "open.example": open, "broken.example": broken, "empty.example": empty,
 		"missing.example": filepath.Join(dir, "nope.json"),
 	}}})
@@ -81,7 +82,7 @@ esac
 func TestNamespaceDelegation(t *testing.T) {
 	dir := fakeNSC(t)
 	var stderr bytes.Buffer
-	h := New(Options{Stderr: &stderr, Env: agentenv.FromMap(map[string]string{"PATH": dir + ":/usr/bin:/bin"})})
+	h := New(Options{Log: joblog.New(&stderr), Env: agentenv.FromMap(map[string]string{"PATH": dir + ":/usr/bin:/bin"})})
 	if u, s, err := h.Get("nscr.io"); err != nil || u != "token" || s != "nsc-token-abc" {
 		t.Errorf("Get(nscr.io) = %q %q %v", u, s, err)
 	}
@@ -102,7 +103,7 @@ func TestNamespaceDelegation(t *testing.T) {
 	}
 	// No docker-credential-nsc: not found and one line.
 	stderr.Reset()
-	h = New(Options{Stderr: &stderr, Env: agentenv.FromMap(map[string]string{"PATH": "/usr/bin:/bin"})})
+	h = New(Options{Log: joblog.New(&stderr), Env: agentenv.FromMap(map[string]string{"PATH": "/usr/bin:/bin"})})
 	if _, _, err := h.Get("nscr.io"); err == nil || !strings.Contains(stderr.String(), "docker-credential-nsc is not on PATH") {
 		t.Errorf("without nsc: %v, %q", err, stderr.String())
 	}
@@ -134,7 +135,7 @@ func TestNamespaceTokenFile(t *testing.T) {
 
 func TestPackagesOutsideAJob(t *testing.T) {
 	var stderr bytes.Buffer
-	h := New(Options{Stderr: &stderr, Settings: Settings{Packages: []string{"acme/images"}}})
+	h := New(Options{Log: joblog.New(&stderr), Settings: Settings{Packages: []string{"acme/images"}}})
 	if _, _, err := h.Get("packages.buildkite.com"); err == nil || !strings.Contains(stderr.String(), "only be requested inside a Buildkite job") {
 		t.Errorf("outside a job: %v, %q", err, stderr.String())
 	}
@@ -212,7 +213,7 @@ func TestRedactionThroughTheJobAPI(t *testing.T) {
 	os.WriteFile(static, []byte(`{"username":"u","password":"static-secret-1"}`), 0o600)
 	env := agentenv.FromMap(map[string]string{jobAPISocketVar: api.sock, jobAPITokenVar: api.token})
 	var stderr bytes.Buffer
-	h := New(Options{JobDir: jobDir, Env: env, Stderr: &stderr, Settings: Settings{Static: map[string]string{"r.example": static}}})
+	h := New(Options{JobDir: jobDir, Env: env, Log: joblog.New(&stderr), Settings: Settings{Static: map[string]string{"r.example": static}}})
 	for range 3 {
 		if _, s, err := h.Get("r.example"); err != nil || s != "static-secret-1" {
 			t.Fatalf("get = %q %v", s, err)
@@ -237,7 +238,7 @@ func TestRedactionThroughTheJobAPI(t *testing.T) {
 	}
 	// A refused call costs one line, and the secret is still served.
 	stderr.Reset()
-	bad := New(Options{JobDir: t.TempDir(), Stderr: &stderr, Settings: Settings{Static: map[string]string{"r.example": static}},
+	bad := New(Options{JobDir: t.TempDir(), Log: joblog.New(&stderr), Settings: Settings{Static: map[string]string{"r.example": static}},
 		Env: agentenv.FromMap(map[string]string{jobAPISocketVar: api.sock, jobAPITokenVar: "wrong"})})
 	if _, s, _ := bad.Get("r.example"); s != "static-secret-1" ||
 		!strings.Contains(stderr.String(), "HTTP 401: invalid Authorization header") {
@@ -245,7 +246,7 @@ func TestRedactionThroughTheJobAPI(t *testing.T) {
 	}
 	// No Job API (outside a job): nothing is tried.
 	stderr.Reset()
-	outside := New(Options{Stderr: &stderr, Env: env, Settings: Settings{Static: map[string]string{"r.example": static}}})
+	outside := New(Options{Log: joblog.New(&stderr), Env: env, Settings: Settings{Static: map[string]string{"r.example": static}}})
 	outside.Get("r.example")
 	if len(api.got()) != 2 || stderr.Len() != 0 {
 		t.Errorf("outside a job: redactions %q, stderr %q", api.got(), stderr.String())
@@ -292,7 +293,7 @@ func TestPackagesTokenLivesFiveMinutes(t *testing.T) {
 	get := func() (string, error) {
 		os.WriteFile(stamp, []byte(fmt.Sprint(clock.Add(5*time.Minute).Unix())), 0o600)
 		var stderr bytes.Buffer
-		h := New(Options{Stderr: &stderr, JobDir: dir, Now: func() time.Time { return clock },
+		h := New(Options{Log: joblog.New(&stderr), JobDir: dir, Now: func() time.Time { return clock },
 			Settings: Settings{Packages: []string{"acme/images"}},
 			Env:      agentenv.FromMap(map[string]string{"PATH": dir + ":/usr/bin:/bin", "BUILDKITE_JOB_ID": "j1"})})
 		_, secret, err := h.Get("packages.buildkite.com")

@@ -206,7 +206,7 @@ func (c *retryCall) run() error {
 	rec := jobstate.Retry{Lost: c.plan.Endpoint, Reason: first.Reason, At: time.Now().UTC()}
 	next, why := c.next()
 	if next == "" {
-		joblog.Warnf(c.stderr, "the build lost its node %s (%s), and %s: not run again", c.plan.Endpoint, first.Reason, why)
+		c.log().Warnf("the build lost its node %s (%s), and %s: not run again", c.plan.Endpoint, first.Reason, why)
 		rec.Error = why
 		c.record(rec)
 		return ExitError{code}
@@ -214,19 +214,19 @@ func (c *retryCall) run() error {
 	rec.Node = next
 	args, environ, err := c.onNode(next)
 	if err != nil {
-		joblog.Warnf(c.stderr, "the build lost its node %s (%s), and cannot run again: %v", c.plan.Endpoint, first.Reason, err)
+		c.log().Warnf("the build lost its node %s (%s), and cannot run again: %v", c.plan.Endpoint, first.Reason, err)
 		rec.Error = err.Error()
 		c.record(rec)
 		return ExitError{code}
 	}
-	joblog.Warnf(c.stderr, "the build lost its node %s (%s); running it again, once, on %s (remote.retry_lost_builds)", c.plan.Endpoint, first.Reason, next)
+	c.log().Warnf("the build lost its node %s (%s); running it again, once, on %s (remote.retry_lost_builds)", c.plan.Endpoint, first.Reason, next)
 	code, out = runChild(c.real, args, environ, c.stderr)
 	if code != 0 {
 		second := ClassifyFailure(out, c.dialer()(next, lostDial))
 		rec.Error = second.Reason
 		if second.Lost {
 			c.markDown(next, second.Reason)
-			joblog.Warnf(c.stderr, "the build was lost twice: on %s (%s), then on %s (%s); not run again", c.plan.Endpoint, first.Reason, next, second.Reason)
+			c.log().Warnf("the build was lost twice: on %s (%s), then on %s (%s); not run again", c.plan.Endpoint, first.Reason, next, second.Reason)
 		}
 	}
 	c.record(rec)
@@ -235,6 +235,9 @@ func (c *retryCall) run() error {
 	}
 	return nil
 }
+
+// log is the job log: the shim's stderr, which the child shares.
+func (c *retryCall) log() *joblog.Logger { return joblog.New(c.stderr) }
 
 func (c *retryCall) dialer() func(string, time.Duration) error {
 	if c.dial != nil {
@@ -313,7 +316,7 @@ func (c *retryCall) markDown(endpoint, reason string) {
 		t.TLS = c.plan.TLS
 	}
 	if err := p.MarkDown(t, "lost a build: "+reason); err != nil {
-		joblog.Warnf(c.stderr, "node %s not marked down for the host's next jobs: %v", endpoint, err)
+		c.log().Warnf("node %s not marked down for the host's next jobs: %v", endpoint, err)
 	}
 }
 
@@ -323,7 +326,7 @@ func (c *retryCall) record(r jobstate.Retry) {
 		return
 	}
 	if err := jobstate.RecordRetry(c.jobDir, r); err != nil {
-		joblog.Warnf(c.stderr, "the retry is not in the job report: %v", err)
+		c.log().Warnf("the retry is not in the job report: %v", err)
 	}
 }
 
@@ -357,7 +360,7 @@ func runChild(real string, args, environ []string, stderr io.Writer) (int, strin
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
-		joblog.Warnf(stderr, "running %s: %v", real, err)
+		joblog.New(stderr).Warnf("running %s: %v", real, err)
 		return 127, ""
 	}
 	if master != nil {

@@ -55,12 +55,12 @@ const loopGuardVar = "DOCKHAND_SHIM_PID"
 // else the first found in the usual dirs. A recorded one that is dockhand
 // itself is passed over, with a warning on log. It is separated from Exec
 // so it can be tested.
-func Target(lookup func(string) string, self string, log io.Writer) (string, error) {
+func Target(lookup func(string) string, self string, log *joblog.Logger) (string, error) {
 	if p := lookup(RealPluginVar); p != "" {
 		if !buildx.IsSelf(p, self) {
 			return p, nil
 		}
-		joblog.Warnf(log, "ignoring %s=%s: it is dockhand's shim, not buildx; looking for the real plugin", RealPluginVar, p)
+		log.Warnf("ignoring %s=%s: it is dockhand's shim, not buildx; looking for the real plugin", RealPluginVar, p)
 	}
 	userConfig := ""
 	if home := lookup("HOME"); home != "" {
@@ -85,7 +85,8 @@ func Shim(args []string, environ []string, self string, job *jobstate.State, std
 		return fmt.Errorf("%w: %s=%s runs dockhand's shim again instead of buildx; point it at the real plugin or unset it",
 			ErrNoRealPlugin, RealPluginVar, lookup(RealPluginVar))
 	}
-	real, err := Target(lookup, self, stderr)
+	log := joblog.New(stderr)
+	real, err := Target(lookup, self, log)
 	if err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func Shim(args []string, environ []string, self string, job *jobstate.State, std
 		args = res.Args
 	} else {
 		for _, w := range warnings {
-			joblog.Warnf(stderr, "%s", w)
+			log.Warnf("%s", w)
 		}
 	}
 	environ = append(slices.Clip(environ), loopGuardVar+"="+pid)
@@ -170,8 +171,9 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 	if inv, err := ParseInvocation(args, standalone); err == nil && inv.progressMode(lookup) == "rawjson" {
 		stderr = &progressLines{w: stderr, now: time.Now}
 	}
+	log := joblog.New(stderr)
 	for _, w := range warnings {
-		joblog.Warnf(stderr, "%s", w)
+		log.Warnf("%s", w)
 	}
 	id := c.Identity
 	if id.Pipeline == "" {
@@ -205,7 +207,7 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 		return ResolveBake(real, args, inv.SubIndex, environ, stdin, 30*time.Second)
 	}
 	res := Rewrite(args, p)
-	Report(stderr, res, settings.Debug)
+	Report(log, res, settings.Debug)
 	if res.Warn && settings.Strict {
 		return res, ErrStrict
 	}
@@ -272,7 +274,7 @@ func (p *progressLines) Write(b []byte) (int, error) {
 // Report prints what Rewrite did: one line per injection, one line when the
 // arguments could not be understood (or, with debug, whenever nothing was
 // injected).
-func Report(w io.Writer, res Result, debug bool) {
+func Report(log *joblog.Logger, res Result, debug bool) {
 	for _, inj := range res.Injections {
 		line := fmt.Sprintf("cache %s (%s): from %s", inj.Plan.Key, inj.Image.Describe(), strings.Join(inj.Plan.FromRefs, ", "))
 		if len(inj.Plan.FromRefs) == 0 {
@@ -283,15 +285,15 @@ func Report(w io.Writer, res Result, debug bool) {
 		} else {
 			line += "; read-only (" + inj.Plan.ReadOnly + ")"
 		}
-		joblog.Printf(w, "%s", line)
+		log.Printf("%s", line)
 	}
 	switch {
 	case res.Warn:
-		joblog.Printf(w, "cache not injected: %s", res.Reason)
+		log.Printf("cache not injected: %s", res.Reason)
 	case res.Changed && res.Reason != "" && strings.HasPrefix(res.Reason, "not for"):
-		joblog.Printf(w, "cache %s", res.Reason)
+		log.Printf("cache %s", res.Reason)
 	case !res.Changed && debug:
-		joblog.Printf(w, "cache not injected: %s", res.Reason)
+		log.Printf("cache not injected: %s", res.Reason)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/jobstate"
 	"github.com/dockhand-ci/dockhand/test/harness"
@@ -290,7 +291,7 @@ func TestReport(t *testing.T) {
 	p.Identity.PullRequest, p.Identity.PullRequestRepo = "4", "https://github.com/mallory/web"
 	res := Rewrite([]string{"buildx", "build", "."}, p)
 	var b bytes.Buffer
-	Report(&b, res, false)
+	Report(joblog.New(&b), res, false)
 	k := dockerfile.Key()
 	want := "dockhand: cache " + k + " (Dockerfile Dockerfile, context .): from reg.example/cache/web:" + k + "-pr-4, reg.example/cache/web:" +
 		k + "-dev, reg.example/cache/web:" + k + "-main; read-only (a pull request from a fork)\n"

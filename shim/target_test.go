@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 func TestShimTarget(t *testing.T) {
@@ -30,7 +31,7 @@ func TestShimTarget(t *testing.T) {
 	exe(t, self)
 	env[RealPluginVar] = self
 	var log bytes.Buffer
-	if got, err := Target(lookup, self, &log); err != nil || got != want {
+	if got, err := Target(lookup, self, joblog.New(&log)); err != nil || got != want {
 		t.Errorf("Target with itself recorded = %q, %v; want %q", got, err, want)
 	}
 	if w := "dockhand: warning: ignoring " + RealPluginVar + "=" + self + ": it is dockhand's shim, not buildx; looking for the real plugin\n"; log.String() != w {

@@ -85,8 +85,9 @@ func buildAndPush(ctx context.Context, o *cachedimage.Options, e Env, image, tag
 	}
 	defer cleanup()
 	add := o.Additional(e.Dir, e.Environ)
+	log := joblog.New(e.Stderr)
 	for _, n := range add.Notes {
-		joblog.Printf(e.Stderr, "additional-build-args: %s", n)
+		log.Printf("additional-build-args: %s", n)
 	}
 	insecure, _ := plainHTTP(strings.SplitN(image, "/", 2)[0])
 	b := dockerBuild{
@@ -98,7 +99,7 @@ func buildAndPush(ctx context.Context, o *cachedimage.Options, e Env, image, tag
 		b.Secrets = append(b.Secrets, secretFlag(s))
 	}
 	args := b.args()
-	joblog.Printf(e.Stderr, "running docker %s", displayArgs(args))
+	log.Printf("running docker %s", displayArgs(args))
 	cmd := exec.CommandContext(ctx, docker, args...)
 	cmd.Dir, cmd.Env = e.Dir, e.Environ
 	// docker's own output is progress too: stdout stays for the variables.

@@ -52,9 +52,8 @@ func Run(ctx context.Context, args []string, e Env) error {
 	if err != nil {
 		return err
 	}
-	warn := func(format string, a ...any) {
-		fmt.Fprintf(e.Stderr, "dockhand cached-image: warning: "+format+"\n", a...)
-	}
+	warn := joblog.Named(e.Stderr, "dockhand cached-image").Warnf
+	log := joblog.New(e.Stderr)
 	tag := o.Tag
 	if tag != "" && o.PrintTag {
 		_, err := fmt.Fprintln(e.Stdout, tag)
@@ -95,13 +94,13 @@ func Run(ctx context.Context, args []string, e Env) error {
 		return fmt.Errorf("checking %s in the registry: %w", ref, err)
 	}
 	if found {
-		joblog.Printf(e.Stderr, "%s is in the registry: nothing to build (%s)", ref, since(start))
+		log.Printf("%s is in the registry: nothing to build (%s)", ref, since(start))
 	} else {
-		joblog.Printf(e.Stderr, "%s is not in the registry: building it", ref)
+		log.Printf("%s is not in the registry: building it", ref)
 		if err := buildAndPush(ctx, o, e, image, tag); err != nil {
 			return err
 		}
-		joblog.Printf(e.Stderr, "built and pushed %s and %s:latest (%s)", ref, image, since(start))
+		log.Printf("built and pushed %s and %s:latest (%s)", ref, image, since(start))
 	}
 	return export(ctx, e, o, image, tag, warn)
 }

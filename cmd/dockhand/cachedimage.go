@@ -10,6 +10,7 @@ import (
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/cachedimage"
 	"github.com/dockhand-ci/dockhand/cloud"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +39,7 @@ func cachedImage(args []string, e *agentenv.Environment, io stdio) error {
 		// dockhand-cloud parses the options again and prints their warnings.
 		return cloud.Exec(cloudBinary(), cloud.CachedImage, args, environ)
 	}
-	warn := func(msg string) { fmt.Fprintf(io.err, "dockhand cached-image: warning: %s\n", msg) }
+	warn := func(msg string) { joblog.Named(io.err, "dockhand cached-image").Warnf("%s", msg) }
 	for _, w := range o.Warnings {
 		warn(w)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/jobstate"
 	"github.com/dockhand-ci/dockhand/registry"
 )
@@ -74,7 +75,7 @@ func newHelper(jobDir, stateDir string, settings registry.Settings, debug bool, 
 		Env:      e,
 		UID:      os.Getuid(),
 		Cloud:    cloudBinary(),
-		Stderr:   stderr,
+		Log:      joblog.New(stderr),
 		Debug:    debug,
 	})
 }

@@ -43,11 +43,12 @@ func self() string {
 // defaults and the log says why, once.
 func jobConfig(path string, e *agentenv.Environment, io stdio) *config.Config {
 	cfg, warnings, err := config.Load(config.Options{Flag: path, Env: e})
+	log := joblog.New(io.err)
 	for _, w := range warnings {
-		joblog.Warnf(io.err, "%s", w)
+		log.Warnf("%s", w)
 	}
 	if err != nil {
-		joblog.Warnf(io.err, "using built-in defaults: %v", err)
+		log.Warnf("using built-in defaults: %v", err)
 		cfg = config.Default(config.Queue(e))
 	}
 	return cfg
@@ -104,7 +105,7 @@ func shell(args []string, e *agentenv.Environment, io stdio) error {
 	if jobDir, _ := e.Get(registry.JobDirVar); jobDir != "" {
 		st, err := jobstate.Read(jobDir)
 		if err != nil {
-			joblog.Warnf(io.err, "%v", err)
+			joblog.New(io.err).Warnf("%v", err)
 		}
 		realShell = st.Shell
 	}

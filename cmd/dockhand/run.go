@@ -12,6 +12,7 @@ import (
 	"github.com/dockhand-ci/dockhand/bootstrap"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 // version is set at link time by `make build`.
@@ -191,8 +192,9 @@ func runDoctor(args []string, e *agentenv.Environment, io stdio) error {
 		return err
 	}
 	cfg, warnings, err := config.Load(config.Options{Flag: *configPath, Env: e})
+	log := joblog.Named(io.err, "dockhand doctor")
 	for _, w := range warnings {
-		fmt.Fprintf(io.err, "dockhand doctor: warning: %s\n", w)
+		log.Warnf("%s", w)
 	}
 	if err != nil {
 		return err

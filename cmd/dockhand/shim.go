@@ -20,10 +20,11 @@ func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
 		if dir, _ := e.Get(registry.JobDirVar); dir != "" {
 			st, err := jobstate.Read(dir)
 			if err != nil {
-				joblog.Printf(io.err, "cache not injected: %v", err)
+				log := joblog.New(io.err)
+				log.Printf("cache not injected: %v", err)
 				settings, warnings := config.BuildSettings{}.WithOverrides(func(k string) string { v, _ := e.Get(k); return v })
 				for _, w := range warnings {
-					joblog.Warnf(io.err, "%s", w)
+					log.Warnf("%s", w)
 				}
 				if settings.Strict {
 					return childExit{1}
