@@ -14,6 +14,7 @@ import (
 	"github.com/dockhand-ci/dockhand/builder/namespace"
 	"github.com/dockhand-ci/dockhand/cloud"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
 // Diagnosis is what `dockhand doctor` shows about builders: the choice a
@@ -81,35 +82,40 @@ func ParseBuildctlVersion(out string) string {
 }
 
 // Lines describe the diagnosis as text.
-func (d Diagnosis) Lines() []string {
-	var lines []string
+func (d Diagnosis) Lines() []joblog.Line {
+	var lines []joblog.Line
+	note := func(texts ...string) {
+		for _, t := range texts {
+			lines = append(lines, joblog.Line{Text: t})
+		}
+	}
 	if d.Chosen >= 0 {
 		o := d.Options[d.Chosen]
 		switch o.State {
 		case builder.NeedsSetup:
-			lines = append(lines, fmt.Sprintf("builder: %s (a job runs nsc to set it up): %s", o.Kind, o.Why))
+			note(fmt.Sprintf("builder: %s (a job runs nsc to set it up): %s", o.Kind, o.Why))
 		default:
-			lines = append(lines, fmt.Sprintf("builder: %s %q on %s (%s)", o.Kind, o.Builder.Name, strings.Join(o.Builder.Endpoints(), ", "), o.State))
-			lines = append(lines, "builder: why: "+o.Why)
+			note(fmt.Sprintf("builder: %s %q on %s (%s)", o.Kind, o.Builder.Name, strings.Join(o.Builder.Endpoints(), ", "), o.State))
+			note("builder: why: " + o.Why)
 		}
 	} else if builder.Configured(d.Options) {
-		lines = append(lines, "builder: "+(&builder.NoBuilderError{Options: d.Options}).Error()+" (a job fails with exit 125 unless builders_optional)")
+		note("builder: " + (&builder.NoBuilderError{Options: d.Options}).Error() + " (a job fails with exit 125 unless builders_optional)")
 	} else {
-		lines = append(lines, "builder: none configured for this queue; docker uses its own default builder")
+		note("builder: none configured for this queue; docker uses its own default builder")
 	}
 	for i, o := range d.Options {
 		if i == d.Chosen || (d.Chosen >= 0 && i > d.Chosen) {
 			continue
 		}
-		lines = append(lines, o.WhyNot())
+		note(o.WhyNot())
 	}
-	lines = append(lines, d.DiscoveryLines()...)
+	note(d.DiscoveryLines()...)
 	if d.NamespaceToken != "" {
-		lines = append(lines, "builder: namespace: "+d.NamespaceToken)
+		note("builder: namespace: " + d.NamespaceToken)
 	}
-	lines = append(lines, d.ProbeLines()...)
+	note(d.ProbeLines()...)
 	for _, w := range d.Warnings {
-		lines = append(lines, "warning: "+w)
+		lines = append(lines, joblog.Line{Severity: joblog.Warning, Text: w})
 	}
 	return lines
 }

@@ -92,7 +92,10 @@ func TestDiagnosisTextAndJSON(t *testing.T) {
 	if d.Chosen = builder.FirstUsable(d.Options); d.Chosen != 1 {
 		t.Fatalf("FirstUsable = %d, want 1 (remote; namespace is not configured)", d.Chosen)
 	}
-	text := strings.Join(d.Lines(), "\n")
+	var text string
+	for _, l := range d.Lines() {
+		text += l.String() + "\n"
+	}
 	for _, want := range []string{
 		`builder: remote "dockhand-remote" on ` + epA + " (ready)",
 		"builder: not namespace: nsc not found",

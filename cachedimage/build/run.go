@@ -84,7 +84,7 @@ func Run(ctx context.Context, args []string, e Env) error {
 		return err
 	}
 	ref := image + ":" + tag
-	fmt.Fprintf(e.Stderr, "--- :docker: cached-image %s\n", ref)
+	log = log.Section(":docker: cached-image " + ref)
 	creds, err := loadCredentials(e.get("DOCKER_CONFIG"))
 	if err != nil {
 		return err
