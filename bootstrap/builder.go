@@ -21,9 +21,9 @@ import (
 // each candidate), unless the queue's builders are optional: then it runs
 // without dockhand's builder and the log says why.
 func chooseBuilder(ctx context.Context, o Options, state, jobDir string) (*builder.Selection, jobstate.Builder, *joblog.Line, error) {
-	sel, err := builder.Select(builder.SetupOptions{
+	sel, err := builder.Select(ctx, builder.SetupOptions{
 		Config: o.Config, Env: o.Env, StateDir: state, JobDir: jobDir,
-		DockerConfig: filepath.Join(jobDir, "docker"), Self: o.Self, Ctx: ctx,
+		DockerConfig: filepath.Join(jobDir, "docker"), Self: o.Self,
 	})
 	var none *builder.NoBuilderError
 	switch {

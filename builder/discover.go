@@ -63,8 +63,9 @@ func awsEnv(e *agentenv.Environment, endpoint string) []string {
 // Discover replaces the discovery sources among r's endpoints (dns://,
 // srv://, ec2://) with the members they have now, or had last. It returns
 // the pool as nodes and the memberships, for the job log. Sources that
-// yield no node are named in r.Undiscovered.
-func Discover(d *fleet.Discoverer, r RemoteSpec) (RemoteSpec, []fleet.Membership) {
+// yield no node are named in r.Undiscovered. ctx ends it early (the job's
+// cancel).
+func Discover(ctx context.Context, d *fleet.Discoverer, r RemoteSpec) (RemoteSpec, []fleet.Membership) {
 	var sources []fleet.Source
 	for _, ep := range r.AllEndpoints() {
 		if s, err := fleet.Parse(ep); err == nil && fleet.IsSource(ep) {
@@ -74,7 +75,7 @@ func Discover(d *fleet.Discoverer, r RemoteSpec) (RemoteSpec, []fleet.Membership
 	if len(sources) == 0 {
 		return r, nil
 	}
-	ms := d.Discover(sources)
+	ms := d.Discover(ctx, sources)
 	members := map[string][]string{}
 	for _, m := range ms {
 		members[m.Source] = m.Members

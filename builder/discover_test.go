@@ -32,7 +32,7 @@ func TestDiscoverExpandsSourcesInPlace(t *testing.T) {
 		Endpoints: []string{"tcp://static:1234", amd},
 		Platforms: []config.PlatformNodes{{Platform: "linux/arm64", Endpoints: []string{arm}}},
 	}
-	got, ms := Discover(d, r)
+	got, ms := Discover(t.Context(), d, r)
 	if want := []string{"tcp://static:1234", "tcp://10.0.0.1:1234", "tcp://10.0.0.2:1234"}; !slices.Equal(got.Endpoints, want) {
 		t.Errorf("endpoints %v, want %v", got.Endpoints, want)
 	}
@@ -44,7 +44,7 @@ func TestDiscoverExpandsSourcesInPlace(t *testing.T) {
 	}
 
 	none := RemoteSpec{Endpoints: []string{"ec2://us-east-1?tag:Role=gone&port=1234"}}
-	got, ms = Discover(d, none)
+	got, ms = Discover(t.Context(), d, none)
 	opt := remoteKind{}.plan(Spec{Remote: got, Slug: "app"}, Results{}, false)
 	if opt.State != Down || !strings.Contains(opt.Why, "discovery found no node (ec2://us-east-1?tag:Role=gone&port=1234)") {
 		t.Errorf("no node discovered: %+v", opt)

@@ -36,17 +36,13 @@ type namespaceRun struct {
 // Once nsc has set the builder up, its nodes are probed like remote ones
 // (BuildKit ListWorkers over the mTLS connection nsc configured) within
 // what is left of the deadline, so a Namespace outage falls back in time.
-func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp func() bool) *namespaceRun {
+func startNamespace(ctx context.Context, o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp func() bool) *namespaceRun {
 	if !slices.Contains(spec.Order, config.BuilderNamespace) || (namespaceKind{}).plan(spec, nil, false).State != NeedsSetup {
 		return nil
 	}
 	cfg := o.Config
 	timeout := cfg.ProbeTimeout + namespaceGrace
-	parent := o.Ctx
-	if parent == nil {
-		parent = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(parent, timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	r := &namespaceRun{done: make(chan struct{}), cancel: cancel}
 	r.ns = &namespace.Namespace{
 		NSC: spec.Namespace.NSC, Agent: jobAgent(o.Env), Auth: cfg.Namespace.Auth, TenantID: cfg.Namespace.TenantID,
@@ -69,7 +65,7 @@ func startNamespace(o SetupOptions, spec Spec, probed <-chan struct{}, dockerUp 
 		defer close(r.done)
 		r.b, r.exports, r.err = r.ns.SetUp(ctx)
 		if r.err == nil {
-			r.err = probeNamespace(o, r.b, ctx)
+			r.err = probeNamespace(ctx, o, r.b)
 			if r.err != nil && r.ns.Reused {
 				r.ns.Setups.Drop(r.ns.TenantID, r.ns.DefaultLoad) // the next job sets up anew
 			}
@@ -116,7 +112,7 @@ func (r *namespaceRun) note() string {
 
 // probeNamespace probes the nodes of the builder nsc wrote, by ctx's
 // deadline.
-func probeNamespace(o SetupOptions, b buildx.Builder, ctx context.Context) error {
+func probeNamespace(ctx context.Context, o SetupOptions, b buildx.Builder) error {
 	dl, _ := ctx.Deadline()
 	p := NewProber(o.Config, o.Env, "", o.Self)
 	p.Timeout = max(time.Until(dl)-cloudStart, 100*time.Millisecond)
@@ -124,7 +120,7 @@ func probeNamespace(o SetupOptions, b buildx.Builder, ctx context.Context) error
 	for _, n := range b.Nodes {
 		ts = append(ts, cloud.ProbeTarget{Kind: cloud.ProbeBuildkit, Endpoint: n.Endpoint, TLS: n.TLS})
 	}
-	rep := p.Probe(ts)
+	rep := p.Probe(ctx, ts)
 	for i, r := range rep.Results {
 		if !r.OK {
 			return fmt.Errorf("its builder %s does not answer: %s", ts[i].Endpoint, r.Error)

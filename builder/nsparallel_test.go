@@ -29,7 +29,7 @@ func TestSelectDoesNotWaitForNamespacePastTheDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	sel, err := Select(SetupOptions{Config: cfg, Env: config.FromSlice([]string{"PATH=/usr/bin:/bin"}), StateDir: filepath.Join(dir, "state"),
+	sel, err := Select(t.Context(), SetupOptions{Config: cfg, Env: config.FromSlice([]string{"PATH=/usr/bin:/bin"}), StateDir: filepath.Join(dir, "state"),
 		JobDir: job, DockerConfig: filepath.Join(job, "docker"), Self: filepath.Join(dir, "dockhand"), DockerSocket: filepath.Join(dir, "none.sock")})
 	took := time.Since(start)
 	if err == nil || sel.Builder != nil {

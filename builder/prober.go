@@ -20,12 +20,11 @@ import (
 // jobs starting together probe once: the first probes while the others wait
 // on the lock, then read what it found.
 type Prober struct {
-	Cloud    string          // the dockhand-cloud executable
-	Env      []string        // its environment (PATH and proxy variables)
-	Timeout  time.Duration   // probe_timeout: the deadline of every probe
-	Ctx      context.Context // ends every wait early (the job's cancel); nil is context.Background()
-	CacheDir string          // where the shared cache lives; "" shares nothing
-	TTL      time.Duration   // how long a result is shared; 0 shares nothing
+	Cloud    string        // the dockhand-cloud executable
+	Env      []string      // its environment (PATH and proxy variables)
+	Timeout  time.Duration // probe_timeout: the deadline of every probe
+	CacheDir string        // where the shared cache lives; "" shares nothing
+	TTL      time.Duration // how long a result is shared; 0 shares nothing
 	Now      func() time.Time
 	// Run performs the probes; nil runs Cloud. Tests replace it.
 	Run func(ctx context.Context, req cloud.ProbeRequest) ([]cloud.ProbeResult, error)
@@ -62,13 +61,6 @@ type probeCache struct {
 	Routed map[string][]time.Time `json:"routed,omitempty"`
 }
 
-func (p *Prober) ctx() context.Context {
-	if p.Ctx == nil {
-		return context.Background()
-	}
-	return p.Ctx
-}
-
 func (p *Prober) now() time.Time {
 	if p.Now != nil {
 		return p.Now()
@@ -78,8 +70,9 @@ func (p *Prober) now() time.Time {
 
 // Probe returns a result for every target: fresh shared results where
 // there are some, new probes for the rest. It never fails: a probe that
-// cannot run is a result with the reason.
-func (p *Prober) Probe(targets []cloud.ProbeTarget) ProbeReport {
+// cannot run is a result with the reason. ctx (the job's cancel) ends the
+// wait for the shared cache and the probes early.
+func (p *Prober) Probe(ctx context.Context, targets []cloud.ProbeTarget) ProbeReport {
 	start := p.now()
 	rep := ProbeReport{Results: make([]cloud.ProbeResult, len(targets))}
 	if len(targets) == 0 {
@@ -89,7 +82,7 @@ func (p *Prober) Probe(targets []cloud.ProbeTarget) ProbeReport {
 	var release func()
 	if sharing {
 		var err error
-		release, err = p.lock(start.Add(p.Timeout + cloudGrace))
+		release, err = p.lock(ctx, start.Add(p.Timeout+cloudGrace))
 		if err != nil {
 			sharing, rep.Note = false, err.Error()
 		} else {
@@ -121,13 +114,18 @@ func (p *Prober) Probe(targets []cloud.ProbeTarget) ProbeReport {
 		todoIdx = append(todoIdx, i)
 	}
 	if len(todo) > 0 {
-		results := p.run(todo)
+		results := p.run(ctx, todo)
+		// Probes that ctx (the job's cancel) cut short found nothing about
+		// the builders: the host's next jobs are not told they failed.
+		found := ctx.Err() == nil
 		for j, r := range results {
 			rep.Results[todoIdx[j]] = r
-			cache.Results[todo[j].Key()] = r
+			if found {
+				cache.Results[todo[j].Key()] = r
+			}
 		}
 		rep.Probed = len(todo)
-		if sharing {
+		if sharing && found {
 			if err := p.writeCache(cache); err != nil {
 				rep.Note = err.Error()
 			}
@@ -154,8 +152,8 @@ func routedSince(routes []time.Time, at time.Time) int {
 // RecordRoute counts a job routed to t on t's load for the host's next
 // jobs, until t is probed again: what the node cannot show yet, since the
 // job's build has not started.
-func (p *Prober) RecordRoute(t cloud.ProbeTarget) error {
-	return p.update(func(c *probeCache) {
+func (p *Prober) RecordRoute(ctx context.Context, t cloud.ProbeTarget) error {
+	return p.update(ctx, func(c *probeCache) {
 		if c.Routed == nil {
 			c.Routed = map[string][]time.Time{}
 		}
@@ -204,8 +202,8 @@ func (p *Prober) reachable(targets []cloud.ProbeTarget, results []cloud.ProbeRes
 }
 
 // Record shares results found another way (a buildkitd just started).
-func (p *Prober) Record(results ...cloud.ProbeResult) error {
-	return p.update(func(c *probeCache) {
+func (p *Prober) Record(ctx context.Context, results ...cloud.ProbeResult) error {
+	return p.update(ctx, func(c *probeCache) {
 		for _, r := range results {
 			c.Results[cloud.ProbeTarget{Kind: r.Kind, Endpoint: r.Endpoint}.Key()] = r
 		}
@@ -215,18 +213,19 @@ func (p *Prober) Record(results ...cloud.ProbeResult) error {
 // MarkDown shares that t is down, for why, with the host's next jobs until
 // the cache's TTL has passed: a node that lost a build mid-build is not
 // routed to again on the strength of an older healthy probe.
-func (p *Prober) MarkDown(t cloud.ProbeTarget, why string) error {
-	return p.update(func(c *probeCache) {
+func (p *Prober) MarkDown(ctx context.Context, t cloud.ProbeTarget, why string) error {
+	return p.update(ctx, func(c *probeCache) {
 		c.Results[t.Key()] = cloud.ProbeResult{Kind: t.Kind, Endpoint: t.Endpoint, Error: why, At: p.now()}
 	})
 }
 
-// update changes the shared cache under its lock.
-func (p *Prober) update(change func(*probeCache)) error {
+// update changes the shared cache under its lock, waiting for it no longer
+// than ctx lasts.
+func (p *Prober) update(ctx context.Context, change func(*probeCache)) error {
 	if p.CacheDir == "" || p.TTL <= 0 {
 		return nil
 	}
-	release, err := p.lock(p.now().Add(p.Timeout + cloudGrace))
+	release, err := p.lock(ctx, p.now().Add(p.Timeout+cloudGrace))
 	if err != nil {
 		return err
 	}
@@ -241,11 +240,12 @@ func (p *Prober) fresh(r cloud.ProbeResult) bool {
 	return age >= -time.Second && age < p.TTL
 }
 
-// run probes targets with dockhand-cloud (or p.Run), bounded by Timeout.
-func (p *Prober) run(targets []cloud.ProbeTarget) []cloud.ProbeResult {
+// run probes targets with dockhand-cloud (or p.Run), bounded by Timeout
+// and ctx.
+func (p *Prober) run(ctx context.Context, targets []cloud.ProbeTarget) []cloud.ProbeResult {
 	deadline := p.now().Add(p.Timeout)
 	req := cloud.ProbeRequest{Deadline: deadline, Timeout: p.Timeout, Targets: targets}
-	ctx, cancel := context.WithDeadline(p.ctx(), deadline.Add(cloudGrace))
+	ctx, cancel := context.WithDeadline(ctx, deadline.Add(cloudGrace))
 	defer cancel()
 	runner := p.Run
 	if runner == nil {
@@ -274,9 +274,10 @@ func (p *Prober) exec(ctx context.Context, req cloud.ProbeRequest) ([]cloud.Prob
 }
 
 // lock takes the cache lock, waiting until deadline at most (a job that is
-// probing holds it for at most its probe timeout).
-func (p *Prober) lock(deadline time.Time) (func(), error) {
-	release, err := jsonfile.LockUntil(p.ctx(), filepath.Join(p.CacheDir, probeLockFile), deadline)
+// probing holds it for at most its probe timeout) and no longer than ctx
+// lasts.
+func (p *Prober) lock(ctx context.Context, deadline time.Time) (func(), error) {
+	release, err := jsonfile.LockUntil(ctx, filepath.Join(p.CacheDir, probeLockFile), deadline)
 	if err != nil {
 		return nil, fmt.Errorf("probe cache: %w; probing without it", err)
 	}

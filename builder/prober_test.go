@@ -14,6 +14,7 @@ import (
 
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cloud"
+	"github.com/dockhand-ci/dockhand/internal/jsonfile"
 )
 
 // fakeRun answers every target as healthy, counting calls; release (if not
@@ -47,7 +48,7 @@ func TestConcurrentJobsProbeOnce(t *testing.T) {
 	for i := range jobs {
 		wg.Go(func() {
 			p := &Prober{CacheDir: dir, TTL: 5 * time.Second, Timeout: 2 * time.Second, Run: fakeRun(&calls, release, time.Now), Dial: dialOK}
-			reports[i] = p.Probe(twoTargets)
+			reports[i] = p.Probe(t.Context(), twoTargets)
 		})
 	}
 	// Let the first probe finish only once it is running; the others are
@@ -85,27 +86,27 @@ func TestProbeCacheExpiresAndKeysByTLS(t *testing.T) {
 	clock := func() time.Time { return now }
 	var calls atomic.Int32
 	p := &Prober{CacheDir: dir, TTL: 5 * time.Second, Timeout: time.Second, Now: clock, Run: fakeRun(&calls, nil, clock), Dial: dialOK}
-	if r := p.Probe(twoTargets); r.Probed != 2 || r.Shared != 0 {
+	if r := p.Probe(t.Context(), twoTargets); r.Probed != 2 || r.Shared != 0 {
 		t.Fatalf("first probe: %+v", r)
 	}
 	now = now.Add(2 * time.Second)
-	if r := p.Probe(twoTargets); r.Probed != 0 || r.Shared != 2 || r.Age < time.Second {
+	if r := p.Probe(t.Context(), twoTargets); r.Probed != 0 || r.Shared != 2 || r.Age < time.Second {
 		t.Errorf("within the TTL: %+v", r)
 	}
 	// Another client certificate is another target.
 	other := []cloud.ProbeTarget{{Kind: cloud.ProbeBuildkit, Endpoint: "tcp://10.0.0.1:1234", TLS: buildx.TLS{CA: "/ca.pem", Cert: "/other.pem", Key: "/other-key.pem"}}}
-	if r := p.Probe(other); r.Probed != 1 {
+	if r := p.Probe(t.Context(), other); r.Probed != 1 {
 		t.Errorf("other TLS material shared a result: %+v", r)
 	}
 	now = now.Add(5 * time.Second)
-	if r := p.Probe(twoTargets); r.Probed != 2 {
+	if r := p.Probe(t.Context(), twoTargets); r.Probed != 2 {
 		t.Errorf("after the TTL: %+v", r)
 	}
 	// Record shares a result found another way.
-	if err := p.Record(cloud.ProbeResult{Kind: cloud.ProbeBuildkit, Endpoint: "unix:///s.sock", OK: true, At: now}); err != nil {
+	if err := p.Record(t.Context(), cloud.ProbeResult{Kind: cloud.ProbeBuildkit, Endpoint: "unix:///s.sock", OK: true, At: now}); err != nil {
 		t.Fatal(err)
 	}
-	if r := p.Probe([]cloud.ProbeTarget{{Kind: cloud.ProbeBuildkit, Endpoint: "unix:///s.sock"}}); r.Shared != 1 || !r.Results[0].OK {
+	if r := p.Probe(t.Context(), []cloud.ProbeTarget{{Kind: cloud.ProbeBuildkit, Endpoint: "unix:///s.sock"}}); r.Shared != 1 || !r.Results[0].OK {
 		t.Errorf("a recorded result is not shared: %+v", r)
 	}
 	// A shared healthy endpoint that now refuses connections is probed
@@ -119,7 +120,7 @@ func TestProbeCacheExpiresAndKeysByTLS(t *testing.T) {
 		}
 		return nil
 	}
-	if r := p.Probe(twoTargets); r.Probed != 1 || r.Shared != 1 {
+	if r := p.Probe(t.Context(), twoTargets); r.Probed != 1 || r.Shared != 1 {
 		t.Errorf("with the first endpoint refusing: %+v", r)
 	}
 	p.Dial = dialOK
@@ -127,8 +128,8 @@ func TestProbeCacheExpiresAndKeysByTLS(t *testing.T) {
 	// No sharing at all when the TTL is zero.
 	calls.Store(0)
 	p.TTL = 0
-	p.Probe(twoTargets)
-	p.Probe(twoTargets)
+	p.Probe(t.Context(), twoTargets)
+	p.Probe(t.Context(), twoTargets)
 	if calls.Load() != 2 {
 		t.Errorf("TTL 0: %d probe runs, want 2", calls.Load())
 	}
@@ -146,14 +147,14 @@ func TestProbeFailureIsAResult(t *testing.T) {
 	p := &Prober{Timeout: time.Second, Run: func(context.Context, cloud.ProbeRequest) ([]cloud.ProbeResult, error) {
 		return nil, errors.New("boom")
 	}}
-	r := p.Probe(twoTargets)
+	r := p.Probe(t.Context(), twoTargets)
 	for i, res := range r.Results {
 		if res.OK || res.Endpoint != twoTargets[i].Endpoint || !strings.Contains(res.Error, "boom") {
 			t.Errorf("result %d = %+v", i, res)
 		}
 	}
 	p = &Prober{Timeout: time.Second, Cloud: filepath.Join(t.TempDir(), cloud.Binary)}
-	r = p.Probe(twoTargets)
+	r = p.Probe(t.Context(), twoTargets)
 	if !strings.Contains(r.Results[0].Error, "not found (it is installed next to dockhand)") {
 		t.Errorf("missing dockhand-cloud: %+v", r.Results[0])
 	}
@@ -162,7 +163,7 @@ func TestProbeFailureIsAResult(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, probeCacheFile), []byte("{not json"), 0o600)
 	var calls atomic.Int32
 	p = &Prober{CacheDir: dir, TTL: time.Minute, Timeout: time.Second, Run: fakeRun(&calls, nil, time.Now), Dial: dialOK}
-	if r := p.Probe(twoTargets); r.Probed != 2 || !r.Results[0].OK {
+	if r := p.Probe(t.Context(), twoTargets); r.Probed != 2 || !r.Results[0].OK {
 		t.Errorf("with a corrupt cache: %+v", r)
 	}
 }
@@ -176,17 +177,17 @@ func TestRoutedJobsCountUntilTheNextProbe(t *testing.T) {
 	clock := func() time.Time { return now }
 	var calls atomic.Int32
 	p := &Prober{CacheDir: dir, TTL: 5 * time.Second, Timeout: time.Second, Now: clock, Run: fakeRun(&calls, nil, clock), Dial: dialOK}
-	if r := p.Probe(twoTargets); r.Results[0].Routed != 0 {
+	if r := p.Probe(t.Context(), twoTargets); r.Results[0].Routed != 0 {
 		t.Fatalf("first probe: %+v", r.Results[0])
 	}
 	for range 2 {
 		now = now.Add(time.Second)
-		if err := p.RecordRoute(twoTargets[0]); err != nil {
+		if err := p.RecordRoute(t.Context(), twoTargets[0]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	now = now.Add(time.Second)
-	r := p.Probe(twoTargets)
+	r := p.Probe(t.Context(), twoTargets)
 	if r.Shared != 2 || r.Results[0].Routed != 2 || r.Results[1].Routed != 0 {
 		t.Errorf("shared probe after two routes: %+v", r)
 	}
@@ -194,15 +195,74 @@ func TestRoutedJobsCountUntilTheNextProbe(t *testing.T) {
 		t.Errorf("Load = %d, %v; want 2, known", n, known)
 	}
 	now = now.Add(5 * time.Second)
-	if r := p.Probe(twoTargets); r.Probed != 2 || r.Results[0].Routed != 0 {
+	if r := p.Probe(t.Context(), twoTargets); r.Probed != 2 || r.Results[0].Routed != 0 {
 		t.Errorf("a new probe still counts the routes: %+v", r)
 	}
 	// Without a shared cache there is nothing to count.
 	q := &Prober{TTL: 5 * time.Second, Timeout: time.Second, Now: clock, Run: fakeRun(&calls, nil, clock)}
-	if err := q.RecordRoute(twoTargets[0]); err != nil {
+	if err := q.RecordRoute(t.Context(), twoTargets[0]); err != nil {
 		t.Fatal(err)
 	}
-	if r := q.Probe(twoTargets); r.Results[0].Routed != 0 {
+	if r := q.Probe(t.Context(), twoTargets); r.Results[0].Routed != 0 {
 		t.Errorf("no cache: %+v", r.Results[0])
+	}
+}
+
+// A job's cancel ends its probes and its wait for the shared cache at once,
+// however long probe_timeout is, and what the cut-short probes "found" is
+// not shared with the host's next jobs.
+func TestCancelEndsProbeAndIsNotShared(t *testing.T) {
+	dir := t.TempDir()
+	started := make(chan struct{}, 1)
+	p := &Prober{CacheDir: dir, TTL: time.Hour, Timeout: time.Hour, Dial: dialOK,
+		Run: func(ctx context.Context, req cloud.ProbeRequest) ([]cloud.ProbeResult, error) {
+			started <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan ProbeReport, 1)
+	go func() { done <- p.Probe(ctx, twoTargets) }()
+	<-started
+	cancel()
+	select {
+	case r := <-done:
+		if r.Results[0].OK || !strings.Contains(r.Results[0].Error, "canceled") {
+			t.Errorf("cancelled probe: %+v", r.Results[0])
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a cancelled probe still runs")
+	}
+
+	var calls atomic.Int32
+	next := &Prober{CacheDir: dir, TTL: time.Hour, Timeout: time.Second, Run: fakeRun(&calls, nil, time.Now), Dial: dialOK}
+	if r := next.Probe(t.Context(), twoTargets); r.Probed != 2 || r.Shared != 0 || !r.Results[0].OK {
+		t.Errorf("next job: %+v, want its own probes, not the cancelled ones shared", r)
+	}
+
+	// Another job holds the cache: a cancelled job waits neither to probe
+	// nor to record its route.
+	release, err := jsonfile.Lock(t.Context(), filepath.Join(dir, probeLockFile), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	p.Run = fakeRun(&calls, nil, time.Now)
+	ended := make(chan error, 1)
+	go func() {
+		r := p.Probe(ctx, twoTargets)
+		if !strings.Contains(r.Note, "canceled") {
+			ended <- errors.New("probe note: " + r.Note)
+			return
+		}
+		ended <- p.RecordRoute(ctx, twoTargets[0])
+	}()
+	select {
+	case err := <-ended:
+		if err == nil || !strings.Contains(err.Error(), "canceled") {
+			t.Errorf("cancelled while another job holds the cache: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a cancelled job still waits for the probe cache")
 	}
 }

@@ -43,9 +43,6 @@ type SetupOptions struct {
 	// DockerSocket is the default docker socket to look for; "" means
 	// DefaultDockerSocket.
 	DockerSocket string
-	// Ctx ends with the job's cancel signal: probes, nsc and a buildkitd
-	// start stop waiting then. nil is context.Background().
-	Ctx context.Context
 }
 
 // Selection is the builder chosen for a job and how it was chosen.
@@ -174,26 +171,23 @@ func daemonEnv(e *agentenv.Environment) []string {
 // start (the embedded buildkitd) succeeds. The chosen builder is written
 // into the job's docker config. When every configured kind is down it
 // returns a *NoBuilderError (with the Selection, for the log); when no kind
-// is configured at all, a Selection without a Builder.
-func Select(o SetupOptions) (*Selection, error) {
+// is configured at all, a Selection without a Builder. ctx ends with the
+// job's cancel signal: discovery, probes, nsc and a buildkitd start stop
+// waiting then.
+func Select(ctx context.Context, o SetupOptions) (*Selection, error) {
 	start := time.Now()
 	cfg := o.Config
-	ctx := o.Ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	prober := NewProber(cfg, o.Env, o.StateDir, o.Self)
-	prober.Ctx = ctx
-	sel := &Selection{Survey: newSurvey(cfg, o.Env, o.StateDir, o.StateDir, o.Self, o.DockerSocket), Chosen: -1}
+	sel := &Selection{Survey: newSurvey(ctx, cfg, o.Env, o.StateDir, o.StateDir, o.Self, o.DockerSocket), Chosen: -1}
 	defer func() { sel.Took = time.Since(start) }()
 	spec := sel.Spec
 	// Namespace's setup runs while the probes do; it reads results (is the
 	// docker engine up?) only once probed is closed.
 	var results Results
 	probed := make(chan struct{})
-	nsRun := startNamespace(o, spec, probed, func() bool { return spec.DockerUp(results) })
+	nsRun := startNamespace(ctx, o, spec, probed, func() bool { return spec.DockerUp(results) })
 	defer nsRun.stop()
-	results = sel.probe(prober)
+	results = sel.probe(ctx, prober)
 	close(probed)
 
 	setupErrs := map[string]string{}
@@ -236,7 +230,7 @@ func Select(o SetupOptions) (*Selection, error) {
 		sel.Chosen, sel.Builder = i, &b
 		if b.Kind == config.BuilderRemote {
 			for _, n := range b.Nodes {
-				if err := prober.RecordRoute(remoteTarget(spec.Remote, n.Endpoint)); err != nil {
+				if err := prober.RecordRoute(ctx, remoteTarget(spec.Remote, n.Endpoint)); err != nil {
 					sel.Notes = append(sel.Notes, joblog.Warningf("the host's next jobs will not count this one on its node's load: %v", err))
 				}
 			}
@@ -265,7 +259,7 @@ func startEmbedded(ctx context.Context, o SetupOptions, spec Spec, prober *Probe
 	if err != nil {
 		return "", err
 	}
-	_ = prober.Record(cloud.ProbeResult{Kind: cloud.ProbeBuildkit, Endpoint: spec.Embedded.Socket, OK: true, At: time.Now()})
+	_ = prober.Record(ctx, cloud.ProbeResult{Kind: cloud.ProbeBuildkit, Endpoint: spec.Embedded.Socket, OK: true, At: time.Now()})
 	if started {
 		how := ""
 		if emb.Rootless != nil {

@@ -108,7 +108,7 @@ func TestSelect(t *testing.T) {
 	}
 
 	// Nothing configured: no builder, no error, nothing probed.
-	sel, err := Select(opts(config.Default("")))
+	sel, err := Select(t.Context(), opts(config.Default("")))
 	if err != nil || sel.Builder != nil || len(sel.Targets) != 0 {
 		t.Errorf("nothing configured: %+v, %v", sel, err)
 	}
@@ -118,7 +118,7 @@ func TestSelect(t *testing.T) {
 	cfg := config.Default("")
 	cfg.Builders = []string{config.BuilderRemote}
 	cfg.Remote.Endpoints = []string{epA, epB}
-	sel, err = Select(opts(cfg))
+	sel, err = Select(t.Context(), opts(cfg))
 	var none *NoBuilderError
 	if !errors.As(err, &none) || sel.Builder != nil {
 		t.Fatalf("all down: %+v, %v", sel, err)
@@ -131,7 +131,7 @@ func TestSelect(t *testing.T) {
 
 	// The embedded kind with no buildkitd anywhere is down, with the reason.
 	cfg.Builders = []string{config.BuilderEmbedded}
-	_, err = Select(opts(cfg))
+	_, err = Select(t.Context(), opts(cfg))
 	if !errors.As(err, &none) || !strings.Contains(err.Error(), "embedded: ") {
 		t.Errorf("embedded without buildkitd: %v", err)
 	}

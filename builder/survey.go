@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -27,19 +28,19 @@ type Survey struct {
 // newSurvey makes the spec and its probe targets, asking a changing pool's
 // sources for its members. shareDir is the state dir whose discovery results
 // the host's jobs share ("" asks afresh and shares nothing).
-func newSurvey(cfg *config.Config, e *agentenv.Environment, stateDir, shareDir, self, dockerSocket string) Survey {
+func newSurvey(ctx context.Context, cfg *config.Config, e *agentenv.Environment, stateDir, shareDir, self, dockerSocket string) Survey {
 	spec := SpecFor(cfg, e, stateDir, dockerSocket)
 	var discovery []fleet.Membership
 	if slices.Contains(spec.Order, config.BuilderRemote) {
-		spec.Remote, discovery = Discover(NewDiscoverer(cfg, e, shareDir, self), spec.Remote)
+		spec.Remote, discovery = Discover(ctx, NewDiscoverer(cfg, e, shareDir, self), spec.Remote)
 	}
 	return Survey{Spec: spec, Targets: Targets(spec), Discovery: discovery}
 }
 
 // probe probes the targets with p and plans: the one probe → plan step of
 // both a job's choice and doctor's. It returns the results by target.
-func (s *Survey) probe(p *Prober) Results {
-	s.Probes = p.Probe(s.Targets)
+func (s *Survey) probe(ctx context.Context, p *Prober) Results {
+	s.Probes = p.Probe(ctx, s.Targets)
 	results := Results{}
 	for i, t := range s.Targets {
 		results[t.Key()] = s.Probes.Results[i]
@@ -51,10 +52,10 @@ func (s *Survey) probe(p *Prober) Results {
 // TakeSurvey discovers, probes and plans afresh, sharing nothing with the
 // host's jobs and starting nothing: what `dockhand doctor` shows. stateDir
 // is the state dir jobs on this host use, where the embedded buildkitd's
-// socket is.
-func TakeSurvey(cfg *config.Config, e *agentenv.Environment, stateDir, self string) Survey {
-	s := newSurvey(cfg, e, stateDir, "", self, "")
-	s.probe(NewProber(cfg, e, "", self))
+// socket is. ctx ends its discovery and probes early.
+func TakeSurvey(ctx context.Context, cfg *config.Config, e *agentenv.Environment, stateDir, self string) Survey {
+	s := newSurvey(ctx, cfg, e, stateDir, "", self, "")
+	s.probe(ctx, NewProber(cfg, e, "", self))
 	return s
 }
 

@@ -50,9 +50,9 @@ func ImageStoreOf(info []byte) string {
 // ImageStore asks the engine the job's docker CLI talks to (DOCKER_HOST,
 // else the default socket) where it keeps its images, for the builder called
 // builder: only "default" is that engine's own builder (another name is
-// another docker context). "" when it cannot tell within timeout, or when
-// DOCKER_CONTEXT points the CLI elsewhere.
-func ImageStore(lookup func(string) string, builder string, timeout time.Duration) string {
+// another docker context). "" when it cannot tell within timeout (or before
+// ctx ends), or when DOCKER_CONTEXT points the CLI elsewhere.
+func ImageStore(ctx context.Context, lookup func(string) string, builder string, timeout time.Duration) string {
 	if !strings.EqualFold(builder, "default") {
 		return ""
 	}
@@ -67,7 +67,7 @@ func ImageStore(lookup func(string) string, builder string, timeout time.Duratio
 	if err != nil {
 		return ""
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/info", nil)
 	if err != nil {

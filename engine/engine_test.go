@@ -73,7 +73,7 @@ func TestImageStore(t *testing.T) {
 		{"an ssh host", "default", env("DOCKER_HOST", "ssh://h"), ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ImageStore(tt.lookup, tt.builder, 2*time.Second); got != tt.want {
+			if got := ImageStore(t.Context(), tt.lookup, tt.builder, 2*time.Second); got != tt.want {
 				t.Errorf("ImageStore = %q, want %q", got, tt.want)
 			}
 		})
@@ -90,7 +90,7 @@ func TestImageStore(t *testing.T) {
 	}
 	t.Cleanup(func() { wl.Close() })
 	start := time.Now()
-	if got := ImageStore(env("DOCKER_HOST", "unix://"+wedged), "default", 200*time.Millisecond); got != "" {
+	if got := ImageStore(t.Context(), env("DOCKER_HOST", "unix://"+wedged), "default", 200*time.Millisecond); got != "" {
 		t.Errorf("wedged engine: %q, want \"\"", got)
 	}
 	if took := time.Since(start); took > 2*time.Second {

@@ -128,8 +128,10 @@ func (d *Discoverer) now() time.Time {
 // most Timeout (plus reading a file): a source that does not answer good
 // members by then is replaced by its last good membership. When another
 // job resolved or failed a source less than TTL ago, that is used as it is.
-func (d *Discoverer) Discover(sources []Source) []Membership {
-	out := d.discover(sources)
+// A ctx that ends (the job's cancel) ends the wait for the lock and the
+// questions early; what was not had by then is a failed source.
+func (d *Discoverer) Discover(ctx context.Context, sources []Source) []Membership {
+	out := d.discover(ctx, sources)
 	for i := range out {
 		if m := &out[i]; m.Err != "" && len(m.Members) > 0 && m.Age > MaxLastGood {
 			m.Members, m.Expired = nil, m.Age
@@ -138,7 +140,7 @@ func (d *Discoverer) Discover(sources []Source) []Membership {
 	return out
 }
 
-func (d *Discoverer) discover(sources []Source) []Membership {
+func (d *Discoverer) discover(job context.Context, sources []Source) []Membership {
 	start := d.now()
 	deadline := start.Add(d.Timeout)
 	out := make([]Membership, len(sources))
@@ -148,7 +150,7 @@ func (d *Discoverer) discover(sources []Source) []Membership {
 	if sharing {
 		// The holder resolves within Timeout: waiting for it is waiting
 		// for its answer.
-		if release, err := jsonfile.LockUntil(context.Background(), filepath.Join(d.CacheDir, lockFile), deadline); err == nil {
+		if release, err := jsonfile.LockUntil(job, filepath.Join(d.CacheDir, lockFile), deadline); err == nil {
 			defer release()
 			locked = true
 		}
@@ -162,6 +164,8 @@ func (d *Discoverer) discover(sources []Source) []Membership {
 		case ok && d.fresh(r.FailedAt) && r.FailedAt.After(r.At):
 			out[i].Err = r.Err + ", " + d.now().Sub(r.FailedAt).Round(time.Millisecond).String() + " ago"
 		case ok && d.fresh(r.At):
+		case job.Err() != nil:
+			out[i].Err = "cancelled: " + job.Err().Error()
 		case sharing && !locked:
 			// Another job holds the lock past the deadline: no time is left
 			// to ask the source.
@@ -173,7 +177,7 @@ func (d *Discoverer) discover(sources []Source) []Membership {
 	if len(todo) == 0 {
 		return out
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithDeadline(job, deadline)
 	defer cancel()
 	var wg sync.WaitGroup
 	answers := make([][]string, len(sources))
@@ -199,7 +203,13 @@ func (d *Discoverer) discover(sources []Source) []Membership {
 			good, refused, err = Members(answers[i], d.AllowLoopback)
 		}
 		if err != nil {
-			if ctx.Err() != nil {
+			switch {
+			case job.Err() != nil:
+				// The job was cancelled: the source did not fail, so the
+				// host's other jobs are not told it did.
+				m.Err = "cancelled: " + job.Err().Error()
+				continue
+			case ctx.Err() != nil:
 				err = fmt.Errorf("no answer within %s", d.Timeout)
 			}
 			m.Err = err.Error()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/cloud"
+	"github.com/dockhand-ci/dockhand/internal/jsonfile"
 	"github.com/dockhand-ci/dockhand/test/fakedns"
 	"github.com/miekg/dns"
 )
@@ -129,7 +131,7 @@ func TestDNSAndSRVMembershipsAreSharedForTheTTL(t *testing.T) {
 	d := newDiscoverer(t, srv.Addr, clk)
 	sources := []Source{mustParse(t, "dns://pool.fleet.test:1234"), mustParse(t, "srv://_buildkit._tcp.fleet.test")}
 
-	ms := d.Discover(sources)
+	ms := d.Discover(t.Context(), sources)
 	want := [][]string{
 		{"tcp://127.0.0.1:1234", "tcp://127.0.0.2:1234", "tcp://[::1]:1234"},
 		{"tcp://127.0.0.11:7001", "tcp://127.0.0.12:7002"},
@@ -147,7 +149,7 @@ func TestDNSAndSRVMembershipsAreSharedForTheTTL(t *testing.T) {
 	// Within the TTL the host's next job asks nothing.
 	clk.Add(5 * time.Second)
 	srv.SetA("pool.fleet.test", "127.0.0.3")
-	ms = d.Discover(sources)
+	ms = d.Discover(t.Context(), sources)
 	if n := srv.Queries(); n != asked {
 		t.Errorf("%d queries within the TTL, want none", n-asked)
 	}
@@ -156,7 +158,7 @@ func TestDNSAndSRVMembershipsAreSharedForTheTTL(t *testing.T) {
 	}
 	// After it, the change is seen.
 	clk.Add(6 * time.Second)
-	ms = d.Discover(sources)
+	ms = d.Discover(t.Context(), sources)
 	if !ms[0].Resolved || !slices.Equal(ms[0].Members, []string{"tcp://127.0.0.3:1234"}) {
 		t.Errorf("after the TTL: %+v", ms[0])
 	}
@@ -172,7 +174,7 @@ func TestConcurrentJobsDiscoverOnce(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			d := &Discoverer{Timeout: 2 * time.Second, TTL: 10 * time.Second, CacheDir: dir, Now: clk.Now, Resolver: NewResolver(srv.Addr), AllowLoopback: true}
-			m := d.Discover([]Source{mustParse(t, "dns://pool.fleet.test:1234")})[0]
+			m := d.Discover(t.Context(), []Source{mustParse(t, "dns://pool.fleet.test:1234")})[0]
 			if len(m.Members) != 2 || m.Err != "" {
 				t.Errorf("%+v", m)
 			}
@@ -231,7 +233,7 @@ func TestBadSourcesFallBackToTheLastGoodMembership(t *testing.T) {
 				raw = "ec2://us-east-1?tag:Role=buildkitd&port=1234"
 			}
 			sources := []Source{mustParse(t, raw)}
-			if m := d.Discover(sources)[0]; !slices.Equal(m.Members, good) {
+			if m := d.Discover(t.Context(), sources)[0]; !slices.Equal(m.Members, good) {
 				t.Fatalf("first discovery: %+v", m)
 			}
 			d.TTL = 0 // every job asks again
@@ -239,7 +241,7 @@ func TestBadSourcesFallBackToTheLastGoodMembership(t *testing.T) {
 			tc.break_(srv, &ec2)
 			mu.Unlock()
 			start := time.Now()
-			m := d.Discover(sources)[0]
+			m := d.Discover(t.Context(), sources)[0]
 			took := time.Since(start)
 			if !slices.Equal(m.Members, good) || m.Err == "" || !strings.Contains(m.Err, tc.why) {
 				t.Errorf("%+v, want the last good membership and an error with %q", m, tc.why)
@@ -257,7 +259,7 @@ func TestBadSourcesFallBackToTheLastGoodMembership(t *testing.T) {
 func TestNoLastGoodMembership(t *testing.T) {
 	srv := fakedns.Start(t)
 	d := newDiscoverer(t, srv.Addr, &clock{t: time.Now()})
-	m := d.Discover([]Source{mustParse(t, "dns://nothing.fleet.test:1234")})[0]
+	m := d.Discover(t.Context(), []Source{mustParse(t, "dns://nothing.fleet.test:1234")})[0]
 	if len(m.Members) != 0 || m.Err == "" || !strings.Contains(m.Line(), "no earlier membership is known") {
 		t.Errorf("%+v %q", m, m.Line())
 	}
@@ -272,7 +274,7 @@ func TestIssue23_4_UnresolvableSRVTargetIsSkipped(t *testing.T) {
 	srv.SetSRV("_buildkit._tcp.fleet.test", dns.SRV{Target: "b1.fleet.test", Port: 7001}, dns.SRV{Target: "gone.fleet.test", Port: 7002})
 	srv.SetA("b1.fleet.test", "10.0.0.11")
 	d := newDiscoverer(t, srv.Addr, &clock{t: time.Now()})
-	m := d.Discover([]Source{mustParse(t, "srv://_buildkit._tcp.fleet.test")})[0]
+	m := d.Discover(t.Context(), []Source{mustParse(t, "srv://_buildkit._tcp.fleet.test")})[0]
 	if m.Err != "" || !slices.Equal(m.Members, []string{"tcp://10.0.0.11:7001"}) {
 		t.Errorf("%+v, want b1 alone", m)
 	}
@@ -280,7 +282,7 @@ func TestIssue23_4_UnresolvableSRVTargetIsSkipped(t *testing.T) {
 		t.Errorf("line %q, want b1 and gone.fleet.test named as passed over", line)
 	}
 	srv.SetSRV("_buildkit._tcp.none.test", dns.SRV{Target: "gone1.fleet.test", Port: 1}, dns.SRV{Target: "gone2.fleet.test", Port: 2})
-	m = d.Discover([]Source{mustParse(t, "srv://_buildkit._tcp.none.test")})[0]
+	m = d.Discover(t.Context(), []Source{mustParse(t, "srv://_buildkit._tcp.none.test")})[0]
 	if len(m.Members) != 0 || !strings.Contains(m.Err, "gone1.fleet.test") || !strings.Contains(m.Err, "gone2.fleet.test") {
 		t.Errorf("%+v, want an error naming both targets", m)
 	}
@@ -293,7 +295,7 @@ func TestIssue23_4_ErrorsNameTheConfiguredDNSServer(t *testing.T) {
 	srv := fakedns.Start(t)
 	d := newDiscoverer(t, srv.Addr, &clock{t: time.Now()})
 	for _, raw := range []string{"dns://nothing.fleet.test:1234", "srv://_buildkit._tcp.nothing.fleet.test"} {
-		m := d.Discover([]Source{mustParse(t, raw)})[0]
+		m := d.Discover(t.Context(), []Source{mustParse(t, raw)})[0]
 		if !strings.Contains(m.Err, "on "+srv.Addr+" (remote.dns_server)") {
 			t.Errorf("%s: error %q does not name the configured server %s", raw, m.Err, srv.Addr)
 		}
@@ -309,16 +311,16 @@ func TestIssue23_4_LastGoodMembershipHasAnAgeBound(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	d := newDiscoverer(t, srv.Addr, clk)
 	sources := []Source{mustParse(t, "dns://pool.fleet.test:1234")}
-	if m := d.Discover(sources)[0]; len(m.Members) != 1 {
+	if m := d.Discover(t.Context(), sources)[0]; len(m.Members) != 1 {
 		t.Fatalf("first discovery: %+v", m)
 	}
 	srv.SetA("pool.fleet.test")
 	clk.Add(MaxLastGood - time.Minute)
-	if m := d.Discover(sources)[0]; len(m.Members) != 1 || m.Err == "" {
+	if m := d.Discover(t.Context(), sources)[0]; len(m.Members) != 1 || m.Err == "" {
 		t.Errorf("within the bound: %+v, want the last good membership", m)
 	}
 	clk.Add(2 * time.Minute)
-	m := d.Discover(sources)[0]
+	m := d.Discover(t.Context(), sources)[0]
 	if len(m.Members) != 0 || !strings.Contains(m.Line(), "is older than 30m0s: no node from it") {
 		t.Errorf("past the bound: %+v %q, want no member", m, m.Line())
 	}
@@ -345,8 +347,57 @@ func TestIssue23_4_UnfitAddressesRefused(t *testing.T) {
 	srv := fakedns.Start(t)
 	srv.SetA("pool.fleet.test", "169.254.169.254", "10.0.0.2")
 	d := newDiscoverer(t, srv.Addr, &clock{t: time.Now()})
-	m := d.Discover([]Source{mustParse(t, "dns://pool.fleet.test:80")})[0]
+	m := d.Discover(t.Context(), []Source{mustParse(t, "dns://pool.fleet.test:80")})[0]
 	if !slices.Equal(m.Members, []string{"tcp://10.0.0.2:80"}) || !strings.Contains(m.Line(), "passed over: 169.254.169.254:80 (link-local)") {
 		t.Errorf("%+v %q", m, m.Line())
+	}
+}
+
+// A job's cancel ends its discovery at once, however long probe_timeout
+// is, and is not shared with the host's next jobs as the source failing.
+func TestCancelEndsDiscoveryAndIsNotShared(t *testing.T) {
+	d := &Discoverer{Timeout: time.Hour, TTL: time.Hour, CacheDir: t.TempDir(), AllowLoopback: true}
+	asked := make(chan struct{}, 1)
+	d.EC2 = func(ctx context.Context, _ cloud.EC2Request) ([]string, error) {
+		asked <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	sources := []Source{mustParse(t, "ec2://us-east-1?tag:Role=buildkitd&port=1234")}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan Membership, 1)
+	go func() { done <- d.Discover(ctx, sources)[0] }()
+	<-asked
+	cancel()
+	select {
+	case m := <-done:
+		if !strings.Contains(m.Err, "cancelled") || len(m.Members) != 0 {
+			t.Errorf("cancelled discovery: %+v, want an error saying it was cancelled", m)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a cancelled discovery still waits for its source")
+	}
+
+	// The next job asks the source itself: the cancel was not a failure.
+	d.EC2 = func(context.Context, cloud.EC2Request) ([]string, error) { return []string{"127.0.0.1"}, nil }
+	if m := d.Discover(t.Context(), sources)[0]; !m.Resolved || m.Err != "" || len(m.Members) != 1 {
+		t.Errorf("next job: %+v, want the source asked and answering", m)
+	}
+
+	// A job cancelled while another holds the lock does not wait for it.
+	release, err := jsonfile.Lock(t.Context(), filepath.Join(d.CacheDir, lockFile), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	d.TTL = 0 // nothing shared is fresh: the source would be asked
+	go func() { done <- d.Discover(ctx, sources)[0] }()
+	select {
+	case m := <-done:
+		if !strings.Contains(m.Err, "cancelled") {
+			t.Errorf("cancelled while another job holds the lock: %+v", m)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a cancelled discovery still waits for the lock")
 	}
 }

@@ -22,10 +22,11 @@ type Retry struct {
 const RetriesFile = "retries.json"
 
 // RecordRetry adds r to the job's RetriesFile, under its lock: a job's
-// builds may run at once.
-func RecordRetry(jobDir string, r Retry) error {
+// builds may run at once. It waits for the lock 5s at most and no longer
+// than ctx lasts.
+func RecordRetry(ctx context.Context, jobDir string, r Retry) error {
 	path := filepath.Join(jobDir, RetriesFile)
-	release, err := jsonfile.Lock(context.Background(), path+".lock", 5*time.Second)
+	release, err := jsonfile.Lock(ctx, path+".lock", 5*time.Second)
 	if err != nil {
 		return err
 	}

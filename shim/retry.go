@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -192,8 +193,9 @@ func retryable(args []string, lookup func(string) string, job *jobstate.State, o
 
 // run runs the build; when it fails because its node was lost, it runs it
 // once more on the next healthy node, and says so. The result is the exit
-// status of the last run.
-func (c *retryCall) run() error {
+// status of the last run. ctx bounds its records (the probe cache, the
+// job's retries), not the builds, which the job's signals end.
+func (c *retryCall) run(ctx context.Context) error {
 	code, out := runChild(c.real, c.args, c.environ, c.stderr)
 	if code == 0 {
 		return nil
@@ -202,13 +204,13 @@ func (c *retryCall) run() error {
 	if !first.Lost {
 		return ExitError{code}
 	}
-	c.markDown(c.plan.Endpoint, first.Reason)
+	c.markDown(ctx, c.plan.Endpoint, first.Reason)
 	rec := jobstate.Retry{Lost: c.plan.Endpoint, Reason: first.Reason, At: time.Now().UTC()}
 	next, why := c.next()
 	if next == "" {
 		c.log().Warnf("the build lost its node %s (%s), and %s: not run again", c.plan.Endpoint, first.Reason, why)
 		rec.Error = why
-		c.record(rec)
+		c.record(ctx, rec)
 		return ExitError{code}
 	}
 	rec.Node = next
@@ -216,7 +218,7 @@ func (c *retryCall) run() error {
 	if err != nil {
 		c.log().Warnf("the build lost its node %s (%s), and cannot run again: %v", c.plan.Endpoint, first.Reason, err)
 		rec.Error = err.Error()
-		c.record(rec)
+		c.record(ctx, rec)
 		return ExitError{code}
 	}
 	c.log().Warnf("the build lost its node %s (%s); running it again, once, on %s (remote.retry_lost_builds)", c.plan.Endpoint, first.Reason, next)
@@ -225,11 +227,11 @@ func (c *retryCall) run() error {
 		second := ClassifyFailure(out, c.dialer()(next, lostDial))
 		rec.Error = second.Reason
 		if second.Lost {
-			c.markDown(next, second.Reason)
+			c.markDown(ctx, next, second.Reason)
 			c.log().Warnf("the build was lost twice: on %s (%s), then on %s (%s); not run again", c.plan.Endpoint, first.Reason, next, second.Reason)
 		}
 	}
-	c.record(rec)
+	c.record(ctx, rec)
 	if code != 0 {
 		return ExitError{code}
 	}
@@ -306,7 +308,7 @@ func readsStdin(args []string) bool {
 
 // markDown shares the lost node's state with the host's next jobs: down
 // in the probe cache until it is probed again after the cache's TTL.
-func (c *retryCall) markDown(endpoint, reason string) {
+func (c *retryCall) markDown(ctx context.Context, endpoint, reason string) {
 	if c.plan.ProbeCache == "" || c.plan.ProbeTTL <= 0 {
 		return
 	}
@@ -315,17 +317,17 @@ func (c *retryCall) markDown(endpoint, reason string) {
 	if strings.HasPrefix(endpoint, "tcp://") {
 		t.TLS = c.plan.TLS
 	}
-	if err := p.MarkDown(t, "lost a build: "+reason); err != nil {
+	if err := p.MarkDown(ctx, t, "lost a build: "+reason); err != nil {
 		c.log().Warnf("node %s not marked down for the host's next jobs: %v", endpoint, err)
 	}
 }
 
 // record appends r to the job's RetriesFile for the job report.
-func (c *retryCall) record(r jobstate.Retry) {
+func (c *retryCall) record(ctx context.Context, r jobstate.Retry) {
 	if c.jobDir == "" {
 		return
 	}
-	if err := jobstate.RecordRetry(c.jobDir, r); err != nil {
+	if err := jobstate.RecordRetry(ctx, c.jobDir, r); err != nil {
 		c.log().Warnf("the retry is not in the job report: %v", err)
 	}
 }

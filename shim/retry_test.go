@@ -151,7 +151,7 @@ func TestRetryCall(t *testing.T) {
 				}
 				return nil
 			}
-			err := call.run()
+			err := call.run(t.Context())
 			code := 0
 			var exit ExitError
 			if errors.As(err, &exit) {

@@ -77,8 +77,9 @@ func Target(lookup func(string) string, self string, log *joblog.Logger) (string
 // build and bake calls (Rewrite), then replaces its process with the real
 // plugin, so docker's plugin socket, signals and exit status stay exactly the
 // real plugin's. It never writes to stdout; its few lines go to stderr, which
-// is the job log.
-func Shim(args []string, environ []string, self string, job *jobstate.State, stderr io.Writer) error {
+// is the job log. ctx bounds what the shim asks before it execs (the engine,
+// `bake --print`) and, when it runs a lost build again, its records.
+func Shim(ctx context.Context, args []string, environ []string, self string, job *jobstate.State, stderr io.Writer) error {
 	lookup := proc.LookupIn(environ)
 	pid := strconv.Itoa(os.Getpid())
 	if lookup(loopGuardVar) == pid {
@@ -96,7 +97,7 @@ func Shim(args []string, environ []string, self string, job *jobstate.State, std
 	}
 	settings, warnings := shimSettings(job, lookup)
 	if job != nil && job.Cache != nil && (len(args) == 0 || args[0] != MetadataCommand) {
-		res, err := shimRewrite(args, lookup, real, environ, job, settings, warnings, stderr)
+		res, err := shimRewrite(ctx, args, lookup, real, environ, job, settings, warnings, stderr)
 		if err != nil {
 			return err
 		}
@@ -111,7 +112,7 @@ func Shim(args []string, environ []string, self string, job *jobstate.State, std
 		// The one path that does not exec: the shim stays to run a lost
 		// build again on another node.
 		call.real, call.environ, call.stderr = real, environ, stderr
-		return call.run()
+		return call.run(ctx)
 	}
 	argv := append([]string{real}, args...)
 	if err := syscall.Exec(real, argv, environ); err != nil {
@@ -165,7 +166,7 @@ func dockerCommandPath(attrs string) string {
 
 // shimRewrite builds the policy from the job and the call's environment,
 // rewrites the arguments and reports on stderr.
-func shimRewrite(args []string, lookup func(string) string, real string, environ []string, job *jobstate.State, settings config.BuildSettings, warnings []string, stderr io.Writer) (Result, error) {
+func shimRewrite(ctx context.Context, args []string, lookup func(string) string, real string, environ []string, job *jobstate.State, settings config.BuildSettings, warnings []string, stderr io.Writer) (Result, error) {
 	c := job.Cache
 	standalone := lookup("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") == ""
 	if inv, err := ParseInvocation(args, standalone); err == nil && inv.progressMode(lookup) == "rawjson" {
@@ -188,7 +189,7 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 		Mode: settings.CacheMode, Standalone: standalone, Identity: id, Backend: c.Backend, Dir: dir,
 		Builder: func(name string) BuilderFacts { return builderFacts(name, lookup, job.Chosen()) },
 		EngineStore: func(builder string) string {
-			return engine.ImageStore(lookup, builder, 2*time.Second)
+			return engine.ImageStore(ctx, lookup, builder, 2*time.Second)
 		},
 	}
 	p.Bake = func() ([]BakeTarget, error) {
@@ -204,7 +205,7 @@ func shimRewrite(args []string, lookup func(string) string, real string, environ
 				return nil, fmt.Errorf("reading the bake definition on stdin: %w", err)
 			}
 		}
-		return ResolveBake(real, args, inv.SubIndex, environ, stdin, 30*time.Second)
+		return ResolveBake(ctx, real, args, inv.SubIndex, environ, stdin, 30*time.Second)
 	}
 	res := Rewrite(args, p)
 	Report(log, res, settings.Debug)
@@ -336,12 +337,13 @@ func builderFacts(name string, lookup func(string) string, selected *jobstate.Bu
 // one extra process the shim may start, and only for bake. The child gets no
 // plugin socket: docker accepts only one connection, the real run's. stdin
 // is the definition the call gives as `--file -` (nil when it gives none).
-func ResolveBake(real string, args []string, subIndex int, environ []string, stdin []byte, timeout time.Duration) ([]BakeTarget, error) {
+// It is bounded by timeout and ctx.
+func ResolveBake(ctx context.Context, real string, args []string, subIndex int, environ []string, stdin []byte, timeout time.Duration) ([]BakeTarget, error) {
 	if subIndex < 0 || subIndex >= len(args) {
 		return nil, errors.New("no bake subcommand in the arguments")
 	}
 	argv := append(append(slices.Clone(args[:subIndex+1]), "--print"), args[subIndex+1:]...)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, real, argv...)
 	for _, kv := range environ {

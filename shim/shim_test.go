@@ -84,7 +84,7 @@ target "test" {
 	defer os.Chdir(wd)
 	env := []string{"HOME=" + dir, "DOCKER_CONFIG=" + filepath.Join(dir, "dc"), "PATH=/usr/bin:/bin", "DOCKER_CLI_PLUGIN_SOCKET=@nowhere"}
 	args := []string{"bake", "--set", "app.platform=linux/arm64"}
-	targets, err := ResolveBake(real, args, 0, env, nil, time.Minute)
+	targets, err := ResolveBake(t.Context(), real, args, 0, env, nil, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,13 +97,13 @@ target "test" {
 	if test := targets[1]; test.Target != "test" || !test.HasCacheFrom || test.HasCacheTo {
 		t.Errorf("test = %+v", test)
 	}
-	if _, err := ResolveBake(real, []string{"bake", "nosuchtarget"}, 0, env, nil, time.Minute); err == nil || !strings.Contains(err.Error(), "nosuchtarget") {
+	if _, err := ResolveBake(t.Context(), real, []string{"bake", "nosuchtarget"}, 0, env, nil, time.Minute); err == nil || !strings.Contains(err.Error(), "nosuchtarget") {
 		t.Errorf("ResolveBake of a missing target: %v, want buildx's error", err)
 	}
 	// A definition on stdin, as docker compose gives it (JSON, absolute
 	// contexts), beside the file in the working dir.
 	stdin := []byte(`{"group": {"default": {"targets": ["web"]}}, "target": {"web": {"context": "/src/web", "dockerfile": "Dockerfile", "tags": ["c-web"]}}}`)
-	targets, err = ResolveBake(real, []string{"bake", "--file", "-", "--progress", "rawjson", "--metadata-file", filepath.Join(dir, "m.json")}, 0, env, stdin, time.Minute)
+	targets, err = ResolveBake(t.Context(), real, []string{"bake", "--file", "-", "--progress", "rawjson", "--metadata-file", filepath.Join(dir, "m.json")}, 0, env, stdin, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestShimRewriteEnvironment(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var stderr bytes.Buffer
 			environ := append(slices.Clone(base), c.env...)
-			res, err := testRewrite(c.args, environ, &stderr)
+			res, err := testRewrite(t, c.args, environ, &stderr)
 			if !errors.Is(err, c.err) {
 				t.Fatalf("err = %v, want %v", err, c.err)
 			}
@@ -322,7 +322,7 @@ func TestShimLinesInRawJSONProgress(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var stderr bytes.Buffer
 			environ := append(slices.Clone(base), c.env...)
-			if _, err := testRewrite(c.args, environ, &stderr); err != nil {
+			if _, err := testRewrite(t, c.args, environ, &stderr); err != nil {
 				t.Fatal(err)
 			}
 			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
@@ -390,8 +390,8 @@ func TestDockerBuildBuilder(t *testing.T) {
 }
 
 // testRewrite runs shimRewrite for testJob as the shim would.
-func testRewrite(args, environ []string, stderr io.Writer) (Result, error) {
+func testRewrite(t *testing.T, args, environ []string, stderr io.Writer) (Result, error) {
 	job := testJob()
 	settings, warnings := shimSettings(job, proc.LookupIn(environ))
-	return shimRewrite(args, proc.LookupIn(environ), "/nonexistent/docker-buildx", environ, job, settings, warnings, stderr)
+	return shimRewrite(t.Context(), args, proc.LookupIn(environ), "/nonexistent/docker-buildx", environ, job, settings, warnings, stderr)
 }

@@ -4,6 +4,7 @@
 package doctor
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,9 +33,10 @@ type Diagnosis struct {
 // Diagnose probes (fresh, sharing nothing) and plans. stateDir is the state
 // dir jobs on this host use (the configured one or its fallback), where the
 // embedded buildkitd's socket is. buildctlVersion is the local buildctl's
-// version ("" when there is none), compared with the builders'.
-func Diagnose(cfg *config.Config, e *agentenv.Environment, stateDir, self, buildctlVersion string) Diagnosis {
-	d := Diagnosis{Survey: builder.TakeSurvey(cfg, e, stateDir, self)}
+// version ("" when there is none), compared with the builders'. ctx ends
+// its discovery and probes early.
+func Diagnose(ctx context.Context, cfg *config.Config, e *agentenv.Environment, stateDir, self, buildctlVersion string) Diagnosis {
+	d := Diagnosis{Survey: builder.TakeSurvey(ctx, cfg, e, stateDir, self)}
 	d.Chosen = builder.FirstUsable(d.Options)
 	d.Warnings = Warnings(d.Spec, d.Probes.Results, buildctlVersion)
 	if d.Chosen >= 0 && d.Options[d.Chosen].State == builder.Ready {

@@ -1,7 +1,6 @@
 package namespace
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -46,7 +45,7 @@ func TestDefect10_NamespaceTokenInArgv(t *testing.T) {
 	os.MkdirAll(dc, 0o700)
 	n := Namespace{NSC: nscWrap, Agent: agent, Auth: "oidc", TenantID: "tnt", JobDir: job, DockerConfig: dc,
 		Env: []string{"FAKENSC_BACKEND=" + backend, "HOME=" + dir, "PATH=/usr/bin:/bin"}}
-	if _, _, err := n.SetUp(context.Background()); err != nil {
+	if _, _, err := n.SetUp(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	log, _ := os.ReadFile(argvLog)

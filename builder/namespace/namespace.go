@@ -142,7 +142,7 @@ func (n *Namespace) sharedBuilder(ctx context.Context, nscEnv []string) (buildx.
 	if !ok {
 		deadline = time.Now().Add(n.Timeout)
 	}
-	release, err := n.Setups.Lock(n.TenantID, n.DefaultLoad, deadline)
+	release, err := n.Setups.Lock(ctx, n.TenantID, n.DefaultLoad, deadline)
 	if err != nil {
 		return buildx.Builder{}, fmt.Errorf("waiting for another job's builder setup: %w", err)
 	}
@@ -210,7 +210,7 @@ func (n *Namespace) authenticate(ctx context.Context, env []string) error {
 	if !ok {
 		deadline = time.Now().Add(n.Timeout)
 	}
-	release, err := n.Tokens.Lock(n.TenantID, deadline)
+	release, err := n.Tokens.Lock(ctx, n.TenantID, deadline)
 	if err != nil {
 		return fmt.Errorf("waiting for another job's token exchange: %w", err)
 	}

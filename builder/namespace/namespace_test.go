@@ -1,7 +1,6 @@
 package namespace
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -57,7 +56,7 @@ func TestNamespaceCognitoSetUp(t *testing.T) {
 	dir := t.TempDir()
 	write, n := nsBackend(t, nsc, dir, "linux/amd64", "linux/arm64")
 	job := n.JobDir
-	b, exports, err := n.SetUp(context.Background())
+	b, exports, err := n.SetUp(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,12 +77,12 @@ func TestNamespaceCognitoSetUp(t *testing.T) {
 	}
 
 	write("auth")
-	_, _, err = n.SetUp(context.Background())
+	_, _, err = n.SetUp(t.Context())
 	if err == nil || err.Error() != "nsc auth exchange-aws-cognito-token: it seems that's not allowed. We got: tenant tnt does not trust this identity" {
 		t.Errorf("refused auth: %v", err)
 	}
 	n.Auth = "oidc"
-	if _, _, err := n.SetUp(context.Background()); err == nil || !strings.Contains(err.Error(), "buildkite-agent not found") {
+	if _, _, err := n.SetUp(t.Context()); err == nil || !strings.Contains(err.Error(), "buildkite-agent not found") {
 		t.Errorf("oidc without buildkite-agent: %v", err)
 	}
 }
@@ -104,7 +103,7 @@ func TestNamespaceHostPlatformFirst(t *testing.T) {
 		dir := t.TempDir()
 		_, n := nsBackend(t, nsc, dir, "linux/arm64", "linux/amd64") // the API lists amd64 first all the same
 		n.HostPlatform = tc.host
-		b, _, err := n.SetUp(context.Background())
+		b, _, err := n.SetUp(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

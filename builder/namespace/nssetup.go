@@ -67,9 +67,10 @@ func setupKey(tenant string, defaultLoad bool) string {
 
 func (s Setups) file(key string) string { return filepath.Join(s.Dir, key+".json") }
 
-// Lock takes the lock of a tenant's setup, waiting until deadline at most.
-func (s Setups) Lock(tenant string, defaultLoad bool, deadline time.Time) (func(), error) {
-	return jsonfile.LockUntil(context.Background(), s.file(setupKey(tenant, defaultLoad))+".lock", deadline)
+// Lock takes the lock of a tenant's setup, waiting until deadline at most
+// and no longer than ctx lasts.
+func (s Setups) Lock(ctx context.Context, tenant string, defaultLoad bool, deadline time.Time) (func(), error) {
+	return jsonfile.LockUntil(ctx, s.file(setupKey(tenant, defaultLoad))+".lock", deadline)
 }
 
 // Get returns the shared setup's instance file (to be written into a job's

@@ -1,7 +1,6 @@
 package namespace
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -92,7 +91,7 @@ func TestNamespaceSetupSharedByTheHost(t *testing.T) {
 		n.DockerConfig = filepath.Join(n.JobDir, "docker")
 		os.MkdirAll(n.DockerConfig, 0o700)
 		n.Tokens, n.Setups = HostTenantTokens(state), HostSetups(state)
-		b, _, err := n.SetUp(context.Background())
+		b, _, err := n.SetUp(t.Context())
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -41,9 +41,10 @@ func (c TenantTokens) tenantFile(tenant string) string {
 	return filepath.Join(c.Dir, "tenant-"+safeName(tenant)+".json")
 }
 
-// Lock takes the tenant's lock, waiting until deadline at most.
-func (c TenantTokens) Lock(tenant string, deadline time.Time) (func(), error) {
-	return jsonfile.LockUntil(context.Background(), c.tenantFile(tenant)+".lock", deadline)
+// Lock takes the tenant's lock, waiting until deadline at most and no
+// longer than ctx lasts.
+func (c TenantTokens) Lock(ctx context.Context, tenant string, deadline time.Time) (func(), error) {
+	return jsonfile.LockUntil(ctx, c.tenantFile(tenant)+".lock", deadline)
 }
 
 // Get returns the shared token.json contents for tenant when it is valid for

@@ -55,7 +55,7 @@ func TestConcurrentJobsExchangeOneTenantToken(t *testing.T) {
 			JobDir: jobDir, Timeout: 10 * time.Second, Tokens: TenantTokens{Dir: shared, Now: now}}
 	}
 	auth := func(n *Namespace) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		return n.authenticate(ctx, []string{"PATH=/usr/bin:/bin", "XDG_CONFIG_HOME=" + filepath.Join(n.nscDir(), "config")})
 	}

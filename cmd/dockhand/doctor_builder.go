@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,8 +17,8 @@ import (
 // probed through dockhand-cloud, with nothing started or written. The
 // embedded buildkitd is looked for in the state dir jobs use, fallback
 // included.
-func diagnoseBuilder(cfg *config.Config, e *agentenv.Environment) doctor.Diagnosis {
-	return doctor.Diagnose(cfg, e, tokenStateDir("", cfg, e), self(), localBuildctlVersion(e))
+func diagnoseBuilder(ctx context.Context, cfg *config.Config, e *agentenv.Environment) doctor.Diagnosis {
+	return doctor.Diagnose(ctx, cfg, e, tokenStateDir("", cfg, e), self(), localBuildctlVersion(e))
 }
 
 // localBuildctlVersion is the version of the buildctl jobs would run ("" if

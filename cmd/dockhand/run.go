@@ -199,8 +199,10 @@ func runDoctor(args []string, e *agentenv.Environment, io stdio) error {
 	if err != nil {
 		return err
 	}
-	stateProblems := bootstrap.CheckStateDir(context.Background(), cfg.StateDir, os.Getuid())
-	builder := diagnoseBuilder(cfg, e)
+	// doctor's root: an operator's command, which ^C ends as it is.
+	ctx := context.Background()
+	stateProblems := bootstrap.CheckStateDir(ctx, cfg.StateDir, os.Getuid())
+	builder := diagnoseBuilder(ctx, cfg, e)
 	checks := checkCredentials(helperFor(cfg, e, io.err), configuredRegistries(cfg, registries))
 	if *asJSON {
 		b, err := cfg.MarshalJSON()

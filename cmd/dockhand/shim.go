@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 
 	agentenv "github.com/buildkite/agent/v3/env"
@@ -34,7 +35,9 @@ func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
 			}
 		}
 	}
-	err := shim.Shim(args, e.ToSlice(), self(), job, io.err)
+	// The shim's root: it catches no signal (until it execs the real plugin
+	// the job's signals end it as they would buildx), so nothing cancels it.
+	err := shim.Shim(context.Background(), args, e.ToSlice(), self(), job, io.err)
 	var exit shim.ExitError
 	switch {
 	case errors.Is(err, shim.ErrStrict):

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -126,7 +127,8 @@ func selectAsJob(o builder.SetupOptions) (*builder.Selection, time.Duration, err
 		return nil, 0, err
 	}
 	start := time.Now()
-	sel, err := builder.Select(o)
+	// The benchmark is its own root: no job's cancel to pass on.
+	sel, err := builder.Select(context.Background(), o)
 	return sel, time.Since(start), err
 }
 
