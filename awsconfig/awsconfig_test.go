@@ -2,7 +2,6 @@ package awsconfig
 
 import (
 	"cmp"
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,7 +48,7 @@ func TestLoad(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			isolate(t, c.env)
-			cfg, err := Load(context.Background(), c.settings)
+			cfg, err := Load(t.Context(), c.settings)
 			if c.err != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), c.err) {
 					t.Fatalf("Load = %v, want an error starting %q", err, c.err)

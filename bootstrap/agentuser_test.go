@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,7 +22,7 @@ func TestUnremovableDeadJobDirOnlyWarns(t *testing.T) {
 		root := u.TempDir(t)
 		state := filepath.Join(root, "state")
 		os.Mkdir(state, 0o700)
-		dead, err := CreateJobDir(context.Background(), state, "dead")
+		dead, err := CreateJobDir(t.Context(), state, "dead")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +94,7 @@ func TestStateDirOfAnotherUserFallsBack(t *testing.T) {
 				root := u.TempDir(t)
 				state := filepath.Join(root, "state")
 				os.Mkdir(state, 0o700)
-				j, err := CreateJobDir(context.Background(), state, "earlier")
+				j, err := CreateJobDir(t.Context(), state, "earlier")
 				if err != nil {
 					t.Fatal(err)
 				}

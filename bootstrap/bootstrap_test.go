@@ -140,7 +140,7 @@ func TestReconcileCarriesLoginsAndHelpers(t *testing.T) {
 		"auths": {"127.0.0.1:5000": {"auth": "Y2k6czNjcmV0"}},
 		"credHelpers": {"123456789012.dkr.ecr.us-east-1.amazonaws.com": "ecr-login"}
 	}`), 0o600)
-	r, err := Reconcile(jobDir, stack, nil)
+	r, err := Reconcile(t.Context(), jobDir, stack, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestReconcileCarriesLoginsAndHelpers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(stack, "config.json")); err != nil {
 		t.Errorf("the stack's own dir was touched: %v", err)
 	}
-	same, err := Reconcile(jobDir, filepath.Join(jobDir, "docker"), nil)
+	same, err := Reconcile(t.Context(), jobDir, filepath.Join(jobDir, "docker"), nil)
 	if err != nil || same.From != "" || len(same.Imported) != 0 {
 		t.Errorf("Reconcile of the job's own config = %+v, %v", same, err)
 	}
@@ -169,12 +169,12 @@ func TestReconcileToleratesEmptyAndBrokenConfigs(t *testing.T) {
 	jobDir := t.TempDir()
 	SeedDockerConfig(filepath.Join(jobDir, "docker"), UserDockerConfig{}, Credentials{}, "/x/dockhand")
 	empty := t.TempDir()
-	if r, err := Reconcile(jobDir, empty, nil); err != nil || r.From != empty || len(r.Imported) != 0 {
+	if r, err := Reconcile(t.Context(), jobDir, empty, nil); err != nil || r.From != empty || len(r.Imported) != 0 {
 		t.Errorf("empty dir: %+v, %v", r, err)
 	}
 	broken := t.TempDir()
 	os.WriteFile(filepath.Join(broken, "config.json"), []byte("{"), 0o600)
-	r, err := Reconcile(jobDir, broken, nil)
+	r, err := Reconcile(t.Context(), jobDir, broken, nil)
 	if err != nil || len(r.Lines) != 1 || r.Lines[0].Severity != joblog.Warning {
 		t.Errorf("broken config: %+v, %v", r, err)
 	}
@@ -192,12 +192,12 @@ func TestReconcileHandsBackTheHelpersWarnings(t *testing.T) {
 	e := agentenv.FromMap(map[string]string{JobDirVar: jobDir, DockerConfigVar: stack,
 		"BUILDKITE_AGENT_JOB_API_SOCKET": filepath.Join(t.TempDir(), "gone.sock"), "BUILDKITE_AGENT_JOB_API_TOKEN": "t0ken"})
 	const lost = "could not add a credential to the job's log redactor: "
-	r, err := Reconcile(jobDir, stack, e)
+	r, err := Reconcile(t.Context(), jobDir, stack, e)
 	if err != nil || len(r.Lines) != 1 || r.Lines[0].Severity != joblog.Warning || !strings.HasPrefix(r.Lines[0].Text, lost) {
 		t.Fatalf("Reconcile = %+v, %v; want one warning that the redactor was not reached", r, err)
 	}
 	var out, log strings.Builder
-	if err := EnvironmentHook(e, &out, &log); err != nil {
+	if err := EnvironmentHook(t.Context(), e, &out, &log); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Count(log.String(), "dockhand: warning: "+lost) != 1 || strings.Contains(log.String(), "warning: warning") {

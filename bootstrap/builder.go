@@ -97,7 +97,7 @@ const historyWait = 6 * time.Second
 // job (BuildKit's build history, once), and a warning line when it could
 // not. The job's own are picked out of them by the job report. The nodes
 // lost builds ran again on are read too.
-func jobHistory(o Options, sel *builder.Selection, retries []jobstate.Retry, since time.Time) (cloud.HistoryResponse, *joblog.Line) {
+func jobHistory(ctx context.Context, o Options, sel *builder.Selection, retries []jobstate.Retry, since time.Time) (cloud.HistoryResponse, *joblog.Line) {
 	if sel == nil || sel.Builder == nil || len(builder.HistoryTargets(*sel.Builder)) == 0 {
 		return cloud.HistoryResponse{}, nil
 	}
@@ -112,7 +112,7 @@ func jobHistory(o Options, sel *builder.Selection, retries []jobstate.Retry, sin
 			b.Nodes = append(b.Nodes, n)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
+	ctx, cancel := context.WithTimeout(ctx, historyWait)
 	defer cancel()
 	h, err := builder.BuildHistory(ctx, cloud.Path(o.Self), o.Env.ToSlice(), b, since)
 	if err != nil {

@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -27,14 +26,14 @@ func TestChooseBuilderWhenAllAreDown(t *testing.T) {
 	o := Options{Config: cfg, Env: agentenv.FromSlice([]string{"PATH=" + t.TempDir()}),
 		Self: filepath.Join(t.TempDir(), "dockhand")} // no dockhand-cloud: every probe fails
 
-	_, jb, warning, err := chooseBuilder(context.Background(), o, state, job)
+	_, jb, warning, err := chooseBuilder(t.Context(), o, state, job)
 	var none *builder.NoBuilderError
 	if !errors.As(err, &none) || jb.Kind != "" || warning != nil {
 		t.Fatalf("all down: %+v %v %v", jb, warning, err)
 	}
 
 	cfg.BuildersOptional = true
-	sel, jb, warning, err := chooseBuilder(context.Background(), o, state, job)
+	sel, jb, warning, err := chooseBuilder(t.Context(), o, state, job)
 	if err != nil || jb.Kind != "" || warning == nil || warning.Severity != joblog.Warning ||
 		!strings.Contains(warning.Text, "no builder available: remote: tcp://10.9.9.9:1234: probe failed") ||
 		!strings.Contains(warning.Text, "builders_optional is set") {

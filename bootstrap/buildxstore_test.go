@@ -49,10 +49,10 @@ func TestHostBuildxConfig(t *testing.T) {
 	}
 	// dockhand's choice, as wireBuilder makes it.
 	b := buildx.Builder{Kind: "remote", Name: buildx.RemoteName, Driver: buildx.DriverRemote, Nodes: []buildx.Node{{Name: "n0", Endpoint: "tcp://10.0.0.9:1234"}}}
-	if err := buildx.WriteInstance(dc, b); err != nil {
+	if err := buildx.WriteInstance(t.Context(), dc, b); err != nil {
 		t.Fatal(err)
 	}
-	if err := buildx.SetCurrent(store, "unix:///var/run/docker.sock", buildx.RemoteName); err != nil {
+	if err := buildx.SetCurrent(t.Context(), store, "unix:///var/run/docker.sock", buildx.RemoteName); err != nil {
 		t.Fatal(err)
 	}
 	out := exports(e, jobDir, "")
@@ -80,7 +80,7 @@ func TestHostBuildxConfig(t *testing.T) {
 	// the job keeps its own store and current builder.
 	hookEnv := agentenv.FromMap(map[string]string{JobDirVar: jobDir, DockerConfigVar: dc, BuildxConfigVar: host})
 	var hookOut, log strings.Builder
-	if err := EnvironmentHook(hookEnv, &hookOut, &log); err != nil {
+	if err := EnvironmentHook(t.Context(), hookEnv, &hookOut, &log); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(hookOut.String(), "export BUILDX_CONFIG='"+store+"'") {

@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -130,7 +129,7 @@ func cloudEnsurer(t *testing.T, arms string, clock *time.Time) (ensureRepoFunc, 
 	if err := os.WriteFile(cloud, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	return ecrRepoEnsurer(context.Background(), filepath.Join(dir, "state"), cloud, agentenv.FromSlice([]string{"PATH=/usr/bin:/bin"}),
+	return ecrRepoEnsurer(t.Context(), filepath.Join(dir, "state"), cloud, agentenv.FromSlice([]string{"PATH=/usr/bin:/bin"}),
 		func() time.Time { return *clock }), calls
 }
 

@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,7 +32,7 @@ import (
 func TestDefect14_DotJobIDSwept(t *testing.T) {
 	state := t.TempDir()
 	for _, id := range []string{".hidden", "..", "."} {
-		dead, err := CreateJobDir(context.Background(), state, id)
+		dead, err := CreateJobDir(t.Context(), state, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +45,7 @@ func TestDefect14_DotJobIDSwept(t *testing.T) {
 	legacy := filepath.Join(state, "jobs", ".old-123")
 	os.Mkdir(legacy, 0o700)
 	os.WriteFile(filepath.Join(legacy, "credentials.json"), []byte("{}"), 0o600)
-	removed, err := Sweep(context.Background(), state)
+	removed, err := Sweep(t.Context(), state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +156,7 @@ func TestDefect09_HookImportedLoginsRedacted(t *testing.T) {
 	e := agentenv.FromMap(map[string]string{JobDirVar: jobDir, DockerConfigVar: stack,
 		"BUILDKITE_AGENT_JOB_API_SOCKET": sock, "BUILDKITE_AGENT_JOB_API_TOKEN": token})
 	var out, log strings.Builder
-	if err := EnvironmentHook(e, &out, &log); err != nil {
+	if err := EnvironmentHook(t.Context(), e, &out, &log); err != nil {
 		t.Fatal(err)
 	}
 	if r := got(); !slices.Contains(r, "s3cret") || !slices.Contains(r, "id-t0ken") {
@@ -395,7 +394,7 @@ func TestDefect08_JobDirsOfOtherJobs(t *testing.T) {
 	os.Chmod(root, 0o755)
 	state := filepath.Join(root, "state")
 	os.Mkdir(state, 0o700)
-	j, err := CreateJobDir(context.Background(), state, "job-a")
+	j, err := CreateJobDir(t.Context(), state, "job-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +418,7 @@ func TestDefect08_JobDirsOfOtherJobs(t *testing.T) {
 		t.Errorf("the job cannot read its own store: %s", out)
 	}
 	j.lock.Close()
-	if removed, err := Sweep(context.Background(), state); err != nil || len(removed) != 1 {
+	if removed, err := Sweep(t.Context(), state); err != nil || len(removed) != 1 {
 		t.Errorf("Sweep = %q, %v", removed, err)
 	}
 }

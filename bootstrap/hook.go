@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 // environment hook after the global ones. It reconciles the docker config
 // and writes the shell statements for the hook to eval on out, so the agent
 // picks the change up through its hook environment diff. Notes go to log.
-func EnvironmentHook(e *agentenv.Environment, out, stderr io.Writer) error {
+func EnvironmentHook(ctx context.Context, e *agentenv.Environment, out, stderr io.Writer) error {
 	log := joblog.New(stderr)
 	jobDir, _ := e.Get(JobDirVar)
 	if jobDir == "" {
@@ -22,7 +23,7 @@ func EnvironmentHook(e *agentenv.Environment, out, stderr io.Writer) error {
 		return nil
 	}
 	current, _ := e.Get(DockerConfigVar)
-	r, err := Reconcile(jobDir, current, e)
+	r, err := Reconcile(ctx, jobDir, current, e)
 	if err != nil {
 		return err
 	}

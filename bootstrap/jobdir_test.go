@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +12,7 @@ import (
 
 func TestJobDirIsPrivateAndRemoved(t *testing.T) {
 	state := t.TempDir()
-	j, err := CreateJobDir(context.Background(), state, "0190f000-0000-7000-8000-000000000001")
+	j, err := CreateJobDir(t.Context(), state, "0190f000-0000-7000-8000-000000000001")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,18 +38,18 @@ func TestJobDirIsPrivateAndRemoved(t *testing.T) {
 
 func TestSweepRemovesOnlyDeadJobs(t *testing.T) {
 	state := t.TempDir()
-	live, err := CreateJobDir(context.Background(), state, "live")
+	live, err := CreateJobDir(t.Context(), state, "live")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Remove()
-	dead, err := CreateJobDir(context.Background(), state, "dead")
+	dead, err := CreateJobDir(t.Context(), state, "dead")
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dead.Path, "left-behind"), []byte("x"), 0o600)
 	dead.lock.Close() // the job died: the kernel dropped its lock
-	removed, err := Sweep(context.Background(), state)
+	removed, err := Sweep(t.Context(), state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,14 +62,14 @@ func TestSweepRemovesOnlyDeadJobs(t *testing.T) {
 	if _, err := os.Stat(dead.Path); !os.IsNotExist(err) {
 		t.Errorf("dead job dir still there: %v", err)
 	}
-	again, err := Sweep(context.Background(), state)
+	again, err := Sweep(t.Context(), state)
 	if err != nil || len(again) != 0 {
 		t.Errorf("second Sweep = %q, %v; want nothing", again, err)
 	}
 }
 
 func TestSweepWithoutStateDir(t *testing.T) {
-	removed, err := Sweep(context.Background(), filepath.Join(t.TempDir(), "none"))
+	removed, err := Sweep(t.Context(), filepath.Join(t.TempDir(), "none"))
 	if err != nil || removed != nil {
 		t.Errorf("Sweep of a missing state dir = %q, %v", removed, err)
 	}
@@ -133,7 +132,7 @@ func TestJobDirsAsTheAgentUser(t *testing.T) {
 		t.Fatal("the user's run runs as root")
 	}
 	state := os.Getenv("DOCKHAND_TEST_STATE")
-	ctx := context.Background()
+	ctx := t.Context()
 	first, err := CreateJobDir(ctx, state, "first")
 	if err != nil {
 		t.Fatal(err)

@@ -20,9 +20,9 @@ import (
 // STATE/metrics.jsonl. It reads BuildKit's history once; nothing here can
 // fail the job: a failure costs one line, and Run waits for it no longer
 // than the grace period (reportWithin).
-func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup time.Duration) {
+func afterJob(ctx context.Context, o Options, jobDir string, n setupNotes, start time.Time, setup time.Duration) {
 	retries := jobstate.ReadRetries(jobDir)
-	hist, warning := jobHistory(o, n.builder, retries, start)
+	hist, warning := jobHistory(ctx, o, n.builder, retries, start)
 	get := func(k string) string { v, _ := o.Env.Get(k); return v }
 	id := cachekey.IdentityFromEnv(get)
 	if n.settings != nil {
@@ -45,7 +45,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 		log.Printf("%s", line)
 	}
 	if report.Wanted(o.Config.Annotate, r) {
-		if err := annotate(o, r); err != nil {
+		if err := annotate(ctx, o, r); err != nil {
 			log.Printf("annotation not added (the job is not affected): %v", err)
 		}
 	}
@@ -57,7 +57,7 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 	}
 	line2, err := report.EMF(r, time.Now())
 	if err == nil {
-		err = report.AppendMetrics(filepath.Join(n.stateDir, report.MetricsFile), line2, report.MaxMetricsSize)
+		err = report.AppendMetrics(ctx, filepath.Join(n.stateDir, report.MetricsFile), line2, report.MaxMetricsSize)
 	}
 	if err != nil {
 		log.Warnf("no metrics line: %v", err)
@@ -65,10 +65,10 @@ func afterJob(o Options, jobDir string, n setupNotes, start time.Time, setup tim
 }
 
 // annotate adds the job's build annotation through the real agent.
-func annotate(o Options, r report.Report) error {
+func annotate(ctx context.Context, o Options, r report.Report) error {
 	agent, err := proc.FindAgent(o.Env)
 	if err != nil {
 		return err
 	}
-	return report.Annotate(context.Background(), agent, o.Env.ToSlice(), r.Job.ID, report.Markdown(r))
+	return report.Annotate(ctx, agent, o.Env.ToSlice(), r.Job.ID, report.Markdown(r))
 }

@@ -1,6 +1,9 @@
 package bootstrap
 
 import (
+	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +13,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/filelock"
 	"github.com/dockhand-ci/dockhand/report"
 	"github.com/dockhand-ci/dockhand/test/harness"
 )
@@ -61,5 +65,34 @@ exit 0
 	}
 	if !strings.Contains(log.String(), "job report: not finished within 1s") {
 		t.Errorf("the log does not say the report was cut short:\n%s", log.String())
+	}
+}
+
+// The agent's signal during the job-end report ends what the report still
+// waits for (its context), not only the bootstrap's wait for it: here the
+// metrics log's lock, which another job holds. Before, the report's waits
+// ran on context.Background() and outlived the signal.
+func TestSignalEndsTheJobEndReportsWaits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), report.MetricsFile)
+	release, err := filelock.Lock(t.Context(), path+".lock", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	sigs := make(chan os.Signal, 1)
+	waiting, ended := make(chan struct{}), make(chan error, 1)
+	go reportWithin(io.Discard, time.Hour, sigs, func(ctx context.Context) {
+		close(waiting)
+		ended <- report.AppendMetrics(ctx, path, []byte("{}"), report.MaxMetricsSize)
+	})
+	<-waiting
+	sigs <- syscall.SIGTERM
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the report's wait ended with %v, want its context cancelled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the report still waits after the signal")
 	}
 }

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"context"
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
@@ -11,13 +12,13 @@ import (
 // the job's pipeline and checkout on this host (buildx.NodeScope), so the
 // job's context uploads diff against the previous job's. It returns the job
 // log line. A failure only costs speed: buildx then makes a per-job identity.
-func seedNodeIdentity(state, buildxDir string, e *agentenv.Environment) joblog.Line {
+func seedNodeIdentity(ctx context.Context, state, buildxDir string, e *agentenv.Environment) joblog.Line {
 	lookup := func(k string) string { v, _ := e.Get(k); return v }
 	scope, ok := buildx.NodeScopeFromEnv(lookup, forkOf(lookup))
 	if !ok {
 		return joblog.Notef("buildx: per-job node identity (the job names no pipeline): context uploads start from scratch")
 	}
-	key, err := buildx.HostNodeKey(state)
+	key, err := buildx.HostNodeKey(ctx, state)
 	if err == nil {
 		err = buildx.SeedNodeID(buildxDir, buildx.NodeID(key, scope))
 	}

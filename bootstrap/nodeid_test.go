@@ -14,7 +14,7 @@ func TestSeedNodeIdentity(t *testing.T) {
 	seed := func(kv ...string) (id, line string) {
 		t.Helper()
 		dir := t.TempDir()
-		line = seedNodeIdentity(state, dir, agentenv.FromSlice(kv)).String()
+		line = seedNodeIdentity(t.Context(), state, dir, agentenv.FromSlice(kv)).String()
 		b, err := os.ReadFile(filepath.Join(dir, ".buildNodeID"))
 		if err == nil {
 			fi, _ := os.Stat(filepath.Join(dir, ".buildNodeID"))

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -47,8 +48,9 @@ type foreignConfig struct {
 // so one config holds dockhand's helper, builder and shim plus those logins.
 // The other dir is left alone: its owner (the stack's pre-exit) deletes it.
 // Each carried-over secret goes to the job's log redactor (the Job API named
-// in e) as a `docker login`'s does.
-func Reconcile(jobDir, current string, e *agentenv.Environment) (r Reconciled, err error) {
+// in e) as a `docker login`'s does. ctx ends its waits for the store's and
+// the redactor's locks.
+func Reconcile(ctx context.Context, jobDir, current string, e *agentenv.Environment) (r Reconciled, err error) {
 	r = Reconciled{DockerConfig: filepath.Join(jobDir, "docker")}
 	if current == "" || filepath.Clean(current) == r.DockerConfig {
 		return r, nil
@@ -84,7 +86,7 @@ func Reconcile(jobDir, current string, e *agentenv.Environment) (r Reconciled, e
 		if secret == "" {
 			continue
 		}
-		if err := logins.AddLogin(registry.Login{ServerURL: host, Username: user, Secret: secret}); err != nil {
+		if err := logins.AddLogin(ctx, registry.Login{ServerURL: host, Username: user, Secret: secret}); err != nil {
 			return r, err
 		}
 		r.Imported = append(r.Imported, host)

@@ -146,7 +146,7 @@ func Run(o Options) (Exit, error) {
 			}
 		case err := <-done:
 			if signalled.IsZero() {
-				signalled = reportWithin(o.Log, grace, sigs, func() { afterJob(o, job.Path, notes, start, setupTook) })
+				signalled = reportWithin(o.Log, grace, sigs, func(ctx context.Context) { afterJob(ctx, o, job.Path, notes, start, setupTook) })
 			}
 			if signalled.IsZero() {
 				// After the job's report, so a refresh still running has
@@ -163,14 +163,19 @@ func Run(o Options) (Exit, error) {
 // reportWithin runs report, the job-end report, for at most the grace
 // period (at least a second): nothing in it may keep the bootstrap from
 // ending with the job's status, whatever the job left behind. A signal ends
-// the wait at once and is returned as its time (zero: none came); the
-// report goes on in the background until the process ends.
-func reportWithin(log io.Writer, grace time.Duration, sigs <-chan os.Signal, report func()) (signalled time.Time) {
+// the wait at once and is returned as its time (zero: none came). Either
+// ends report's ctx, so what it still waits for (the builder's history, the
+// annotation, a lock) gives up while the bootstrap cleans up.
+func reportWithin(log io.Writer, grace time.Duration, sigs <-chan os.Signal, report func(ctx context.Context)) (signalled time.Time) {
 	grace = max(grace, time.Second)
+	// The report's root: setup's context ended when the job started, and
+	// this one ends with the bootstrap's next signal or the grace period.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		report()
+		report(ctx)
 	}()
 	t := time.NewTimer(grace)
 	defer t.Stop()
@@ -338,7 +343,7 @@ func prepareIn(ctx context.Context, o Options, state string) (*JobDir, setupNote
 	n.hostStore, n.storeErr = adoptHostStore(o.Env, filepath.Join(job.Path, "docker", "buildx"))
 	n.realBuildx = buildx.FindReal(buildx.PluginDirs(user.ExtraDirs, userDir), o.Self)
 	n.phases.mark("docker config", time.Now())
-	n.nodeID = seedNodeIdentity(state, filepath.Join(job.Path, "docker", "buildx"), o.Env)
+	n.nodeID = seedNodeIdentity(ctx, state, filepath.Join(job.Path, "docker", "buildx"), o.Env)
 	n.phases.mark("node identity", time.Now())
 	settings := RegistrySettings(o.Config)
 	st := jobstate.State{ConfigPath: o.Config.Path, Shell: o.Config.Shell, RealBuildx: n.realBuildx,

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,14 +31,14 @@ func ShellCommand(realShell string, args []string) ([]string, error) {
 // Shell replaces the process with the real shell. Before that it checks that
 // DOCKER_CONFIG still points at the job's docker config and, if a hook
 // replaced it, reconciles and restores it, printing one line on log.
-func Shell(realShell string, args []string, e *agentenv.Environment, stderr io.Writer) error {
+func Shell(ctx context.Context, realShell string, args []string, e *agentenv.Environment, stderr io.Writer) error {
 	argv, err := ShellCommand(realShell, args)
 	if err != nil {
 		return err
 	}
 	if jobDir, ok := e.Get(JobDirVar); ok && jobDir != "" {
 		current, _ := e.Get(DockerConfigVar)
-		r, err := Reconcile(jobDir, current, e)
+		r, err := Reconcile(ctx, jobDir, current, e)
 		log := joblog.New(stderr)
 		switch {
 		case err != nil:

@@ -30,7 +30,7 @@ func TestShellIgnoresEmptyAndRelativePathEntries(t *testing.T) {
 		{path: ".:/nonexistent", want: proc.ErrRelative},
 		{path: "./", want: proc.ErrRelative},
 	} {
-		err := Shell("myshell", []string{"-c", "true"}, agentenv.FromSlice([]string{"PATH=" + tc.path}), io.Discard)
+		err := Shell(t.Context(), "myshell", []string{"-c", "true"}, agentenv.FromSlice([]string{"PATH=" + tc.path}), io.Discard)
 		if err == nil {
 			t.Fatalf("PATH=%q: Shell returned no error", tc.path)
 		}

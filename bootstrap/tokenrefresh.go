@@ -51,6 +51,8 @@ func startTokenRefresh(o Options, state string) *tokenRefresh {
 	if !o.Config.Registry.RefreshTokens {
 		return nil
 	}
+	// Its own root: it serves the host's tokens, not this job's setup, and
+	// outlives setup's context; stop is what ends it.
 	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 	r := &tokenRefresh{cancel: cancel, claimed: make(chan struct{}), done: make(chan struct{}), start: time.Now()}
 	go func() {

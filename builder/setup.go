@@ -224,7 +224,7 @@ func Select(ctx context.Context, o SetupOptions) (*Selection, error) {
 		default:
 			continue
 		}
-		if err := wireBuilder(o, b); err != nil {
+		if err := wireBuilder(ctx, o, b); err != nil {
 			return sel, err
 		}
 		sel.Chosen, sel.Builder = i, &b
@@ -289,9 +289,9 @@ func onlyEngineDown(opts []Option) bool {
 
 // wireBuilder writes the builder's instance file (nsc wrote its own) and the
 // TLS links buildctl users need.
-func wireBuilder(o SetupOptions, b buildx.Builder) error {
+func wireBuilder(ctx context.Context, o SetupOptions, b buildx.Builder) error {
 	if b.Kind != config.BuilderNamespace && b.Driver != buildx.DriverDocker {
-		if err := buildx.WriteInstance(o.DockerConfig, b); err != nil {
+		if err := buildx.WriteInstance(ctx, o.DockerConfig, b); err != nil {
 			return fmt.Errorf("writing the builder %s: %w", b.Name, err)
 		}
 	}
@@ -301,12 +301,12 @@ func wireBuilder(o SetupOptions, b buildx.Builder) error {
 		// without those setup lines, and a step that keeps them replaces it.
 		alias := b
 		alias.Name = buildx.NamespaceDocsName
-		if err := buildx.WriteInstance(o.DockerConfig, alias); err != nil {
+		if err := buildx.WriteInstance(ctx, o.DockerConfig, alias); err != nil {
 			return fmt.Errorf("writing the builder %s: %w", alias.Name, err)
 		}
 	}
 	if b.Driver != buildx.DriverDocker {
-		if err := buildx.SetCurrent(filepath.Join(o.DockerConfig, "buildx"), jobCurrentKey(o), b.Name); err != nil {
+		if err := buildx.SetCurrent(ctx, filepath.Join(o.DockerConfig, "buildx"), jobCurrentKey(o), b.Name); err != nil {
 			return fmt.Errorf("selecting the builder %s: %w", b.Name, err)
 		}
 	}

@@ -52,7 +52,7 @@ func TestWireBuilder(t *testing.T) {
 	o := SetupOptions{JobDir: job, DockerConfig: dc}
 	b := buildx.Builder{Kind: config.BuilderRemote, Name: buildx.RemoteName, Driver: buildx.DriverRemote, DefaultLoad: true,
 		Nodes: []buildx.Node{{Name: "n0", Endpoint: epA, TLS: buildx.TLS{CA: "/etc/ca.pem", Cert: "/etc/c.pem", Key: "/etc/k.pem"}}}}
-	if err := wireBuilder(o, b); err != nil {
+	if err := wireBuilder(t.Context(), o, b); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(buildx.InstancePath(dc, buildx.RemoteName))
@@ -80,7 +80,7 @@ func TestWireBuilder(t *testing.T) {
 		t.Error("key material in the instance file")
 	}
 	// The docker driver has no instance; nsc's instance is left as nsc wrote it.
-	if err := wireBuilder(o, buildx.Builder{Kind: config.BuilderLocal, Name: "default", Driver: buildx.DriverDocker, Nodes: []buildx.Node{{Name: "default", Endpoint: docker}}}); err != nil {
+	if err := wireBuilder(t.Context(), o, buildx.Builder{Kind: config.BuilderLocal, Name: "default", Driver: buildx.DriverDocker, Nodes: []buildx.Node{{Name: "default", Endpoint: docker}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(buildx.InstancePath(dc, "default")); !os.IsNotExist(err) {
@@ -88,7 +88,7 @@ func TestWireBuilder(t *testing.T) {
 	}
 	nsData := []byte(`{"Name":"dockhand-namespace","Driver":"remote","Nodes":[{"Name":"amd64","Endpoint":"tcp://x:443","Platforms":null,"DriverOpts":{"default-load":"false"},"Flags":null,"Files":null}],"Dynamic":false}`)
 	os.WriteFile(buildx.InstancePath(dc, buildx.NamespaceName), nsData, 0o600)
-	if err := wireBuilder(o, buildx.Builder{Kind: config.BuilderNamespace, Name: buildx.NamespaceName, Driver: buildx.DriverRemote, Nodes: []buildx.Node{{Name: "amd64", Endpoint: "tcp://x:443"}}}); err != nil {
+	if err := wireBuilder(t.Context(), o, buildx.Builder{Kind: config.BuilderNamespace, Name: buildx.NamespaceName, Driver: buildx.DriverRemote, Nodes: []buildx.Node{{Name: "amd64", Endpoint: "tcp://x:443"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(buildx.InstancePath(dc, buildx.NamespaceName)); string(got) != string(nsData) {

@@ -220,8 +220,9 @@ func InstancePath(dockerConfig, name string) string {
 }
 
 // WriteInstance writes b into dockerConfig's buildx store, atomically and
-// 0600, holding the store's lock as buildx itself does.
-func WriteInstance(dockerConfig string, b Builder) error {
+// 0600, holding the store's lock as buildx itself does (waiting for it no
+// longer than ctx lasts).
+func WriteInstance(ctx context.Context, dockerConfig string, b Builder) error {
 	data, err := InstanceJSON(b)
 	if err != nil {
 		return err
@@ -230,7 +231,7 @@ func WriteInstance(dockerConfig string, b Builder) error {
 	if err := os.MkdirAll(filepath.Join(store, "instances"), 0o700); err != nil {
 		return fmt.Errorf("creating the buildx store: %w", err)
 	}
-	release, err := filelock.Lock(context.Background(), filepath.Join(store, ".lock"), 0)
+	release, err := filelock.Lock(ctx, filepath.Join(store, ".lock"), 0)
 	if err != nil {
 		return fmt.Errorf("locking the buildx store: %w", err)
 	}

@@ -149,8 +149,9 @@ func SelectedBuilderName(lookup func(string) string) string {
 // SetCurrent makes name the store's current builder for every docker context
 // (as `docker buildx use --global` does), filed under key, atomically and
 // under the store's lock. A step's own `docker buildx use` or
-// `buildx create --use` replaces it, as it would replace any other.
-func SetCurrent(store, key, name string) error {
+// `buildx create --use` replaces it, as it would replace any other. ctx ends
+// the wait for the lock.
+func SetCurrent(ctx context.Context, store, key, name string) error {
 	if !instanceName().MatchString(name) {
 		return fmt.Errorf("builder name %q is not a valid buildx instance name", name)
 	}
@@ -161,7 +162,7 @@ func SetCurrent(store, key, name string) error {
 	if err := os.MkdirAll(store, 0o700); err != nil {
 		return fmt.Errorf("creating the buildx store: %w", err)
 	}
-	release, err := filelock.Lock(context.Background(), filepath.Join(store, ".lock"), 0)
+	release, err := filelock.Lock(ctx, filepath.Join(store, ".lock"), 0)
 	if err != nil {
 		return fmt.Errorf("locking the buildx store: %w", err)
 	}

@@ -113,7 +113,7 @@ func TestCurrentBuilderAgreesWithBuildx(t *testing.T) {
 func TestSelectedBuilderName(t *testing.T) {
 	dc := t.TempDir()
 	store := filepath.Join(dc, "buildx")
-	if err := SetCurrent(store, DefaultDockerHost, "dockhand-remote"); err != nil {
+	if err := SetCurrent(t.Context(), store, DefaultDockerHost, "dockhand-remote"); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"dockhand-remote", "mine"} {

@@ -99,8 +99,9 @@ const nodeKeyLen = 32
 // HostNodeKey returns the host's node key, STATE/buildx-node/key (0600),
 // creating it on first use: under a lock, written atomically, so the host's
 // concurrent first jobs agree on one key. A key file of the wrong size is
-// replaced (the host's uploads start over once).
-func HostNodeKey(stateDir string) ([]byte, error) {
+// replaced (the host's uploads start over once). ctx ends the wait for the
+// lock.
+func HostNodeKey(ctx context.Context, stateDir string) ([]byte, error) {
 	dir := filepath.Join(stateDir, NodeKeyDir)
 	path := filepath.Join(dir, "key")
 	if k, err := readNodeKey(path); err == nil {
@@ -109,7 +110,7 @@ func HostNodeKey(stateDir string) ([]byte, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
-	release, err := filelock.Lock(context.Background(), filepath.Join(dir, ".lock"), 0)
+	release, err := filelock.Lock(ctx, filepath.Join(dir, ".lock"), 0)
 	if err != nil {
 		return nil, err
 	}

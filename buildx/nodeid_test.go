@@ -100,7 +100,7 @@ func TestHostNodeKeyOneKeyPerHost(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			keys[i], errs[i] = HostNodeKey(state)
+			keys[i], errs[i] = HostNodeKey(t.Context(), state)
 		}()
 	}
 	wg.Wait()
@@ -120,13 +120,13 @@ func TestHostNodeKeyOneKeyPerHost(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode %o, want 600", fi.Mode().Perm())
 	}
-	again, err := HostNodeKey(state)
+	again, err := HostNodeKey(t.Context(), state)
 	if err != nil || !bytes.Equal(again, keys[0]) {
 		t.Errorf("a later job got %x (%v), want the same key", again, err)
 	}
 	// A damaged key is replaced, not fatal.
 	os.WriteFile(path, []byte("short\n"), 0o600)
-	fresh, err := HostNodeKey(state)
+	fresh, err := HostNodeKey(t.Context(), state)
 	if err != nil || len(fresh) != nodeKeyLen || bytes.Equal(fresh, keys[0]) {
 		t.Errorf("damaged key: got %x, %v", fresh, err)
 	}

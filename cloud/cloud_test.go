@@ -31,7 +31,7 @@ func TestRunSpeaksJSON(t *testing.T) {
 echo '{"created":true}'
 `)
 	var reply ECRCacheRepoReply
-	err := Run(context.Background(), cloud, []string{"DOCKHAND_TEST=x"}, ECRCacheRepo,
+	err := Run(t.Context(), cloud, []string{"DOCKHAND_TEST=x"}, ECRCacheRepo,
 		ECRCacheRepoRequest{Repository: "1.dkr.ecr.r.amazonaws.com/c", MaxAgeDays: 7}, &reply)
 	if err != nil || !reply.Created {
 		t.Fatalf("Run = %+v, %v", reply, err)
@@ -68,7 +68,7 @@ func TestRunErrors(t *testing.T) {
 				cloud = fake(t, c.script+"\n")
 			}
 			var resp struct{}
-			err := Run(context.Background(), cloud, nil, Probe, struct{}{}, &resp)
+			err := Run(t.Context(), cloud, nil, Probe, struct{}{}, &resp)
 			var ce *Error
 			if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), c.want) {
 				t.Fatalf("Run = %v (%T), want an *Error saying %q", err, err, c.want)
@@ -81,7 +81,7 @@ func TestRunErrors(t *testing.T) {
 // holding its stderr open, costs its context and proc.WaitDelay at most.
 func TestRunIsBoundedByItsContext(t *testing.T) {
 	cloud := fake(t, "sleep 30 & sleep 30\n")
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	var resp struct{}

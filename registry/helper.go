@@ -133,24 +133,30 @@ type Credential struct {
 	ExpiresAt time.Time // zero when unknown or never
 }
 
+// protocolCall is the context of one call of docker's credential-helper
+// protocol (Add, Delete, Get): its interface carries none, and each call is
+// a process of its own that the job's signals end, so this is its root.
+// Every wait below it is bounded (Options.Timeout, Options.LockWait).
+func protocolCall() context.Context { return context.Background() }
+
 // Add stores a `docker login` in the job's store, and adds the secret to
 // the job's log redactor.
 func (h *Helper) Add(c *credentials.Credentials) error {
-	return h.AddLogin(Login{ServerURL: c.ServerURL, Username: c.Username, Secret: c.Secret})
+	return h.AddLogin(protocolCall(), Login{ServerURL: c.ServerURL, Username: c.Username, Secret: c.Secret})
 }
 
 // AddLogin stores a login in the job's store and adds its secret to the
 // job's log redactor: the one way a login enters a job (`docker login`, or
 // one carried over from another hook's docker config), so none is served
-// unredacted.
-func (h *Helper) AddLogin(l Login) error {
+// unredacted. ctx ends its waits for the store's and the redactor's locks.
+func (h *Helper) AddLogin(ctx context.Context, l Login) error {
 	if h.store == nil {
 		return ErrNoJob
 	}
-	if err := h.store.Put(l); err != nil {
+	if err := h.store.Put(ctx, l); err != nil {
 		return err
 	}
-	h.redact(l.Secret)
+	h.redact(ctx, l.Secret)
 	return nil
 }
 
@@ -159,14 +165,15 @@ func (h *Helper) Delete(serverURL string) error {
 	if h.store == nil {
 		return ErrNoJob
 	}
-	return h.store.Delete(serverURL)
+	return h.store.Delete(protocolCall(), serverURL)
 }
 
 // Get returns the credentials for a registry, or the standard "not found"
 // so docker carries on anonymously. A source that fails costs one line on
 // stderr, never the build.
 func (h *Helper) Get(serverURL string) (string, string, error) {
-	c, route, err := h.Lookup(serverURL)
+	ctx := protocolCall()
+	c, route, err := h.Lookup(ctx, serverURL)
 	if err != nil {
 		if !errors.Is(err, errNoCredentials) {
 			h.o.Log.Warnf("no credentials for %s from %s: %v", route.Host, route.Source, err)
@@ -177,14 +184,15 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 		h.o.Log.Printf("credentials for %s from %s (%s)", route.Host, c.Source, c.Detail)
 	}
 	if c.Source != SourceJobLogin {
-		h.redact(c.Secret)
+		h.redact(ctx, c.Secret)
 	}
 	return c.Username, c.Secret, nil
 }
 
 // Lookup finds the credentials for serverURL and says where they came from.
-// The error wraps errNoCredentials when no source has any.
-func (h *Helper) Lookup(serverURL string) (Credential, Route, error) {
+// The error wraps errNoCredentials when no source has any. It takes
+// Options.Timeout at most, and no longer than ctx lasts.
+func (h *Helper) Lookup(ctx context.Context, serverURL string) (Credential, Route, error) {
 	route := Resolve(serverURL, h.o.Settings)
 	if h.store != nil {
 		l, ok, err := h.store.Get(serverURL)
@@ -196,7 +204,7 @@ func (h *Helper) Lookup(serverURL string) (Credential, Route, error) {
 				Detail: "docker login in this job"}, Route{Source: SourceJobLogin, Host: route.Host}, nil
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.o.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, h.o.Timeout)
 	defer cancel()
 	var c Credential
 	var err error

@@ -41,14 +41,14 @@ const (
 
 // redact adds secret to the job's log redactor, once per job. Outside a job
 // or without a Job API it does nothing; a failure costs one line.
-func (h *Helper) redact(secret string) {
+func (h *Helper) redact(ctx context.Context, secret string) {
 	sock, _ := h.o.Env.Get(jobAPISocketVar)
 	token, _ := h.o.Env.Get(jobAPITokenVar)
 	if h.o.JobDir == "" || sock == "" || token == "" || secret == "" {
 		return
 	}
 	record := filepath.Join(h.o.JobDir, redactedFile)
-	unlock, err := filelock.Lock(context.Background(), record+".lock", h.o.LockWait)
+	unlock, err := filelock.Lock(ctx, record+".lock", h.o.LockWait)
 	if err != nil {
 		h.warnf("could not add a credential to the job's log redactor: %v", err)
 		return

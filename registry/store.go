@@ -75,16 +75,16 @@ func (s *Store) Get(serverURL string) (Login, bool, error) {
 }
 
 // Put stores or replaces a login.
-func (s *Store) Put(l Login) error {
+func (s *Store) Put(ctx context.Context, l Login) error {
 	if l.Secret == "" {
 		return fmt.Errorf("%s: %w", Key(l.ServerURL), ErrEmptySecret)
 	}
-	return s.update(func(all map[string]Login) { all[Key(l.ServerURL)] = l })
+	return s.update(ctx, func(all map[string]Login) { all[Key(l.ServerURL)] = l })
 }
 
 // Delete removes a login; removing a missing one is not an error.
-func (s *Store) Delete(serverURL string) error {
-	return s.update(func(all map[string]Login) { delete(all, Key(serverURL)) })
+func (s *Store) Delete(ctx context.Context, serverURL string) error {
+	return s.update(ctx, func(all map[string]Login) { delete(all, Key(serverURL)) })
 }
 
 // List returns every login, sorted by registry.
@@ -111,9 +111,9 @@ func (s *Store) read(fn func(map[string]Login)) error {
 
 // update runs fn on the logins and writes back what it leaves, under the
 // store's flock, which serialises writers across the docker processes of
-// one job.
-func (s *Store) update(fn func(map[string]Login)) error {
-	unlock, err := filelock.Lock(context.Background(), s.Path+".lock", s.Wait)
+// one job, waiting for it Wait at most and no longer than ctx lasts.
+func (s *Store) update(ctx context.Context, fn func(map[string]Login)) error {
+	unlock, err := filelock.Lock(ctx, s.Path+".lock", s.Wait)
 	if err != nil {
 		return fmt.Errorf("the job's credential store: %w", err)
 	}

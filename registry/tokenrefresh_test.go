@@ -113,7 +113,7 @@ func TestRefreshMakesTheNextGetWarm(t *testing.T) {
 	if c2, err := ClaimRefresh(r.refreshOptions(r.env)); err != nil || len(c2.Registries()) != 0 {
 		t.Fatalf("concurrent claim: %q, %v", c2.Registries(), err)
 	}
-	if n, err := claim.Run(context.Background()); n != 1 || err != nil {
+	if n, err := claim.Run(t.Context()); n != 1 || err != nil {
 		t.Fatalf("Run = %d, %v", n, err)
 	}
 	if r.fetch.calls.Load() != 2 {
@@ -123,7 +123,7 @@ func TestRefreshMakesTheNextGetWarm(t *testing.T) {
 	if !ok || !tok.UsedAt.Equal(firstUse) || tok.Host != ecrHost {
 		t.Errorf("refreshed entry: used %s (want %s, the get's), host %q", tok.UsedAt, firstUse, tok.Host)
 	}
-	c, _, err := r.helper(&stderr).Lookup(ecrHost)
+	c, _, err := r.helper(&stderr).Lookup(t.Context(), ecrHost)
 	if err != nil || c.Secret != "token-2@us-east-1" || c.Detail != "cached token" || r.fetch.calls.Load() != 2 {
 		t.Fatalf("get after the refresh = %+v, %v, %d calls; want the refreshed token from the cache", c, err, r.fetch.calls.Load())
 	}
@@ -162,7 +162,7 @@ func TestGetDuringRefreshWaitsForIt(t *testing.T) {
 		_, s, _ := r.helper(&stderr).Get(ecrHost)
 		got <- s
 	}()
-	claim.Run(context.Background())
+	claim.Run(t.Context())
 	if s := <-got; s != "token-2@us-east-1" || r.fetch.calls.Load() != 2 {
 		t.Errorf("the waiting get = %q after %d calls; want the refreshed token, 2 calls", s, r.fetch.calls.Load())
 	}
@@ -200,7 +200,7 @@ func TestFailedRefreshLeavesTheCache(t *testing.T) {
 	r.clock.Add(7 * time.Hour)
 	r.fetch.set("", "", errors.New("AccessDeniedException"))
 	claim, _ := ClaimRefresh(r.refreshOptions(r.env))
-	if n, err := claim.Run(context.Background()); n != 0 || err == nil {
+	if n, err := claim.Run(t.Context()); n != 0 || err == nil {
 		t.Fatalf("Run with a failing API = %d, %v", n, err)
 	}
 	r.fetch.set("token-2", KeyID("AKIAONE"), nil)

@@ -97,9 +97,10 @@ const metricsLockWait = 5 * time.Second
 // (path + ".lock"), so of jobs ending together at the boundary one rotates
 // and the others append to the new file; without it a second rotation
 // replaced the file the first had just rotated. The file is 0600; a line is
-// written with one write on an O_APPEND file.
-func AppendMetrics(path string, line []byte, maxSize int64) error {
-	unlock, err := filelock.Lock(context.Background(), path+".lock", metricsLockWait)
+// written with one write on an O_APPEND file. The wait for the lock is
+// bounded, and ends with ctx.
+func AppendMetrics(ctx context.Context, path string, line []byte, maxSize int64) error {
+	unlock, err := filelock.Lock(ctx, path+".lock", metricsLockWait)
 	if err != nil {
 		return fmt.Errorf("writing the metrics log: %w", err)
 	}

@@ -433,7 +433,7 @@ func TestAppendMetricsRotates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), MetricsFile)
 	line := []byte(`{"x":1}`)
 	for range 5 {
-		if err := AppendMetrics(path, line, 20); err != nil {
+		if err := AppendMetrics(t.Context(), path, line, 20); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -488,7 +488,7 @@ func TestIssue23_5_RotationUnderConcurrencyLosesNoLine(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				if err := AppendMetrics(path, line, limit); err != nil {
+				if err := AppendMetrics(t.Context(), path, line, limit); err != nil {
 					t.Error(err)
 				}
 			}()

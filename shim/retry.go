@@ -214,7 +214,7 @@ func (c *retryCall) run(ctx context.Context) error {
 		return ExitError{code}
 	}
 	rec.Node = next
-	args, environ, err := c.onNode(next)
+	args, environ, err := c.onNode(ctx, next)
 	if err != nil {
 		c.log().Warnf("the build lost its node %s (%s), and cannot run again: %v", c.plan.Endpoint, first.Reason, err)
 		rec.Error = err.Error()
@@ -264,7 +264,7 @@ func (c *retryCall) next() (string, string) {
 // job's builder named by --builder is left out, BUILDX_BUILDER names the
 // retry instance, and the plugin socket, which docker serves to one
 // connection, is not passed on. stdin is rewound when the call reads it.
-func (c *retryCall) onNode(node string) ([]string, []string, error) {
+func (c *retryCall) onNode(ctx context.Context, node string) ([]string, []string, error) {
 	b, err := buildx.ReadInstance(c.dockerConfig, "remote", c.builder)
 	if err != nil {
 		return nil, nil, err
@@ -274,7 +274,7 @@ func (c *retryCall) onNode(node string) ([]string, []string, error) {
 		n.TLS = c.plan.TLS
 	}
 	b.Name, b.Nodes = buildx.RetryName, []buildx.Node{n}
-	if err := buildx.WriteInstance(c.dockerConfig, b); err != nil {
+	if err := buildx.WriteInstance(ctx, c.dockerConfig, b); err != nil {
 		return nil, nil, err
 	}
 	if readsStdin(c.args) {

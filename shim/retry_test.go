@@ -120,7 +120,7 @@ func TestRetryCall(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			dockerConfig := filepath.Join(dir, "docker")
-			if err := buildx.WriteInstance(dockerConfig, buildx.Builder{Name: buildx.RemoteName, Driver: buildx.DriverRemote, Nodes: []buildx.Node{{Name: buildx.RemoteName + "0", Endpoint: a}}}); err != nil {
+			if err := buildx.WriteInstance(t.Context(), dockerConfig, buildx.Builder{Name: buildx.RemoteName, Driver: buildx.DriverRemote, Nodes: []buildx.Node{{Name: buildx.RemoteName + "0", Endpoint: a}}}); err != nil {
 				t.Fatal(err)
 			}
 			lostFile, calls := filepath.Join(dir, "lost"), filepath.Join(dir, "calls")

@@ -60,7 +60,7 @@ func TestProbeRealBuildkitd(t *testing.T) {
 	}
 	const timeout = 1500 * time.Millisecond
 	start := time.Now()
-	res := Run(context.Background(), cloud.ProbeRequest{Deadline: start.Add(timeout), Targets: targets})
+	res := Run(t.Context(), cloud.ProbeRequest{Deadline: start.Add(timeout), Targets: targets})
 	took := time.Since(start)
 	if took > timeout+300*time.Millisecond {
 		t.Errorf("the probe took %s, more than its %s deadline allows", took, timeout)

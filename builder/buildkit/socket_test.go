@@ -1,7 +1,6 @@
 package buildkit
 
 import (
-	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -34,13 +33,13 @@ func TestDockerSocketDeniedSaysWhy(t *testing.T) {
 		return
 	}
 	sock := os.Getenv("DOCKHAND_TEST_SOCKET")
-	r := docker(context.Background(), cloud.ProbeTarget{Kind: cloud.ProbeDocker, Endpoint: "unix://" + sock})
+	r := docker(t.Context(), cloud.ProbeTarget{Kind: cloud.ProbeDocker, Endpoint: "unix://" + sock})
 	want := "may not use the socket " + sock + " (mode 0660, group root; this process is not in that group): add the agent user to group root"
 	if r.OK || !strings.Contains(r.Error, want) {
 		t.Errorf("probe = %+v, want an error saying %q", r, want)
 	}
 	hidden := os.Getenv("DOCKHAND_TEST_HIDDEN")
-	r = docker(context.Background(), cloud.ProbeTarget{Kind: cloud.ProbeDocker, Endpoint: "unix://" + hidden})
+	r = docker(t.Context(), cloud.ProbeTarget{Kind: cloud.ProbeDocker, Endpoint: "unix://" + hidden})
 	if want := "may not reach the socket " + hidden; r.OK || !strings.Contains(r.Error, want) {
 		t.Errorf("probe = %+v, want an error saying %q", r, want)
 	}

@@ -141,7 +141,7 @@ func TestEnsureRootlessProblemStartsNothing(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "buildkitd")
 	e := Embedded{Dir: dir, Buildkitd: "/nonexistent/buildkitd", StartTimeout: time.Minute,
 		Rootless: &Rootless{Rootlesskit: "/nonexistent/rootlesskit", User: "u", Problem: "dockhand runs as u (uid 2000) and starts buildkitd rootless: newuidmap is not on PATH"}}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	started, pid, err := e.Ensure(ctx)
 	if err == nil || started || pid != 0 || !strings.Contains(err.Error(), "newuidmap is not on PATH") {

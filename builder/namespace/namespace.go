@@ -125,7 +125,7 @@ func (n *Namespace) setUpBuilder(ctx context.Context, nscEnv []string, state str
 		return buildx.Builder{}, fmt.Errorf("nsc docker buildx setup wrote no builder: %w", err)
 	}
 	if buildx.HostFirst(b.Nodes, n.HostPlatform) {
-		if err := buildx.WriteInstance(n.DockerConfig, b); err != nil {
+		if err := buildx.WriteInstance(ctx, n.DockerConfig, b); err != nil {
 			return buildx.Builder{}, fmt.Errorf("putting the %s node first: %w", n.HostPlatform, err)
 		}
 	}
@@ -151,7 +151,7 @@ func (n *Namespace) sharedBuilder(ctx context.Context, nscEnv []string) (buildx.
 		b, err := buildx.ParseInstance(config.BuilderNamespace, data)
 		if err == nil {
 			b.Name = buildx.NamespaceName
-			err = buildx.WriteInstance(n.DockerConfig, b)
+			err = buildx.WriteInstance(ctx, n.DockerConfig, b)
 		}
 		if err == nil {
 			n.Reused = true

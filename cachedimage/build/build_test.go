@@ -114,7 +114,7 @@ func TestBuildNeedsDocker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = buildAndPush(context.Background(), o, Env{Environ: []string{"PATH=" + t.TempDir()}, Dir: t.TempDir(), Stderr: io.Discard}, "r/i", "abc1234")
+	err = buildAndPush(t.Context(), o, Env{Environ: []string{"PATH=" + t.TempDir()}, Dir: t.TempDir(), Stderr: io.Discard}, "r/i", "abc1234")
 	if err == nil || !strings.Contains(err.Error(), "docker is not on the job's PATH") {
 		t.Errorf("no docker: %v", err)
 	}
@@ -167,13 +167,13 @@ func TestJobAPISetEnv(t *testing.T) {
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	if err := jobAPISetEnv(context.Background(), sock, "tok", map[string]string{"A": "1"}); err != nil {
+	if err := jobAPISetEnv(t.Context(), sock, "tok", map[string]string{"A": "1"}); err != nil {
 		t.Fatal(err)
 	}
 	if got.method != http.MethodPatch || got.path != "/api/current-job/v0/env" || got.auth != "Bearer tok" || got.body["env"]["A"] != "1" {
 		t.Errorf("request %+v", got)
 	}
-	err = jobAPISetEnv(context.Background(), sock, "tok", map[string]string{"PROTECTED": "x"})
+	err = jobAPISetEnv(t.Context(), sock, "tok", map[string]string{"PROTECTED": "x"})
 	if err == nil || !strings.Contains(err.Error(), "protected: PROTECTED") {
 		t.Errorf("protected variable: %v", err)
 	}
@@ -204,7 +204,7 @@ func TestBuildCancel(t *testing.T) {
 				t.Fatal(err)
 			}
 			pr, pw := io.Pipe()
-			ctx, cancel := context.WithCancel(context.Background())
+			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
 			go func() {
 				done <- buildAndPush(ctx, o, Env{Environ: []string{"PATH=" + bin + ":/usr/bin:/bin"}, Dir: t.TempDir(), Stderr: pw}, "r/i", "abc1234")

@@ -1,7 +1,6 @@
 package ecrcache
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -44,7 +43,7 @@ func fake(t *testing.T, allow ...string) *ecrapi.Server {
 func TestEnsureCreatesOnceWithLifecyclePolicy(t *testing.T) {
 	s := fake(t)
 	repo := "123456789012.dkr.ecr.eu-west-1.amazonaws.com/build-cache/web"
-	out, err := Ensure(context.Background(), repo, 14)
+	out, err := Ensure(t.Context(), repo, 14)
 	if err != nil || !out.Created || out.Missing != nil {
 		t.Fatalf("Ensure = %+v, %v; want created", out, err)
 	}
@@ -71,7 +70,7 @@ func TestEnsureCreatesOnceWithLifecyclePolicy(t *testing.T) {
 		last.Selection.CountNumber != 14 || last.Action.Type != "expire" || last.RulePriority <= policy.Rules[0].RulePriority {
 		t.Errorf("lifecycle policy = %+v, want untagged after 1 day, then anything not pushed for 14 days (the any rule last)", policy)
 	}
-	out, err = Ensure(context.Background(), repo, 30)
+	out, err = Ensure(t.Context(), repo, 30)
 	if err != nil || out.Created {
 		t.Fatalf("second Ensure = %+v, %v; want it to exist", out, err)
 	}
@@ -85,14 +84,14 @@ func TestEnsureCreatesOnceWithLifecyclePolicy(t *testing.T) {
 
 func TestEnsureErrors(t *testing.T) {
 	s := fake(t)
-	if _, err := Ensure(context.Background(), "reg.example/cache", 14); err == nil || !strings.Contains(err.Error(), "not an ECR repository") {
+	if _, err := Ensure(t.Context(), "reg.example/cache", 14); err == nil || !strings.Contains(err.Error(), "not an ECR repository") {
 		t.Errorf("non-ECR repository: %v", err)
 	}
-	if _, err := Ensure(context.Background(), "123456789012.dkr.ecr.eu-west-1.amazonaws.com/c", 0); err == nil {
+	if _, err := Ensure(t.Context(), "123456789012.dkr.ecr.eu-west-1.amazonaws.com/c", 0); err == nil {
 		t.Errorf("max age 0 accepted")
 	}
 	s.FailNext(4) // the SDK's three attempts at CreateRepository, and more
-	_, err := Ensure(context.Background(), "123456789012.dkr.ecr.eu-west-1.amazonaws.com/down", 14)
+	_, err := Ensure(t.Context(), "123456789012.dkr.ecr.eu-west-1.amazonaws.com/down", 14)
 	if err == nil || !strings.Contains(err.Error(), "ServerException") || !strings.Contains(err.Error(), "ecr:CreateRepository down in eu-west-1") {
 		t.Errorf("ECR failing: %v, want the API's error naming the call", err)
 	}
@@ -124,7 +123,7 @@ func TestEnsureWithTheStacksPolicies(t *testing.T) {
 		if tc.existing {
 			s.AddRepository("123456789012", "eu-west-1", "build-cache/web")
 		}
-		out, err := Ensure(context.Background(), tc.repo, 14)
+		out, err := Ensure(t.Context(), tc.repo, 14)
 		if err != nil || out.Created != tc.created || !slices.Equal(out.Missing, tc.missing) {
 			t.Errorf("%s (repository there: %v) on %s: %+v, %v; want created %v, missing %v", tc.policy, tc.existing, tc.repo, out, err, tc.created, tc.missing)
 		}

@@ -15,11 +15,12 @@ import (
 
 // cachedImage is `dockhand-cloud cached-image`, which `dockhand
 // cached-image` execs for the registry, ECR and build work.
-func cachedImage(args []string, stdout, stderr io.Writer) error {
+func cachedImage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// containerd's registry client logs every 404 at info: a missing tag is
 	// the expected answer on a cache miss.
 	_ = log.SetLevel("warn")
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// Exec'd in the job's place: the job's signals end the build's context.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	dir, err := os.Getwd()
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,7 +33,7 @@ var errUsage = errors.New("usage")
 // and its keys are not worth their start-up cost in the job-path binary): the
 // mTLS files of a remote buildkitd fleet, for the builder AMI (server) and
 // the agents (client), from one CA kept in the same directory.
-func certsCommand(args []string, stdout, stderr io.Writer) error {
+func certsCommand(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	f := flag.NewFlagSet("dockhand certs", flag.ContinueOnError)
 	f.SetOutput(stderr)
 	dir := f.String("dir", "", "directory to write into (created 0700); a ca.pem and ca-key.pem there are reused")

@@ -13,7 +13,7 @@ import (
 func TestCertsCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "buildkit")
 	var out, errb bytes.Buffer
-	code := run([]string{"certs", "--dir", dir, "--server-san", "buildkitd.internal,10.0.1.5", "--client", "agent"}, &out, &errb)
+	code := run(t.Context(), []string{"certs", "--dir", dir, "--server-san", "buildkitd.internal,10.0.1.5", "--client", "agent"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
@@ -35,7 +35,7 @@ func TestCertsCommand(t *testing.T) {
 	}
 	// A second agent later, from the same CA; the first is not replaced.
 	out.Reset()
-	if code := run([]string{"certs", "--dir", dir, "--client", "agent-2"}, &out, &errb); code != 0 {
+	if code := run(t.Context(), []string{"certs", "--dir", dir, "--client", "agent-2"}, &out, &errb); code != 0 {
 		t.Fatalf("second run: exit %d: %s", code, errb.String())
 	}
 	if strings.Contains(out.String(), "ca.pem") || !strings.Contains(out.String(), "agent-2.pem") {
@@ -52,7 +52,7 @@ func TestCertsCommand(t *testing.T) {
 		{[]string{"--dir", dir, "--client", "x", "--days", "0"}, 2, "at least 1"},
 	} {
 		errb.Reset()
-		code := run(append([]string{"certs"}, tc.args...), &out, &errb)
+		code := run(t.Context(), append([]string{"certs"}, tc.args...), &out, &errb)
 		if code != tc.code || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("certs %q: exit %d, stderr %q; want %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
 		}

@@ -13,8 +13,8 @@ const maxHistoryWait = 5 * time.Second
 
 // historyCommand is `dockhand-cloud history`: a cloud.HistoryRequest as JSON
 // on stdin, a cloud.HistoryResponse as JSON on stdout.
-var historyCommand = jsonCommand(func(req cloud.HistoryRequest) (cloud.HistoryResponse, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), maxHistoryWait)
+var historyCommand = jsonCommand(func(ctx context.Context, req cloud.HistoryRequest) (cloud.HistoryResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, maxHistoryWait)
 	defer cancel()
 	return buildkit.History(ctx, req), nil
 })

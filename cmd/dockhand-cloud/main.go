@@ -7,6 +7,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,13 +20,17 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	// The root of every command. dockhand runs the request-and-reply ones
+	// as children it kills when its own context ends (internal/proc.Run),
+	// so they catch no signal; cached-image, exec'd in the job's place,
+	// makes its own from the job's signals.
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // commands maps each subcommand (package cloud names them and their
 // requests) to its implementation: the one table dockhand-cloud dispatches
 // through.
-var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
 	cloud.Probe:        probeCommand,
 	cloud.FleetEC2:     fleetEC2,
 	cloud.History:      historyCommand,
@@ -33,18 +38,18 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	cloud.ECRCacheRepo: ecrCacheRepo,
 	cloud.CachedImage:  cachedImage,
 	cloud.Certs:        certsCommand,
-	cloud.Version: func(_ []string, stdout, _ io.Writer) error {
+	cloud.Version: func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 		_, err := fmt.Fprintf(stdout, "dockhand-cloud %s\n", version)
 		return err
 	},
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || commands[args[0]] == nil {
 		fmt.Fprintln(stderr, "usage: dockhand-cloud COMMAND (run by dockhand; not meant to be called by hand)")
 		return 2
 	}
-	if err := commands[args[0]](args[1:], stdout, stderr); err != nil {
+	if err := commands[args[0]](ctx, args[1:], stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "dockhand %s: %v\n", args[0], err)
 		if errors.Is(err, errUsage) {
 			return 2

@@ -13,9 +13,9 @@ const maxProbeWait = 2 * time.Minute
 
 // probeCommand is `dockhand-cloud probe`: a cloud.ProbeRequest as JSON on
 // stdin, a cloud.ProbeResponse as JSON on stdout.
-var probeCommand = jsonCommand(func(req cloud.ProbeRequest) (cloud.ProbeResponse, error) {
+var probeCommand = jsonCommand(func(ctx context.Context, req cloud.ProbeRequest) (cloud.ProbeResponse, error) {
 	if req.Deadline.IsZero() || time.Until(req.Deadline) > maxProbeWait {
 		req.Deadline = time.Now().Add(maxProbeWait)
 	}
-	return cloud.ProbeResponse{Results: buildkit.Run(context.Background(), req)}, nil
+	return cloud.ProbeResponse{Results: buildkit.Run(ctx, req)}, nil
 })

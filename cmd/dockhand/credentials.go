@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -158,10 +159,10 @@ type credentialCheck struct {
 
 // checkCredentials asks the helper for each host's credential, as docker
 // would, and keeps where it came from, not the credential.
-func checkCredentials(h *registry.Helper, hosts []string) []credentialCheck {
+func checkCredentials(ctx context.Context, h *registry.Helper, hosts []string) []credentialCheck {
 	checks := make([]credentialCheck, 0, len(hosts))
 	for _, host := range hosts {
-		c, route, err := h.Lookup(host)
+		c, route, err := h.Lookup(ctx, host)
 		check := credentialCheck{Registry: host, Source: string(route.Source)}
 		if route.AliasOf != "" {
 			check.Source += " (alias of " + route.AliasOf + ")"

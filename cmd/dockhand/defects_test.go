@@ -59,7 +59,7 @@ func TestDefect15_RealBuildxPointingAtDockhand(t *testing.T) {
 	os.WriteFile(cp, data, 0o700)
 	for name, target := range map[string]string{"the shim itself": shim, "dockhand": bin, "a copy of dockhand": cp} {
 		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, shim, "buildx", "version")
 			// No HOME: the search for the real plugin is the system dirs only.
@@ -128,7 +128,7 @@ wait $cmd
 	boot.Process.Kill()
 	boot.Wait()
 	// The next job on the host sweeps while the command still runs.
-	if removed, err := bootstrap.Sweep(context.Background(), state); err != nil || len(removed) != 0 {
+	if removed, err := bootstrap.Sweep(t.Context(), state); err != nil || len(removed) != 0 {
 		t.Errorf("the sweep removed %q (%v) while the job's command ran", removed, err)
 	}
 	released := make(chan error, 1)
@@ -149,7 +149,7 @@ wait $cmd
 	if !harness.WaitGone(strings.TrimSpace(string(standIn)), 10*time.Second) {
 		t.Fatalf("the real bootstrap (pid %s) still runs 10s after ending its command", standIn)
 	}
-	if removed, err := bootstrap.Sweep(context.Background(), state); err != nil || len(removed) != 1 {
+	if removed, err := bootstrap.Sweep(t.Context(), state); err != nil || len(removed) != 1 {
 		t.Errorf("once the job was gone, the sweep removed %q (%v), want its dir", removed, err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -100,7 +101,7 @@ func reraise(sig syscall.Signal) {
 
 // shell execs the real shell the bootstrap recorded for the job; outside a
 // dockhand job, the configured one.
-func shell(args []string, e *agentenv.Environment, io stdio) error {
+func shell(ctx context.Context, args []string, e *agentenv.Environment, io stdio) error {
 	realShell := ""
 	if jobDir, _ := e.Get(registry.JobDirVar); jobDir != "" {
 		st, err := jobstate.Read(jobDir)
@@ -112,10 +113,10 @@ func shell(args []string, e *agentenv.Environment, io stdio) error {
 	if realShell == "" {
 		realShell = jobConfig("", e, io).Shell
 	}
-	return bootstrap.Shell(realShell, args, e, io.err)
+	return bootstrap.Shell(ctx, realShell, args, e, io.err)
 }
 
-func hook(args []string, e *agentenv.Environment, io stdio) error {
+func hook(ctx context.Context, args []string, e *agentenv.Environment, io stdio) error {
 	f := newFlags(modeHook, " environment", io)
 	if err := f.Parse(args); err != nil {
 		if err == errHelp {
@@ -127,7 +128,7 @@ func hook(args []string, e *agentenv.Environment, io stdio) error {
 		return usageError{"usage: dockhand hook environment"}
 	}
 	var out bytes.Buffer
-	if err := bootstrap.EnvironmentHook(e, &out, io.err); err != nil {
+	if err := bootstrap.EnvironmentHook(ctx, e, &out, io.err); err != nil {
 		return err
 	}
 	_, err := io.out.Write(out.Bytes())

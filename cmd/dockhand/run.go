@@ -45,7 +45,12 @@ func run(argv []string, environ []string, io stdio) int {
 		argv0 = argv[0]
 	}
 	m, args := resolve(argv0, argv[1:])
-	err := dispatch(m, args, agentenv.FromSlice(environ), io)
+	// The process's root. Only the bootstrap catches the job's signals (and
+	// makes its own root from them, bootstrap.Run); every other mode ends
+	// with them as the program it stands in for would, so nothing cancels
+	// this one.
+	ctx := context.Background()
+	err := dispatch(ctx, m, args, agentenv.FromSlice(environ), io)
 	var ce childExit
 	var pe protocolError
 	switch {
@@ -77,7 +82,7 @@ func exitCode(err error) int {
 	}
 }
 
-func dispatch(m mode, args []string, e *agentenv.Environment, io stdio) error {
+func dispatch(ctx context.Context, m mode, args []string, e *agentenv.Environment, io stdio) error {
 	switch m {
 	case modeHelp:
 		printUsage(io.out)
@@ -92,21 +97,21 @@ func dispatch(m mode, args []string, e *agentenv.Environment, io stdio) error {
 		fmt.Fprintf(io.out, "dockhand %s\n", version)
 		return nil
 	case modeDoctor:
-		return runDoctor(args, e, io)
+		return runDoctor(ctx, args, e, io)
 	case modeShell:
 		if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
 			fmt.Fprint(io.out, shellHelp)
 			return nil
 		}
-		return shell(args, e, io)
+		return shell(ctx, args, e, io)
 	case modeBootstrap:
 		return runBootstrap(args, e, io)
 	case modeHook:
-		return hook(args, e, io)
+		return hook(ctx, args, e, io)
 	case modeCredentialHelper:
 		return credentialHelper(args, e, io)
 	case modeBuildxShim:
-		return buildxShim(args, e, io)
+		return buildxShim(ctx, args, e, io)
 	case modeCachedImage:
 		return cachedImage(args, e, io)
 	case modeCerts:
@@ -182,7 +187,7 @@ func (f *flags) parse(args []string) ([]string, error) {
 
 // runDoctor is `dockhand doctor`: the configuration, the state dir, the
 // credential sources and the builder a job would get (buildx/doctor).
-func runDoctor(args []string, e *agentenv.Environment, io stdio) error {
+func runDoctor(ctx context.Context, args []string, e *agentenv.Environment, io stdio) error {
 	f := newFlags(modeDoctor, "", io)
 	configPath := f.String("config", "", "configuration file (env DOCKHAND_CONFIG; default "+config.DefaultPath+")")
 	asJSON := f.Bool("json", false, "print JSON instead of text")
@@ -199,11 +204,9 @@ func runDoctor(args []string, e *agentenv.Environment, io stdio) error {
 	if err != nil {
 		return err
 	}
-	// doctor's root: an operator's command, which ^C ends as it is.
-	ctx := context.Background()
 	stateProblems := bootstrap.CheckStateDir(ctx, cfg.StateDir, os.Getuid())
 	builder := diagnoseBuilder(ctx, cfg, e)
-	checks := checkCredentials(helperFor(cfg, e, io.err), configuredRegistries(cfg, registries))
+	checks := checkCredentials(ctx, helperFor(cfg, e, io.err), configuredRegistries(cfg, registries))
 	if *asJSON {
 		b, err := cfg.MarshalJSON()
 		if err == nil {

@@ -15,7 +15,7 @@ import (
 // buildxShim runs as the job's docker-buildx: it reads what the bootstrap
 // recorded for the job (one small JSON file) and hands over to shim.Shim,
 // which execs the real plugin. docker's metadata call reads nothing.
-func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
+func buildxShim(ctx context.Context, args []string, e *agentenv.Environment, io stdio) error {
 	var job *jobstate.State
 	if len(args) == 0 || args[0] != shim.MetadataCommand {
 		if dir, _ := e.Get(registry.JobDirVar); dir != "" {
@@ -35,9 +35,7 @@ func buildxShim(args []string, e *agentenv.Environment, io stdio) error {
 			}
 		}
 	}
-	// The shim's root: it catches no signal (until it execs the real plugin
-	// the job's signals end it as they would buildx), so nothing cancels it.
-	err := shim.Shim(context.Background(), args, e.ToSlice(), self(), job, io.err)
+	err := shim.Shim(ctx, args, e.ToSlice(), self(), job, io.err)
 	var exit shim.ExitError
 	switch {
 	case errors.Is(err, shim.ErrStrict):

@@ -1,7 +1,6 @@
 package ec2
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -29,12 +28,12 @@ func TestDescribeRunningInstancesByTag(t *testing.T) {
 		ecrapi.Instance{ID: "i-6", Region: "us-east-1", State: "running", PrivateIP: "10.1.0.1", Tags: map[string]string{"Role": "web"}})
 	s.SetInstances(is...)
 	req := cloud.EC2Request{Region: "us-east-1", Tags: []cloud.Tag{{Key: "Env", Value: "ci"}, {Key: "Role", Value: "buildkitd"}}, Address: "private", Deadline: time.Now().Add(10 * time.Second)}
-	got, err := Describe(context.Background(), req)
+	got, err := Describe(t.Context(), req)
 	if err != nil || !slices.Equal(got, []string{"10.0.0.1", "10.0.0.5"}) {
 		t.Fatalf("Describe = %v, %v; want the two running ci builders of us-east-1", got, err)
 	}
 	req.Address = "public"
-	if got, err := Describe(context.Background(), req); err != nil || !slices.Equal(got, []string{"3.0.0.1"}) {
+	if got, err := Describe(t.Context(), req); err != nil || !slices.Equal(got, []string{"3.0.0.1"}) {
 		t.Errorf("public: %v, %v", got, err)
 	}
 
@@ -52,18 +51,18 @@ func TestDescribeRunningInstancesByTag(t *testing.T) {
 		ecrapi.Instance{ID: "i-7", Region: "us-east-1", State: "running", PrivateIP: "10.0.0.7", Tags: drain("true")},
 		ecrapi.Instance{ID: "i-8", Region: "us-east-1", State: "running", PrivateIP: "10.0.0.8", Tags: drain("")},
 		ecrapi.Instance{ID: "i-9", Region: "us-east-1", State: "running", PrivateIP: "10.0.0.9", Tags: drain("False")})...)
-	if got, err := Describe(context.Background(), req); err != nil || !slices.Equal(got, []string{"10.0.0.1", "10.0.0.5", "10.0.0.9"}) {
+	if got, err := Describe(t.Context(), req); err != nil || !slices.Equal(got, []string{"10.0.0.1", "10.0.0.5", "10.0.0.9"}) {
 		t.Errorf("with draining builders: %v, %v; want them left out", got, err)
 	}
 	s.SetInstances(ecrapi.Instance{ID: "i-7", Region: "us-east-1", State: "running", PrivateIP: "10.0.0.7", Tags: drain("true")})
-	if got, err := Describe(context.Background(), req); err != nil || !slices.Equal(got, []string{"10.0.0.7"}) {
+	if got, err := Describe(t.Context(), req); err != nil || !slices.Equal(got, []string{"10.0.0.7"}) {
 		t.Errorf("every builder draining: %v, %v; want them all still", got, err)
 	}
 	s.SetInstances(is...)
 
 	// A wrong key is refused by the signature check.
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
-	if _, err := Describe(context.Background(), req); err == nil || !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
+	if _, err := Describe(t.Context(), req); err == nil || !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
 		t.Errorf("with a wrong secret: %v", err)
 	}
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "fleet-secret")
@@ -72,7 +71,7 @@ func TestDescribeRunningInstancesByTag(t *testing.T) {
 	s.SetEC2Delay(time.Minute)
 	req.Deadline = time.Now().Add(300 * time.Millisecond)
 	start := time.Now()
-	if _, err := Describe(context.Background(), req); err == nil || time.Since(start) > 5*time.Second {
+	if _, err := Describe(t.Context(), req); err == nil || time.Since(start) > 5*time.Second {
 		t.Errorf("with a slow EC2: %v after %s", err, time.Since(start))
 	}
 }
@@ -94,7 +93,7 @@ func TestDescribeReadsEveryPage(t *testing.T) {
 	}
 	s.SetInstances(is...)
 	req := cloud.EC2Request{Region: "us-east-1", Tags: []cloud.Tag{{Key: "Role", Value: "buildkitd-*"}}, Address: "private", Deadline: time.Now().Add(20 * time.Second)}
-	got, err := Describe(context.Background(), req)
+	got, err := Describe(t.Context(), req)
 	if err != nil || !slices.Equal(got, []string{"10.0.0.10", "10.0.21.123"}) {
 		t.Errorf("Describe = %v, %v; want the two builders, on the first and the last page", got, err)
 	}
@@ -107,7 +106,7 @@ func TestDescribeReadsEveryPage(t *testing.T) {
 	}
 	s.SetInstances(is...)
 	before := s.Calls(ecrapi.OpDescribeInstances)
-	if _, err := Describe(context.Background(), req); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d running instances", fleet.MaxMembers)) {
+	if _, err := Describe(t.Context(), req); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d running instances", fleet.MaxMembers)) {
 		t.Errorf("1,200 matches: %v, want refused past the member cap", err)
 	}
 	if n := s.Calls(ecrapi.OpDescribeInstances) - before; n != 1 {
@@ -124,7 +123,7 @@ func TestDescribeRegion(t *testing.T) {
 		SetInstances(ecrapi.Instance{ID: "i-1", Region: "eu-central-1", State: "running", PrivateIP: "10.0.0.1", Tags: map[string]string{"Role": "buildkitd"}})
 	req := cloud.EC2Request{Tags: []cloud.Tag{{Key: "Role", Value: "buildkitd"}}, Address: "private", Deadline: time.Now().Add(10 * time.Second)}
 	// StartForSDK turned instance metadata off: no region anywhere.
-	_, err := Describe(context.Background(), req)
+	_, err := Describe(t.Context(), req)
 	if err == nil || !strings.HasPrefix(err.Error(), "ec2:// names no region, and neither AWS_REGION nor the instance metadata gives one") ||
 		!strings.HasSuffix(err.Error(), "name it, as in ec2://us-east-1?tag:KEY=VALUE") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("no region: %v, want one line saying to name it", err)
@@ -132,7 +131,7 @@ func TestDescribeRegion(t *testing.T) {
 	m := ecrapi.StartIMDS(t, "eu-central-1")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "")
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", m.URL)
-	if got, err := Describe(context.Background(), req); err != nil || !slices.Equal(got, []string{"10.0.0.1"}) || m.Gets() == 0 {
+	if got, err := Describe(t.Context(), req); err != nil || !slices.Equal(got, []string{"10.0.0.1"}) || m.Gets() == 0 {
 		t.Errorf("region from the metadata: %v, %v after %d metadata GETs", got, err, m.Gets())
 	}
 }

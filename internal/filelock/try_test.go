@@ -1,7 +1,6 @@
 package filelock
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -9,7 +8,7 @@ import (
 
 func TestTryLockNeverWaits(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.lock")
-	release, err := Lock(context.Background(), path, 0)
+	release, err := Lock(t.Context(), path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +23,7 @@ func TestTryLockNeverWaits(t *testing.T) {
 	if !ok || err != nil {
 		t.Fatalf("TryLock when free = %v, %v", ok, err)
 	}
-	if _, err := Lock(context.Background(), path, 20*time.Millisecond); err == nil {
+	if _, err := Lock(t.Context(), path, 20*time.Millisecond); err == nil {
 		t.Fatal("Lock succeeded while TryLock held the lock")
 	}
 	r()

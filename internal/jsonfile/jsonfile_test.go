@@ -1,7 +1,6 @@
 package jsonfile
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -81,7 +80,7 @@ func TestWriteIsPrivateAndReadsBack(t *testing.T) {
 
 func TestLockMakesItsDirAndExcludes(t *testing.T) {
 	lock := filepath.Join(t.TempDir(), "new", "f.lock")
-	release, err := Lock(context.Background(), lock, 0)
+	release, err := Lock(t.Context(), lock, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +90,12 @@ func TestLockMakesItsDirAndExcludes(t *testing.T) {
 	}
 	// flock locks belong to open file descriptions: a second Lock in this
 	// process contends as another process would.
-	if _, err := LockUntil(context.Background(), lock, time.Now().Add(50*time.Millisecond)); !errors.Is(err, filelock.ErrTimeout) {
+	if _, err := LockUntil(t.Context(), lock, time.Now().Add(50*time.Millisecond)); !errors.Is(err, filelock.ErrTimeout) {
 		t.Fatalf("LockUntil while held = %v, want ErrTimeout", err)
 	}
 	release()
 	// A deadline already past still takes a free lock.
-	again, err := LockUntil(context.Background(), lock, time.Now().Add(-time.Second))
+	again, err := LockUntil(t.Context(), lock, time.Now().Add(-time.Second))
 	if err != nil {
 		t.Fatalf("LockUntil a past deadline on a free lock: %v", err)
 	}
@@ -108,7 +107,7 @@ func TestLockCannotMakeItsDir(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Lock(context.Background(), filepath.Join(file, "f.lock"), 0); err == nil {
+	if _, err := Lock(t.Context(), filepath.Join(file, "f.lock"), 0); err == nil {
 		t.Fatal("Lock under a file succeeded")
 	}
 }

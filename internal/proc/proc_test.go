@@ -122,7 +122,7 @@ func TestRunDoesNotWaitForAGrandchild(t *testing.T) {
 		{"exits, grandchild holds stdout", "setsid sleep 5 & echo started", WaitDelay},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 			defer cancel()
 			start := time.Now()
 			_, _, _ = Run(ctx, []string{"PATH=/usr/bin:/bin"}, nil, "/bin/sh", "-c", tc.shell)

@@ -1,7 +1,6 @@
 package ecr
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +35,7 @@ func TestFetchPrivate(t *testing.T) {
 		"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
 	} {
 		reg := hosts.Parse(host)
-		reply, err := Fetch(context.Background(), reg, fast(10*time.Second))
+		reply, err := Fetch(t.Context(), reg, fast(10*time.Second))
 		if err != nil {
 			t.Fatalf("%s: %v", host, err)
 		}
@@ -55,7 +54,7 @@ func TestFetchPrivate(t *testing.T) {
 
 func TestFetchPublicAndGenericEndpoint(t *testing.T) {
 	s := fake(t, "AWS_ENDPOINT_URL")
-	reply, err := Fetch(context.Background(), hosts.Parse("public.ecr.aws"), fast(10*time.Second))
+	reply, err := Fetch(t.Context(), hosts.Parse("public.ecr.aws"), fast(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +70,7 @@ func TestFetchRetriesThrottlingAndServerErrors(t *testing.T) {
 	s := fake(t, "AWS_ENDPOINT_URL_ECR")
 	s.ThrottleNext(2)
 	s.FailNext(1)
-	if _, err := Fetch(context.Background(), hosts.Parse("123456789012.dkr.ecr.us-east-1.amazonaws.com"), fast(10*time.Second)); err != nil {
+	if _, err := Fetch(t.Context(), hosts.Parse("123456789012.dkr.ecr.us-east-1.amazonaws.com"), fast(10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.Calls(ecrapi.OpGetAuthorizationToken); n != 4 {
@@ -84,7 +83,7 @@ func TestFetchGivesUpWithinItsBound(t *testing.T) {
 	s.ThrottleNext(1000)
 	start := time.Now()
 	o := Options{Timeout: 2 * time.Second, MaxAttempts: 1000, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
-	_, err := Fetch(context.Background(), hosts.Parse("123456789012.dkr.ecr.us-east-1.amazonaws.com"), o)
+	_, err := Fetch(t.Context(), hosts.Parse("123456789012.dkr.ecr.us-east-1.amazonaws.com"), o)
 	took := time.Since(start)
 	if err == nil {
 		t.Fatal("a throttled-forever API gave a token")
@@ -103,7 +102,7 @@ func TestFetchGivesUpWithinItsBound(t *testing.T) {
 func TestFetchDoesNotRetryAccessDenied(t *testing.T) {
 	s := fake(t, "AWS_ENDPOINT_URL_ECR")
 	s.DenyNext(1)
-	_, err := Fetch(context.Background(), hosts.Parse("123456789012.dkr.ecr.us-east-1.amazonaws.com"), fast(10*time.Second))
+	_, err := Fetch(t.Context(), hosts.Parse("123456789012.dkr.ecr.us-east-1.amazonaws.com"), fast(10*time.Second))
 	if err == nil || !strings.Contains(err.Error(), "AccessDeniedException") {
 		t.Errorf("err = %v", err)
 	}
@@ -116,14 +115,14 @@ func TestFetchWithoutCredentials(t *testing.T) {
 	fake(t, "AWS_ENDPOINT_URL_ECR")
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	_, err := Fetch(context.Background(), hosts.Parse("123456789012.dkr.ecr.us-east-1.amazonaws.com"), fast(5*time.Second))
+	_, err := Fetch(t.Context(), hosts.Parse("123456789012.dkr.ecr.us-east-1.amazonaws.com"), fast(5*time.Second))
 	if err == nil || !strings.Contains(err.Error(), "no AWS credentials") {
 		t.Errorf("err = %v", err)
 	}
 }
 
 func TestFetchRefusesOtherHosts(t *testing.T) {
-	if _, err := Fetch(context.Background(), hosts.Parse("ghcr.io"), Options{}); err == nil {
+	if _, err := Fetch(t.Context(), hosts.Parse("ghcr.io"), Options{}); err == nil {
 		t.Error("fetched a token for ghcr.io")
 	}
 }

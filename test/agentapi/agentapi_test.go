@@ -73,7 +73,7 @@ func requireOrder(t *testing.T, reqs []Request, want ...string) {
 // the finish body, the log and the agent's exit code.
 func runJob(t *testing.T, s *Server, id string, extra ...string) (Finish, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	p := harness.StartAgent(t, s.AgentArgs(t.TempDir(), id, extra...))
 	f, err := s.WaitFinish(ctx, id)
@@ -147,7 +147,7 @@ func TestCancel(t *testing.T) {
 	// The bootstrap echoes the command into the log ("$ echo ..."), so the
 	// markers are split with quotes there and whole only in the output.
 	id := addJob(s, `echo RE""ADY; sleep 30; echo NE""VER`)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	begin := time.Now()
 	p := harness.StartAgent(t, s.AgentArgs(t.TempDir(), id))
@@ -235,7 +235,7 @@ func TestPollMode(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
 	id := addJob(s, "echo polled-job")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	p := harness.StartAgent(t, s.PollAgentArgs(t.TempDir(), "poller", "--no-pty"))
 	f, err := s.WaitFinish(ctx, id)
@@ -256,7 +256,7 @@ func TestPollMode(t *testing.T) {
 func TestEightAgentsOneServer(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Second)
 	defer cancel()
 	type run struct {
 		id string
@@ -412,7 +412,7 @@ func TestAgentPassesAJobsQueueVariableThrough(t *testing.T) {
 	env["BUILDKITE_AGENT_META_DATA_QUEUE"] = "trusted" // as a step's env: would set it
 	env["BUILDKITE_CONFIG_PATH"] = "/tmp/step-chosen.cfg"
 	s.AddJob(Job{ID: id, Env: env})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	p := harness.StartAgent(t, s.AgentArgs(dir, id, "--tags", "queue=build,docker=true"))
 	f, err := s.WaitFinish(ctx, id)

@@ -1,7 +1,6 @@
 package ecrapi
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -39,7 +38,7 @@ func TestEC2PagesAFilteredListing(t *testing.T) {
 	var sizes []int
 	p := ec2.NewDescribeInstancesPaginator(ec2Client(s), in)
 	for p.HasMorePages() {
-		out, err := p.NextPage(context.Background())
+		out, err := p.NextPage(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +52,7 @@ func TestEC2PagesAFilteredListing(t *testing.T) {
 	}
 	for _, bad := range []int32{4, 1001} {
 		in.MaxResults = aws.Int32(bad)
-		if _, err := ec2Client(s).DescribeInstances(context.Background(), in); apiCode(err) != "InvalidParameterValue" {
+		if _, err := ec2Client(s).DescribeInstances(t.Context(), in); apiCode(err) != "InvalidParameterValue" {
 			t.Errorf("MaxResults %d: %v, want InvalidParameterValue", bad, err)
 		}
 	}
@@ -76,7 +75,7 @@ func TestEC2TagValueWildcards(t *testing.T) {
 		"build":     {"i-build"},
 		"?":         nil,
 	} {
-		out, err := ec2Client(s).DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{
+		out, err := ec2Client(s).DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{
 			Filters: []types.Filter{{Name: aws.String("tag:Role"), Values: []string{pattern}}}})
 		if err != nil {
 			t.Fatal(err)
@@ -98,7 +97,7 @@ func TestIMDSv2(t *testing.T) {
 	m := StartIMDS(t, "ap-southeast-2")
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", m.URL)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "")
-	out, err := imds.New(imds.Options{}).GetRegion(context.Background(), nil)
+	out, err := imds.New(imds.Options{}).GetRegion(t.Context(), nil)
 	if err != nil || out.Region != "ap-southeast-2" || m.Gets() != 1 {
 		t.Errorf("GetRegion = %+v, %v after %d GETs; want ap-southeast-2 after 1", out, err, m.Gets())
 	}

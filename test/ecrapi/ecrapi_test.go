@@ -1,7 +1,6 @@
 package ecrapi
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -59,7 +58,7 @@ func TestGetAuthorizationTokenWithTheRealSDK(t *testing.T) {
 	s := start(t)
 	//lint:ignore SA1019 registry/ecr sends the deprecated RegistryIds (see there), so the double must answer it
 	in := &ecr.GetAuthorizationTokenInput{RegistryIds: []string{"210987654321"}}
-	out, err := client(s, testKey, testSecret).GetAuthorizationToken(context.Background(), in)
+	out, err := client(s, testKey, testSecret).GetAuthorizationToken(t.Context(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +85,11 @@ func TestGetAuthorizationTokenWithTheRealSDK(t *testing.T) {
 
 func TestSignatureIsChecked(t *testing.T) {
 	s := start(t)
-	_, err := client(s, testKey, "not-the-secret").GetAuthorizationToken(context.Background(), &ecr.GetAuthorizationTokenInput{})
+	_, err := client(s, testKey, "not-the-secret").GetAuthorizationToken(t.Context(), &ecr.GetAuthorizationTokenInput{})
 	if apiCode(err) != "InvalidSignatureException" {
 		t.Errorf("wrong secret: %v, want InvalidSignatureException", err)
 	}
-	_, err = client(s, "AKIAUNKNOWN000000000", testSecret).GetAuthorizationToken(context.Background(), &ecr.GetAuthorizationTokenInput{})
+	_, err = client(s, "AKIAUNKNOWN000000000", testSecret).GetAuthorizationToken(t.Context(), &ecr.GetAuthorizationTokenInput{})
 	if apiCode(err) != "UnrecognizedClientException" {
 		t.Errorf("unknown key: %v, want UnrecognizedClientException", err)
 	}
@@ -103,7 +102,7 @@ func TestInjectedFailuresAreRetriedBySDK(t *testing.T) {
 	s := start(t)
 	s.ThrottleNext(1)
 	s.FailNext(1)
-	if _, err := client(s, testKey, testSecret).GetAuthorizationToken(context.Background(), &ecr.GetAuthorizationTokenInput{}); err != nil {
+	if _, err := client(s, testKey, testSecret).GetAuthorizationToken(t.Context(), &ecr.GetAuthorizationTokenInput{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.Calls(OpGetAuthorizationToken); n != 3 {
@@ -114,7 +113,7 @@ func TestInjectedFailuresAreRetriedBySDK(t *testing.T) {
 		t.Errorf("log = %+v", log)
 	}
 	s.DenyNext(1)
-	_, err := client(s, testKey, testSecret).GetAuthorizationToken(context.Background(), &ecr.GetAuthorizationTokenInput{})
+	_, err := client(s, testKey, testSecret).GetAuthorizationToken(t.Context(), &ecr.GetAuthorizationTokenInput{})
 	if apiCode(err) != "AccessDeniedException" || s.Calls(OpGetAuthorizationToken) != 4 {
 		t.Errorf("denied: %v after %d calls, want AccessDeniedException not retried", err, s.Calls(OpGetAuthorizationToken))
 	}
@@ -123,7 +122,7 @@ func TestInjectedFailuresAreRetriedBySDK(t *testing.T) {
 func TestRepositoriesAndLifecyclePolicy(t *testing.T) {
 	s := start(t)
 	c := client(s, testKey, testSecret)
-	ctx := context.Background()
+	ctx := t.Context()
 	_, err := c.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{"cache/app"}})
 	var nf *types.RepositoryNotFoundException
 	if !errors.As(err, &nf) {
@@ -178,7 +177,7 @@ func TestECRPublicToken(t *testing.T) {
 		Region: "us-east-1", BaseEndpoint: aws.String(s.URL),
 		Credentials: credentials.NewStaticCredentialsProvider(testKey, testSecret, ""),
 	})
-	out, err := c.GetAuthorizationToken(context.Background(), &ecrpublic.GetAuthorizationTokenInput{})
+	out, err := c.GetAuthorizationToken(t.Context(), &ecrpublic.GetAuthorizationTokenInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +228,7 @@ func TestIAMAsTheStackGrantsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	ctx := context.Background()
+	ctx := t.Context()
 	power, full := client(s, testKey, testSecret), client(s, "AKIAFAKEECRAPIFULL01", testSecret)
 	if _, err := power.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{}); err != nil {
 		t.Errorf("poweruser GetAuthorizationToken: %v", err)
