@@ -1,16 +1,19 @@
 package builder
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/config"
+	"github.com/dockhand-ci/dockhand/internal/jsonfile"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 )
 
@@ -96,10 +99,16 @@ func TestWireBuilder(t *testing.T) {
 	}
 }
 
-func TestSelect(t *testing.T) {
-	state := t.TempDir()
-	job := filepath.Join(state, "jobs", "j")
+// jobDirs makes a state dir with a job dir (and its docker config) in it.
+func jobDirs(t *testing.T) (state, job string) {
+	state = t.TempDir()
+	job = filepath.Join(state, "jobs", "j")
 	os.MkdirAll(filepath.Join(job, "docker"), 0o700)
+	return state, job
+}
+
+func TestSelect(t *testing.T) {
+	state, job := jobDirs(t)
 	e := agentenv.FromSlice([]string{"PATH=" + t.TempDir(), "BUILDKITE_PIPELINE_SLUG=app"})
 	self := filepath.Join(t.TempDir(), "dockhand") // no dockhand-cloud beside it
 	opts := func(cfg *config.Config) SetupOptions {
@@ -206,5 +215,51 @@ func TestForksGoWhereUntrustedSays(t *testing.T) {
 				t.Errorf("%s: probes trusted node %s", tc.name, tg.Endpoint)
 			}
 		}
+	}
+}
+
+// A job cancelled during its builder choice stops waiting at once: here
+// another job holds both the fleet's and the probes' shared caches, which
+// before the job waited for until probe_timeout had passed.
+func TestCancelEndsSelect(t *testing.T) {
+	state, job := jobDirs(t)
+	cfg := config.Default("")
+	cfg.Builders = []string{config.BuilderRemote}
+	cfg.Remote.Endpoints = []string{epA, "dns://pool.fleet.test:1234"}
+	cfg.ProbeTimeout, cfg.ProbeCacheTTL, cfg.Remote.DiscoveryTTL = time.Hour, time.Hour, time.Hour
+	// "fleet.lock" is fleet.Discoverer's lock beside its cache.
+	for _, lock := range []string{"fleet.lock", probeLockFile} {
+		release, err := jsonfile.Lock(t.Context(), filepath.Join(ProbeCacheDir(state), lock), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the agent's cancel came in
+	type result struct {
+		sel *Selection
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sel, err := Select(ctx, SetupOptions{Config: cfg, Env: agentenv.FromSlice([]string{"PATH=" + t.TempDir()}), StateDir: state, JobDir: job,
+			DockerConfig: filepath.Join(job, "docker"), Self: filepath.Join(t.TempDir(), "dockhand"), DockerSocket: filepath.Join(state, "no-docker.sock")})
+		done <- result{sel, err}
+	}()
+	select {
+	case r := <-done:
+		var none *NoBuilderError
+		if !errors.As(r.err, &none) || r.sel.Builder != nil {
+			t.Errorf("cancelled choice: %+v, %v; want no builder", r.sel, r.err)
+		}
+		if !strings.Contains(r.sel.Probes.Note, "canceled") {
+			t.Errorf("probe note %q, want the wait for the cache cancelled", r.sel.Probes.Note)
+		}
+		if len(r.sel.Discovery) != 1 || !strings.Contains(r.sel.Discovery[0].Err, "cancelled") {
+			t.Errorf("discovery %+v, want it cancelled", r.sel.Discovery)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a cancelled job still waits to choose its builder")
 	}
 }
