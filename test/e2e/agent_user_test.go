@@ -16,6 +16,7 @@ import (
 // group's. Before, the second job failed on the sweep (STATE/jobs is 0300,
 // which root ignores and its owner cannot list).
 func TestJobAfterJobAsTheAgentUser(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	engine, err := kit.StartDockerd(harness.DockerdOptions{})
 	if err != nil {
@@ -50,6 +51,7 @@ docker buildx build --progress plain -t job-after-job .`, kit.BaseImage)
 // An agent user the engine's socket refuses (not in its group): one line
 // names the cause and the fix, the next kind builds, nothing hangs.
 func TestEngineSocketDeniedToTheAgentUser(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	engine, err := kit.StartDockerd(harness.DockerdOptions{})
 	if err != nil {
@@ -84,6 +86,7 @@ echo built-on-the-next-kind`, kit.BaseImage)
 // and the fix; its builder is chosen as always. Then the same for a state
 // dir of the agent user's in which root left STATE/jobs.
 func TestStateDirOfAnotherUser(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	r := newRigAs(t, harness.MustStackUser(t)) // about the agent user, whatever DOCKHAND_E2E_AGENT_USER says
 	rootsState := filepath.Join(userTempDir(t), "state")

@@ -15,6 +15,7 @@ var setupPhases = regexp.MustCompile(`(?m)^dockhand: debug: setup took [0-9.]+ms
 // pipeline, as a step would), the job log's dockhand section gives the
 // setup's time per phase; without it, no such line.
 func TestBootstrapDebugPrintsSetupPhases(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	config := filepath.Join(dir, "dockhand.toml")
 	writeFile(t, config, fmt.Sprintf("state_dir = %q\n", filepath.Join(dir, "state")))

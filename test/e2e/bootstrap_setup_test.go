@@ -14,6 +14,7 @@ import (
 // no buildkite-agent to run), it exits 125 — which the agent reports as a
 // retryable -1 — with one clear line, and leaves no job dir behind.
 func TestBootstrapSetupFailureIs125(t *testing.T) {
+	t.Parallel()
 	bin := harness.DockhandBin(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")

@@ -20,6 +20,7 @@ import (
 // one after another (what pure affinity does: all six on one node). Later,
 // on an idle pool, two jobs of the pipeline both go to its node.
 func TestRemotePoolSpreadsAHotPipeline(t *testing.T) {
+	// Not parallel: its burst is timed against its own serial builds: other tests' load skews the ratio.
 	p := startPoolOf(t, 3, harness.Options{}, harness.BuildkitdOptions{MaxParallelism: 1})
 	const slug, hosts, work = "hot-app", 6, 8 // work: seconds each build's step runs
 	configs := make([]string, hosts)

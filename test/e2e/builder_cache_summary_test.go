@@ -30,6 +30,7 @@ var cacheSummaryLine = regexp.MustCompile(`dockhand: cache: (\d+) build\(s\) on 
 // BuildKit's build history): few on the first build, more on the same build
 // again; a job that builds nothing gets no line.
 func TestJobEndsWithACacheSummary(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	r := embeddedRig(t, kit, "[cache]\nmode = \"off\"\n")
 	command := fmt.Sprintf(`printf 'FROM %s\nRUN echo one > /one\nRUN echo two > /two\n' > Dockerfile

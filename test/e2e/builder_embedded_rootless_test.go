@@ -26,6 +26,7 @@ var startedRootless = regexp.MustCompile(`started the host's buildkitd \(pid (\d
 // state dir (removed, and swept by the next job, as the user). Before, the
 // job failed with exit 125: the embedded buildkitd needed euid 0.
 func TestEmbeddedBuilderRootlessForTheStackUser(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	h := newStackUserHost(t, kit, `["embedded"]`, "", "")
 	u, state := h.user, h.state
@@ -165,6 +166,7 @@ func (h *stackUserHost) job(command string) bootstrapRun {
 // daemon is started or waited for. Before, the job tried to start a rootful
 // daemon and logged that buildkitd runs as root.
 func TestEmbeddedRootlessMissingPieceTakesTheNextKind(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	remote, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{Name: "remote", TCP: true, InsecureRegistries: []string{kit.Registry.Host}})
 	if err != nil {

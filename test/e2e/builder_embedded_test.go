@@ -21,6 +21,7 @@ var startedPid = regexp.MustCompile(`started the host's buildkitd \(pid (\d+)\)`
 // starts; two concurrent jobs share it, it outlives them, and the next job
 // restarts it when it died.
 func TestEmbeddedBuilderSharedAndRestarted(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	r := newRootRig(t) // root's embedded buildkitd (the stack user's, rootless: TestEmbeddedBuilderRootlessForTheStackUser)
 	r.shortState()

@@ -23,6 +23,7 @@ import (
 // third stays. Then the DNS server hangs: the next job still builds, on the
 // last good membership, and its log says so in one line.
 func TestDiscoveredFleetFollowsMembershipChanges(t *testing.T) {
+	// Not parallel: it asserts a choice within the discovery and probe deadlines (5.5 s).
 	kit, tls, port := fleetKit(t)
 	var nodes []*harness.Buildkitd
 	var eps, ips []string

@@ -23,6 +23,7 @@ const nsLoadMargin = 1500 * time.Millisecond
 // chosen; a Namespace builder that does not answer its probe is not. Then, on a fresh host, eight jobs starting together do one token
 // exchange and all build on Namespace.
 func TestNamespaceChosenWithinTheProbeDeadline(t *testing.T) {
+	// Not parallel: it asserts the choice's duration within a band of the probe deadlines.
 	p := startPool(t, 2)
 	nsNode, poolNode := p.eps[0], p.eps[1]
 	nsc := buildFakeNsc(t)

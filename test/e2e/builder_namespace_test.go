@@ -74,6 +74,7 @@ func writeBackend(t *testing.T, path string, b nscBackend) {
 // Namespace dir, shared with the host's later jobs. When nsc auth fails,
 // the job falls back to the remote pool with one warning saying why.
 func TestNamespaceBuilderAndFallback(t *testing.T) {
+	t.Parallel()
 	p := startPool(t, 2)
 	nsNode, poolNode := p.eps[0], p.eps[1]
 	nsc := buildFakeNsc(t)
@@ -202,6 +203,7 @@ docker buildx build --progress plain --push -t ` + ref + ":" + tag + " ."
 // Namespace route asks docker-credential-nsc (the fake, with the job's
 // tenant token) for nscr.io.
 func TestNamespaceRegistryThroughTheHelper(t *testing.T) {
+	t.Parallel()
 	const password = "nscr-e2e-password"
 	p := startPool(t, 1, harness.Options{RegistryUser: "token", RegistryPassword: password})
 	nsc := buildFakeNsc(t)

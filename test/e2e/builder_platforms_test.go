@@ -15,6 +15,7 @@ import (
 // ([[remote.platform]]), a two-platform build runs each platform on its
 // own node (as native builders would), and the pushed image holds both.
 func TestPerPlatformNodesBuildNatively(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{NoBaseImage: true})
 	fleet, err := kit.NewFleetTLS("fleet")
 	if err != nil {

@@ -80,6 +80,7 @@ key = %q
 // docker buildx bake, buildctl); when that node dies, the next job lands on
 // the other one.
 func TestRemotePoolAffinityAndFailover(t *testing.T) {
+	// Not parallel: it asserts a choice within probe_timeout and a 1 s margin.
 	p := startPool(t, 2)
 	r := newRig(t)
 	// Probe results are shared for a minute: a node that dies meanwhile is
@@ -173,6 +174,7 @@ buildctl --tlsdir "$BUILDKIT_TLS_DIR" build --frontend dockerfile.v0 --local con
 // TestRemoteHangingEndpointIsBounded: an endpoint that accepts TCP and never
 // answers costs the job at most probe_timeout, and is named in the log.
 func TestRemoteHangingEndpointIsBounded(t *testing.T) {
+	// Not parallel: it asserts a choice within probe_timeout and a 1 s margin.
 	p := startPool(t, 1)
 	hang, err := harness.StartHanging()
 	if err != nil {
@@ -212,6 +214,7 @@ func TestRemoteHangingEndpointIsBounded(t *testing.T) {
 // CA is rejected by the builders; the job fails with 125 and one line naming
 // each candidate and why, unless the queue's builders are optional.
 func TestRemoteRejectsABadClientCertificate(t *testing.T) {
+	t.Parallel()
 	p := startPool(t, 2)
 	dir := t.TempDir()
 	state := filepath.Join(shortDir(t), "state")
@@ -250,6 +253,7 @@ func TestRemoteRejectsABadClientCertificate(t *testing.T) {
 // TestConcurrentJobsShareOneProbe: jobs starting together on a host probe
 // the builders once; the others use what the first found.
 func TestConcurrentJobsShareOneProbe(t *testing.T) {
+	t.Parallel()
 	p := startPool(t, 2)
 	state := filepath.Join(shortDir(t), "state")
 	config := filepath.Join(t.TempDir(), "dockhand.toml")
@@ -284,6 +288,7 @@ func TestConcurrentJobsShareOneProbe(t *testing.T) {
 // would get, why, each probe with its latency and BuildKit version, and
 // warns about plaintext endpoints.
 func TestDoctorShowsTheBuilder(t *testing.T) {
+	t.Parallel()
 	p := startPool(t, 1)
 	hang, err := harness.StartHanging()
 	if err != nil {

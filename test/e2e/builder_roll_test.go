@@ -20,6 +20,7 @@ import (
 // gone. Twenty jobs of five pipelines on four hosts, two builds each, all
 // pass, and the old and the new builders both ran some.
 func TestRollingReplacementFailsNoBuild(t *testing.T) {
+	t.Parallel()
 	kit, tls, port := fleetKit(t)
 	const key, secret = "AKIAROLLE2E000000001", "roll-e2e-secret"
 	aws, err := ecrapi.Start(ecrapi.Options{Keys: map[string]string{key: secret}, Password: "unused"})

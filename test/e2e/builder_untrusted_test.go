@@ -14,6 +14,7 @@ import (
 // see what it wrote. A trusted build that writes the same mount is seen:
 // the mount really is shared on a node, which is what the fork is kept from.
 func TestForkCannotPoisonTrustedCacheMounts(t *testing.T) {
+	t.Parallel()
 	p := startPool(t, 2)
 	trusted, untrusted := p.eps[0], p.eps[1]
 	dir := shortDir(t)

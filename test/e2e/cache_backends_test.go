@@ -40,6 +40,7 @@ func rebuildOnFreshBuilder(t *testing.T, r *rig, kit *harness.Env, a, b string, 
 // builders get the credentials in their environment; no process's command
 // line ever holds the secret, nor does the job log.
 func TestCacheS3Backend(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{S3Bucket: "buildcache"})
 	const secret = "s3-secret-never-in-argv"
 	harness.NoSecretInCmdlines(t, secret)
@@ -92,6 +93,7 @@ endpoint_url = %q
 // OCI layout per pipeline, kept under cache.local.max_size by evicting the
 // least recently written pipelines.
 func TestCacheLocalBackend(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	dir := filepath.Join(t.TempDir(), "cache")
 	// Another pipeline's stale cache, bigger than the bound on its own.
@@ -142,6 +144,7 @@ func TestCacheLocalBackend(t *testing.T) {
 // TestCacheBake: `docker buildx bake` with two targets, each with its own
 // key, both from the cache on a fresh builder.
 func TestCacheBake(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	repo := kit.Registry.Host + "/cache"
 	r := cacheRig(t, fmt.Sprintf("[cache]\nrepository = %q\n", repo))

@@ -19,6 +19,7 @@ import (
 // stack — with the current compose and buildx and with the Elastic CI
 // Stack's (compose 5.1.4, buildx 0.34.1, agent 3.137.0).
 func TestComposeBuildCache(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	engine, err := kit.StartDockerd(harness.DockerdOptions{})
 	if err != nil {

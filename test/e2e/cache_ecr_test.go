@@ -16,6 +16,7 @@ import (
 // host. The build's refs carry image-manifest=true,oci-mediatypes=true; the
 // registry itself is unreachable here, and the build still passes.
 func TestCacheECRRepository(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	ecr := startECR(t, "ecr-cache-test-password", nil)
 	repo := ecrHost + "/build-cache"
@@ -68,6 +69,7 @@ func TestCacheECRRepository(t *testing.T) {
 // uncached (nothing injected) rather than exporting to nowhere; the next
 // job on the host says it in one plain line without asking ECR again.
 func TestCacheECRRepositoryOnPowerUser(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	ecr, err := ecrapi.Start(ecrapi.Options{Keys: map[string]string{awsKey: awsSecret}, Password: "ecr-cache-test-password",
 		Allow: map[string][]string{awsKey: ecrapi.StackPolicy("poweruser")}})

@@ -14,6 +14,7 @@ import (
 // Dockerfile comes on stdin, a flag the shim has never seen (one warning
 // line; DOCKHAND_STRICT=1 fails instead), and a step with DOCKHAND_CACHE=off.
 func TestCachePassThrough(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	repo := kit.Registry.Host + "/cache"
 	r := cacheRig(t, fmt.Sprintf("[cache]\nrepository = %q\n", repo))

@@ -30,6 +30,7 @@ func prEnv(branch, number, prRepo string) map[string]string {
 // a fresh buildkitd B (empty root), through plain `docker build`, finds every
 // RUN step CACHED in the registry and takes a fraction of the time.
 func TestCacheRebuildOnFreshBuilder(t *testing.T) {
+	// Not parallel: it times a rebuild against the first build: other tests' load skews the ratio.
 	kit := harness.Start(t, harness.Options{})
 	repo := kit.Registry.Host + "/cache"
 	r := cacheRig(t, fmt.Sprintf("[cache]\nbackend = \"registry\"\nrepository = %q\n", repo))
@@ -75,6 +76,7 @@ func TestCacheRebuildOnFreshBuilder(t *testing.T) {
 // default branch's cache; a pull request writes only its own ref and leaves
 // the default branch's byte for byte; a fork's build writes nothing.
 func TestCacheBranchesPullRequestsForks(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	repo := kit.Registry.Host + "/cache"
 	r := cacheRig(t, fmt.Sprintf("[cache]\nrepository = %q\n", repo))

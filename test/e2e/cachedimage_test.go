@@ -119,6 +119,7 @@ func runCachedImage(t *testing.T, dir string, env []string, args ...string) cach
 // build at all; changing a cache-on file changes the tag and builds again.
 // The tag is the plugin's, computed by its algorithm in real bash.
 func TestCachedImageBuildsOnceThenReuses(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	work := t.TempDir()
 	writeFile(t, filepath.Join(work, "Dockerfile"), fmt.Sprintf(cacheDockerfile, kit.BaseImage))
@@ -225,6 +226,7 @@ func TestCachedImageBuildsOnceThenReuses(t *testing.T) {
 // Each RUN fails the build when its part is missing. A flag docker does not
 // know fails as docker says, with nothing pushed.
 func TestCachedImageAdditionalBuildArgs(t *testing.T) {
+	t.Parallel()
 	const token = "token-for-the-secret-mount-4b1e"
 	harness.NoSecretInCmdlines(t, token)
 	kit := harness.Start(t, harness.Options{})
@@ -326,6 +328,7 @@ func startSSHAgent(t *testing.T) string {
 // dockhand-cloud can evaluate (gojq) still gives the plugin's tag; a bad
 // option fails before any work, saying which option and why.
 func TestCachedImagePrintTagAndErrors(t *testing.T) {
+	t.Parallel()
 	work := t.TempDir()
 	writeFile(t, filepath.Join(work, "Dockerfile"), "FROM scratch\n")
 	writeFile(t, filepath.Join(work, "package.json"), `{"name": "Demo-App", "version": "2.0.1"}`)
@@ -477,6 +480,7 @@ dockhand cached-image
 // tags; the command and the post-command hook see the exported image. The
 // second job builds nothing and exports the same image.
 func TestCachedImageInAJobOnECR(t *testing.T) {
+	t.Parallel()
 	const password = "ecr-token-for-the-cached-image"
 	harness.NoSecretInCmdlines(t, password, awsSecret)
 	kit := harness.Start(t, harness.Options{RegistryUser: "AWS", RegistryPassword: password})
@@ -562,6 +566,7 @@ func TestCachedImageInAJobOnECR(t *testing.T) {
 // kit's buildkitd records no build), :TAG and :latest are pushed, the command
 // sees the image; the second job finds it and builds nothing.
 func TestCachedImageOnTheEngine(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	engine, err := kit.StartDockerd(harness.DockerdOptions{})
 	if err != nil {

@@ -53,6 +53,7 @@ func transfers(t *testing.T, r *rig, agentDir, agentName, command string, env ma
 // in one job (the same upload key) both succeed with the job's files; and
 // two jobs of the pipeline at once on the host's two agents stay incremental.
 func TestContextUploadIsIncrementalAcrossJobs(t *testing.T) {
+	t.Parallel()
 	p := startPool(t, 1)
 	r := newRig(t)
 	writeFile(t, r.config, p.config(r.state, p.fleet.Client, p.eps, ""))
@@ -146,6 +147,7 @@ wait $one && wait $two`, ctxA, out, out)
 // take for unchanged). Each pipeline's image holds its own file, job after
 // job.
 func TestContextUploadNeverCrossesPipelines(t *testing.T) {
+	t.Parallel()
 	p := startPool(t, 1)
 	r := newRig(t)
 	writeFile(t, r.config, p.config(r.state, p.fleet.Client, p.eps, ""))

@@ -70,6 +70,7 @@ func (r *ecrHelperRig) cacheFile() string {
 }
 
 func TestCredentialsECRConcurrentColdGetsMakeOneCall(t *testing.T) {
+	t.Parallel()
 	const password = "ecr-token-password-concurrent"
 	harness.NoSecretInCmdlines(t, password, awsSecret)
 	r := newECRHelperRig(t, password)
@@ -140,6 +141,7 @@ func nearExpiry(t *testing.T, file string, expired bool) {
 }
 
 func TestCredentialsECRNearExpiryIsRefreshed(t *testing.T) {
+	t.Parallel()
 	const password = "ecr-token-password-refresh"
 	harness.NoSecretInCmdlines(t, password, awsSecret)
 	r := newECRHelperRig(t, password)
@@ -187,6 +189,7 @@ func TestCredentialsECRNearExpiryIsRefreshed(t *testing.T) {
 }
 
 func TestCredentialsECRThrottlingIsRetried(t *testing.T) {
+	t.Parallel()
 	const password = "ecr-token-password-throttled"
 	harness.NoSecretInCmdlines(t, password, awsSecret)
 	r := newECRHelperRig(t, password)
@@ -207,6 +210,7 @@ func TestCredentialsECRThrottlingIsRetried(t *testing.T) {
 }
 
 func TestCredentialsECRPublicAndAnonymousFallback(t *testing.T) {
+	t.Parallel()
 	const password = "ecr-public-token-password"
 	harness.NoSecretInCmdlines(t, password, awsSecret)
 	r := newECRHelperRig(t, password)
@@ -237,6 +241,7 @@ func TestCredentialsECRPublicAndAnonymousFallback(t *testing.T) {
 }
 
 func TestCredentialsDoctorSaysWhereECRCredentialsComeFrom(t *testing.T) {
+	t.Parallel()
 	const password = "ecr-token-password-doctor"
 	r := newECRHelperRig(t, password)
 	doctor := func(extra ...string) string {

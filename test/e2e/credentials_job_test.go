@@ -30,6 +30,7 @@ import (
 // checks on the push.
 
 func TestCredentialsECRPushInAJob(t *testing.T) {
+	t.Parallel()
 	const password = "ecr-token-pushed-with-in-a-job"
 	harness.NoSecretInCmdlines(t, password, awsSecret)
 	kit := harness.Start(t, harness.Options{RegistryUser: "AWS", RegistryPassword: password})
@@ -100,6 +101,7 @@ func authedManifestStatus(t *testing.T, host, user, password, repo, tag string) 
 // out; the next job on the host cannot push there; no file keeps the
 // password; no command line ever held it.
 func TestCredentialsDockerLoginStaysInItsJob(t *testing.T) {
+	t.Parallel()
 	const password = "docker-login-password-of-job-one"
 	harness.NoSecretInCmdlines(t, password)
 	kit := harness.Start(t, harness.Options{RegistryUser: "ci", RegistryPassword: password})
@@ -154,6 +156,7 @@ echo push-refused`, kit.Registry.Host, build("2"))
 // job through the real `buildkite-agent oidc request-token`, and redacted
 // from the log.
 func TestCredentialsBuildkitePackagesOIDC(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	writeFile(t, r.config, fmt.Sprintf("state_dir = %q\n[packages]\nregistries = [\"acme/images\", \"acme/base\"]\n", r.state))
 	command := `set -e
@@ -188,6 +191,7 @@ echo`
 // TestCredentialsStaticFileInAJob: a registry configured with
 // registry.static is pushed to with the file's credentials, no login.
 func TestCredentialsStaticFileInAJob(t *testing.T) {
+	t.Parallel()
 	const password = "static-file-registry-password"
 	harness.NoSecretInCmdlines(t, password)
 	kit := harness.Start(t, harness.Options{RegistryUser: "robot", RegistryPassword: password})

@@ -21,6 +21,7 @@ import (
 // same step on the plain stack (the agent's bootstrap, the upstream ECR
 // helper) gets the same secret as the refreshed job's get.
 func TestCredentialsECRRefreshedBeforeTheJobsFirstGet(t *testing.T) {
+	t.Parallel()
 	const password = "ecr-token-refreshed-by-the-bootstrap"
 	const pipelineKey, pipelineSecret = "AKIADOCKHANDPIPELINE", "pipeline-secret-access-key"
 	harness.NoSecretInCmdlines(t, password, awsSecret, pipelineSecret)

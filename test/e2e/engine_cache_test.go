@@ -27,6 +27,7 @@ func engineBuild(dockerfile string) string {
 // engine's builder can export to (and which buildx fails the build for on
 // the containerd store), it stays read-only and the job passes.
 func TestLocalKindCacheOnEngines(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{S3Bucket: "buildcache"})
 	dockerfile := workDockerfile(kit.BaseImage)
 	for _, v := range []harness.EngineVariant{harness.Engine2010, harness.EngineCurrent, harness.EngineCurrentContainerd} {
@@ -100,6 +101,7 @@ func TestLocalKindCacheOnEngines(t *testing.T) {
 // no --cache-from does not print): a miss, never a failed build, so
 // dockhand's --cache-from on the local kind is harmless there.
 func TestEngineReadsImageManifestCache(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	seedEnv, err := kit.DockerConfig(t.TempDir(), "kit", kit.Buildkitd)
 	if err != nil {

@@ -303,6 +303,7 @@ func shortDir(t *testing.T) string {
 var jobConfigLine = regexp.MustCompile(`job-docker-config=(/\S+)`)
 
 func TestJobBuildsAndPushesInItsOwnDockerConfig(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	r := newRig(t)
 	ref := kit.Registry.Host + "/job/app:1"
@@ -339,6 +340,7 @@ grep -q ctrl-e "$DOCKER_CONFIG/config.json"
 }
 
 func TestJobExitStatusAndCancel(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	id, agent := r.start("echo about to fail; exit 3", nil)
 	if f, log := r.finish(id, agent); f.ExitStatus != "3" || f.Signal != "" {
@@ -365,6 +367,7 @@ func TestJobExitStatusAndCancel(t *testing.T) {
 }
 
 func TestKilledBootstrapDirIsSweptByTheNextJob(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	// The command SIGKILLs dockhand, the parent of buildkite-agent bootstrap
 	// (the command's own parent): the job dir stays. The real bootstrap gets
@@ -403,6 +406,7 @@ kill -KILL "$(awk '{print $4}' /proc/$PPID/stat)"`, nil)
 // environment hook keeps one job config with those logins; a plugin-like
 // pre-exit after the stack's still finds it.
 func TestElasticStackHooks(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{RegistryUser: "ci", RegistryPassword: "stack-login-pw"})
 	r := newRig(t)
 	hook(t, r.hooks, "environment", `set -euo pipefail
@@ -465,6 +469,7 @@ docker buildx build --builder kit --push -t %s .`, kit.BaseImage, kit.Buildkitd.
 // job sees only its own docker config, and one job's `docker login` does not
 // reach the others.
 func TestEightJobsAtOnce(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{RegistryUser: "ci", RegistryPassword: "only-job-zero"})
 	r := newRig(t)
 	fifo := filepath.Join(r.tempDir(), "release") // the jobs read it

@@ -89,6 +89,7 @@ func installAgentRoot(t *testing.T, queueSection string) (string, []string) {
 // `dockhand bootstrap`, dockhand's hooks dir and `dockhand shell`, as installed
 // by install-dockhand.sh. Without the drop-in the same agent and job do not.
 func TestPackerDropInWiresTheRealAgent(t *testing.T) {
+	t.Parallel()
 	srv, err := agentapi.Start()
 	if err != nil {
 		t.Fatal(err)

@@ -149,6 +149,7 @@ func waitListening(t *testing.T, p *harness.Proc, ready func() error) {
 // certificate of its CA are turned away; a dockhand job (real agent, dockhand
 // bootstrap and shell) builds and pushes through it.
 func TestPackerBuilderServesMTLS(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	b := installBuilderRoot(t, kit)
 
@@ -284,6 +285,7 @@ docker buildx build --progress plain --push -t %s .`, kit.BaseImage, ref), nil)
 // material exits 78 at once and nothing listens; with BUILDKITD_PLAINTEXT=true
 // it serves plain TCP.
 func TestPackerBuilderRefusesTCPWithoutTLS(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{NoBaseImage: true})
 	b := installBuilderRoot(t, kit)
 	empty := t.TempDir()

@@ -57,6 +57,7 @@ func annotationRows(body string) [][]string {
 //     why.
 //   - STATE/metrics.jsonl holds one EMF line per job.
 func TestJobAnnotationReportAndMetrics(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	repo := kit.Registry.Host + "/cache"
 	r := embeddedRig(t, kit, fmt.Sprintf("[cache]\nbackend = \"registry\"\nrepository = %q\n", repo))
@@ -226,6 +227,7 @@ docker buildx build --progress plain .
 // job none (buildx keeps no record of a buildctl build), pipeline b's job
 // only its own.
 func TestIssue23_1_OtherPipelinesBuildsNotOnTheBuildPage(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	r := embeddedRig(t, kit, "")
 	data, err := os.ReadFile(r.config)

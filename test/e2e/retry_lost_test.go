@@ -21,6 +21,7 @@ import (
 // build in the node's history. A step with DOCKHAND_RETRY_LOST_BUILDS=false
 // whose node dies fails, as without dockhand.
 func TestLostBuildRunsAgainOnTheNextNode(t *testing.T) {
+	t.Parallel()
 	p := startPool(t, 3)
 	r := newRig(t)
 	// Routing by pipeline only (balance_factor 0): the host counts the jobs

@@ -55,6 +55,7 @@ func runShellAs(t *testing.T, u *harness.User, argv []string, dir, stdin string,
 // TestShellBehavesAsBash runs each command through `dockhand shell -e -c` and
 // `/bin/bash -e -c` and wants the same stdout, stderr and end.
 func TestShellBehavesAsBash(t *testing.T) {
+	t.Parallel()
 	bin := harness.DockhandBin(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "script.sh"), "#!/bin/bash\necho \"script args: $#\"\necho from-script >&2\nexit 7\n")
@@ -91,6 +92,7 @@ func TestShellBehavesAsBash(t *testing.T) {
 // own temp dir; the shell puts the job's back, says so once, and keeps the
 // hook's logins.
 func TestShellRestoresTheJobDockerConfig(t *testing.T) {
+	t.Parallel()
 	bin := harness.DockhandBin(t)
 	jobDir := t.TempDir()
 	os.MkdirAll(filepath.Join(jobDir, "docker"), 0o700)

@@ -103,6 +103,7 @@ func envInt(name string, def int) int {
 // is left under STATE/jobs once the next job has swept, no job's process
 // still runs, and no secret is in any file under the state dir.
 func TestSoak(t *testing.T) {
+	t.Parallel()
 	jobs, parallel := envInt(soakJobsVar, 40), envInt(soakParallelVar, 6)
 	kit := harness.Start(t, harness.Options{})
 	// One state dir and one configuration for every job: the cache goes to

@@ -155,6 +155,7 @@ var corpusVersions = []struct {
 // current engine with the classic store, userns-remap, the data root on its
 // own mount and the containerd image store.
 func TestTransparencyCorpus(t *testing.T) {
+	t.Parallel()
 	for _, v := range corpusVersions {
 		t.Run(v.versions.String(), func(t *testing.T) {
 			runTransparencyCorpus(t, v.versions, v.engines, func(kind corpusKind, row corpusRow) bool {
@@ -323,6 +324,7 @@ func hangingSocket(t *testing.T) string {
 // defaults (where the engine is the only builder) the job runs as it would
 // without dockhand instead of failing with 125.
 func TestDockerEngineDownOrHanging(t *testing.T) {
+	t.Parallel()
 	sock := hangingSocket(t)
 	state := filepath.Join(shortDir(t), "state")
 	t.Cleanup(func() { stopEmbedded(t, state) })
@@ -387,6 +389,7 @@ echo "${O}pushed"`
 // Building without --builder, the step runs on the builder its own `nsc
 // docker buildx setup --use` made current, on both.
 func TestNamespaceDocsPipelines(t *testing.T) {
+	t.Parallel()
 	p := startPool(t, 2)
 	nsc := buildFakeNsc(t)
 	r := newRig(t)
@@ -435,6 +438,7 @@ echo "${O}builder=$(docker buildx inspect | sed -n 's/^Name: *//p' | head -n 1)"
 // `--push` and a single-platform build then `docker run` behave as on the
 // plain stack whose agent user created the same pool as a buildx builder.
 func TestPerPlatformPoolTransparency(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	engine, err := kit.StartDockerd(harness.DockerdOptions{})
 	if err != nil {
@@ -522,6 +526,7 @@ docker buildx rm mine >/dev/null`
 // cache flags to the step's own builder (the queue has a cache; cache.mode
 // auto).
 func TestTransparencyStepsOwnBuilder(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	engine, err := kit.StartDockerd(harness.DockerdOptions{})
 	if err != nil {
@@ -588,6 +593,7 @@ func TestTransparencyStepsOwnBuilder(t *testing.T) {
 // dockhand's builder, the host's builder still builds when named, and the
 // host store is left as it was.
 func TestHostLevelBuildxConfig(t *testing.T) {
+	t.Parallel()
 	kit := harness.Start(t, harness.Options{})
 	shared, err := kit.StartBuildkitdWith(harness.BuildkitdOptions{Name: "shared", InsecureRegistries: []string{kit.Registry.Host}})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 // (through the shim under dockhand) and `docker compose` are the stack's, not
 // the kit's newer ones beside them.
 func TestStackVersionsRunTheJob(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	r.useVersions(harness.Stack)
 	command := `buildkite-agent --version | sed "s/^/$O/"

@@ -22,10 +22,12 @@ type Env struct {
 	BaseImage string // REGISTRY/dockhand/busybox:latest
 }
 
-// Start brings the kit up for one test and stops it when the test ends. Any
-// failure, a missing component included, fails the test: it never skips.
+// Start brings the kit up for one test and stops it when the test ends; the
+// test holds its Slot from then on. Any failure, a missing component
+// included, fails the test: it never skips.
 func Start(t testing.TB, o Options) *Env {
 	t.Helper()
+	Slot(t)
 	dir := t.TempDir()
 	k, err := New(dir)
 	if err != nil {
@@ -78,9 +80,11 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// DockhandBin is Dockhand for a test, which fails when it is not there.
+// DockhandBin is Dockhand for a test, which fails when it is not there; the
+// test holds its Slot from then on.
 func DockhandBin(t testing.TB) string {
 	t.Helper()
+	Slot(t)
 	bin, err := Dockhand()
 	if err != nil {
 		t.Fatal(err)

@@ -96,8 +96,10 @@ func lookupUser(name string) (*User, error) {
 }
 
 // MustStackUser is StackUser for a test: failing to make the user fails it.
+// The test holds its Slot from then on.
 func MustStackUser(t testing.TB) *User {
 	t.Helper()
+	Slot(t)
 	u, err := StackUser()
 	if err != nil {
 		t.Fatal(err)
