@@ -31,14 +31,15 @@ lint:
 # missing component is a failure, never a skip. The unit lane runs with the
 # race detector and the test cache (its results depend only on the sources);
 # the end-to-end lane (packages that start real components or run bin/dockhand)
-# never caches. test/slowest shows failures as go test does and lists the
-# slowest tests at the end. Then every fuzz target for a few seconds.
-FUZZTIME_TEST ?= 3s
+# never caches, and runs its tests in parallel, DOCKHAND_E2E_PARALLEL at a time
+# (test/harness/limiter.go; 3 unless set). test/slowest shows failures as go
+# test does and lists the slowest tests at the end. The fuzz seed corpora run
+# as unit tests; fuzzing itself is `make fuzz`, the long soak `make soak` (the
+# e2e lane runs TestSoak at its default, short size).
 E2E_PKGS := ./test/e2e ./test/harness ./builder/buildkit ./packer
 UNIT_PKGS = $(filter-out $(patsubst ./%,github.com/dockhand-ci/dockhand/%,$(E2E_PKGS)),$(shell $(GO) list ./...))
 test: tools build vet lint test-unit
 	set -o pipefail; DOCKHAND_BIN=$(CURDIR)/bin/dockhand $(GO) test -json -count=1 -timeout 60m $(E2E_PKGS) | $(GO) run ./test/slowest
-	$(GO) run ./test/fuzz -fuzztime $(FUZZTIME_TEST)
 
 # The fast lane: the packages that start no real component, race detector on.
 test-unit:
