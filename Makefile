@@ -22,9 +22,12 @@ vet:
 # staticcheck, pinned in test/tools/staticcheck/go.mod and built by `make tools`.
 # A finding kept on purpose carries a `//lint:ignore CHECK reason` comment.
 # `go mod tidy -diff`: go.mod and go.sum say exactly what the code needs.
+# golangci-lint (test/tools/golangci-lint/go.mod) with the few linters
+# .golangci.yml chooses and says why.
 lint:
 	$(GO) mod tidy -diff
 	$(TOOLS_BIN)/staticcheck ./...
+	$(TOOLS_BIN)/golangci-lint run ./...
 
 # Every test, the end-to-end ones included: they start their own daemons from
 # the real components `make tools` installs (seconds when nothing changed); a

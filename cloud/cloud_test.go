@@ -114,7 +114,7 @@ func TestServe(t *testing.T) {
 	want := errors.New("AccessDenied")
 	if err := Serve(strings.NewReader("{}"), &out, func(ECRTokenRequest) (ECRCacheRepoReply, error) {
 		return ECRCacheRepoReply{}, want
-	}); err != want {
+	}); !errors.Is(err, want) {
 		t.Errorf("handler error: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -119,7 +120,7 @@ func shell(ctx context.Context, args []string, e *agentenv.Environment, io stdio
 func hook(ctx context.Context, args []string, e *agentenv.Environment, io stdio) error {
 	f := newFlags(modeHook, " environment", io)
 	if err := f.Parse(args); err != nil {
-		if err == errHelp {
+		if errors.Is(err, errHelp) {
 			return errHelp
 		}
 		return usageError{err.Error()}

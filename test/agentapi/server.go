@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -235,7 +236,7 @@ func (s *Server) WaitLog(ctx context.Context, id, substr string) error {
 		}
 		return false, nil
 	})
-	if err == context.Canceled || err == context.DeadlineExceeded {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("agentapi: waiting for %q in the log of job %s: %w; log so far:\n%s", substr, id, err, s.PlainLog(id))
 	}
 	return err

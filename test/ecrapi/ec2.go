@@ -2,6 +2,7 @@ package ecrapi
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -152,7 +153,10 @@ func (s *Server) serveEC2(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	akid, region, signing, err := s.verify(r, body)
 	if err != nil {
-		ae := err.(*apiError)
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			ae = newError(http.StatusInternalServerError, "InternalError", "%v", err)
+		}
 		code := ae.code
 		if code == "InvalidSignatureException" {
 			code = "SignatureDoesNotMatch"

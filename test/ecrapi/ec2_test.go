@@ -102,7 +102,11 @@ func TestIMDSv2(t *testing.T) {
 		t.Errorf("GetRegion = %+v, %v after %d GETs; want ap-southeast-2 after 1", out, err, m.Gets())
 	}
 	resp, err := http.Get(m.URL + "/latest/meta-data/placement/region")
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("a GET without a token: %v %v, want 401", resp.Status, err)
+	if err != nil {
+		t.Fatalf("a GET without a token: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a GET without a token: %s, want 401", resp.Status)
 	}
 }

@@ -88,6 +88,12 @@ cd "$root/test/tools/staticcheck"
 step "go build staticcheck"
 go build -trimpath -o "$bin/staticcheck" honnef.co/go/tools/cmd/staticcheck
 
+# golangci-lint, which `make lint` runs after staticcheck with .golangci.yml
+# (test/tools/golangci-lint/go.mod).
+cd "$root/test/tools/golangci-lint"
+step "go build golangci-lint"
+go build -trimpath -o "$bin/golangci-lint" github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
 # Debian components, unpacked into .tools (no system install needed).
 # fetch_deb DIR PKG VER downloads PKG=VER into DIR; when a Debian (security)
 # update has replaced the pinned version, it takes the current candidate.
