@@ -154,23 +154,32 @@ var corpusVersions = []struct {
 // with each set of corpusVersions, on its engines: Debian's 20.10 and the
 // current engine with the classic store, userns-remap, the data root on its
 // own mount and the containerd image store.
+//
+// Each engine's rows run in a subtest of their own, in parallel with the
+// others under the harness's limiter: a kit, a rig and an engine each.
 func TestTransparencyCorpus(t *testing.T) {
 	t.Parallel()
 	for _, v := range corpusVersions {
 		t.Run(v.versions.String(), func(t *testing.T) {
-			runTransparencyCorpus(t, v.versions, v.engines, func(kind corpusKind, row corpusRow) bool {
-				if len(v.kinds) == 0 {
-					return true
-				}
-				return slices.Contains(v.kinds, kind.name) && (kind.engine || row.builds)
-			})
+			t.Parallel()
+			for _, engine := range v.engines {
+				t.Run(engine.Name, func(t *testing.T) {
+					t.Parallel()
+					runTransparencyCorpus(t, v.versions, engine, func(kind corpusKind, row corpusRow) bool {
+						if len(v.kinds) == 0 {
+							return true
+						}
+						return slices.Contains(v.kinds, kind.name) && (kind.engine || row.builds)
+					})
+				})
+			}
 		})
 	}
 }
 
 // runTransparencyCorpus runs the rows picked, on the kinds picked, with the
-// components of versions, on each engine.
-func runTransparencyCorpus(t *testing.T, versions harness.Versions, engines []harness.EngineVariant, pick func(corpusKind, corpusRow) bool) {
+// components of versions, on engine v.
+func runTransparencyCorpus(t *testing.T, versions harness.Versions, v harness.EngineVariant, pick func(corpusKind, corpusRow) bool) {
 	kit := harness.Start(t, harness.Options{})
 	authReg, err := kit.StartRegistry(harness.RegistryOptions{Name: "auth-registry", User: "user", Password: "s3cret-pass"})
 	if err != nil {
@@ -194,38 +203,34 @@ func runTransparencyCorpus(t *testing.T, versions harness.Versions, engines []ha
 		"CTX": ctxDir, "REG": kit.Registry.Host, "BASE": kit.BaseImage,
 		"AREG": authReg.Host, "APASS": authReg.Password, "O": "out: ",
 	}
+	engine, err := kit.StartDockerd(harness.DockerdOptions{Name: "dockerd-" + v.Name, Engine: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer engine.Stop()
 	n := 0
-	for _, v := range engines {
-		t.Run(v.Name, func(t *testing.T) {
-			engine, err := kit.StartDockerd(harness.DockerdOptions{Name: "dockerd-" + v.Name, Engine: v})
-			if err != nil {
-				t.Fatal(err)
+	for _, kind := range kinds {
+		if !kind.engine && !corpusAllKinds(v) {
+			continue
+		}
+		writeFile(t, r.config, fmt.Sprintf("state_dir = %q\n%s", r.state, kind.config))
+		for _, row := range corpus {
+			if row.engineOnly && !kind.engine || !pick(kind, row) {
+				continue
 			}
-			defer engine.Stop()
-			for _, kind := range kinds {
-				if !kind.engine && !corpusAllKinds(v) {
-					continue
-				}
-				writeFile(t, r.config, fmt.Sprintf("state_dir = %q\n%s", r.state, kind.config))
-				for _, row := range corpus {
-					if row.engineOnly && !kind.engine || !pick(kind, row) {
-						continue
+			t.Run(kind.name+"/"+row.name, func(t *testing.T) {
+				var runs [2]corpusRun
+				for i, plain := range []bool{true, false} {
+					n++
+					jobEnv := map[string]string{"T": fmt.Sprintf("t%d%d", time.Now().UnixNano()%1e6, n), "DOCKER_HOST": engine.Host}
+					for k, v := range env {
+						jobEnv[k] = v
 					}
-					t.Run(kind.name+"/"+row.name, func(t *testing.T) {
-						var runs [2]corpusRun
-						for i, plain := range []bool{true, false} {
-							n++
-							jobEnv := map[string]string{"T": fmt.Sprintf("t%d%d", time.Now().UnixNano()%1e6, n), "DOCKER_HOST": engine.Host}
-							for k, v := range env {
-								jobEnv[k] = v
-							}
-							runs[i] = r.runCorpus(row, plain, jobEnv)
-						}
-						checkCorpusRuns(t, kind, runs[0], runs[1], authReg.Password)
-					})
+					runs[i] = r.runCorpus(row, plain, jobEnv)
 				}
-			}
-		})
+				checkCorpusRuns(t, kind, runs[0], runs[1], authReg.Password)
+			})
+		}
 	}
 }
 

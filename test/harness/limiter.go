@@ -36,13 +36,14 @@ func ParallelFromEnv(environ []string) (int, error) {
 }
 
 // Limiter bounds how many tests hold a slot at once. A test holds at most
-// one, whatever number of harness calls it and its subtests make: the slot
-// belongs to the top-level test and goes back when the test (or subtest)
-// that took it ends.
+// one, whatever number of harness calls it makes, and its subtests share it;
+// a subtest whose ancestors hold none takes one of its own (so the parallel
+// subtests of a test that starts nothing itself each wait for a slot). A
+// slot goes back when the test that took it ends.
 type Limiter struct {
 	slots chan struct{}
 	mu    sync.Mutex
-	held  map[string]bool // top-level test names holding a slot
+	held  map[string]bool // names of the tests holding a slot
 }
 
 // NewLimiter makes a limiter of n slots.
@@ -50,21 +51,20 @@ func NewLimiter(n int) *Limiter {
 	return &Limiter{slots: make(chan struct{}, n), held: map[string]bool{}}
 }
 
-// Acquire takes a slot for t's top-level test, waiting for one to be free,
-// unless that test holds one already; t's cleanup gives it back.
+// Acquire takes a slot for t, waiting for one to be free, unless t or one
+// of its ancestors holds one already; t's cleanup gives it back.
 func (l *Limiter) Acquire(t testing.TB) {
 	t.Helper()
-	key, _, _ := strings.Cut(t.Name(), "/")
-	if release := l.acquire(key); release != nil {
+	if release := l.acquire(t.Name()); release != nil {
 		t.Cleanup(release)
 	}
 }
 
-// acquire takes a slot for key and returns what gives it back, or nil when
-// key holds one already.
+// acquire takes a slot for the test named key and returns what gives it
+// back, or nil when key or an ancestor ("key" up to a "/") holds one.
 func (l *Limiter) acquire(key string) func() {
 	l.mu.Lock()
-	if l.held[key] {
+	if l.sharedLocked(key) {
 		l.mu.Unlock()
 		return nil
 	}
@@ -77,6 +77,17 @@ func (l *Limiter) acquire(key string) func() {
 		delete(l.held, key)
 		l.mu.Unlock()
 	}
+}
+
+// sharedLocked reports whether the test named key or an ancestor ("key" up
+// to a "/") holds a slot; l.mu is held.
+func (l *Limiter) sharedLocked(key string) bool {
+	for held := range l.held {
+		if key == held || strings.HasPrefix(key, held+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // InUse is how many slots are taken.
@@ -92,8 +103,8 @@ var testSlots = sync.OnceValues(func() (*Limiter, error) {
 	return NewLimiter(n), nil
 })
 
-// Slot holds one of the end-to-end slots for t's top-level test until it
-// ends (see ParallelVar). Start, DockhandBin and MustStackUser call it, so a
+// Slot holds one of the end-to-end slots for t until it ends, unless t or
+// an ancestor holds one (see ParallelVar and Limiter). Start, DockhandBin and MustStackUser call it, so a
 // test that calls t.Parallel runs under the limit without asking; a serial
 // test takes a free slot at once, since parallel tests wait until every
 // serial one has ended.

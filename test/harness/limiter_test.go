@@ -25,9 +25,14 @@ func TestParallelFromEnv(t *testing.T) {
 	}
 }
 
-// tryAcquire is acquire that does not wait: nil and false when no slot is
-// free.
+// tryAcquire is acquire that does not wait: false when it would have.
 func (l *Limiter) tryAcquire(key string) (func(), bool) {
+	l.mu.Lock()
+	shared := l.sharedLocked(key)
+	l.mu.Unlock()
+	if shared {
+		return nil, true
+	}
 	select {
 	case l.slots <- struct{}{}:
 		<-l.slots
@@ -58,6 +63,14 @@ func TestLimiterBoundsAndHoldsOneSlotPerTest(t *testing.T) {
 	if c == nil || l.InUse() != 2 {
 		t.Fatalf("TestC after TestA ended: %d slots in use, want 2", l.InUse())
 	}
+	// A subtest shares its test's slot; one whose ancestors hold none
+	// (TestC holds one, TestCache is another test) needs its own.
+	if sub, ok := l.tryAcquire("TestC/sub/row"); !ok || sub != nil {
+		t.Fatalf("a subtest of TestC: release %v, ok %v; want TestC's slot, shared", sub != nil, ok)
+	}
+	if _, ok := l.tryAcquire("TestCache/sub"); ok {
+		t.Fatal("TestCache/sub shared TestC's slot")
+	}
 	// TestA's slot went back with it: it may take one again later.
 	b()
 	if a2, ok := l.tryAcquire("TestA"); !ok || a2 == nil {
@@ -65,12 +78,12 @@ func TestLimiterBoundsAndHoldsOneSlotPerTest(t *testing.T) {
 	}
 }
 
-func TestLimiterAcquireIsPerTopLevelTestAndEndsWithIt(t *testing.T) {
+func TestLimiterSlotIsSharedWithSubtestsAndEndsWithItsTest(t *testing.T) {
 	l := NewLimiter(1)
 	t.Run("first", func(t *testing.T) {
 		l.Acquire(t)
 		t.Run("nested", func(t *testing.T) {
-			l.Acquire(t) // the top-level test's slot: it must not wait for a second of one
+			l.Acquire(t) // its parent's slot: it must not wait for a second of one
 			if l.InUse() != 1 {
 				t.Errorf("%d slots in use inside a subtest, want 1", l.InUse())
 			}
