@@ -31,12 +31,11 @@ func TestNamespaceChosenWithinTheProbeDeadline(t *testing.T) {
 	calls := filepath.Join(userTempDir(t), "nsc-calls.log")
 	backend := newNscBackend(p, nsNode, calls)
 	configure := func(r *rig, probeTimeout string) {
-		cfg := p.config(r.state, p.fleet.Client, []string{poolNode}, `builders = ["namespace", "remote"]
+		p.probeTimeout = probeTimeout
+		writeFile(t, r.config, p.config(r.state, p.fleet.Client, []string{poolNode}, `builders = ["namespace", "remote"]
 [namespace]
 nsc = "`+nsc+`"
-tenant_id = "tnt_e2e"`)
-		cfg = strings.Replace(cfg, `probe_timeout = "1s"`, `probe_timeout = "`+probeTimeout+`"`, 1)
-		writeFile(t, r.config, cfg)
+tenant_id = "tnt_e2e"`))
 	}
 	env := map[string]string{"FAKENSC_BACKEND": backendPath, "BUILDKITE_PIPELINE_SLUG": "ns-deadline"}
 	exchanges := func() int {

@@ -86,10 +86,11 @@ func TestNamespaceBuilderAndFallback(t *testing.T) {
 	// Namespace's setup shares probe_timeout's deadline: 3s leaves room for
 	// a loaded CI machine (the deadline itself is TestNamespaceChosenWithin
 	// TheProbeDeadline's subject).
-	writeFile(t, r.config, strings.Replace(p.config(r.state, p.fleet.Client, []string{poolNode}, `builders = ["namespace", "remote"]
+	p.probeTimeout = "3s"
+	writeFile(t, r.config, p.config(r.state, p.fleet.Client, []string{poolNode}, `builders = ["namespace", "remote"]
 [namespace]
 nsc = "`+nsc+`"
-tenant_id = "tnt_e2e"`), `probe_timeout = "1s"`, `probe_timeout = "3s"`, 1))
+tenant_id = "tnt_e2e"`))
 
 	ref := p.kit.Registry.Host + "/namespace/app"
 	command := func(tag string) string {

@@ -22,7 +22,15 @@ type remotePool struct {
 	fleet *harness.FleetTLS
 	nodes map[string]*harness.Buildkitd // by tcp:// endpoint
 	eps   []string
+	// probeTimeout is config's probe_timeout: loadedProbeTimeout unless the
+	// test is about the deadline (and so runs alone).
+	probeTimeout string
 }
+
+// loadedProbeTimeout is the probe_timeout of a pool test that is not about
+// the deadline: with other tests running at once a healthy node's probe can
+// take over a second, and the job would route around it.
+const loadedProbeTimeout = "5s"
 
 func startPool(t *testing.T, n int, opts ...harness.Options) *remotePool {
 	t.Helper()
@@ -42,7 +50,7 @@ func startPoolOf(t *testing.T, n int, o harness.Options, node harness.BuildkitdO
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &remotePool{kit: kit, fleet: fleet, nodes: map[string]*harness.Buildkitd{}}
+	p := &remotePool{kit: kit, fleet: fleet, nodes: map[string]*harness.Buildkitd{}, probeTimeout: loadedProbeTimeout}
 	for i := range n {
 		node.Name, node.TCP, node.TLS, node.InsecureRegistries = fmt.Sprintf("node-%d", i), true, &fleet.Server, []string{kit.Registry.Host}
 		b, err := kit.StartBuildkitdWith(node)
@@ -65,14 +73,14 @@ func (p *remotePool) config(state string, tls harness.TLSFiles, endpoints []stri
 		extra = "builders = [\"remote\"]\n" + extra
 	}
 	return fmt.Sprintf(`state_dir = %q
-probe_timeout = "1s"
+probe_timeout = %q
 %s
 [remote]
 endpoints = [%s]
 ca = %q
 cert = %q
 key = %q
-`, state, extra, strings.Join(quoted, ", "), tls.CA, tls.Cert, tls.Key)
+`, state, p.probeTimeout, extra, strings.Join(quoted, ", "), tls.CA, tls.Cert, tls.Key)
 }
 
 // TestRemotePoolAffinityAndFailover: jobs of one pipeline land on the same
@@ -82,6 +90,7 @@ key = %q
 func TestRemotePoolAffinityAndFailover(t *testing.T) {
 	// Not parallel: it asserts a choice within probe_timeout and a 1 s margin.
 	p := startPool(t, 2)
+	p.probeTimeout = "1s"
 	r := newRig(t)
 	// Probe results are shared for a minute: a node that dies meanwhile is
 	// still seen at once (it refuses the connect that checks a shared result).
@@ -176,6 +185,7 @@ buildctl --tlsdir "$BUILDKIT_TLS_DIR" build --frontend dockerfile.v0 --local con
 func TestRemoteHangingEndpointIsBounded(t *testing.T) {
 	// Not parallel: it asserts a choice within probe_timeout and a 1 s margin.
 	p := startPool(t, 1)
+	p.probeTimeout = "1s"
 	hang, err := harness.StartHanging()
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +324,7 @@ func TestDoctorShowsTheBuilder(t *testing.T) {
 		t.Errorf("builder = %+v", b)
 	}
 	if len(b.Probes) != 2 || !b.Probes[0].OK || b.Probes[0].Version == "" || b.Probes[0].LatencyMS <= 0 ||
-		b.Probes[1].OK || b.Probes[1].Error != "no answer within 1s" {
+		b.Probes[1].OK || b.Probes[1].Error != "no answer within "+p.probeTimeout {
 		t.Errorf("probes = %+v", b.Probes)
 	}
 	if len(b.Warnings) != 0 {
