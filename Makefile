@@ -35,7 +35,7 @@ lint:
 # race detector and the test cache (its results depend only on the sources);
 # the end-to-end lane (packages that start real components or run bin/dockhand)
 # never caches, and runs its tests in parallel, DOCKHAND_E2E_PARALLEL at a time
-# (test/harness/limiter.go; 3 unless set). test/slowest shows failures as go
+# (test/harness/limiter.go; 2 unless set). test/slowest shows failures as go
 # test does and lists the slowest tests at the end. The fuzz seed corpora run
 # as unit tests; fuzzing itself is `make fuzz`, the long soak `make soak` (the
 # e2e lane runs TestSoak at its default, short size).

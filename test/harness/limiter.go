@@ -14,9 +14,11 @@ import (
 // DockhandBin, MustStackUser) until it ends.
 const ParallelVar = "DOCKHAND_E2E_PARALLEL"
 
-// DefaultParallel is the slots when ParallelVar is unset: measured on a
-// 2-core machine, 3 beat 2 and 1 (docs in README.md, "Tests").
-const DefaultParallel = 3
+// DefaultParallel is the slots when ParallelVar is unset. On a shared
+// 2-core machine the e2e lane took 484 s with 2 and 473 s with 3 (README.md,
+// "Make targets"): no faster for the extra load, under which a healthy
+// node's probe already took over a second once.
+const DefaultParallel = 2
 
 // ParallelFromEnv reads ParallelVar from environ: a whole number from 1 up,
 // DefaultParallel when unset or empty.
