@@ -244,7 +244,7 @@ func (r *rig) startPlain(command string, env map[string]string) (string, *harnes
 // finish waits for the job's finish call and the agent's exit.
 func (r *rig) finish(id string, a *harness.Agent) (agentapi.Finish, string) {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(r.t.Context(), 3*time.Minute)
 	defer cancel()
 	f, err := r.srv.WaitFinish(ctx, id)
 	if err != nil {
@@ -348,7 +348,7 @@ func TestJobExitStatusAndCancel(t *testing.T) {
 	}
 
 	id, agent = r.start(`echo "job-docker-config=$DOCKER_CONFIG"; echo RE""ADY; sleep 60; echo NE""VER`, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if err := r.srv.WaitLog(ctx, id, "\nREADY"); err != nil {
 		t.Fatalf("%v\n%s", err, r.srv.PlainLog(id))
@@ -483,7 +483,7 @@ printf '%%s\n' "$REG_PASSWORD" | docker login -u ci --password-stdin %s
 echo LOGGED""IN
 read -r _ < %s
 %s >/dev/null`, kit.Registry.Host, inspect, fifo, inspect), map[string]string{"REG_PASSWORD": kit.Registry.Password})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	if err := r.srv.WaitLog(ctx, first, "\nLOGGEDIN"); err != nil {
 		t.Fatalf("%v\n%s", err, r.srv.PlainLog(first))

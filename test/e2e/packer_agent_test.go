@@ -140,7 +140,7 @@ echo "late-docker-config=$DOCKER_CONFIG"
 			}
 		}
 		agent := harness.StartAgent(t, args, env...)
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 		defer cancel()
 		f, err := srv.WaitFinish(ctx, id)
 		if err != nil {

@@ -236,7 +236,7 @@ func TestPackerBuilderServesMTLS(t *testing.T) {
 		"another CA's certificate": {"--tlscacert", ca, "--tlscert", filepath.Join(other, "intruder.pem"), "--tlskey", filepath.Join(other, "intruder-key.pem"), "--tlsservername", "127.0.0.1"},
 		"plaintext":                nil,
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		out, err := exec.CommandContext(ctx, kit.Bin("buildctl"), append(append([]string{"--addr", "tcp://" + addr}, args...), "debug", "workers")...).CombinedOutput()
 		cancel()
 		if err == nil {

@@ -247,7 +247,7 @@ func TestIssue23_1_OtherPipelinesBuildsNotOnTheBuildPage(t *testing.T) {
 	pipeline := func(slug string) map[string]string {
 		return map[string]string{"BUILDKITE_PIPELINE_SLUG": slug, "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	lint, lintAgent := r.start("echo LINT\"\"ING\nread -r _ < "+releaseLint+"\necho lint passed", pipeline("a"))
 	if err := r.srv.WaitLog(ctx, lint, "\nLINTING"); err != nil {

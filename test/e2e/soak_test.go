@@ -199,7 +199,7 @@ func (s *soak) job(k soakKind, n int) (agentapi.Finish, string, error) {
 	env := branchEnv("main")
 	env["SOAK_MARK"], env["SOAK_SECRET"] = s.runID, fmt.Sprintf("soak-secret-%s-%d", s.runID, n)
 	id, agent := s.r.start(command, env)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(s.r.t.Context(), 3*time.Minute)
 	defer cancel()
 	if k.waitFor != "" {
 		if err := s.r.srv.WaitLog(ctx, id, k.waitFor); err != nil {
