@@ -136,26 +136,45 @@ func Run(o Options) (Exit, error) {
 	if err != nil {
 		return Exit{}, &SetupError{fmt.Errorf("starting %s bootstrap: %w", agent, err)}
 	}
+	signalled, err = waitChild(done, sigs, func() time.Time {
+		return reportWithin(o.Log, grace, sigs, func(ctx context.Context) { afterJob(ctx, o, job.Path, notes, start, setupTook) })
+	})
+	if signalled.IsZero() {
+		// After the job's report, so a refresh still running has had that
+		// time too.
+		if line := notes.refresh.stop(refreshExitWait); line != "" && notes.debug {
+			joblog.New(o.Log).Printf("%s", line)
+		}
+	}
+	return exitOf(cmd, err)
+}
+
+// waitChild waits for the child to end (done) and runs report after a job
+// that ran to its end, returning when the first signal came (zero: none; report says whether one came during it) and the child's result. The
+// agent signals the whole group, so the child has every signal too; one
+// that came by the time the child ended wins over the end: a cancelled job
+// gets no report, whichever of the two this process notices first.
+func waitChild(done <-chan error, sigs <-chan os.Signal, report func() time.Time) (time.Time, error) {
+	var signalled time.Time
 	for {
 		select {
 		case <-sigs:
-			// The agent signals the whole group: the child has it too. Note
-			// when, to bound our own cleanup by the grace period.
+			// Note when, to bound our own cleanup by the grace period.
 			if signalled.IsZero() {
 				signalled = time.Now()
 			}
 		case err := <-done:
-			if signalled.IsZero() {
-				signalled = reportWithin(o.Log, grace, sigs, func(ctx context.Context) { afterJob(ctx, o, job.Path, notes, start, setupTook) })
-			}
-			if signalled.IsZero() {
-				// After the job's report, so a refresh still running has
-				// had that time too.
-				if line := notes.refresh.stop(refreshExitWait); line != "" && notes.debug {
-					joblog.New(o.Log).Printf("%s", line)
+			select {
+			case <-sigs:
+				if signalled.IsZero() {
+					signalled = time.Now()
 				}
+			default:
 			}
-			return exitOf(cmd, err)
+			if signalled.IsZero() {
+				signalled = report()
+			}
+			return signalled, err
 		}
 	}
 }
