@@ -8,6 +8,7 @@ import (
 
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
+	"github.com/dockhand-ci/dockhand/config"
 )
 
 // hostStore is a host-level BUILDX_CONFIG store with one builder of the
@@ -59,7 +60,7 @@ func TestHostBuildxConfig(t *testing.T) {
 	if got, _ := out.Get(BuildxConfigVar); got != store {
 		t.Fatalf("the job's BUILDX_CONFIG = %q, want its own store %s", got, store)
 	}
-	lookup := func(k string) string { v, _ := out.Get(k); return v }
+	lookup := config.Getter(out)
 	if got := buildx.SelectedBuilderName(lookup); got != buildx.RemoteName {
 		t.Errorf("the job's buildx runs on %q, want dockhand's %s", got, buildx.RemoteName)
 	}

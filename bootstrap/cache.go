@@ -30,7 +30,7 @@ func cacheSettings(c *config.Config, e *agentenv.Environment) (*jobstate.CacheSe
 	if c.Cache.Mode == config.CacheOff {
 		return nil, fmt.Sprintf("off (cache.mode from %s)", c.Sources["cache.mode"])
 	}
-	lookup := func(k string) string { v, _ := e.Get(k); return v }
+	lookup := config.Getter(e)
 	s := &jobstate.CacheSettings{
 		Mode: c.Cache.Mode,
 		Backend: cachekey.Backend{

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dockhand-ci/dockhand/cachekey"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 	"github.com/dockhand-ci/dockhand/internal/proc"
 	"github.com/dockhand-ci/dockhand/jobstate"
@@ -23,7 +24,7 @@ import (
 func afterJob(ctx context.Context, o Options, jobDir string, n setupNotes, start time.Time, setup time.Duration) {
 	retries := jobstate.ReadRetries(jobDir)
 	hist, warning := jobHistory(ctx, o, n.builder, retries, start)
-	get := func(k string) string { v, _ := o.Env.Get(k); return v }
+	get := config.Getter(o.Env)
 	id := cachekey.IdentityFromEnv(get)
 	if n.settings != nil {
 		id = n.settings.Identity // as recorded before any job code ran

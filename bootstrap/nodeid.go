@@ -2,9 +2,11 @@ package bootstrap
 
 import (
 	"context"
+
 	agentenv "github.com/buildkite/agent/v3/env"
 	"github.com/dockhand-ci/dockhand/buildx"
 	"github.com/dockhand-ci/dockhand/cachekey"
+	"github.com/dockhand-ci/dockhand/config"
 	"github.com/dockhand-ci/dockhand/internal/joblog"
 )
 
@@ -13,7 +15,7 @@ import (
 // job's context uploads diff against the previous job's. It returns the job
 // log line. A failure only costs speed: buildx then makes a per-job identity.
 func seedNodeIdentity(ctx context.Context, state, buildxDir string, e *agentenv.Environment) joblog.Line {
-	lookup := func(k string) string { v, _ := e.Get(k); return v }
+	lookup := config.Getter(e)
 	scope, ok := buildx.NodeScopeFromEnv(lookup, forkOf(lookup))
 	if !ok {
 		return joblog.Notef("buildx: per-job node identity (the job names no pipeline): context uploads start from scratch")

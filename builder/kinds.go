@@ -35,7 +35,7 @@ var kinds = map[string]kind{
 }
 
 // kindNames is the order in which the kinds' targets are probed and
-// named.
+// named; local, the host's engine, last.
 var kindNames = []string{config.BuilderRemote, config.BuilderNamespace, config.BuilderEmbedded, config.BuilderLocal}
 
 func (remoteKind) targets(spec Spec) []cloud.ProbeTarget {

@@ -112,14 +112,13 @@ func Targets(spec Spec) []cloud.ProbeTarget {
 		}
 	}
 	for _, name := range kindNames {
-		if slices.Contains(spec.Order, name) && name != config.BuilderLocal {
+		// The engine is probed whatever the order: whether it is up
+		// decides default-load.
+		if slices.Contains(spec.Order, name) || name == config.BuilderLocal {
 			for _, t := range kinds[name].targets(spec) {
 				add(t)
 			}
 		}
-	}
-	for _, t := range kinds[config.BuilderLocal].targets(spec) {
-		add(t)
 	}
 	return ts
 }

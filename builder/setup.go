@@ -65,7 +65,7 @@ type Selection struct {
 // environment. It looks for nsc, buildkitd and the docker socket; it starts
 // nothing.
 func SpecFor(cfg *config.Config, e *agentenv.Environment, stateDir, dockerSocket string) Spec {
-	get := func(k string) string { v, _ := e.Get(k); return v }
+	get := config.Getter(e)
 	path := get("PATH")
 	if dockerSocket == "" {
 		dockerSocket = DefaultDockerSocket

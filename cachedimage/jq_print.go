@@ -79,7 +79,7 @@ func writeJQ(b *strings.Builder, v any, depth int, pretty bool) {
 }
 
 // writeJQString writes s as a JSON string as jq 1.6 does: other control
-// characters as \u00xx, in lower case. (env's tomlQuote escapes the same
+// characters as \u00xx, in lower case. (config's tomlQuote escapes the same
 // characters for TOML in upper case; each keeps its own tool's bytes.)
 func writeJQString(b *strings.Builder, s string) {
 	b.WriteByte('"')

@@ -25,7 +25,7 @@ func TestBuildSettingsWithOverrides(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := FromSlice(append([]string{"BUILDKITE_JOB_ID=j1"}, tc.env...))
-			lookup := func(k string) string { v, _ := e.Get(k); return v }
+			lookup := Getter(e)
 			got, warnings := BuildSettings{CacheMode: CacheAuto}.WithOverrides(lookup)
 			if got != tc.want || len(warnings) != tc.warnings {
 				t.Fatalf("WithOverrides = %+v, %q; want %+v and %d warning(s)", got, warnings, tc.want, tc.warnings)

@@ -21,6 +21,12 @@ func FromSlice(s []string) *agentenv.Environment {
 	return agentenv.FromSlice(s)
 }
 
+// Getter is e as a lookup function, the form the pure policy functions
+// take (cachekey.IdentityFromEnv, buildx.NodeScopeFromEnv, …): unset is "".
+func Getter(e *agentenv.Environment) func(string) string {
+	return func(name string) string { v, _ := lookup(e, name); return v }
+}
+
 // lookup returns the value of name in e; a nil environment is empty.
 func lookup(e *agentenv.Environment, name string) (string, bool) {
 	if e == nil {

@@ -310,9 +310,10 @@ func builderFacts(name string, lookup func(string) string, selected *jobstate.Bu
 	store := buildx.StoreDir(lookup)
 	f := BuilderFacts{Name: name, Driver: buildx.DriverDocker}
 	if store != "" {
-		data, err := os.ReadFile(filepath.Join(store, "instances", strings.ToLower(name)))
-		if b, perr := buildx.ParseInstance("", data); err == nil && perr == nil {
-			f.Driver, f.Nodes = b.Driver, len(b.Nodes)
+		if data, err := os.ReadFile(filepath.Join(store, "instances", strings.ToLower(name))); err == nil {
+			if b, err := buildx.ParseInstance("", data); err == nil {
+				f.Driver, f.Nodes = b.Driver, len(b.Nodes)
+			}
 		}
 	}
 	if selected == nil {

@@ -23,7 +23,7 @@ func buildxShim(ctx context.Context, args []string, e *agentenv.Environment, io 
 			if err != nil {
 				log := joblog.New(io.err)
 				log.Printf("cache not injected: %v", err)
-				settings, warnings := config.BuildSettings{}.WithOverrides(func(k string) string { v, _ := e.Get(k); return v })
+				settings, warnings := config.BuildSettings{}.WithOverrides(config.Getter(e))
 				for _, w := range warnings {
 					log.Warnf("%s", w)
 				}
